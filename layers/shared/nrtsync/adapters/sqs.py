@@ -1,0 +1,64 @@
+"""The callout queue: what ingest writes and the sync function adjusts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.models.callout import QueuedChange
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+# Short timeouts: API Gateway gives up after 29 s, and a 5xx that Zuora retries beats a 504 it cannot read.
+_SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+SQS_BATCH_MAX = 10
+
+
+class QueueUnavailableError(RuntimeError):
+    """The change could not be stored on the queue (retryable: the caller answers 5xx so Zuora retries)."""
+
+
+class ChangeQueue(Protocol):
+    def send(self, change: QueuedChange) -> str: ...
+
+
+class SqsChangeQueue:
+    """Sends accepted changes to the callout queue."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client: SQSClient = client or boto3.client("sqs", config=_SQS_CONFIG)
+
+    def send(self, change: QueuedChange) -> str:
+        """Queue one change and return its SQS message id."""
+        try:
+            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=change.model_dump_json())
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueUnavailableError("the callout queue did not take the change") from exc
+        return response["MessageId"]
+
+    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
+        """Make messages visible again after ``seconds`` (a short retry instead of the full visibility timeout).
+
+        Returns the receipt handles whose visibility could not be changed; those simply come back after the
+        queue's visibility timeout, so a failure here delays a retry but loses nothing.
+        """
+        handles = list(receipt_handles)
+        failed: list[str] = []
+        for start in range(0, len(handles), SQS_BATCH_MAX):
+            chunk = handles[start : start + SQS_BATCH_MAX]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds} for i, handle in enumerate(chunk)
+            ]
+            try:
+                response = self._client.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+            except (ClientError, BotoCoreError):
+                failed.extend(chunk)
+                continue
+            failed.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
+        return failed

@@ -1,0 +1,329 @@
+"""Receiving a Zuora callout: authenticate, validate, queue, and say exactly what happened.
+
+The rule that matters: answer 200 only once the change is on the queue. Zuora treats anything else as a
+failed delivery and retries later, so a 5xx delays a change; a 200 for a change we did not store loses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from pydantic import ValidationError
+
+from nrtsync.adapters.secrets import CachedSecretSource, SecretInvalidError, SecretSource, SecretUnavailableError
+from nrtsync.adapters.sqs import ChangeQueue, QueueUnavailableError, SqsChangeQueue
+from nrtsync.mapping import cached_mapping
+from nrtsync.models.callout import Callout, QueuedChange
+from nrtsync.settings import IngestSettings
+
+NOTIFICATION_ID_HEADER = "zuora-notification-id"
+REQUEST_ID_HEADER = "zuora-request-id"
+_TOP_LEVEL_KEYS = frozenset({"eventType", "objectType", "id", "updatedDate"})
+_FIELD_PREFIX = "fields."
+
+
+@dataclass(frozen=True)
+class CalloutRequest:
+    """The parts of an HTTP request that ingest looks at; header names are lower-case."""
+
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, body: bytes, headers: Mapping[str, str], query: Mapping[str, list[str]] | None = None) -> CalloutRequest:
+        return cls(body=body, headers={k.lower(): v for k, v in headers.items()}, query=dict(query or {}))
+
+    @classmethod
+    def from_api_gateway(cls, event: APIGatewayProxyEvent) -> CalloutRequest:
+        """The request as API Gateway's proxy integration hands it over."""
+        raw = event.body or ""
+        body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
+        return cls.of(body, dict(event.headers or {}), event.multi_value_query_string_parameters or {})
+
+
+@dataclass(frozen=True)
+class CalloutCredentials:
+    """What a callout must present; read from the callout secret."""
+
+    username: str
+    password: str
+    hmac_key: str | None = None
+
+    @classmethod
+    def from_secret(cls, secret: Mapping[str, Any]) -> CalloutCredentials:
+        username, password = secret.get("username"), secret.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            raise ValueError("the callout secret needs non-empty 'username' and 'password' strings")
+        hmac_key = secret.get("hmac_key") or None
+        if hmac_key is not None and not isinstance(hmac_key, str):
+            raise ValueError("the callout secret's 'hmac_key' must be a string")
+        return cls(username=username, password=password, hmac_key=hmac_key)
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """The HTTP answer, plus what the handler needs for metrics and logs."""
+
+    status_code: int
+    body: dict[str, Any]
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+    change: QueuedChange | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status_code == 200
+
+
+def _reject(status: int, reason: str, message: str, problems: list[FieldProblem] | None = None) -> IngestOutcome:
+    body: dict[str, Any] = {"error": reason, "message": message}
+    if problems:
+        body["errors"] = [{"field": p.field, "message": p.message} for p in problems]
+    return IngestOutcome(status_code=status, body=body, reason=reason)
+
+
+def _challenge(realm: str, reason: str, message: str) -> IngestOutcome:
+    outcome = _reject(401, reason, message)
+    return IngestOutcome(
+        status_code=401,
+        body=outcome.body,
+        reason=reason,
+        headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
+    )
+
+
+def check_basic_auth(authorization: str | None, credentials: CalloutCredentials) -> bool | None:
+    """True if the header carries the right user and password, False if wrong, None if there is none."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return False
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        return False
+    # Compare both, always: the time taken must not tell which one was wrong.
+    user_ok = hmac.compare_digest(username.encode(), credentials.username.encode())
+    password_ok = hmac.compare_digest(password.encode(), credentials.password.encode())
+    return user_ok and password_ok
+
+
+def check_signature(signature: str | None, body: bytes, key: str) -> bool:
+    """HMAC-SHA256 of the raw body, hex or base64, as Zuora's HMAC option can send it.
+
+    Zuora's HMAC data template ends every item with a line feed, so the body with one trailing LF is accepted
+    too; the README gives the exact template.
+    """
+    if not signature:
+        return False
+    presented = signature.strip()
+    if presented.lower().startswith("sha256="):
+        presented = presented[len("sha256=") :]
+    matched = False
+    for data in (body, body + b"\n"):
+        digest = hmac.new(key.encode(), data, hashlib.sha256).digest()
+        for expected in (digest.hex(), base64.b64encode(digest).decode()):
+            matched |= hmac.compare_digest(presented.encode(), expected.encode())
+    return matched
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _params_to_document(pairs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Zuora's older parameter-style callouts: the same keys as the JSON body, every other key a field."""
+    document: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for key, value in pairs:
+        if key in _TOP_LEVEL_KEYS:
+            target, name, shown = document, key, key
+        else:
+            name = key[len(_FIELD_PREFIX) :] if key.startswith(_FIELD_PREFIX) else key
+            target, shown = fields, f"fields.{name}"
+        if name in target and target[name] != value:
+            problems.append(FieldProblem(shown, "given more than once with different values"))
+        target[name] = value
+    if fields:
+        document["fields"] = fields
+    return document, problems
+
+
+def _read_document(request: CalloutRequest) -> tuple[Any, IngestOutcome | None]:
+    media_type = _media_type(request.headers)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            return json.loads(request.body.decode("utf-8")), None
+        except UnicodeDecodeError:
+            return None, _reject(400, "malformed_body", "the body is not UTF-8", [FieldProblem("body", "not UTF-8")])
+        except json.JSONDecodeError as exc:
+            problem = FieldProblem("body", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            return None, _reject(400, "malformed_body", "the body is not valid JSON", [problem])
+    if media_type in ("application/x-www-form-urlencoded", "") and (media_type or not request.body):
+        try:
+            pairs = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            return None, _reject(400, "malformed_body", "the body is not UTF-8", [FieldProblem("body", "not UTF-8")])
+        pairs += [(key, value) for key, values in request.query.items() for value in values]
+        document, problems = _params_to_document(pairs)
+        if problems:
+            return None, _reject(422, "invalid_callout", "the callout has conflicting parameters", problems)
+        return document, None
+    shown = media_type or "none"
+    return None, _reject(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {shown} is not supported; send application/json (or form parameters)",
+        [FieldProblem("Content-Type", f"{shown} is not supported")],
+    )
+
+
+def _problems_of(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"] if part != "[key]") or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (put Zuora fields inside 'fields')"
+        problems.append(FieldProblem(path, message))
+    return problems
+
+
+def receive_callout(
+    request: CalloutRequest,
+    *,
+    credentials: CalloutCredentials,
+    queue: ChangeQueue,
+    object_types: frozenset[str],
+    max_body_bytes: int,
+    hmac_header: str,
+    realm: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> IngestOutcome:
+    """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora."""
+    received_at = clock()
+    auth = check_basic_auth(request.headers.get("authorization"), credentials)
+    if auth is None:
+        return _challenge(realm, "unauthenticated", "credentials are required")
+    if not auth:
+        return _challenge(realm, "unauthenticated", "the credentials are not valid")
+    if len(request.body) > max_body_bytes:
+        return _reject(
+            413, "body_too_large", f"the body is {len(request.body)} bytes; the limit is {max_body_bytes}",
+            [FieldProblem("body", f"larger than {max_body_bytes} bytes")],
+        )
+    if credentials.hmac_key and not check_signature(
+        request.headers.get(hmac_header.lower()), request.body, credentials.hmac_key
+    ):
+        return _reject(401, "bad_signature", f"the {hmac_header} signature is missing or does not match")
+
+    document, rejection = _read_document(request)
+    if rejection is not None:
+        return rejection
+    if not isinstance(document, dict):
+        return _reject(
+            422, "invalid_callout", "the body must be a JSON object",
+            [FieldProblem("body", f"must be a JSON object, not {type(document).__name__}")],
+        )
+    try:
+        callout = Callout.model_validate(document, context={"object_types": object_types})
+    except ValidationError as exc:
+        return _reject(422, "invalid_callout", "the callout is not valid", _problems_of(exc))
+
+    notification_id = request.headers.get(NOTIFICATION_ID_HEADER, "").strip()
+    if not notification_id:
+        # Without Zuora's id, a hash of the body still makes an exact re-send recognisable downstream.
+        notification_id = "body-sha256:" + hashlib.sha256(request.body).hexdigest()
+    change = QueuedChange.from_callout(
+        callout,
+        notification_id=notification_id[:200],
+        request_id=request.headers.get(REQUEST_ID_HEADER, "")[:200] or None,
+        received_at=received_at,
+    )
+    try:
+        message_id = queue.send(change)
+    except QueueUnavailableError:
+        return IngestOutcome(
+            status_code=503,
+            body={"error": "queue_unavailable", "message": "the change was not stored; retry later"},
+            reason="queue_unavailable",
+            headers={"Retry-After": "60"},
+            change=change,
+        )
+    return IngestOutcome(
+        status_code=200,
+        body={"status": "queued", "messageId": message_id, "notificationId": change.notification_id},
+        reason="accepted",
+        change=change,
+    )
+
+
+class CalloutEndpoint:
+    """The callout endpoint with its collaborators, built lazily and kept for warm invocations."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        queue: ChangeQueue | None = None,
+        secrets: SecretSource | None = None,
+        object_types: frozenset[str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._secrets = secrets
+        self._object_types = object_types
+
+    def _collaborators(self) -> tuple[ChangeQueue, SecretSource, frozenset[str]]:
+        if self._queue is None:
+            self._queue = SqsChangeQueue(self._settings.queue_url)
+        if self._secrets is None:
+            self._secrets = CachedSecretSource(max_age=self._settings.secret_max_age_seconds)
+        if self._object_types is None:
+            self._object_types = frozenset(cached_mapping(self._settings.mapping_path).objects)
+        return self._queue, self._secrets, self._object_types
+
+    def handle(self, request: CalloutRequest) -> IngestOutcome:
+        """Answer one callout; a missing or broken secret is a 5xx so that Zuora retries."""
+        queue, secrets, object_types = self._collaborators()
+        try:
+            credentials = CalloutCredentials.from_secret(secrets.get_json(self._settings.callout_secret_id))
+        except SecretUnavailableError:
+            return _server_error(503, "secret_unavailable", "the callout credentials could not be read; retry later")
+        except (SecretInvalidError, ValueError):
+            return _server_error(500, "secret_invalid", "the endpoint is misconfigured; an operator has been told")
+        return receive_callout(
+            request,
+            credentials=credentials,
+            queue=queue,
+            object_types=object_types,
+            max_body_bytes=self._settings.max_body_bytes,
+            hmac_header=self._settings.hmac_header,
+            realm=self._settings.auth_realm,
+        )
+
+
+def _server_error(status: int, reason: str, message: str) -> IngestOutcome:
+    return IngestOutcome(status_code=status, body={"error": reason, "message": message}, reason=reason)

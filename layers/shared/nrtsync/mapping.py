@@ -1,0 +1,199 @@
+"""The mapping from Zuora objects and fields to Salesforce sObjects and fields, and the record builder.
+
+The default mapping (Zuora 360's objects) ships in the layer as ``config/default_mapping.json``; a deployer
+points ``SYNC_MAPPING_PATH`` at a file of the same shape to override it. The file is validated once, at cold
+start, so a typo fails the deployment's first invocation loudly instead of corrupting records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nrtsync.models.callout import FieldValue
+
+DEFAULT_MAPPING_PATH = Path(__file__).parent / "config" / "default_mapping.json"
+
+_SF_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+_ZUORA_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+
+FieldType = Literal["string", "number", "integer", "boolean", "date", "datetime"]
+
+
+class MappingError(ValueError):
+    """A change cannot be turned into a Salesforce record (a permanent problem: retrying will not help)."""
+
+
+class FieldMapping(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    to: str = Field(pattern=_SF_NAME)
+    type: FieldType = "string"
+
+
+class ParentLookup(BaseModel):
+    """A child's reference to its parent, written as ``{relationship: {externalIdField: parentZuoraId}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    relationship: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*__r$|^[A-Za-z][A-Za-z0-9_]*$")
+    object: str = Field(pattern=_ZUORA_NAME)
+
+
+class ObjectMapping(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    sobject: str = Field(pattern=_SF_NAME)
+    external_id_field: str = Field(alias="externalIdField", pattern=_SF_NAME)
+    copy_id_to: tuple[str, ...] = Field(alias="copyIdTo", default=())
+    fields: dict[str, FieldMapping] = Field(default_factory=dict)
+    parents: dict[str, ParentLookup] = Field(default_factory=dict)
+
+
+class MappingConfig(BaseModel):
+    """The whole mapping file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    objects: dict[str, ObjectMapping] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _parents_are_mapped_and_acyclic(self) -> MappingConfig:
+        for name, obj in self.objects.items():
+            for field, parent in obj.parents.items():
+                if parent.object not in self.objects:
+                    raise ValueError(f"objects.{name}.parents.{field}: parent object {parent.object!r} is not mapped")
+        self.write_order()  # raises on a cycle
+        return self
+
+    def write_order(self) -> list[str]:
+        """Zuora object names, parents before children, so a batch can write parents first."""
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            if name in visiting:
+                raise ValueError(f"objects.{name}: parent lookups form a cycle")
+            visiting.add(name)
+            for parent in self.objects[name].parents.values():
+                visit(parent.object)
+            visiting.discard(name)
+            order.append(name)
+
+        for name in sorted(self.objects):
+            visit(name)
+        return order
+
+
+def load_mapping(path: str | Path | None = None) -> MappingConfig:
+    """Read and validate a mapping file (the shipped default when ``path`` is None)."""
+    source = Path(path) if path else DEFAULT_MAPPING_PATH
+    try:
+        return MappingConfig.model_validate(json.loads(source.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValidationError) as exc:
+        raise MappingError(f"mapping file {source} is invalid: {exc}") from exc
+
+
+@cache
+def cached_mapping(path: str | None = None) -> MappingConfig:
+    """The mapping, loaded once per container."""
+    return load_mapping(path)
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def coerce_value(value: FieldValue, field_type: FieldType, *, field: str) -> Any:
+    """Turn a callout value (Zuora renders merge fields as strings) into the JSON Salesforce expects.
+
+    An empty string means "no value" and clears the Salesforce field, as Zuora's own sync does.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        match field_type:
+            case "string":
+                return value if isinstance(value, str) else json.dumps(value)
+            case "number":
+                if isinstance(value, bool):
+                    raise ValueError("a boolean is not a number")
+                number = Decimal(str(value))
+                if not number.is_finite():
+                    raise ValueError("not a finite number")
+                return int(number) if number == number.to_integral_value() else float(number)
+            case "integer":
+                if isinstance(value, bool):
+                    raise ValueError("a boolean is not an integer")
+                number = Decimal(str(value))
+                if number != number.to_integral_value():
+                    raise ValueError("not a whole number")
+                return int(number)
+            case "boolean":
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in {"true", "1", "yes"}:
+                    return True
+                if text in {"false", "0", "no"}:
+                    return False
+                raise ValueError("not a boolean")
+            case "date":
+                text = str(value).strip()
+                if not _DATE_RE.match(text):
+                    raise ValueError("not a date (YYYY-MM-DD)")
+                return date.fromisoformat(text[:10]).isoformat()
+            case "datetime":
+                parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+                return parsed.isoformat()
+    except (ValueError, InvalidOperation) as exc:
+        raise MappingError(f"field {field!r}: {value!r} is not a valid {field_type}: {exc}") from exc
+    raise MappingError(f"field {field!r}: unknown type {field_type!r}")  # pragma: no cover - Literal guards it
+
+
+def build_record(
+    mapping: MappingConfig, object_type: str, record_id: str, fields: dict[str, FieldValue]
+) -> dict[str, Any]:
+    """The sObject Collections record for one Zuora change (without the ``attributes`` wrapper).
+
+    Zuora fields the mapping does not name are ignored on purpose: a callout template may carry more than
+    the org has fields for, and that must not block the record.
+    """
+    try:
+        obj = mapping.objects[object_type]
+    except KeyError:
+        raise MappingError(f"objectType {object_type!r} is not in the mapping") from None
+    record: dict[str, Any] = {obj.external_id_field: record_id}
+    for target in obj.copy_id_to:
+        record[target] = record_id
+    for name, spec in obj.fields.items():
+        if name in fields:
+            record[spec.to] = coerce_value(fields[name], spec.type, field=name)
+    for name, parent in obj.parents.items():
+        parent_id = fields.get(name)
+        if parent_id in (None, ""):
+            continue
+        parent_obj = mapping.objects[parent.object]
+        record[parent.relationship] = {parent_obj.external_id_field: str(parent_id)}
+    return record
+
+
+def parent_ids(mapping: MappingConfig, object_type: str, fields: dict[str, FieldValue]) -> list[tuple[str, str]]:
+    """(parent object type, parent Zuora Id) pairs that a change refers to."""
+    obj = mapping.objects.get(object_type)
+    if obj is None:
+        return []
+    return [
+        (parent.object, str(fields[name]))
+        for name, parent in obj.parents.items()
+        if fields.get(name) not in (None, "")
+    ]

@@ -1,0 +1,89 @@
+"""Configuration of each function: one validated model per function, read once from the environment.
+
+Secrets never live here: the settings name the Secrets Manager secret, and the adapters fetch it through
+Powertools Parameters with a cache.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete or invalid; raised at cold start, never per request."""
+
+
+class _EnvSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+        """Build the settings from environment variables (aliases are the variable names)."""
+        source = dict(os.environ if environ is None else environ)
+        try:
+            return cls.model_validate({k: v for k, v in source.items() if v != ""})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+            )
+            raise SettingsError(f"{cls.__name__} is invalid: {problems}") from exc
+
+
+class IngestSettings(_EnvSettings):
+    """What the callout endpoint needs."""
+
+    queue_url: str = Field(alias="CALLOUT_QUEUE_URL", min_length=1)
+    callout_secret_id: str = Field(alias="CALLOUT_SECRET_ID", min_length=1)
+    max_body_bytes: int = Field(alias="MAX_CALLOUT_BYTES", default=65_536, ge=1_024, le=262_144)
+    hmac_header: str = Field(alias="CALLOUT_HMAC_HEADER", default="X-Zuora-Signature", min_length=1)
+    auth_realm: str = Field(alias="CALLOUT_AUTH_REALM", default="nrtsync", pattern=r'^[^"\\]+$')
+    secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
+    mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+
+
+class SyncSettings(_EnvSettings):
+    """What the sync function needs."""
+
+    queue_url: str = Field(alias="CALLOUT_QUEUE_URL", min_length=1)
+    state_table: str = Field(alias="SYNC_STATE_TABLE", min_length=1)
+    history_table: str = Field(alias="SYNC_HISTORY_TABLE", min_length=1)
+    salesforce_secret_id: str = Field(alias="SALESFORCE_SECRET_ID", min_length=1)
+    salesforce_api_version: str = Field(alias="SALESFORCE_API_VERSION", default="62.0", pattern=r"^\d{2,3}\.0$")
+    salesforce_timeout_seconds: float = Field(alias="SALESFORCE_TIMEOUT_SECONDS", default=20.0, gt=0, le=120)
+    api_usage_warn_percent: float = Field(alias="API_USAGE_WARN_PERCENT", default=90.0, gt=0, le=100)
+    api_usage_budget_percent: float = Field(alias="API_USAGE_BUDGET_PERCENT", default=95.0, gt=0, le=100)
+    api_usage_recheck_seconds: int = Field(alias="API_USAGE_RECHECK_SECONDS", default=60, ge=1, le=3_600)
+    retry_delay_seconds: int = Field(alias="RETRY_DELAY_SECONDS", default=5, ge=0, le=900)
+    parent_wait_max_tries: int = Field(alias="PARENT_WAIT_MAX_TRIES", default=8, ge=1, le=100)
+    history_ttl_days: int = Field(alias="HISTORY_TTL_DAYS", default=30, ge=1, le=3_650)
+    secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
+    mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+
+
+class MetricsSettings(_EnvSettings):
+    """What the metrics function needs."""
+
+    history_table: str = Field(alias="SYNC_HISTORY_TABLE", min_length=1)
+    metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
+
+
+@cache
+def ingest_settings() -> IngestSettings:
+    """The ingest function's settings, read once per container."""
+    return IngestSettings.from_env()
+
+
+@cache
+def sync_settings() -> SyncSettings:
+    """The sync function's settings, read once per container."""
+    return SyncSettings.from_env()
+
+
+@cache
+def metrics_settings() -> MetricsSettings:
+    """The metrics function's settings, read once per container."""
+    return MetricsSettings.from_env()
