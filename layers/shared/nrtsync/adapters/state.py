@@ -1,0 +1,212 @@
+"""The sync state: the last version written per record, and per-record leases, in DynamoDB.
+
+Newest wins across concurrent invocations because a change is written to Salesforce only under a lease on
+its record, taken with a conditional write that also checks that nothing newer (or the same change) has
+been written. A lease outlives the invocation that holds it, so a crashed writer blocks the record only
+until its lease expires; the blocked change is retried, never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
+API_USAGE_KEY = "ORG#API_USAGE"
+
+
+class StateUnavailableError(RuntimeError):
+    """The state table could not be read or written (retryable)."""
+
+
+class ClaimStatus(StrEnum):
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Claim:
+    status: ClaimStatus
+    written_version: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredApiUsage:
+    used: int
+    limit: int
+    observed_at: datetime
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used / self.limit if self.limit else 0.0
+
+
+class VersionStore(Protocol):
+    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim: ...
+
+    def commit(
+        self, record_key: str, version: str, content_hash: str, *, owner: str, salesforce_id: str | None
+    ) -> bool: ...
+
+    def release(self, record_key: str, *, owner: str) -> None: ...
+
+    def api_usage(self) -> StoredApiUsage | None: ...
+
+    def save_api_usage(self, usage: StoredApiUsage) -> None: ...
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DynamoVersionStore:
+    """VersionStore on the SyncStateTable (key ``pk``)."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+
+    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
+        """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="SET lease_owner = :o, lease_until = :u, lease_version = :v, lease_hash = :h",
+                ConditionExpression=(
+                    "(attribute_not_exists(written_version) OR written_version < :v)"
+                    " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
+                    " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":o": {"S": owner},
+                    ":u": {"N": str(lease_until_ms)},
+                    ":v": {"S": version},
+                    ":h": {"S": content_hash},
+                    ":now": {"N": str(_now_ms())},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not claim {record_key}") from exc
+            old = exc.response.get("Item") or self._read(record_key)
+            return _why_not(old, version, content_hash)
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not claim {record_key}") from exc
+        return Claim(ClaimStatus.CLAIMED)
+
+    def commit(
+        self, record_key: str, version: str, content_hash: str, *, owner: str, salesforce_id: str | None
+    ) -> bool:
+        """Record ``version`` as written and drop the lease; False if the lease was no longer ours."""
+        values: dict[str, Any] = {
+            ":o": {"S": owner},
+            ":v": {"S": version},
+            ":h": {"S": content_hash},
+            ":t": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+            ":sf": {"S": salesforce_id} if salesforce_id else {"NULL": True},
+        }
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression=(
+                    "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf"
+                    " REMOVE lease_owner, lease_until, lease_version, lease_hash"
+                ),
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StateUnavailableError(f"could not commit {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not commit {record_key}") from exc
+        return True
+
+    def release(self, record_key: str, *, owner: str) -> None:
+        """Drop our lease without recording a write; a lease already gone is fine (it expired)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="REMOVE lease_owner, lease_until, lease_version, lease_hash",
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not release {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def written_version(self, record_key: str) -> str | None:
+        """The version last written for a record (operators and tests)."""
+        item = self._read(record_key)
+        return item.get("written_version", {}).get("S") if item else None
+
+    def api_usage(self) -> StoredApiUsage | None:
+        item = self._read(API_USAGE_KEY)
+        if not item:
+            return None
+        try:
+            return StoredApiUsage(
+                used=int(item["used"]["N"]),
+                limit=int(item["limit"]["N"]),
+                observed_at=datetime.fromisoformat(item["observed_at"]["S"]),
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def save_api_usage(self, usage: StoredApiUsage) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": API_USAGE_KEY},
+                    "used": {"N": str(usage.used)},
+                    "limit": {"N": str(usage.limit)},
+                    "percent": {"N": f"{usage.percent:.2f}"},
+                    "observed_at": {"S": usage.observed_at.isoformat(timespec="milliseconds")},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StateUnavailableError("could not save the API usage") from exc
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StateUnavailableError(f"could not read {key}") from exc
+        return dict(response["Item"]) if "Item" in response else None
+
+
+def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Claim:
+    """Why a claim's condition failed, from the item as it was."""
+    if not old:
+        return Claim(ClaimStatus.BUSY)  # raced with a writer that has since cleaned up: try again shortly
+    written_version = old.get("written_version", {}).get("S")
+    if old.get("written_hash", {}).get("S") == content_hash:
+        return Claim(ClaimStatus.DUPLICATE, written_version)
+    if written_version is not None and written_version >= version:
+        return Claim(ClaimStatus.STALE, written_version)
+    lease_version = old.get("lease_version", {}).get("S")
+    if old.get("lease_hash", {}).get("S") == content_hash:
+        return Claim(ClaimStatus.DUPLICATE, written_version)  # another invocation is writing this very change
+    if lease_version is not None and lease_version > version:
+        return Claim(ClaimStatus.STALE, written_version)  # a newer version is being written right now
+    return Claim(ClaimStatus.BUSY, written_version)

@@ -1,0 +1,514 @@
+"""The sync session: coalesce a batch, claim each record, upsert into Salesforce, account for every change.
+
+Every message in a batch ends in exactly one of three ways: acknowledged with an outcome in the history
+(written, superseded, duplicate, stale, failed-and-parked), or handed back to SQS (waiting) with a short
+visibility delay. Nothing is acknowledged that was neither written nor parked where an operator sees it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from nrtsync.adapters.history import (
+    DynamoHistoryWriter,
+    Failure,
+    HistoryUnavailableError,
+    HistoryWriter,
+    RecordOutcome,
+    SessionSummary,
+)
+from nrtsync.adapters.salesforce import SalesforcePort, SimpleSalesforceAdapter
+from nrtsync.adapters.secrets import CachedSecretSource
+from nrtsync.adapters.sqs import SqsChangeQueue
+from nrtsync.adapters.state import ClaimStatus, DynamoVersionStore, StateUnavailableError, StoredApiUsage, VersionStore
+from nrtsync.coalesce import IncomingChange, coalesce
+from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
+from nrtsync.models.callout import QueuedChange
+from nrtsync.models.salesforce import (
+    RecordResult,
+    SalesforceAuthError,
+    SalesforceCredentials,
+    SalesforceLimitExceededError,
+    SalesforceRequestError,
+    SalesforceRetryableError,
+)
+from nrtsync.observability import logger, metrics
+from nrtsync.outcomes import ErrorKind, Outcome, classify
+from nrtsync.settings import SyncSettings
+
+SOBJECT_COLLECTION_MAX = 200
+MAX_RETRY_DELAY_SECONDS = 300
+# Time kept back from the invocation's deadline for releasing leases and writing the history.
+_FINISH_MARGIN_SECONDS = 5.0
+_STATE_WORKERS = 16
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class RetryScheduler(Protocol):
+    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """One SQS message as the event source mapping delivers it."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+@dataclass
+class SyncResult:
+    """What the handler returns to Lambda, and what the session did."""
+
+    retry_message_ids: list[str]
+    session: SessionSummary
+    outcomes: list[RecordOutcome]
+    failures: list[Failure] = field(default_factory=list)
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.retry_message_ids]}
+
+
+@dataclass
+class _Session:
+    """The mutable bookkeeping of one invocation."""
+
+    session_id: str
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    failures: dict[Failure, tuple[str, str]] = field(default_factory=dict)  # failure -> (message id, receipt)
+    retry: dict[str, tuple[str, int]] = field(default_factory=dict)  # message id -> (receipt handle, delay s)
+    api_blocked: bool = False
+
+
+def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    # DynamoDB round trips dominate a session; boto3 clients are thread-safe, so overlap them.
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(_STATE_WORKERS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+class SyncService:
+    """Turns one batch of queued changes into Salesforce upserts, newest version always winning."""
+
+    def __init__(
+        self,
+        settings: SyncSettings,
+        *,
+        mapping: MappingConfig,
+        salesforce: SalesforcePort,
+        state: VersionStore,
+        history: HistoryWriter,
+        retries: RetryScheduler,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._settings = settings
+        self._mapping = mapping
+        self._sf = salesforce
+        self._state = state
+        self._history = history
+        self._retries = retries
+        self._clock = clock
+        self._monotonic = monotonic
+        self._jitter = jitter
+
+    def process(self, messages: Sequence[QueueMessage], *, remaining_seconds: float) -> SyncResult:
+        """Process one batch; ``remaining_seconds`` is the invocation's time left."""
+        started_at = self._clock()
+        deadline = self._monotonic() + max(0.0, remaining_seconds - _FINISH_MARGIN_SECONDS)
+        session = _Session(session_id=f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
+        api_calls_before = self._sf.api_calls
+
+        incoming, malformed = self._parse(messages, session)
+        batch = coalesce(incoming)
+        for loser, winner in batch.superseded:
+            same = loser.change.content_hash == winner.change.content_hash
+            self._decide(session, loser, Outcome.DUPLICATE if same else Outcome.SUPERSEDED)
+
+        if batch.winners:
+            if self._api_budget_allows(deadline):
+                self._sync_winners(session, batch.winners, deadline, remaining_seconds)
+            else:
+                session.api_blocked = True
+                for item in batch.winners:
+                    self._wait(session, item, self._settings.api_usage_recheck_seconds, "API_BUDGET_REACHED")
+
+        return self._finish(session, started_at, len(messages), malformed, api_calls_before)
+
+    # -- parsing -------------------------------------------------------------------------------------------
+
+    def _parse(self, messages: Sequence[QueueMessage], session: _Session) -> tuple[list[IncomingChange], int]:
+        incoming: list[IncomingChange] = []
+        malformed = 0
+        for message in messages:
+            try:
+                change = QueuedChange.model_validate_json(message.body)
+            except ValidationError as exc:
+                malformed += 1
+                failure = Failure(
+                    object_type="(unreadable)",
+                    record_id=message.message_id,
+                    version="0",
+                    error_code="MALFORMED_MESSAGE",
+                    error_message=str(exc)[:2_000],
+                    failed_at=self._clock(),
+                    session_id=session.session_id,
+                    body=message.body[:350_000],
+                    receive_count=message.receive_count,
+                )
+                session.failures[failure] = (message.message_id, message.receipt_handle)
+                continue
+            incoming.append(IncomingChange(message.message_id, message.receipt_handle, message.receive_count, change))
+        return incoming, malformed
+
+    # -- API usage guard -----------------------------------------------------------------------------------
+
+    def _latest_usage(self) -> StoredApiUsage | None:
+        seen = self._sf.api_usage
+        local = StoredApiUsage(seen.used, seen.limit, seen.observed_at) if seen else None
+        try:
+            shared = self._state.api_usage()
+        except StateUnavailableError:
+            shared = None
+        candidates = [u for u in (local, shared) if u is not None]
+        return max(candidates, key=lambda u: u.observed_at) if candidates else None
+
+    def _api_budget_allows(self, deadline: float) -> bool:
+        usage = self._latest_usage()
+        budget = self._settings.api_usage_budget_percent
+        if usage is None or usage.percent < budget:
+            return True
+        age = (self._clock() - usage.observed_at).total_seconds()
+        if age < self._settings.api_usage_recheck_seconds:
+            return False
+        try:
+            fresh = self._sf.fetch_api_usage(deadline=deadline)
+        except SalesforceRetryableError:
+            return False
+        return fresh.percent < budget
+
+    # -- the write path ------------------------------------------------------------------------------------
+
+    def _sync_winners(
+        self, session: _Session, winners: list[IncomingChange], deadline: float, remaining_seconds: float
+    ) -> None:
+        # The lease outlives this invocation: only after it expires may another writer touch the record.
+        lease_until_ms = int((time.time() + remaining_seconds + 60) * 1000)
+
+        def claim(item: IncomingChange) -> tuple[IncomingChange, ClaimStatus | None]:
+            change = item.change
+            try:
+                result = self._state.claim(
+                    change.record_key,
+                    change.version,
+                    change.content_hash,
+                    owner=session.session_id,
+                    lease_until_ms=lease_until_ms,
+                )
+            except StateUnavailableError:
+                return item, None
+            return item, result.status
+
+        claimed: list[tuple[IncomingChange, dict[str, Any]]] = []
+        for item, status in _parallel(claim, winners):
+            if status is None:
+                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            elif status is ClaimStatus.DUPLICATE:
+                self._decide(session, item, Outcome.DUPLICATE)
+            elif status is ClaimStatus.STALE:
+                self._decide(session, item, Outcome.STALE)
+            elif status is ClaimStatus.BUSY:
+                self._wait(session, item, self._settings.retry_delay_seconds, "RECORD_BUSY")
+            else:
+                try:
+                    record = build_record(
+                        self._mapping, item.change.object_type, item.change.record_id, dict(item.change.fields)
+                    )
+                except MappingError as exc:
+                    self._fail(session, item, "MAPPING_ERROR", str(exc))
+                    self._release([item], session)
+                    continue
+                claimed.append((item, record))
+
+        by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
+        for item, record in claimed:
+            by_object[item.change.object_type].append((item, record))
+        for object_type in self._mapping.write_order():  # parents before children
+            group = by_object.get(object_type, [])
+            for start in range(0, len(group), SOBJECT_COLLECTION_MAX):
+                self._upsert_chunk(session, object_type, group[start : start + SOBJECT_COLLECTION_MAX], deadline)
+
+    def _upsert_chunk(
+        self,
+        session: _Session,
+        object_type: str,
+        chunk: list[tuple[IncomingChange, dict[str, Any]]],
+        deadline: float,
+    ) -> None:
+        items = [item for item, _ in chunk]
+        if session.api_blocked or self._monotonic() >= deadline:
+            reason = "API_LIMIT_EXCEEDED" if session.api_blocked else "OUT_OF_TIME"
+            delay = self._settings.api_usage_recheck_seconds if session.api_blocked else 0
+            for item in items:
+                self._wait(session, item, delay, reason)
+            self._release(items, session)
+            return
+        obj = self._mapping.objects[object_type]
+        try:
+            results = self._sf.upsert(obj.sobject, obj.external_id_field, [r for _, r in chunk], deadline=deadline)
+        except SalesforceLimitExceededError:
+            session.api_blocked = True
+            logger.warning("Salesforce API allocation used up; changes wait on the queue", extra={"sobject": obj.sobject})
+            for item in items:
+                self._wait(session, item, self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED")
+            self._release(items, session)
+            return
+        except SalesforceAuthError as exc:
+            logger.error("Salesforce refused our credentials; changes wait on the queue", extra={"error": str(exc)})
+            for item in items:
+                self._wait(session, item, MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH")
+            self._release(items, session)
+            return
+        except SalesforceRetryableError as exc:
+            for item in items:
+                self._wait(session, item, self._backoff(item.receive_count), "SALESFORCE_UNAVAILABLE", str(exc))
+            self._release(items, session)
+            return
+        except SalesforceRequestError as exc:
+            for item in items:
+                self._fail(session, item, exc.status_code, exc.message)
+            self._release(items, session)
+            return
+        answered_at = self._clock()
+        if len(results) != len(chunk):
+            # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
+            for item in items:
+                self._wait(session, item, self._backoff(item.receive_count), "UNPAIRED_RESPONSE")
+            self._release(items, session)
+            return
+        self._settle(session, list(zip(items, results, strict=True)), answered_at)
+
+    def _settle(
+        self, session: _Session, pairs: list[tuple[IncomingChange, RecordResult]], answered_at: datetime
+    ) -> None:
+        def commit(pair: tuple[IncomingChange, RecordResult]) -> bool:
+            item, result = pair
+            change = item.change
+            try:
+                return self._state.commit(
+                    change.record_key,
+                    change.version,
+                    change.content_hash,
+                    owner=session.session_id,
+                    salesforce_id=result.salesforce_id,
+                )
+            except StateUnavailableError:
+                return False
+
+        written = [(item, result) for item, result in pairs if result.success]
+        for (item, result), committed in zip(written, _parallel(commit, written), strict=True):
+            # Uncommitted means an older redelivery could later look newer than what is stored; writing
+            # the same version again on retry is harmless, so the change goes back to the queue.
+            if not committed:
+                logger.warning("written but not recorded; will rewrite", extra={"record": item.change.record_key})
+                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            else:
+                self._decide(session, item, Outcome.WRITTEN, at=answered_at, salesforce_id=result.salesforce_id)
+
+        refused = [(item, result) for item, result in pairs if not result.success]
+        for item, result in refused:
+            errors = [(e.status_code, e.message) for e in result.errors]
+            code = errors[0][0] if errors else "UNKNOWN_ERROR"
+            message = "; ".join(f"{c}: {m}" for c, m in errors) or "Salesforce gave no error detail"
+            kind = classify(errors)
+            if kind is ErrorKind.PARENT_MISSING and item.receive_count >= self._settings.parent_wait_max_tries:
+                self._fail(session, item, code, f"parent still missing after {item.receive_count} tries: {message}")
+            elif kind is ErrorKind.PERMANENT:
+                self._fail(session, item, code, message)
+            else:
+                self._wait(session, item, self._backoff(item.receive_count), code, message)
+        self._release([item for item, _ in refused], session)
+
+    def _release(self, items: Sequence[IncomingChange], session: _Session) -> None:
+        def release(item: IncomingChange) -> None:
+            try:
+                self._state.release(item.change.record_key, owner=session.session_id)
+            except StateUnavailableError:
+                # The lease expires by itself; until then the record's next change waits.
+                logger.warning("lease not released", extra={"record": item.change.record_key})
+
+        _parallel(release, list(items))
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------
+
+    def _backoff(self, receive_count: int) -> int:
+        base = self._settings.retry_delay_seconds * 2 ** max(0, receive_count - 1)
+        return int(min(MAX_RETRY_DELAY_SECONDS, base * (1 + 0.2 * self._jitter())))
+
+    def _decide(
+        self,
+        session: _Session,
+        item: IncomingChange,
+        outcome: Outcome,
+        *,
+        at: datetime | None = None,
+        salesforce_id: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        session.outcomes.append(
+            RecordOutcome(
+                change=item.change,
+                outcome=outcome,
+                decided_at=at or self._clock(),
+                salesforce_id=salesforce_id,
+                error_code=code,
+                error_message=message,
+                receive_count=item.receive_count,
+            )
+        )
+
+    def _wait(
+        self, session: _Session, item: IncomingChange, delay: int, code: str, message: str | None = None
+    ) -> None:
+        session.retry[item.message_id] = (item.receipt_handle, delay)
+        self._decide(session, item, Outcome.WAITING, code=code, message=message)
+
+    def _fail(self, session: _Session, item: IncomingChange, code: str, message: str) -> None:
+        change = item.change
+        failure = Failure(
+            object_type=change.object_type,
+            record_id=change.record_id,
+            version=change.version,
+            error_code=code,
+            error_message=message,
+            failed_at=self._clock(),
+            session_id=session.session_id,
+            body=change.model_dump_json(),
+            receive_count=item.receive_count,
+        )
+        session.failures[failure] = (item.message_id, item.receipt_handle)
+        self._decide(session, item, Outcome.FAILED, code=code, message=message)
+
+    def _finish(
+        self, session: _Session, started_at: datetime, records_in: int, malformed: int, api_calls_before: int
+    ) -> SyncResult:
+        failures = list(session.failures)
+        not_parked = self._history.park_failures(failures) if failures else []
+        for failure in not_parked:
+            # A failure we could not park is not acknowledged: the message comes back and is parked later.
+            message_id, receipt_handle = session.failures[failure]
+            session.retry[message_id] = (receipt_handle, self._settings.retry_delay_seconds)
+
+        by_delay: dict[int, list[str]] = defaultdict(list)
+        for handle, delay in session.retry.values():
+            by_delay[delay].append(handle)
+        for delay, handles in by_delay.items():
+            self._retries.delay(handles, delay)
+
+        usage = self._sf.api_usage
+        summary = SessionSummary(
+            session_id=session.session_id,
+            started_at=started_at,
+            ended_at=self._clock(),
+            records_in=records_in,
+            malformed=malformed,
+            api_calls=self._sf.api_calls - api_calls_before,
+            api_usage_percent=round(usage.percent, 2) if usage else None,
+        )
+        for outcome in session.outcomes:
+            summary.counts[outcome.outcome] = summary.counts.get(outcome.outcome, 0) + 1
+        summary.counts[Outcome.FAILED] = summary.counts.get(Outcome.FAILED, 0) + malformed
+
+        if usage is not None:
+            self._remember_usage(StoredApiUsage(usage.used, usage.limit, usage.observed_at))
+        try:
+            self._history.write_session(summary, session.outcomes)
+        except HistoryUnavailableError as exc:
+            # The changes themselves are safe (written or back on the queue); only their history is short.
+            logger.error("sync history not fully written", extra={"error": str(exc)})
+        return SyncResult(
+            retry_message_ids=list(session.retry),
+            session=summary,
+            outcomes=session.outcomes,
+            failures=failures,
+        )
+
+    def _remember_usage(self, usage: StoredApiUsage) -> None:
+        if usage.percent >= self._settings.api_usage_warn_percent:
+            logger.warning(
+                "Salesforce API usage is high",
+                extra={"api_used": usage.used, "api_limit": usage.limit, "api_usage_percent": round(usage.percent, 2)},
+            )
+        try:
+            self._state.save_api_usage(usage)
+        except StateUnavailableError:
+            logger.warning("API usage not saved")
+
+
+def report_session(result: SyncResult) -> None:
+    """One structured log line per session (the Sync History view queries it) and its EMF metrics."""
+    session = result.session
+    line = session.as_log()
+    logger.info("sync session", extra=line)
+    for name, key in (
+        ("RecordsWritten", "written"),
+        ("RecordsSuperseded", "superseded"),
+        ("RecordsDuplicate", "duplicates"),
+        ("RecordsStale", "stale_skipped"),
+        ("RecordsWaiting", "waiting"),
+        ("RecordsFailed", "failed"),
+        ("SalesforceApiCalls", "api_calls"),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=line[key])
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=session.records_in)
+    if session.api_usage_percent is not None:
+        metrics.add_metric(name="SalesforceApiUsagePercent", unit=MetricUnit.Percent, value=session.api_usage_percent)
+    for failure in result.failures:
+        logger.warning(
+            "sync failure",
+            extra={
+                "object_type": failure.object_type,
+                "record_id": failure.record_id,
+                "error_code": failure.error_code,
+                "error_message": failure.error_message,
+                "session_id": failure.session_id,
+            },
+        )
+
+
+def build_sync_service(settings: SyncSettings) -> SyncService:
+    """The production service: Salesforce through simple-salesforce, state and history in DynamoDB."""
+    secrets = CachedSecretSource(max_age=settings.secret_max_age_seconds)
+
+    def credentials() -> SalesforceCredentials:
+        return SalesforceCredentials.model_validate(secrets.get_json(settings.salesforce_secret_id))
+
+    return SyncService(
+        settings,
+        mapping=cached_mapping(settings.mapping_path),
+        salesforce=SimpleSalesforceAdapter(
+            credentials, api_version=settings.salesforce_api_version, timeout_seconds=settings.salesforce_timeout_seconds
+        ),
+        state=DynamoVersionStore(settings.state_table),
+        history=DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
+        retries=SqsChangeQueue(settings.queue_url),
+    )

@@ -1,0 +1,115 @@
+"""In-memory stand-ins for the sync service's ports (unit tests; the HTTPS stand-in covers the real API)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nrtsync.models.salesforce import (
+    ApiUsage,
+    RecordError,
+    RecordResult,
+    SalesforceLimitExceededError,
+)
+
+# Which sObject a relationship field points to, as in Zuora 360.
+RELATIONSHIPS = {
+    "Zuora__CustomerAccount__r": "Zuora__CustomerAccount__c",
+    "Zuora__BillingAccount__r": "Zuora__CustomerAccount__c",
+}
+
+
+@dataclass
+class FakeSalesforce:
+    """Upserts by external id into dicts, with Salesforce's per-record semantics and injectable faults."""
+
+    api_limit: int = 100_000
+    api_used: int = 0
+    latency_s: float = 0.0
+    refuse: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (statusCode, message)
+    fail_calls: list[type[Exception]] = field(default_factory=list)  # exceptions raised by the next calls
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, number of records)
+    usage_checks: int = 0
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _usage: ApiUsage | None = None
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        return self._usage
+
+    @property
+    def api_calls(self) -> int:
+        return len(self.calls) + self.usage_checks
+
+    def _count_call(self) -> None:
+        self.api_used += 1
+        self._usage = ApiUsage(used=self.api_used, limit=self.api_limit, observed_at=datetime.now(UTC))
+
+    def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
+        with self._lock:
+            self.usage_checks += 1
+            self._count_call()
+            assert self._usage is not None
+            return self._usage
+
+    def upsert(
+        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
+    ) -> list[RecordResult]:
+        assert len(records) <= 200, "sObject Collections takes at most 200 records"
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        with self._lock:
+            if self.api_used >= self.api_limit:
+                raise SalesforceLimitExceededError("TotalRequests Limit exceeded.")
+            self.calls.append((sobject, len(records)))
+            self._count_call()
+            if self.fail_calls:
+                raise self.fail_calls.pop(0)("injected")
+            table = self.records.setdefault(sobject, {})
+            return [self._upsert_one(table, external_id_field, record) for record in records]
+
+    def _upsert_one(self, table: dict[str, dict[str, Any]], ext_field: str, record: dict[str, Any]) -> RecordResult:
+        ext_id = record[ext_field]
+        if ext_id in self.refuse:
+            code, message = self.refuse[ext_id]
+            return RecordResult(success=False, errors=[RecordError(status_code=code, message=message)])
+        for name, value in record.items():
+            if name.endswith("__r"):
+                parent_table = self.records.get(RELATIONSHIPS[name], {})
+                parent_id = next(iter(value.values()))
+                if parent_id not in parent_table:
+                    return RecordResult(
+                        success=False,
+                        errors=[
+                            RecordError(
+                                status_code="INVALID_FIELD",
+                                message=f"Foreign key external ID: {parent_id} not found for field "
+                                f"Zuora__External_Id__c in entity {RELATIONSHIPS[name]}",
+                            )
+                        ],
+                    )
+        existing = table.get(ext_id)
+        created = existing is None
+        sf_id = existing["Id"] if existing else f"a0{next(self._ids):016d}"
+        table[ext_id] = {**(existing or {}), **record, "Id": sf_id}
+        return RecordResult(success=True, salesforce_id=sf_id, created=created)
+
+
+@dataclass
+class FakeRetryScheduler:
+    """Records the visibility delays the service asks for."""
+
+    delays: dict[str, int] = field(default_factory=dict)
+
+    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
+        for handle in receipt_handles:
+            self.delays[handle] = seconds
+        return []
+

@@ -1,0 +1,120 @@
+"""A sync service wired to moto-backed DynamoDB tables and the in-memory Salesforce, plus message builders."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from nrtsync.adapters.history import DynamoHistoryWriter
+from nrtsync.adapters.state import DynamoVersionStore
+from nrtsync.mapping import load_mapping
+from nrtsync.models.callout import QueuedChange
+from nrtsync.settings import SyncSettings
+from nrtsync.sync import QueueMessage, SyncService
+from tests.support.fakes import FakeRetryScheduler, FakeSalesforce
+
+STATE_TABLE = "sync-state"
+HISTORY_TABLE = "sync-history"
+T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+
+def create_tables(client: Any) -> None:
+    client.create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=HISTORY_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def settings(**overrides: Any) -> SyncSettings:
+    env = {
+        "CALLOUT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/callouts",
+        "SYNC_STATE_TABLE": STATE_TABLE,
+        "SYNC_HISTORY_TABLE": HISTORY_TABLE,
+        "SALESFORCE_SECRET_ID": "salesforce",
+    } | {k: str(v) for k, v in overrides.items()}
+    return SyncSettings.from_env(env)
+
+
+_message_ids = itertools.count(1)
+
+
+def change(
+    object_type: str = "Account",
+    record_id: str = "A1",
+    *,
+    updated: datetime = T0,
+    received: datetime | None = None,
+    **fields: Any,
+) -> QueuedChange:
+    return QueuedChange(
+        object_type=object_type,
+        record_id=record_id,
+        updated_date=updated,
+        fields=fields or {"Name": f"{record_id} at {updated.isoformat()}"},
+        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}",
+        received_at=received or updated + timedelta(seconds=1),
+    )
+
+
+def message(queued: QueuedChange, *, receive_count: int = 1) -> QueueMessage:
+    n = next(_message_ids)
+    return QueueMessage(
+        message_id=f"m{n}", receipt_handle=f"r{n}", body=queued.model_dump_json(), receive_count=receive_count
+    )
+
+
+@dataclass
+class SyncWorld:
+    """Everything a sync test needs; ``run`` processes one batch."""
+
+    dynamodb: Any
+    salesforce: FakeSalesforce = field(default_factory=FakeSalesforce)
+    retries: FakeRetryScheduler = field(default_factory=FakeRetryScheduler)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def service(self) -> SyncService:
+        return SyncService(
+            settings(**self.overrides),
+            mapping=load_mapping(),
+            salesforce=self.salesforce,
+            state=self.state,
+            history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
+            retries=self.retries,
+        )
+
+    @property
+    def state(self) -> DynamoVersionStore:
+        return DynamoVersionStore(STATE_TABLE, client=self.dynamodb)
+
+    def run(self, *messages: QueueMessage, remaining_seconds: float = 60.0) -> Any:
+        return self.service().process(list(messages), remaining_seconds=remaining_seconds)
+
+    def history(self, pk_prefix: str) -> list[dict[str, Any]]:
+        table = boto3.resource("dynamodb", region_name="eu-west-1").Table(HISTORY_TABLE)
+        items: list[dict[str, Any]] = table.scan()["Items"]
+        return [i for i in items if str(i["pk"]).startswith(pk_prefix)]
+
+    def sf_record(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
+        return self.salesforce.records.get(sobject, {}).get(ext_id)
+
+
+def iter_json(items: list[dict[str, Any]], key: str) -> Iterator[Any]:
+    for item in items:
+        yield json.loads(item[key])

@@ -1,0 +1,288 @@
+"""The sync session against moto's DynamoDB (in-process) and an in-memory Salesforce."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from nrtsync.models.salesforce import SalesforceAuthError, SalesforceRetryableError
+from nrtsync.outcomes import Outcome
+from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
+from tests.support.fakes import FakeSalesforce
+from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
+
+ACCOUNTS = "Zuora__CustomerAccount__c"
+SUBSCRIPTIONS = "Zuora__Subscription__c"
+
+
+@pytest.fixture
+def world() -> Iterator[SyncWorld]:
+    make_dynamodb_writes_atomic()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        create_tables(client)
+        yield SyncWorld(dynamodb=client)
+
+
+def statuses(result) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for o in result.outcomes:
+        by.setdefault(o.outcome.value, []).append(o.change.record_id)
+    return by
+
+
+def test_many_changes_to_one_record_become_one_write_of_the_newest(world: SyncWorld) -> None:
+    # Given three versions of one account, delivered newest first
+    versions = [change(updated=T0 + timedelta(seconds=s), Name=f"v{s}") for s in (30, 10, 20)]
+
+    # When one batch carries all three
+    result = world.run(*(message(v) for v in versions))
+
+    # Then Salesforce got one call with one record, the newest, and nothing waits
+    assert world.salesforce.calls == [(ACCOUNTS, 1)]
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "v30"
+    assert sorted(statuses(result)["superseded"]) == ["A1", "A1"]
+    assert result.retry_message_ids == []
+
+
+def test_an_older_change_never_overwrites_a_newer_one_across_batches(world: SyncWorld) -> None:
+    # Given the newer version was written by an earlier batch
+    world.run(message(change(updated=T0 + timedelta(minutes=5), Name="new")))
+
+    # When Zuora re-delivers an older notification hours later
+    late = change(updated=T0, received=T0 + timedelta(hours=3), Name="old")
+    result = world.run(message(late))
+
+    # Then it is skipped as stale, acknowledged, and Salesforce keeps the newer value
+    assert statuses(result) == {"stale": ["A1"]}
+    assert result.retry_message_ids == []
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "new"
+    assert len(world.salesforce.calls) == 1
+
+
+def test_a_redelivery_of_the_same_change_is_a_no_op(world: SyncWorld) -> None:
+    # Given a change that was written
+    first = change(Name="same")
+    world.run(message(first))
+
+    # When Zuora delivers it again (same content, later receive time)
+    again = first.model_copy(update={"received_at": first.received_at + timedelta(minutes=30)})
+    result = world.run(message(again))
+
+    # Then it is a duplicate: no second API call
+    assert statuses(result) == {"duplicate": ["A1"]}
+    assert len(world.salesforce.calls) == 1
+
+
+def test_a_different_change_with_the_same_timestamp_is_not_lost(world: SyncWorld) -> None:
+    # Given a change written for a timestamp (Zuora's precision is limited)
+    world.run(message(change(updated=T0, received=T0 + timedelta(seconds=1), Name="first")))
+
+    # When a different change with the same updatedDate arrives later
+    result = world.run(message(change(updated=T0, received=T0 + timedelta(seconds=2), Name="second")))
+
+    # Then the later-received one is written
+    assert statuses(result) == {"written": ["A1"]}
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+
+
+def test_a_child_waits_for_its_parent_and_is_written_when_it_lands(world: SyncWorld) -> None:
+    # Given a subscription whose account is not in Salesforce yet
+    sub = message(change("Subscription", "S1", Name="S-1", AccountId="A1"))
+
+    # When it is synced alone
+    first = world.run(sub)
+
+    # Then it waits: reported for retry with a short delay, not failed, not parked
+    assert statuses(first) == {"waiting": ["S1"]}
+    assert first.retry_message_ids == [sub.message_id]
+    assert world.retries.delays[sub.receipt_handle] <= 10
+    assert world.history("FAILURE") == []
+
+    # And when the account lands and the subscription comes back
+    world.run(message(change("Account", "A1", Name="Acme")))
+    retried = message(change("Subscription", "S1", Name="S-1", AccountId="A1"), receive_count=2)
+    second = world.run(retried)
+
+    # Then the subscription is written with its lookup to the account
+    assert statuses(second) == {"written": ["S1"]}
+    written = world.sf_record(SUBSCRIPTIONS, "S1")
+    assert written["Zuora__CustomerAccount__r"] == {"Zuora__External_Id__c": "A1"}
+
+
+def test_a_child_whose_parent_never_comes_is_parked_after_bounded_tries(world: SyncWorld) -> None:
+    # Given a subscription that has already waited the configured number of times
+    world.overrides["PARENT_WAIT_MAX_TRIES"] = 3
+    sub = message(change("Subscription", "S9", AccountId="NOPE"), receive_count=3)
+
+    # When it is synced again and the parent is still missing
+    result = world.run(sub)
+
+    # Then it is a failure on the failure list, acknowledged
+    assert statuses(result) == {"failed": ["S9"]}
+    assert result.retry_message_ids == []
+    [failure] = world.history("FAILURE")
+    assert failure["error_code"] == "INVALID_FIELD"
+    assert "parent still missing after 3 tries" in failure["error_message"]
+
+
+def test_parents_are_written_before_children_in_the_same_batch(world: SyncWorld) -> None:
+    # Given a subscription that arrives before its account, in one batch
+    batch = [message(change("Subscription", "S1", AccountId="A1")), message(change("Account", "A1"))]
+
+    # When the batch is synced
+    result = world.run(*batch)
+
+    # Then the account call came first and both were written
+    assert [c[0] for c in world.salesforce.calls] == [ACCOUNTS, SUBSCRIPTIONS]
+    assert sorted(statuses(result)["written"]) == ["A1", "S1"]
+
+
+def test_one_api_call_per_object_type_per_200_records(world: SyncWorld) -> None:
+    # Given 450 accounts and 10 subscriptions of those accounts
+    accounts = [message(change("Account", f"A{i}")) for i in range(450)]
+    subs = [message(change("Subscription", f"S{i}", AccountId=f"A{i}")) for i in range(10)]
+
+    # When they are synced in one session
+    result = world.run(*accounts, *subs)
+
+    # Then 3 calls carried the accounts (200, 200, 50) and one the subscriptions
+    assert world.salesforce.calls == [(ACCOUNTS, 200), (ACCOUNTS, 200), (ACCOUNTS, 50), (SUBSCRIPTIONS, 10)]
+    assert result.session.counts[Outcome.WRITTEN] == 460
+
+
+def test_permanent_errors_are_parked_with_the_original_change(world: SyncWorld) -> None:
+    # Given Salesforce refuses one record with a validation rule
+    world.salesforce.refuse["A2"] = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Name is banned")
+    good, bad = message(change("Account", "A1")), message(change("Account", "A2", Name="banned"))
+
+    # When both are synced
+    result = world.run(good, bad)
+
+    # Then the good one is written, the bad one parked with the error and the change, and both are acknowledged
+    assert statuses(result) == {"written": ["A1"], "failed": ["A2"]}
+    assert result.retry_message_ids == []
+    [failure] = world.history("FAILURE")
+    assert failure["error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    assert '"Name":"banned"' in failure["body"]
+
+
+def test_row_locks_are_retried_soon(world: SyncWorld) -> None:
+    # Given Salesforce answers UNABLE_TO_LOCK_ROW for one record
+    world.salesforce.refuse["A1"] = ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+    locked = message(change("Account", "A1"))
+
+    # When it is synced
+    result = world.run(locked)
+
+    # Then it waits with a short delay and its lease is released for the retry
+    assert result.retry_message_ids == [locked.message_id]
+    assert world.retries.delays[locked.receipt_handle] <= 10
+    del world.salesforce.refuse["A1"]
+    assert statuses(world.run(message(change("Account", "A1"), receive_count=2))) == {"written": ["A1"]}
+
+
+@pytest.mark.parametrize("error", [SalesforceRetryableError, SalesforceAuthError])
+def test_a_failed_call_sends_its_records_back_to_the_queue(world: SyncWorld, error: type[Exception]) -> None:
+    # Given Salesforce fails the whole call
+    world.salesforce.fail_calls.append(error)
+    batch = [message(change("Account", f"A{i}")) for i in range(3)]
+
+    # When the batch is synced
+    result = world.run(*batch)
+
+    # Then every record waits; none is lost or parked
+    assert sorted(result.retry_message_ids) == sorted(m.message_id for m in batch)
+    assert world.history("FAILURE") == []
+
+
+def test_the_api_budget_stops_calls_until_usage_falls(world: SyncWorld) -> None:
+    # Given the org's usage is at 96% and the budget is 95%
+    world.salesforce = FakeSalesforce(api_limit=100, api_used=95)
+    world.run(message(change("Account", "A0")))  # the call that reports 96/100
+    calls_before = len(world.salesforce.calls)
+
+    # When the next batch comes within the recheck interval
+    blocked = message(change("Account", "A1"))
+    result = world.run(blocked)
+
+    # Then Salesforce is not called and the record waits for the recheck interval
+    assert len(world.salesforce.calls) == calls_before
+    assert result.retry_message_ids == [blocked.message_id]
+    assert world.retries.delays[blocked.receipt_handle] == 60
+
+
+def test_an_unreadable_message_is_parked_not_dropped(world: SyncWorld) -> None:
+    # Given a message whose body is not a queued change
+    bad = message(change())
+    bad = type(bad)(message_id="bad-1", receipt_handle="rb", body='{"not": "a change"}')
+
+    # When it is synced
+    result = world.run(bad)
+
+    # Then it is on the failure list with its raw body, and acknowledged
+    assert result.retry_message_ids == []
+    [failure] = world.history("FAILURE")
+    assert failure["error_code"] == "MALFORMED_MESSAGE"
+    assert failure["body"] == '{"not": "a change"}'
+
+
+def test_the_history_records_the_session_outcomes_and_latencies(world: SyncWorld) -> None:
+    # Given two changes, one superseded by the other
+    older, newer = change(updated=T0), change(updated=T0 + timedelta(seconds=5), Name="n")
+
+    # When they are synced
+    world.run(message(older), message(newer))
+
+    # Then the session, both outcomes and a minute summary with one latency are stored
+    [session] = world.history("SESSION#")
+    assert (session["records_in"], session["written"], session["superseded"]) == (2, 1, 1)
+    trail = world.history("RECORD#Account#A1")
+    assert sorted(i["status"] for i in trail) == ["superseded", "written"]
+    [minute] = world.history("MINUTE#")
+    assert minute["written"] == 1
+    assert len(minute["sync_ms"]) == 1
+    assert minute["e2e_ms"][0] >= minute["sync_ms"][0]
+
+
+def test_two_concurrent_invocations_leave_the_newest_version(world: SyncWorld) -> None:
+    # Given a slow Salesforce, and an old and a new version of one record in two different batches
+    world.salesforce.latency_s = 0.05
+    for round_ in range(10):
+        record = f"C{round_}"
+        old = message(change("Account", record, updated=T0, Name="old"))
+        new = message(change("Account", record, updated=T0 + timedelta(seconds=1), Name="new"))
+        pending = {old.message_id: old, new.message_id: new}
+        barrier = threading.Barrier(2)
+
+        # When two invocations process them at the same time, and retry whatever they were told to retry
+        def invoke(msg, barrier=barrier, pending=pending) -> None:
+            barrier.wait()
+            result = world.run(msg)
+            if msg.message_id in result.retry_message_ids:
+                pending[msg.message_id] = msg
+            else:
+                pending.pop(msg.message_id, None)
+
+        threads = [threading.Thread(target=invoke, args=(m,)) for m in (old, new)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for leftover in list(pending.values()):
+            world.run(message(change("Account", record, **_fields_of(leftover)), receive_count=2))
+
+        # Then Salesforce holds the new version
+        assert world.sf_record(ACCOUNTS, record)["Name"] == "new"
+
+
+def _fields_of(msg) -> dict:
+    from nrtsync.models.callout import QueuedChange
+
+    queued = QueuedChange.model_validate_json(msg.body)
+    return {"updated": queued.updated_date, **queued.fields}
