@@ -34,6 +34,7 @@ from nrtsync.adapters.secrets import CachedSecretSource
 from nrtsync.adapters.sqs import SqsChangeQueue
 from nrtsync.adapters.state import ClaimStatus, DynamoVersionStore, StateUnavailableError, StoredApiUsage, VersionStore
 from nrtsync.coalesce import IncomingChange, coalesce
+from nrtsync.latency import percentiles
 from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import (
@@ -436,6 +437,8 @@ class SyncService:
         )
         for outcome in session.outcomes:
             summary.counts[outcome.outcome] = summary.counts.get(outcome.outcome, 0) + 1
+        latencies = percentiles([o.sync_ms for o in session.outcomes if o.outcome is Outcome.WRITTEN], (50, 90))
+        summary.latency_p50_ms, summary.latency_p90_ms = latencies[50], latencies[90]
         summary.counts[Outcome.FAILED] = summary.counts.get(Outcome.FAILED, 0) + malformed
 
         if usage is not None:

@@ -74,6 +74,8 @@ class SessionSummary:
     malformed: int = 0
     api_calls: int = 0
     api_usage_percent: float | None = None
+    latency_p50_ms: int | None = None
+    latency_p90_ms: int | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -95,6 +97,8 @@ class SessionSummary:
             "malformed": self.malformed,
             "api_calls": self.api_calls,
             "api_usage_percent": self.api_usage_percent,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p90_ms": self.latency_p90_ms,
         }
 
 
