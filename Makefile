@@ -61,7 +61,7 @@ template: tools ## cfn-lint and sam validate --lint
 	$(TOOLS)/sam validate --lint --template template.yaml
 
 build: tools ## sam build (arm64, python3.13) into .aws-sam/build
-	PATH="$(SAM_PATH)" $(TOOLS)/sam build --template template.yaml --cached=false
+	PATH="$(SAM_PATH)" $(TOOLS)/sam build --template template.yaml --no-cached
 
 package-test: venv build ## Import every built function with only the built layer on the path, as Lambda would
 	$(BIN)/pytest tests/build -q

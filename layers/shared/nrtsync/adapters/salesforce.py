@@ -1,0 +1,317 @@
+"""Salesforce behind a small port: sObject Collections upserts and the org's API usage, on simple-salesforce.
+
+simple-salesforce's login helpers hard-code ``https://{domain}.salesforce.com``, so the OAuth token is
+fetched here from the org's own login URL (production, sandbox or My Domain) and handed to
+``Salesforce(instance_url=..., session_id=...)``. The library has no retry of its own: retries, timeouts
+and the deadline are handled here. An adapter instance is meant for one thread (a Lambda invocation).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+import jwt
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceError
+from simple_salesforce.exceptions import SalesforceExpiredSession
+
+from nrtsync.models.salesforce import (
+    ApiUsage,
+    RecordResult,
+    SalesforceAuthError,
+    SalesforceCredentials,
+    SalesforceError,
+    SalesforceLimitExceededError,
+    SalesforceRequestError,
+    SalesforceRetryableError,
+)
+from nrtsync.observability import logger
+
+__all__ = [
+    "MAX_RECORDS_PER_CALL",
+    "ApiUsage",
+    "RecordResult",
+    "SalesforceAuthError",
+    "SalesforceCredentials",
+    "SalesforceError",
+    "SalesforceLimitExceededError",
+    "SalesforcePort",
+    "SalesforceRequestError",
+    "SalesforceRetryableError",
+    "SimpleSalesforceAdapter",
+]
+
+MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records per request
+_BACKOFF_BASE_SECONDS = 0.25
+_BACKOFF_CAP_SECONDS = 8.0
+_JWT_LIFETIME_SECONDS = 180  # Salesforce wants the assertion's exp within 3 minutes
+_LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+T = TypeVar("T")
+
+
+class SalesforcePort(Protocol):
+    """What the sync logic needs from Salesforce."""
+
+    def upsert(
+        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
+    ) -> list[RecordResult]:
+        """Upserts records (without the ``attributes`` wrapper) by external ID, 200 per call, allOrNone false.
+
+        Returns one result per record, in input order. ``deadline`` is a ``time.monotonic()`` value after
+        which no new attempt starts.
+        """
+        ...
+
+    def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
+        """Reads the org's daily API allocation from ``/limits``."""
+        ...
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        """The last ``Sforce-Limit-Info`` seen, if any."""
+        ...
+
+    @property
+    def api_calls(self) -> int:
+        """API requests made by this adapter (token requests not counted)."""
+        ...
+
+
+class _TransientError(Exception):
+    """One attempt failed in a way that another attempt may fix (5xx, connection error, timeout)."""
+
+
+class _SessionRefusedError(Exception):
+    """The API answered 401 INVALID_SESSION_ID: the cached token is no longer valid."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    access_token: str
+    instance_url: str
+
+
+class SimpleSalesforceAdapter:
+    """``SalesforcePort`` on simple-salesforce, with a token cached across warm invocations."""
+
+    def __init__(
+        self,
+        credentials_provider: Callable[[], SalesforceCredentials],
+        *,
+        api_version: str = "62.0",
+        timeout_seconds: float = 20.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        max_attempts: int = 5,
+    ) -> None:
+        self._credentials_provider = credentials_provider
+        self._api_version = api_version
+        self._timeout = timeout_seconds
+        self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._rng = rng
+        self._max_attempts = max(1, max_attempts)
+        self._client: Salesforce | None = None
+        self._api_usage: ApiUsage | None = None
+        self._api_calls = 0
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        return self._api_usage
+
+    @property
+    def api_calls(self) -> int:
+        return self._api_calls
+
+    def upsert(
+        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
+    ) -> list[RecordResult]:
+        """Upserts by external ID, 200 records per call; see ``SalesforcePort.upsert``."""
+        path = f"composite/sobjects/{sobject}/{external_id_field}"
+        results: list[RecordResult] = []
+        for start in range(0, len(records), MAX_RECORDS_PER_CALL):
+            chunk = records[start : start + MAX_RECORDS_PER_CALL]
+            body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **record} for record in chunk]}
+            try:
+                answer = self._api_call("PATCH", path, body, deadline)
+            except SalesforceError as exc:
+                exc.completed_results = list(results)
+                raise
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                error = SalesforceRetryableError(f"upsert {sobject}: the answer does not pair with the records sent")
+                error.completed_results = list(results)
+                raise error
+            results.extend(RecordResult.from_api(item) for item in answer)
+        return results
+
+    def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
+        """Reads ``DailyApiRequests`` from ``/limits``; see ``SalesforcePort.fetch_api_usage``."""
+        answer = self._api_call("GET", "limits", None, deadline)
+        try:
+            daily = answer["DailyApiRequests"]
+            limit, remaining = int(daily["Max"]), int(daily["Remaining"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise SalesforceRetryableError("limits: DailyApiRequests missing from the answer") from exc
+        usage = ApiUsage(used=max(0, limit - remaining), limit=limit, observed_at=datetime.now(UTC))
+        self._api_usage = usage
+        return usage
+
+    # --- API calls -------------------------------------------------------------------------------
+
+    def _api_call(self, method: str, path: str, body: Any, deadline: float) -> Any:
+        """One API call with retries; a refused session is renewed once and the call made again."""
+        for renewed in (False, True):
+            client = self._ensure_client(deadline)
+            try:
+                return self._with_retries(
+                    f"{method} {path}", deadline, partial(self._api_attempt, client, method, path, body)
+                )
+            except _SessionRefusedError as exc:
+                self._client = None
+                if renewed:
+                    raise SalesforceAuthError(f"{method} {path}: Salesforce refused a freshly issued token") from exc
+                logger.info("Salesforce session expired; renewing the token once")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _api_attempt(self, client: Salesforce, method: str, path: str, body: Any, timeout: float) -> Any:
+        self._api_calls += 1
+        try:
+            return client.restful(path, method=method, json=body, timeout=timeout, hooks={"response": self._observe})
+        except SalesforceExpiredSession as exc:
+            raise _SessionRefusedError() from exc
+        except LibrarySalesforceError as exc:
+            raise _translate(exc, f"{method} {path}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _TransientError(type(exc).__name__) from exc
+        except json.JSONDecodeError as exc:  # a 2xx whose body is not JSON: a proxy or an outage page
+            raise _TransientError("answer is not JSON") from exc
+
+    def _observe(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
+        # A response hook sees every answer, errors included; simple-salesforce parses only the successes.
+        match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            used, limit = int(match.group(1)), int(match.group(2))
+            self._api_usage = ApiUsage(used=used, limit=limit, observed_at=datetime.now(UTC))
+        return response
+
+    # --- token -----------------------------------------------------------------------------------
+
+    def _ensure_client(self, deadline: float) -> Salesforce:
+        if self._client is None:
+            token = self._with_retries("token", deadline, self._token_attempt)
+            self._client = Salesforce(
+                instance_url=token.instance_url,
+                session_id=token.access_token,
+                session=self._session,
+                version=self._api_version,
+            )
+        return self._client
+
+    def _token_attempt(self, timeout: float) -> _Token:
+        credentials = self._credentials_provider()
+        form = _token_form(credentials)
+        try:
+            response = self._session.post(credentials.token_url, data=form, timeout=timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _TransientError(type(exc).__name__) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _TransientError(f"token endpoint answered {response.status_code}")
+        payload = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(payload, dict):
+            error = payload.get("error", "") if isinstance(payload, dict) else ""
+            description = payload.get("error_description", "") if isinstance(payload, dict) else ""
+            raise SalesforceAuthError(
+                f"token endpoint {credentials.token_url} answered {response.status_code} {error}: {description}".strip()
+            )
+        access_token, instance_url = payload.get("access_token"), payload.get("instance_url")
+        if not isinstance(access_token, str) or not isinstance(instance_url, str):
+            raise SalesforceAuthError("token endpoint answered without access_token or instance_url")
+        return _Token(access_token=access_token, instance_url=instance_url)
+
+    # --- retries ---------------------------------------------------------------------------------
+
+    def _with_retries(self, what: str, deadline: float, attempt: Callable[[float], T]) -> T:
+        """Runs ``attempt(timeout)``; after a transient failure waits full-jitter backoff, never past the deadline."""
+        failures = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SalesforceRetryableError(f"{what}: deadline reached after {failures} failed attempts")
+            try:
+                return attempt(min(self._timeout, remaining))
+            except _TransientError as exc:
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise SalesforceRetryableError(f"{what}: {exc} (gave up after {failures} attempts)") from exc
+                delay = self._rng() * min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+                if time.monotonic() + delay >= deadline:
+                    raise SalesforceRetryableError(
+                        f"{what}: {exc} (deadline reached after {failures} attempts)"
+                    ) from exc
+                logger.warning(
+                    "Salesforce call failed; retrying",
+                    extra={"call": what, "failure": str(exc), "attempt": failures, "delay_seconds": round(delay, 3)},
+                )
+                self._sleep(delay)
+
+
+def _token_form(credentials: SalesforceCredentials) -> dict[str, str]:
+    if credentials.auth_flow == "client_credentials":
+        return {
+            "grant_type": "client_credentials",
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret or "",
+        }
+    try:
+        assertion = jwt.encode(
+            {
+                "iss": credentials.client_id,
+                "sub": credentials.username,
+                "aud": credentials.login_base_url,
+                "exp": int(time.time()) + _JWT_LIFETIME_SECONDS,
+            },
+            credentials.private_key or "",
+            algorithm="RS256",
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise SalesforceAuthError("could not sign the JWT bearer assertion with the configured private key") from exc
+    return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+
+
+def _translate(exc: LibrarySalesforceError, what: str) -> Exception:
+    """Maps a simple-salesforce error (non-2xx answer) to a transient failure or one of our errors."""
+    status = int(exc.status)
+    error_code, message = _first_error(exc.content)
+    if status >= 500 or status == 429:
+        return _TransientError(f"HTTP {status} {error_code}".strip())
+    if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
+        return SalesforceLimitExceededError(f"{what}: {message or 'API request limit exceeded'}")
+    return SalesforceRequestError(
+        f"{what}: HTTP {status} {error_code}: {message}", status_code=error_code or f"HTTP_{status}", http_status=status
+    )
+
+
+def _first_error(content: Any) -> tuple[str, str]:
+    """``errorCode`` and ``message`` of the first error in a Salesforce error body (a list of objects)."""
+    first = content[0] if isinstance(content, list) and content else content
+    if isinstance(first, dict):
+        return str(first.get("errorCode", "")), str(first.get("message", ""))
+    return "", str(content)[:300]
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,331 @@
+"""SimpleSalesforceAdapter against the HTTPS Salesforce stand-in running as a subprocess."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from nrtsync.adapters.salesforce import (
+    SalesforceAuthError,
+    SalesforceLimitExceededError,
+    SalesforceRequestError,
+    SalesforceRetryableError,
+    SimpleSalesforceAdapter,
+)
+from nrtsync.models.salesforce import RecordError, SalesforceCredentials
+from tests.support.salesforce import StandinClient, running_salesforce_standin
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS = "Zuora__CustomerAccount__c"
+SUBSCRIPTIONS = "Zuora__Subscription__c"
+EXT = "Zuora__External_Id__c"
+INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandinClient]:
+    with running_salesforce_standin() as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _clean(standin: StandinClient) -> None:
+    standin.reset()
+
+
+class RecordedSleep:
+    """Records the backoff delays instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def credentials(standin: StandinClient, **overrides: Any) -> SalesforceCredentials:
+    values: dict[str, Any] = {
+        "login_url": standin.url,
+        "client_id": standin.client_id,
+        "client_secret": standin.client_secret,
+        **overrides,
+    }
+    return SalesforceCredentials.model_validate(values)
+
+
+def adapter_for(
+    standin: StandinClient, creds: SalesforceCredentials | None = None, **kwargs: Any
+) -> SimpleSalesforceAdapter:
+    chosen = creds or credentials(standin)
+    kwargs.setdefault("sleep", RecordedSleep())
+    kwargs.setdefault("rng", lambda: 0.5)
+    kwargs.setdefault("timeout_seconds", 5.0)
+    return SimpleSalesforceAdapter(lambda: chosen, session=standin.session(), **kwargs)
+
+
+def soon(seconds: float = 10.0) -> float:
+    return time.monotonic() + seconds
+
+
+def test_450_records_go_out_in_3_calls_with_results_in_input_order(standin):
+    # Given 450 accounts
+    adapter = adapter_for(standin)
+    records = [{EXT: f"A{i:03d}", "Name": f"Account {i}"} for i in range(450)]
+
+    # When they are upserted
+    results = adapter.upsert(ACCOUNTS, EXT, records, deadline=soon())
+
+    # Then three calls of 200, 200 and 50 were made and each result belongs to its record
+    assert standin.stats()["records_per_call"] == [200, 200, 50]
+    assert adapter.api_calls == 3
+    assert len(results) == 450
+    assert all(r.success and r.created for r in results)
+    stored = {r[EXT]: r["Id"] for r in standin.records(ACCOUNTS)}
+    assert [r.salesforce_id for r in results] == [stored[rec[EXT]] for rec in records]
+
+
+def test_per_record_failures_are_reported_per_record(standin):
+    # Given one known account, and a validation rule on Name
+    standin.seed(ACCOUNTS, [{EXT: "A1"}])
+    standin.set_faults(validation_rules=[{"field": "Name", "equals": "BAD", "message": "bad name"}])
+    adapter = adapter_for(standin)
+    records: list[dict[str, Any]] = [
+        {EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}},
+        {EXT: "S2", "Zuora__CustomerAccount__r": {EXT: "A404"}},
+        {EXT: "S3", "Name": "BAD"},
+    ]
+
+    # When they are upserted
+    results = adapter.upsert(SUBSCRIPTIONS, EXT, records, deadline=soon())
+
+    # Then the good one succeeded and each failure carries Salesforce's error
+    assert results[0].success
+    assert results[0].created is True
+    assert results[1].success is False
+    assert results[1].salesforce_id is None
+    assert results[1].errors[0].status_code == "INVALID_FIELD"
+    assert "A404 not found" in results[1].errors[0].message
+    assert results[2].errors == [RecordError(status_code="FIELD_CUSTOM_VALIDATION_EXCEPTION", message="bad name")]
+
+
+def test_upsert_again_updates_and_token_is_reused(standin):
+    # Given an adapter that has created a record
+    adapter = adapter_for(standin)
+    first = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1", "Name": "one"}], deadline=soon())
+
+    # When the same record is upserted again
+    second = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1", "Name": "two"}], deadline=soon())
+
+    # Then it was updated in place, with one token for both calls
+    assert second[0].created is False
+    assert second[0].salesforce_id == first[0].salesforce_id
+    assert standin.stats()["tokens_issued"] == 1
+
+
+def test_injected_503s_are_retried_with_backoff_then_succeed(standin):
+    # Given two 503 answers queued
+    standin.set_faults(fail_next=[{"status": 503}, {"status": 503}])
+    sleep = RecordedSleep()
+    adapter = adapter_for(standin, sleep=sleep, rng=lambda: 1.0)
+
+    # When a record is upserted
+    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then it succeeded on the third attempt after exponentially growing waits
+    assert results[0].success
+    assert adapter.api_calls == 3
+    assert sleep.delays == [0.25, 0.5]
+
+
+def test_gives_up_at_the_deadline_when_salesforce_keeps_failing(standin):
+    # Given Salesforce answering 503 to everything, and real sleeps
+    adapter = adapter_for(standin, sleep=time.sleep, rng=lambda: 1.0, max_attempts=50)
+    adapter.fetch_api_usage(deadline=soon())  # the token is cached before the 503s start
+    standin.set_faults(fail_next=[{"status": 503}] * 50)
+    started = time.monotonic()
+
+    # When a record is upserted with 1 s left
+    with pytest.raises(SalesforceRetryableError, match="deadline"):
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 1.0)
+
+    # Then it stopped before the deadline instead of sleeping past it
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_slow_salesforce_is_cut_off_at_the_deadline(standin):
+    # Given a token already cached, then 1.2 s of latency on every call
+    adapter = adapter_for(standin, sleep=time.sleep)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(latency_ms=1200)
+    started = time.monotonic()
+
+    # When a record is upserted with 0.3 s left
+    with pytest.raises(SalesforceRetryableError):
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 0.3)
+
+    # Then the request timed out at the deadline rather than after the adapter's 5 s timeout
+    assert time.monotonic() - started < 1.0
+    # ... and, as in Salesforce, the abandoned request is still applied (the retry must be idempotent)
+    landed = time.monotonic() + 5
+    while not standin.records(ACCOUNTS) and time.monotonic() < landed:
+        time.sleep(0.05)
+    assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A1"]
+
+
+def test_deadline_already_passed_starts_no_call(standin):
+    # Given an adapter
+    adapter = adapter_for(standin)
+
+    # When the deadline is in the past
+    with pytest.raises(SalesforceRetryableError):
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
+
+    # Then nothing was sent
+    assert adapter.api_calls == 0
+    assert standin.stats()["token_requests"] == 0
+
+
+def test_expired_session_is_renewed_once_and_the_call_repeated(standin):
+    # Given an adapter with a cached token that Salesforce then expires
+    adapter = adapter_for(standin)
+    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    standin.set_faults(expire_sessions=True)
+
+    # When it upserts again
+    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+
+    # Then a new token was fetched and the call succeeded
+    assert results[0].success
+    assert standin.stats()["tokens_issued"] == 2
+    assert adapter.api_calls == 3
+
+
+def test_session_refused_again_after_renewal_is_an_auth_error(standin):
+    # Given Salesforce refusing the session twice in a row
+    adapter = adapter_for(standin)
+    standin.set_faults(fail_next=[{"status": 401, "body": INVALID_SESSION}] * 2)
+
+    # When a record is upserted
+    with pytest.raises(SalesforceAuthError):
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the token was renewed once only
+    assert standin.stats()["tokens_issued"] == 2
+
+
+def test_request_limit_exceeded_raises_at_once_and_usage_is_seen(standin):
+    # Given an org whose allocation is used up
+    adapter = adapter_for(standin)
+    standin.set_faults(api_limit=500, api_used=500)
+
+    # When a record is upserted
+    with pytest.raises(SalesforceLimitExceededError):
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then there was no retry, and the usage of the refusal was recorded
+    assert adapter.api_calls == 1
+    assert adapter.api_usage is not None
+    assert (adapter.api_usage.used, adapter.api_usage.limit, adapter.api_usage.percent) == (500, 500, 100.0)
+
+
+def test_api_usage_is_parsed_from_each_answer_and_fetched_from_limits(standin):
+    # Given 899 of 1,000 calls used
+    standin.set_faults(api_limit=1000, api_used=899)
+    adapter = adapter_for(standin)
+    assert adapter.api_usage is None
+
+    # When one upsert is made, then the limits read
+    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    seen = adapter.api_usage
+    fetched = adapter.fetch_api_usage(deadline=soon())
+
+    # Then both report the usage as Salesforce counted it
+    assert seen is not None
+    assert (seen.used, seen.limit, seen.percent) == (900, 1000, 90.0)
+    assert (fetched.used, fetched.limit) == (901, 1000)
+    assert adapter.api_usage is not None
+    assert adapter.api_usage.used == 901
+
+
+def test_jwt_bearer_flow_with_a_key_pair_made_here(standin):
+    # Given a key pair whose public half the stand-in trusts for one user
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    standin.configure(jwt_public_key_pem=public_pem.decode(), jwt_username="sync@example.com")
+    creds = credentials(
+        standin, auth_flow="jwt_bearer", client_secret=None, username="sync@example.com", private_key=private_pem
+    )
+    adapter = adapter_for(standin, creds)
+
+    # When a record is upserted
+    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the assertion was accepted
+    assert results[0].success
+    assert standin.stats()["tokens_issued"] == 1
+
+
+def test_wrong_client_secret_is_an_auth_error_without_retries(standin):
+    # Given a wrong client secret
+    adapter = adapter_for(standin, credentials(standin, client_secret="not-the-secret"))
+
+    # When a record is upserted
+    with pytest.raises(SalesforceAuthError, match="invalid_client") as raised:
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the token endpoint was asked once, no API call was made, and the secret is not in the message
+    assert standin.stats()["token_requests"] == 1
+    assert adapter.api_calls == 0
+    assert "not-the-secret" not in str(raised.value)
+
+
+def test_token_endpoint_503_is_retried(standin):
+    # Given the token endpoint failing once
+    standin.set_faults(fail_next=[{"status": 503, "endpoint": "token"}])
+    adapter = adapter_for(standin)
+
+    # When a record is upserted
+    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the second token request succeeded
+    assert results[0].success
+    assert standin.stats()["token_requests"] == 2
+
+
+def test_unknown_sobject_is_a_request_error_with_salesforce_code(standin):
+    # Given an adapter
+    adapter = adapter_for(standin)
+
+    # When an unknown sObject is upserted
+    with pytest.raises(SalesforceRequestError) as raised:
+        adapter.upsert("Nope__c", EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the error carries Salesforce's code and the HTTP status, and was not retried
+    assert (raised.value.status_code, raised.value.http_status) == ("NOT_FOUND", 404)
+    assert adapter.api_calls == 1
+
+
+def test_a_failing_later_chunk_keeps_the_results_of_the_earlier_ones(standin):
+    # Given the second call of an upsert refused for the API limit
+    standin.set_faults(api_limit=1, api_used=0)
+    adapter = adapter_for(standin)
+    records = [{EXT: f"A{i}"} for i in range(250)]
+
+    # When 250 records are upserted
+    with pytest.raises(SalesforceLimitExceededError) as raised:
+        adapter.upsert(ACCOUNTS, EXT, records, deadline=soon())
+
+    # Then the first chunk's results come with the error
+    assert len(raised.value.completed_results) == 200
+    assert all(r.success for r in raised.value.completed_results)

@@ -1,0 +1,377 @@
+"""The Salesforce stand-in over real HTTPS: it must answer as Salesforce's REST API documents."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from nrtsync_local.salesforce_standin import SalesforceStandin, StandinConfig, salesforce_id
+from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
+
+pytestmark = pytest.mark.integration
+
+API = "/services/data/v62.0"
+ACCOUNTS = "Zuora__CustomerAccount__c"
+SUBSCRIPTIONS = "Zuora__Subscription__c"
+EXT = "Zuora__External_Id__c"
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandinClient]:
+    with running_salesforce_standin() as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _clean(standin: StandinClient) -> None:
+    standin.reset()
+
+
+@pytest.fixture(scope="module")
+def http(standin: StandinClient) -> Iterator[requests.Session]:
+    session = trusting_session(standin.ca_file)
+    yield session
+    session.close()
+
+
+def token_for(standin: StandinClient, http: requests.Session) -> str:
+    form = {"grant_type": "client_credentials", "client_id": standin.client_id, "client_secret": standin.client_secret}
+    response = http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def upsert(
+    standin: StandinClient,
+    http: requests.Session,
+    records: list[dict[str, Any]],
+    *,
+    sobject: str = ACCOUNTS,
+    all_or_none: bool = False,
+    token: str | None = None,
+) -> requests.Response:
+    body = {"allOrNone": all_or_none, "records": [{"attributes": {"type": sobject}, **r} for r in records]}
+    return http.patch(
+        f"{standin.url}{API}/composite/sobjects/{sobject}/{EXT}",
+        json=body,
+        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
+        timeout=5,
+    )
+
+
+def test_client_credentials_token_has_salesforce_shape(standin, http):
+    # Given the stand-in's client id and secret
+    form = {"grant_type": "client_credentials", "client_id": standin.client_id, "client_secret": standin.client_secret}
+
+    # When a token is requested
+    response = http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
+
+    # Then the answer has the fields Salesforce returns
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["instance_url"] == standin.url
+    assert body["id"].startswith(f"{standin.url}/id/00D")
+    assert body["issued_at"].isdigit()
+    assert {"access_token", "signature", "scope"} <= body.keys()
+    assert response.headers["Sforce-Limit-Info"] == "api-usage=0/15000"
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret", "error"),
+    [("right", "wrong", "invalid_client"), ("wrong", "right", "invalid_client_id")],
+)
+def test_wrong_client_credentials_are_refused_with_oauth_error(standin, http, client_id, secret, error):
+    # Given credentials where one part is wrong
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": standin.client_id if client_id == "right" else "nope",
+        "client_secret": standin.client_secret if secret == "right" else "nope",
+    }
+
+    # When a token is requested
+    response = http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
+
+    # Then Salesforce's OAuth error shape comes back
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert response.json()["error_description"]
+
+
+def test_jwt_bearer_assertion_is_verified_against_the_configured_key(standin: StandinClient, http: requests.Session):
+    # Given a key pair whose public half the stand-in knows, and another key it does not know
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    standin.configure(jwt_public_key_pem=public_pem.decode(), jwt_username="integration@example.com")
+    claims = {
+        "iss": standin.client_id,
+        "sub": "integration@example.com",
+        "aud": standin.url,
+        "exp": int(time.time()) + 60,
+    }
+
+    def token_response(signing_key: rsa.RSAPrivateKey, **overrides: Any) -> requests.Response:
+        assertion = jwt.encode({**claims, **overrides}, signing_key, algorithm="RS256")
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+        return http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
+
+    # When assertions are signed right, with the wrong key, for the wrong user and the wrong audience
+    good = token_response(key)
+    wrong_key = token_response(other)
+    wrong_user = token_response(key, sub="someone@example.com")
+    wrong_audience = token_response(key, aud="https://login.example.com")
+
+    # Then only the right one gets a token
+    assert good.status_code == 200
+    assert "scope" not in good.json()
+    assert (wrong_key.status_code, wrong_key.json()["error"]) == (400, "invalid_grant")
+    assert wrong_user.json()["error"] == "invalid_grant"
+    assert wrong_audience.json()["error_description"] == "audience is invalid"
+
+
+def test_upsert_creates_then_updates_merging_fields_and_clearing_nulls(standin, http):
+    # Given an account created with a name and a status
+    first = upsert(standin, http, [{EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Draft"}])
+
+    # When it is upserted again with a new status and a null name
+    second = upsert(standin, http, [{EXT: "A1", "Zuora__Status__c": "Active", "Name": None}])
+
+    # Then the first call created it, the second updated the same record, fields merged and the null cleared
+    assert first.status_code == 200
+    created = first.json()[0]
+    assert created["success"] is True
+    assert created["created"] is True
+    assert len(created["id"]) == 18
+    assert second.json() == [{"id": created["id"], "success": True, "errors": [], "created": False}]
+    assert standin.records(ACCOUNTS) == [
+        {"Id": created["id"], EXT: "A1", "Name": None, "Zuora__Status__c": "Active"},
+    ]
+
+
+def test_per_record_errors_come_back_in_order_with_http_200(standin, http):
+    # Given a validation rule on Name and a row lock on one external id
+    standin.set_faults(
+        validation_rules=[{"field": "Name", "equals": "REJECT", "message": "Name is not allowed"}],
+        row_lock={"external_ids": ["A3"]},
+    )
+
+    # When four records are upserted, the second and third of which fail
+    response = upsert(
+        standin, http, [{EXT: "A1", "Name": "ok"}, {EXT: "A2", "Name": "REJECT"}, {EXT: "A3"}, {EXT: "A4"}]
+    )
+
+    # Then HTTP is 200 and each record has its own result, in input order
+    assert response.status_code == 200
+    results = response.json()
+    assert [r["success"] for r in results] == [True, False, False, True]
+    assert results[1]["errors"] == [
+        {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Name is not allowed", "fields": []}
+    ]
+    assert results[2]["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
+    assert "id" not in results[1]
+    assert sorted(r[EXT] for r in standin.records(ACCOUNTS)) == ["A1", "A4"]
+
+
+def test_more_than_200_records_are_refused_whole(standin, http):
+    # Given 201 records
+    records = [{EXT: f"A{i}"} for i in range(201)]
+
+    # When they are sent in one call
+    response = upsert(standin, http, records)
+
+    # Then the whole request is refused as Salesforce does, and nothing is stored
+    assert response.status_code == 400
+    assert response.json()[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert standin.records(ACCOUNTS) == []
+
+
+def test_duplicate_external_ids_in_one_request_fail_those_records(standin, http):
+    # Given two records with the same external id and one other
+    records = [{EXT: "A1", "Name": "one"}, {EXT: "A2"}, {EXT: "A1", "Name": "two"}]
+
+    # When they are upserted together
+    results = upsert(standin, http, records).json()
+
+    # Then both duplicates fail with DUPLICATE_VALUE, the other succeeds
+    assert [r["success"] for r in results] == [False, True, False]
+    assert results[0]["errors"] == [
+        {"statusCode": "DUPLICATE_VALUE", "message": "Duplicate external id specified: A1", "fields": [EXT]}
+    ]
+
+
+def test_child_fails_until_its_parent_exists_then_links_to_it(standin, http):
+    # Given a subscription whose billing account is not in Salesforce yet
+    child = {EXT: "S1", "Name": "Sub", "Zuora__CustomerAccount__r": {EXT: "A1"}}
+    missing = upsert(standin, http, [child], sobject=SUBSCRIPTIONS).json()[0]
+
+    # When the account arrives and the subscription is sent again
+    parent_id = upsert(standin, http, [{EXT: "A1"}]).json()[0]["id"]
+    linked = upsert(standin, http, [child], sobject=SUBSCRIPTIONS).json()[0]
+
+    # Then the first attempt failed with Salesforce's foreign key error, the second links the lookup field
+    assert missing["errors"] == [
+        {
+            "statusCode": "INVALID_FIELD",
+            "message": f"Foreign key external ID: A1 not found for field {EXT} in entity {ACCOUNTS}",
+            "fields": [],
+        }
+    ]
+    assert linked["success"] is True
+    assert standin.records(SUBSCRIPTIONS)[0]["Zuora__CustomerAccount__c"] == parent_id
+
+
+def test_unknown_sobject_and_unknown_relationship_are_refused_whole(standin, http):
+    # Given a token
+    token = token_for(standin, http)
+
+    # When an unknown sObject and an unconfigured relationship are used
+    unknown = upsert(standin, http, [{EXT: "X"}], sobject="Nope__c", token=token)
+    relation = upsert(standin, http, [{EXT: "A1", "Nope__r": {EXT: "Z"}}], token=token)
+
+    # Then Salesforce's whole-request errors come back
+    assert unknown.status_code == 404
+    assert unknown.json()[0]["errorCode"] == "NOT_FOUND"
+    assert relation.status_code == 400
+    assert relation.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_all_or_none_rolls_back_every_record(standin, http):
+    # Given one record that will fail validation
+    standin.set_faults(validation_rules=[{"field": "Name", "equals": "REJECT"}])
+
+    # When it is sent with a good record and allOrNone true
+    results = upsert(standin, http, [{EXT: "A1"}, {EXT: "A2", "Name": "REJECT"}], all_or_none=True).json()
+
+    # Then the good record is rolled back too
+    assert results[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert standin.records(ACCOUNTS) == []
+
+
+def test_every_api_call_counts_and_is_reported_in_header_and_limits(standin, http):
+    # Given an allocation of 1,000 of which 10 are used
+    standin.set_faults(api_limit=1000, api_used=10)
+    token = token_for(standin, http)
+
+    # When one upsert and one limits call are made
+    upserted = upsert(standin, http, [{EXT: "A1"}], token=token)
+    limits = http.get(f"{standin.url}{API}/limits", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+
+    # Then each counted one call, in the header and in /limits
+    assert upserted.headers["Sforce-Limit-Info"] == "api-usage=11/1000"
+    assert limits.headers["Sforce-Limit-Info"] == "api-usage=12/1000"
+    assert limits.json()["DailyApiRequests"] == {"Max": 1000, "Remaining": 988}
+
+
+def test_request_limit_exceeded_once_the_allocation_is_used(standin, http):
+    # Given an allocation with one call left
+    standin.set_faults(api_limit=100, api_used=99)
+    token = token_for(standin, http)
+
+    # When two calls are made
+    last = upsert(standin, http, [{EXT: "A1"}], token=token)
+    refused = upsert(standin, http, [{EXT: "A2"}], token=token)
+
+    # Then the second is refused with 403 REQUEST_LIMIT_EXCEEDED
+    assert last.status_code == 200
+    assert refused.status_code == 403
+    assert refused.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert refused.headers["Sforce-Limit-Info"] == "api-usage=100/100"
+
+
+def test_expired_or_missing_session_gets_401_invalid_session_id(standin, http):
+    # Given a token that the stand-in then expires
+    token = token_for(standin, http)
+    standin.set_faults(expire_sessions=True)
+
+    # When it is used, and when no token is sent at all
+    expired = upsert(standin, http, [{EXT: "A1"}], token=token)
+    anonymous = http.get(f"{standin.url}{API}/limits", timeout=5)
+
+    # Then both get Salesforce's 401 body and nothing is counted
+    for response in (expired, anonymous):
+        assert response.status_code == 401
+        assert response.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    assert standin.stats()["api_calls"] == 0
+
+
+def test_injected_503_fails_the_next_call_only_and_latency_slows_calls(standin, http):
+    # Given a token, one injected 503 and 150 ms of latency
+    token = token_for(standin, http)
+    standin.set_faults(fail_next=[{"status": 503}], latency_ms=150)
+
+    # When two calls are made
+    started = time.monotonic()
+    failed = upsert(standin, http, [{EXT: "A1"}], token=token)
+    passed = upsert(standin, http, [{EXT: "A1"}], token=token)
+    elapsed = time.monotonic() - started
+
+    # Then the first fails whole with 503, the second succeeds, and both waited
+    assert failed.status_code == 503
+    assert failed.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert passed.status_code == 200
+    assert elapsed >= 0.3
+    assert standin.stats()["injected_faults"] == 1
+
+
+def test_row_lock_by_rate_and_count_releases_after_count(standin, http):
+    # Given every record locked, for two records only
+    standin.set_faults(row_lock={"rate": 1.0, "count": 2})
+
+    # When three records are upserted
+    results = upsert(standin, http, [{EXT: "A1"}, {EXT: "A2"}, {EXT: "A3"}]).json()
+
+    # Then the first two hit the lock and the third goes through
+    assert [r["success"] for r in results] == [False, False, True]
+    assert standin.set_faults()["row_lock"] is None
+
+
+def test_stats_count_calls_per_endpoint_and_records_per_call_and_reset_clears(standin, http):
+    # Given seeded parents (not counted) and a token
+    standin.seed(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}])
+    token = token_for(standin, http)
+
+    # When two upserts of 2 and 1 records are made
+    upsert(
+        standin,
+        http,
+        [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}}, {EXT: "S2"}],
+        sobject=SUBSCRIPTIONS,
+        token=token,
+    )
+    upsert(standin, http, [{EXT: "S3"}], sobject=SUBSCRIPTIONS, token=token)
+    stats = standin.stats()
+    standin.reset()
+
+    # Then the stats say so, and reset forgets records and counters
+    assert stats["api_calls"] == 2
+    assert stats["by_endpoint"]["PATCH composite/sobjects"] == 2
+    assert stats["records_per_call"] == [2, 1]
+    assert stats["token_requests"] == 1
+    assert standin.stats()["api_calls"] == 0
+    assert standin.records(SUBSCRIPTIONS) == []
+
+
+def test_in_process_standin_serves_https_and_stops(tmp_path: Path):
+    # Given a stand-in started in this process with fixed credentials
+    with SalesforceStandin(StandinConfig(client_id="cid", client_secret="secret")) as server:
+        session = trusting_session(str(server.write_ca(tmp_path / "ca.pem")))
+        form = {"grant_type": "client_credentials", "client_id": "cid", "client_secret": "secret"}
+
+        # When a token is requested over HTTPS
+        response = session.post(f"{server.url}/services/oauth2/token", data=form, timeout=5)
+
+    # Then it answered, and the ids it makes look like Salesforce's
+    assert response.status_code == 200
+    assert salesforce_id("001", 1) == "0015g0000000001AAA"

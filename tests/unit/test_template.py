@@ -1,0 +1,682 @@
+"""What cfn-lint and `sam validate --lint` do not check in template.yaml, and the helpers that read it.
+
+Each rule is a function that returns the problems it finds, so every test checks the real template and then
+shows, on a mutated copy, that the rule would catch the mistake it is there for.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from nrtsync.settings import IngestSettings, MetricsSettings, SyncSettings
+from nrtsync_local.template import (
+    TemplateError,
+    event_source,
+    function_environment,
+    function_properties,
+    load_template,
+    parameter_defaults,
+    queue_attributes,
+    redrive_target,
+    resolve,
+    table_definition,
+    ttl_attribute,
+)
+
+Template = dict[str, Any]
+
+SETTINGS: dict[str, type[BaseModel]] = {
+    "IngestFunction": IngestSettings,
+    "SyncFunction": SyncSettings,
+    "MetricsFunction": MetricsSettings,
+}
+SERVICE_NAMES = {"IngestFunction": "ingest", "SyncFunction": "sync", "MetricsFunction": "metrics"}
+# Variables read by Powertools or the runtime, not by our settings models.
+RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
+# Read by the dashboard and alarms of a later issue; every other parameter must be used.
+RESERVED_PARAMETERS = {"LatencyP50SloSeconds", "LatencyP90SloSeconds"}
+# Actions that have no resource-level permissions, so AWS requires Resource "*".
+WILDCARD_ONLY_ACTIONS = {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+SQS_WINDOW_REQUIRED_ABOVE = 10
+FOURTEEN_DAYS = 14 * 24 * 3600
+FOUR_DAYS = 4 * 24 * 3600
+STUB_REFS = {
+    "AWS::StackName": "nrtsync-test",
+    "AWS::Region": "eu-west-1",
+    "CalloutQueue": "https://sqs.eu-west-1.amazonaws.com/000000000000/callouts",
+    "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
+    "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
+    "SyncStateTable": "sync-state",
+    "SyncHistoryTable": "sync-history",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template()
+
+
+def mutated(template: Template, change: Callable[[Template], object]) -> Template:
+    """A deep copy of the template with one change applied; the original stays as loaded."""
+    copied = copy.deepcopy(template)
+    change(copied)
+    return copied
+
+
+def resources_of_type(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in template["Resources"].items() if spec["Type"] == resource_type}
+
+
+def props(template: Template, logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def as_int(value: Any, template: Template) -> int:
+    resolved = resolve(value, template)
+    assert resolved is not None, f"{value!r} does not resolve from parameter defaults"
+    return int(resolved)
+
+
+# --- Rules ------------------------------------------------------------------------------------------------
+
+
+def batching_window_problems(template: Template) -> list[str]:
+    problems: list[str] = []
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        for event in props(template, name).get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            properties = event["Properties"]
+            if int(properties.get("BatchSize", 10)) <= SQS_WINDOW_REQUIRED_ABOVE:
+                continue
+            window = properties.get("MaximumBatchingWindowInSeconds")
+            if window is None:
+                problems.append(f"{name}: BatchSize > 10 without MaximumBatchingWindowInSeconds")
+                continue
+            if isinstance(window, dict) and "Ref" in window:
+                minimum = template["Parameters"][window["Ref"]].get("MinValue")
+                if minimum is None or int(minimum) < 1:
+                    problems.append(f"{name}: parameter {window['Ref']} allows a batching window below 1 s")
+            if as_int(window, template) < 1:
+                problems.append(f"{name}: batching window below 1 s with BatchSize > 10")
+    return problems
+
+
+def redrive_problems(template: Template) -> list[str]:
+    redrive = props(template, "CalloutQueue").get("RedrivePolicy")
+    if redrive is None:
+        return ["CalloutQueue has no redrive policy"]
+    problems = []
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["CalloutDeadLetterQueue", "Arn"]}:
+        problems.append("CalloutQueue does not redrive to CalloutDeadLetterQueue")
+    if redrive.get("maxReceiveCount") != {"Ref": "MaxReceiveCount"}:
+        problems.append("maxReceiveCount is not the MaxReceiveCount parameter")
+    return problems
+
+
+def retention_problems(template: Template) -> list[str]:
+    queue = int(props(template, "CalloutQueue").get("MessageRetentionPeriod", FOUR_DAYS))
+    dlq = int(props(template, "CalloutDeadLetterQueue").get("MessageRetentionPeriod", FOUR_DAYS))
+    problems = []
+    if dlq != FOURTEEN_DAYS:
+        problems.append(f"dead-letter queue keeps messages {dlq} s, not 14 days")
+    if queue < FOUR_DAYS:
+        problems.append(f"callout queue keeps messages {queue} s, less than 4 days")
+    # SQS keeps a message's original enqueue time on redrive: a DLQ no longer-lived than its source expires it.
+    if dlq <= queue:
+        problems.append("dead-letter queue does not outlive the callout queue")
+    return problems
+
+
+def visibility_problems(template: Template) -> list[str]:
+    timeout = int(function_properties(template, "SyncFunction")["Timeout"])
+    visibility = int(props(template, "CalloutQueue")["VisibilityTimeout"])
+    if visibility < 6 * timeout:
+        return [f"CalloutQueue VisibilityTimeout {visibility} < 6 x SyncFunction Timeout {timeout}"]
+    return []
+
+
+def partial_batch_problems(template: Template) -> list[str]:
+    if "ReportBatchItemFailures" not in event_source(template, "SyncFunction")["FunctionResponseTypes"]:
+        return ["SyncFunction's SQS event does not report batch item failures"]
+    return []
+
+
+def queue_encryption_problems(template: Template) -> list[str]:
+    return [
+        f"{name} is not encrypted"
+        for name, spec in resources_of_type(template, "AWS::SQS::Queue").items()
+        if spec["Properties"].get("SqsManagedSseEnabled") is not True and "KmsMasterKeyId" not in spec["Properties"]
+    ]
+
+
+def table_problems(template: Template) -> list[str]:
+    problems = []
+    for name, spec in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        properties = spec["Properties"]
+        if properties.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            problems.append(f"{name}: SSE not enabled")
+        if properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{name}: point-in-time recovery not enabled")
+        if ttl_attribute(template, name) != "expires_at":
+            problems.append(f"{name}: TTL is not enabled on expires_at")
+        if properties.get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append(f"{name}: not on-demand")
+    return problems
+
+
+def runtime_problems(template: Template) -> list[str]:
+    problems = []
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        merged = function_properties(template, name)
+        if merged.get("Runtime") != "python3.13":
+            problems.append(f"{name}: runtime {merged.get('Runtime')}")
+        if merged.get("Architectures") != ["arm64"]:
+            problems.append(f"{name}: architectures {merged.get('Architectures')}")
+        if {"Ref": "SharedLayer"} not in merged.get("Layers", []):
+            problems.append(f"{name}: no SharedLayer")
+        if merged.get("Tracing") != "Active":
+            problems.append(f"{name}: tracing not active")
+    layer = template["Resources"]["SharedLayer"]
+    if layer["Metadata"].get("BuildMethod") != "python3.13" or layer["Metadata"].get("BuildArchitecture") != "arm64":
+        problems.append("SharedLayer is not built for python3.13 on arm64")
+    if layer["Properties"].get("CompatibleArchitectures") != ["arm64"]:
+        problems.append("SharedLayer is not marked arm64")
+    if layer["Properties"].get("CompatibleRuntimes") != ["python3.13"]:
+        problems.append("SharedLayer is not marked python3.13")
+    return problems
+
+
+def logging_problems(template: Template) -> list[str]:
+    problems = []
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        merged = function_properties(template, name)
+        group = merged.get("LoggingConfig", {}).get("LogGroup")
+        if not (isinstance(group, dict) and group.get("Ref") in template["Resources"]):
+            problems.append(f"{name}: no log group of its own")
+            continue
+        retention = props(template, group["Ref"]).get("RetentionInDays")
+        if retention != {"Ref": "LogRetentionDays"}:
+            problems.append(f"{name}: log retention is not LogRetentionDays")
+        service = merged["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME")
+        if service != SERVICE_NAMES.get(name):
+            problems.append(f"{name}: POWERTOOLS_SERVICE_NAME is {service}")
+    return problems
+
+
+def ingest_api_problems(template: Template) -> list[str]:
+    events = props(template, "IngestFunction").get("Events", {})
+    expected = {
+        "Type": "Api",
+        "Properties": {"RestApiId": {"Ref": "CalloutApi"}, "Path": "/callouts", "Method": "POST"},
+    }
+    problems = []
+    if list(events.values()) != [expected]:
+        problems.append(f"IngestFunction's events are {events}, not only POST /callouts on CalloutApi")
+    api = props(template, "CalloutApi")
+    throttled = [
+        setting
+        for setting in api.get("MethodSettings", [])
+        if setting.get("ResourcePath") == "/*"
+        and setting.get("HttpMethod") == "*"
+        and setting.get("ThrottlingRateLimit") == {"Ref": "ApiThrottleRateLimit"}
+        and setting.get("ThrottlingBurstLimit") == {"Ref": "ApiThrottleBurstLimit"}
+    ]
+    if not throttled:
+        problems.append("CalloutApi is not throttled by the ApiThrottle* parameters")
+    if api.get("StageName") != {"Ref": "StageName"}:
+        problems.append("CalloutApi's stage is not the StageName parameter")
+    log_format = api.get("AccessLogSetting", {}).get("Format", "{}")
+    missing = {"requestId", "ip", "status", "responseLength", "integrationLatency"} - set(json.loads(log_format))
+    if missing:
+        problems.append(f"access log lacks {sorted(missing)}")
+    return problems
+
+
+def required_aliases(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items() if field.is_required()}
+
+
+def all_aliases(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def environment_problems(template: Template) -> list[str]:
+    problems = []
+    global_names = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for name, model in SETTINGS.items():
+        own = set(props(template, name).get("Environment", {}).get("Variables", {}))
+        missing = required_aliases(model) - own - global_names
+        unknown = own - all_aliases(model) - RUNTIME_VARIABLES
+        if missing:
+            problems.append(f"{name} lacks {sorted(missing)}, required by {model.__name__}")
+        if unknown:
+            problems.append(f"{name} sets {sorted(unknown)}, which {model.__name__} does not read")
+    return problems
+
+
+def settings_from_template(template: Template, name: str, **overrides: str) -> BaseModel:
+    environment = function_environment(template, name, refs=STUB_REFS)
+    unresolved = sorted(key for key, value in environment.items() if value is None)
+    assert not unresolved, f"{name}: {unresolved} not resolved"
+    values = {key: value for key, value in environment.items() if value is not None} | overrides
+    return SETTINGS[name].model_validate(values)
+
+
+def policy_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        for policy in props(template, name).get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                for statement in policy["Statement"]:
+                    yield name, statement
+    for name, spec in template["Resources"].items():
+        if spec["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+            for statement in spec["Properties"]["PolicyDocument"]["Statement"]:
+                yield name, statement
+        if spec["Type"] == "AWS::IAM::Role":
+            for policy in spec["Properties"].get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    yield name, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def wildcard_problems(template: Template) -> list[str]:
+    problems = []
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    for name, statement in policy_statements(template):
+        actions = set(as_list(statement["Action"]))
+        if any("*" in action for action in actions):
+            problems.append(f"{name}: wildcard action in {sorted(actions)}")
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        if not actions <= WILDCARD_ONLY_ACTIONS:
+            problems.append(f"{name}: Resource '*' for {sorted(actions - WILDCARD_ONLY_ACTIONS)}")
+        if "cloudwatch:PutMetricData" in actions:
+            condition = statement.get("Condition", {}).get("StringEquals", {}).get("cloudwatch:namespace")
+            if condition != namespace:
+                problems.append(f"{name}: PutMetricData not limited to the functions' namespace")
+    return problems + policy_template_problems(template)
+
+
+def policy_template_problems(template: Template) -> list[str]:
+    """SAM policy templates (DynamoDBCrudPolicy...) must name a resource of this template, never "*"."""
+    problems = []
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        for policy in props(template, name).get("Policies", []):
+            if not isinstance(policy, dict) or "Statement" in policy:
+                continue
+            for policy_name, arguments in policy.items():
+                for argument in arguments.values():
+                    target = None
+                    if isinstance(argument, dict):
+                        target = argument.get("Ref") or (argument.get("Fn::GetAtt") or [None])[0]
+                    if target not in template["Resources"]:
+                        problems.append(f"{name}: {policy_name} is not scoped to a resource of this template")
+    return problems
+
+
+REQUIRED_OUTPUTS = {
+    "CalloutUrl",
+    "CalloutQueueUrl",
+    "CalloutDeadLetterQueueUrl",
+    "CalloutSecretArn",
+    "SalesforceSecretArn",
+    "SyncStateTableName",
+    "SyncHistoryTableName",
+    "IngestFunctionName",
+    "SyncFunctionName",
+    "MetricsFunctionName",
+}
+
+
+def output_problems(template: Template) -> list[str]:
+    missing = REQUIRED_OUTPUTS - set(template.get("Outputs", {}))
+    problems = [f"output {name} missing" for name in sorted(missing)]
+    url = template.get("Outputs", {}).get("CalloutUrl", {}).get("Value")
+    expected = {"Fn::Sub": "https://${CalloutApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}/callouts"}
+    if url != expected:
+        problems.append(f"CalloutUrl is {url}")
+    return problems
+
+
+def referenced_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield value
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                yield from (part.split("}")[0] for part in str(text).split("${")[1:])
+                if isinstance(value, list):
+                    yield from referenced_names(value[1])
+            else:
+                yield from referenced_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from referenced_names(item)
+
+
+def parameter_problems(template: Template) -> list[str]:
+    used = set(referenced_names({k: template.get(k) for k in ("Globals", "Resources", "Outputs", "Conditions")}))
+    problems = []
+    for name, spec in template["Parameters"].items():
+        if not spec.get("Description"):
+            problems.append(f"parameter {name} has no Description")
+        if name not in used and name not in RESERVED_PARAMETERS:
+            problems.append(f"parameter {name} is not used")
+        if "Default" not in spec:
+            problems.append(f"parameter {name} has no default")
+    return problems
+
+
+# --- The template follows the rules -----------------------------------------------------------------------
+
+RULES: dict[str, Callable[[Template], list[str]]] = {
+    "batching_window": batching_window_problems,
+    "redrive": redrive_problems,
+    "retention": retention_problems,
+    "visibility": visibility_problems,
+    "partial_batch": partial_batch_problems,
+    "queue_encryption": queue_encryption_problems,
+    "tables": table_problems,
+    "runtime": runtime_problems,
+    "logging": logging_problems,
+    "ingest_api": ingest_api_problems,
+    "environment": environment_problems,
+    "wildcards": wildcard_problems,
+    "outputs": output_problems,
+    "parameters": parameter_problems,
+}
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_template_follows_rule(template: Template, rule: Callable[[Template], list[str]]) -> None:
+    assert rule(template) == []
+
+
+def _sqs_event(t: Template) -> dict[str, Any]:
+    event: dict[str, Any] = props(t, "SyncFunction")["Events"]["Callouts"]["Properties"]
+    return event
+
+
+def _statements(t: Template, function: str) -> list[dict[str, Any]]:
+    return next(p["Statement"] for p in props(t, function)["Policies"] if isinstance(p, dict) and "Statement" in p)
+
+
+# Each mistake the rules are there for, applied to a copy: the rule must report it.
+MISTAKES: dict[str, tuple[Callable[[Template], list[str]], Callable[[Template], object]]] = {
+    "window_parameter_allows_zero": (
+        batching_window_problems,
+        lambda t: t["Parameters"]["BatchingWindowSeconds"].update(MinValue=0),
+    ),
+    "window_missing": (batching_window_problems, lambda t: _sqs_event(t).pop("MaximumBatchingWindowInSeconds")),
+    "window_literal_zero": (batching_window_problems, lambda t: _sqs_event(t).update(MaximumBatchingWindowInSeconds=0)),
+    "redrive_missing": (redrive_problems, lambda t: props(t, "CalloutQueue").pop("RedrivePolicy")),
+    "redrive_count_literal": (
+        redrive_problems,
+        lambda t: props(t, "CalloutQueue")["RedrivePolicy"].update(maxReceiveCount=5),
+    ),
+    "dlq_retention_short": (
+        retention_problems,
+        lambda t: props(t, "CalloutDeadLetterQueue").pop("MessageRetentionPeriod"),
+    ),
+    "queue_outlives_dlq": (
+        retention_problems,
+        lambda t: props(t, "CalloutQueue").update(MessageRetentionPeriod=FOURTEEN_DAYS),
+    ),
+    "sync_timeout_raised": (visibility_problems, lambda t: props(t, "SyncFunction").update(Timeout=120)),
+    "no_partial_batch": (partial_batch_problems, lambda t: _sqs_event(t).update(FunctionResponseTypes=[])),
+    "dlq_unencrypted": (
+        queue_encryption_problems,
+        lambda t: props(t, "CalloutDeadLetterQueue").pop("SqsManagedSseEnabled"),
+    ),
+    "table_without_ttl": (table_problems, lambda t: props(t, "SyncHistoryTable").pop("TimeToLiveSpecification")),
+    "table_unencrypted": (table_problems, lambda t: props(t, "SyncStateTable").pop("SSESpecification")),
+    "function_on_x86": (runtime_problems, lambda t: props(t, "MetricsFunction").update(Architectures=["x86_64"])),
+    "function_old_runtime": (runtime_problems, lambda t: props(t, "SyncFunction").update(Runtime="python3.12")),
+    "layer_without_build_arch": (runtime_problems, lambda t: t["Resources"]["SharedLayer"]["Metadata"].clear()),
+    "no_log_group": (logging_problems, lambda t: props(t, "IngestFunction").pop("LoggingConfig")),
+    "ingest_extra_event": (
+        ingest_api_problems,
+        lambda t: props(t, "IngestFunction")["Events"].update(
+            Get={
+                "Type": "Api",
+                "Properties": {"RestApiId": {"Ref": "CalloutApi"}, "Path": "/callouts", "Method": "GET"},
+            }
+        ),
+    ),
+    "api_unthrottled": (ingest_api_problems, lambda t: props(t, "CalloutApi").pop("MethodSettings")),
+    "sync_env_missing_table": (
+        environment_problems,
+        lambda t: props(t, "SyncFunction")["Environment"]["Variables"].pop("SYNC_STATE_TABLE"),
+    ),
+    "ingest_env_typo": (
+        environment_problems,
+        lambda t: props(t, "IngestFunction")["Environment"]["Variables"].update(MAX_CALLOUT_BYTE="1"),
+    ),
+    "namespace_only_global": (
+        environment_problems,
+        lambda t: t["Globals"]["Function"]["Environment"]["Variables"].pop("POWERTOOLS_METRICS_NAMESPACE"),
+    ),
+    "sqs_on_any_resource": (
+        wildcard_problems,
+        lambda t: _statements(t, "SyncFunction")[1].update(Resource="*"),
+    ),
+    "metrics_any_namespace": (wildcard_problems, lambda t: _statements(t, "MetricsFunction")[0].pop("Condition")),
+    "crud_on_any_table": (
+        wildcard_problems,
+        lambda t: props(t, "SyncFunction")["Policies"][0].update(DynamoDBCrudPolicy={"TableName": "*"}),
+    ),
+    "output_missing": (output_problems, lambda t: t["Outputs"].pop("SyncHistoryTableName")),
+    "parameter_unused": (parameter_problems, lambda t: _sqs_event(t).update(MaximumBatchingWindowInSeconds=2)),
+}
+
+
+@pytest.mark.parametrize(("rule", "mistake"), MISTAKES.values(), ids=MISTAKES.keys())
+def test_rule_catches_mistake(
+    template: Template, rule: Callable[[Template], list[str]], mistake: Callable[[Template], object]
+) -> None:
+    # Given the template with one mistake
+    broken = mutated(template, mistake)
+    # When / Then the rule reports it, and the loaded template is untouched
+    assert rule(broken) != []
+    assert rule(template) == []
+
+
+def test_namespace_mistake_is_caught_by_the_wildcard_rule_too(template: Template) -> None:
+    broken = mutated(
+        template,
+        lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(POWERTOOLS_METRICS_NAMESPACE="Other"),
+    )
+    assert any("namespace" in problem for problem in wildcard_problems(broken))
+
+
+# --- Template values satisfy the code's settings models ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_parameter_defaults_give_valid_settings(template: Template, name: str) -> None:
+    settings_from_template(template, name)
+
+
+def _parameter_bounds(template: Template) -> Iterator[tuple[str, str, str]]:
+    for function in SETTINGS:
+        for variable, value in props(template, function)["Environment"]["Variables"].items():
+            if not (isinstance(value, dict) and value.get("Ref") in template["Parameters"]):
+                continue
+            spec = template["Parameters"][value["Ref"]]
+            for bound in ("MinValue", "MaxValue"):
+                if bound in spec:
+                    yield function, variable, str(spec[bound])
+            for allowed in spec.get("AllowedValues", []):
+                yield function, variable, str(allowed)
+
+
+def test_every_parameter_value_the_template_allows_is_valid_for_the_code(template: Template) -> None:
+    # Given every bound of every parameter that feeds a setting
+    bounds = list(_parameter_bounds(template))
+    assert bounds
+    # When / Then the function's settings model accepts it
+    for function, variable, value in bounds:
+        try:
+            settings_from_template(template, function, **{variable: value})
+        except ValidationError as exc:  # pragma: no cover - the message is the point
+            pytest.fail(f"{function}: {variable}={value} is allowed by the template but rejected: {exc}")
+
+
+def test_parameter_bound_the_code_rejects_is_caught(template: Template) -> None:
+    broken = mutated(template, lambda t: t["Parameters"]["MaxCalloutBytes"].update(MinValue=1))
+    rejected = []
+    for function, variable, value in _parameter_bounds(broken):
+        try:
+            settings_from_template(broken, function, **{variable: value})
+        except ValidationError:
+            rejected.append((function, variable, value))
+    assert rejected == [("IngestFunction", "MAX_CALLOUT_BYTES", "1")]
+
+
+def test_metrics_wait_for_the_slowest_sync_invocation(template: Template) -> None:
+    # A minute's latencies are published once the last sync that could still write to it has timed out.
+    sync_timeout = int(function_properties(template, "SyncFunction")["Timeout"])
+    field = MetricsSettings.model_fields["distribution_settle_seconds"]
+    lowest = min(int(getattr(rule, "ge", 0)) for rule in field.metadata if hasattr(rule, "ge"))
+    assert lowest > sync_timeout
+
+
+def test_environment_mistakes_fail_the_settings_model(template: Template) -> None:
+    broken = mutated(template, lambda t: t["Parameters"]["ApiUsageWarnPercent"].update(Default=150))
+    with pytest.raises(ValidationError):
+        settings_from_template(broken, "SyncFunction")
+
+
+# --- nrtsync_local.template helpers ----------------------------------------------------------------------
+
+
+def test_load_template_turns_short_tags_into_long_form(template: Template) -> None:
+    assert props(template, "IngestFunction")["Environment"]["Variables"]["CALLOUT_QUEUE_URL"] == {"Ref": "CalloutQueue"}
+    assert props(template, "CalloutQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["CalloutDeadLetterQueue", "Arn"]
+    }
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+
+
+def test_parameter_defaults_are_strings(template: Template) -> None:
+    defaults = parameter_defaults(template)
+    assert defaults["BatchingWindowSeconds"] == "2"
+    assert defaults["SalesforceApiVersion"] == "62.0"
+    assert defaults["AlarmEmail"] == ""
+    assert defaults["StageName"] == "prod"
+
+
+def test_queue_attributes_of_the_callout_queue(template: Template) -> None:
+    attributes = queue_attributes(template, "CalloutQueue", dlq_arn="arn:aws:sqs:eu-west-1:000000000000:dlq")
+    assert attributes["VisibilityTimeout"] == "360"
+    assert attributes["MessageRetentionPeriod"] == str(FOUR_DAYS)
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": "arn:aws:sqs:eu-west-1:000000000000:dlq",
+        "maxReceiveCount": 10,
+    }
+    assert redrive_target(template, "CalloutQueue") == "CalloutDeadLetterQueue"
+
+
+def test_queue_attributes_follow_the_template(template: Template) -> None:
+    changed = mutated(template, lambda t: t["Parameters"]["MaxReceiveCount"].update(Default=3))
+    attributes = queue_attributes(changed, "CalloutQueue", dlq_arn="arn:dlq")
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 3
+
+
+def test_queue_attributes_refuse_a_redrive_without_its_queue(template: Template) -> None:
+    with pytest.raises(TemplateError, match="dlq_arn"):
+        queue_attributes(template, "CalloutQueue")
+    assert queue_attributes(template, "CalloutDeadLetterQueue")["MessageRetentionPeriod"] == str(FOURTEEN_DAYS)
+    assert redrive_target(template, "CalloutDeadLetterQueue") is None
+
+
+def test_table_definitions(template: Template) -> None:
+    assert table_definition(template, "SyncStateTable") == {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    history = table_definition(template, "SyncHistoryTable")
+    assert history["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert ttl_attribute(template, "SyncHistoryTable") == "expires_at"
+
+
+def test_helpers_reject_the_wrong_resource(template: Template) -> None:
+    with pytest.raises(TemplateError):
+        table_definition(template, "CalloutQueue")
+    with pytest.raises(TemplateError):
+        queue_attributes(template, "NoSuchQueue")
+
+
+def test_function_environment_resolves_what_it_can(template: Template) -> None:
+    # Without names for deployed resources those stay None; parameters and literals resolve
+    unresolved = function_environment(template, "SyncFunction")
+    assert unresolved["CALLOUT_QUEUE_URL"] is None
+    assert unresolved["POWERTOOLS_METRICS_NAMESPACE"] is None
+    assert unresolved["SALESFORCE_API_VERSION"] == "62.0"
+    assert unresolved["PARENT_WAIT_MAX_TRIES"] == "8"
+    assert unresolved["POWERTOOLS_SERVICE_NAME"] == "sync"
+    # With names everything resolves
+    resolved = function_environment(template, "SyncFunction", refs=STUB_REFS)
+    assert resolved["CALLOUT_QUEUE_URL"] == STUB_REFS["CalloutQueue"]
+    assert resolved["POWERTOOLS_METRICS_NAMESPACE"] == "NrtSync/nrtsync-test"
+    assert None not in resolved.values()
+
+
+def test_event_source_of_the_sync_function(template: Template) -> None:
+    assert event_source(template, "SyncFunction") == {
+        "Queue": "CalloutQueue",
+        "BatchSize": 200,
+        "MaximumBatchingWindowInSeconds": 2,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "MaximumConcurrency": 5,
+    }
+    with pytest.raises(TemplateError):
+        event_source(template, "IngestFunction")
+
+
+def test_resolve_sub_with_variables(template: Template) -> None:
+    value = {"Fn::Sub": ["${Name}-${AWS::StackName}-${!Literal}", {"Name": {"Ref": "StageName"}}]}
+    assert resolve(value, template, refs={"AWS::StackName": "s"}) == "prod-s-${Literal}"
+    assert resolve(value, template) is None
+
+
+def test_moto_accepts_resources_built_from_the_template(template: Template) -> None:
+    # Given moto in-process (no network)
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    with moto.mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        # When the queues and tables are created from the template's properties
+        dlq_url = sqs.create_queue(QueueName="dlq", Attributes=queue_attributes(template, "CalloutDeadLetterQueue"))[
+            "QueueUrl"
+        ]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName="callouts", Attributes=queue_attributes(template, "CalloutQueue", dlq_arn=dlq_arn)
+        )["QueueUrl"]
+        for name in ("SyncStateTable", "SyncHistoryTable"):
+            dynamodb.create_table(TableName=name, **table_definition(template, name))
+        # Then they carry the template's settings
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        assert attributes["VisibilityTimeout"] == "360"
+        assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+        described = dynamodb.describe_table(TableName="SyncHistoryTable")["Table"]
+        assert [key["AttributeName"] for key in described["KeySchema"]] == ["pk", "sk"]
