@@ -11,6 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from nrtsync_local.template import (
+    TemplateError,
     load_template,
     queue_attributes,
     redrive_target,
@@ -85,7 +86,8 @@ def provision(
     secrets = client("secretsmanager", endpoint_url, region)
 
     dlq_logical = redrive_target(template, "CalloutQueue")
-    assert dlq_logical is not None, "the template's CalloutQueue has no dead-letter queue"
+    if dlq_logical is None:
+        raise TemplateError("the template's CalloutQueue has no dead-letter queue")
     dlq_url = sqs.create_queue(QueueName=f"{stack}-{dlq_logical}", Attributes=queue_attributes(template, dlq_logical))[
         "QueueUrl"
     ]
@@ -106,9 +108,9 @@ def provision(
             )
         tables[logical_id] = name
 
-    callout_secret = secrets.create_secret(
-        Name=f"{stack}-CalloutSecret", SecretString=json.dumps(callout_credentials)
-    )["ARN"]
+    callout_secret = secrets.create_secret(Name=f"{stack}-CalloutSecret", SecretString=json.dumps(callout_credentials))[
+        "ARN"
+    ]
     salesforce_secret = secrets.create_secret(
         Name=f"{stack}-SalesforceSecret", SecretString=json.dumps(salesforce_credentials)
     )["ARN"]

@@ -13,6 +13,10 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _SQS_RECEIVE_MAX = 10
 
 
+def _md5(body: str) -> str:
+    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+
+
 @dataclass
 class LocalContext:
     """The Lambda context the handlers read, with the function's real timeout counting down."""
@@ -113,7 +117,7 @@ class SqsEventSourcePoller:
                         )
                     },
                     "messageAttributes": {},
-                    "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode(), usedforsecurity=False).hexdigest(),
+                    "md5OfBody": m.get("MD5OfBody") or _md5(m["Body"]),
                     "eventSource": "aws:sqs",
                     "eventSourceARN": self._queue_arn,
                     "awsRegion": self._region,

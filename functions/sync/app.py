@@ -37,7 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         QueueMessage(
             message_id=record.messageId,
             receipt_handle=record.receiptHandle,
-            body=record.body,
+            body=str(record.body),  # SqsModel's body is the raw string; the service validates it
             receive_count=int(record.attributes.ApproximateReceiveCount),
         )
         for record in batch.Records

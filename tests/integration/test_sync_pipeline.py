@@ -17,7 +17,7 @@ from functions.sync import app
 from nrtsync.adapters.sqs import SqsChangeQueue
 from nrtsync.models.callout import QueuedChange
 from nrtsync.settings import SyncSettings
-from nrtsync.sync import build_sync_service
+from nrtsync.sync import QueueMessage, build_sync_service
 from nrtsync_local.aws import LocalResources, MotoServer, client, provision
 from nrtsync_local.poller import SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin
@@ -80,8 +80,13 @@ class Pipeline:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
-    def record(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
+    def find(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
         return next((r for r in self.sf.records(sobject) if r.get("Zuora__External_Id__c") == ext_id), None)
+
+    def record(self, sobject: str, ext_id: str) -> dict[str, Any]:
+        found = self.find(sobject, ext_id)
+        assert found is not None, f"{sobject} {ext_id} is not in the stand-in"
+        return found
 
     def failures(self) -> list[dict[str, Any]]:
         ddb = client("dynamodb", self.resources.aws_endpoint_url)
@@ -135,7 +140,7 @@ def test_partial_failures_write_the_good_and_park_the_bad(pipeline: Pipeline) ->
 
     # Then one call wrote the good record; the bad one is on the failure list; the queue is empty
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "Good Inc"
-    assert pipeline.record(ACCOUNTS, "A2") is None
+    assert pipeline.find(ACCOUNTS, "A2") is None
     [failure] = pipeline.failures()
     assert failure["error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
     assert pipeline.depth() == 0
@@ -149,7 +154,7 @@ def test_a_child_before_its_parent_waits_then_lands(pipeline: Pipeline) -> None:
     first = pipeline.poller()
     first.poll_once()
     assert first.stats.retried == 1
-    assert pipeline.record(SUBSCRIPTIONS, "S1") is None
+    assert pipeline.find(SUBSCRIPTIONS, "S1") is None
 
     # When the account arrives and the queue is drained
     pipeline.send(change("Account", "A9", Name="Parent"))
@@ -158,8 +163,6 @@ def test_a_child_before_its_parent_waits_then_lands(pipeline: Pipeline) -> None:
     # Then both are in Salesforce, the subscription linked to the account, nothing failed
     parent = pipeline.record(ACCOUNTS, "A9")
     child = pipeline.record(SUBSCRIPTIONS, "S1")
-    assert parent is not None
-    assert child is not None
     assert child["Zuora__CustomerAccount__c"] == parent["Id"]
     assert pipeline.failures() == []
 
@@ -188,7 +191,7 @@ def test_a_used_up_api_allocation_holds_changes_until_it_frees_up(pipeline: Pipe
     poller = pipeline.poller()
     poller.poll_once()
     assert poller.stats.retried == 1
-    assert pipeline.record(ACCOUNTS, "A1") is None
+    assert pipeline.find(ACCOUNTS, "A1") is None
     assert pipeline.failures() == []
 
     # And when the allocation frees up, the next poll after the recheck interval writes it
@@ -209,8 +212,6 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
     barrier = threading.Barrier(2)
 
     def invoke(service: Any, batch: list[QueuedChange]) -> None:
-        from nrtsync.sync import QueueMessage
-
         messages = [
             QueueMessage(message_id=f"{q.record_id}-{q.fields['Name']}", receipt_handle="", body=q.model_dump_json())
             for q in batch

@@ -112,4 +112,3 @@ class FakeRetryScheduler:
         for handle in receipt_handles:
             self.delays[handle] = seconds
         return []
-

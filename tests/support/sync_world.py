@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,10 +109,8 @@ class SyncWorld:
         items: list[dict[str, Any]] = table.scan()["Items"]
         return [i for i in items if str(i["pk"]).startswith(pk_prefix)]
 
-    def sf_record(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
-        return self.salesforce.records.get(sobject, {}).get(ext_id)
-
-
-def iter_json(items: list[dict[str, Any]], key: str) -> Iterator[Any]:
-    for item in items:
-        yield json.loads(item[key])
+    def sf_record(self, sobject: str, ext_id: str) -> dict[str, Any]:
+        """The record Salesforce holds; fails the test when there is none."""
+        record = self.salesforce.records.get(sobject, {}).get(ext_id)
+        assert record is not None, f"{sobject} {ext_id} is not in Salesforce"
+        return record

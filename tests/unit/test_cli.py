@@ -75,7 +75,11 @@ def test_trail_shows_a_record_from_callout_to_salesforce_id(cli: Cli) -> None:
     # Given a record written, then a stale re-delivery
     first = change("Account", "A1", Name="x")
     cli.world.run(message(first))
-    cli.world.run(message(first.model_copy(update={"fields": {"Name": "y"}, "updated_date": first.updated_date.replace(year=2025)})))
+    cli.world.run(
+        message(
+            first.model_copy(update={"fields": {"Name": "y"}, "updated_date": first.updated_date.replace(year=2025)})
+        )
+    )
 
     # When the operator asks for its trail
     code, output = cli("--json", "trail", "Account", "A1")

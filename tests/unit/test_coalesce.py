@@ -68,7 +68,9 @@ def test_the_result_does_not_depend_on_arrival_order(specs) -> None:
 
 def test_updated_date_decides_before_receive_time() -> None:
     # Given a newer change that arrived first and an older one that arrived later
-    newer = IncomingChange("m1", "r1", 1, change(updated=T0 + timedelta(seconds=10), received=T0 + timedelta(seconds=11)))
+    newer = IncomingChange(
+        "m1", "r1", 1, change(updated=T0 + timedelta(seconds=10), received=T0 + timedelta(seconds=11))
+    )
     older = IncomingChange("m2", "r2", 1, change(updated=T0, received=T0 + timedelta(seconds=60)))
 
     # When coalesced

@@ -69,7 +69,14 @@ def test_zuora_values_are_coerced_to_salesforce_types(value, kind, expected) -> 
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [("abc", "number"), ("1.5", "integer"), ("maybe", "boolean"), ("31/01/2026", "date"), ("NaN", "number"), (True, "number")],
+    [
+        ("abc", "number"),
+        ("1.5", "integer"),
+        ("maybe", "boolean"),
+        ("31/01/2026", "date"),
+        ("NaN", "number"),
+        (True, "number"),
+    ],
 )
 def test_a_value_that_cannot_be_coerced_is_a_mapping_error_naming_the_field(value, kind) -> None:
     with pytest.raises(MappingError, match="field 'F'"):

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import SalesforceAuthError, SalesforceRetryableError
 from nrtsync.outcomes import Outcome
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
@@ -275,14 +276,8 @@ def test_two_concurrent_invocations_leave_the_newest_version(world: SyncWorld) -
         for t in threads:
             t.join()
         for leftover in list(pending.values()):
-            world.run(message(change("Account", record, **_fields_of(leftover)), receive_count=2))
+            queued = QueuedChange.model_validate_json(leftover.body)
+            world.run(message(change("Account", record, updated=queued.updated_date, **queued.fields), receive_count=2))
 
         # Then Salesforce holds the new version
         assert world.sf_record(ACCOUNTS, record)["Name"] == "new"
-
-
-def _fields_of(msg) -> dict:
-    from nrtsync.models.callout import QueuedChange
-
-    queued = QueuedChange.model_validate_json(msg.body)
-    return {"updated": queued.updated_date, **queued.fields}

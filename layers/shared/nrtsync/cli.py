@@ -9,7 +9,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -133,7 +133,9 @@ def run(argv: Sequence[str] | None = None, *, operations: Operations | None = No
         return 3
 
 
-def _show(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], args: argparse.Namespace, out: TextIO) -> None:
+def _show(
+    rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], args: argparse.Namespace, out: TextIO
+) -> None:
     if args.json:
         print(json.dumps(rows, default=str, indent=2), file=out)
     elif rows:
@@ -142,28 +144,49 @@ def _show(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], args: 
         print("(none)", file=out)
 
 
-def _dispatch(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
-    if args.command == "sessions":
-        _show(ops.sessions(since=args.since, limit=args.limit), SESSION_COLUMNS, args, out)
+def _sessions(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    _show(ops.sessions(since=args.since, limit=args.limit), SESSION_COLUMNS, args, out)
+    return 0
+
+
+def _trail(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    rows = ops.trail(args.object_type, args.record_id)
+    _show(rows, TRAIL_COLUMNS, args, out)
+    return 0 if rows else 1
+
+
+def _failures(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    _show(ops.failures(object_type=args.object_type, error_code=args.error_code), FAILURE_COLUMNS, args, out)
+    return 0
+
+
+def _retry(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    if not (args.all or args.object_type or args.error_code):
+        print("error: say which failures to retry: --object, --code, or --all", file=sys.stderr)
+        return 2
+    chosen = ops.failures(object_type=args.object_type, error_code=args.error_code)
+    if args.dry_run:
+        _show(chosen, FAILURE_COLUMNS, args, out)
         return 0
-    if args.command == "trail":
-        rows = ops.trail(args.object_type, args.record_id)
-        _show(rows, TRAIL_COLUMNS, args, out)
-        return 0 if rows else 1
-    if args.command == "failures":
-        _show(ops.failures(object_type=args.object_type, error_code=args.error_code), FAILURE_COLUMNS, args, out)
-        return 0
-    if args.command == "retry":
-        if not (args.all or args.object_type or args.error_code):
-            print("error: say which failures to retry: --object, --code, or --all", file=sys.stderr)
-            return 2
-        chosen = ops.failures(object_type=args.object_type, error_code=args.error_code)
-        if args.dry_run:
-            _show(chosen, FAILURE_COLUMNS, args, out)
-            return 0
-        done, failed = ops.retry_failures(chosen, progress=ProgressBar("retrying"))
-        print(f"retried {done}, could not retry {failed}", file=out)
-        return 1 if failed else 0
+    done, failed = ops.retry_failures(chosen, progress=ProgressBar("retrying"))
+    print(f"retried {done}, could not retry {failed}", file=out)
+    return 1 if failed else 0
+
+
+def _redrive(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
     moved, failed = ops.redrive_dead_letters(progress=ProgressBar("redriving"))
     print(f"moved {moved} messages back to the callout queue, {failed} could not be moved", file=out)
     return 1 if failed else 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = {
+    "sessions": _sessions,
+    "trail": _trail,
+    "failures": _failures,
+    "retry": _retry,
+    "redrive-dlq": _redrive,
+}
+
+
+def _dispatch(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    return _COMMANDS[args.command](args, ops, out)

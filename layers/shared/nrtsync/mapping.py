@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -113,6 +114,64 @@ def cached_mapping(path: str | None = None) -> MappingConfig:
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
+def _as_string(value: FieldValue) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _as_decimal(value: FieldValue) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")  # noqa: TRY004 - reported as a MappingError
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError("not a finite number")
+    return number
+
+
+def _as_number(value: FieldValue) -> int | float:
+    number = _as_decimal(value)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _as_integer(value: FieldValue) -> int:
+    number = _as_decimal(value)
+    if number != number.to_integral_value():
+        raise ValueError("not a whole number")
+    return int(number)
+
+
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+def _as_boolean(value: FieldValue) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError("not a boolean")
+    return text in _TRUE
+
+
+def _as_date(value: FieldValue) -> str:
+    text = str(value).strip()
+    if not _DATE_RE.match(text):
+        raise ValueError("not a date (YYYY-MM-DD)")
+    return date.fromisoformat(text[:10]).isoformat()
+
+
+def _as_datetime(value: FieldValue) -> str:
+    return datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")).isoformat()
+
+
+_COERCIONS: dict[FieldType, Callable[[FieldValue], Any]] = {
+    "string": _as_string,
+    "number": _as_number,
+    "integer": _as_integer,
+    "boolean": _as_boolean,
+    "date": _as_date,
+    "datetime": _as_datetime,
+}
+
+
 def coerce_value(value: FieldValue, field_type: FieldType, *, field: str) -> Any:
     """Turn a callout value (Zuora renders merge fields as strings) into the JSON Salesforce expects.
 
@@ -121,43 +180,9 @@ def coerce_value(value: FieldValue, field_type: FieldType, *, field: str) -> Any
     if value is None or value == "":
         return None
     try:
-        match field_type:
-            case "string":
-                return value if isinstance(value, str) else json.dumps(value)
-            case "number":
-                if isinstance(value, bool):
-                    raise ValueError("a boolean is not a number")
-                number = Decimal(str(value))
-                if not number.is_finite():
-                    raise ValueError("not a finite number")
-                return int(number) if number == number.to_integral_value() else float(number)
-            case "integer":
-                if isinstance(value, bool):
-                    raise ValueError("a boolean is not an integer")
-                number = Decimal(str(value))
-                if number != number.to_integral_value():
-                    raise ValueError("not a whole number")
-                return int(number)
-            case "boolean":
-                if isinstance(value, bool):
-                    return value
-                text = str(value).strip().lower()
-                if text in {"true", "1", "yes"}:
-                    return True
-                if text in {"false", "0", "no"}:
-                    return False
-                raise ValueError("not a boolean")
-            case "date":
-                text = str(value).strip()
-                if not _DATE_RE.match(text):
-                    raise ValueError("not a date (YYYY-MM-DD)")
-                return date.fromisoformat(text[:10]).isoformat()
-            case "datetime":
-                parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-                return parsed.isoformat()
+        return _COERCIONS[field_type](value)
     except (ValueError, InvalidOperation) as exc:
         raise MappingError(f"field {field!r}: {value!r} is not a valid {field_type}: {exc}") from exc
-    raise MappingError(f"field {field!r}: unknown type {field_type!r}")  # pragma: no cover - Literal guards it
 
 
 def build_record(
@@ -193,7 +218,5 @@ def parent_ids(mapping: MappingConfig, object_type: str, fields: dict[str, Field
     if obj is None:
         return []
     return [
-        (parent.object, str(fields[name]))
-        for name, parent in obj.parents.items()
-        if fields.get(name) not in (None, "")
+        (parent.object, str(fields[name])) for name, parent in obj.parents.items() if fields.get(name) not in (None, "")
     ]

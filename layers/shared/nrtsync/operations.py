@@ -38,7 +38,7 @@ def _number(value: Any) -> Any:
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain Python (numbers as int/float, so JSON output stays readable)."""
-    return {k: _number(_deserializer.deserialize(v)) for k, v in item.items()}  # type: ignore[arg-type]
+    return {k: _number(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ class StackResources:
             raise OperationError(f"cannot read stack {stack_name}: {exc}") from exc
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         try:
-            return cls(outputs["SyncHistoryTableName"], outputs["CalloutQueueUrl"], outputs["CalloutDeadLetterQueueUrl"])
+            return cls(
+                history_table=outputs["SyncHistoryTableName"],
+                queue_url=outputs["CalloutQueueUrl"],
+                dlq_url=outputs["CalloutDeadLetterQueueUrl"],
+            )
         except KeyError as exc:
             raise OperationError(f"stack {stack_name} has no output {exc}") from exc
 

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
-
-from pydantic import ValidationError
+from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
 
 from nrtsync.adapters.history import (
     DynamoHistoryWriter,
@@ -41,6 +40,7 @@ from nrtsync.models.salesforce import (
     RecordResult,
     SalesforceAuthError,
     SalesforceCredentials,
+    SalesforceError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
     SalesforceRetryableError,
@@ -54,9 +54,6 @@ MAX_RETRY_DELAY_SECONDS = 300
 # Time kept back from the invocation's deadline for releasing leases and writing the history.
 _FINISH_MARGIN_SECONDS = 5.0
 _STATE_WORKERS = 16
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class RetryScheduler(Protocol):
@@ -97,7 +94,7 @@ class _Session:
     api_blocked: bool = False
 
 
-def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+def _parallel[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     # DynamoDB round trips dominate a session; boto3 clients are thread-safe, so overlap them.
     if len(items) <= 1:
         return [fn(i) for i in items]
@@ -275,27 +272,8 @@ class SyncService:
         obj = self._mapping.objects[object_type]
         try:
             results = self._sf.upsert(obj.sobject, obj.external_id_field, [r for _, r in chunk], deadline=deadline)
-        except SalesforceLimitExceededError:
-            session.api_blocked = True
-            logger.warning("Salesforce API allocation used up; changes wait on the queue", extra={"sobject": obj.sobject})
-            for item in items:
-                self._wait(session, item, self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED")
-            self._release(items, session)
-            return
-        except SalesforceAuthError as exc:
-            logger.error("Salesforce refused our credentials; changes wait on the queue", extra={"error": str(exc)})
-            for item in items:
-                self._wait(session, item, MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH")
-            self._release(items, session)
-            return
-        except SalesforceRetryableError as exc:
-            for item in items:
-                self._wait(session, item, self._backoff(item.receive_count), "SALESFORCE_UNAVAILABLE", str(exc))
-            self._release(items, session)
-            return
-        except SalesforceRequestError as exc:
-            for item in items:
-                self._fail(session, item, exc.status_code, exc.message)
+        except SalesforceError as exc:
+            self._call_failed(session, items, exc)
             self._release(items, session)
             return
         answered_at = self._clock()
@@ -306,6 +284,24 @@ class SyncService:
             self._release(items, session)
             return
         self._settle(session, list(zip(items, results, strict=True)), answered_at)
+
+    def _call_failed(self, session: _Session, items: list[IncomingChange], exc: SalesforceError) -> None:
+        """A whole call failed: its records wait (or, for a request Salesforce refuses outright, fail)."""
+        if isinstance(exc, SalesforceRequestError):
+            for item in items:
+                self._fail(session, item, exc.status_code, exc.message)
+            return
+        if isinstance(exc, SalesforceLimitExceededError):
+            session.api_blocked = True
+            logger.warning("Salesforce API allocation used up; changes wait on the queue")
+            delay, code = self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED"
+        elif isinstance(exc, SalesforceAuthError):
+            logger.error("Salesforce refused our credentials; changes wait on the queue", extra={"error": str(exc)})
+            delay, code = MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH"
+        else:
+            delay, code = 0, "SALESFORCE_UNAVAILABLE"
+        for item in items:
+            self._wait(session, item, delay or self._backoff(item.receive_count), code, exc.message)
 
     def _settle(
         self, session: _Session, pairs: list[tuple[IncomingChange, RecordResult]], answered_at: datetime
@@ -387,9 +383,7 @@ class SyncService:
             )
         )
 
-    def _wait(
-        self, session: _Session, item: IncomingChange, delay: int, code: str, message: str | None = None
-    ) -> None:
+    def _wait(self, session: _Session, item: IncomingChange, delay: int, code: str, message: str | None = None) -> None:
         session.retry[item.message_id] = (item.receipt_handle, delay)
         self._decide(session, item, Outcome.WAITING, code=code, message=message)
 
@@ -509,7 +503,9 @@ def build_sync_service(settings: SyncSettings) -> SyncService:
         settings,
         mapping=cached_mapping(settings.mapping_path),
         salesforce=SimpleSalesforceAdapter(
-            credentials, api_version=settings.salesforce_api_version, timeout_seconds=settings.salesforce_timeout_seconds
+            credentials,
+            api_version=settings.salesforce_api_version,
+            timeout_seconds=settings.salesforce_timeout_seconds,
         ),
         state=DynamoVersionStore(settings.state_table),
         history=DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),

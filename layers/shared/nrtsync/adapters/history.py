@@ -246,23 +246,22 @@ class DynamoHistoryWriter:
         failed: list[dict[str, Any]] = []
         for start in range(0, len(items), _BATCH_WRITE_MAX):
             chunk = items[start : start + _BATCH_WRITE_MAX]
-            pending = [
+            pending: list[Any] = [
                 {"PutRequest": {"Item": {k: _serializer.serialize(_ddb_value(v)) for k, v in i.items()}}} for i in chunk
             ]
             for attempt in range(4):
                 if attempt:
                     time.sleep(0.05 * 2**attempt)  # DynamoDB asks for backoff on unprocessed items
                 try:
-                    response = self._client.batch_write_item(RequestItems={self._table: pending})  # type: ignore[dict-item]
+                    response = self._client.batch_write_item(RequestItems={self._table: pending})
                 except (ClientError, BotoCoreError):
                     continue
-                pending = list(response.get("UnprocessedItems", {}).get(self._table, []))  # type: ignore[arg-type]
+                pending = list(response.get("UnprocessedItems", {}).get(self._table, []))
                 if not pending:
                     break
             if pending:
                 unprocessed_keys = {
-                    (r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"])  # type: ignore[index]
-                    for r in pending
+                    (r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"]) for r in pending
                 }
                 failed += [i for i in chunk if (i["pk"], i["sk"]) in unprocessed_keys]
         return failed

@@ -102,7 +102,8 @@ class DynamoVersionStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StateUnavailableError(f"could not claim {record_key}") from exc
-            old = exc.response.get("Item") or self._read(record_key)
+            returned: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure=ALL_OLD
+            old = returned if isinstance(returned, dict) else self._read(record_key)
             return _why_not(old, version, content_hash)
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not claim {record_key}") from exc
