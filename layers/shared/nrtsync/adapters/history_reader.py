@@ -1,0 +1,420 @@
+"""The metrics function's side of the sync history: reads minute summaries, keeps hourly rollups and the
+distribution watermark, and reads the org's API usage from the state table.
+
+Items it owns in the history table (the sync function writes the ``MINUTE#`` items):
+
+- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>#<object_type>``: one closed hour of one object type (counts and
+  log-bucketed latency histograms). All rollups share one partition so that a 7-day window is one
+  paginated Query instead of 168.
+- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>``: the hour's completion marker, written after its rollups. Readers
+  use an hour only when its marker exists, so a run that dies half-way leaves nothing half-counted.
+- ``METRICS#WATERMARK`` / ``DISTRIBUTION``: the last minute whose raw latencies were published.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.latency import DEFAULT_RELATIVE_ERROR, HistogramFormatError, LatencyHistogram
+from nrtsync.metrics.model import (
+    ApiUsage,
+    HourRollup,
+    MinuteRead,
+    MinuteSummary,
+    RecordCounts,
+    RolledHours,
+    hour_key,
+    minute_key,
+)
+from nrtsync.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+ROLLUP_PK: Final = "ROLLUP#HOUR"
+WATERMARK_KEY: Final = {"pk": {"S": "METRICS#WATERMARK"}, "sk": {"S": "DISTRIBUTION"}}
+API_USAGE_KEY: Final = "ORG#API_USAGE"
+_SK_MAX: Final = "#\uffff"
+_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
+
+type Item = Mapping[str, AttributeValueTypeDef]
+
+
+class HistoryReadError(RuntimeError):
+    """The history or state table could not be read or written (retryable: the next run starts over)."""
+
+
+class MalformedItemError(ValueError):
+    """A history item does not have the shape the contract promises."""
+
+
+class MetricsHistory(Protocol):
+    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead: ...
+
+    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours: ...
+
+    def write_rollups(
+        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
+    ) -> None: ...
+
+    def distribution_watermark(self) -> datetime | None: ...
+
+    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool: ...
+
+
+class ApiUsageSource(Protocol):
+    def api_usage(self) -> ApiUsage | None: ...
+
+
+# -- low-level attribute parsing (faster than boto3's Decimal-based deserializer, and strict) ------------
+def _string(item: Item, name: str) -> str:
+    value = item.get(name)
+    if value is None or "S" not in value or not value["S"]:
+        raise MalformedItemError(f"{name} is missing or not a non-empty string")
+    return value["S"]
+
+
+def _number(item: Item, name: str, default: float | None = None) -> float:
+    value = item.get(name)
+    if value is None and default is not None:
+        return default
+    if value is None or "N" not in value:
+        raise MalformedItemError(f"{name} is missing or not a number")
+    try:
+        number = float(value["N"])
+    except ValueError as exc:
+        raise MalformedItemError(f"{name} is not a number") from exc
+    if not math.isfinite(number):
+        raise MalformedItemError(f"{name} is not finite")
+    return number
+
+
+def _count(item: Item, name: str, default: int | None = None) -> int:
+    number = _number(item, name, None if default is None else float(default))
+    if number < 0 or number != int(number):
+        raise MalformedItemError(f"{name} is not a count")
+    return int(number)
+
+
+def _numbers(item: Item, name: str) -> tuple[float, ...]:
+    value = item.get(name)
+    if value is None:
+        return ()
+    if "L" not in value:
+        raise MalformedItemError(f"{name} is not a list")
+    try:
+        numbers = tuple(float(element["N"]) for element in value["L"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedItemError(f"{name} holds something that is not a number") from exc
+    if not all(math.isfinite(n) for n in numbers):
+        raise MalformedItemError(f"{name} holds a number that is not finite")
+    return numbers
+
+
+def _binary(item: Item, name: str) -> bytes:
+    value = item.get(name)
+    if value is None:
+        return b""
+    if "B" not in value:
+        raise MalformedItemError(f"{name} is not binary")
+    raw = value["B"]
+    return raw if isinstance(raw, bytes) else bytes(raw)
+
+
+def _key(item: Item) -> dict[str, str]:
+    return {k: item[k].get("S", "?") for k in ("pk", "sk") if k in item}
+
+
+def _skip(item: Item, reason: str) -> None:
+    logger.warning("malformed history item skipped", extra={**_key(item), "reason": reason})
+
+
+def parse_minute_item(item: Item, minute: datetime) -> MinuteSummary:
+    """A ``MINUTE#`` item as a MinuteSummary; raises MalformedItemError."""
+    if "type" in item and item["type"].get("S") != "minute":
+        raise MalformedItemError("type is not 'minute'")
+    if "minute" in item and item["minute"].get("S") != minute_key(minute):
+        raise MalformedItemError("minute does not match the partition")
+    return MinuteSummary(
+        minute=minute,
+        object_type=_string(item, "object_type"),
+        session_id=_string(item, "session_id"),
+        counts=RecordCounts(
+            written=_count(item, "written"),
+            failed=_count(item, "failed"),
+            waiting=_count(item, "waiting"),
+            superseded=_count(item, "superseded", 0),
+            stale=_count(item, "stale", 0),
+        ),
+        sync_ms=_numbers(item, "sync_ms"),
+        e2e_ms=_numbers(item, "e2e_ms"),
+    )
+
+
+def _histogram(item: Item, prefix: str, relative_error: float) -> LatencyHistogram:
+    try:
+        histogram = LatencyHistogram.from_bytes(
+            _binary(item, f"{prefix}_hist"),
+            zero_count=_count(item, f"{prefix}_zero", 0),
+            relative_error=relative_error,
+        )
+    except HistogramFormatError as exc:
+        raise MalformedItemError(f"{prefix}_hist: {exc}") from exc
+    if histogram.count != _count(item, f"{prefix}_count"):
+        raise MalformedItemError(f"{prefix}_count does not match the histogram")
+    return histogram
+
+
+def parse_rollup_item(item: Item, relative_error: float) -> HourRollup:
+    """A rollup item as an HourRollup; raises MalformedItemError (also for another histogram resolution)."""
+    if _number(item, "rel_error") != relative_error:
+        raise MalformedItemError("rollup histogram has another relative error")
+    try:
+        hour = datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise MalformedItemError("hour is not YYYY-MM-DDTHH") from exc
+    return HourRollup(
+        hour=hour,
+        object_type=_string(item, "object_type"),
+        counts=RecordCounts(
+            written=_count(item, "written"),
+            failed=_count(item, "failed"),
+            waiting=_count(item, "waiting"),
+            superseded=_count(item, "superseded", 0),
+            stale=_count(item, "stale", 0),
+        ),
+        minute_items=_count(item, "minute_items", 0),
+        sync=_histogram(item, "sync", relative_error),
+        e2e=_histogram(item, "e2e", relative_error),
+    )
+
+
+def _histogram_attributes(prefix: str, histogram: LatencyHistogram) -> dict[str, AttributeValueTypeDef]:
+    attributes: dict[str, AttributeValueTypeDef] = {
+        f"{prefix}_count": {"N": str(histogram.count)},
+        f"{prefix}_zero": {"N": str(histogram.zero_count)},
+    }
+    encoded = histogram.to_bytes()
+    if encoded:
+        attributes[f"{prefix}_hist"] = {"B": encoded}
+    return attributes
+
+
+def rollup_item(rollup: HourRollup, expires_at: int) -> dict[str, AttributeValueTypeDef]:
+    """The DynamoDB item of a rollup."""
+    counts = rollup.counts
+    return {
+        "pk": {"S": ROLLUP_PK},
+        "sk": {"S": f"{hour_key(rollup.hour)}#{rollup.object_type}"},
+        "type": {"S": "hour_rollup"},
+        "hour": {"S": hour_key(rollup.hour)},
+        "object_type": {"S": rollup.object_type},
+        "written": {"N": str(counts.written)},
+        "failed": {"N": str(counts.failed)},
+        "waiting": {"N": str(counts.waiting)},
+        "superseded": {"N": str(counts.superseded)},
+        "stale": {"N": str(counts.stale)},
+        "minute_items": {"N": str(rollup.minute_items)},
+        "rel_error": {"N": repr(rollup.sync.relative_error)},
+        **_histogram_attributes("sync", rollup.sync),
+        **_histogram_attributes("e2e", rollup.e2e),
+        "expires_at": {"N": str(expires_at)},
+    }
+
+
+class DynamoMetricsHistory:
+    """The history table as the metrics function uses it."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        relative_error: float = DEFAULT_RELATIVE_ERROR,
+        read_concurrency: int = 8,
+    ) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._relative_error = relative_error
+        self._concurrency = max(1, read_concurrency)
+
+    def _query(self, pk: str, sk_between: tuple[str, str] | None = None) -> list[dict[str, AttributeValueTypeDef]]:
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        if sk_between is not None:
+            args["KeyConditionExpression"] += " AND sk BETWEEN :first AND :last"
+            args["ExpressionAttributeValues"] |= {":first": {"S": sk_between[0]}, ":last": {"S": sk_between[1]}}
+        items: list[dict[str, AttributeValueTypeDef]] = []
+        try:
+            while True:
+                response = self._client.query(**args)
+                items.extend(response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    return items
+                args["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise HistoryReadError(f"could not query {pk}") from exc
+
+    def _minute(self, minute: datetime) -> tuple[list[MinuteSummary], int]:
+        summaries: list[MinuteSummary] = []
+        skipped = 0
+        for item in self._query(f"MINUTE#{minute_key(minute)}"):
+            try:
+                summaries.append(parse_minute_item(item, minute))
+            except MalformedItemError as exc:
+                _skip(item, str(exc))
+                skipped += 1
+        return summaries, skipped
+
+    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead:
+        """Every minute summary of the given minutes (one Query per minute, run concurrently)."""
+        if not minutes:
+            return MinuteRead(summaries=())
+        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(minutes))) as pool:
+            results = list(pool.map(self._minute, minutes))
+        return MinuteRead(
+            summaries=tuple(s for summaries, _ in results for s in summaries),
+            skipped=sum(skipped for _, skipped in results),
+        )
+
+    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours:
+        """The hours in ``[first, last]`` that have a completion marker, and their rollups."""
+        items = self._query(ROLLUP_PK, (hour_key(first), hour_key(last) + _SK_MAX))
+        hours: set[datetime] = set()
+        rollups: list[HourRollup] = []
+        skipped = 0
+        for item in items:
+            try:
+                parsed = self._rollup_or_marker(item)
+            except (MalformedItemError, ValueError) as exc:
+                _skip(item, str(exc))
+                skipped += 1
+                continue
+            if isinstance(parsed, HourRollup):
+                rollups.append(parsed)
+            else:
+                hours.add(parsed)
+        return RolledHours(
+            hours=frozenset(hours),
+            rollups=tuple(r for r in rollups if r.hour in hours),
+            skipped=skipped,
+        )
+
+    def _rollup_or_marker(self, item: Item) -> HourRollup | datetime:
+        kind = _string(item, "type")
+        if kind == "hour_rollup_marker":
+            return datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        if kind == "hour_rollup":
+            return parse_rollup_item(item, self._relative_error)
+        raise MalformedItemError(f"unknown type {kind!r}")
+
+    def write_rollups(
+        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
+    ) -> None:
+        """Write an hour's rollups, then its marker. Re-rolling an hour rewrites identical items, so a retry
+        after a crash between the two steps counts nothing twice."""
+        try:
+            for object_type in sorted(rollups):
+                self._client.put_item(TableName=self._table, Item=rollup_item(rollups[object_type], expires_at))
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": ROLLUP_PK},
+                    "sk": {"S": hour_key(hour)},
+                    "type": {"S": "hour_rollup_marker"},
+                    "hour": {"S": hour_key(hour)},
+                    "object_types": {"L": [{"S": t} for t in sorted(rollups)]},
+                    "minute_items": {"N": str(sum(r.minute_items for r in rollups.values()))},
+                    "skipped": {"N": str(skipped)},
+                    "rolled_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+                    "expires_at": {"N": str(expires_at)},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise HistoryReadError(f"could not write the rollups of {hour_key(hour)}") from exc
+
+    def distribution_watermark(self) -> datetime | None:
+        """The last minute whose raw latencies were published, or None before the first publication."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key=WATERMARK_KEY, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise HistoryReadError("could not read the distribution watermark") from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        try:
+            return datetime.strptime(_string(item, "minute"), "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+        except (MalformedItemError, ValueError) as exc:
+            _skip(item, str(exc))
+            return None
+
+    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool:
+        """Move the watermark from ``expected`` to ``new``; False when another run moved it first."""
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {**WATERMARK_KEY, "type": {"S": "watermark"}, "minute": {"S": minute_key(new)}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if expected is not None:
+            args |= {
+                "ConditionExpression": "#minute = :expected",
+                "ExpressionAttributeNames": {"#minute": "minute"},
+                "ExpressionAttributeValues": {":expected": {"S": minute_key(expected)}},
+            }
+        try:
+            self._client.put_item(**args)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise HistoryReadError("could not move the distribution watermark") from exc
+        except BotoCoreError as exc:
+            raise HistoryReadError("could not move the distribution watermark") from exc
+        return True
+
+
+def _usage_percent(item: Item) -> float:
+    if "percent" in item:
+        return _number(item, "percent")
+    limit = _number(item, "limit")
+    if limit <= 0:
+        raise MalformedItemError("limit is not positive")
+    return 100 * _number(item, "used") / limit
+
+
+class DynamoApiUsageSource:
+    """The ``ORG#API_USAGE`` item the sync function keeps in the state table."""
+
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+
+    def api_usage(self) -> ApiUsage | None:
+        """The latest usage, or None when none was recorded or the item is malformed (logged)."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": API_USAGE_KEY}})
+        except (ClientError, BotoCoreError) as exc:
+            raise HistoryReadError("could not read the API usage") from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        try:
+            percent = _usage_percent(item)
+            observed_at = datetime.fromisoformat(_string(item, "observed_at"))
+        except (MalformedItemError, ValueError) as exc:
+            _skip(item, str(exc))
+            return None
+        if observed_at.tzinfo is None:
+            observed_at = observed_at.replace(tzinfo=UTC)
+        return ApiUsage(percent=percent, observed_at=observed_at)

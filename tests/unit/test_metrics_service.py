@@ -1,0 +1,220 @@
+"""The metrics run with in-memory fakes of the history, the API usage and CloudWatch (no AWS)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from nrtsync.metrics.model import (
+    HOUR,
+    ApiUsage,
+    HourRollup,
+    MinuteRead,
+    MinuteSummary,
+    RecordCounts,
+    RolledHours,
+    ceil_hour,
+)
+from nrtsync.metrics.publisher import MetricPoint, MetricsPublishError
+from nrtsync.metrics.service import MetricsService, distribution_points
+from nrtsync.settings import MetricsSettings
+
+NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
+
+
+class FakeHistory:
+    def __init__(self, summaries: Sequence[MinuteSummary] = ()) -> None:
+        self.summaries = list(summaries)
+        self.rolled: dict[datetime, dict[str, HourRollup]] = {}
+        self.watermark: datetime | None = None
+        self.minute_reads = 0
+
+    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead:
+        self.minute_reads += len(minutes)
+        wanted = set(minutes)
+        return MinuteRead(summaries=tuple(s for s in self.summaries if s.minute in wanted))
+
+    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours:
+        hours = frozenset(h for h in self.rolled if first <= h <= last)
+        return RolledHours(hours=hours, rollups=tuple(r for h in hours for r in self.rolled[h].values()))
+
+    def write_rollups(
+        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
+    ) -> None:
+        self.rolled[hour] = dict(rollups)
+
+    def distribution_watermark(self) -> datetime | None:
+        return self.watermark
+
+    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool:
+        if self.watermark != expected:
+            return False
+        self.watermark = new
+        return True
+
+
+class FakeUsage:
+    def __init__(self, usage: ApiUsage | None = None) -> None:
+        self.usage = usage
+
+    def api_usage(self) -> ApiUsage | None:
+        return self.usage
+
+
+class FakePublisher:
+    def __init__(self, fail: bool = False) -> None:
+        self.points: list[MetricPoint] = []
+        self.fail = fail
+
+    def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int:
+        if self.fail and any(p.values for p in points):
+            raise MetricsPublishError("CloudWatch said no")
+        self.points.extend(points)
+        return len(points)
+
+    def value(self, name: str, **dims: str) -> float | None:
+        found = [p.value for p in self.points if p.name == name and dict(p.dimensions) == dims]
+        assert len(found) <= 1
+        return found[0] if found else None
+
+
+def settings(**env: str) -> MetricsSettings:
+    return MetricsSettings.from_env(
+        {"SYNC_HISTORY_TABLE": "h", "SYNC_STATE_TABLE": "s", "POWERTOOLS_METRICS_NAMESPACE": "Ns", **env}
+    )
+
+
+def summary(minute: datetime, sync: list[float], object_type: str = "Account", session: str = "s1") -> MinuteSummary:
+    return MinuteSummary(
+        minute=minute,
+        object_type=object_type,
+        session_id=session,
+        counts=RecordCounts(written=len(sync)),
+        sync_ms=tuple(sync),
+        e2e_ms=tuple(v + 1_000 for v in sync),
+    )
+
+
+def service(
+    history: FakeHistory, publisher: FakePublisher, usage: ApiUsage | None = None, **env: str
+) -> MetricsService:
+    return MetricsService(settings(**env), history=history, api_usage=FakeUsage(usage), publisher=publisher)
+
+
+def all_hours_rolled(history: FakeHistory) -> None:
+    hour = ceil_hour(NOW - timedelta(days=7))
+    while hour < NOW - HOUR:
+        history.rolled.setdefault(hour, {})
+        hour += HOUR
+
+
+def test_empty_history_publishes_zero_counts_and_no_percentiles() -> None:
+    # Given no history at all
+    history, publisher = FakeHistory(), FakePublisher()
+    all_hours_rolled(history)
+    # When
+    result = service(history, publisher).run(NOW)
+    # Then every window says 0 records for All, and no percentile is invented
+    for window in ("5m", "1h", "24h", "7d"):
+        assert publisher.value("RecordsSynced", Window=window, ObjectType="All") == 0
+        assert publisher.value("SyncLatencyCount", Window=window, ObjectType="All") == 0
+        assert publisher.value("SyncLatencyP50", Window=window, ObjectType="All") is None
+    assert result.object_types == ()
+
+
+def test_the_brief_example_through_the_5m_window() -> None:
+    history = FakeHistory([summary(datetime(2025, 6, 2, 10, 35, tzinfo=UTC), [50, 78, 25, 90, 102, 68])])
+    publisher = FakePublisher()
+    all_hours_rolled(history)
+    service(history, publisher).run(NOW)
+    assert publisher.value("SyncLatencyP50", Window="5m", ObjectType="All") == 78
+    assert publisher.value("SyncLatencyP90", Window="5m", ObjectType="Account") == 102
+    assert publisher.value("EndToEndLatencyP50", Window="1h", ObjectType="All") == 1_078
+
+
+def test_first_deployment_rolls_a_bounded_number_of_hours_newest_first() -> None:
+    # Given a 7-day window with no rollups yet
+    history, publisher = FakeHistory(), FakePublisher()
+    # When
+    result = service(history, publisher, ROLLUP_MAX_HOURS_PER_RUN="5").run(NOW)
+    # Then the 5 newest closed hours are rolled and the rest are reported, not read
+    assert result.hours_rolled == 5
+    assert result.hours_not_rolled == 167 - 5
+    assert max(history.rolled) == datetime(2025, 6, 2, 9, tzinfo=UTC)  # 10:37 - 15 min lag - 1 h
+    assert history.minute_reads == 5 * 60 + 60  # the rolled hours + the recent minutes (09:37..10:36)
+
+
+def test_the_24h_window_starts_at_the_first_whole_hour_inside_it() -> None:
+    inside = datetime(2025, 6, 1, 11, 0, tzinfo=UTC)
+    outside = datetime(2025, 6, 1, 10, 59, tzinfo=UTC)
+    history = FakeHistory([summary(inside, [1_000]), summary(outside, [2_000, 3_000])])
+    publisher = FakePublisher()
+    all_hours_rolled(history)
+    history.rolled.pop(datetime(2025, 6, 1, 11, tzinfo=UTC))
+    history.rolled.pop(datetime(2025, 6, 1, 10, tzinfo=UTC))
+    service(history, publisher).run(NOW)
+    assert publisher.value("RecordsSynced", Window="24h", ObjectType="All") == 1
+    assert publisher.value("RecordsSynced", Window="7d", ObjectType="All") == 3
+
+
+def test_api_usage_is_published_only_when_fresh() -> None:
+    history = FakeHistory()
+    all_hours_rolled(history)
+    fresh, stale, none = FakePublisher(), FakePublisher(), FakePublisher()
+    service(history, fresh, ApiUsage(percent=93.2, observed_at=NOW - timedelta(minutes=3))).run(NOW)
+    service(history, stale, ApiUsage(percent=93.2, observed_at=NOW - timedelta(hours=1))).run(NOW)
+    service(history, none, None).run(NOW)
+    assert fresh.value("ApiUsagePercent") == 93.2
+    assert stale.value("ApiUsagePercent") is None
+    assert none.value("ApiUsagePercent") is None
+
+
+def test_a_failed_distribution_publication_gives_the_minutes_back() -> None:
+    minute = datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
+    history = FakeHistory([summary(minute, [100, 200])])
+    all_hours_rolled(history)
+    history.watermark = datetime(2025, 6, 2, 10, 20, tzinfo=UTC)
+    with pytest.raises(MetricsPublishError):
+        service(history, FakePublisher(fail=True)).run(NOW)
+    assert history.watermark == datetime(2025, 6, 2, 10, 20, tzinfo=UTC)
+    # and the next run publishes them
+    publisher = FakePublisher()
+    result = service(history, publisher).run(NOW)
+    assert result.distribution_minutes_published == 14  # 10:21..10:34
+    assert history.watermark == datetime(2025, 6, 2, 10, 34, tzinfo=UTC)
+    assert sorted(v for p in publisher.points if p.name == "SyncLatency" for v in p.values) == [100, 100, 200, 200]
+
+
+def test_minutes_claimed_by_another_run_are_not_published() -> None:
+    history = FakeHistory([summary(datetime(2025, 6, 2, 10, 30, tzinfo=UTC), [100])])
+    all_hours_rolled(history)
+    history.watermark = datetime(2025, 6, 2, 10, 20, tzinfo=UTC)
+    history.advance_watermark = lambda expected, new: False  # type: ignore[method-assign]
+    publisher = FakePublisher()
+    result = service(history, publisher).run(NOW)
+    assert result.distribution_minutes_published == 0
+    assert not [p for p in publisher.points if p.values]
+
+
+def test_distribution_points_group_values_with_counts() -> None:
+    minute = datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
+    points = distribution_points(
+        minute, [summary(minute, [5, 5, 7]), summary(minute, [5, 9], object_type="Invoice", session="s2")]
+    )
+    sync_all = next(p for p in points if p.name == "SyncLatency" and dict(p.dimensions) == {"ObjectType": "All"})
+    assert sync_all.values == (5, 7, 9)
+    assert sync_all.counts == (3.0, 1.0, 1.0)
+    assert sync_all.timestamp == minute
+    assert {dict(p.dimensions)["ObjectType"] for p in points} == {"All", "Account", "Invoice"}
+
+
+def test_rollups_are_deterministic() -> None:
+    hour = datetime(2025, 6, 2, 8, tzinfo=UTC)
+    summaries = [summary(hour + timedelta(minutes=i), [i * 10.0 + 1, i * 7.0 + 3]) for i in range(60)]
+    once = HourRollup.from_minutes(hour, summaries)
+    again = HourRollup.from_minutes(hour, list(reversed(summaries)))
+    assert once == again
+    assert once["Account"].counts.written == 120
+    assert once["Account"].minute_items == 60
