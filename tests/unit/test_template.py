@@ -39,8 +39,6 @@ SETTINGS: dict[str, type[BaseModel]] = {
 SERVICE_NAMES = {"IngestFunction": "ingest", "SyncFunction": "sync", "MetricsFunction": "metrics"}
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
-# Read by the dashboard and alarms of a later issue; every other parameter must be used.
-RESERVED_PARAMETERS = {"LatencyP50SloSeconds", "LatencyP90SloSeconds"}
 # Actions that have no resource-level permissions, so AWS requires Resource "*".
 WILDCARD_ONLY_ACTIONS = {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 SQS_WINDOW_REQUIRED_ABOVE = 10
@@ -372,7 +370,7 @@ def parameter_problems(template: Template) -> list[str]:
     for name, spec in template["Parameters"].items():
         if not spec.get("Description"):
             problems.append(f"parameter {name} has no Description")
-        if name not in used and name not in RESERVED_PARAMETERS:
+        if name not in used:
             problems.append(f"parameter {name} is not used")
         if "Default" not in spec:
             problems.append(f"parameter {name} has no default")

@@ -76,3 +76,17 @@ RUN_METRIC_NAMES: Final[tuple[str, ...]] = (
     "MetricDataPublished",
     "DistributionMinutesPublished",
 )
+
+# What the sync and ingest functions emit through Powertools (EMF), with the dimension ``service``.
+SYNC_SESSION_METRIC_NAMES: Final[tuple[str, ...]] = (
+    "RecordsWritten",
+    "RecordsSuperseded",
+    "RecordsDuplicate",
+    "RecordsStale",
+    "RecordsWaiting",
+    "RecordsFailed",
+    "SalesforceApiCalls",
+    "BatchSize",
+    "SalesforceApiUsagePercent",
+)
+INGEST_METRIC_NAMES: Final[tuple[str, ...]] = ("CalloutsAccepted", "CalloutsRejected")
