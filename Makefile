@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	$(RUNTIME_PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	# The layer's package and the local tools import as they do in Lambda and in `python -m`.
+	@# The layer's package and the local tools import as they do in Lambda and in `python -m`.
 	printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nrtsync.pth"
 	touch $@
 
@@ -56,9 +56,10 @@ integration: venv ## Integration tests (moto server, HTTPS Salesforce stand-in)
 e2e: venv ## The whole local pipeline
 	$(BIN)/pytest tests/e2e -q
 
-template: tools ## cfn-lint and sam validate --lint
+template: tools ## cfn-lint, sam validate --lint and checkov (every skip carries its reason in the template)
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/sam validate --lint --template template.yaml
+	$(TOOLS)/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 build: tools ## sam build (arm64, python3.13) into .aws-sam/build
 	PATH="$(SAM_PATH)" $(TOOLS)/sam build --template template.yaml --no-cached
@@ -72,6 +73,9 @@ test: lint typecheck template ## Everything CI runs: lint, types, template check
 
 demo: venv ## Send the sample callouts through the pipeline on this machine and show what happened
 	$(BIN)/python -m nrtsync_local.demo
+
+local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C
+	$(BIN)/python -m nrtsync_local.stack
 
 deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
 	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided

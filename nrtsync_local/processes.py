@@ -1,0 +1,185 @@
+"""The HTTPS Salesforce stand-in as a child process, and a small client for its control API.
+
+``REQUESTS_CA_BUNDLE`` wins over ``session.verify`` whenever a requests session trusts the environment, so the
+control session made here sets ``trust_env = False`` and ``verify = ca_file`` (which also keeps proxy variables
+away from 127.0.0.1).
+
+The child runs in its own session (process group): a Ctrl-C in the terminal reaches only the parent, which then
+stops the child by its pid, in order, after the handlers that talk to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_SECONDS = 15.0
+STOP_TIMEOUT_SECONDS = 5.0
+
+
+def trusting_session(ca_file: str) -> requests.Session:
+    """A session that trusts ``ca_file`` and ignores ``REQUESTS_CA_BUNDLE`` and proxy variables."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca_file
+    return session
+
+
+@dataclass
+class StandinClient:
+    """Where the stand-in listens, its credentials, and its control API (``/__standin/...``)."""
+
+    url: str
+    ca_file: str
+    client_id: str
+    client_secret: str
+    pid: int
+    _control: requests.Session = field(repr=False)
+
+    @property
+    def login_url(self) -> str:
+        return self.url
+
+    def session(self) -> requests.Session:
+        """A fresh session that trusts the stand-in's CA (see the module docstring)."""
+        return trusting_session(self.ca_file)
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """e.g. ``latency_ms=150``, ``fail_next=[{"status": 503}]``, ``validation_rules=[...]``, ``api_used``."""
+        return self._call("POST", "faults", faults)
+
+    def configure(self, **config: Any) -> dict[str, Any]:
+        """e.g. ``jwt_public_key_pem``, ``jwt_username``, ``sobjects=[...]``, ``relationships={...}``."""
+        return self._call("POST", "config", config)
+
+    def records(self, sobject: str) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("GET", f"records/{sobject}")["records"]
+        return answer
+
+    def record(
+        self, sobject: str, external_id: str, field_name: str = "Zuora__External_Id__c"
+    ) -> dict[str, Any] | None:
+        """One stored record by its external ID, or None."""
+        return next((r for r in self.records(sobject) if r.get(field_name) == external_id), None)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def reset(self) -> None:
+        """Forgets records, faults, counters and API usage (sessions and configuration stay)."""
+        self._call("POST", "reset")
+
+    def close(self) -> None:
+        self._control.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=5)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+class StandinProcess:
+    """``python -m nrtsync_local.salesforce_standin`` on a free 127.0.0.1 port, files under ``workdir``."""
+
+    def __init__(self, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
+        self._workdir = workdir
+        self._extra_args = extra_args
+        self._process: subprocess.Popen[bytes] | None = None
+        self.client: StandinClient | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self._workdir / "salesforce-standin.log"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> StandinClient:
+        """Starts the child and waits until it has written its ready file (URL, CA, client credentials)."""
+        ready_file = self._workdir / "salesforce-standin.json"
+        ready_file.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "nrtsync_local.salesforce_standin",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--ready-file",
+                    str(ready_file),
+                    "--ca-file",
+                    str(self._workdir / "salesforce-standin-ca.pem"),
+                    *self._extra_args,
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            ready = self._wait_ready(ready_file)
+        except BaseException:
+            self.stop()
+            raise
+        self.client = StandinClient(
+            url=ready["url"],
+            ca_file=ready["ca_file"],
+            client_id=ready["client_id"],
+            client_secret=ready["client_secret"],
+            pid=self._process.pid,
+            _control=trusting_session(ready["ca_file"]),
+        )
+        return self.client
+
+    def stop(self) -> None:
+        """SIGTERM to the child's own pid, SIGKILL if it has not exited in time; always reaps it."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def _wait_ready(self, ready_file: Path) -> dict[str, Any]:
+        if self._process is None:
+            raise RuntimeError("the Salesforce stand-in is not started")
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if ready_file.exists():
+                ready: dict[str, Any] = json.loads(ready_file.read_text())
+                return ready
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"the Salesforce stand-in exited with {self._process.returncode}: {self.log_path.read_text()}"
+                )
+            time.sleep(0.02)
+        raise TimeoutError(
+            f"the Salesforce stand-in was not ready in {READY_TIMEOUT_SECONDS}s: {self.log_path.read_text()}"
+        )
