@@ -49,14 +49,20 @@ def _record(outcome: IngestOutcome) -> None:
     change = outcome.change
     context = {"reason": outcome.reason, "status": outcome.status_code}
     if change is not None:
-        context |= {"object_type": change.object_type, "record_id": change.record_id,
-                    "notification_id": change.notification_id}
+        context |= {
+            "object_type": change.object_type,
+            "record_id": change.record_id,
+            "notification_id": change.notification_id,
+        }
     if outcome.accepted:
         metrics.add_metric(name="CalloutsAccepted", unit=MetricUnit.Count, value=1)
         logger.info("callout queued", extra=context)
         return
-    with single_metric(name="CalloutsRejected", unit=MetricUnit.Count, value=1,
-                       default_dimensions=metrics.default_dimensions) as metric:
+    # The total for an alarm, and a separate series per reason for the dashboard.
+    metrics.add_metric(name="CalloutsRejected", unit=MetricUnit.Count, value=1)
+    with single_metric(
+        name="CalloutsRejected", unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+    ) as metric:
         metric.add_dimension(name="Reason", value=outcome.reason)
     if outcome.status_code >= 500:
         logger.error("callout not stored; Zuora will retry", extra=context)
@@ -64,7 +70,8 @@ def _record(outcome: IngestOutcome) -> None:
         logger.warning("callout rejected", extra=context | {"errors": outcome.body.get("errors", [])})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the Authorization header.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

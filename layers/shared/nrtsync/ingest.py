@@ -7,7 +7,6 @@ failed delivery and retries later, so a 5xx delays a change; a 200 for a change 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -41,7 +40,9 @@ class CalloutRequest:
     query: Mapping[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, body: bytes, headers: Mapping[str, str], query: Mapping[str, list[str]] | None = None) -> CalloutRequest:
+    def of(
+        cls, body: bytes, headers: Mapping[str, str], query: Mapping[str, list[str]] | None = None
+    ) -> CalloutRequest:
         return cls(body=body, headers={k.lower(): v for k, v in headers.items()}, query=dict(query or {}))
 
     @classmethod
@@ -100,7 +101,7 @@ def _reject(status: int, reason: str, message: str, problems: list[FieldProblem]
 
 
 def _challenge(realm: str, reason: str, message: str) -> IngestOutcome:
-    outcome = _reject(401, reason, message)
+    outcome = _reject(401, reason, message, [FieldProblem("Authorization", message)])
     return IngestOutcome(
         status_code=401,
         body=outcome.body,
@@ -118,7 +119,8 @@ def check_basic_auth(authorization: str | None, credentials: CalloutCredentials)
         return False
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
+        # ValueError, not only binascii.Error: b64decode refuses a str with non-ASCII characters that way.
         return False
     username, sep, password = decoded.partition(":")
     if not sep:
@@ -133,7 +135,7 @@ def check_signature(signature: str | None, body: bytes, key: str) -> bool:
     """HMAC-SHA256 of the raw body, hex or base64, as Zuora's HMAC option can send it.
 
     Zuora's HMAC data template ends every item with a line feed, so the body with one trailing LF is accepted
-    too; the README gives the exact template.
+    too; docs/CALLOUTS.md gives the exact settings.
     """
     if not signature:
         return False
@@ -143,8 +145,9 @@ def check_signature(signature: str | None, body: bytes, key: str) -> bool:
     matched = False
     for data in (body, body + b"\n"):
         digest = hmac.new(key.encode(), data, hashlib.sha256).digest()
-        for expected in (digest.hex(), base64.b64encode(digest).decode()):
-            matched |= hmac.compare_digest(presented.encode(), expected.encode())
+        # Hex is compared case-insensitively (some senders upper-case it); base64 is case-sensitive.
+        matched |= hmac.compare_digest(presented.lower().encode(), digest.hex().encode())
+        matched |= hmac.compare_digest(presented.encode(), base64.b64encode(digest))
     return matched
 
 
@@ -171,26 +174,64 @@ def _params_to_document(pairs: list[tuple[str, str]]) -> tuple[dict[str, Any], l
     return document, problems
 
 
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; in a callout template that is a mistake that drops a value.
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKeyError(key)
+        document[key] = value
+    return document
+
+
+def _not_utf8() -> IngestOutcome:
+    return _reject(400, "malformed_body", "the body is not UTF-8", [FieldProblem("body", "not UTF-8")])
+
+
+def _read_json(body: bytes) -> tuple[Any, IngestOutcome | None]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, _not_utf8()
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys), None
+    except _DuplicateKeyError as exc:
+        problem = FieldProblem(exc.key, "given more than once")
+        return None, _reject(422, "invalid_callout", "the callout repeats a key", [problem])
+    except json.JSONDecodeError as exc:
+        problem = FieldProblem("body", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return None, _reject(400, "malformed_body", "the body is not valid JSON", [problem])
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON syntax Python will not read: an integer of over 4,300 digits, or nesting thousands deep.
+        problem = FieldProblem("body", f"JSON that cannot be read: {type(exc).__name__}")
+        return None, _reject(400, "malformed_body", "the body is not usable JSON", [problem])
+
+
+def _read_params(request: CalloutRequest) -> tuple[Any, IngestOutcome | None]:
+    try:
+        pairs = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return None, _not_utf8()
+    pairs += [(key, value) for key, values in request.query.items() for value in values]
+    document, problems = _params_to_document(pairs)
+    if problems:
+        return None, _reject(422, "invalid_callout", "the callout has conflicting parameters", problems)
+    return document, None
+
+
 def _read_document(request: CalloutRequest) -> tuple[Any, IngestOutcome | None]:
     media_type = _media_type(request.headers)
     if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            return json.loads(request.body.decode("utf-8")), None
-        except UnicodeDecodeError:
-            return None, _reject(400, "malformed_body", "the body is not UTF-8", [FieldProblem("body", "not UTF-8")])
-        except json.JSONDecodeError as exc:
-            problem = FieldProblem("body", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-            return None, _reject(400, "malformed_body", "the body is not valid JSON", [problem])
-    if media_type in ("application/x-www-form-urlencoded", "") and (media_type or not request.body):
-        try:
-            pairs = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            return None, _reject(400, "malformed_body", "the body is not UTF-8", [FieldProblem("body", "not UTF-8")])
-        pairs += [(key, value) for key, values in request.query.items() for value in values]
-        document, problems = _params_to_document(pairs)
-        if problems:
-            return None, _reject(422, "invalid_callout", "the callout has conflicting parameters", problems)
-        return document, None
+        return _read_json(request.body)
+    # No Content-Type at all is accepted only without a body: then the callout is all query parameters.
+    if media_type == "application/x-www-form-urlencoded" or (media_type == "" and not request.body):
+        return _read_params(request)
     shown = media_type or "none"
     return None, _reject(
         415,
@@ -211,19 +252,10 @@ def _problems_of(exc: ValidationError) -> list[FieldProblem]:
     return problems
 
 
-def receive_callout(
-    request: CalloutRequest,
-    *,
-    credentials: CalloutCredentials,
-    queue: ChangeQueue,
-    object_types: frozenset[str],
-    max_body_bytes: int,
-    hmac_header: str,
-    realm: str,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> IngestOutcome:
-    """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora."""
-    received_at = clock()
+def _refuse_access(
+    request: CalloutRequest, credentials: CalloutCredentials, *, max_body_bytes: int, hmac_header: str, realm: str
+) -> IngestOutcome | None:
+    """The answer to a request we will not read: unauthenticated, too large, or wrongly signed."""
     auth = check_basic_auth(request.headers.get("authorization"), credentials)
     if auth is None:
         return _challenge(realm, "unauthenticated", "credentials are required")
@@ -231,37 +263,42 @@ def receive_callout(
         return _challenge(realm, "unauthenticated", "the credentials are not valid")
     if len(request.body) > max_body_bytes:
         return _reject(
-            413, "body_too_large", f"the body is {len(request.body)} bytes; the limit is {max_body_bytes}",
+            413,
+            "body_too_large",
+            f"the body is {len(request.body)} bytes; the limit is {max_body_bytes}",
             [FieldProblem("body", f"larger than {max_body_bytes} bytes")],
         )
     if credentials.hmac_key and not check_signature(
         request.headers.get(hmac_header.lower()), request.body, credentials.hmac_key
     ):
-        return _reject(401, "bad_signature", f"the {hmac_header} signature is missing or does not match")
+        # 403, not 401: the password was right, so a Basic challenge would only make Zuora send it again.
+        return _reject(
+            403,
+            "bad_signature",
+            f"the {hmac_header} signature is missing or does not match",
+            [FieldProblem(hmac_header, "missing or does not match the body")],
+        )
+    return None
 
+
+def _parse_callout(request: CalloutRequest, object_types: frozenset[str]) -> Callout | IngestOutcome:
     document, rejection = _read_document(request)
     if rejection is not None:
         return rejection
     if not isinstance(document, dict):
         return _reject(
-            422, "invalid_callout", "the body must be a JSON object",
+            422,
+            "invalid_callout",
+            "the body must be a JSON object",
             [FieldProblem("body", f"must be a JSON object, not {type(document).__name__}")],
         )
     try:
-        callout = Callout.model_validate(document, context={"object_types": object_types})
+        return Callout.model_validate(document, context={"object_types": object_types})
     except ValidationError as exc:
         return _reject(422, "invalid_callout", "the callout is not valid", _problems_of(exc))
 
-    notification_id = request.headers.get(NOTIFICATION_ID_HEADER, "").strip()
-    if not notification_id:
-        # Without Zuora's id, a hash of the body still makes an exact re-send recognisable downstream.
-        notification_id = "body-sha256:" + hashlib.sha256(request.body).hexdigest()
-    change = QueuedChange.from_callout(
-        callout,
-        notification_id=notification_id[:200],
-        request_id=request.headers.get(REQUEST_ID_HEADER, "")[:200] or None,
-        received_at=received_at,
-    )
+
+def _queue_change(change: QueuedChange, queue: ChangeQueue) -> IngestOutcome:
     try:
         message_id = queue.send(change)
     except QueueUnavailableError:
@@ -278,6 +315,38 @@ def receive_callout(
         reason="accepted",
         change=change,
     )
+
+
+def receive_callout(
+    request: CalloutRequest,
+    *,
+    credentials: CalloutCredentials,
+    queue: ChangeQueue,
+    object_types: frozenset[str],
+    max_body_bytes: int,
+    hmac_header: str,
+    realm: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> IngestOutcome:
+    """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora."""
+    received_at = clock()
+    refusal = _refuse_access(request, credentials, max_body_bytes=max_body_bytes, hmac_header=hmac_header, realm=realm)
+    if refusal is not None:
+        return refusal
+    parsed = _parse_callout(request, object_types)
+    if isinstance(parsed, IngestOutcome):
+        return parsed
+    notification_id = request.headers.get(NOTIFICATION_ID_HEADER, "").strip()
+    if not notification_id:
+        # Without Zuora's id, a hash of the body still makes an exact re-send recognisable downstream.
+        notification_id = "body-sha256:" + hashlib.sha256(request.body).hexdigest()
+    change = QueuedChange.from_callout(
+        parsed,
+        notification_id=notification_id[:200],
+        request_id=request.headers.get(REQUEST_ID_HEADER, "").strip()[:200] or None,
+        received_at=received_at,
+    )
+    return _queue_change(change, queue)
 
 
 class CalloutEndpoint:

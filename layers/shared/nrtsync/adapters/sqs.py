@@ -13,6 +13,7 @@ from nrtsync.models.callout import QueuedChange
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
 
 # Short timeouts: API Gateway gives up after 29 s, and a 5xx that Zuora retries beats a 504 it cannot read.
 _SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
@@ -52,7 +53,7 @@ class SqsChangeQueue:
         failed: list[str] = []
         for start in range(0, len(handles), SQS_BATCH_MAX):
             chunk = handles[start : start + SQS_BATCH_MAX]
-            entries = [
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds} for i, handle in enumerate(chunk)
             ]
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,16 +26,28 @@ FieldValue = str | bool | int | float | None
 MAX_VALUE_CHARS = 32_768
 
 
+# Lone surrogates (JSON's "\ud800" escapes) cannot be encoded at all, and SQS refuses U+FFFE and U+FFFF: a
+# change holding one could never be queued, so it is refused at the door (422), not retried for hours (503).
+_NOT_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def _text(value: str) -> str:
+    if _NOT_TEXT.search(value):
+        raise ValueError("contains a character that is not text (a lone surrogate, U+FFFE or U+FFFF)")
+    return value
+
+
 def _scalar(value: Any) -> FieldValue:
     # One validator instead of a pydantic union, so a bad value yields one error named after its field.
+    # ValueError, not TypeError: pydantic turns only ValueError into a validation error.
     if value is None or isinstance(value, bool | int):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float) and math.isfinite(value):
         return value
     if isinstance(value, str):
         if len(value) > MAX_VALUE_CHARS:
             raise ValueError(f"must be at most {MAX_VALUE_CHARS} characters")
-        return value
+        return _text(value)
     raise ValueError("must be a string, number, boolean or null")
 
 
@@ -43,11 +56,17 @@ CalloutValue = Annotated[Any, AfterValidator(_scalar)]
 ZuoraId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 
+EventType = Annotated[str, StringConstraints(max_length=100), AfterValidator(_text)]
+
 MAX_FIELDS = 500
 
 
+_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _as_utc(value: datetime) -> datetime:
-    # Zuora's merge fields can render without an offset; we read those as UTC (documented in the README).
+    # Zuora's merge fields can render without an offset; we read those as UTC (docs/CALLOUTS.md).
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -60,7 +79,7 @@ class Callout(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    eventType: Annotated[str, StringConstraints(max_length=100)] | None = None  # noqa: N815 - Zuora's key
+    eventType: EventType | None = None  # noqa: N815 - Zuora's key
     objectType: Annotated[str, StringConstraints(min_length=1, max_length=80)]  # noqa: N815 - Zuora's key
     id: ZuoraId
     updatedDate: datetime  # noqa: N815 - Zuora's key
@@ -76,10 +95,17 @@ class Callout(BaseModel):
 
     @field_validator("updatedDate", mode="before")
     @classmethod
-    def _date_is_text(cls, value: Any) -> Any:
-        # pydantic would read a bare number as a Unix time; Zuora never sends one, so it is a template mistake.
+    def _date_is_a_date_time(cls, value: Any) -> Any:
+        # pydantic would read a number, or a string of digits, as a Unix time, and a bare date as midnight. Zuora
+        # sends neither for UpdatedDate, so either is a template mistake that would misorder changes silently.
         if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError("must be an ISO-8601 date-time string")
+            raise ValueError("must be an ISO-8601 date-time string, not a number")  # noqa: TRY004 - pydantic
+        if isinstance(value, str):
+            value = value.strip()
+            if _NUMBER.fullmatch(value):
+                raise ValueError("must be an ISO-8601 date-time string, not a number")
+            if _DATE_ONLY.fullmatch(value):
+                raise ValueError("must be an ISO-8601 date-time with a time of day, not only a date")
         return value
 
     @field_validator("updatedDate")
