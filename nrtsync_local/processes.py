@@ -72,6 +72,12 @@ class StandinClient:
         """One stored record by its external ID, or None."""
         return next((r for r in self.records(sobject) if r.get(field_name) == external_id), None)
 
+    def seed(
+        self, sobject: str, records: list[dict[str, Any]], external_id_field: str = "Zuora__External_Id__c"
+    ) -> None:
+        """Stores records directly, without an API call counted."""
+        self._call("POST", f"records/{sobject}", {"external_id_field": external_id_field, "records": records})
+
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
 
