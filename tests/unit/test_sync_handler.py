@@ -60,6 +60,7 @@ def test_a_record_that_must_wait_is_reported_by_message_id(world: SyncWorld) -> 
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_an_event_that_is_not_an_sqs_batch_is_refused(world: SyncWorld) -> None:
     # A malformed event is Lambda's problem to retry, not a batch to acknowledge
     with pytest.raises(ValueError, match="Records"):
