@@ -71,7 +71,7 @@ test: lint typecheck template ## Everything CI runs: lint, types, template check
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/integration tests/e2e
 	$(MAKE) --no-print-directory package-test
 
-demo: venv ## Send the sample callouts through the pipeline on this machine and show what happened
+demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce
 	$(BIN)/python -m nrtsync_local.demo
 
 local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C

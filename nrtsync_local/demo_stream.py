@@ -1,0 +1,483 @@
+"""The callout stream ``make demo`` sends: a small Zuora tenant's busy minute, with the awkward cases Zuora makes.
+
+The stream is built up front from a seed (same seed, same records, names and amounts), as phases of steps. A
+change's ``updatedDate`` is stamped when the step that makes it *happen* runs (``now`` minus the usual delay
+between a change in Zuora and its callout), so the end-to-end latency the demo reports is a real one. Once
+stamped, a change keeps its date and body: a Zuora retry or a late delivery re-sends exactly that.
+
+What it holds (``build_stream``):
+
+* ``accounts`` customer accounts, each with a subscription, an invoice (drafted, then posted) and for about
+  two in three a payment, plus the account balance updates those cause: several changes of one record in
+  quick succession, which the sync coalesces;
+* children sent **before** their parent account (a delivery order Zuora does not promise to avoid);
+* Zuora retries: the same ``Zuora-Notification-Id`` and body again, at once and a while later;
+* an older change of an account delivered **after** a newer one was written (it must be skipped as stale);
+* a burst of renames of one account (superseded by the last);
+* an account whose name a Salesforce validation rule refuses (a permanent failure, on the failure list);
+* invalid callouts that must be refused with 4xx: no ``id``, an unknown ``objectType``, a bare date as
+  ``updatedDate``, a body Zuora's template broke (a quote in a name), wrong credentials, and a first attempt
+  without credentials (Zuora's non-preemptive Basic auth) that gets the ``401`` challenge and is then repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Literal
+
+# Zuora renders UpdatedDate in the tenant's time zone; a US tenant on Pacific standard time.
+ZUORA_TZ = timezone(timedelta(hours=-8))
+# The delay between a change in Zuora and its callout leaving Zuora (seconds), for the stamped updatedDate.
+CALLOUT_DELAY_SECONDS = (0.2, 1.2)
+
+ACCOUNT_SOBJECT = "Zuora__CustomerAccount__c"
+REFUSED_NAME = "ZZ Test Account - do not sync"
+VALIDATION_RULE = {
+    "sobject": ACCOUNT_SOBJECT,
+    "field": "Name",
+    "equals": REFUSED_NAME,
+    "message": "Test accounts must not reach Salesforce (validation rule Block_Test_Accounts)",
+}
+
+_ID_PREFIX = {"Account": "8ad09be4", "Subscription": "8ad0887e", "Invoice": "8ad09b7d", "Payment": "8ad0950c"}
+_FIRST = (
+    "Acme", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent",
+    "Tyrell", "Cyberdyne", "Wonka", "Gringotts", "Monarch", "Aperture", "Oscorp", "Pied Piper", "Massive Dynamic",
+    "Blue Sun", "Dunder", "Sterling", "Bluth", "Prestige", "Helix", "Nakatomi", "Rekall", "Zorin", "Octan", "Duff",
+)  # fmt: skip
+_SECOND = ("Widgets", "Traders", "Analytics", "Freight", "Foods", "Robotics", "Labs", "Logistics", "Media", "Energy")
+_SUFFIX = ("Ltd", "Inc", "GmbH", "LLC", "S.A.", "Pty Ltd", "plc", "BV")
+
+
+def zuora_date(moment: datetime) -> str:
+    """``updatedDate`` as the callout template renders it: ``2024-03-05T10:22:39.000-08:00``."""
+    return moment.astimezone(ZUORA_TZ).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Version:
+    """One change of one Zuora record: what its callout template renders when the change happens."""
+
+    object_type: str
+    record_id: str
+    fields: dict[str, str]
+    notification_id: str
+    what: str
+    updated_date: datetime | None = None
+    """Set when the change happens (``Stamper.stamp``); the callout body needs it."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.object_type, self.record_id)
+
+    def document(self) -> dict[str, object]:
+        if self.updated_date is None:
+            raise RuntimeError(f"{self.object_type} {self.record_id} ({self.what}) has not happened yet")
+        return {
+            "eventType": f"Nrtsync{self.object_type}Changed",
+            "objectType": self.object_type,
+            "id": self.record_id,
+            "updatedDate": zuora_date(self.updated_date),
+            "fields": dict(self.fields),
+        }
+
+    def body(self) -> bytes:
+        return json.dumps(self.document(), indent=2).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Zuora calls out with ``version`` (stamping it first if ``happen``: the change happens now)."""
+
+    version: Version
+    happen: bool = True
+    note: str = ""
+    auth: Literal["valid", "none"] = "valid"
+
+    @property
+    def expected_status(self) -> int:
+        return 200 if self.auth == "valid" else 401
+
+
+@dataclass(frozen=True)
+class Happen:
+    """The change happens in Zuora now, but its callout is held back (delivered by a later step)."""
+
+    version: Version
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A callout the endpoint must refuse; ``record_key`` names a record that must not reach Salesforce."""
+
+    what: str
+    expected_status: int
+    notification_id: str
+    body: bytes = b""
+    auth: Literal["valid", "wrong"] = "valid"
+    record_key: tuple[str, str] | None = None
+    template: Version | None = None
+    """When set, the body is this (never delivered) version's, with ``mutate`` applied at send time."""
+    mutate: str = ""
+
+    def render(self) -> bytes:
+        if self.template is None:
+            return self.body
+        document = self.template.document()
+        if self.mutate == "drop_id":
+            document.pop("id")
+        elif self.mutate == "bare_date":
+            document["updatedDate"] = str(document["updatedDate"])[:10]
+        elif self.mutate == "object_type":
+            document["objectType"] = "Contact"
+        elif self.mutate == "broken_quote":
+            # What a template yields for a name with a double quote: the merge field is pasted in unescaped.
+            name = self.template.fields["Name"]
+            text = json.dumps(document, indent=2)
+            return text.replace(json.dumps(name), f'"{name.replace("Bob", chr(34) + "Bob" + chr(34))}"').encode()
+        return json.dumps(document, indent=2).encode("utf-8")
+
+
+Step = Deliver | Happen | Invalid
+
+
+@dataclass(frozen=True)
+class Phase:
+    title: str
+    steps: list[Step]
+    settle: Literal["waiting", "drain", "none"]
+    """After the phase: wait until ``watch`` shows a waiting change, until the queue is drained, or not at all."""
+    watch: tuple[str, str] | None = None
+
+
+@dataclass
+class DemoStream:
+    phases: list[Phase]
+    versions: list[Version]
+    """Every valid change in the stream (delivered or not)."""
+    refused: set[tuple[str, str]]
+    """Records whose only change the org's validation rule refuses: on the failure list, not in Salesforce."""
+    invalid_only: set[tuple[str, str]]
+    """Records named only by refused callouts: must not reach Salesforce."""
+    highlights: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Records worth a trail in the report: ``stale``, ``early_child``, ``coalesced``, ``row_lock``."""
+    row_lock_ids: list[str] = field(default_factory=list)
+    accounts: int = 0
+
+    @property
+    def step_count(self) -> int:
+        return sum(len(phase.steps) for phase in self.phases)
+
+
+class Stamper:
+    """Gives each change its ``updatedDate`` when it happens: now minus Zuora's callout delay, and always
+    later than the record's previous change (Zuora's dates of one record never go backwards)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._last: dict[tuple[str, str], datetime] = {}
+
+    def stamp(self, version: Version, now: datetime | None = None) -> None:
+        moment = (now or datetime.now(UTC)) - timedelta(seconds=self._rng.uniform(*CALLOUT_DELAY_SECONDS))
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        previous = self._last.get(version.key)
+        if previous is not None and moment <= previous:
+            moment = previous + timedelta(milliseconds=1)
+        version.updated_date = moment
+        self._last[version.key] = moment
+
+
+class _Builder:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 - demo data, not security
+        self.versions: list[Version] = []
+        self._numbers = {"Account": 100, "Subscription": 200, "Invoice": 1200, "Payment": 400}
+
+    def zuora_id(self, object_type: str) -> str:
+        return _ID_PREFIX[object_type] + f"{self.rng.getrandbits(96):024x}"
+
+    def notification_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def number(self, object_type: str) -> int:
+        self._numbers[object_type] += 1
+        return self._numbers[object_type]
+
+    def version(self, object_type: str, record_id: str, fields: dict[str, str], what: str) -> Version:
+        version = Version(object_type, record_id, dict(fields), self.notification_id(), what)
+        self.versions.append(version)
+        return version
+
+
+@dataclass
+class _Account:
+    number: int
+    record_id: str
+    name: str
+    fields: dict[str, str]
+    subscription_id: str
+    invoice_id: str
+    payment_id: str | None
+    amount: str
+    early: list[Step] = field(default_factory=list)
+    sequence: list[Step] = field(default_factory=list)
+
+    @property
+    def subscription_key(self) -> tuple[str, str]:
+        return ("Subscription", self.subscription_id)
+
+
+def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool) -> _Account:
+    rng = builder.rng
+    number = builder.number("Account")
+    name = f"{_FIRST[index % len(_FIRST)]} {rng.choice(_SECOND)} {rng.choice(_SUFFIX)}"
+    amount = f"{rng.randrange(49, 4_999)}.{rng.choice(('00', '50', '99'))}"
+    account_id = builder.zuora_id("Account")
+    fields = {
+        "Name": name,
+        "AccountNumber": f"A{number:08d}",
+        "Status": "Active",
+        "Currency": rng.choice(("USD", "USD", "EUR", "GBP")),
+        "Balance": "0.00",
+        "CreditBalance": "0.00",
+        "BillCycleDay": str(rng.choice((1, 1, 15, 28))),
+        "PaymentTerm": rng.choice(("Due Upon Receipt", "Net 30", "Net 30", "Net 45")),
+        "Batch": f"Batch{rng.randrange(1, 4)}",
+        "AutoPay": str(pays).lower(),
+        "LastInvoiceDate": "",
+        "CrmId": "",
+    }
+    account = _Account(
+        number=number,
+        record_id=account_id,
+        name=name,
+        fields=fields,
+        subscription_id=builder.zuora_id("Subscription"),
+        invoice_id=builder.zuora_id("Invoice"),
+        payment_id=builder.zuora_id("Payment") if pays else None,
+        amount=amount,
+    )
+    today = datetime.now(UTC).date()
+    term_end = today.replace(year=today.year + 1)
+    subscription = builder.version(
+        "Subscription",
+        account.subscription_id,
+        {
+            "Name": f"A-S{builder.number('Subscription'):08d}",
+            "Status": "Active",
+            "AccountId": account_id,
+            "AutoRenew": "true",
+            "TermType": "TERMED",
+            "TermStartDate": today.isoformat(),
+            "TermEndDate": term_end.isoformat(),
+            "SubscriptionStartDate": today.isoformat(),
+            "SubscriptionEndDate": "",
+            "ContractEffectiveDate": today.isoformat(),
+            "CancelledDate": "",
+            "Version": "1",
+        },
+        "subscription created",
+    )
+    invoice_fields = {
+        "InvoiceNumber": f"INV{builder.number('Invoice'):08d}",
+        "Status": "Draft",
+        "AccountId": account_id,
+        "InvoiceDate": today.isoformat(),
+        "DueDate": (today + timedelta(days=30)).isoformat(),
+        "PostedDate": "",
+        "TargetDate": today.isoformat(),
+        "Amount": amount,
+        "Balance": amount,
+        "Comments": f"{today:%B %Y} - annual plan",
+    }
+    draft = builder.version("Invoice", account.invoice_id, invoice_fields, "invoice drafted")
+    posted = builder.version(
+        "Invoice", account.invoice_id, invoice_fields | {"Status": "Posted", "PostedDate": today.isoformat()}, "posted"
+    )
+    created = builder.version("Account", account_id, fields, "account created")
+    billed = builder.version(
+        "Account", account_id, fields | {"Balance": amount, "LastInvoiceDate": today.isoformat()}, "balance: invoiced"
+    )
+    early: list[Step] = [
+        Deliver(subscription, note="child before its parent"),
+        Deliver(draft, note="child before its parent"),
+    ]
+    account.early = early if children_early else []
+    account.sequence = [Deliver(created)]
+    if not children_early:
+        account.sequence += [Deliver(subscription), Deliver(draft)]
+    account.sequence += [Deliver(posted), Deliver(billed)]
+    if account.payment_id is not None:
+        payment = builder.version(
+            "Payment",
+            account.payment_id,
+            {
+                "PaymentNumber": f"P-{builder.number('Payment'):08d}",
+                "AccountId": account_id,
+                "Amount": amount,
+                "EffectiveDate": today.isoformat(),
+                "Status": "Processed",
+                "Type": "Electronic",
+                "ReferenceId": f"ch_{rng.getrandbits(64):016x}",
+            },
+            "payment processed",
+        )
+        paid_invoice = builder.version(
+            "Invoice",
+            account.invoice_id,
+            invoice_fields | {"Status": "Posted", "PostedDate": today.isoformat(), "Balance": "0.00"},
+            "invoice paid",
+        )
+        paid_account = builder.version(
+            "Account",
+            account_id,
+            fields | {"Balance": "0.00", "LastInvoiceDate": today.isoformat()},
+            "balance: paid",
+        )
+        account.sequence += [Deliver(payment), Deliver(paid_invoice), Deliver(paid_account)]
+    return account
+
+
+def _interleave(rng: random.Random, sequences: Sequence[list[Step]], wave: int = 5) -> list[Step]:
+    """Several accounts' changes at once, as a busy tenant produces them; each account's own order is kept."""
+    merged: list[Step] = []
+    for start in range(0, len(sequences), wave):
+        active = [list(sequence) for sequence in sequences[start : start + wave] if sequence]
+        while active:
+            sequence = rng.choice(active)
+            merged.append(sequence.pop(0))
+            if not sequence:
+                active.remove(sequence)
+    return merged
+
+
+def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
+    """The demo's stream: ``accounts`` (at least 8) customer accounts and everything listed in the module doc."""
+    if accounts < 8:
+        raise ValueError("the demo needs at least 8 accounts for its cases")
+    builder = _Builder(seed)
+    rng = builder.rng
+    tenant = [_account(builder, index, pays=index % 3 != 2, children_early=index < 3) for index in range(accounts)]
+
+    # Phase 1: the children of three accounts arrive before the accounts themselves.
+    early = [step for account in tenant for step in account.early]
+
+    # The stale case: an account's payment-term change happens, but its callout is held back; a newer change
+    # of the same account is delivered and written; the older one arrives in phase 3.
+    stale = tenant[3]
+    older = builder.version(
+        "Account", stale.record_id, stale.fields | {"PaymentTerm": "Net 60"}, "payment term Net 60 (delivered late)"
+    )
+    newer = builder.version(
+        "Account",
+        stale.record_id,
+        stale.fields | {"PaymentTerm": "Net 15", "Name": stale.name + " (Europe)"},
+        "renamed, payment term Net 15",
+    )
+    stale.sequence += [Happen(older), Deliver(newer)]
+
+    # A burst of renames of one account in a second or so: only the last one needs writing.
+    burst = tenant[4]
+    base = burst.name.rsplit(" ", 1)[0]
+    renames = [base, base + " Co", base + " Company", base.upper() + " COMPANY"]
+    burst.sequence += [
+        Deliver(builder.version("Account", burst.record_id, burst.fields | {"Name": n}, f"renamed {n!r}"))
+        for n in renames
+    ]
+
+    sequences = [account.sequence for account in tenant]
+    traffic = _interleave(rng, sequences)
+
+    # Zuora retries of some changes right away (same notification id, same body; Zuora timed out waiting).
+    delivered = [step for step in traffic if isinstance(step, Deliver)]
+    for step in rng.sample(delivered, 5):
+        position = traffic.index(step)
+        traffic.insert(position + 1, Deliver(step.version, happen=False, note="Zuora retry (same notification)"))
+
+    # Zuora's non-preemptive Basic auth: a first attempt without credentials gets the 401 challenge.
+    challenged = next(step for step in traffic if isinstance(step, Deliver) and step.version.object_type == "Payment")
+    position = traffic.index(challenged)
+    traffic[position] = Deliver(challenged.version, note="first attempt, no credentials (401 challenge)", auth="none")
+    traffic.insert(position + 1, Deliver(challenged.version, happen=False, note="repeated with credentials"))
+
+    # The account an org's validation rule refuses: its only change fails for good.
+    refused = builder.version(
+        "Account",
+        builder.zuora_id("Account"),
+        {"Name": REFUSED_NAME, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"},
+        "test account (refused by a validation rule)",
+    )
+
+    invalid, invalid_only = _invalid_callouts(builder)
+    extras: list[Step] = [Deliver(refused), *invalid]
+    for extra in extras:
+        traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), extra)
+
+    # Phase 3: the older change of the stale account, and Zuora retries of changes written minutes ago.
+    late: list[Step] = [Deliver(older, happen=False, note="older change delivered after a newer one")]
+    late += [
+        Deliver(step.version, happen=False, note="Zuora retry, long after the first delivery")
+        for step in rng.sample([s for s in delivered if s.version.object_type != "Account"], 3)
+    ]
+
+    highlight_row_lock = tenant[5].invoice_id
+    busy = f"A busy minute: {accounts} accounts with their subscriptions, invoices and payments"
+    return DemoStream(
+        phases=[
+            Phase("Children before their parents", early, settle="waiting", watch=tenant[0].subscription_key),
+            Phase(busy, traffic, settle="drain"),
+            Phase("Late deliveries: an older change after a newer one, Zuora retries", late, settle="none"),
+        ],
+        versions=builder.versions,
+        refused={refused.key},
+        invalid_only=invalid_only,
+        highlights={
+            "stale": ("Account", stale.record_id),
+            "early_child": tenant[0].subscription_key,
+            "coalesced": ("Account", burst.record_id),
+            "row_lock": ("Invoice", highlight_row_lock),
+        },
+        row_lock_ids=[highlight_row_lock],
+        accounts=accounts,
+    )  # fmt: skip
+
+
+def _invalid_callouts(builder: _Builder) -> tuple[list[Invalid], set[tuple[str, str]]]:
+    """Callouts the endpoint must refuse, each about a record that then must not exist in Salesforce."""
+
+    def ghost(what: str, name: str = "Ghost Traders Ltd") -> Version:
+        # Never delivered as a valid callout: not in builder.versions.
+        record_id = builder.zuora_id("Account")
+        return Version("Account", record_id, {"Name": name, "Status": "Active"}, builder.notification_id(), what)
+
+    no_id, bare_date, quote, wrong_auth = (
+        ghost("no id"),
+        ghost("bare date"),
+        ghost("quote", "Bob the Builder Ltd"),
+        ghost("wrong password"),
+    )
+    contact = Version(
+        "Contact",
+        builder.zuora_id("Account"),
+        {"FirstName": "Ada", "LastName": "Lovelace"},
+        builder.notification_id(),
+        "",
+    )
+    invalid = [
+        Invalid("no id (template without {{DataSource.Account.Id}})", 422, no_id.notification_id,
+                template=no_id, mutate="drop_id"),
+        Invalid("unknown objectType Contact", 422, contact.notification_id, template=contact,
+                record_key=contact.key),
+        Invalid("updatedDate a bare date (communication profile date format)", 422, bare_date.notification_id,
+                template=bare_date, mutate="bare_date", record_key=bare_date.key),
+        Invalid("a double quote in a name broke the JSON", 400, quote.notification_id, template=quote,
+                mutate="broken_quote", record_key=quote.key),
+        Invalid("wrong password", 401, wrong_auth.notification_id, template=wrong_auth, auth="wrong",
+                record_key=wrong_auth.key),
+    ]  # fmt: skip
+    return invalid, {item.record_key for item in invalid if item.record_key is not None}
