@@ -77,6 +77,9 @@ demo: venv ## Run the pipeline on this machine on a realistic callout stream, sh
 local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C
 	$(BIN)/python -m nrtsync_local.stack
 
+bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, e2e latency, imports, memory
+	$(BIN)/python -m bench.run
+
 deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
 	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided
 

@@ -73,6 +73,12 @@ _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _ID_SUFFIX_ALPHABET = string.ascii_uppercase + "012345"
 _DATA_PATH = re.compile(r"^/services/data/v(?P<version>\d{2,3}\.\d)(?P<rest>/.*)?$")
 _COLLECTION_PATH = re.compile(r"^/composite/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/?$")
+# sObject Rows by External ID: /sobjects/{SObject}/{ExternalIdField}/{value}
+_ROW_BY_EXTERNAL_ID_PATH = re.compile(
+    r"^/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/(?P<value>[^/]+)/?$"
+)
+# From API version 46.0 an upsert that updates answers 200 with a body (``created: false``); before, 204.
+_UPSERT_UPDATE_BODY_SINCE = 46.0
 _JSON = "application/json;charset=UTF-8"
 
 
@@ -302,7 +308,7 @@ class SalesforceState:
 
     # --- the authenticated API ---------------------------------------------------------------
 
-    def api(self, method: str, rest: str, authorization: str, body: bytes) -> Answer:
+    def api(self, method: str, rest: str, authorization: str, body: bytes, version: str = "62.0") -> Answer:
         """Every request under ``/services/data/vNN.N``: session, injected faults, allocation, routing."""
         with self._lock:
             if not self._session_valid(authorization):
@@ -314,7 +320,7 @@ class SalesforceState:
                 return Answer(403, _error_list("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
             self._api_used += 1
             self._stats.api_calls += 1
-            return self._route(method, rest, body)
+            return self._route(method, rest, body, version)
 
     def _session_valid(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")
@@ -323,13 +329,12 @@ class SalesforceState:
         expires = self._sessions.get(token.strip())
         return expires is not None and expires > time.monotonic()
 
-    def _route(self, method: str, rest: str, body: bytes) -> Answer:
+    def _route(self, method: str, rest: str, body: bytes, version: str = "62.0") -> Answer:
         if rest.rstrip("/") == "/limits":
-            if method != "GET":
-                return _method_not_allowed(method, "GET")
-            return Answer(200, self._limits())
-        match = _COLLECTION_PATH.match(rest)
-        if match is None:
+            return Answer(200, self._limits()) if method == "GET" else _method_not_allowed(method, "GET")
+        row = _ROW_BY_EXTERNAL_ID_PATH.match(rest)
+        target = row or _COLLECTION_PATH.match(rest)
+        if target is None:
             return Answer(404, _error_list("NOT_FOUND", "The requested resource does not exist"))
         if method != "PATCH":
             return _method_not_allowed(method, "PATCH")
@@ -337,7 +342,9 @@ class SalesforceState:
             payload = json.loads(body or b"null")
         except ValueError:
             return Answer(400, _error_list("JSON_PARSER_ERROR", "The request body is not valid JSON"))
-        return self._upsert_collection(match["sobject"], match["field"], payload)
+        if row is not None:
+            return self._upsert_row(row["sobject"], row["field"], unquote(row["value"]), payload, version)
+        return self._upsert_collection(target["sobject"], target["field"], payload)
 
     def _limits(self) -> dict[str, Any]:
         limit = self.config.api_limit
@@ -376,6 +383,33 @@ class SalesforceState:
         else:
             self._records[sobject] = staged
         return Answer(200, results)
+
+    # --- sObject Rows by External ID upsert (one record per call) ----------------------------
+
+    def _upsert_row(self, sobject: str, ext_field: str, ext_value: str, payload: Any, version: str) -> Answer:
+        """``PATCH /sobjects/{SObject}/{ExternalIdField}/{value}``: 201 on create; on update 200 with
+        ``created: false`` (API 46.0 and later) or 204 without a body (earlier versions).
+
+        A refused record is the whole answer here: HTTP 400 with Salesforce's error list.
+        """
+        if sobject not in self.config.sobjects:
+            return Answer(404, _error_list("NOT_FOUND", "The requested resource does not exist"))
+        if not isinstance(payload, dict):
+            return Answer(400, _error_list("JSON_PARSER_ERROR", "Expected a JSON object for the record"))
+        record = {**payload, "attributes": {"type": sobject}, ext_field: ext_value}
+        refusal = self._check_collection(sobject, [record])
+        if refusal is not None:
+            return refusal
+        self._stats.records_per_call.append(1)
+        result = self._upsert_one(sobject, ext_field, record, self._records.setdefault(sobject, {}), set())
+        if not result["success"]:
+            errors = [
+                {"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]} for e in result["errors"]
+            ]
+            return Answer(400, errors)
+        if result["created"]:
+            return Answer(201, result)
+        return Answer(200, result) if float(version) >= _UPSERT_UPDATE_BODY_SINCE else Answer(204, None)
 
     def _check_collection(self, sobject: str, records: list[dict[str, Any]]) -> Answer | None:
         for record in records:
@@ -670,10 +704,10 @@ class _Handler(BaseHTTPRequestHandler):
             return "unknown", Answer(404, _error_list("NOT_FOUND", "The requested resource does not exist"))
         rest = match["rest"] or "/"
         endpoint = f"{method} {_endpoint_name(rest)}"
-        return endpoint, state.api(method, rest, self.headers.get("Authorization", ""), body)
+        return endpoint, state.api(method, rest, self.headers.get("Authorization", ""), body, match["version"])
 
     def _send(self, answer: Answer, limit_info: str) -> None:
-        payload = json.dumps(answer.body).encode()
+        payload = b"" if answer.status == 204 else json.dumps(answer.body).encode()  # 204 carries no body
         self.send_response(answer.status)
         self.send_header("Content-Type", _JSON)
         self.send_header("Content-Length", str(len(payload)))
@@ -687,6 +721,8 @@ class _Handler(BaseHTTPRequestHandler):
 def _endpoint_name(rest: str) -> str:
     if _COLLECTION_PATH.match(rest):
         return "composite/sobjects"
+    if _ROW_BY_EXTERNAL_ID_PATH.match(rest):
+        return "sobjects/external-id"
     return rest.strip("/") or "/"
 
 

@@ -375,3 +375,69 @@ def test_in_process_standin_serves_https_and_stops(tmp_path: Path):
     # Then it answered, and the ids it makes look like Salesforce's
     assert response.status_code == 200
     assert salesforce_id("001", 1) == "0015g0000000001AAA"
+
+
+def upsert_row(
+    standin: StandinClient,
+    http: requests.Session,
+    external_id: str,
+    fields: dict[str, Any],
+    *,
+    sobject: str = ACCOUNTS,
+    token: str,
+    api: str = API,
+) -> requests.Response:
+    return http.patch(
+        f"{standin.url}{api}/sobjects/{sobject}/{EXT}/{external_id}",
+        json=fields,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+
+
+def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call_each(standin, http):
+    # Given a token, 150 ms of latency, and a subscription whose parent account does not exist yet
+    token = token_for(standin, http)
+    standin.set_faults(latency_ms=150)
+    orphan = upsert_row(
+        standin, http, "S1", {"Zuora__CustomerAccount__r": {EXT: "A1"}}, sobject=SUBSCRIPTIONS, token=token
+    )
+
+    # When an account is upserted by its external id, then again (current API, then an API before 46.0),
+    # and the subscription again once its parent exists
+    started = time.monotonic()
+    created = upsert_row(standin, http, "A1", {"Name": "Acme"}, token=token)
+    updated = upsert_row(standin, http, "A1", {"Name": "Acme Ltd"}, token=token)
+    elapsed = time.monotonic() - started
+    old_api = upsert_row(standin, http, "A1", {"Zuora__Status__c": "Active"}, token=token, api="/services/data/v45.0")
+    child = upsert_row(
+        standin, http, "S1", {"Zuora__CustomerAccount__r": {EXT: "A1"}}, sobject=SUBSCRIPTIONS, token=token
+    )
+    stats = standin.stats()
+
+    # Then the answers are Salesforce's: 201 on create, 200 with created false on update, 204 without a body
+    # before API 46.0, 400 with the error list for a refused record; each request is one API call, with latency
+    assert orphan.status_code == 400
+    assert orphan.json()[0]["errorCode"] == "INVALID_FIELD"
+    assert created.status_code == 201
+    body = created.json()
+    assert body["success"] is True
+    assert body["created"] is True
+    assert body["errors"] == []
+    assert len(body["id"]) == 18
+    assert updated.status_code == 200
+    assert updated.json() == {"id": body["id"], "success": True, "errors": [], "created": False}
+    assert old_api.status_code == 204
+    assert old_api.content == b""
+    assert child.status_code == 201
+    assert elapsed >= 0.3
+    assert standin.records(ACCOUNTS) == [
+        {"Id": body["id"], EXT: "A1", "Name": "Acme Ltd", "Zuora__Status__c": "Active"}
+    ]
+    [subscription] = standin.records(SUBSCRIPTIONS)
+    assert subscription["Zuora__CustomerAccount__c"] == body["id"]
+    assert stats["api_calls"] == 5
+    assert stats["by_endpoint"]["PATCH sobjects/external-id"] == 5
+    assert stats["records_per_call"] == [1, 1, 1, 1, 1]
+    assert updated.headers["Sforce-Limit-Info"].startswith("api-usage=3/")
+    standin.set_faults(latency_ms=0)

@@ -1,0 +1,147 @@
+"""Callouts at a steady rate through the local stack's HTTP front, to Salesforce's answer, by the product's rule.
+
+Each callout's ``updatedDate`` is the instant just before its HTTP request is sent, so the history's ``e2e_ms``
+(Salesforce's answer minus ``updatedDate``) is exactly "send to written". The sender keeps the rate with a few
+threads, as Zuora's deliveries do not wait for each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from bench.common import progress, quiet_handlers
+from bench.workload import MIX, Workload, fields_for, seed_parents, zuora_id
+from nrtsync.latency import percentile
+from nrtsync_local.stack import LocalStack
+
+SENDERS = 8
+
+
+_EDGES = list(itertools.accumulate(share for _, share in MIX))
+
+
+def _callout(n: int, parents: list[str]) -> tuple[str, str, dict[str, Any]]:
+    """The n-th callout: object types in the batch mix, a distinct record each (nothing coalesces)."""
+    slot = n % _EDGES[-1]
+    object_type = MIX[next(i for i, edge in enumerate(_EDGES) if slot < edge)][0]
+    record_id = zuora_id(object_type, 10_000 + n)
+    return object_type, record_id, fields_for(object_type, n, 1, parents[n % len(parents)])
+
+
+def _seconds(value: int | None) -> float | None:
+    return None if value is None else round(value / 1000, 3)
+
+
+def _history(stack: LocalStack) -> tuple[list[int], list[int], int]:
+    """(e2e_ms, sync_ms, written) from the history's minute summaries."""
+    ddb = stack.client("dynamodb")
+    e2e: list[int] = []
+    sync: list[int] = []
+    written = 0
+    kwargs: dict[str, Any] = {
+        "TableName": stack.resources.history_table,
+        "FilterExpression": "#t = :minute",
+        "ExpressionAttributeNames": {"#t": "type"},
+        "ExpressionAttributeValues": {":minute": {"S": "minute"}},
+    }
+    while True:
+        page = ddb.scan(**kwargs)
+        for item in page["Items"]:
+            written += int(item["written"]["N"])
+            e2e += [int(v["N"]) for v in item.get("e2e_ms", {}).get("L", [])]
+            sync += [int(v["N"]) for v in item.get("sync_ms", {}).get("L", [])]
+        if "LastEvaluatedKey" not in page:
+            return e2e, sync, written
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def bench_e2e(*, rate_per_second: float = 15.0, seconds: float = 40.0, latency_ms: int = 150) -> dict[str, Any]:
+    count = int(rate_per_second * seconds)
+    progress(f"e2e: starting the local stack (Salesforce latency {latency_ms} ms, the template's batching window)")
+    with (
+        quiet_handlers(),
+        LocalStack(salesforce_latency_ms=latency_ms, with_metrics=False, stack_name="bench-e2e") as stack,
+    ):
+        assert stack.standin is not None  # noqa: S101 - no real org is configured here
+        workload = Workload()
+        seed_parents(stack.standin, workload)
+        statuses: dict[int, int] = {}
+        http_ms: list[float] = []
+        lock = threading.Lock()
+        local = threading.local()
+        started = time.monotonic()
+
+        def send(n: int) -> None:
+            session: requests.Session | None = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+                session.trust_env = False
+            object_type, record_id, fields = _callout(n, workload.parents)
+            delay = started + n / rate_per_second - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sent_at = datetime.now(UTC)
+            body = {
+                "eventType": f"{object_type}Updated",
+                "objectType": object_type,
+                "id": record_id,
+                "updatedDate": sent_at.isoformat(timespec="microseconds"),
+                "fields": fields,
+            }
+            headers = {
+                "Content-Type": "application/json; charset=UTF-8",
+                "Zuora-Notification-Id": str(uuid.uuid4()),
+                "Zuora-Request-Id": str(uuid.uuid4()),
+            }
+            t0 = time.perf_counter()
+            answer = session.post(
+                stack.callout_url, data=json.dumps(body), headers=headers, auth=stack.callout_auth, timeout=30
+            )
+            with lock:
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                http_ms.append((time.perf_counter() - t0) * 1000)
+
+        progress(f"e2e: sending {count} callouts at {rate_per_second:g}/s for {seconds:g} s")
+        with ThreadPoolExecutor(max_workers=SENDERS) as pool:
+            list(pool.map(send, range(count)))
+        sent_for = time.monotonic() - started
+        progress(f"e2e: sent in {sent_for:.1f} s; waiting for the queue to drain")
+        stack.wait_until_drained(timeout=120)
+        drained_after = time.monotonic() - started
+        e2e, sync, written = _history(stack)
+        stats = stack.poll_stats
+        sizes = sorted(stats.batch_sizes)
+    http_ms.sort()
+    return {
+        "callouts": count,
+        "rate_per_second": rate_per_second,
+        "seconds_sending": round(sent_for, 1),
+        "seconds_until_drained": round(drained_after, 1),
+        "http_statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "written": written,
+        "e2e_p50_s": _seconds(percentile(e2e, 50)),
+        "e2e_p90_s": _seconds(percentile(e2e, 90)),
+        "e2e_max_s": _seconds(max(e2e, default=None)),
+        "sync_ms_p50": percentile(sync, 50),
+        "sync_ms_p90": percentile(sync, 90),
+        "callout_http_ms_p50": round(http_ms[len(http_ms) // 2], 1) if http_ms else None,
+        "callout_http_ms_p90": round(http_ms[len(http_ms) * 90 // 100], 1) if http_ms else None,
+        "invocations": stats.invocations,
+        "batch_sizes": {
+            "min": sizes[0] if sizes else None,
+            "median": sizes[len(sizes) // 2] if sizes else None,
+            "max": sizes[-1] if sizes else None,
+            "all": stats.batch_sizes,
+        },
+        "retried": stats.retried,
+        "salesforce_latency_ms": latency_ms,
+    }

@@ -1,0 +1,189 @@
+"""``make bench``: every benchmark, in one run on this machine, into bench/results.json and docs/BENCHMARKS.md.
+
+    .venv/bin/python -m bench.run [--quick]
+
+Servers it starts (the Salesforce stand-in as a child process, moto in server mode as a thread, the local
+stack) bind 127.0.0.1 on free ports and are stopped by their own pid / shutdown before it returns.
+Progress goes to stderr. ``--quick`` runs fewer repetitions (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO_ROOT, prepare_environment, progress
+
+TARGET_CALLS_PER_RECORD = 1 / 150
+TARGET_SPEEDUP = 10.0
+TARGET_E2E_P90_S = 10.0
+TARGET_E2E_P50_S = 120.0
+TARGET_COLD_INGEST_MS = 500.0
+TARGET_PEAK_RSS_MB = 128.0
+
+
+def _peak_rss(standin_info: dict[str, Any]) -> dict[str, Any]:
+    progress("peak RSS: one 200-record sync invocation in a fresh interpreter")
+    done = subprocess.run(  # noqa: S603 - our own module, our interpreter
+        [sys.executable, "-m", "bench.rss_child", json.dumps(standin_info)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _metrics_window(runs: int) -> dict[str, Any]:
+    progress(f"metrics window: bench/bench_metrics_window.py --runs {runs} (7 days of 1 M records/day)")
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, str(REPO_ROOT / "bench" / "bench_metrics_window.py"), "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=300,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _sync_phase(quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    from bench import sync_bench  # noqa: PLC0415
+    from bench.memory import InMemoryVersionStore  # noqa: PLC0415
+    from bench.workload import Workload, seed_parents  # noqa: PLC0415
+    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415
+    from nrtsync_local.processes import StandinProcess  # noqa: PLC0415
+
+    workdir = Path(tempfile.mkdtemp(prefix="nrtsync-bench-"))
+    process = StandinProcess(workdir)
+    standin = process.start()
+    progress(f"Salesforce stand-in pid {standin.pid} at {standin.url}")
+    result: dict[str, Any] = {}
+    try:
+        workload = Workload()
+        seed_parents(standin, workload)
+        progress("sync vs baseline at 150 ms per Salesforce call (baseline: ~31 s per 200 records)")
+        result["latency_150ms"] = sync_bench.compare_at_latency(
+            standin, 150, sync_reps=3 if quick else 5, baseline_reps=1 if quick else 2, workload=workload
+        )
+        progress("sync vs baseline at 0 ms")
+        result["latency_0ms"] = sync_bench.compare_at_latency(
+            standin, 0, sync_reps=3 if quick else 7, baseline_reps=2 if quick else 5, workload=workload
+        )
+        progress("API calls on a batch of one object type")
+        result["single_type_batch"] = sync_bench.single_type_batch(standin)
+        progress("experiment: one shared thread pool in the sync service (0 ms)")
+        result["pool_experiment"] = sync_bench.pool_experiment(standin, reps=3 if quick else 7, workload=workload)
+        progress("sync with state/history on moto (server mode) at 150 ms")
+        result["moto_150ms"] = sync_bench.sync_on_moto(standin, 150, reps=1 if quick else 3, workload=workload)
+        with sync_bench.moto_resources(standin, "bench-state-calls") as res:
+            result["state_call_ms"] = {
+                "moto": sync_bench.time_state_calls(
+                    lambda: DynamoVersionStore(res.state_table), n=50 if quick else 100
+                ),
+                "in_memory": sync_bench.time_state_calls(InMemoryVersionStore, n=200),
+            }
+        rss = _peak_rss(
+            {
+                "url": standin.url,
+                "ca_file": standin.ca_file,
+                "client_id": standin.client_id,
+                "client_secret": standin.client_secret,
+                "pid": standin.pid,
+            }
+        )
+    finally:
+        process.stop()
+        progress("Salesforce stand-in stopped")
+    return result, rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (harness smoke test)")
+    parser.add_argument("--skip-e2e", action="store_true", help="leave out the local-stack run (~1 min)")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    load_start = os.getloadavg()
+    prepare_environment()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+
+    from bench.cold import bench_cold_imports  # noqa: PLC0415
+    from bench.ingest_bench import bench_ingest  # noqa: PLC0415
+    from bench.report import RESULTS, write  # noqa: PLC0415
+
+    cold = bench_cold_imports(runs=3 if args.quick else 7)
+    ingest = bench_ingest(requests=500 if args.quick else 2_000, moto_requests=100 if args.quick else 500)
+    sync, rss = _sync_phase(args.quick)
+    e2e: dict[str, Any] = {}
+    if not args.skip_e2e:
+        from bench.e2e_bench import bench_e2e  # noqa: PLC0415
+
+        e2e = bench_e2e(rate_per_second=15.0, seconds=15.0 if args.quick else 40.0, latency_ms=150)
+    metrics_window = _metrics_window(runs=1 if args.quick else 3)
+
+    s150 = sync["latency_150ms"]
+    headline = {
+        "api_calls_per_record": s150["sync_in_memory_state"]["api_calls_per_record"],
+        "sync_records_per_second": s150["sync_in_memory_state"]["records_per_second"]["median"],
+        "baseline_api_calls_per_record": s150["baseline"]["api_calls_per_record"],
+        "baseline_records_per_second": s150["baseline"]["records_per_second"]["median"],
+        "speedup": s150["speedup_of_medians"],
+        "sync_records_per_second_moto_state": sync["moto_150ms"]["sync_moto_state"]["records_per_second"]["median"],
+        "e2e_p50_s": e2e.get("e2e_p50_s"),
+        "e2e_p90_s": e2e.get("e2e_p90_s"),
+        "ingest_us_per_request": ingest["in_memory_queue"]["median_us"],
+        "ingest_us_per_request_moto_sqs": ingest["moto_sqs_in_process"]["median_us"],
+        "cold_import_ms": cold["import_ms"],
+        "peak_rss_mb": rss["peak_rss_mb"],
+    }
+    targets = {
+        "api_calls_per_record": headline["api_calls_per_record"] <= TARGET_CALLS_PER_RECORD,
+        "speedup_vs_baseline": headline["speedup"] >= TARGET_SPEEDUP,
+        "e2e_p90": None if e2e.get("e2e_p90_s") is None else e2e["e2e_p90_s"] < TARGET_E2E_P90_S,
+        "e2e_p50": None if e2e.get("e2e_p50_s") is None else e2e["e2e_p50_s"] < TARGET_E2E_P50_S,
+        "cold_import_ingest": cold["import_ms"]["ingest"] < TARGET_COLD_INGEST_MS,
+        "peak_rss": rss["peak_rss_mb"] < TARGET_PEAK_RSS_MB,
+    }
+    results = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "run_seconds": round(time.monotonic() - started, 1),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(terse=True),
+            "loadavg_start": [round(v, 2) for v in load_start],
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+        },
+        "headline": headline,
+        "targets": targets,
+        "sync": sync,
+        "e2e": e2e,
+        "ingest": ingest,
+        "cold_imports": cold,
+        "peak_rss": rss,
+        "metrics_window": metrics_window,
+    }
+    write(results)
+    progress(f"wrote {RESULTS.relative_to(REPO_ROOT)} and docs/BENCHMARKS.md in {results['run_seconds']:.0f} s")
+    print(json.dumps({"headline": headline, "targets": targets}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
