@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from nrtsync.adapters.secrets import CachedSecretSource, SecretInvalidError, Sec
 from nrtsync.adapters.sqs import ChangeQueue, QueueUnavailableError, SqsChangeQueue
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.callout import Callout, QueuedChange
-from nrtsync.settings import IngestSettings
+from nrtsync.settings import IngestSettings, IpNetwork
 
 NOTIFICATION_ID_HEADER = "zuora-notification-id"
 REQUEST_ID_HEADER = "zuora-request-id"
@@ -33,24 +34,64 @@ _FIELD_PREFIX = "fields."
 
 @dataclass(frozen=True)
 class CalloutRequest:
-    """The parts of an HTTP request that ingest looks at; header names are lower-case."""
+    """The parts of an HTTP request that ingest looks at; header names are lower-case.
+
+    ``source_ip`` is the address API Gateway saw the request come from (``requestContext.identity.sourceIp``),
+    never a header the caller could set such as ``X-Forwarded-For``.
+    """
 
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, list[str]] = field(default_factory=dict)
+    source_ip: str | None = None
+    # Why the body API Gateway handed over could not be turned into bytes (None: it could).
+    unreadable: str | None = None
 
     @classmethod
     def of(
-        cls, body: bytes, headers: Mapping[str, str], query: Mapping[str, list[str]] | None = None
+        cls,
+        body: bytes,
+        headers: Mapping[str, str],
+        query: Mapping[str, list[str]] | None = None,
+        *,
+        source_ip: str | None = None,
+        unreadable: str | None = None,
     ) -> CalloutRequest:
-        return cls(body=body, headers={k.lower(): v for k, v in headers.items()}, query=dict(query or {}))
+        return cls(
+            body=body,
+            headers={k.lower(): v for k, v in headers.items()},
+            query=dict(query or {}),
+            source_ip=source_ip,
+            unreadable=unreadable,
+        )
 
     @classmethod
     def from_api_gateway(cls, event: APIGatewayProxyEvent) -> CalloutRequest:
         """The request as API Gateway's proxy integration hands it over."""
         raw = event.body or ""
-        body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
-        return cls.of(body, dict(event.headers or {}), event.multi_value_query_string_parameters or {})
+        # "surrogatepass": a lone surrogate (a "\udcxx" escape in the event) cannot come from UTF-8; its bytes
+        # are then refused as not UTF-8 (400) instead of failing the function (502).
+        body, unreadable = raw.encode("utf-8", "surrogatepass"), None
+        if event.is_base64_encoded:
+            try:
+                body = base64.b64decode(raw)
+            except ValueError:  # binascii.Error, or a str with non-ASCII characters
+                unreadable = "isBase64Encoded is set but the body is not base64"
+        return cls.of(
+            body,
+            dict(event.headers or {}),
+            event.multi_value_query_string_parameters or {},
+            source_ip=_source_ip(event.raw_event),
+            unreadable=unreadable,
+        )
+
+
+def _source_ip(event: Mapping[str, Any]) -> str | None:
+    # Read leniently: Powertools' accessors raise KeyError on an event without requestContext.identity.
+    context = event.get("requestContext")
+    identity = context.get("identity") if isinstance(context, Mapping) else None
+    source_ip = identity.get("sourceIp") if isinstance(identity, Mapping) else None
+    return source_ip if isinstance(source_ip, str) else None
 
 
 @dataclass(frozen=True)
@@ -129,6 +170,33 @@ def check_basic_auth(authorization: str | None, credentials: CalloutCredentials)
     user_ok = hmac.compare_digest(username.encode(), credentials.username.encode())
     password_ok = hmac.compare_digest(password.encode(), credentials.password.encode())
     return user_ok and password_ok
+
+
+def source_allowed(source_ip: str | None, allowed: Sequence[IpNetwork]) -> bool:
+    """True if ``allowed`` is empty (no allow-list) or holds the source address; an unknown address is refused."""
+    if not allowed:
+        return True
+    if not source_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(source_ip.strip())
+    except ValueError:
+        return False
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1 seen through an IPv6 socket.
+        candidates.append(address.ipv4_mapped)
+    return any(candidate in network for candidate in candidates for network in allowed)
+
+
+def _source_refused() -> IngestOutcome:
+    # The address itself stays out of the answer and of the logs; API Gateway's access log has it.
+    return _reject(
+        403,
+        "source_not_allowed",
+        "this source address is not in the endpoint's allow-list",
+        [FieldProblem("sourceIp", "not in ALLOWED_SOURCE_CIDRS")],
+    )
 
 
 def check_signature(signature: str | None, body: bytes, key: str) -> bool:
@@ -282,6 +350,8 @@ def _refuse_access(
 
 
 def _parse_callout(request: CalloutRequest, object_types: frozenset[str]) -> Callout | IngestOutcome:
+    if request.unreadable is not None:
+        return _reject(400, "malformed_body", "the body cannot be read", [FieldProblem("body", request.unreadable)])
     document, rejection = _read_document(request)
     if rejection is not None:
         return rejection
@@ -375,7 +445,13 @@ class CalloutEndpoint:
         return self._queue, self._secrets, self._object_types
 
     def handle(self, request: CalloutRequest) -> IngestOutcome:
-        """Answer one callout; a missing or broken secret is a 5xx so that Zuora retries."""
+        """Answer one callout; a missing or broken secret is a 5xx so that Zuora retries.
+
+        The source allow-list comes first: a request from elsewhere costs no secret read and learns nothing
+        about the credentials (no 401 challenge, no 5xx when Secrets Manager is down).
+        """
+        if not source_allowed(request.source_ip, self._settings.allowed_source_cidrs):
+            return _source_refused()
         queue, secrets, object_types = self._collaborators()
         try:
             credentials = CalloutCredentials.from_secret(secrets.get_json(self._settings.callout_secret_id))

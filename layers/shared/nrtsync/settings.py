@@ -6,11 +6,14 @@ Powertools Parameters with a cache.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cache
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+type IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(RuntimeError):
@@ -43,6 +46,24 @@ class IngestSettings(_EnvSettings):
     auth_realm: str = Field(alias="CALLOUT_AUTH_REALM", default="nrtsync", pattern=r'^[^"\\]+$')
     secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
     mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+    # Comma-separated CIDRs (IPv4 and IPv6) a callout may come from; empty allows every source address.
+    allowed_source_cidrs: tuple[IpNetwork, ...] = Field(alias="ALLOWED_SOURCE_CIDRS", default=())
+
+    @field_validator("allowed_source_cidrs", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for text in (part.strip() for part in value.split(",")):
+            if not text:
+                continue
+            try:
+                # strict: a CIDR with host bits set (10.0.0.1/8) is a typo more often than a wish for 10.0.0.0/8.
+                networks.append(ipaddress.ip_network(text, strict=True))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a CIDR block such as 192.0.2.0/24 or 2001:db8::/32: {exc}") from exc
+        return tuple(networks)
 
 
 class SyncSettings(_EnvSettings):
