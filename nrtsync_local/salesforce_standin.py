@@ -1,4 +1,4 @@
-"""A local HTTPS Salesforce stand-in: OAuth token, sObject Collections upsert, limits, and fault injection.
+"""A local HTTPS Salesforce stand-in: OAuth token, sObject Collections upsert, Composite, limits, fault injection.
 
 It answers the way Salesforce's REST API documents it (response shapes, error codes, the
 ``Sforce-Limit-Info`` header), closely enough for the adapter and the sync logic to be tested over real
@@ -48,6 +48,8 @@ import jwt
 import trustme
 
 MAX_COLLECTION_RECORDS = 200
+MAX_COMPOSITE_SUBREQUESTS = 25
+MAX_COMPOSITE_COLLECTIONS = 5  # sObject Collections (or query) subrequests per Composite request
 DEFAULT_API_LIMIT = 15_000
 DEFAULT_SESSION_TTL_SECONDS = 7_200.0
 JWT_MAX_LIFETIME_SECONDS = 240  # Salesforce wants exp within 3 minutes; a little slack for clock skew
@@ -332,19 +334,93 @@ class SalesforceState:
     def _route(self, method: str, rest: str, body: bytes, version: str = "62.0") -> Answer:
         if rest.rstrip("/") == "/limits":
             return Answer(200, self._limits()) if method == "GET" else _method_not_allowed(method, "GET")
-        row = _ROW_BY_EXTERNAL_ID_PATH.match(rest)
-        target = row or _COLLECTION_PATH.match(rest)
-        if target is None:
+        is_composite = rest.rstrip("/") == "/composite"
+        if not is_composite and not _ROW_BY_EXTERNAL_ID_PATH.match(rest) and not _COLLECTION_PATH.match(rest):
             return Answer(404, _error_list("NOT_FOUND", "The requested resource does not exist"))
-        if method != "PATCH":
-            return _method_not_allowed(method, "PATCH")
+        if method != ("POST" if is_composite else "PATCH"):
+            return _method_not_allowed(method, "POST" if is_composite else "PATCH")
         try:
             payload = json.loads(body or b"null")
         except ValueError:
             return Answer(400, _error_list("JSON_PARSER_ERROR", "The request body is not valid JSON"))
+        if is_composite:
+            return self._composite(payload)
+        answer = self._upsert(rest, payload, version)
+        return (
+            answer
+            if answer is not None
+            else Answer(404, _error_list("NOT_FOUND", "The requested resource does not exist"))
+        )
+
+    def _upsert(self, rest: str, payload: Any, version: str) -> Answer | None:
+        """A PATCH upsert (sObject Collections or sObject Rows by External ID), standalone or as a Composite
+        subrequest; ``None`` if ``rest`` is neither."""
+        row = _ROW_BY_EXTERNAL_ID_PATH.match(rest)
         if row is not None:
             return self._upsert_row(row["sobject"], row["field"], unquote(row["value"]), payload, version)
-        return self._upsert_collection(target["sobject"], target["field"], payload)
+        collection = _COLLECTION_PATH.match(rest)
+        if collection is not None:
+            return self._upsert_collection(collection["sobject"], collection["field"], payload)
+        return None
+
+    # --- Composite -----------------------------------------------------------------------------
+
+    def _composite(self, payload: Any) -> Answer:
+        """``POST /composite``: the subrequests run in order (``collateSubrequests`` is not modelled), each
+        through the same code as its standalone resource, as one API call. Supported subrequests: PATCH upserts
+        by sObject Collections and by sObject Rows by External ID; others get a 400 of their own. ``@{ref}``
+        references are not resolved. An outer ``allOrNone: true`` rolls everything back if any subrequest or
+        record fails (the others answer 400 ``PROCESSING_HALTED``)."""
+        subrequests = payload.get("compositeRequest") if isinstance(payload, dict) else None
+        if not isinstance(subrequests, list) or not subrequests or not all(isinstance(s, dict) for s in subrequests):
+            return Answer(
+                400, _error_list("JSON_PARSER_ERROR", "compositeRequest must be a non-empty array of objects")
+            )
+        if len(subrequests) > MAX_COMPOSITE_SUBREQUESTS:
+            return _composite_refusal(
+                f"The request can\u2019t contain more than {MAX_COMPOSITE_SUBREQUESTS} operations."
+            )
+        collections = sum(1 for s in subrequests if _COLLECTION_PATH.match(_subrequest_rest(s.get("url")) or ""))
+        if collections > MAX_COMPOSITE_COLLECTIONS:
+            return _composite_refusal(
+                f"The request can\u2019t contain more than {MAX_COMPOSITE_COLLECTIONS} sObject Collections or query "
+                "operations."
+            )
+        all_or_none = bool(payload.get("allOrNone", False))
+        snapshot = copy.deepcopy(self._records) if all_or_none else None
+        records_mark = len(self._stats.records_per_call)
+        results = [self._subrequest(sub, all_or_none) for sub in subrequests]
+        # One API call: the records of all its subrequests make one entry of records_per_call.
+        counted = self._stats.records_per_call[records_mark:]
+        if counted:
+            del self._stats.records_per_call[records_mark:]
+            self._stats.records_per_call.append(sum(counted))
+        if snapshot is not None and any(not _subresult_succeeded(result) for result in results):
+            self._records = snapshot
+            results = [_halted(result) for result in results]
+        return Answer(200, {"compositeResponse": results})
+
+    def _subrequest(self, sub: dict[str, Any], all_or_none: bool) -> dict[str, Any]:
+        method, url = str(sub.get("method", "")).upper(), sub.get("url")
+        target = _DATA_PATH.match(url.split("?", 1)[0]) if isinstance(url, str) else None
+        rest = (target["rest"] or "/") if target else ""
+        body = sub.get("body")
+        if all_or_none and _COLLECTION_PATH.match(rest) and isinstance(body, dict):
+            body = {**body, "allOrNone": True}  # the outer allOrNone overrides the collections' own
+        answer = self._upsert(rest, body, target["version"]) if target and method == "PATCH" else None
+        if answer is None and target and (_COLLECTION_PATH.match(rest) or _ROW_BY_EXTERNAL_ID_PATH.match(rest)):
+            answer = _method_not_allowed(method, "PATCH")
+        if answer is None:
+            message = (
+                f"The stand-in's Composite runs PATCH upserts (sObject Collections, external ID) only: {method} {url}"
+            )
+            answer = Answer(400, _error_list("INVALID_INPUT", message))
+        return {
+            "body": answer.body,
+            "httpHeaders": dict(answer.headers),
+            "httpStatusCode": answer.status,
+            "referenceId": sub.get("referenceId"),
+        }
 
     def _limits(self) -> dict[str, Any]:
         limit = self.config.api_limit
@@ -408,7 +484,7 @@ class SalesforceState:
             ]
             return Answer(400, errors)
         if result["created"]:
-            return Answer(201, result)
+            return Answer(201, result, {"Location": f"/services/data/v{version}/sobjects/{sobject}/{result['id']}"})
         return Answer(200, result) if float(version) >= _UPSERT_UPDATE_BODY_SINCE else Answer(204, None)
 
     def _check_collection(self, sobject: str, records: list[dict[str, Any]]) -> Answer | None:
@@ -634,6 +710,33 @@ def _rolled_back(result: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _subrequest_rest(url: Any) -> str | None:
+    match = _DATA_PATH.match(url.split("?", 1)[0]) if isinstance(url, str) else None
+    return (match["rest"] or "/") if match else None
+
+
+def _composite_refusal(message: str) -> Answer:
+    """A Composite request refused whole, as Salesforce answers it: one entry without a referenceId."""
+    entry = {"body": _error_list("LIMIT_EXCEEDED", message), "httpHeaders": {}, "httpStatusCode": 400}
+    return Answer(400, {"compositeResponse": [{**entry, "referenceId": None}]})
+
+
+def _subresult_succeeded(result: dict[str, Any]) -> bool:
+    if not 200 <= int(result["httpStatusCode"]) < 300:
+        return False
+    body = result["body"]
+    return not isinstance(body, list) or all(item.get("success", True) for item in body if isinstance(item, dict))
+
+
+def _halted(result: dict[str, Any]) -> dict[str, Any]:
+    if not _subresult_succeeded(result):
+        return result
+    body = _error_list(
+        "PROCESSING_HALTED", "The transaction was rolled back since another operation in the same transaction failed."
+    )
+    return {**result, "body": body, "httpHeaders": {}, "httpStatusCode": 400}
+
+
 def _method_not_allowed(method: str, allowed: str) -> Answer:
     return Answer(405, _error_list("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}"))
 
@@ -723,6 +826,8 @@ def _endpoint_name(rest: str) -> str:
         return "composite/sobjects"
     if _ROW_BY_EXTERNAL_ID_PATH.match(rest):
         return "sobjects/external-id"
+    if rest.rstrip("/") == "/composite":
+        return "composite"
     return rest.strip("/") or "/"
 
 

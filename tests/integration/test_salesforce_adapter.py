@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 
 from nrtsync.adapters.salesforce import (
     SalesforceAuthError,
@@ -17,7 +18,7 @@ from nrtsync.adapters.salesforce import (
     SalesforceRetryableError,
     SimpleSalesforceAdapter,
 )
-from nrtsync.models.salesforce import RecordError, SalesforceCredentials
+from nrtsync.models.salesforce import CollectionUpsert, RecordError, SalesforceCredentials
 from tests.support.salesforce import StandinClient, running_salesforce_standin
 
 pytestmark = pytest.mark.integration
@@ -329,3 +330,182 @@ def test_a_failing_later_chunk_keeps_the_results_of_the_earlier_ones(standin):
     # Then the first chunk's results come with the error
     assert len(raised.value.completed_results) == 200
     assert all(r.success for r in raised.value.completed_results)
+
+
+def collection(sobject: str, records: list[dict[str, Any]]) -> CollectionUpsert:
+    return CollectionUpsert(sobject=sobject, external_id_field=EXT, records=records)
+
+
+def test_one_collection_goes_as_a_plain_collections_call(standin):
+    # Given an adapter
+    adapter = adapter_for(standin)
+
+    # When one collection is upserted through upsert_collections
+    [results] = adapter.upsert_collections([collection(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}])], deadline=soon())
+
+    # Then it went as a plain sObject Collections PATCH, not a Composite
+    assert isinstance(results, list)
+    assert [r.created for r in results] == [True, True]
+    stats = standin.stats()
+    assert stats["by_endpoint"]["PATCH composite/sobjects"] == 1
+    assert "POST composite" not in stats["by_endpoint"]
+    assert stats["records_per_call"] == [2]
+    assert adapter.api_calls == 1
+
+
+def test_three_collections_go_in_one_composite_call_with_results_in_order(standin):
+    # Given accounts, subscriptions looking them up, and more accounts
+    adapter = adapter_for(standin)
+    requests = [
+        collection(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}]),
+        collection(SUBSCRIPTIONS, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A2"}}]),
+        collection(ACCOUNTS, [{EXT: "A3"}, {EXT: "A1", "Name": "again"}, {EXT: "A4"}]),
+    ]
+
+    # When they are upserted together
+    answers = adapter.upsert_collections(requests, deadline=soon())
+
+    # Then one Composite call was made and each request got its own results, in order
+    stats = standin.stats()
+    assert adapter.api_calls == 1
+    assert stats["by_endpoint"]["POST composite"] == 1
+    assert stats["records_per_call"] == [6]
+    first, second, third = answers
+    assert isinstance(first, list)
+    assert isinstance(second, list)
+    assert isinstance(third, list)
+    assert [r.created for r in first] == [True, True]
+    assert second[0].success
+    assert [r.created for r in third] == [True, False, True]
+    assert third[1].salesforce_id == first[0].salesforce_id
+    stored = {r[EXT]: r["Id"] for r in standin.records(ACCOUNTS)}
+    assert standin.records(SUBSCRIPTIONS)[0]["Zuora__CustomerAccount__c"] == stored["A2"]
+
+
+def test_a_refused_subrequest_is_returned_beside_the_good_results(standin):
+    # Given an unknown sObject between two good collections
+    adapter = adapter_for(standin)
+    requests = [
+        collection(ACCOUNTS, [{EXT: "A1"}]),
+        collection("Nope__c", [{EXT: "X1"}]),
+        collection(ACCOUNTS, [{EXT: "A2"}]),
+    ]
+
+    # When they are upserted together
+    good1, bad, good2 = adapter.upsert_collections(requests, deadline=soon())
+
+    # Then the refusal is that request's error, not raised, and the others succeeded in the same call
+    assert isinstance(bad, SalesforceRequestError)
+    assert (bad.status_code, bad.http_status) == ("NOT_FOUND", 404)
+    assert isinstance(good1, list)
+    assert good1[0].success
+    assert isinstance(good2, list)
+    assert good2[0].success
+    assert adapter.api_calls == 1
+
+
+def test_a_refused_single_collection_is_returned_too(standin):
+    # Given an adapter
+    adapter = adapter_for(standin)
+
+    # When a single collection of an unknown sObject is upserted
+    [answer] = adapter.upsert_collections([collection("Nope__c", [{EXT: "X1"}])], deadline=soon())
+
+    # Then its refusal is returned, as it would be inside a Composite
+    assert isinstance(answer, SalesforceRequestError)
+    assert answer.status_code == "NOT_FOUND"
+
+
+def test_a_composite_failing_whole_with_503_is_retried_then_succeeds(standin):
+    # Given two 503 answers queued
+    standin.set_faults(fail_next=[{"status": 503}, {"status": 503}])
+    sleep = RecordedSleep()
+    adapter = adapter_for(standin, sleep=sleep, rng=lambda: 1.0)
+    requests = [collection(ACCOUNTS, [{EXT: "A1"}]), collection(SUBSCRIPTIONS, [{EXT: "S1"}])]
+
+    # When two collections are upserted together
+    answers = adapter.upsert_collections(requests, deadline=soon())
+
+    # Then the third attempt succeeded after the same backoff as upsert
+    assert all(isinstance(a, list) and a[0].success for a in answers)
+    assert adapter.api_calls == 3
+    assert sleep.delays == [0.25, 0.5]
+
+
+def test_composite_refused_for_the_api_limit_raises_at_once(standin):
+    # Given an org whose allocation is used up
+    adapter = adapter_for(standin)
+    standin.set_faults(api_limit=500, api_used=500)
+
+    # When two collections are upserted together
+    with pytest.raises(SalesforceLimitExceededError):
+        adapter.upsert_collections(
+            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=soon()
+        )
+
+    # Then there was no retry and the usage was seen
+    assert adapter.api_calls == 1
+    assert adapter.api_usage is not None
+    assert adapter.api_usage.percent == 100.0
+
+
+def test_composite_with_an_expired_session_renews_the_token_once(standin):
+    # Given an adapter with a cached token that Salesforce then expires
+    adapter = adapter_for(standin)
+    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    standin.set_faults(expire_sessions=True)
+
+    # When two collections are upserted together
+    answers = adapter.upsert_collections(
+        [collection(ACCOUNTS, [{EXT: "A2"}]), collection(SUBSCRIPTIONS, [{EXT: "S2"}])], deadline=soon()
+    )
+
+    # Then a new token was fetched and the Composite call made again
+    assert all(isinstance(a, list) and a[0].success for a in answers)
+    assert standin.stats()["tokens_issued"] == 2
+    assert adapter.api_calls == 3
+
+
+def test_composite_keeps_giving_up_at_the_deadline(standin):
+    # Given Salesforce answering 503 to everything after the token is cached
+    adapter = adapter_for(standin, sleep=time.sleep, rng=lambda: 1.0, max_attempts=50)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(fail_next=[{"status": 503}] * 50)
+    started = time.monotonic()
+
+    # When two collections are upserted with 1 s left
+    with pytest.raises(SalesforceRetryableError, match="deadline"):
+        adapter.upsert_collections(
+            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=started + 1.0
+        )
+
+    # Then it stopped before the deadline
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("count", [0, 6])
+def test_zero_or_more_than_5_requests_are_a_value_error(standin, count):
+    # Given an adapter
+    adapter = adapter_for(standin)
+
+    # When 0 or 6 collections are passed
+    with pytest.raises(ValueError, match="1 to 5"):
+        adapter.upsert_collections([collection(ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(count)], deadline=soon())
+
+    # Then nothing was sent
+    assert adapter.api_calls == 0
+
+
+@pytest.mark.parametrize("size", [0, 201])
+def test_a_collection_takes_1_to_200_records(size):
+    # Given an empty and an oversized record list
+    records = [{EXT: f"A{i}"} for i in range(size)]
+
+    # When a CollectionUpsert is built from it
+    with pytest.raises(ValidationError):
+        collection(ACCOUNTS, records)
+
+    # Then it was refused before any call (and a valid one is frozen)
+    built = collection(ACCOUNTS, [{EXT: "A1"}])
+    with pytest.raises(ValidationError):
+        built.sobject = "Other__c"  # type: ignore[misc]

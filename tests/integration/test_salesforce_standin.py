@@ -441,3 +441,193 @@ def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call
     assert stats["records_per_call"] == [1, 1, 1, 1, 1]
     assert updated.headers["Sforce-Limit-Info"].startswith("api-usage=3/")
     standin.set_faults(latency_ms=0)
+
+
+def composite(
+    standin: StandinClient,
+    http: requests.Session,
+    subrequests: list[dict[str, Any]],
+    *,
+    token: str | None = None,
+    all_or_none: bool = False,
+) -> requests.Response:
+    body = {"allOrNone": all_or_none, "collateSubrequests": False, "compositeRequest": subrequests}
+    return http.post(
+        f"{standin.url}{API}/composite",
+        json=body,
+        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
+        timeout=5,
+    )
+
+
+def collection_sub(reference: str, sobject: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "method": "PATCH",
+        "url": f"{API}/composite/sobjects/{sobject}/{EXT}",
+        "referenceId": reference,
+        "body": {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in records]},
+    }
+
+
+def test_composite_writes_parents_then_children_in_one_api_call(standin, http):
+    # Given a token, and accounts then subscriptions that look their accounts up, in one Composite request
+    token = token_for(standin, http)
+    accounts = collection_sub("accounts", ACCOUNTS, [{EXT: "A1", "Name": "Acme"}, {EXT: "A2"}])
+    subscriptions = collection_sub(
+        "subs",
+        SUBSCRIPTIONS,
+        [
+            {EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}},
+            {EXT: "S2", "Zuora__CustomerAccount__r": {EXT: "A2"}},
+            {EXT: "S3", "Zuora__CustomerAccount__r": {EXT: "A3"}},
+        ],
+    )
+
+    # When it is sent
+    response = composite(standin, http, [accounts, subscriptions], token=token)
+
+    # Then each subrequest answers as its standalone resource, the lookups resolved, and one API call counted
+    assert response.status_code == 200
+    first, second = response.json()["compositeResponse"]
+    assert (first["referenceId"], first["httpStatusCode"], first["httpHeaders"]) == ("accounts", 200, {})
+    assert [r["created"] for r in first["body"]] == [True, True]
+    assert second["referenceId"] == "subs"
+    assert [r["success"] for r in second["body"]] == [True, True, False]
+    assert "A3 not found" in second["body"][2]["errors"][0]["message"]
+    account_ids = {r[EXT]: r["Id"] for r in standin.records(ACCOUNTS)}
+    linked = {r[EXT]: r["Zuora__CustomerAccount__c"] for r in standin.records(SUBSCRIPTIONS)}
+    assert linked == {"S1": account_ids["A1"], "S2": account_ids["A2"]}
+    stats = standin.stats()
+    assert stats["api_calls"] == 1
+    assert stats["by_endpoint"]["POST composite"] == 1
+    assert stats["records_per_call"] == [5]
+    assert response.headers["Sforce-Limit-Info"].startswith("api-usage=1/")
+
+
+def test_composite_refuses_more_than_5_collections_whole(standin, http):
+    # Given six collections subrequests, and five
+    six = [collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(6)]
+
+    # When each is sent
+    refused = composite(standin, http, six)
+    accepted = composite(standin, http, six[:5])
+
+    # Then six are refused whole with nothing written, five go through
+    assert refused.status_code == 400
+    [entry] = refused.json()["compositeResponse"]
+    assert entry["referenceId"] is None
+    assert entry["httpStatusCode"] == 400
+    assert entry["body"][0]["errorCode"] == "LIMIT_EXCEEDED"
+    assert accepted.status_code == 200
+    assert [r["httpStatusCode"] for r in accepted.json()["compositeResponse"]] == [200] * 5
+    assert sorted(r[EXT] for r in standin.records(ACCOUNTS)) == ["A0", "A1", "A2", "A3", "A4"]
+
+
+def test_composite_refuses_more_than_25_subrequests_and_an_empty_list(standin, http):
+    # Given a token
+    token = token_for(standin, http)
+    rows = [
+        {"method": "PATCH", "url": f"{API}/sobjects/{ACCOUNTS}/{EXT}/A{i}", "referenceId": f"r{i}", "body": {}}
+        for i in range(26)
+    ]
+
+    # When 26 row upserts, then none, are sent
+    too_many = composite(standin, http, rows, token=token)
+    empty = composite(standin, http, [], token=token)
+
+    # Then both are refused whole
+    assert too_many.status_code == 400
+    assert too_many.json()["compositeResponse"][0]["body"][0]["errorCode"] == "LIMIT_EXCEEDED"
+    assert empty.status_code == 400
+    assert standin.records(ACCOUNTS) == []
+
+
+def test_a_failing_subrequest_does_not_stop_its_neighbours(standin, http):
+    # Given an unknown sObject between two good collections, and an unsupported subrequest
+    subrequests = [
+        collection_sub("good1", ACCOUNTS, [{EXT: "A1"}]),
+        collection_sub("bad", "Nope__c", [{EXT: "X1"}]),
+        {"method": "GET", "url": f"{API}/limits", "referenceId": "limits"},
+        collection_sub("good2", SUBSCRIPTIONS, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}}]),
+    ]
+
+    # When they are sent in one Composite request
+    response = composite(standin, http, subrequests)
+
+    # Then the bad ones carry their own error bodies and the good ones were applied
+    assert response.status_code == 200
+    results = {r["referenceId"]: r for r in response.json()["compositeResponse"]}
+    assert results["bad"]["httpStatusCode"] == 404
+    assert results["bad"]["body"][0]["errorCode"] == "NOT_FOUND"
+    assert results["limits"]["httpStatusCode"] == 400
+    assert results["limits"]["body"][0]["errorCode"]
+    assert results["good1"]["body"][0]["success"] is True
+    assert results["good2"]["body"][0]["success"] is True
+    assert standin.stats()["api_calls"] == 1
+
+
+def test_row_locks_and_validation_rules_apply_per_record_inside_a_composite(standin, http):
+    # Given a row lock on one account and a validation rule on subscription names
+    standin.set_faults(
+        row_lock={"external_ids": ["A2"]},
+        validation_rules=[{"sobject": SUBSCRIPTIONS, "field": "Name", "equals": "BAD", "message": "bad name"}],
+    )
+    subrequests = [
+        collection_sub("a", ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}]),
+        collection_sub("s", SUBSCRIPTIONS, [{EXT: "S1", "Name": "BAD"}, {EXT: "S2", "Name": "ok"}]),
+    ]
+
+    # When both collections go in one Composite request
+    accounts, subscriptions = composite(standin, http, subrequests).json()["compositeResponse"]
+
+    # Then each failure is its record's own, inside a 200 subresponse
+    assert accounts["httpStatusCode"] == 200
+    assert [r["success"] for r in accounts["body"]] == [True, False]
+    assert accounts["body"][1]["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
+    assert [r["success"] for r in subscriptions["body"]] == [False, True]
+    assert subscriptions["body"][0]["errors"][0] == {
+        "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "message": "bad name",
+        "fields": [],
+    }
+
+
+def test_outer_all_or_none_rolls_back_every_subrequest(standin, http):
+    # Given a validation rule that fails one record of the second collection
+    standin.set_faults(validation_rules=[{"field": "Name", "equals": "BAD"}])
+    subrequests = [
+        collection_sub("a", ACCOUNTS, [{EXT: "A1"}]),
+        collection_sub("s", SUBSCRIPTIONS, [{EXT: "S1", "Name": "BAD"}, {EXT: "S2"}]),
+    ]
+
+    # When they are sent with the outer allOrNone true
+    accounts, subscriptions = composite(standin, http, subrequests, all_or_none=True).json()["compositeResponse"]
+
+    # Then nothing was written: the good subrequest is halted, the failing one rolled back record by record
+    assert accounts["httpStatusCode"] == 400
+    assert accounts["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert subscriptions["body"][1]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert standin.records(ACCOUNTS) == []
+    assert standin.records(SUBSCRIPTIONS) == []
+
+
+def test_injected_503_fails_the_whole_composite_and_latency_is_paid_once(standin, http):
+    # Given a token, one injected 503 and 200 ms of latency
+    token = token_for(standin, http)
+    standin.set_faults(fail_next=[{"status": 503}], latency_ms=200)
+    subrequests = [collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(5)]
+
+    # When the Composite request is sent twice
+    failed = composite(standin, http, subrequests, token=token)
+    started = time.monotonic()
+    passed = composite(standin, http, subrequests, token=token)
+    elapsed = time.monotonic() - started
+    standin.set_faults(latency_ms=0)
+
+    # Then the first failed whole with nothing written, the second waited once, not once per subrequest
+    assert failed.status_code == 503
+    assert failed.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert passed.status_code == 200
+    assert 0.2 <= elapsed < 0.9
+    assert len(standin.records(ACCOUNTS)) == 5
+    assert standin.stats()["api_calls"] == 1

@@ -5,15 +5,18 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE
 from nrtsync.models.salesforce import (
     ApiUsage,
+    CollectionUpsert,
     RecordError,
     RecordResult,
+    SalesforceError,
     SalesforceLimitExceededError,
 )
 
@@ -34,7 +37,8 @@ class FakeSalesforce:
     refuse: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (statusCode, message)
     fail_calls: list[type[Exception]] = field(default_factory=list)  # exceptions raised by the next calls
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, number of records)
+    calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
+    api_requests: list[list[tuple[str, int]]] = field(default_factory=list)  # the collections of each API call
     usage_checks: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,7 +50,7 @@ class FakeSalesforce:
 
     @property
     def api_calls(self) -> int:
-        return len(self.calls) + self.usage_checks
+        return len(self.api_requests) + self.usage_checks
 
     def _count_call(self) -> None:
         self.api_used += 1
@@ -62,18 +66,35 @@ class FakeSalesforce:
     def upsert(
         self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
     ) -> list[RecordResult]:
-        assert len(records) <= 200, "sObject Collections takes at most 200 records"
+        [answer] = self.upsert_collections(
+            [CollectionUpsert(sobject=sobject, external_id_field=external_id_field, records=records)],
+            deadline=deadline,
+        )
+        if isinstance(answer, SalesforceError):
+            raise answer
+        return answer
+
+    def upsert_collections(
+        self, requests: Sequence[CollectionUpsert], *, deadline: float
+    ) -> list[list[RecordResult] | SalesforceError]:
+        """One API call, collections executed in order (so a parent written first is found by its children)."""
+        assert 1 <= len(requests) <= MAX_COLLECTIONS_PER_COMPOSITE
         if self.latency_s:
             time.sleep(self.latency_s)
         with self._lock:
             if self.api_used >= self.api_limit:
                 raise SalesforceLimitExceededError("TotalRequests Limit exceeded.")
-            self.calls.append((sobject, len(records)))
+            self.api_requests.append([(r.sobject, len(r.records)) for r in requests])
             self._count_call()
             if self.fail_calls:
                 raise self.fail_calls.pop(0)("injected")
-            table = self.records.setdefault(sobject, {})
-            return [self._upsert_one(table, external_id_field, record) for record in records]
+            answers: list[list[RecordResult] | SalesforceError] = []
+            for request in requests:
+                assert len(request.records) <= 200, "sObject Collections takes at most 200 records"
+                self.calls.append((request.sobject, len(request.records)))
+                table = self.records.setdefault(request.sobject, {})
+                answers.append([self._upsert_one(table, request.external_id_field, r) for r in request.records])
+            return answers
 
     def _upsert_one(self, table: dict[str, dict[str, Any]], ext_field: str, record: dict[str, Any]) -> RecordResult:
         ext_id = record[ext_field]

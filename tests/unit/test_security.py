@@ -214,11 +214,6 @@ def test_a_sync_session_with_refusals_logs_codes_and_ids_not_values(sync_world: 
     assert_no_personal_data(output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a MALFORMED_MESSAGE failure's error_message is str(pydantic.ValidationError), which quotes "
-    "input_value (the change's fields); report_session logs error_message, so field values reach CloudWatch Logs",
-)
 def test_a_malformed_message_logs_no_field_values(sync_world: Any, logs: Any) -> None:
     # A message missing its required keys: pydantic's "Field required" error quotes the whole input
     body = json.dumps({"fields": {"Name": CUSTOMER}})
@@ -230,11 +225,6 @@ def test_a_malformed_message_logs_no_field_values(sync_world: Any, logs: Any) ->
     assert_no_personal_data(output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a MAPPING_ERROR's message quotes the refused value (mapping.coerce_value: "
-    "f'{value!r} is not a valid ...'), and report_session logs it",
-)
 def test_a_mapping_error_logs_no_field_values(sync_world: Any, logs: Any) -> None:
     report_session(sync_world.run(_message("m4", _change_body("A-MAP", Name="x", Balance=CUSTOMER))))
 

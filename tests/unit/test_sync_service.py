@@ -144,7 +144,7 @@ def test_parents_are_written_before_children_in_the_same_batch(world: SyncWorld)
     assert sorted(statuses(result)["written"]) == ["A1", "S1"]
 
 
-def test_one_api_call_per_object_type_per_200_records(world: SyncWorld) -> None:
+def test_one_api_call_carries_up_to_five_collections_of_200(world: SyncWorld) -> None:
     # Given 450 accounts and 10 subscriptions of those accounts
     accounts = [message(change("Account", f"A{i}")) for i in range(450)]
     subs = [message(change("Subscription", f"S{i}", AccountId=f"A{i}")) for i in range(10)]
@@ -152,8 +152,8 @@ def test_one_api_call_per_object_type_per_200_records(world: SyncWorld) -> None:
     # When they are synced in one session
     result = world.run(*accounts, *subs)
 
-    # Then 3 calls carried the accounts (200, 200, 50) and one the subscriptions
-    assert world.salesforce.calls == [(ACCOUNTS, 200), (ACCOUNTS, 200), (ACCOUNTS, 50), (SUBSCRIPTIONS, 10)]
+    # Then one Composite call carried four collections: the accounts (200, 200, 50), then the subscriptions
+    assert world.salesforce.api_requests == [[(ACCOUNTS, 200), (ACCOUNTS, 200), (ACCOUNTS, 50), (SUBSCRIPTIONS, 10)]]
     assert result.session.counts[Outcome.WRITTEN] == 460
 
 
@@ -281,3 +281,19 @@ def test_two_concurrent_invocations_leave_the_newest_version(world: SyncWorld) -
 
         # Then Salesforce holds the new version
         assert world.sf_record(ACCOUNTS, record)["Name"] == "new"
+
+
+def test_more_than_five_collections_take_another_call_parents_first(
+    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given collections of 2 records (to keep the test small), 11 accounts and a subscription of the last one
+    monkeypatch.setattr("nrtsync.sync.SOBJECT_COLLECTION_MAX", 2)
+    accounts = [message(change("Account", f"A{i:02d}")) for i in range(11)]
+    sub = message(change("Subscription", "S1", AccountId="A10"))
+
+    # When they are synced in one session
+    result = world.run(*accounts, sub)
+
+    # Then two calls: five collections, then the sixth with the subscription after its parent
+    assert world.salesforce.api_requests == [[(ACCOUNTS, 2)] * 5, [(ACCOUNTS, 1), (SUBSCRIPTIONS, 1)]]
+    assert result.session.counts[Outcome.WRITTEN] == 12

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Self
 
 DEFAULT_RELATIVE_ERROR: Final = 0.01
+MAX_LATENCY_MS: Final = 1e12
+"""About 31 years: no real latency comes near it, and CloudWatch accepts every value below it."""
 _PAIR_BYTES: Final = 8  # one int32 bucket index + one int32 count
 
 
@@ -185,6 +187,11 @@ class LatencyHistogram:
         indexes, counts = pairs[0::2], pairs[1::2]
         if any(c <= 0 for c in counts):
             raise HistogramFormatError("histogram counts must be positive")
+        # A bucket beyond any plausible latency can only come from a corrupt item, and its representative
+        # would overflow math.exp: refuse it here so the item is skipped instead of failing every run.
+        limit = histogram.bucket_of(MAX_LATENCY_MS)
+        if any(i > limit for i in indexes):
+            raise HistogramFormatError("histogram has a bucket beyond any plausible latency")
         buckets = dict(zip(indexes, counts, strict=True))
         if len(buckets) != len(indexes):
             raise HistogramFormatError("histogram has a bucket twice")

@@ -28,7 +28,7 @@ from nrtsync.adapters.history import (
     RecordOutcome,
     SessionSummary,
 )
-from nrtsync.adapters.salesforce import SalesforcePort, SimpleSalesforceAdapter
+from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort, SimpleSalesforceAdapter
 from nrtsync.adapters.secrets import CachedSecretSource
 from nrtsync.adapters.sqs import SqsChangeQueue
 from nrtsync.adapters.state import ClaimStatus, DynamoVersionStore, StateUnavailableError, StoredApiUsage, VersionStore
@@ -37,6 +37,7 @@ from nrtsync.latency import percentiles
 from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import (
+    CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
     SalesforceCredentials,
@@ -81,6 +82,22 @@ class SyncResult:
 
     def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
         return {"batchItemFailures": [{"itemIdentifier": m} for m in self.retry_message_ids]}
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Up to 200 claimed changes of one object type: one sObject Collections upsert."""
+
+    object_type: str
+    pairs: list[tuple[IncomingChange, dict[str, Any]]]
+
+    @property
+    def items(self) -> list[IncomingChange]:
+        return [item for item, _ in self.pairs]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [record for _, record in self.pairs]
 
 
 @dataclass
@@ -249,41 +266,50 @@ class SyncService:
         by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
         for item, record in claimed:
             by_object[item.change.object_type].append((item, record))
+        chunks: list[_Chunk] = []
         for object_type in self._mapping.write_order():  # parents before children
             group = by_object.get(object_type, [])
-            for start in range(0, len(group), SOBJECT_COLLECTION_MAX):
-                self._upsert_chunk(session, object_type, group[start : start + SOBJECT_COLLECTION_MAX], deadline)
+            chunks += [
+                _Chunk(object_type, group[start : start + SOBJECT_COLLECTION_MAX])
+                for start in range(0, len(group), SOBJECT_COLLECTION_MAX)
+            ]
+        # Up to five collections travel in one Composite call, executed in order: one API call, parents first.
+        for start in range(0, len(chunks), MAX_COLLECTIONS_PER_COMPOSITE):
+            self._upsert_chunks(session, chunks[start : start + MAX_COLLECTIONS_PER_COMPOSITE], deadline)
 
-    def _upsert_chunk(
-        self,
-        session: _Session,
-        object_type: str,
-        chunk: list[tuple[IncomingChange, dict[str, Any]]],
-        deadline: float,
-    ) -> None:
-        items = [item for item, _ in chunk]
+    def _upsert_chunks(self, session: _Session, chunks: list[_Chunk], deadline: float) -> None:
+        everything = [item for chunk in chunks for item in chunk.items]
         if session.api_blocked or self._monotonic() >= deadline:
             reason = "API_LIMIT_EXCEEDED" if session.api_blocked else "OUT_OF_TIME"
             delay = self._settings.api_usage_recheck_seconds if session.api_blocked else 0
-            for item in items:
+            for item in everything:
                 self._wait(session, item, delay, reason)
-            self._release(items, session)
+            self._release(everything, session)
             return
-        obj = self._mapping.objects[object_type]
+        requests = []
+        for chunk in chunks:
+            obj = self._mapping.objects[chunk.object_type]
+            requests.append(
+                CollectionUpsert(sobject=obj.sobject, external_id_field=obj.external_id_field, records=chunk.records)
+            )
         try:
-            results = self._sf.upsert(obj.sobject, obj.external_id_field, [r for _, r in chunk], deadline=deadline)
+            answers = self._sf.upsert_collections(requests, deadline=deadline)
         except SalesforceError as exc:
-            self._call_failed(session, items, exc)
-            self._release(items, session)
+            self._call_failed(session, everything, exc)
+            self._release(everything, session)
             return
         answered_at = self._clock()
-        if len(results) != len(chunk):
-            # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
-            for item in items:
-                self._wait(session, item, self._backoff(item.receive_count), "UNPAIRED_RESPONSE")
-            self._release(items, session)
-            return
-        self._settle(session, list(zip(items, results, strict=True)), answered_at)
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if isinstance(answer, SalesforceError):
+                self._call_failed(session, chunk.items, answer)
+                self._release(chunk.items, session)
+            elif len(answer) != len(chunk.items):
+                # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
+                for item in chunk.items:
+                    self._wait(session, item, self._backoff(item.receive_count), "UNPAIRED_RESPONSE")
+                self._release(chunk.items, session)
+            else:
+                self._settle(session, list(zip(chunk.items, answer, strict=True)), answered_at)
 
     def _call_failed(self, session: _Session, items: list[IncomingChange], exc: SalesforceError) -> None:
         """A whole call failed: its records wait (or, for a request Salesforce refuses outright, fail)."""
@@ -480,13 +506,14 @@ def report_session(result: SyncResult) -> None:
     if session.api_usage_percent is not None:
         metrics.add_metric(name="SalesforceApiUsagePercent", unit=MetricUnit.Percent, value=session.api_usage_percent)
     for failure in result.failures:
+        # Salesforce's and pydantic's messages quote field values (personal data): they stay in the failure
+        # list (python -m nrtsync failures); the log line carries ids and the error code only.
         logger.warning(
             "sync failure",
             extra={
                 "object_type": failure.object_type,
                 "record_id": failure.record_id,
                 "error_code": failure.error_code,
-                "error_message": failure.error_message,
                 "session_id": failure.session_id,
             },
         )

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.latency import DEFAULT_RELATIVE_ERROR, HistogramFormatError, LatencyHistogram
+from nrtsync.latency import DEFAULT_RELATIVE_ERROR, MAX_LATENCY_MS, HistogramFormatError, LatencyHistogram
 from nrtsync.metrics.model import (
     ApiUsage,
     HourRollup,
@@ -115,8 +115,9 @@ def _numbers(item: Item, name: str) -> tuple[float, ...]:
         numbers = tuple(float(element["N"]) for element in value["L"])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedItemError(f"{name} holds something that is not a number") from exc
-    if not all(math.isfinite(n) for n in numbers):
-        raise MalformedItemError(f"{name} holds a number that is not finite")
+    if not all(math.isfinite(n) and 0 <= n <= MAX_LATENCY_MS for n in numbers):
+        # CloudWatch refuses values beyond 2**360 and would fail the whole publish, not just this item.
+        raise MalformedItemError(f"{name} holds a latency outside 0..{MAX_LATENCY_MS:.0f} ms")
     return numbers
 
 

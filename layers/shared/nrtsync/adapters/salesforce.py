@@ -1,4 +1,5 @@
-"""Salesforce behind a small port: sObject Collections upserts and the org's API usage, on simple-salesforce.
+"""Salesforce behind a small port: sObject Collections upserts (alone or up to five in one Composite call) and
+the org's API usage, on simple-salesforce.
 
 simple-salesforce's login helpers hard-code ``https://{domain}.salesforce.com``, so the OAuth token is
 fetched here from the org's own login URL (production, sandbox or My Domain) and handed to
@@ -12,7 +13,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -26,6 +27,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from nrtsync.models.salesforce import (
     ApiUsage,
+    CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
     SalesforceCredentials,
@@ -37,8 +39,10 @@ from nrtsync.models.salesforce import (
 from nrtsync.observability import logger
 
 __all__ = [
+    "MAX_COLLECTIONS_PER_COMPOSITE",
     "MAX_RECORDS_PER_CALL",
     "ApiUsage",
+    "CollectionUpsert",
     "RecordResult",
     "SalesforceAuthError",
     "SalesforceCredentials",
@@ -51,6 +55,8 @@ __all__ = [
 ]
 
 MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records per request
+# A Composite request takes up to 25 subrequests, of which at most 5 may be sObject Collections (or query) ones.
+MAX_COLLECTIONS_PER_COMPOSITE = 5
 _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
 _JWT_LIFETIME_SECONDS = 180  # Salesforce wants the assertion's exp within 3 minutes
@@ -69,6 +75,18 @@ class SalesforcePort(Protocol):
 
         Returns one result per record, in input order. ``deadline`` is a ``time.monotonic()`` value after
         which no new attempt starts.
+        """
+        ...
+
+    def upsert_collections(
+        self, requests: Sequence[CollectionUpsert], *, deadline: float
+    ) -> list[list[RecordResult] | SalesforceError]:
+        """One API call for 1..5 upserts: a single request goes as a plain sObject Collections PATCH (as upsert
+        does), several as one Composite request with the subrequests in the given order (parents first is the
+        caller's job). Returns, per request in order, its per-record results, or the SalesforceError for that
+        subrequest alone (SalesforceRequestError for a 4xx subrequest, SalesforceRetryableError for a 5xx one).
+        A failure of the whole call raises exactly as upsert does (retryable/limit/auth/request errors), with the
+        same retries, token renewal, timeouts and deadline handling.
         """
         ...
 
@@ -138,13 +156,12 @@ class SimpleSalesforceAdapter:
         self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
     ) -> list[RecordResult]:
         """Upserts by external ID, 200 records per call; see ``SalesforcePort.upsert``."""
-        path = f"composite/sobjects/{sobject}/{external_id_field}"
+        path = _collection_path(sobject, external_id_field)
         results: list[RecordResult] = []
         for start in range(0, len(records), MAX_RECORDS_PER_CALL):
             chunk = records[start : start + MAX_RECORDS_PER_CALL]
-            body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **record} for record in chunk]}
             try:
-                answer = self._api_call("PATCH", path, body, deadline)
+                answer = self._api_call("PATCH", path, _collection_body(sobject, chunk), deadline)
             except SalesforceError as exc:
                 exc.completed_results = list(results)
                 raise
@@ -154,6 +171,51 @@ class SimpleSalesforceAdapter:
                 raise error
             results.extend(RecordResult.from_api(item) for item in answer)
         return results
+
+    def upsert_collections(
+        self, requests: Sequence[CollectionUpsert], *, deadline: float
+    ) -> list[list[RecordResult] | SalesforceError]:
+        """1..5 upserts in one API call; see ``SalesforcePort.upsert_collections``.
+
+        With one request the plain sObject Collections call is the request's own call, so a 4xx refusal of it
+        (an unknown sObject or field) is returned as that request's error, as it would be inside a Composite.
+        """
+        if not 1 <= len(requests) <= MAX_COLLECTIONS_PER_COMPOSITE:
+            raise ValueError(
+                f"upsert_collections takes 1 to {MAX_COLLECTIONS_PER_COMPOSITE} requests, not {len(requests)}"
+            )
+        if len(requests) == 1:
+            [request] = requests
+            path = _collection_path(request.sobject, request.external_id_field)
+            try:
+                answer = self._api_call("PATCH", path, _collection_body(request.sobject, request.records), deadline)
+            except SalesforceRequestError as exc:
+                return [exc]
+            return [_collection_results(request, answer, 200)]
+        composite = {
+            "allOrNone": False,
+            "collateSubrequests": False,  # the default from API 49.0 is true, which may reorder parents and children
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"/services/data/v{self._api_version}/{_collection_path(r.sobject, r.external_id_field)}",
+                    "referenceId": f"c{index}",
+                    "body": _collection_body(r.sobject, r.records),
+                }
+                for index, r in enumerate(requests)
+            ],
+        }
+        answer = self._api_call("POST", "composite", composite, deadline)
+        subresponses = answer.get("compositeResponse") if isinstance(answer, dict) else None
+        by_reference = {item.get("referenceId"): item for item in subresponses or [] if isinstance(item, dict)}
+        if not subresponses or any(f"c{index}" not in by_reference for index in range(len(requests))):
+            raise SalesforceRetryableError("composite: the answer does not pair with the subrequests sent")
+        return [
+            _collection_results(
+                request, by_reference[f"c{index}"].get("body"), by_reference[f"c{index}"].get("httpStatusCode")
+            )
+            for index, request in enumerate(requests)
+        ]
 
     def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
         """Reads ``DailyApiRequests`` from ``/limits``; see ``SalesforcePort.fetch_api_usage``."""
@@ -191,7 +253,7 @@ class SimpleSalesforceAdapter:
         except SalesforceExpiredSession as exc:
             raise _SessionRefusedError() from exc
         except LibrarySalesforceError as exc:
-            raise _translate(exc, f"{method} {path}") from exc
+            raise _error_for(int(exc.status), exc.content, f"{method} {path}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _TransientError(type(exc).__name__) from exc
         except json.JSONDecodeError as exc:  # a 2xx whose body is not JSON: a proxy or an outage page
@@ -289,10 +351,30 @@ def _token_form(credentials: SalesforceCredentials) -> dict[str, str]:
     return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
 
 
-def _translate(exc: LibrarySalesforceError, what: str) -> Exception:
-    """Maps a simple-salesforce error (non-2xx answer) to a transient failure or one of our errors."""
-    status = int(exc.status)
-    error_code, message = _first_error(exc.content)
+def _collection_path(sobject: str, external_id_field: str) -> str:
+    return f"composite/sobjects/{sobject}/{external_id_field}"
+
+
+def _collection_body(sobject: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **record} for record in records]}
+
+
+def _collection_results(request: CollectionUpsert, body: Any, status: Any) -> list[RecordResult] | SalesforceError:
+    """One collections upsert's answer (plain or a Composite subresponse): its results, or its own error."""
+    what = f"upsert {request.sobject}"
+    if not isinstance(status, int) or not 200 <= status < 300:
+        error = _error_for(status if isinstance(status, int) else 500, body, what)
+        if isinstance(error, SalesforceError):
+            return error
+        return SalesforceRetryableError(f"{what}: {error}")
+    if not isinstance(body, list) or len(body) != len(request.records) or not all(isinstance(i, dict) for i in body):
+        return SalesforceRetryableError(f"{what}: the answer does not pair with the records sent")
+    return [RecordResult.from_api(item) for item in body]
+
+
+def _error_for(status: int, content: Any, what: str) -> Exception:
+    """Maps a non-2xx answer (of a call or of a Composite subrequest) to a transient failure or one of our errors."""
+    error_code, message = _first_error(content)
     if status >= 500 or status == 429:
         return _TransientError(f"HTTP {status} {error_code}".strip())
     if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
@@ -303,7 +385,18 @@ def _translate(exc: LibrarySalesforceError, what: str) -> Exception:
 
 
 def _first_error(content: Any) -> tuple[str, str]:
-    """``errorCode`` and ``message`` of the first error in a Salesforce error body (a list of objects)."""
+    """``errorCode`` and ``message`` of the first error in a Salesforce error body (a list of objects).
+
+    A Composite request refused whole (e.g. over its subrequest limits) wraps that list in a
+    ``compositeResponse`` entry whose ``referenceId`` is null.
+    """
+    if (
+        isinstance(content, dict)
+        and isinstance(content.get("compositeResponse"), list)
+        and content["compositeResponse"]
+    ):
+        wrapped = content["compositeResponse"][0]
+        content = wrapped.get("body") if isinstance(wrapped, dict) else wrapped
     first = content[0] if isinstance(content, list) and content else content
     if isinstance(first, dict):
         return str(first.get("errorCode", "")), str(first.get("message", ""))

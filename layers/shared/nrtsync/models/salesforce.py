@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 
 __all__ = [
     "ApiUsage",
+    "CollectionUpsert",
     "RecordError",
     "RecordResult",
     "SalesforceAuthError",
@@ -89,6 +90,17 @@ class RecordError(BaseModel):
     status_code: str
     message: str
     fields: list[str] = Field(default_factory=list)
+
+
+class CollectionUpsert(BaseModel):
+    """One sObject Collections upsert: up to 200 records (without the ``attributes`` wrapper) of one sObject,
+    matched by ``external_id_field``; several travel in one Composite call (``upsert_collections``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sobject: str = Field(min_length=1)
+    external_id_field: str = Field(min_length=1)
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=200)  # sObject Collections takes 1..200
 
 
 class RecordResult(BaseModel):
