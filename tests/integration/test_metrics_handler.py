@@ -24,6 +24,7 @@ from nrtsync.metrics.names import METRIC_NAMES
 from nrtsync.metrics.publisher import CloudWatchPublisher
 from nrtsync.metrics.service import MetricsService
 from nrtsync.settings import MetricsSettings
+from tests.support.sync_world import create_tables
 
 pytestmark = pytest.mark.integration
 
@@ -145,24 +146,6 @@ class LambdaContextStub:
     aws_request_id = "req-1"
 
 
-def _create_tables(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=HISTORY,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName=STATE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def _malformed_items(minutes: list[Minute]) -> list[dict[str, Any]]:
     good = minute_item(minutes[0])  # 5m window
     return [
@@ -181,7 +164,7 @@ def scenario() -> Iterator[Scenario]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][REGION]
-        _create_tables(dynamodb)
+        create_tables(dynamodb, state=STATE, history=HISTORY)
         # Given the minute summaries the sync function wrote, some malformed items, and the org's API usage
         minutes = make_minutes()
         for item in [minute_item(m) for m in minutes] + _malformed_items(minutes):

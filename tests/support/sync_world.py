@@ -15,6 +15,7 @@ from nrtsync.mapping import load_mapping
 from nrtsync.models.callout import QueuedChange
 from nrtsync.settings import SyncSettings
 from nrtsync.sync import QueueMessage, SyncService
+from nrtsync_local.template import load_template, table_definition
 from tests.support.fakes import FakeRetryScheduler, FakeSalesforce
 
 STATE_TABLE = "sync-state"
@@ -22,22 +23,11 @@ HISTORY_TABLE = "sync-history"
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
-def create_tables(client: Any) -> None:
-    client.create_table(
-        TableName=STATE_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.create_table(
-        TableName=HISTORY_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def create_tables(client: Any, *, state: str = STATE_TABLE, history: str = HISTORY_TABLE) -> None:
+    """The state and history tables as template.yaml declares them (keys, billing), so tests cannot drift."""
+    template = load_template()
+    for name, logical_id in ((state, "SyncStateTable"), (history, "SyncHistoryTable")):
+        client.create_table(TableName=name, **table_definition(template, logical_id))
 
 
 def settings(**overrides: Any) -> SyncSettings:

@@ -6,8 +6,6 @@ import hashlib
 import hmac
 import importlib
 import json
-import logging
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,6 @@ from moto import mock_aws
 
 import functions.ingest.app as ingest_app
 from nrtsync.models.callout import QueuedChange
-from nrtsync.observability import logger
 from nrtsync.settings import ingest_settings
 from tests.support.events import (
     CALLOUT_PASSWORD,
@@ -240,28 +237,9 @@ def test_a_secret_that_is_not_json_is_500(aws: dict[str, Any], lambda_context: F
     assert drain(aws) == []
 
 
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is now: capsys swaps it per test phase."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture
-def logs_to_capsys() -> Iterator[None]:
-    # Powertools' handler keeps the stdout it found at import, long closed by then; send it to the current one.
-    # Plain assignment: setStream() would flush the old stream first, and that fails on a closed file.
-    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
-    assert handlers
-    previous = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = _CurrentStdout()
-    yield
-    for handler, stream in zip(handlers, previous, strict=True):
-        handler.stream = stream
+def logs_to_capsys() -> None:
+    """Powertools' output reaches capsys (tests/conftest.py points its handler at the current stdout)."""
 
 
 def _output_of(capsys: pytest.CaptureFixture[str]) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import sys
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 
@@ -21,7 +20,6 @@ from nrtsync.adapters.sqs import QueueUnavailableError
 from nrtsync.ingest import CalloutEndpoint
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import SalesforceCredentials
-from nrtsync.observability import logger
 from nrtsync.settings import IngestSettings
 from nrtsync.sync import QueueMessage, report_session
 from nrtsync_local.template import load_template
@@ -45,23 +43,10 @@ CUSTOMER = "Jane Q. Customer-Doe"
 Template = dict[str, Any]
 
 
-class _CurrentStdout:
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture
-def logs(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
+def logs(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Any:
     """Everything Powertools writes (stdout) and every record of the standard logging tree, as one text."""
-    # Powertools' handler keeps the stdout it found at import; point it at the current one (as
-    # tests/unit/test_ingest_handler.py does). Plain assignment: setStream() would flush a closed stream.
-    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
-    previous: list[TextIO] = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = _CurrentStdout()
+    # tests/conftest.py points Powertools' handler at the current stdout, so capsys sees it.
     capsys.readouterr()
     # INFO, as deployed (LOG_LEVEL); botocore at DEBUG logs request bodies, which is why it must stay off.
     caplog.set_level(logging.INFO)
@@ -71,9 +56,7 @@ def logs(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -
         records = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
         return captured.out + captured.err + records
 
-    yield text
-    for handler, stream in zip(handlers, previous, strict=True):
-        handler.stream = stream
+    return text
 
 
 def assert_no_secrets(output: str) -> None:
