@@ -68,7 +68,8 @@ package-test: venv build ## Import every built function with only the built laye
 	$(BIN)/pytest tests/build -q
 
 test: lint typecheck template ## Everything CI runs: lint, types, template checks, all tests, sam build
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/integration tests/e2e
+	@# Two workers, whole files each: the e2e files start servers per file; most tests wait on I/O.
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/e2e
 	$(MAKE) --no-print-directory package-test
 
 demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce
