@@ -45,7 +45,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy, strict
-	$(BIN)/mypy layers/shared/nrtsync functions nrtsync_local tests
+	$(BIN)/mypy layers/shared/nrtsync functions nrtsync_local tests bench
 
 unit: venv ## Unit tests (no network)
 	$(BIN)/pytest tests/unit -q
