@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `sam build` looks for python3.13 on PATH to build the functions and the layer.
 SAM_PATH := $(dir $(RUNTIME_PY)):$(PATH)
 
-.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench deploy clean
+.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench soak deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local A
 
 bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, e2e latency, imports, memory
 	$(BIN)/python -m bench.run
+
+soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
+	$(BIN)/python -m nrtsync_local.faults --changes 20000
 
 deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
 	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided

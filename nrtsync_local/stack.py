@@ -230,8 +230,12 @@ class LocalStack:
         stack_name: str = STACK,
         region: str = REGION,
         template: dict[str, Any] | None = None,
+        sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
     ) -> None:
         self._template = template or load_template()
+        # Fault drills (nrtsync_local.faults) wrap the sync handler the poller invokes, e.g. to "kill" an
+        # invocation after it returned but before the poller deleted its messages.
+        self._sync_handler_wrapper = sync_handler_wrapper
         self._workdir_given = workdir
         self._state_file = state_file
         self._window = sync_batch_window_seconds
@@ -643,11 +647,14 @@ class LocalStack:
     def _start_poller(self) -> None:
         mapping = event_source(self._template, SYNC)
         window = self._window if self._window is not None else float(mapping["MaximumBatchingWindowInSeconds"])
+        handler: Handler = self._invoke_sync
+        if self._sync_handler_wrapper is not None:
+            handler = self._sync_handler_wrapper(handler)
         self._poller = SqsEventSourcePoller(
             self.client("sqs"),
             queue_url=self.resources.queue_url,
             queue_arn=self.resources.queue_arn,
-            handler=self._invoke_sync,
+            handler=handler,
             batch_size=int(mapping["BatchSize"]),
             window_seconds=window,
             function_timeout_seconds=float(function_properties(self._template, SYNC).get("Timeout", 3)),

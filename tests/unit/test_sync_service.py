@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -297,3 +298,27 @@ def test_more_than_five_collections_take_another_call_parents_first(
     # Then two calls: five collections, then the sixth with the subscription after its parent
     assert world.salesforce.api_requests == [[(ACCOUNTS, 2)] * 5, [(ACCOUNTS, 1), (SUBSCRIPTIONS, 1)]]
     assert result.session.counts[Outcome.WRITTEN] == 12
+
+
+def test_a_change_blocked_by_a_dead_writers_lease_backs_off_until_the_lease_expires(world: SyncWorld) -> None:
+    # Given an invocation that claimed the record's lease for two minutes and then died
+    old = change("Account", "A1", updated=T0, Name="v1")
+    lease_seconds = 120
+    lease_until_ms = int((time.time() + lease_seconds) * 1000)
+    world.state.claim(old.record_key, old.version, old.content_hash, owner="dead", lease_until_ms=lease_until_ms)
+    newer = change("Account", "A1", updated=T0 + timedelta(seconds=30), Name="v2")
+
+    # When the newer change keeps coming back while the lease holds
+    delays = []
+    for receive in range(1, 11):
+        msg = message(newer, receive_count=receive)
+        result = world.run(msg)
+        assert [o.outcome for o in result.outcomes] == [Outcome.WAITING]
+        delays.append(world.retries.delays[msg.receipt_handle])
+
+    # Then the delays double from the retry delay (plus up to 20% jitter) and stop at the lease's expiry, so
+    # fewer than the queue's ten receives outlast the lease (a constant delay spent them all inside it)
+    for n, delay in enumerate(delays[:4]):
+        assert 5 * 2**n <= delay <= 6 * 2**n
+    assert all(d <= lease_seconds + 1 for d in delays)
+    assert sum(delays[:6]) > lease_seconds

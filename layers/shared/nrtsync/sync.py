@@ -7,6 +7,7 @@ visibility delay. Nothing is acknowledged that was neither written nor parked wh
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -31,7 +32,14 @@ from nrtsync.adapters.history import (
 from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort, SimpleSalesforceAdapter
 from nrtsync.adapters.secrets import CachedSecretSource
 from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import ClaimStatus, DynamoVersionStore, StateUnavailableError, StoredApiUsage, VersionStore
+from nrtsync.adapters.state import (
+    Claim,
+    ClaimStatus,
+    DynamoVersionStore,
+    StateUnavailableError,
+    StoredApiUsage,
+    VersionStore,
+)
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.latency import percentiles
 from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
@@ -228,7 +236,7 @@ class SyncService:
         # The lease outlives this invocation: only after it expires may another writer touch the record.
         lease_until_ms = int((time.time() + remaining_seconds + 60) * 1000)
 
-        def claim(item: IncomingChange) -> tuple[IncomingChange, ClaimStatus | None]:
+        def claim(item: IncomingChange) -> tuple[IncomingChange, Claim | None]:
             change = item.change
             try:
                 result = self._state.claim(
@@ -240,10 +248,11 @@ class SyncService:
                 )
             except StateUnavailableError:
                 return item, None
-            return item, result.status
+            return item, result
 
         claimed: list[tuple[IncomingChange, dict[str, Any]]] = []
-        for item, status in _parallel(claim, winners):
+        for item, result in _parallel(claim, winners):
+            status = result.status if result else None
             if status is None:
                 self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
             elif status is ClaimStatus.DUPLICATE:
@@ -251,7 +260,7 @@ class SyncService:
             elif status is ClaimStatus.STALE:
                 self._decide(session, item, Outcome.STALE)
             elif status is ClaimStatus.BUSY:
-                self._wait(session, item, self._settings.retry_delay_seconds, "RECORD_BUSY")
+                self._wait(session, item, self._busy_delay(item, result), "RECORD_BUSY")
             else:
                 try:
                     record = build_record(
@@ -381,6 +390,17 @@ class SyncService:
         _parallel(release, list(items))
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
+
+    def _busy_delay(self, item: IncomingChange, claim: Claim | None) -> int:
+        """Back off like any other wait, so the retries outlast the other writer's lease even when its owner
+        died after Salesforce answered (a constant delay spent all the change's receives within the lease
+        and sent it to the dead-letter queue while the older change came back and was written). Waiting
+        past the lease's expiry gains nothing, so the delay stops there."""
+        delay = self._backoff(item.receive_count)
+        if claim is not None and claim.lease_until_ms is not None:
+            until_expiry = math.ceil((claim.lease_until_ms - time.time() * 1000) / 1000) + 1
+            delay = max(1, min(delay, until_expiry))
+        return delay
 
     def _backoff(self, receive_count: int) -> int:
         base = self._settings.retry_delay_seconds * 2 ** max(0, receive_count - 1)

@@ -40,6 +40,8 @@ class ClaimStatus(StrEnum):
 class Claim:
     status: ClaimStatus
     written_version: str | None = None
+    lease_until_ms: int | None = None
+    """For BUSY: when the other writer's lease expires (a retry before then is wasted)."""
 
 
 @dataclass(frozen=True)
@@ -210,4 +212,5 @@ def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Cla
         return Claim(ClaimStatus.DUPLICATE, written_version)  # another invocation is writing this very change
     if lease_version is not None and lease_version > version:
         return Claim(ClaimStatus.STALE, written_version)  # a newer version is being written right now
-    return Claim(ClaimStatus.BUSY, written_version)
+    lease_until = old.get("lease_until", {}).get("N")
+    return Claim(ClaimStatus.BUSY, written_version, int(lease_until) if lease_until else None)
