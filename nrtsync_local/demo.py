@@ -597,7 +597,7 @@ def report(
     figures["api_calls"] = int(stats.get("api_calls", 0))
     figures["written"] = totals["written"]
     print(
-        f"  {figures['api_calls']} API calls (sObject Collections upserts, up to 200 records each; OAuth token "
+        f"  {figures['api_calls']} API calls (each up to five sObject Collections of 200 records; OAuth token "
         f"requests not counted: {stats.get('token_requests', 0)}) for {totals['written']} records written.\n"
         f"  A connector calling Salesforce once per change would have made {accepted} calls (one per accepted "
         f"callout), or {totals['written']} for the writes alone.\n"
