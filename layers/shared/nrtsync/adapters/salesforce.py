@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import jwt
 import requests
+from pydantic import ValidationError
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceError
 from simple_salesforce.exceptions import SalesforceExpiredSession
@@ -59,7 +60,8 @@ MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records pe
 MAX_COLLECTIONS_PER_COMPOSITE = 5
 _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
-_JWT_LIFETIME_SECONDS = 180  # Salesforce wants the assertion's exp within 3 minutes
+# Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
+_JWT_LIFETIME_SECONDS = 150
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
 T = TypeVar("T")
@@ -281,7 +283,16 @@ class SimpleSalesforceAdapter:
         return self._client
 
     def _token_attempt(self, timeout: float) -> _Token:
-        credentials = self._credentials_provider()
+        try:
+            credentials = self._credentials_provider()
+        except ValidationError as exc:
+            # An operator must fix the secret: an auth error (changes wait), naming the fields but never their
+            # values; the input holds the client secret and the private key, hence no chained ValidationError.
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'secret'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise SalesforceAuthError(f"the Salesforce secret is invalid: {problems}") from None
         form = _token_form(credentials)
         try:
             response = self._session.post(credentials.token_url, data=form, timeout=timeout)
@@ -340,7 +351,7 @@ def _token_form(credentials: SalesforceCredentials) -> dict[str, str]:
             {
                 "iss": credentials.client_id,
                 "sub": credentials.username,
-                "aud": credentials.login_base_url,
+                "aud": credentials.jwt_audience,
                 "exp": int(time.time()) + _JWT_LIFETIME_SECONDS,
             },
             credentials.private_key or "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -22,11 +23,29 @@ __all__ = [
     "SalesforceRetryableError",
 ]
 
+# Salesforce Help, "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration": the assertion's ``aud`` is
+# https://login.salesforce.com, https://test.salesforce.com or an Experience Cloud site URL, whichever token
+# endpoint (My Domain included) receives it.
+PRODUCTION_JWT_AUDIENCE = "https://login.salesforce.com"
+SANDBOX_JWT_AUDIENCE = "https://test.salesforce.com"
+# Sandbox login hosts: test.salesforce.com; enhanced-domain sandbox My Domains (acme--dev.sandbox.my.salesforce.com);
+# pre-enhanced ones (acme--dev.my.salesforce.com, acme--dev.cs42.my.salesforce.com); CS instances (cs42.salesforce.com).
+# The same rules as the Salesforce CLI's SfdcUrl.isSandboxUrl, without its DNS look-up.
+_SANDBOX_HOST = re.compile(
+    r"^(?:test\.salesforce\.com"
+    r"|[a-z0-9-]+\.sandbox\.my\.salesforce\.com"
+    r"|[a-z0-9-]+--[a-z0-9-]+(?:\.cs\d+)?\.my\.salesforce\.com"
+    r"|cs\d+(?:\.my)?\.salesforce\.com)$"
+)
+_OWN_DOMAIN_SUFFIX = ".my.salesforce.com"
+_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+
 
 class SalesforceCredentials(BaseModel):
     """The Salesforce secret's JSON (Secrets Manager), for the client credentials or the JWT bearer flow.
 
     ``client_secret`` and ``private_key`` are kept out of ``repr``/``str`` so a logged model leaks nothing.
+    ``audience`` (JWT bearer only) is the assertion's ``aud``; see ``jwt_audience`` for its default.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
@@ -37,6 +56,7 @@ class SalesforceCredentials(BaseModel):
     client_secret: str | None = Field(default=None, repr=False)
     username: str | None = None
     private_key: str | None = Field(default=None, repr=False)
+    audience: HttpUrl | None = None
 
     @property
     def token_url(self) -> str:
@@ -45,14 +65,47 @@ class SalesforceCredentials(BaseModel):
 
     @property
     def login_base_url(self) -> str:
-        """The login URL without a trailing slash: the JWT audience and the token URL's base."""
+        """The login URL without a trailing slash: the token URL's base (never the JWT audience)."""
         return str(self.login_url).rstrip("/")
+
+    @property
+    def jwt_audience(self) -> str:
+        """The JWT bearer assertion's ``aud``: ``audience`` if set, else by the login URL's host,
+        https://test.salesforce.com for a sandbox and https://login.salesforce.com otherwise.
+
+        Not the login URL itself: Salesforce refuses a My Domain audience (``invalid_grant: audience is invalid``)
+        even when the token endpoint is that My Domain.
+        """
+        if self.audience is not None:
+            return str(self.audience).rstrip("/")
+        host = (self.login_url.host or "").lower()
+        return SANDBOX_JWT_AUDIENCE if _SANDBOX_HOST.match(host) else PRODUCTION_JWT_AUDIENCE
 
     @field_validator("login_url")
     @classmethod
     def _https_only(cls, value: HttpUrl) -> HttpUrl:
         if value.scheme != "https":
             raise ValueError("login_url must use https")
+        return value
+
+    @field_validator("audience")
+    @classmethod
+    def _salesforce_audience(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is None:
+            return value
+        host = (value.host or "").lower()
+        if value.scheme != "https":
+            raise ValueError("audience must use https")
+        if value.query or value.fragment:
+            raise ValueError("audience must not have a query or fragment")
+        if host.endswith(_OWN_DOMAIN_SUFFIX):
+            # The mistake the default exists to avoid: Salesforce never accepts a My Domain as the audience.
+            raise ValueError(
+                f"audience must be {PRODUCTION_JWT_AUDIENCE}, {SANDBOX_JWT_AUDIENCE} or an Experience Cloud site URL, "
+                f"not a My Domain ({host}); leave it out to use the default"
+            )
+        if host in _LOGIN_HOSTS and (value.path or "/") != "/":
+            raise ValueError(f"audience must be https://{host} without a path (not the token endpoint)")
         return value
 
     @field_validator("private_key")
