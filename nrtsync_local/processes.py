@@ -59,8 +59,12 @@ class StandinClient:
         return self._call("POST", "faults", faults)
 
     def configure(self, **config: Any) -> dict[str, Any]:
-        """e.g. ``jwt_public_key_pem``, ``jwt_username``, ``sobjects=[...]``, ``relationships={...}``."""
+        """e.g. ``jwt_certificate_pem``, ``jwt_username``, ``sandbox``, ``experience_site_urls``, ``sobjects=[...]``."""
         return self._call("POST", "config", config)
+
+    def config(self) -> dict[str, Any]:
+        """What the stand-in is configured with (no secrets: the JWT certificate only as configured or not)."""
+        return self._call("GET", "config")
 
     def records(self, sobject: str) -> list[dict[str, Any]]:
         answer: list[dict[str, Any]] = self._call("GET", f"records/{sobject}")["records"]

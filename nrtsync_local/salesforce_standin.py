@@ -44,15 +44,21 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import jwt
 import trustme
+
+from nrtsync_local.salesforce_oauth import (
+    JWT_BEARER_GRANT,
+    ConnectedApp,
+    load_verification_key,
+    verify_jwt_bearer_assertion,
+)
+from nrtsync_local.salesforce_oauth import OAuthRefusalError as _OAuthRefusalError
 
 MAX_COLLECTION_RECORDS = 200
 MAX_COMPOSITE_SUBREQUESTS = 25
 MAX_COMPOSITE_COLLECTIONS = 5  # sObject Collections (or query) subrequests per Composite request
 DEFAULT_API_LIMIT = 15_000
 DEFAULT_SESSION_TTL_SECONDS = 7_200.0
-JWT_MAX_LIFETIME_SECONDS = 240  # Salesforce wants exp within 3 minutes; a little slack for clock skew
 
 ZUORA_360_SOBJECTS = (
     "Zuora__CustomerAccount__c",
@@ -125,23 +131,21 @@ def _record_error(status_code: str, message: str, fields: list[str] | None = Non
     return {"success": False, "errors": [{"statusCode": status_code, "message": message, "fields": fields or []}]}
 
 
-class _OAuthRefusalError(Exception):
-    """The token endpoint refuses: ``error`` and ``error_description`` as Salesforce answers them."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-
-
 @dataclass
 class StandinConfig:
-    """What the stand-in accepts: credentials, the sObjects it knows, relationships, the API allocation."""
+    """What the stand-in accepts: credentials, the sObjects it knows, relationships, the API allocation.
+
+    JWT bearer (``nrtsync_local.salesforce_oauth``): ``jwt_certificate_pem`` is the connected app's certificate
+    (or a PEM public key), ``jwt_username`` the one pre-authorised user (None: nobody), ``sandbox`` makes the
+    org a sandbox (audience https://test.salesforce.com), ``experience_site_urls`` are further audiences.
+    """
 
     client_id: str = field(default_factory=lambda: "3MVG9standin" + secrets.token_hex(8))
     client_secret: str = field(default_factory=lambda: secrets.token_hex(16))
-    jwt_public_key_pem: str | None = None
-    jwt_username: str | None = None  # None: any ``sub`` is accepted
+    jwt_certificate_pem: str | None = None
+    jwt_username: str | None = None
+    sandbox: bool = False
+    experience_site_urls: list[str] = field(default_factory=list)
     sobjects: set[str] = field(default_factory=lambda: set(DEFAULT_SOBJECTS))
     relationships: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RELATIONSHIPS))
     api_limit: int = DEFAULT_API_LIMIT
@@ -247,7 +251,7 @@ class SalesforceState:
     def _check_grant(self, grant_type: str, form: dict[str, str]) -> None:
         if grant_type == "client_credentials":
             self._check_client_credentials(form)
-        elif grant_type == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        elif grant_type == JWT_BEARER_GRANT:
             self._check_jwt_assertion(form.get("assertion", ""))
         else:
             raise _OAuthRefusalError("unsupported_grant_type", "grant type not supported")
@@ -259,34 +263,15 @@ class SalesforceState:
             raise _OAuthRefusalError("invalid_client", "invalid client credentials")
 
     def _check_jwt_assertion(self, assertion: str) -> None:
-        invalid = _OAuthRefusalError("invalid_grant", "invalid assertion")
-        if not self.config.jwt_public_key_pem:
-            raise invalid
-        try:
-            unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise invalid from exc
-        if unverified.get("iss") != self.config.client_id:
-            raise _OAuthRefusalError("invalid_client_id", "client identifier invalid")
-        base = self._base_url()
-        try:
-            claims = jwt.decode(
-                assertion,
-                self.config.jwt_public_key_pem,
-                algorithms=["RS256"],
-                audience=[base, base + "/", "https://login.salesforce.com", "https://test.salesforce.com"],
-                options={"require": ["iss", "sub", "aud", "exp"]},
-            )
-        except jwt.InvalidAudienceError as exc:
-            raise _OAuthRefusalError("invalid_grant", "audience is invalid") from exc
-        except jwt.ExpiredSignatureError as exc:
-            raise _OAuthRefusalError("invalid_grant", "expired authorization code") from exc
-        except jwt.PyJWTError as exc:
-            raise invalid from exc
-        if int(claims["exp"]) > time.time() + JWT_MAX_LIFETIME_SECONDS:
-            raise invalid
-        if self.config.jwt_username is not None and claims.get("sub") != self.config.jwt_username:
-            raise _OAuthRefusalError("invalid_grant", "user hasn't approved this consumer")
+        # The URL the assertion was posted to plays no part: Salesforce checks aud against fixed values.
+        app = ConnectedApp(
+            consumer_key=self.config.client_id,
+            certificate_pem=self.config.jwt_certificate_pem,
+            username=self.config.jwt_username,
+            sandbox=self.config.sandbox,
+            experience_site_urls=tuple(self.config.experience_site_urls),
+        )
+        verify_jwt_bearer_assertion(assertion, app, now=time.time())
 
     def _issue_token(self, grant_type: str) -> dict[str, Any]:
         access_token = f"{self._org_id[:15]}!{secrets.token_urlsafe(48)}"
@@ -643,11 +628,21 @@ class SalesforceState:
             return {**self._faults.as_json(), "api_limit": self.config.api_limit, "api_used": self._api_used}
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Changes credentials, the JWT public key, known sObjects (added) and relationships (merged)."""
+        """Changes credentials, the JWT bearer settings, known sObjects (added) and relationships (merged)."""
         with self._lock:
-            for name in ("client_id", "client_secret", "jwt_public_key_pem", "jwt_username"):
+            # ``jwt_public_key_pem`` is the older name of the certificate setting; both take either PEM.
+            certificate = changes.get("jwt_certificate_pem", changes.get("jwt_public_key_pem"))
+            if certificate is not None:
+                load_verification_key(str(certificate))  # a bad PEM is refused now (400), not at the first grant
+            for name in ("client_id", "client_secret", "jwt_username"):
                 if name in changes:
                     setattr(self.config, name, changes[name])
+            if "jwt_certificate_pem" in changes or "jwt_public_key_pem" in changes:
+                self.config.jwt_certificate_pem = certificate
+            if "sandbox" in changes:
+                self.config.sandbox = bool(changes["sandbox"])
+            if "experience_site_urls" in changes:
+                self.config.experience_site_urls = [str(url) for url in changes["experience_site_urls"] or []]
             self.config.sobjects.update(changes.get("sobjects") or [])
             self.config.relationships.update(changes.get("relationships") or {})
             return self.config_json()
@@ -657,7 +652,9 @@ class SalesforceState:
             return {
                 "client_id": self.config.client_id,
                 "jwt_username": self.config.jwt_username,
-                "jwt_public_key_configured": self.config.jwt_public_key_pem is not None,
+                "jwt_certificate_configured": self.config.jwt_certificate_pem is not None,
+                "sandbox": self.config.sandbox,
+                "experience_site_urls": list(self.config.experience_site_urls),
                 "sobjects": sorted(self.config.sobjects),
                 "relationships": dict(self.config.relationships),
                 "api_limit": self.config.api_limit,
@@ -941,8 +938,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ca-file", type=Path, help="where to write the CA PEM (default: next to the ready-file)")
     parser.add_argument("--client-id")
     parser.add_argument("--client-secret")
-    parser.add_argument("--jwt-public-key-file", type=Path, help="PEM public key that verifies JWT assertions")
-    parser.add_argument("--jwt-username", help="the only username (JWT sub) accepted; default any")
+    parser.add_argument(
+        "--jwt-certificate-file",
+        "--jwt-public-key-file",
+        type=Path,
+        help="the connected app's certificate (or PEM public key) that verifies JWT bearer assertions",
+    )
+    parser.add_argument("--jwt-username", help="the pre-authorised user (JWT sub); without it no JWT grant succeeds")
+    parser.add_argument("--sandbox", action="store_true", help="a sandbox org: JWT aud must be test.salesforce.com")
+    parser.add_argument(
+        "--experience-site-url", action="append", default=[], help="an Experience Cloud site URL (another JWT aud)"
+    )
     parser.add_argument("--api-limit", type=int, default=DEFAULT_API_LIMIT)
     return parser.parse_args(argv)
 
@@ -950,13 +956,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Serves until SIGTERM or SIGINT; writes ``{"url","ca_file","pid","client_id","client_secret"}``."""
     args = _parse_args(argv)
-    config = StandinConfig(api_limit=args.api_limit, jwt_username=args.jwt_username)
+    config = StandinConfig(
+        api_limit=args.api_limit,
+        jwt_username=args.jwt_username,
+        sandbox=args.sandbox,
+        experience_site_urls=list(args.experience_site_url),
+    )
     if args.client_id:
         config.client_id = args.client_id
     if args.client_secret:
         config.client_secret = args.client_secret
-    if args.jwt_public_key_file:
-        config.jwt_public_key_pem = args.jwt_public_key_file.read_text()
+    if args.jwt_certificate_file:
+        config.jwt_certificate_pem = args.jwt_certificate_file.read_text()
+        load_verification_key(config.jwt_certificate_pem)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -6,14 +6,31 @@ session trusts the environment; ``trusting_session`` sets ``trust_env = False`` 
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from requests.adapters import HTTPAdapter
 
 from nrtsync_local.processes import StandinClient, StandinProcess, trusting_session
 
-__all__ = ["StandinClient", "running_salesforce_standin", "trusting_session"]
+__all__ = [
+    "ConnectedAppKeys",
+    "StandinClient",
+    "make_connected_app_keys",
+    "routed_session",
+    "running_salesforce_standin",
+    "trusting_session",
+]
 
 
 @contextmanager
@@ -25,3 +42,57 @@ def running_salesforce_standin(extra_args: Sequence[str] = ()) -> Iterator[Stand
             yield process.start()
         finally:
             process.stop()
+
+
+@dataclass(frozen=True)
+class ConnectedAppKeys:
+    """A key pair as a JWT bearer integration has it: the private key (the secret's ``private_key``) and the
+    self-signed certificate uploaded to the connected app (the stand-in's ``jwt_certificate_pem``)."""
+
+    key: rsa.RSAPrivateKey
+    private_pem: str
+    certificate_pem: str
+
+
+def make_connected_app_keys(common_name: str = "nrtsync-integration") -> ConnectedAppKeys:
+    """A fresh 2048-bit RSA key and a self-signed certificate for it (``openssl req -x509`` in the docs' set-up)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return ConnectedAppKeys(key, private_pem, certificate.public_bytes(serialization.Encoding.PEM).decode())
+
+
+class _RouteToStandin(HTTPAdapter):
+    """Sends requests for one origin to the stand-in instead: a hosts-file entry, nothing more."""
+
+    def __init__(self, origin: str, standin_url: str) -> None:
+        super().__init__()
+        self._origin = origin
+        self._standin_url = standin_url
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if request.url is not None and request.url.startswith(self._origin):
+            request.url = self._standin_url + request.url[len(self._origin) :]
+        return super().send(request, *args, **kwargs)
+
+
+def routed_session(standin: StandinClient, *origins: str) -> requests.Session:
+    """A session trusting the stand-in in which each origin (``https://acme.my.salesforce.com``) reaches the
+    stand-in, so a real org's login URL can be configured while the token request still goes over HTTPS to it."""
+    session = standin.session()
+    for origin in origins:
+        session.mount(origin.rstrip("/"), _RouteToStandin(origin.rstrip("/"), standin.url))
+    return session
