@@ -118,7 +118,7 @@ def test_jwt_bearer_assertion_is_verified_against_the_configured_key(standin: St
     claims = {
         "iss": standin.client_id,
         "sub": "integration@example.com",
-        "aud": standin.url,
+        "aud": "https://login.salesforce.com",  # never the token endpoint's own URL (test_salesforce_jwt.py)
         "exp": int(time.time()) + 60,
     }
 
