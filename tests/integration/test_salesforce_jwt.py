@@ -294,3 +294,28 @@ def test_a_secret_with_a_bad_audience_is_an_auth_error_naming_the_field(standin,
     assert "PRIVATE KEY" not in message
     assert raised.value.__cause__ is None
     assert standin.stats()["token_requests"] == 0
+
+
+def test_the_command_line_configures_the_connected_app(tmp_path, keys):
+    # Given the stand-in started with the app's certificate file, its user, as a sandbox with a site
+    certificate = tmp_path / "app.crt"
+    certificate.write_text(keys.certificate_pem)
+    args = [
+        "--jwt-certificate-file",
+        str(certificate),
+        "--jwt-username",
+        USER,
+        "--sandbox",
+        "--experience-site-url",
+        SITE,
+    ]
+    with running_salesforce_standin(args) as sandbox, trusting_session(sandbox.ca_file) as session:
+        # When assertions for the sandbox audience, the site and the production audience are posted
+        answers = [post_assertion(sandbox, session, keys.key, aud=aud) for aud in (TEST, SITE, LOGIN)]
+        config = sandbox.config()
+
+    # Then the configuration is the command line's, and only the production audience is refused
+    assert (config["jwt_certificate_configured"], config["jwt_username"], config["sandbox"]) == (True, USER, True)
+    assert config["experience_site_urls"] == [SITE]
+    assert [answer.status_code for answer in answers] == [200, 200, 400]
+    assert refusal(answers[2]) == (400, "invalid_grant", "audience is invalid")

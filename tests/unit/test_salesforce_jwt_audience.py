@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
+from nrtsync.adapters.salesforce import _token_form
 from nrtsync.models.salesforce import SalesforceCredentials
+
+SITE = "https://acme.my.site.com/customers"
 
 
 @cache
@@ -94,3 +99,27 @@ def test_a_bad_audience_is_refused_naming_the_field(audience, message):
     with pytest.raises(ValidationError, match=message) as raised:
         SalesforceCredentials.model_validate(secret)
     assert [error["loc"] for error in raised.value.errors()] == [("audience",)]
+
+
+@pytest.mark.parametrize(
+    ("login_url", "extra", "audience"),
+    [
+        ("https://acme.my.salesforce.com", {}, "https://login.salesforce.com"),
+        ("https://acme--dev.sandbox.my.salesforce.com", {}, "https://test.salesforce.com"),
+        ("https://acme.my.salesforce.com", {"audience": "https://acme.my.site.com/customers"}, SITE),
+    ],
+)
+def test_the_adapters_assertion_carries_the_audience_and_a_short_exp(login_url, extra, audience):
+    # Given a JWT bearer secret
+    creds = SalesforceCredentials.model_validate(jwt_secret(login_url, **extra))
+
+    # When the adapter builds its token request
+    before = int(time.time())
+    form = _token_form(creds)
+    claims = jwt.decode(form["assertion"], options={"verify_signature": False})
+
+    # Then the assertion names the audience, the app, the user, and expires within Salesforce's 3 minutes
+    assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assert jwt.get_unverified_header(form["assertion"])["alg"] == "RS256"
+    assert (claims["aud"], claims["iss"], claims["sub"]) == (audience, "3MVG9abc", "integration@acme.com")
+    assert before + 120 <= claims["exp"] <= int(time.time()) + 150
