@@ -14,11 +14,13 @@ From Salesforce Help, "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integratio
 
 A refusal is a 400 with ``{"error", "error_description"}`` (Salesforce Help, "OAuth 2.0 Authorization Errors",
 https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_flow_errors.htm&type=5, after RFC 7523).
-The descriptions are the ones Salesforce's token endpoint answers for each case: ``invalid_client_id`` /
-"client identifier invalid" for an unknown consumer key; ``invalid_grant`` with "audience is invalid", "expired
-authorization code" (an ``exp`` in the past), "user hasn't approved this consumer" (``sub`` not a pre-authorised
-user), and "invalid assertion" for anything else (bad signature, wrong algorithm, missing claim, unparsable token).
-The docs state the 3-minute rule but not the answer to an ``exp`` further ahead: "invalid assertion" here.
+The docs show that shape but not every description; these are the ones Salesforce's token endpoint is seen to
+answer (its Help article 001121341 for the unapproved user; integrators' reports for the others):
+``invalid_client_id`` / "client identifier invalid" for an unknown consumer key; ``invalid_grant`` with
+"audience is invalid", "expired authorization code" (an ``exp`` in the past), "user hasn't approved this
+consumer" (``sub`` not a pre-authorised user), and "invalid assertion" for anything else (bad signature, wrong
+algorithm, missing claim, unparsable token). No source gives the answer to an ``exp`` more than 3 minutes
+ahead or to a missing ``aud``: "invalid assertion" and "audience is invalid" here.
 """
 
 from __future__ import annotations
