@@ -193,7 +193,7 @@ def test_a_change_with_every_field_rendered_as_null_is_written_with_the_fields_c
         "Subscription",
         "S1",
         AccountId="A1",
-        Name="null",
+        Name="S-1",
         Status="null",
         AutoRenew="null",
         TermStartDate="null",
@@ -205,10 +205,11 @@ def test_a_change_with_every_field_rendered_as_null_is_written_with_the_fields_c
     # When the subscription is synced
     result = world.run(message(nulls))
 
-    # Then it is written (not failed as an unconvertible value), every field cleared, none holding "null"
+    # Then it is written (not failed as an unconvertible value), each such field cleared, none holding "null"
+    # (Name stays filled: Salesforce refuses a record whose required Name is null)
     assert outcomes(result) == {"S1": "written"}
     record = world.sf_record(CHILDREN["Subscription"], "S1")
-    for field in ("Name", "Zuora__Status__c", "Zuora__AutoRenew__c", "Zuora__TermStartDate__c"):
+    for field in ("Zuora__Status__c", "Zuora__AutoRenew__c", "Zuora__TermStartDate__c"):
         assert record[field] is None, field
     assert record["Zuora__CancelledDate__c"] is None
     assert record["Zuora__Version__c"] is None
