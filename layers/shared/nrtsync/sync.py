@@ -284,15 +284,17 @@ class SyncService:
         self, session: _Session, items: list[IncomingChange]
     ) -> list[tuple[IncomingChange, dict[str, Any]]]:
         """The Salesforce record of each claimed change, with the fields it inherits from its parent."""
+        wanted = parents_to_read(self._mapping, (i.change for i in items))
         try:
-            stored = self._state.kept_values(parents_to_read(self._mapping, (i.change for i in items)))
+            stored = self._state.kept_values(wanted) if wanted else {}
         except StateUnavailableError:
             # Writing without the inherited field would lose it for this change: those wait instead.
             blocked = [i for i in items if parents_to_read(self._mapping, [i.change])]
             for item in blocked:
                 self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
             self._release(blocked, session)
-            items, stored = [i for i in items if i not in blocked], {}
+            blocked_ids = {i.message_id for i in blocked}
+            items, stored = [i for i in items if i.message_id not in blocked_ids], {}
         known = known_values(self._mapping, (i.change for i in items), stored)
         built: list[tuple[IncomingChange, dict[str, Any]]] = []
         for item in items:
