@@ -14,11 +14,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.state import Claim, ClaimStatus, StoredApiUsage, _why_not
+from nrtsync.adapters.state import KEPT_PREFIX, Claim, ClaimStatus, StoredApiUsage, _why_not
 from nrtsync.models.callout import QueuedChange
 
 _LEASE_FIELDS = ("lease_owner", "lease_until", "lease_version", "lease_hash")
@@ -58,7 +58,14 @@ class InMemoryVersionStore:
             return _why_not(dict(item) if item else None, version, content_hash)
 
     def commit(
-        self, record_key: str, version: str, content_hash: str, *, owner: str, salesforce_id: str | None
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        salesforce_id: str | None,
+        kept: Mapping[str, str | None] | None = None,
     ) -> bool:
         with self._lock:
             self.calls += 1
@@ -72,8 +79,23 @@ class InMemoryVersionStore:
                 "written_at": {"S": time.strftime("%Y-%m-%dT%H:%M:%S")},
                 "salesforce_id": {"S": salesforce_id} if salesforce_id else {"NULL": "true"},
             }
+            updated |= {
+                KEPT_PREFIX + name: {"S": value} if value is not None else {"NULL": "true"}
+                for name, value in (kept or {}).items()
+            }
             self._items[record_key] = updated
             return True
+
+    def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]:
+        with self._lock:
+            self.calls += 1
+            found: dict[str, dict[str, str | None]] = {}
+            for key in set(record_keys):
+                item = self._items.get(key, {})
+                kept = {n.removeprefix(KEPT_PREFIX): v.get("S") for n, v in item.items() if n.startswith(KEPT_PREFIX)}
+                if kept:
+                    found[key] = kept
+            return found
 
     def release(self, record_key: str, *, owner: str) -> None:
         with self._lock:

@@ -143,6 +143,12 @@ def test_account_subscription_and_invoice_reach_salesforce_linked_to_the_account
     assert invoice is not None
     assert invoice["Zuora__BillingAccount__c"] == account["Id"]
     assert invoice["Zuora__Description__c"] == "March 2024 \u2014 annual plan, first instalment"
+    # The children carry the billing account's CrmId as Zuora 360's link to the Salesforce Account, and the
+    # subscription's empty dates (rendered as null, Zuora's "send empty strings as null") are cleared
+    assert subscription["Zuora__Account__c"] == invoice["Zuora__Account__c"] == account["Zuora__Account__c"]
+    assert account["Zuora__Account__c"] == "0015g00000XyZ12AAB"
+    assert subscription["Zuora__SubscriptionEndDate__c"] is None
+    assert subscription["Zuora__CancelledDate__c"] is None
 
 
 def test_a_callout_without_credentials_is_challenged(client: Client) -> None:

@@ -238,3 +238,40 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
 
     # Then every record in Salesforce holds the new version
     assert sorted(r["Name"] for r in pipeline.sf.records(ACCOUNTS)) == ["new"] * 5
+
+
+def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipeline: Pipeline) -> None:
+    # Given an account synced with its CrmId (the Salesforce Account it belongs to)
+    crm_id, other_crm_id = "0015g00000XyZ12AAB", "0015g00000AbC34DDE"
+    pipeline.send(change("Account", "A7", Name="Acme", CrmId=crm_id))
+    pipeline.drain()
+
+    # When an invoice without CrmId (its empty merge fields rendered as null) and a payment carrying its own
+    # CrmId arrive, with a subscription whose other values are null
+    pipeline.send(
+        change("Invoice", "I7", InvoiceNumber="INV-7", AccountId="A7", Amount="null", DueDate="null", Comments="null"),
+        change("Payment", "P7", PaymentNumber="P-7", AccountId="A7", CrmId=other_crm_id),
+        change("Subscription", "S7", Name="S-7", AccountId="null", Version="null", AutoRenew="null"),
+    )
+    pipeline.drain()
+
+    # Then the stand-in holds the children linked to the Account, the null values cleared, nothing failed
+    invoice = pipeline.record("Zuora__ZInvoice__c", "I7")
+    assert invoice["Zuora__Account__c"] == crm_id
+    assert invoice["Zuora__BillingAccount__c"] == pipeline.record(ACCOUNTS, "A7")["Id"]
+    assert (invoice["Zuora__TotalAmount__c"], invoice["Zuora__DueDate__c"], invoice["Zuora__Description__c"]) == (
+        None,
+        None,
+        None,
+    )
+    assert pipeline.record("Zuora__Payment__c", "P7")["Zuora__Account__c"] == other_crm_id
+    subscription = pipeline.record(SUBSCRIPTIONS, "S7")
+    assert "Zuora__CustomerAccount__c" not in subscription
+    assert "Zuora__Account__c" not in subscription  # no parent, nothing known: left out
+    assert (subscription["Name"], subscription["Zuora__Version__c"], subscription["Zuora__AutoRenew__c"]) == (
+        "S-7",
+        None,
+        None,
+    )
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0

@@ -109,6 +109,42 @@ def test_a_missing_required_field_is_named(missing: str) -> None:
     assert missing in error_locs(body(**{missing: None}))
 
 
+@pytest.mark.parametrize("key", ["objectType", "id", "updatedDate"])
+@pytest.mark.parametrize("empty", ["null", "", " null "], ids=["null-text", "empty", "padded-null"])
+def test_an_empty_required_key_is_named_as_empty(key: str, empty: str) -> None:
+    # Zuora's "send empty strings as null" renders an empty merge field as null inside the quotes.
+    locs = error_locs(body(**{key: empty}))
+
+    assert list(locs) == [key]
+    assert "must not be empty" in locs[key]
+
+
+def test_an_empty_required_key_is_refused_without_a_mapping_context_too() -> None:
+    with pytest.raises(ValidationError, match="must not be empty"):
+        Callout.model_validate(body(objectType="null"))
+
+
+def test_an_event_type_rendered_as_null_is_none() -> None:
+    assert validate(body(eventType="null")).eventType is None
+
+
+def test_field_values_rendered_as_null_are_carried_as_zuora_sent_them() -> None:
+    # The mapping decides what null means for each field (it clears it, or keeps the word: nullText).
+    assert validate(body(fields={"Name": "null", "CrmId": None})).fields == {"Name": "null", "CrmId": None}
+
+
+@pytest.mark.parametrize("empty", ["null", ""])
+def test_a_queued_change_with_an_empty_record_id_is_refused(empty: str) -> None:
+    with pytest.raises(ValidationError, match="must not be empty"):
+        QueuedChange(
+            object_type="Account",
+            record_id=empty,
+            updated_date=datetime(2024, 3, 5, tzinfo=UTC),
+            notification_id="n",
+            received_at=datetime(2024, 3, 5, tzinfo=UTC),
+        )
+
+
 def test_event_type_and_fields_are_optional() -> None:
     callout = validate(body(eventType=None, fields=None))
 

@@ -161,6 +161,27 @@ def test_every_refusal_names_the_field_and_queues_nothing(
     assert queue.sent == []
 
 
+@pytest.mark.parametrize("key", ["objectType", "id", "updatedDate"])
+def test_a_required_key_rendered_as_null_is_a_422_naming_it(key: str) -> None:
+    # With Zuora's "send empty strings as null" on, an empty merge field arrives as the text null.
+    outcome, queue = receive(document(**{key: "null"}))
+
+    assert outcome.status_code == 422, outcome.body
+    assert fields_named(outcome) == [key]
+    assert "must not be empty" in outcome.body["errors"][0]["message"]
+    assert queue.sent == []
+
+
+def test_a_parameter_callout_with_an_id_of_null_is_a_422() -> None:
+    form = "objectType=Account&id=null&updatedDate=2024-03-05T10%3A22%3A39Z&Name=Acme"
+
+    outcome, queue = receive(form, headers(**{"Content-Type": "application/x-www-form-urlencoded"}))
+
+    assert outcome.status_code == 422, outcome.body
+    assert fields_named(outcome) == ["id"]
+    assert queue.sent == []
+
+
 def test_several_bad_fields_are_all_named() -> None:
     outcome, _ = receive(document(objectType="Contact", updatedDate=17, fields={"A": {}, "b c": "x"}, extra=1))
 

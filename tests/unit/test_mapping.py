@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nrtsync.mapping import MappingError, build_record, coerce_value, load_mapping, parent_ids
+from nrtsync.mapping import MappingConfig, MappingError, build_record, coerce_value, load_mapping, parent_ids
+from nrtsync.models.callout import FieldValue
 from nrtsync.outcomes import ErrorKind, classify
 
 
@@ -120,3 +122,133 @@ def test_a_mapping_with_a_missing_parent_or_a_cycle_is_refused(tmp_path: Path) -
 )
 def test_salesforce_errors_are_classified(errors, kind) -> None:
     assert classify(errors) is kind
+
+
+# -- Zuora's "send empty strings as null": JSON null, "" and the text null are all "no value" -------------
+
+ALL_TYPES = ["string", "number", "integer", "boolean", "date", "datetime", "salesforceId"]
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+@pytest.mark.parametrize(
+    "empty", ["null", " null ", None, "", "  "], ids=["null-text", "padded", "json-null", "", "blank"]
+)
+def test_an_empty_value_of_every_type_clears_the_field(kind, empty) -> None:
+    # JSON null in the record is what clears a field in Salesforce's REST API.
+    assert coerce_value(empty, kind, field="F") is None
+
+
+@pytest.mark.parametrize("text", ["NULL", "Null", "nullable", "null value"])
+def test_only_the_lowercase_word_alone_counts_as_empty(text) -> None:
+    assert coerce_value(text, "string", field="F") == text
+
+
+def test_every_mapped_field_of_every_object_clears_on_null_text(mapping) -> None:
+    for object_type, obj in mapping.objects.items():
+        fields: dict[str, FieldValue] = dict.fromkeys(obj.fields, "null")
+        record = build_record(mapping, object_type, "Z1", fields)
+        assert {spec.to: record[spec.to] for spec in obj.fields.values()} == dict.fromkeys(
+            (spec.to for spec in obj.fields.values()), None
+        ), object_type
+
+
+def test_a_parent_id_rendered_as_null_means_no_lookup(mapping) -> None:
+    for empty in ("null", "", None):
+        record = build_record(mapping, "Invoice", "inv1", {"InvoiceNumber": "INV-1", "AccountId": empty})
+        assert "Zuora__BillingAccount__r" not in record
+        assert parent_ids(mapping, "Invoice", {"AccountId": empty}) == []
+
+
+@pytest.mark.parametrize("record_id", ["null", "", " "])
+def test_an_empty_record_id_is_a_mapping_error_not_a_record_called_null(mapping, record_id) -> None:
+    with pytest.raises(MappingError, match="record id"):
+        build_record(mapping, "Account", record_id, {"Name": "Acme"})
+
+
+def _mapping_with(tmp_path: Path, account_fields: dict[str, Any], **child: object) -> MappingConfig:
+    doc = {
+        "objects": {
+            "Account": {"sobject": "Acc__c", "externalIdField": "Ext__c", "fields": account_fields},
+            "Invoice": {
+                "sobject": "Inv__c",
+                "externalIdField": "Ext__c",
+                "parents": {"AccountId": {"relationship": "Acc__r", "object": "Account"}},
+            }
+            | child,
+        }
+    }
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(doc))
+    return load_mapping(path)
+
+
+def test_null_text_keep_writes_the_word_but_json_null_and_empty_still_clear(tmp_path: Path) -> None:
+    mapping = _mapping_with(tmp_path, {"Code": {"to": "Code__c", "type": "string", "nullText": "keep"}})
+
+    assert build_record(mapping, "Account", "A1", {"Code": "null"})["Code__c"] == "null"
+    assert build_record(mapping, "Account", "A1", {"Code": None})["Code__c"] is None
+    assert build_record(mapping, "Account", "A1", {"Code": ""})["Code__c"] is None
+
+
+def test_null_text_keep_is_refused_on_a_typed_field(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="string fields only"):
+        _mapping_with(tmp_path, {"Amount": {"to": "Amount__c", "type": "number", "nullText": "keep"}})
+
+
+# -- Salesforce Ids and Zuora 360's Zuora__Account__c on the children -------------------------------------
+
+
+@pytest.mark.parametrize("crm_id", ["0015g00000XyZ12", "0015g00000XyZ12AAB", " 0015g00000XyZ12AAB "])
+def test_a_salesforce_id_of_15_or_18_characters_is_accepted(crm_id) -> None:
+    assert coerce_value(crm_id, "salesforceId", field="CrmId") == crm_id.strip()
+
+
+@pytest.mark.parametrize("crm_id", ["0015g00000XyZ1", "0015g00000XyZ12AA", "0015g00000XyZ12-AB", "acme", True, 1])
+def test_anything_else_as_a_salesforce_id_is_a_mapping_error(crm_id) -> None:
+    with pytest.raises(MappingError, match="field 'CrmId'"):
+        coerce_value(crm_id, "salesforceId", field="CrmId")
+
+
+def test_the_account_crm_id_is_validated_as_a_salesforce_id(mapping) -> None:
+    assert build_record(mapping, "Account", "A1", {"CrmId": "0015g00000XyZ12AAB"})["Zuora__Account__c"] == (
+        "0015g00000XyZ12AAB"
+    )
+    with pytest.raises(MappingError, match="CrmId"):
+        build_record(mapping, "Account", "A1", {"CrmId": "not an id"})
+
+
+@pytest.mark.parametrize("object_type", ["Subscription", "Invoice", "Payment"])
+def test_the_children_carry_the_billing_accounts_crm_id_to_zuora_account(mapping, object_type) -> None:
+    assert mapping.objects[object_type].inherit["CrmId"].to == "Zuora__Account__c"
+    with_id = build_record(mapping, object_type, "C1", {"AccountId": "A1", "CrmId": "0015g00000XyZ12AAB"})
+    cleared = build_record(mapping, object_type, "C1", {"AccountId": "A1", "CrmId": "null"})
+    unknown = build_record(mapping, object_type, "C1", {"AccountId": "A1"})
+
+    assert with_id["Zuora__Account__c"] == "0015g00000XyZ12AAB"
+    assert cleared["Zuora__Account__c"] is None
+    assert "Zuora__Account__c" not in unknown  # unknown: left out, so Salesforce keeps what it has
+    with pytest.raises(MappingError, match="CrmId"):
+        build_record(mapping, object_type, "C1", {"AccountId": "A1", "CrmId": "Acme Corp"})
+    assert mapping.kept_fields("Account") == frozenset({"CrmId"})
+
+
+@pytest.mark.parametrize(
+    ("inherit", "message"),
+    [
+        ({"CrmId": {"to": "Acc_Link__c", "via": "ParentId"}}, "not one of this object's parents"),
+        ({"Other": {"to": "Acc_Link__c", "via": "AccountId"}}, "does not map 'Other'"),
+    ],
+)
+def test_an_inherited_field_must_name_a_parent_that_maps_it(tmp_path: Path, inherit, message) -> None:
+    with pytest.raises(MappingError, match=message):
+        _mapping_with(tmp_path, {"CrmId": {"to": "Link__c", "type": "salesforceId"}}, inherit=inherit)
+
+
+def test_an_inherited_field_may_not_also_be_a_plain_field(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="also in fields"):
+        _mapping_with(
+            tmp_path,
+            {"CrmId": {"to": "Link__c", "type": "salesforceId"}},
+            fields={"CrmId": {"to": "Link__c"}},
+            inherit={"CrmId": {"to": "Link__c", "via": "AccountId"}},
+        )

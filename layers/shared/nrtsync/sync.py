@@ -41,6 +41,7 @@ from nrtsync.adapters.state import (
     VersionStore,
 )
 from nrtsync.coalesce import IncomingChange, coalesce
+from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
 from nrtsync.latency import percentiles
 from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
 from nrtsync.models.callout import QueuedChange
@@ -250,7 +251,7 @@ class SyncService:
                 return item, None
             return item, result
 
-        claimed: list[tuple[IncomingChange, dict[str, Any]]] = []
+        to_build: list[IncomingChange] = []
         for item, result in _parallel(claim, winners):
             status = result.status if result else None
             if status is None:
@@ -262,15 +263,8 @@ class SyncService:
             elif status is ClaimStatus.BUSY:
                 self._wait(session, item, self._busy_delay(item, result), "RECORD_BUSY")
             else:
-                try:
-                    record = build_record(
-                        self._mapping, item.change.object_type, item.change.record_id, dict(item.change.fields)
-                    )
-                except MappingError as exc:
-                    self._fail(session, item, "MAPPING_ERROR", str(exc))
-                    self._release([item], session)
-                    continue
-                claimed.append((item, record))
+                to_build.append(item)
+        claimed = self._build_records(session, to_build)
 
         by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
         for item, record in claimed:
@@ -285,6 +279,35 @@ class SyncService:
         # Up to five collections travel in one Composite call, executed in order: one API call, parents first.
         for start in range(0, len(chunks), MAX_COLLECTIONS_PER_COMPOSITE):
             self._upsert_chunks(session, chunks[start : start + MAX_COLLECTIONS_PER_COMPOSITE], deadline)
+
+    def _build_records(
+        self, session: _Session, items: list[IncomingChange]
+    ) -> list[tuple[IncomingChange, dict[str, Any]]]:
+        """The Salesforce record of each claimed change, with the fields it inherits from its parent."""
+        wanted = parents_to_read(self._mapping, (i.change for i in items))
+        try:
+            stored = self._state.kept_values(wanted) if wanted else {}
+        except StateUnavailableError:
+            # Writing without the inherited field would lose it for this change: those wait instead.
+            blocked = [i for i in items if parents_to_read(self._mapping, [i.change])]
+            for item in blocked:
+                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            self._release(blocked, session)
+            blocked_ids = {i.message_id for i in blocked}
+            items, stored = [i for i in items if i.message_id not in blocked_ids], {}
+        known = known_values(self._mapping, (i.change for i in items), stored)
+        built: list[tuple[IncomingChange, dict[str, Any]]] = []
+        for item in items:
+            change = item.change
+            try:
+                fields = with_inherited(self._mapping, change, known)
+                record = build_record(self._mapping, change.object_type, change.record_id, fields)
+            except MappingError as exc:
+                self._fail(session, item, "MAPPING_ERROR", str(exc))
+                self._release([item], session)
+                continue
+            built.append((item, record))
+        return built
 
     def _upsert_chunks(self, session: _Session, chunks: list[_Chunk], deadline: float) -> None:
         everything = [item for chunk in chunks for item in chunk.items]
@@ -351,6 +374,7 @@ class SyncService:
                     change.content_hash,
                     owner=session.session_id,
                     salesforce_id=result.salesforce_id,
+                    kept=kept_of(self._mapping, change),
                 )
             except StateUnavailableError:
                 return False

@@ -9,6 +9,7 @@ until its lease expires; the blocked change is retried, never dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 _DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 API_USAGE_KEY = "ORG#API_USAGE"
+# A field a child inherits (mapping ``inherit``) is kept on its parent's state item as ``kept_<Field>``.
+KEPT_PREFIX = "kept_"
+_BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
+_BATCH_GET_TRIES = 4
 
 
 class StateUnavailableError(RuntimeError):
@@ -59,10 +64,19 @@ class VersionStore(Protocol):
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim: ...
 
     def commit(
-        self, record_key: str, version: str, content_hash: str, *, owner: str, salesforce_id: str | None
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        salesforce_id: str | None,
+        kept: Mapping[str, str | None] | None = None,
     ) -> bool: ...
 
     def release(self, record_key: str, *, owner: str) -> None: ...
+
+    def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]: ...
 
     def api_usage(self) -> StoredApiUsage | None: ...
 
@@ -112,9 +126,20 @@ class DynamoVersionStore:
         return Claim(ClaimStatus.CLAIMED)
 
     def commit(
-        self, record_key: str, version: str, content_hash: str, *, owner: str, salesforce_id: str | None
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        salesforce_id: str | None,
+        kept: Mapping[str, str | None] | None = None,
     ) -> bool:
-        """Record ``version`` as written and drop the lease; False if the lease was no longer ours."""
+        """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``kept``: field values of this change that children inherit (None: the change had it empty). They are
+        written in the same conditional update, so they always belong to the version recorded as written.
+        """
         values: dict[str, Any] = {
             ":o": {"S": owner},
             ":v": {"S": version},
@@ -122,16 +147,21 @@ class DynamoVersionStore:
             ":t": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
             ":sf": {"S": salesforce_id} if salesforce_id else {"NULL": True},
         }
+        names: dict[str, str] = {}
+        sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf"
+        for n, (field, value) in enumerate(sorted((kept or {}).items())):
+            names[f"#k{n}"] = KEPT_PREFIX + field
+            values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
+            sets += f", #k{n} = :k{n}"
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
-                UpdateExpression=(
-                    "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf"
-                    " REMOVE lease_owner, lease_until, lease_version, lease_hash"
-                ),
+                UpdateExpression=sets + " REMOVE lease_owner, lease_until, lease_version, lease_hash",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues=values,
+                **extra,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -156,6 +186,36 @@ class DynamoVersionStore:
                 raise StateUnavailableError(f"could not release {record_key}") from exc
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]:
+        """The kept fields of each record that has any: record key -> {field: value or None (known empty)}."""
+        keys = sorted(set(record_keys))
+        found: dict[str, dict[str, str | None]] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                kept = {
+                    name.removeprefix(KEPT_PREFIX): value.get("S")
+                    for name, value in item.items()
+                    if name.startswith(KEPT_PREFIX)
+                }
+                if kept:
+                    found[item["pk"]["S"]] = kept
+        return found
+
+    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
+        items: list[dict[str, Any]] = []
+        for attempt in range(_BATCH_GET_TRIES):
+            try:
+                response = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise StateUnavailableError("could not read kept fields") from exc
+            items += response.get("Responses", {}).get(self._table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(0.05 * 2**attempt)  # DynamoDB returns unprocessed keys under throttling: back off
+        raise StateUnavailableError("could not read kept fields: keys left unprocessed")
 
     def written_version(self, record_key: str) -> str | None:
         """The version last written for a record (operators and tests)."""

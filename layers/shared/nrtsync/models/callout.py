@@ -25,6 +25,26 @@ FieldValue = str | bool | int | float | None
 
 MAX_VALUE_CHARS = 32_768
 
+ZUORA_NULL_TEXT = "null"
+"""What an empty merge field renders as inside a quoted template with Zuora's callout setting "For custom event
+triggered callouts, send empty strings as null" on (Zuora recommends it; Configure callout settings)."""
+
+
+def is_empty(value: object) -> bool:
+    """Whether a callout value means "no value": JSON null, ``""`` (or only whitespace), or the text ``null``.
+
+    The one rule for every place that reads a callout value (field coercion, parent ids, the record id), so
+    that Zuora's "send empty strings as null" setting is safe. Only lowercase ``null`` counts: that is what
+    Zuora renders, and ``NULL`` or ``Null`` in a text field is more likely a real value.
+    """
+    return value is None or (isinstance(value, str) and value.strip() in ("", ZUORA_NULL_TEXT))
+
+
+def _not_empty(value: Any) -> Any:
+    if is_empty(value):
+        raise ValueError('must not be empty (Zuora renders an empty merge field as "" or null)')
+    return value
+
 
 # Lone surrogates (JSON's "\ud800" escapes) cannot be encoded at all, and SQS refuses U+FFFE and U+FFFF: a
 # change holding one could never be queued, so it is refused at the door (422), not retried for hours (503).
@@ -85,6 +105,17 @@ class Callout(BaseModel):
     updatedDate: datetime  # noqa: N815 - Zuora's key
     fields: dict[FieldName, CalloutValue] = Field(default_factory=dict, max_length=MAX_FIELDS)
 
+    @field_validator("objectType", "id", "updatedDate", mode="before")
+    @classmethod
+    def _required_keys_are_not_empty(cls, value: Any) -> Any:
+        # Without this, an id rendered as the text null would become a record called "null".
+        return _not_empty(value)
+
+    @field_validator("eventType", mode="before")
+    @classmethod
+    def _empty_event_type_is_none(cls, value: Any) -> Any:
+        return None if is_empty(value) else value
+
     @field_validator("objectType")
     @classmethod
     def _object_type_is_mapped(cls, value: str, info: ValidationInfo) -> str:
@@ -129,6 +160,11 @@ class QueuedChange(BaseModel):
     request_id: str | None = Field(default=None, max_length=200)
     received_at: datetime
 
+    @field_validator("object_type", "record_id", mode="before")
+    @classmethod
+    def _keys_are_not_empty(cls, value: Any) -> Any:
+        return _not_empty(value)
+
     @field_validator("updated_date", "received_at")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
@@ -156,7 +192,7 @@ class QueuedChange(BaseModel):
     @property
     def record_key(self) -> str:
         """The record this change is about, unique across object types."""
-        return f"{self.object_type}#{self.record_id}"
+        return record_key_of(self.object_type, self.record_id)
 
     @property
     def content_hash(self) -> str:
@@ -172,6 +208,11 @@ class QueuedChange(BaseModel):
     def version(self) -> str:
         """A sortable version: Zuora's updatedDate first, our receive time to order changes that share one."""
         return f"{_micros(self.updated_date):017d}.{_micros(self.received_at):017d}"
+
+
+def record_key_of(object_type: str, record_id: str) -> str:
+    """The state table's key of a record (``QueuedChange.record_key``), also for a parent named by a child."""
+    return f"{object_type}#{record_id}"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
