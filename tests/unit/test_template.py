@@ -687,6 +687,15 @@ def test_sync_state_never_expires_although_its_table_has_ttl_on(template: Templa
     assert [item["pk"]["S"] for item in items if ttl_attribute(template, "SyncStateTable") in item] == []
 
 
+def test_metrics_runs_end_before_the_next_scheduled_run_and_reserve_no_concurrency(template: Template) -> None:
+    # docs/METRICS.md: overlapping runs are safe but should not be the norm; reserved concurrency is left
+    # off on purpose (it fails to deploy in accounts at their minimum unreserved concurrency).
+    metrics = function_properties(template, "MetricsFunction")
+    assert parameter_defaults(template)["MetricsSchedule"] == "rate(1 minute)"
+    assert int(metrics["Timeout"]) < 60
+    assert "ReservedConcurrentExecutions" not in metrics
+
+
 # --- nrtsync_local.template helpers ----------------------------------------------------------------------
 
 
