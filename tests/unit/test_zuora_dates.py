@@ -72,6 +72,7 @@ def test_month_and_day_in_a_slash_layout_are_refused_not_guessed(rendered: str) 
         ("05.03.2024 13:00 PM", "1-12"),
         ("05.03.2024 10:00 +05:99", "not a valid"),
         ("2024-03-05T10:22:39 PST", "not a valid"),
+        ("2024-03-05Q10:22:39", "not a valid"),
         ("05.03.2024 10:22 tomorrow", "format Zuora renders"),
     ],
 )

@@ -64,6 +64,9 @@ def parse_zuora_datetime(value: str, *, require_time: bool = True) -> datetime:
     if iso:
         if require_time and iso.end() == len(text):
             raise ZuoraDateError(f"must have a time of day, not only a date; expected {EXPECTED}")
+        # fromisoformat takes any character between date and time; ISO 8601 and Zuora use T or a space.
+        if iso.end() < len(text) and text[iso.end()] not in "Tt ":
+            raise ZuoraDateError(f"is not a valid date or time; expected {EXPECTED}")
         try:
             return datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
