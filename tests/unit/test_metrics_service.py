@@ -218,3 +218,42 @@ def test_rollups_are_deterministic() -> None:
     assert once == again
     assert once["Account"].counts.written == 120
     assert once["Account"].minute_items == 60
+
+
+def test_overlapping_runs_count_nothing_twice() -> None:
+    # docs/METRICS.md: no reserved concurrency, because two runs in one minute (EventBridge's at-least-once
+    # delivery, Lambda's async retries) publish each minute's raw values once and the same window values.
+    minute = datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
+    rolled_hour = datetime(2025, 6, 2, 8, tzinfo=UTC)
+    history = FakeHistory(
+        [summary(minute, [100, 200]), *(summary(rolled_hour + timedelta(minutes=i), [50.0 + i]) for i in range(60))]
+    )
+    all_hours_rolled(history)
+    del history.rolled[rolled_hour]
+    rolled_before, watermark_before = dict(history.rolled), history.watermark
+    first, second = FakePublisher(), FakePublisher()
+
+    service(history, first).run(NOW)
+    rollups_after_first = dict(history.rolled)
+    # The second run read the history before the first wrote anything: it rolls the same hour again and
+    # tries to claim the same minutes from the same watermark.
+    history.rolled = dict(rolled_before)
+    history.distribution_watermark = lambda: watermark_before  # type: ignore[method-assign]
+    service(history, second).run(NOW)
+
+    raw = [
+        v
+        for publisher in (first, second)
+        for p in publisher.points
+        if p.name == "SyncLatency" and p.dimension("ObjectType") == "All"
+        for v in p.values
+    ]
+    assert sorted(raw) == [100, 200]
+    assert [p for p in second.points if p.values] == []
+    assert history.rolled == rollups_after_first
+    windowed = [
+        {(p.name, p.dimensions, p.timestamp, p.value) for p in publisher.points if not p.values}
+        for publisher in (first, second)
+    ]
+    assert windowed[0] == windowed[1]
+    assert windowed[0]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -555,6 +557,143 @@ def test_environment_mistakes_fail_the_settings_model(template: Template) -> Non
     broken = mutated(template, lambda t: t["Parameters"]["ApiUsageWarnPercent"].update(Default=150))
     with pytest.raises(ValidationError):
         settings_from_template(broken, "SyncFunction")
+
+
+# --- Settings a deployer chooses are parameters ------------------------------------------------------------
+
+# The settings the docs call the stack's: each is a parameter, and every function whose settings model reads
+# the variable gets it from that parameter (CALLOUT_AUTH_REALM is the authorizer's, tested with it).
+SETTING_PARAMETERS = {
+    "CalloutHmacHeader": "CALLOUT_HMAC_HEADER",
+    "SecretCacheSeconds": "SECRET_CACHE_SECONDS",
+    "SyncMappingPath": "SYNC_MAPPING_PATH",
+    "AllowedSourceCidrs": "ALLOWED_SOURCE_CIDRS",
+    "MaxCalloutBytes": "MAX_CALLOUT_BYTES",
+    "HistoryTtlDays": "HISTORY_TTL_DAYS",
+}
+
+
+def setting_parameter_problems(template: Template) -> list[str]:
+    problems = []
+    for parameter, variable in SETTING_PARAMETERS.items():
+        if parameter not in template["Parameters"]:
+            problems.append(f"parameter {parameter} missing")
+            continue
+        readers = [name for name, model in SETTINGS.items() if variable in all_aliases(model)]
+        if not readers:
+            problems.append(f"no settings model reads {variable}")
+        for name in readers:
+            value = props(template, name).get("Environment", {}).get("Variables", {}).get(variable)
+            if value != {"Ref": parameter}:
+                problems.append(f"{name}: {variable} is {value!r}, not the {parameter} parameter")
+    return problems
+
+
+def test_every_function_that_reads_a_setting_gets_it_from_its_parameter(template: Template) -> None:
+    assert setting_parameter_problems(template) == []
+
+
+@pytest.mark.parametrize(
+    ("function", "variable"), [("IngestFunction", "SECRET_CACHE_SECONDS"), ("SyncFunction", "SYNC_MAPPING_PATH")]
+)
+def test_a_function_left_without_the_parameter_is_caught(template: Template, function: str, variable: str) -> None:
+    broken = mutated(template, lambda t: props(t, function)["Environment"]["Variables"].pop(variable))
+    assert setting_parameter_problems(broken) == [
+        f"{function}: {variable} is None, not the {next(p for p, v in SETTING_PARAMETERS.items() if v == variable)}"
+        " parameter"
+    ]
+
+
+@pytest.mark.parametrize("parameter", ["CalloutHmacHeader", "SecretCacheSeconds", "SyncMappingPath"])
+def test_new_parameters_default_to_what_the_code_did_without_them(template: Template, parameter: str) -> None:
+    # Given the default a deployment got before the setting was a parameter (the settings model's own)
+    variable = SETTING_PARAMETERS[parameter]
+    defaults = {
+        model.model_fields[name].default
+        for model in SETTINGS.values()
+        for name, field in model.model_fields.items()
+        if field.alias == variable
+    }
+    assert len(defaults) == 1
+    code_default = defaults.pop()
+    # Then the parameter's default means the same (an empty string is dropped by from_env, i.e. None)
+    parameter_default = parameter_defaults(template)[parameter]
+    assert (parameter_default or None) == (None if code_default is None else str(code_default))
+
+
+def _allowed(template: Template, parameter: str, value: str) -> bool:
+    return re.fullmatch(template["Parameters"][parameter]["AllowedPattern"], value) is not None
+
+
+def test_hmac_header_parameter_takes_only_a_header_name(template: Template) -> None:
+    assert _allowed(template, "CalloutHmacHeader", "X-Zuora-Signature")
+    assert _allowed(template, "CalloutHmacHeader", "x-signature_v2")
+    for bad in ("", "X Zuora Signature", "X-Signature:", "X-Sig\n"):
+        assert not _allowed(template, "CalloutHmacHeader", bad), bad
+
+
+def test_mapping_path_parameter_takes_empty_or_an_absolute_json_path(template: Template) -> None:
+    assert _allowed(template, "SyncMappingPath", "")
+    assert _allowed(template, "SyncMappingPath", "/opt/python/nrtsync/config/acme_mapping.json")
+    for bad in ("acme_mapping.json", "/opt/python/acme mapping.json", "/opt/python/mapping.yaml"):
+        assert not _allowed(template, "SyncMappingPath", bad), bad
+
+
+def test_every_hmac_header_the_template_allows_is_valid_for_the_code(template: Template) -> None:
+    # MinValue/MaxValue are checked for every parameter above; a pattern has no bounds to try, so try examples.
+    for header in ("X-Zuora-Signature", "Signature", "x-hub-signature-256"):
+        assert _allowed(template, "CalloutHmacHeader", header)
+        settings_from_template(template, "IngestFunction", CALLOUT_HMAC_HEADER=header)
+
+
+def test_the_sync_function_may_not_send_to_the_queue(template: Template) -> None:
+    # The sync function delays a waiting record with ChangeMessageVisibility(Batch); it never sends a message
+    # (operators re-queue failures with their own credentials), so it must not be allowed to.
+    actions = {
+        action
+        for name, statement in policy_statements(template)
+        if name == "SyncFunction"
+        for action in as_list(statement["Action"])
+    }
+    sam_policies = {key for p in props(template, "SyncFunction")["Policies"] if isinstance(p, dict) for key in p}
+    assert "sqs:ChangeMessageVisibility" in actions
+    assert not {action for action in actions if action.lower() in {"sqs:sendmessage", "sqs:*"}}
+    assert "SQSSendMessagePolicy" not in sam_policies
+    assert "SQSPollerPolicy" not in sam_policies
+
+
+def test_sync_state_never_expires_although_its_table_has_ttl_on(template: Template) -> None:
+    # HistoryTtlDays' description (and docs/DEPLOY.md) promise that the state outlives the history: a record's
+    # last written version must not expire, or a re-delivered old change would be written over a newer one.
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    from nrtsync.adapters.state import DynamoVersionStore, StoredApiUsage  # noqa: PLC0415 - after moto
+
+    assert "never expire" in template["Parameters"]["HistoryTtlDays"]["Description"]
+    with moto.mock_aws():
+        # Given the state table as the template defines it (TTL on expires_at)
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        dynamodb.create_table(TableName="state", **table_definition(template, "SyncStateTable"))
+        store = DynamoVersionStore("state", client=dynamodb)
+        # When a record is leased and written, another leased and released, and the API usage saved
+        store.claim("Account#A1", "1", "h1", owner="s1", lease_until_ms=2**50)
+        store.commit("Account#A1", "1", "h1", owner="s1", salesforce_id="001")
+        store.claim("Account#A2", "1", "h2", owner="s1", lease_until_ms=2**50)
+        store.release("Account#A2", owner="s1")
+        store.save_api_usage(StoredApiUsage(used=1, limit=10, observed_at=datetime.now(UTC)))
+        # Then no item carries the TTL attribute
+        items = dynamodb.scan(TableName="state")["Items"]
+    assert len(items) == 3
+    assert [item["pk"]["S"] for item in items if ttl_attribute(template, "SyncStateTable") in item] == []
+
+
+def test_metrics_runs_end_before_the_next_scheduled_run_and_reserve_no_concurrency(template: Template) -> None:
+    # docs/METRICS.md: overlapping runs are safe but should not be the norm; reserved concurrency is left
+    # off on purpose (it fails to deploy in accounts at their minimum unreserved concurrency).
+    metrics = function_properties(template, "MetricsFunction")
+    assert parameter_defaults(template)["MetricsSchedule"] == "rate(1 minute)"
+    assert int(metrics["Timeout"]) < 60
+    assert "ReservedConcurrentExecutions" not in metrics
 
 
 # --- nrtsync_local.template helpers ----------------------------------------------------------------------

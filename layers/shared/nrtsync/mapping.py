@@ -8,9 +8,7 @@ start, so a typo fails the deployment's first invocation loudly instead of corru
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nrtsync.models.callout import ZUORA_NULL_TEXT, FieldValue, is_empty
+from nrtsync.zuora_dates import parse_zuora_date, parse_zuora_datetime
 
 DEFAULT_MAPPING_PATH = Path(__file__).parent / "config" / "default_mapping.json"
 
@@ -159,9 +158,6 @@ def cached_mapping(path: str | None = None) -> MappingConfig:
     return load_mapping(path)
 
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
 def _as_string(value: FieldValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -200,14 +196,11 @@ def _as_boolean(value: FieldValue) -> bool:
 
 
 def _as_date(value: FieldValue) -> str:
-    text = str(value).strip()
-    if not _DATE_RE.match(text):
-        raise ValueError("not a date (YYYY-MM-DD)")
-    return date.fromisoformat(text[:10]).isoformat()
+    return parse_zuora_date(str(value)).isoformat()
 
 
 def _as_datetime(value: FieldValue) -> str:
-    return datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")).isoformat()
+    return parse_zuora_datetime(str(value), require_time=False).isoformat()
 
 
 # A Salesforce record Id: 15 case-sensitive characters, or 18 with the case-safe suffix (Salesforce Help,

@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from nrtsync.zuora_dates import parse_zuora_datetime
+
 FieldValue = str | bool | int | float | None
 """A callout field value: Zuora renders merge fields as strings; JSON scalars are accepted too."""
 
@@ -81,10 +83,6 @@ EventType = Annotated[str, StringConstraints(max_length=100), AfterValidator(_te
 MAX_FIELDS = 500
 
 
-_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
 def _as_utc(value: datetime) -> datetime:
     # Zuora's merge fields can render without an offset; we read those as UTC (docs/CALLOUTS.md).
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -132,11 +130,8 @@ class Callout(BaseModel):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError("must be an ISO-8601 date-time string, not a number")  # noqa: TRY004 - pydantic
         if isinstance(value, str):
-            value = value.strip()
-            if _NUMBER.fullmatch(value):
-                raise ValueError("must be an ISO-8601 date-time string, not a number")
-            if _DATE_ONLY.fullmatch(value):
-                raise ValueError("must be an ISO-8601 date-time with a time of day, not only a date")
+            # Zuora's other locale layouts are read where unambiguous; MM/DD vs DD/MM is refused (zuora_dates).
+            return parse_zuora_datetime(value)
         return value
 
     @field_validator("updatedDate")
