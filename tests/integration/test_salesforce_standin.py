@@ -638,7 +638,7 @@ PAYMENTS = "Zuora__Payment__c"
 
 def test_a_value_that_does_not_fit_its_field_refuses_the_whole_collection(standin, http):
     # Given three payments, the second with a date where Zuora 360 has a dateTime
-    records = [
+    records: list[dict[str, Any]] = [
         {EXT: "P1", "Zuora__EffectiveDate__c": "2024-03-05T10:25:48-08:00", "Zuora__Amount__c": 10},
         {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05", "Zuora__Amount__c": 20},
         {EXT: "P3", "Zuora__EffectiveDate__c": None, "Zuora__Amount__c": "30.50"},
