@@ -745,3 +745,20 @@ def test_an_unknown_fault_kind_is_refused(standin):
         standin.set_faults(fail_next=[{"kind": "nope"}])
     assert refused.value.response.status_code == 400
     assert standin.set_faults()["fail_next"] == []
+
+
+def test_configured_field_types_are_checked_and_the_daily_limit_can_be_injected_by_kind(standin, http):
+    # Given an org with a custom object whose amount is a number, and the daily allocation refusal queued
+    standin.configure(sobjects=["Custom__c"], fields={"Custom__c": {"Amount__c": "double"}})
+    token = token_for(standin, http)
+    standin.set_faults(fail_next=[{"kind": "total_requests"}])
+
+    # When text goes into the number, after the injected refusal
+    limited = upsert(standin, http, [{EXT: "C1", "Amount__c": 1}], sobject="Custom__c", token=token)
+    refused = upsert(standin, http, [{EXT: "C1", "Amount__c": "lots"}], sobject="Custom__c", token=token)
+
+    # Then the first is Salesforce's 403 for the daily allocation and the second is refused whole by the parser
+    assert limited.status_code == 403
+    assert limited.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert (refused.status_code, refused.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
+    assert standin.configure()["fields"]["Custom__c"] == {"Amount__c": "double"}
