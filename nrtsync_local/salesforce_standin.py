@@ -2,10 +2,11 @@
 
 It answers the way Salesforce's REST API documents it (response shapes, error codes, the
 ``Sforce-Limit-Info`` header), closely enough for the adapter and the sync logic to be tested over real
-HTTPS. Records live in memory, per sObject; fields are not schema-checked except that the sObject must be
-known and relationships (``Rel__r: {ExtField: value}``) must be configured. Known approximations: the
-messages of rarely seen errors, and the API allocation counts every authenticated request (not refused
-or fault-injected ones).
+HTTPS. Records live in memory, per sObject; the sObject must be known, relationships (``Rel__r: {ExtField:
+value}``) must be configured, and values of the fields in ``StandinConfig.fields`` (Zuora 360's, by default)
+must fit their types or the whole request is refused with 400 ``JSON_PARSER_ERROR``; other fields are not
+checked. Known approximations: the messages of rarely seen errors, the column in a JSON_PARSER_ERROR
+message, and the API allocation counts every authenticated request (not refused or fault-injected ones).
 
 Control API (plain JSON, no auth) under ``/__standin/``: ``faults``, ``config``, ``records/{SObject}``,
 ``stats``, ``reset``, ``health``; see docs/SALESFORCE.md.
@@ -53,6 +54,7 @@ from nrtsync_local.salesforce_oauth import (
     verify_jwt_bearer_assertion,
 )
 from nrtsync_local.salesforce_oauth import OAuthRefusalError as _OAuthRefusalError
+from nrtsync_local.salesforce_schema import ZUORA_360_FIELDS, SalesforceType, deserialization_error
 
 MAX_COLLECTION_RECORDS = 200
 MAX_COMPOSITE_SUBREQUESTS = 25
@@ -88,6 +90,7 @@ _ROW_BY_EXTERNAL_ID_PATH = re.compile(
 # From API version 46.0 an upsert that updates answers 200 with a body (``created: false``); before, 204.
 _UPSERT_UPDATE_BODY_SINCE = 46.0
 _JSON = "application/json;charset=UTF-8"
+_COLLECTION_BODY_PREFIX = '{"allOrNone":false,"records":['
 
 
 def salesforce_id(key_prefix: str, number: int) -> str:
@@ -148,6 +151,10 @@ class StandinConfig:
     experience_site_urls: list[str] = field(default_factory=list)
     sobjects: set[str] = field(default_factory=lambda: set(DEFAULT_SOBJECTS))
     relationships: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RELATIONSHIPS))
+    # sObject -> field -> type: values of these fields are type-checked as Salesforce deserializes them.
+    fields: dict[str, dict[str, SalesforceType]] = field(
+        default_factory=lambda: {sobject: dict(types) for sobject, types in ZUORA_360_FIELDS.items()}
+    )
     api_limit: int = DEFAULT_API_LIMIT
     session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS
 
@@ -167,6 +174,7 @@ class _Faults:
     fail_next: list[dict[str, Any]] = field(default_factory=list)
     row_lock: dict[str, Any] | None = None
     validation_rules: list[dict[str, Any]] = field(default_factory=list)
+    approval_locks: set[str] = field(default_factory=set)  # external ids of records locked by an approval process
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -174,6 +182,7 @@ class _Faults:
             "fail_next": self.fail_next,
             "row_lock": self.row_lock,
             "validation_rules": self.validation_rules,
+            "approval_locks": sorted(self.approval_locks),
         }
 
 
@@ -496,6 +505,12 @@ class SalesforceState:
                             "relationship, be sure to append the '__r' after the custom relationship name.",
                         ),
                     )
+        # Salesforce deserializes the whole body into typed records before it processes any: one value that does
+        # not fit its field refuses the request (a Composite subrequest alone), not the record. REST API Developer
+        # Guide, "Status Codes and Error Responses" (400, JSON_PARSER_ERROR); nrtsync_local/salesforce_schema.py.
+        message = deserialization_error(self.config.fields.get(sobject, {}), records, len(_COLLECTION_BODY_PREFIX))
+        if message is not None:
+            return Answer(400, _error_list("JSON_PARSER_ERROR", message))
         return None
 
     def _upsert_one(
@@ -512,7 +527,11 @@ class SalesforceState:
         if ext_value in duplicates:
             return _record_error("DUPLICATE_VALUE", f"Duplicate external id specified: {ext_value}", [ext_field])
         existing_id = _find_id(staged, ext_field, ext_value)
-        refusal = self._row_lock_error(str(ext_value), existing_id) or self._validation_error(sobject, record)
+        refusal = (
+            self._row_lock_error(str(ext_value), existing_id)
+            or self._approval_lock_error(str(ext_value), existing_id)
+            or self._validation_error(sobject, record)
+        )
         if refusal is not None:
             return refusal
         fields = self._record_fields(sobject, record, staged)
@@ -580,6 +599,14 @@ class SalesforceState:
             "UNABLE_TO_LOCK_ROW", f"unable to obtain exclusive access to this record or 1 records: {target}", []
         )
 
+    def _approval_lock_error(self, ext_value: str, record_id: str | None) -> dict[str, Any] | None:
+        # A record submitted for approval is locked until it is approved or rejected: every update of it fails with
+        # ENTITY_IS_LOCKED (StatusCode list, SOAP API Developer Guide; the Approval class, Apex Reference) for as long
+        # as a person takes. Only an existing record can be locked; the lock lasts until the fault is cleared.
+        if record_id is None or ext_value not in self._faults.approval_locks:
+            return None
+        return _record_error("ENTITY_IS_LOCKED", "the entity is locked for editing", [])
+
     def _validation_error(self, sobject: str, record: dict[str, Any]) -> dict[str, Any] | None:
         for rule in self._faults.validation_rules:
             if rule.get("sobject") not in (None, sobject):
@@ -608,6 +635,9 @@ class SalesforceState:
             if "latency_ms" in changes:
                 self._faults.latency_ms = max(0, int(changes["latency_ms"]))
             if "fail_next" in changes:
+                unknown = {f.get("kind") for f in changes["fail_next"] or []} - {None, *_FAULT_KINDS}
+                if unknown:
+                    raise ValueError(f"fail_next kind must be one of {sorted(_FAULT_KINDS)}, not {sorted(unknown)}")
                 self._faults.fail_next = [dict(fault) for fault in changes["fail_next"] or []]
             if "row_lock" in changes:
                 self._faults.row_lock = dict(changes["row_lock"]) if changes["row_lock"] else None
@@ -615,6 +645,8 @@ class SalesforceState:
                     self._rng.seed(self._faults.row_lock["seed"])
             if "validation_rules" in changes:
                 self._faults.validation_rules = [dict(rule) for rule in changes["validation_rules"] or []]
+            if "approval_locks" in changes:
+                self._faults.approval_locks = {str(ext) for ext in changes["approval_locks"] or []}
             if changes.get("expire_sessions"):
                 self._sessions.clear()
             if "api_limit" in changes:
@@ -645,6 +677,8 @@ class SalesforceState:
                 self.config.experience_site_urls = [str(url) for url in changes["experience_site_urls"] or []]
             self.config.sobjects.update(changes.get("sobjects") or [])
             self.config.relationships.update(changes.get("relationships") or {})
+            for sobject, types in (changes.get("fields") or {}).items():
+                self.config.fields.setdefault(sobject, {}).update(types)
             return self.config_json()
 
     def config_json(self) -> dict[str, Any]:
@@ -657,6 +691,7 @@ class SalesforceState:
                 "experience_site_urls": list(self.config.experience_site_urls),
                 "sobjects": sorted(self.config.sobjects),
                 "relationships": dict(self.config.relationships),
+                "fields": {sobject: dict(types) for sobject, types in self.config.fields.items()},
                 "api_limit": self.config.api_limit,
             }
 
@@ -738,7 +773,22 @@ def _method_not_allowed(method: str, allowed: str) -> Answer:
     return Answer(405, _error_list("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}"))
 
 
+# Named faults: what Salesforce answers in that situation.
+_FAULT_KINDS: dict[str, tuple[int, str, str]] = {
+    # The org's concurrent long-running request limit (25 requests running over 20 s in production), not the daily
+    # allocation: Salesforce answers 403 REQUEST_LIMIT_EXCEEDED with this message ("API Request Limits and
+    # Allocations", Salesforce Developer Limits and Allocations Quick Reference; help article 000389067).
+    "concurrent_long_txn": (403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+    # The daily allocation used up, as the stand-in answers it when api_used reaches api_limit.
+    "total_requests": (403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+}
+
+
 def _injected_answer(fault: dict[str, Any]) -> Answer:
+    kind = fault.get("kind")
+    if kind is not None:
+        status, code, message = _FAULT_KINDS[kind]
+        return Answer(status, _error_list(code, message))
     status = int(fault.get("status", 503))
     default_codes = {500: "UNKNOWN_EXCEPTION", 502: "BAD_GATEWAY", 503: "SERVER_UNAVAILABLE"}
     body = fault.get("body")

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from nrtsync.adapters.salesforce import (
     SalesforceAuthError,
+    SalesforceConcurrencyLimitError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
     SalesforceRetryableError,
@@ -509,3 +510,48 @@ def test_a_collection_takes_1_to_200_records(size):
     built = collection(ACCOUNTS, [{EXT: "A1"}])
     with pytest.raises(ValidationError):
         built.sobject = "Other__c"  # type: ignore[misc]
+
+
+PAYMENTS = "Zuora__Payment__c"
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_a_collection_refused_whole_for_a_value_is_its_own_400_error(standin, together):
+    # Given a payments collection with a date where Zuora 360 has a dateTime, alone or beside a good collection
+    adapter = adapter_for(standin)
+    bad = collection(PAYMENTS, [{EXT: "P1"}, {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05"}])
+    requests = [bad, collection(ACCOUNTS, [{EXT: "A1"}])] if together else [bad]
+
+    # When they are upserted
+    answers = adapter.upsert_collections(requests, deadline=soon())
+
+    # Then the refused collection's answer is a 400 request error with Salesforce's code and message (no results to
+    # pair with its records), the neighbour was written, and it was one call
+    refusal = answers[0]
+    assert isinstance(refusal, SalesforceRequestError)
+    assert (refusal.status_code, refusal.http_status) == ("JSON_PARSER_ERROR", 400)
+    assert "Cannot deserialize instance of datetime from VALUE_STRING value 2024-03-05" in refusal.message
+    if together:
+        assert isinstance(answers[1], list)
+        assert answers[1][0].success
+    assert adapter.api_calls == 1
+
+
+def test_the_concurrent_long_running_limit_is_not_the_daily_allocation(standin):
+    # Given the org at its concurrent long-running request limit for the next two calls
+    standin.set_faults(fail_next=[{"kind": "concurrent_long_txn"}, {"kind": "concurrent_long_txn"}])
+    adapter = adapter_for(standin)
+
+    # When a record is upserted, and then two collections together
+    with pytest.raises(SalesforceConcurrencyLimitError) as alone:
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    with pytest.raises(SalesforceConcurrencyLimitError):
+        adapter.upsert_collections(
+            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=soon()
+        )
+
+    # Then each raised at once, as its own error: retryable, but not the allocation error that stops all calls
+    assert not isinstance(alone.value, SalesforceLimitExceededError)
+    assert isinstance(alone.value, SalesforceRetryableError)
+    assert "ConcurrentPerOrgLongTxn Limit exceeded." in alone.value.message
+    assert adapter.api_calls == 2

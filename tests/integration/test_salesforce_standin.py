@@ -631,3 +631,134 @@ def test_injected_503_fails_the_whole_composite_and_latency_is_paid_once(standin
     assert 0.2 <= elapsed < 0.9
     assert len(standin.records(ACCOUNTS)) == 5
     assert standin.stats()["api_calls"] == 1
+
+
+PAYMENTS = "Zuora__Payment__c"
+
+
+def test_a_value_that_does_not_fit_its_field_refuses_the_whole_collection(standin, http):
+    # Given three payments, the second with a date where Zuora 360 has a dateTime
+    records: list[dict[str, Any]] = [
+        {EXT: "P1", "Zuora__EffectiveDate__c": "2024-03-05T10:25:48-08:00", "Zuora__Amount__c": 10},
+        {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05", "Zuora__Amount__c": 20},
+        {EXT: "P3", "Zuora__EffectiveDate__c": None, "Zuora__Amount__c": "30.50"},
+    ]
+
+    # When they are upserted as one collection
+    response = upsert(standin, http, records, sobject=PAYMENTS)
+
+    # Then Salesforce's parser refuses the request as a whole: 400 JSON_PARSER_ERROR, no per-record results, nothing
+    # written, and the call still counted
+    assert response.status_code == 400
+    [error] = response.json()
+    assert error["errorCode"] == "JSON_PARSER_ERROR"
+    assert error["message"].startswith(
+        "Cannot deserialize instance of datetime from VALUE_STRING value 2024-03-05 "
+        "or request may be missing a required field at [line:1, column:"
+    )
+    assert standin.records(PAYMENTS) == []
+    assert standin.stats()["api_calls"] == 1
+
+    # And without the bad record the same request is written
+    good = upsert(standin, http, [records[0], records[2]], sobject=PAYMENTS)
+    assert [r["success"] for r in good.json()] == [True, True]
+
+
+def test_text_in_a_number_or_checkbox_is_refused_and_unknown_fields_are_not_checked(standin, http):
+    # Given accounts with text in a number, text in a checkbox, and a field Zuora 360 does not have
+    token = token_for(standin, http)
+    number = upsert(standin, http, [{EXT: "A1", "Zuora__Balance__c": "twelve"}], token=token)
+    checkbox = upsert(standin, http, [{EXT: "A2", "Zuora__AutoPay__c": "maybe"}], token=token)
+    custom = upsert(standin, http, [{EXT: "A3", "Custom__c": "anything", "Zuora__AutoPay__c": "true"}], token=token)
+
+    # Then the first two are refused whole, the third is written
+    assert (number.status_code, number.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
+    assert "instance of double from VALUE_STRING value twelve " in number.json()[0]["message"]
+    assert (checkbox.status_code, checkbox.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
+    assert custom.status_code == 200
+    assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A3"]
+
+
+def test_inside_a_composite_only_the_refused_collection_answers_400(standin, http):
+    # Given two collections in one Composite request, the first with a value its field cannot take
+    subrequests = [
+        collection_sub("bad", ACCOUNTS, [{EXT: "A1"}, {EXT: "A2", "Zuora__LastInvoiceDate__c": "last week"}]),
+        collection_sub("good", PAYMENTS, [{EXT: "P1", "Zuora__Amount__c": 5}]),
+    ]
+
+    # When it is sent
+    response = composite(standin, http, subrequests)
+
+    # Then the refused subrequest carries its own 400 and error list, and its neighbour still ran
+    assert response.status_code == 200
+    bad, good = response.json()["compositeResponse"]
+    assert (bad["referenceId"], bad["httpStatusCode"]) == ("bad", 400)
+    assert bad["body"][0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert "instance of date from VALUE_STRING value last week " in bad["body"][0]["message"]
+    assert good["httpStatusCode"] == 200
+    assert good["body"][0]["success"] is True
+    assert standin.records(ACCOUNTS) == []
+    assert standin.stats()["api_calls"] == 1
+
+
+def test_a_record_locked_by_an_approval_process_fails_with_entity_is_locked(standin, http):
+    # Given an existing account that an approval process has locked
+    standin.seed(ACCOUNTS, [{EXT: "A1", "Name": "Acme"}])
+    standin.set_faults(approval_locks=["A1", "A9"])
+
+    # When it and a new account are upserted
+    results = upsert(standin, http, [{EXT: "A1", "Name": "Acme 2"}, {EXT: "A2"}]).json()
+
+    # Then the locked one fails with ENTITY_IS_LOCKED and keeps its value; the other is written
+    assert results[0] == {
+        "success": False,
+        "errors": [{"statusCode": "ENTITY_IS_LOCKED", "message": "the entity is locked for editing", "fields": []}],
+    }
+    assert results[1]["success"] is True
+    assert standin.record(ACCOUNTS, "A1")["Name"] == "Acme"
+
+    # And a new record cannot be locked yet; clearing the fault unlocks
+    assert upsert(standin, http, [{EXT: "A9"}]).json()[0]["success"] is True
+    standin.set_faults(approval_locks=[])
+    assert upsert(standin, http, [{EXT: "A1", "Name": "Acme 3"}]).json()[0]["success"] is True
+
+
+def test_the_concurrent_long_running_request_limit_answers_403_with_its_own_message(standin, http):
+    # Given the org's concurrent long-running request limit reached for the next call
+    token = token_for(standin, http)
+    standin.set_faults(fail_next=[{"kind": "concurrent_long_txn"}])
+
+    # When two calls are made
+    refused = upsert(standin, http, [{EXT: "A1"}], token=token)
+    passed = upsert(standin, http, [{EXT: "A1"}], token=token)
+
+    # Then the first is refused with REQUEST_LIMIT_EXCEEDED naming ConcurrentPerOrgLongTxn, the second passes
+    assert refused.status_code == 403
+    assert refused.json() == [
+        {"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
+    assert passed.status_code == 200
+
+
+def test_an_unknown_fault_kind_is_refused(standin):
+    with pytest.raises(requests.HTTPError) as refused:
+        standin.set_faults(fail_next=[{"kind": "nope"}])
+    assert refused.value.response.status_code == 400
+    assert standin.set_faults()["fail_next"] == []
+
+
+def test_configured_field_types_are_checked_and_the_daily_limit_can_be_injected_by_kind(standin, http):
+    # Given an org with a custom object whose amount is a number, and the daily allocation refusal queued
+    standin.configure(sobjects=["Custom__c"], fields={"Custom__c": {"Amount__c": "double"}})
+    token = token_for(standin, http)
+    standin.set_faults(fail_next=[{"kind": "total_requests"}])
+
+    # When text goes into the number, after the injected refusal
+    limited = upsert(standin, http, [{EXT: "C1", "Amount__c": 1}], sobject="Custom__c", token=token)
+    refused = upsert(standin, http, [{EXT: "C1", "Amount__c": "lots"}], sobject="Custom__c", token=token)
+
+    # Then the first is Salesforce's 403 for the daily allocation and the second is refused whole by the parser
+    assert limited.status_code == 403
+    assert limited.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert (refused.status_code, refused.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
+    assert standin.configure()["fields"]["Custom__c"] == {"Amount__c": "double"}

@@ -4,18 +4,22 @@ Salesforce stand-in, with messages delivered by the same poller the local stack 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions.sync import app
 from nrtsync.adapters.sqs import SqsChangeQueue
+from nrtsync.mapping import DEFAULT_MAPPING_PATH
 from nrtsync.models.callout import QueuedChange
+from nrtsync.outcomes import Outcome
 from nrtsync.settings import SyncSettings
 from nrtsync.sync import QueueMessage, build_sync_service
 from nrtsync_local.aws import LocalResources, MotoServer, client, provision
@@ -275,3 +279,105 @@ def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipe
     )
     assert pipeline.failures() == []
     assert pipeline.depth() == 0
+
+
+PAYMENTS = "Zuora__Payment__c"
+
+
+def service_with_amount_as_text(pipeline: Pipeline, tmp_path: Path) -> Any:
+    """A deployer's mapping override that maps Payment.Amount as text: Zuora's "n/a" then reaches Salesforce,
+    whose parser refuses it for the number field Zuora__Amount__c."""
+    mapping = json.loads(DEFAULT_MAPPING_PATH.read_text())
+    mapping["objects"]["Payment"]["fields"]["Amount"]["type"] = "string"
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping))
+    return build_sync_service(pipeline.settings.model_copy(update={"mapping_path": str(path)}))
+
+
+def payment_messages(count: int, bad: str) -> list[QueueMessage]:
+    changes = [change("Payment", f"P{i:03d}", PaymentNumber=f"P-{i}") for i in range(count)]
+    changes = [
+        c.model_copy(update={"fields": {**c.fields, "Amount": "n/a"}}) if c.record_id == bad else c for c in changes
+    ]
+    return [QueueMessage(message_id=c.record_id, receipt_handle="", body=c.model_dump_json()) for c in changes]
+
+
+def test_one_bad_value_in_200_payments_is_isolated_over_https(pipeline: Pipeline, tmp_path: Path) -> None:
+    # Given 200 payments, one with an amount Salesforce cannot deserialize into its number field
+    service = service_with_amount_as_text(pipeline, tmp_path)
+
+    # When they are synced in one invocation
+    result = service.process(payment_messages(200, bad="P137"), remaining_seconds=60)
+
+    # Then the stand-in refused the collection whole, the sync bisected it: 199 written, the bad one failed with
+    # Salesforce's JSON_PARSER_ERROR and message, nothing waits
+    failed = [o for o in result.outcomes if o.outcome is Outcome.FAILED]
+    assert [(o.change.record_id, o.error_code) for o in failed] == [("P137", "JSON_PARSER_ERROR")]
+    assert "Cannot deserialize instance of double from VALUE_STRING value n/a" in (failed[0].error_message or "")
+    assert result.session.counts[Outcome.WRITTEN] == 199
+    assert result.retry_message_ids == []
+    assert len(pipeline.sf.records(PAYMENTS)) == 199
+    assert [f["error_code"] for f in pipeline.failures()] == ["JSON_PARSER_ERROR"]
+
+    # And every API call was counted, the same by the session and by Salesforce: 1 + at most ceil(log2(200))
+    assert result.session.api_calls == pipeline.sf.stats()["api_calls"]
+    assert 2 <= result.session.api_calls <= 9
+
+
+def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: Pipeline, tmp_path: Path) -> None:
+    # Given an org answering in 1.5 s and an invocation with 8 s to go (13 s left, 5 s kept back): time for the
+    # token, the first call and a few halves, not for the eight calls that isolate one record in 200
+    service = service_with_amount_as_text(pipeline, tmp_path)
+    pipeline.sf.set_faults(latency_ms=1_500)
+
+    # When 200 payments with one bad value are synced
+    result = service.process(payment_messages(200, bad="P137"), remaining_seconds=13)
+
+    # Then Salesforce refused the collection (the call alone answers 400), and whatever was not isolated in time
+    # waits (batchItemFailures), the bad one among it; nothing failed or was parked
+    assert pipeline.sf.stats()["by_status"].get("400", 0) >= 1
+    waiting = {o.change.record_id for o in result.outcomes if o.outcome is Outcome.WAITING}
+    written = {o.change.record_id for o in result.outcomes if o.outcome is Outcome.WRITTEN}
+    assert "P137" in waiting
+    assert len(waiting) + len(written) == 200
+    assert Outcome.FAILED not in result.session.counts or result.session.counts[Outcome.FAILED] == 0
+    assert pipeline.failures() == []
+    assert set(result.retry_message_ids) == waiting
+
+
+def test_an_approval_locked_record_is_parked_with_entity_is_locked(pipeline: Pipeline) -> None:
+    # Given an account in Salesforce that an approval process has locked
+    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme"}])
+    pipeline.sf.set_faults(approval_locks=["A1"])
+    pipeline.send(change("Account", "A1", Name="Acme Renamed"), change("Account", "A2", Name="Other"))
+
+    # When the queue is drained
+    poller = pipeline.drain()
+
+    # Then the locked change is on the failure list with ENTITY_IS_LOCKED and acknowledged, not retried to the DLQ
+    [failure] = pipeline.failures()
+    assert failure["error_code"] == "ENTITY_IS_LOCKED"
+    assert pipeline.record(ACCOUNTS, "A1")["Name"] == "Acme"
+    assert pipeline.record(ACCOUNTS, "A2")["Name"] == "Other"
+    assert poller.stats.retried == 0
+    assert pipeline.depth() == 0
+    pipeline.sf.set_faults(approval_locks=[])
+
+
+def test_the_concurrent_request_limit_waits_briefly_without_the_allocation_stop(pipeline: Pipeline) -> None:
+    # Given the org at its concurrent long-running request limit for the next call
+    pipeline.sf.set_faults(fail_next=[{"kind": "concurrent_long_txn"}])
+    service = build_sync_service(pipeline.settings)
+    held = change("Account", "A1", Name="held")
+    msg = QueueMessage(message_id="m1", receipt_handle="", body=held.model_dump_json())
+
+    # When it is synced, the change waits for that reason (not the daily allocation's)
+    first = service.process([msg], remaining_seconds=30)
+    [outcome] = first.outcomes
+    assert (outcome.outcome, outcome.error_code) == (Outcome.WAITING, "CONCURRENT_REQUEST_LIMIT")
+    assert "ConcurrentPerOrgLongTxn" in (outcome.error_message or "")
+
+    # And the retry right after is written: nothing stopped the calls
+    again = service.process([msg], remaining_seconds=30)
+    assert [o.outcome for o in again.outcomes] == [Outcome.WRITTEN]
+    assert pipeline.record(ACCOUNTS, "A1")["Name"] == "held"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from nrtsync.models.salesforce import (
     RecordResult,
     SalesforceError,
     SalesforceLimitExceededError,
+    SalesforceRequestError,
 )
 
 # Which sObject a relationship field points to, as in Zuora 360.
@@ -35,6 +36,10 @@ class FakeSalesforce:
     api_used: int = 0
     latency_s: float = 0.0
     refuse: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (statusCode, message)
+    # external id -> (errorCode, message): a collection holding it is refused whole with HTTP 400, like a value
+    # Salesforce cannot deserialize (JSON_PARSER_ERROR)
+    refuse_collection: dict[str, tuple[str, str]] = field(default_factory=dict)
+    on_call: Callable[[], None] | None = None  # runs at each API call (e.g. to advance a test clock)
     fail_calls: list[type[Exception]] = field(default_factory=list)  # exceptions raised by the next calls
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
@@ -81,6 +86,8 @@ class FakeSalesforce:
         assert 1 <= len(requests) <= MAX_COLLECTIONS_PER_COMPOSITE
         if self.latency_s:
             time.sleep(self.latency_s)
+        if self.on_call is not None:
+            self.on_call()
         with self._lock:
             if self.api_used >= self.api_limit:
                 raise SalesforceLimitExceededError("TotalRequests Limit exceeded.")
@@ -92,6 +99,22 @@ class FakeSalesforce:
             for request in requests:
                 assert len(request.records) <= 200, "sObject Collections takes at most 200 records"
                 self.calls.append((request.sobject, len(request.records)))
+                refused = next(
+                    (
+                        self.refuse_collection[r[request.external_id_field]]
+                        for r in request.records
+                        if r[request.external_id_field] in self.refuse_collection
+                    ),
+                    None,
+                )
+                if refused is not None:
+                    code, message = refused
+                    answers.append(
+                        SalesforceRequestError(
+                            f"upsert {request.sobject}: HTTP 400 {code}: {message}", status_code=code, http_status=400
+                        )
+                    )
+                    continue
                 table = self.records.setdefault(request.sobject, {})
                 answers.append([self._upsert_one(table, request.external_id_field, r) for r in request.records])
             return answers

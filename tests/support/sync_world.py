@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +78,7 @@ class SyncWorld:
     salesforce: FakeSalesforce = field(default_factory=FakeSalesforce)
     retries: FakeRetryScheduler = field(default_factory=FakeRetryScheduler)
     overrides: dict[str, Any] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
 
     def service(self) -> SyncService:
         return SyncService(
@@ -85,6 +88,7 @@ class SyncWorld:
             state=self.state,
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
+            monotonic=self.monotonic,
         )
 
     @property

@@ -12,7 +12,12 @@ import pytest
 from moto import mock_aws
 
 from nrtsync.models.callout import QueuedChange
-from nrtsync.models.salesforce import SalesforceAuthError, SalesforceRetryableError
+from nrtsync.models.salesforce import (
+    SalesforceAuthError,
+    SalesforceConcurrencyLimitError,
+    SalesforceLimitExceededError,
+    SalesforceRetryableError,
+)
 from nrtsync.outcomes import Outcome
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.fakes import FakeSalesforce
@@ -322,3 +327,142 @@ def test_a_change_blocked_by_a_dead_writers_lease_backs_off_until_the_lease_expi
         assert 5 * 2**n <= delay <= 6 * 2**n
     assert all(d <= lease_seconds + 1 for d in delays)
     assert sum(delays[:6]) > lease_seconds
+
+
+PAYMENTS = "Zuora__Payment__c"
+PARSER_MESSAGE = (
+    "Cannot deserialize instance of datetime from VALUE_STRING value soon or request may be missing a required field "
+    "at [line:1, column:4711]"
+)
+
+
+def test_one_bad_value_in_200_fails_alone_and_the_other_199_are_written(world: SyncWorld) -> None:
+    # Given 200 payments, one of which Salesforce's parser refuses (the whole collection comes back 400)
+    world.salesforce.refuse_collection["P137"] = ("JSON_PARSER_ERROR", PARSER_MESSAGE)
+    payments = [message(change("Payment", f"P{i:03d}", Amount=str(i))) for i in range(200)]
+
+    # When they are synced
+    result = world.run(*payments)
+
+    # Then the refused collection was bisected down to the bad record: 199 written, 1 failed and parked with
+    # Salesforce's code and message, nothing left waiting
+    by = statuses(result)
+    assert sorted(by) == ["failed", "written"]
+    assert by["failed"] == ["P137"]
+    assert len(by["written"]) == 199
+    assert result.retry_message_ids == []
+    [failure] = world.history("FAILURE")
+    assert failure["error_code"] == "JSON_PARSER_ERROR"
+    assert PARSER_MESSAGE in failure["error_message"]
+
+    # And each level's two halves shared one Composite call, down to the record alone: at most
+    # 1 + ceil(log2(200)) = 9 calls (8 here), all counted in the session
+    calls = world.salesforce.api_requests
+    assert calls[0] == [(PAYMENTS, 200)]
+    assert calls[1] == [(PAYMENTS, 100), (PAYMENTS, 100)]
+    assert all(len(call) == 2 for call in calls[1:])
+    assert (PAYMENTS, 1) in calls[-1]
+    assert len(calls) == 8
+    assert result.session.api_calls == 8
+
+
+def test_a_refused_collection_is_isolated_beside_other_collections_and_parents_stay_first(world: SyncWorld) -> None:
+    # Given accounts and payments in one batch, two payments with values Salesforce cannot parse
+    world.salesforce.refuse_collection.update(
+        {"P1": ("JSON_PARSER_ERROR", "bad 1"), "P6": ("JSON_PARSER_ERROR", "bad 6")}
+    )
+    accounts = [message(change("Account", f"A{i}")) for i in range(3)]
+    payments = [message(change("Payment", f"P{i}", AccountId=f"A{i % 3}")) for i in range(8)]
+
+    # When they are synced
+    result = world.run(*payments, *accounts)
+
+    # Then only the two bad payments failed, each with its own message; the accounts went first, in the first call
+    by = statuses(result)
+    assert sorted(by["failed"]) == ["P1", "P6"]
+    assert len(by["written"]) == 9
+    assert sorted(f["error_message"] for f in world.history("FAILURE")) == [
+        "upsert Zuora__Payment__c: HTTP 400 JSON_PARSER_ERROR: bad 1",
+        "upsert Zuora__Payment__c: HTTP 400 JSON_PARSER_ERROR: bad 6",
+    ]
+    assert world.salesforce.api_requests[0] == [(ACCOUNTS, 3), (PAYMENTS, 8)]
+    assert result.session.api_calls == len(world.salesforce.api_requests)
+
+
+def test_what_the_deadline_leaves_unisolated_waits_and_nothing_is_parked_wholesale(world: SyncWorld) -> None:
+    # Given a refused collection of 200 payments and a clock where each Salesforce call takes 1 s
+    now = [1_000.0]
+
+    def one_second() -> None:
+        now[0] += 1.0
+
+    world.monotonic = lambda: now[0]
+    world.salesforce.on_call = one_second
+    world.salesforce.refuse_collection["P199"] = ("JSON_PARSER_ERROR", PARSER_MESSAGE)
+    payments = [message(change("Payment", f"P{i:03d}")) for i in range(200)]
+
+    # When the invocation has time for three calls (its deadline keeps 5 s back for the finish)
+    result = world.run(*payments, remaining_seconds=8.0)
+
+    # Then three calls isolated down to 50 records: 150 written; the 50 that include the bad one wait, saying why,
+    # and come back via batchItemFailures; nothing failed or was parked
+    by = statuses(result)
+    assert len(world.salesforce.api_requests) == 3
+    assert len(by["written"]) == 150
+    assert len(by["waiting"]) == 50
+    assert "P199" in by["waiting"]
+    assert "failed" not in by
+    assert world.history("FAILURE") == []
+    waiting = [o for o in result.outcomes if o.outcome is Outcome.WAITING]
+    assert {o.error_code for o in waiting} == {"OUT_OF_TIME"}
+    assert all(
+        "not isolated" in (o.error_message or "") and "JSON_PARSER_ERROR" in (o.error_message or "") for o in waiting
+    )
+    assert len(result.retry_message_ids) == 50
+    assert result.session.api_calls == 3
+
+
+def test_a_record_locked_by_an_approval_process_is_parked_not_retried(world: SyncWorld) -> None:
+    # Given Salesforce answers ENTITY_IS_LOCKED for one record (an approval process holds it)
+    world.salesforce.refuse["A1"] = ("ENTITY_IS_LOCKED", "the entity is locked for editing")
+    locked, free = message(change("Account", "A1")), message(change("Account", "A2"))
+
+    # When both are synced
+    result = world.run(locked, free)
+
+    # Then the locked one fails and is parked with that code (retrying in seconds would only reach the DLQ)
+    assert statuses(result) == {"failed": ["A1"], "written": ["A2"]}
+    assert result.retry_message_ids == []
+    [failure] = world.history("FAILURE")
+    assert failure["error_code"] == "ENTITY_IS_LOCKED"
+
+
+def test_the_concurrent_request_limit_waits_briefly_and_does_not_stop_calls(world: SyncWorld) -> None:
+    # Given Salesforce refuses the next call for its concurrent long-running request limit
+    world.salesforce.fail_calls.append(SalesforceConcurrencyLimitError)
+    first = message(change("Account", "A1"))
+
+    # When a batch is synced
+    result = world.run(first)
+
+    # Then the record waits with a short backoff (the retry delay, not the usage recheck period)
+    [outcome] = result.outcomes
+    assert (outcome.outcome, outcome.error_code) == (Outcome.WAITING, "CONCURRENT_REQUEST_LIMIT")
+    assert 5 <= world.retries.delays[first.receipt_handle] <= 6
+    assert world.history("FAILURE") == []
+
+    # And the next batch calls Salesforce at once: the daily-allocation stop was not engaged
+    calls_before = len(world.salesforce.api_requests)
+    again = world.run(message(change("Account", "A1"), receive_count=2))
+    assert statuses(again) == {"written": ["A1"]}
+    assert len(world.salesforce.api_requests) == calls_before + 1
+
+
+def test_the_daily_allocation_variant_still_stops_for_the_recheck_period(world: SyncWorld) -> None:
+    # Given Salesforce refuses the call because the daily allocation is used up
+    world.salesforce.fail_calls.append(SalesforceLimitExceededError)
+    held = message(change("Account", "A1"))
+
+    # When it is synced, the record waits for the recheck period
+    world.run(held)
+    assert world.retries.delays[held.receipt_handle] == 60

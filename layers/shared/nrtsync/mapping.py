@@ -8,6 +8,7 @@ start, so a typo fails the deployment's first invocation loudly instead of corru
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache

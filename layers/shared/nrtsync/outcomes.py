@@ -34,9 +34,11 @@ RETRYABLE_CODES = frozenset(
         "SERVER_UNAVAILABLE",
         "REQUEST_RUNNING_TOO_LONG",
         "QUERY_TIMEOUT",
-        "ENTITY_IS_LOCKED",
     }
 )
+# Not retryable although it sounds like a lock: ENTITY_IS_LOCKED is a record locked by an approval process, held
+# until a person approves or rejects it (hours or days), so retrying in seconds only spends the queue's receives
+# and ends in the dead-letter queue. It is parked (permanent) like any other error someone must resolve first.
 
 # Salesforce reports a parent that is not there (yet) as INVALID_FIELD with this wording.
 _PARENT_MISSING_MARKERS = ("foreign key external id", "not found")

@@ -11,12 +11,12 @@ import math
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
@@ -49,6 +49,7 @@ from nrtsync.models.salesforce import (
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
+    SalesforceConcurrencyLimitError,
     SalesforceCredentials,
     SalesforceError,
     SalesforceLimitExceededError,
@@ -99,6 +100,7 @@ class _Chunk:
 
     object_type: str
     pairs: list[tuple[IncomingChange, dict[str, Any]]]
+    refusal: SalesforceRequestError | None = None  # set on a half of a collection Salesforce refused whole
 
     @property
     def items(self) -> list[IncomingChange]:
@@ -118,6 +120,7 @@ class _Session:
     failures: dict[Failure, tuple[str, str]] = field(default_factory=dict)  # failure -> (message id, receipt)
     retry: dict[str, tuple[str, int]] = field(default_factory=dict)  # message id -> (receipt handle, delay s)
     api_blocked: bool = False
+    concurrency_limited: bool = False
 
 
 def _parallel[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -277,8 +280,11 @@ class SyncService:
                 for start in range(0, len(group), SOBJECT_COLLECTION_MAX)
             ]
         # Up to five collections travel in one Composite call, executed in order: one API call, parents first.
-        for start in range(0, len(chunks), MAX_COLLECTIONS_PER_COMPOSITE):
-            self._upsert_chunks(session, chunks[start : start + MAX_COLLECTIONS_PER_COMPOSITE], deadline)
+        # The halves of a collection Salesforce refused whole go out next, ahead of the rest (isolation).
+        pending = deque(chunks)
+        while pending:
+            batch = [pending.popleft() for _ in range(min(MAX_COLLECTIONS_PER_COMPOSITE, len(pending)))]
+            pending.extendleft(reversed(self._upsert_chunks(session, batch, deadline)))
 
     def _build_records(
         self, session: _Session, items: list[IncomingChange]
@@ -309,15 +315,14 @@ class SyncService:
             built.append((item, record))
         return built
 
-    def _upsert_chunks(self, session: _Session, chunks: list[_Chunk], deadline: float) -> None:
+    def _upsert_chunks(self, session: _Session, chunks: list[_Chunk], deadline: float) -> list[_Chunk]:
+        """One API call for 1..5 collections; returns the halves of the collections refused whole, to send next."""
         everything = [item for chunk in chunks for item in chunk.items]
-        if session.api_blocked or self._monotonic() >= deadline:
-            reason = "API_LIMIT_EXCEEDED" if session.api_blocked else "OUT_OF_TIME"
-            delay = self._settings.api_usage_recheck_seconds if session.api_blocked else 0
-            for item in everything:
-                self._wait(session, item, delay, reason)
+        if session.api_blocked or session.concurrency_limited or self._monotonic() >= deadline:
+            for chunk in chunks:
+                self._wait_unsent(session, chunk)
             self._release(everything, session)
-            return
+            return []
         requests = []
         for chunk in chunks:
             obj = self._mapping.objects[chunk.object_type]
@@ -329,10 +334,13 @@ class SyncService:
         except SalesforceError as exc:
             self._call_failed(session, everything, exc)
             self._release(everything, session)
-            return
+            return []
         answered_at = self._clock()
+        halves: list[_Chunk] = []
         for chunk, answer in zip(chunks, answers, strict=True):
-            if isinstance(answer, SalesforceError):
+            if _refused_whole(answer) and len(chunk.pairs) > 1:
+                halves += _halves(chunk, answer)
+            elif isinstance(answer, SalesforceError):
                 self._call_failed(session, chunk.items, answer)
                 self._release(chunk.items, session)
             elif len(answer) != len(chunk.items):
@@ -342,6 +350,22 @@ class SyncService:
                 self._release(chunk.items, session)
             else:
                 self._settle(session, list(zip(chunk.items, answer, strict=True)), answered_at)
+        return halves
+
+    def _wait_unsent(self, session: _Session, chunk: _Chunk) -> None:
+        """A collection not sent in this invocation waits on the queue; a half of a refused one says so."""
+        message = None
+        if chunk.refusal is not None:
+            # Never park a whole collection for one record's value: what was not isolated in time comes back.
+            message = f"not isolated from a collection refused whole before this invocation ended: {chunk.refusal}"
+        for item in chunk.items:
+            if session.api_blocked:
+                delay, reason = self._settings.api_usage_recheck_seconds, "API_LIMIT_EXCEEDED"
+            elif session.concurrency_limited:
+                delay, reason = self._backoff(item.receive_count), "CONCURRENT_REQUEST_LIMIT"
+            else:
+                delay, reason = 0, "OUT_OF_TIME"
+            self._wait(session, item, delay, reason, message)
 
     def _call_failed(self, session: _Session, items: list[IncomingChange], exc: SalesforceError) -> None:
         """A whole call failed: its records wait (or, for a request Salesforce refuses outright, fail)."""
@@ -349,7 +373,13 @@ class SyncService:
             for item in items:
                 self._fail(session, item, exc.status_code, exc.message)
             return
-        if isinstance(exc, SalesforceLimitExceededError):
+        if isinstance(exc, SalesforceConcurrencyLimitError):
+            # Not the daily allocation: the org's long-running requests free up in seconds, so back off briefly
+            # and leave the allocation guard (api_blocked, the recheck period) alone.
+            session.concurrency_limited = True
+            logger.warning("Salesforce concurrent long-running request limit reached; changes wait briefly")
+            delay, code = 0, "CONCURRENT_REQUEST_LIMIT"
+        elif isinstance(exc, SalesforceLimitExceededError):
             session.api_blocked = True
             logger.warning("Salesforce API allocation used up; changes wait on the queue")
             delay, code = self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED"
@@ -529,6 +559,24 @@ class SyncService:
             self._state.save_api_usage(usage)
         except StateUnavailableError:
             logger.warning("API usage not saved")
+
+
+def _refused_whole(answer: list[RecordResult] | SalesforceError) -> TypeGuard[SalesforceRequestError]:
+    """Salesforce refused the collection as a whole with 400 (e.g. JSON_PARSER_ERROR: one value it cannot
+    deserialize into its field's type), so its records have no results of their own."""
+    return isinstance(answer, SalesforceRequestError) and answer.http_status == 400
+
+
+def _halves(chunk: _Chunk, refusal: SalesforceRequestError) -> list[_Chunk]:
+    """Bisection: a refused collection's records go again in two halves, so the good ones are written and the bad
+    record ends alone and fails with Salesforce's code. One bad record in n costs about log2(n) extra calls (the
+    two halves of each level share one Composite call); if every record is bad, 2n - 2 more collections go out,
+    five per call. The deadline bounds it: what is not isolated in time waits (``_wait_unsent``)."""
+    middle = len(chunk.pairs) // 2
+    return [
+        _Chunk(chunk.object_type, chunk.pairs[:middle], refusal),
+        _Chunk(chunk.object_type, chunk.pairs[middle:], refusal),
+    ]
 
 
 def report_session(result: SyncResult) -> None:

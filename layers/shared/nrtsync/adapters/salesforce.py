@@ -31,6 +31,7 @@ from nrtsync.models.salesforce import (
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
+    SalesforceConcurrencyLimitError,
     SalesforceCredentials,
     SalesforceError,
     SalesforceLimitExceededError,
@@ -46,6 +47,7 @@ __all__ = [
     "CollectionUpsert",
     "RecordResult",
     "SalesforceAuthError",
+    "SalesforceConcurrencyLimitError",
     "SalesforceCredentials",
     "SalesforceError",
     "SalesforceLimitExceededError",
@@ -62,6 +64,7 @@ _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
 # Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
 _JWT_LIFETIME_SECONDS = 150
+_CONCURRENT_LIMIT_MARKER = "ConcurrentPerOrgLongTxn"
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
 T = TypeVar("T")
@@ -87,6 +90,8 @@ class SalesforcePort(Protocol):
         does), several as one Composite request with the subrequests in the given order (parents first is the
         caller's job). Returns, per request in order, its per-record results, or the SalesforceError for that
         subrequest alone (SalesforceRequestError for a 4xx subrequest, SalesforceRetryableError for a 5xx one).
+        A 400 SalesforceRequestError means Salesforce refused that collection as a whole (e.g. JSON_PARSER_ERROR for
+        one value it cannot deserialize into its field's type): its records have no results of their own.
         A failure of the whole call raises exactly as upsert does (retryable/limit/auth/request errors), with the
         same retries, token renewal, timeouts and deadline handling.
         """
@@ -389,6 +394,10 @@ def _error_for(status: int, content: Any, what: str) -> Exception:
     if status >= 500 or status == 429:
         return _TransientError(f"HTTP {status} {error_code}".strip())
     if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
+        # One code for two limits: the daily allocation ("TotalRequests Limit exceeded.") and the concurrent
+        # long-running requests ("ConcurrentPerOrgLongTxn Limit exceeded."), which clears in seconds.
+        if _CONCURRENT_LIMIT_MARKER in message:
+            return SalesforceConcurrencyLimitError(f"{what}: {message}")
         return SalesforceLimitExceededError(f"{what}: {message or 'API request limit exceeded'}")
     return SalesforceRequestError(
         f"{what}: HTTP {status} {error_code}: {message}", status_code=error_code or f"HTTP_{status}", http_status=status

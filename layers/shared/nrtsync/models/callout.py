@@ -127,6 +127,8 @@ class Callout(BaseModel):
     def _date_is_a_date_time(cls, value: Any) -> Any:
         # pydantic would read a number, or a string of digits, as a Unix time, and a bare date as midnight. Zuora
         # sends neither for UpdatedDate, so either is a template mistake that would misorder changes silently.
+        # pydantic runs the later "before" validator first: the emptiness check must come before the parsing.
+        value = _not_empty(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError("must be an ISO-8601 date-time string, not a number")  # noqa: TRY004 - pydantic
         if isinstance(value, str):

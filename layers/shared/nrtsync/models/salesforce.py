@@ -16,6 +16,7 @@ __all__ = [
     "RecordError",
     "RecordResult",
     "SalesforceAuthError",
+    "SalesforceConcurrencyLimitError",
     "SalesforceCredentials",
     "SalesforceError",
     "SalesforceLimitExceededError",
@@ -219,6 +220,12 @@ class SalesforceRetryableError(SalesforceError):
 
 class SalesforceLimitExceededError(SalesforceRetryableError):
     """The org's API allocation is used up (403 ``REQUEST_LIMIT_EXCEEDED``); retry once it has recovered."""
+
+
+class SalesforceConcurrencyLimitError(SalesforceRetryableError):
+    """The org's concurrent long-running request limit (403 ``REQUEST_LIMIT_EXCEEDED`` whose message names
+    ``ConcurrentPerOrgLongTxn``): it clears as the org's long requests finish, in seconds, unlike the daily
+    allocation; retry after a short backoff."""
 
 
 class SalesforceAuthError(SalesforceError):
