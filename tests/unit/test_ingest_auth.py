@@ -163,6 +163,7 @@ def test_receive_challenges_a_request_without_credentials() -> None:
     assert status == 401
     assert headers["WWW-Authenticate"].startswith('Basic realm="nrtsync"')
     assert body == {
+        "success": False,
         "error": "unauthenticated",
         "message": "credentials are required",
         "errors": [{"field": "Authorization", "message": "credentials are required"}],

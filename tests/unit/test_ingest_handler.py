@@ -172,7 +172,8 @@ def test_a_refused_callout_names_the_field_and_queues_nothing(
 
     assert response["statusCode"] == status, response["body"]
     answer = json.loads(response["body"])
-    assert set(answer) == {"error", "message", "errors"}
+    assert set(answer) == {"success", "error", "message", "errors"}
+    assert answer["success"] is False
     if field is not None:
         assert field in [problem["field"] for problem in answer["errors"]]
     assert drain(aws) == []
