@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from nrtsync.settings import IngestSettings, MetricsSettings, SyncSettings
+from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
 from nrtsync_local.template import (
     TemplateError,
     event_source,
@@ -35,8 +35,14 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "IngestFunction": IngestSettings,
     "SyncFunction": SyncSettings,
     "MetricsFunction": MetricsSettings,
+    "CalloutAuthorizerFunction": AuthorizerSettings,
 }
-SERVICE_NAMES = {"IngestFunction": "ingest", "SyncFunction": "sync", "MetricsFunction": "metrics"}
+SERVICE_NAMES = {
+    "IngestFunction": "ingest",
+    "SyncFunction": "sync",
+    "MetricsFunction": "metrics",
+    "CalloutAuthorizerFunction": "authorizer",
+}
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
 # Actions that have no resource-level permissions, so AWS requires Resource "*".
