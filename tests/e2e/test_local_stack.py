@@ -26,6 +26,7 @@ from nrtsync.cli import run
 from nrtsync_local.front import MAX_PAYLOAD_BYTES
 from nrtsync_local.processes import StandinClient, trusting_session
 from nrtsync_local.stack import LocalStack, LocalStackError, schedule_seconds
+from nrtsync_local.template import gateway_responses, load_template
 from tests.support.events import event_body, load_event
 
 pytestmark = pytest.mark.e2e
@@ -206,11 +207,18 @@ def test_the_front_answers_like_api_gateway_for_what_never_reaches_the_function(
     base = client.stack.callout_url.removesuffix("/callouts")
     auth = client.stack.callout_auth
 
-    # An unknown path, a method the API does not have, and a path outside the stage: REST API's 403
+    # An unknown path, a method the API does not have, and a path outside the stage: REST API's 403, with the
+    # body of the template's MISSING_AUTHENTICATION_TOKEN gateway response
+    missing_token = json.loads(
+        gateway_responses(load_template(), "CalloutApi")["MISSING_AUTHENTICATION_TOKEN"]["Templates"][
+            "application/json"
+        ]
+    )
+    assert missing_token["success"] is False
     for method, url in (("POST", f"{base}/other"), ("GET", client.stack.callout_url), ("POST", base + "x/callouts")):
         answer = client.http.request(method, url, auth=auth, timeout=5)
         assert answer.status_code == 403, (method, url)
-        assert answer.json() == {"message": "Missing Authentication Token"}
+        assert answer.json() == missing_token
 
     # A body over API Gateway's 10 MB payload limit
     too_big = client.http.post(client.stack.callout_url, data=b"x" * (MAX_PAYLOAD_BYTES + 1), auth=auth, timeout=10)
