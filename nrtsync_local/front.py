@@ -195,6 +195,8 @@ class GatewayResponses:
     def answer(self, response_type: str) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body of the gateway response of ``response_type``."""
         default_status, message = _DEFAULT_RESPONSES[response_type]
+        if response_type in _NOT_CUSTOMIZABLE:  # neither its own entry nor DEFAULT_4XX applies
+            return default_status, {"Content-Type": _JSON}, _json({"message": message})
         fallback = self._custom.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX")
         own = self._custom.get(response_type)
         status = next(
