@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -26,6 +26,9 @@ from nrtsync.basic_auth import CalloutCredentials
 from nrtsync.settings import authorizer_settings
 from tests.support.events import CALLOUT_USERNAME, basic_authorization, callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SECRET_ID = "nrtsync/callout"
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/callouts"
@@ -123,6 +126,10 @@ def test_a_token_authorizer_event_is_a_configuration_error() -> None:
         AuthorizerRequest.from_event({"type": "TOKEN", "methodArn": METHOD_ARN, "authorizationToken": "x"})
 
 
+def context() -> LambdaContext:
+    return cast("LambdaContext", FakeLambdaContext())
+
+
 # --- handler -----------------------------------------------------------------------------------------------
 
 
@@ -141,7 +148,7 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_the_handler_allows_the_sample_event(secrets: Any) -> None:
-    policy = authorizer_app.lambda_handler(event(), FakeLambdaContext())
+    policy = authorizer_app.lambda_handler(event(), context())
 
     assert policy["principalId"] == CALLOUT_USERNAME
     [statement] = policy["policyDocument"]["Statement"]
@@ -155,7 +162,7 @@ def test_the_handler_raises_exactly_unauthorized_for_bad_or_missing_credentials(
     # API Gateway answers its UNAUTHORIZED gateway response (401 + the challenge) only for this exact error;
     # a Deny policy would be a 403 and Zuora would never send its credentials.
     with pytest.raises(Exception) as raised:  # noqa: PT011 - the exact type and message are what matters
-        authorizer_app.lambda_handler(event(authorization, drop_header=authorization is None), FakeLambdaContext())
+        authorizer_app.lambda_handler(event(authorization, drop_header=authorization is None), context())
 
     assert type(raised.value) is Exception
     assert str(raised.value) == "Unauthorized"
@@ -168,7 +175,7 @@ def test_an_unreadable_secret_is_not_a_401_so_zuora_retries(secrets: Any) -> Non
     # When the authorizer runs, it fails with another error: API Gateway's 500 AUTHORIZER_FAILURE, retried by
     # Zuora, rather than a 401 telling Zuora its correct password is wrong
     with pytest.raises(Exception) as raised:  # noqa: PT011
-        authorizer_app.lambda_handler(event(), FakeLambdaContext())
+        authorizer_app.lambda_handler(event(), context())
 
     assert str(raised.value) != "Unauthorized"
 
@@ -181,6 +188,6 @@ def test_a_rotated_password_is_picked_up(secrets: Any) -> None:
 
     # Then the old one is refused and the new one allowed
     with pytest.raises(Exception, match=r"^Unauthorized$"):
-        authorizer_app.lambda_handler(event(), FakeLambdaContext())
-    policy = authorizer_app.lambda_handler(event(basic_authorization(password="new")), FakeLambdaContext())
+        authorizer_app.lambda_handler(event(), context())
+    policy = authorizer_app.lambda_handler(event(basic_authorization(password="new")), context())
     assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
