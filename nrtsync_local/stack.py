@@ -7,7 +7,8 @@ What runs (docs/LOCAL.md has the details):
 * moto in server mode (SQS, DynamoDB, Secrets Manager, CloudWatch) with the queues, tables and secrets that
   ``template.yaml`` declares, built from its own properties;
 * the HTTPS Salesforce stand-in as a child process, unless a real org is configured (``SALESFORCE_LOGIN_URL``);
-* a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler;
+* a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler, behind the
+  template's Lambda authorizer (the real authorizer handler) and gateway responses;
 * the SQS event source poller that feeds the sync handler batches, as the template's event source mapping says;
 * the metrics handler on the template's ``MetricsSchedule``.
 
