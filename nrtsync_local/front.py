@@ -2,35 +2,76 @@
 
 Each HTTP request becomes the proxy event API Gateway would send (``resource``, ``path``, ``httpMethod``,
 single- and multi-value headers and query parameters, the body, ``requestContext``); the handler's answer
-(``statusCode``, headers, body) goes back to the client. Like API Gateway it answers by itself, without calling
-the function, when the path or method is not a route of the API (403 ``Missing Authentication Token``, which is
-what a REST API answers there, not 404), when the body is over 10 MB (413), and when the function fails (502).
+(``statusCode``, headers, body) goes back to the client. What API Gateway does around the function, it does
+here too, from the template's own ``Auth`` and ``GatewayResponses`` (never a copy in Python):
+
+* a body over 10 MB: 413 ``Request Too Long`` (a REQUEST_TOO_LARGE gateway response cannot be customized);
+* a path or method that is not a route: the MISSING_AUTHENTICATION_TOKEN gateway response (403 by default);
+* the Lambda REQUEST authorizer: a request without its identity-source headers gets the UNAUTHORIZED gateway
+  response without the authorizer being invoked; an ``Exception("Unauthorized")`` is UNAUTHORIZED too; any
+  other failure is AUTHORIZER_FAILURE; a policy that does not allow the method is ACCESS_DENIED; a returned
+  policy is cached per identity-source value for the authorizer's TTL and applied to later methods as is;
+* the function not answering within the integration timeout (29 s): the INTEGRATION_TIMEOUT gateway response;
+* the function failing: 502 ``Internal server error``;
+* the headers a proxy integration's response may not carry are renamed ``x-amzn-Remapped-<name>`` or dropped,
+  while gateway responses' headers reach the client as the template sets them.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from nrtsync_local.poller import LocalContext
+from nrtsync_local.template import api_authorizer, gateway_responses
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-# API Gateway's payload limit for REST APIs.
+# API Gateway's payload limit for REST APIs ("Amazon API Gateway quotas": payload size 10 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# The REST API integration timeout's default ("Amazon API Gateway quotas": 50 ms - 29 seconds).
+INTEGRATION_TIMEOUT_SECONDS = 29.0
 _DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 LOCAL_ACCOUNT_ID = "000000000000"
 LOCAL_API_ID = "local"
-_MISSING_TOKEN = {"message": "Missing Authentication Token"}
+LOCAL_REGION = "us-east-1"
+_JSON = "application/json"
+
+# Gateway response types: default status and message ("Gateway response types for API Gateway").
+_DEFAULT_RESPONSES: dict[str, tuple[int, str]] = {
+    "ACCESS_DENIED": (403, "User is not authorized to access this resource with an explicit deny"),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, "Internal server error"),
+    "AUTHORIZER_FAILURE": (500, "Internal server error"),
+    "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long"),
+    "UNAUTHORIZED": (401, "Unauthorized"),
+}
+# "Amazon API Gateway important notes" (REST APIs): customizing REQUEST_TOO_LARGE is not supported.
+_NOT_CUSTOMIZABLE = frozenset({"REQUEST_TOO_LARGE"})
+
+# What API Gateway does to the headers of a Lambda proxy integration's response, from the table of headers
+# "dropped, remapped, or otherwise modified" in "Amazon API Gateway important notes" (REST APIs), column
+# "lambda". Remapped: sent as x-amzn-Remapped-<name>; Date and Server are remapped and API Gateway then sends
+# its own (here: the front's). Dropped: not sent at all.
+_REMAPPED_RESPONSE_HEADERS = frozenset(
+    {"authorization", "connection", "content-md5", "date", "max-forwards", "server", "user-agent", "www-authenticate"}
+)
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {"expect", "host", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade", "via"}
+)
+# The front frames the body itself.
+_FRAMING_HEADERS = frozenset({"content-length"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +150,154 @@ def proxy_event(request: HttpRequest, *, route: Route, stage: str, host: str) ->
     }
 
 
+def remap_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A proxy integration's response headers as API Gateway's REST API passes them to the client."""
+    remapped: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _DROPPED_RESPONSE_HEADERS or lowered in _FRAMING_HEADERS:
+            continue
+        remapped[f"x-amzn-Remapped-{name}" if lowered in _REMAPPED_RESPONSE_HEADERS else name] = value
+    return remapped
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One ``GatewayResponses`` entry of the template: status (None keeps the type's default), headers, bodies."""
+
+    status_code: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, str] = field(default_factory=dict)
+
+
+class GatewayResponses:
+    """API Gateway's answers of its own, customized as the template's ``GatewayResponses`` say.
+
+    A type the template does not customize falls back to DEFAULT_4XX or DEFAULT_5XX by its default status
+    ("Gateway response types for API Gateway"), and without those to API Gateway's ``{"message": ...}``.
+    Only static mapping templates are emulated (the template's are static JSON).
+    """
+
+    def __init__(self, custom: Mapping[str, GatewayResponse] | None = None) -> None:
+        self._custom = {name: spec for name, spec in (custom or {}).items() if name not in _NOT_CUSTOMIZABLE}
+
+    @classmethod
+    def from_template(
+        cls, template: Mapping[str, Any], api_logical_id: str, *, refs: Mapping[str, str] | None = None
+    ) -> GatewayResponses:
+        return cls(
+            {
+                name: GatewayResponse(spec["StatusCode"], spec["Headers"], spec["Templates"])
+                for name, spec in gateway_responses(template, api_logical_id, refs=refs).items()
+            }
+        )
+
+    def answer(self, response_type: str) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of the gateway response of ``response_type``."""
+        default_status, message = _DEFAULT_RESPONSES[response_type]
+        if response_type in _NOT_CUSTOMIZABLE:  # neither its own entry nor DEFAULT_4XX applies
+            return default_status, {"Content-Type": _JSON}, _json({"message": message})
+        fallback = self._custom.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX")
+        own = self._custom.get(response_type)
+        status = next(
+            (spec.status_code for spec in (own, fallback) if spec is not None and spec.status_code is not None),
+            default_status,
+        )
+        chosen = own if own is not None else fallback
+        headers = {"Content-Type": _JSON}
+        body = _json({"message": message})
+        if chosen is not None:
+            headers |= dict(chosen.headers)
+            if _JSON in chosen.templates:
+                body = chosen.templates[_JSON].encode("utf-8")
+        return status, headers, body
+
+
+@dataclass(frozen=True)
+class LambdaAuthorizer:
+    """A REQUEST Lambda authorizer: its handler, the identity-source headers and the result cache's TTL."""
+
+    handler: Handler
+    identity_headers: tuple[str, ...]
+    ttl_seconds: int
+    function_name: str
+    timeout_seconds: float = 3.0
+    memory_mb: int = 128
+
+    @classmethod
+    def from_template(
+        cls,
+        template: Mapping[str, Any],
+        api_logical_id: str,
+        handler: Handler,
+        *,
+        timeout_seconds: float = 3.0,
+        memory_mb: int = 128,
+    ) -> LambdaAuthorizer | None:
+        spec = api_authorizer(template, api_logical_id)
+        if spec is None:
+            return None
+        return cls(
+            handler=handler,
+            identity_headers=tuple(spec["IdentityHeaders"]),
+            ttl_seconds=int(spec["ReauthorizeEvery"]),
+            function_name=str(spec["Function"]),
+            timeout_seconds=timeout_seconds,
+            memory_mb=memory_mb,
+        )
+
+
+class _PolicyCache:
+    """The authorizer's results by identity-source values, each kept for the TTL (API Gateway's cache)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._entries: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= self._clock():
+                self._entries.pop(key, None)
+                return None
+            return entry[1]
+
+    def put(self, key: tuple[str, ...], result: dict[str, Any], ttl_seconds: int) -> None:
+        if ttl_seconds > 0:
+            with self._lock:
+                self._entries[key] = (self._clock() + ttl_seconds, result)
+
+
+def method_arn(*, region: str, stage: str, method: str, resource_path: str) -> str:
+    """The ``methodArn`` API Gateway gives an authorizer: ``arn:aws:execute-api:region:account:api/stage/VERB/path``."""
+    return f"arn:aws:execute-api:{region}:{LOCAL_ACCOUNT_ID}:{LOCAL_API_ID}/{stage}/{method}{resource_path}"
+
+
+def policy_allows(result: Mapping[str, Any], arn: str) -> bool:
+    """Whether an authorizer's policy allows ``execute-api:Invoke`` on ``arn``: an Allow matches, no Deny does."""
+    document = result.get("policyDocument")
+    statements = document.get("Statement") if isinstance(document, Mapping) else None
+    if not isinstance(statements, list):
+        raise TypeError("the authorizer's answer has no policyDocument.Statement list")
+    allowed = False
+    for statement in statements:
+        actions = _as_list(statement.get("Action"))
+        resources = _as_list(statement.get("Resource"))
+        if not any(action in ("execute-api:Invoke", "execute-api:*", "*") for action in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(arn, str(pattern)) for pattern in resources):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed |= statement.get("Effect") == "Allow"
+    return allowed
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 class ApiGatewayFront:
     """``http://127.0.0.1:<free port>/<stage><route>`` -> the handler, in this process, one thread per request.
 
@@ -127,6 +316,11 @@ class ApiGatewayFront:
         memory_mb: int = 128,
         host: str = "127.0.0.1",
         port: int = 0,
+        gateway_responses: GatewayResponses | None = None,
+        authorizer: LambdaAuthorizer | None = None,
+        integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
+        region: str = LOCAL_REGION,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handler = handler
         self.routes = routes
@@ -134,6 +328,12 @@ class ApiGatewayFront:
         self.function_name = function_name
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
+        self.gateway_responses = gateway_responses or GatewayResponses()
+        self.authorizer = authorizer
+        self.integration_timeout_seconds = integration_timeout_seconds
+        self.region = region
+        self.authorizer_invocations = 0
+        self._policy_cache = _PolicyCache(clock)
         self._address = (host, port)
         self._server: _FrontServer | None = None
         self._thread: threading.Thread | None = None
@@ -174,6 +374,77 @@ class ApiGatewayFront:
             aws_request_id=event["requestContext"]["requestId"],
         )
         return self.handler(event, context)
+
+    def authorize(self, event: dict[str, Any], headers: list[tuple[str, str]]) -> str | None:
+        """None if the request may go on (``event`` then carries the authorizer's context), else the
+        gateway response type to answer with."""
+        authorizer = self.authorizer
+        if authorizer is None:
+            return None
+        by_name = {name.lower(): value for name, value in headers}
+        identity = tuple(by_name.get(name.lower(), "") for name in authorizer.identity_headers)
+        if not all(value.strip() for value in identity):
+            # "missing, null, or empty" identity sources: 401 without calling the authorizer (AWS re:Post,
+            # "Why does API Gateway return 401 Unauthorized errors after I create a Lambda authorizer?").
+            return "UNAUTHORIZED"
+        context = event["requestContext"]
+        arn = method_arn(
+            region=self.region, stage=self.stage, method=event["httpMethod"], resource_path=event["resource"]
+        )
+        result = self._policy_cache.get(identity)
+        if result is None:
+            try:
+                result = self._invoke_authorizer(authorizer, event, arn)
+            except Exception as exc:  # noqa: BLE001 - API Gateway maps every authorizer error to a gateway response
+                return "UNAUTHORIZED" if str(exc) == "Unauthorized" else "AUTHORIZER_FAILURE"
+            self._policy_cache.put(identity, result, authorizer.ttl_seconds)
+        try:
+            if not policy_allows(result, arn):
+                return "ACCESS_DENIED"
+        except TypeError:  # a malformed answer: API Gateway's AuthorizerConfigurationException
+            return "AUTHORIZER_CONFIGURATION_ERROR"
+        extra = result.get("context")
+        context["authorizer"] = {"principalId": result.get("principalId"), **(extra if isinstance(extra, dict) else {})}
+        return None
+
+    def _invoke_authorizer(self, authorizer: LambdaAuthorizer, event: dict[str, Any], arn: str) -> dict[str, Any]:
+        # A REQUEST authorizer's input is the proxy event without the body, plus its type and methodArn
+        # ("Input to a Lambda authorizer" in the API Gateway developer guide).
+        request = {k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")}
+        request |= {"type": "REQUEST", "methodArn": arn}
+        context = LocalContext(
+            function_name=authorizer.function_name,
+            timeout_seconds=authorizer.timeout_seconds,
+            memory_limit_in_mb=authorizer.memory_mb,
+            aws_request_id=str(uuid.uuid4()),
+        )
+        self.authorizer_invocations += 1
+        result = authorizer.handler(request, context)
+        if not isinstance(result, dict):
+            raise TypeError(f"the authorizer returned {type(result).__name__}, not a policy")
+        return result
+
+    def invoke_within_timeout(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The function's answer, or None once the integration timeout has passed (the function runs on, as
+        a Lambda invocation does after API Gateway gave up on it). Its exception is raised here."""
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["response"] = self.invoke(event)
+            except BaseException as exc:  # noqa: BLE001 - handed to the request thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="api-gateway-integration", daemon=True).start()
+        if not done.wait(self.integration_timeout_seconds):
+            return None
+        if "error" in outcome:
+            raise outcome["error"]
+        response: dict[str, Any] = outcome["response"]
+        return response
 
 
 class _FrontServer(ThreadingHTTPServer):
@@ -226,14 +497,14 @@ class _FrontHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _PayloadTooLargeError:
             self.close_connection = True
-            self._send(413, {"Content-Type": "application/json"}, _json({"message": "Request Too Long"}), request_id)
+            self._send(*front.gateway_responses.answer("REQUEST_TOO_LARGE"), request_id)
             return
         url = urlsplit(self.path)
         prefix = f"/{front.stage}"
         path = url.path[len(prefix) :] if url.path.startswith(prefix + "/") else None
         route = None if path is None else front.route_of(self.command, path)
         if route is None or path is None:
-            self._send(403, {"Content-Type": "application/json"}, _json(_MISSING_TOKEN), request_id)
+            self._send(*front.gateway_responses.answer("MISSING_AUTHENTICATION_TOKEN"), request_id)
             return
         request = HttpRequest(
             method=self.command,
@@ -246,18 +517,22 @@ class _FrontHandler(BaseHTTPRequestHandler):
         )
         event = proxy_event(request, route=route, stage=front.stage, host=self.headers.get("Host", ""))
         event["requestContext"]["requestId"] = request_id
+        refusal = front.authorize(event, request.headers)
+        if refusal is not None:
+            self._send(*front.gateway_responses.answer(refusal), request_id)
+            return
         try:
-            response = front.invoke(event)
+            response = front.invoke_within_timeout(event)
+            if response is None:
+                self._send(*front.gateway_responses.answer("INTEGRATION_TIMEOUT"), request_id)
+                return
             status, headers, payload = _proxy_response(response)
         except Exception:  # noqa: BLE001 - API Gateway turns any function error into a 502; the cause is printed
             import traceback  # noqa: PLC0415 - only on this path
 
             traceback.print_exc()
-            status, headers, payload = (
-                502,
-                {"Content-Type": "application/json"},
-                _json({"message": "Internal server error"}),
-            )
+            status, headers, payload = 502, {"Content-Type": _JSON}, _json({"message": "Internal server error"})
+        headers = remap_response_headers(headers)
         headers["X-Local-Integration-Latency-Ms"] = str(int((time.monotonic() - started) * 1000))
         self._send(status, headers, payload, request_id)
 

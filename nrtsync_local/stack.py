@@ -7,7 +7,8 @@ What runs (docs/LOCAL.md has the details):
 * moto in server mode (SQS, DynamoDB, Secrets Manager, CloudWatch) with the queues, tables and secrets that
   ``template.yaml`` declares, built from its own properties;
 * the HTTPS Salesforce stand-in as a child process, unless a real org is configured (``SALESFORCE_LOGIN_URL``);
-* a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler;
+* a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler, behind the
+  template's Lambda authorizer (the real authorizer handler) and gateway responses;
 * the SQS event source poller that feeds the sync handler batches, as the template's event source mapping says;
 * the metrics handler on the template's ``MetricsSchedule``.
 
@@ -45,10 +46,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nrtsync_local.aws import REGION, STACK, LocalResources, MotoServer, client, provision
-from nrtsync_local.front import LOCAL_ACCOUNT_ID, ApiGatewayFront, Handler, Route
+from nrtsync_local.front import LOCAL_ACCOUNT_ID, ApiGatewayFront, GatewayResponses, Handler, LambdaAuthorizer, Route
 from nrtsync_local.poller import LocalContext, PollStats, SqsEventSourcePoller
 from nrtsync_local.processes import StandinClient, StandinProcess
 from nrtsync_local.template import (
+    api_authorizer,
     event_source,
     function_environment,
     function_properties,
@@ -166,6 +168,25 @@ def _api_routes(template: Mapping[str, Any], logical_id: str) -> list[Route]:
         for e in events.values()
         if e.get("Type") == "Api"
     ]
+
+
+def _api_of(template: Mapping[str, Any], logical_id: str) -> str:
+    """The logical id of the ``AWS::Serverless::Api`` the function's ``Api`` events belong to."""
+    events = resource(template, logical_id, "AWS::Serverless::Function").get("Properties", {}).get("Events", {})
+    apis = {
+        str(e["Properties"]["RestApiId"]["Ref"])
+        for e in events.values()
+        if e.get("Type") == "Api" and isinstance(e["Properties"].get("RestApiId"), Mapping)
+    }
+    if len(apis) != 1:
+        raise LocalStackError(f"{logical_id}'s Api events name {sorted(apis)}, not exactly one RestApiId")
+    return apis.pop()
+
+
+def _authorizer_function(template: Mapping[str, Any]) -> str | None:
+    """The logical id of the ingest API's authorizer function, or None when the API has no authorizer."""
+    spec = api_authorizer(template, _api_of(template, INGEST))
+    return None if spec is None else str(spec["Function"])
 
 
 def _schedule_expression(template: Mapping[str, Any], logical_id: str) -> str:
@@ -543,7 +564,8 @@ class LocalStack:
             "SyncHistoryTable": res.history_table,
         }
         environments: dict[str, dict[str, str]] = {}
-        for logical_id in (INGEST, SYNC, METRICS):
+        authorizer = _authorizer_function(self._template)
+        for logical_id in (INGEST, SYNC, METRICS, *([authorizer] if authorizer else [])):
             resolved = function_environment(self._template, logical_id, refs=refs)
             unresolved = sorted(name for name, value in resolved.items() if value is None)
             if unresolved:
@@ -600,6 +622,15 @@ class LocalStack:
         from nrtsync.sync import build_sync_service  # noqa: PLC0415
 
         ingest_app.use_endpoint(CalloutEndpoint(IngestSettings.from_env(dict(environments[INGEST]))))
+        authorizer = _authorizer_function(self._template)
+        if authorizer is not None:
+            from functions.authorizer import app as authorizer_app  # noqa: PLC0415
+            from nrtsync.authorizer import CalloutAuthorizer  # noqa: PLC0415
+            from nrtsync.settings import AuthorizerSettings  # noqa: PLC0415
+
+            authorizer_app.use_authorizer(
+                CalloutAuthorizer(AuthorizerSettings.from_env(dict(environments[authorizer])))
+            )
         sync_app.use_service(build_sync_service(SyncSettings.from_env(dict(environments[SYNC]))))
         if self._with_metrics:
             try:
@@ -616,6 +647,7 @@ class LocalStack:
     def _uninstall_handlers(self) -> None:
         for module, setter in (
             ("functions.ingest.app", "use_endpoint"),
+            ("functions.authorizer.app", "use_authorizer"),
             ("functions.sync.app", "use_service"),
             ("functions.metrics.app", "use_service"),
         ):
@@ -631,9 +663,27 @@ class LocalStack:
 
         stage = parameter_defaults(self._template)["StageName"]
         properties = function_properties(self._template, INGEST)
+        api = _api_of(self._template, INGEST)
 
         def invoke_ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return self._invoke(INGEST, ingest_app.lambda_handler, event, context)
+
+        authorizer: LambdaAuthorizer | None = None
+        authorizer_function = _authorizer_function(self._template)
+        if authorizer_function is not None:
+            from functions.authorizer import app as authorizer_app  # noqa: PLC0415
+
+            def invoke_authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+                return self._invoke(authorizer_function, authorizer_app.lambda_handler, event, context)
+
+            authorizer_properties = function_properties(self._template, authorizer_function)
+            authorizer = LambdaAuthorizer.from_template(
+                self._template,
+                api,
+                invoke_authorizer,
+                timeout_seconds=float(authorizer_properties.get("Timeout", 3)),
+                memory_mb=int(authorizer_properties.get("MemorySize", 128)),
+            )
 
         self._front = ApiGatewayFront(
             invoke_ingest,
@@ -642,6 +692,9 @@ class LocalStack:
             function_name=INGEST,
             timeout_seconds=float(properties.get("Timeout", 3)),
             memory_mb=int(properties.get("MemorySize", 128)),
+            gateway_responses=GatewayResponses.from_template(self._template, api),
+            authorizer=authorizer,
+            region=self._region,
         ).start()
 
     def _start_poller(self) -> None:

@@ -240,6 +240,73 @@ def event_source(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]
     }
 
 
+# SAM's default for an authorizer's Identity.ReauthorizeEvery (AWS::Serverless::Api Auth, "LambdaRequestIdentity").
+_SAM_DEFAULT_AUTHORIZER_TTL = 300
+
+
+def api_authorizer(template: Mapping[str, Any], api_logical_id: str) -> dict[str, Any] | None:
+    """The ``AWS::Serverless::Api``'s default Lambda authorizer, or None without one.
+
+    Keys: ``Name``, ``Function`` (the authorizer function's logical id), ``IdentityHeaders`` (header names)
+    and ``ReauthorizeEvery`` (seconds; 0 means no caching). Only what the local front emulates is accepted:
+    a REQUEST authorizer whose identity sources are headers.
+    """
+    auth = resource(template, api_logical_id, "AWS::Serverless::Api").get("Properties", {}).get("Auth") or {}
+    name = auth.get("DefaultAuthorizer")
+    if name is None:
+        return None
+    spec = auth.get("Authorizers", {}).get(name)
+    if not isinstance(spec, Mapping):
+        raise TemplateError(f"{api_logical_id}'s DefaultAuthorizer {name} is not among its Authorizers")
+    function_arn = spec.get("FunctionArn")
+    if not (isinstance(function_arn, Mapping) and "Fn::GetAtt" in function_arn):
+        raise TemplateError(f"authorizer {name}'s FunctionArn is not a !GetAtt of a function in the template")
+    if spec.get("FunctionPayloadType") != "REQUEST":
+        raise TemplateError(f"authorizer {name} is not a REQUEST authorizer; only those are emulated locally")
+    identity = spec.get("Identity") or {}
+    others = sorted(set(identity) - {"Headers", "ReauthorizeEvery"})
+    if others:
+        raise TemplateError(f"authorizer {name}'s identity sources {others} are not emulated locally")
+    ttl = identity.get("ReauthorizeEvery", _SAM_DEFAULT_AUTHORIZER_TTL)
+    return {
+        "Name": str(name),
+        "Function": str(function_arn["Fn::GetAtt"][0]),
+        "IdentityHeaders": [str(header) for header in identity.get("Headers", [])],
+        "ReauthorizeEvery": int(_required(ttl, template, f"{name}.ReauthorizeEvery")),
+    }
+
+
+def gateway_responses(
+    template: Mapping[str, Any], api_logical_id: str, *, refs: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The ``AWS::Serverless::Api``'s ``GatewayResponses``, by response type (``UNAUTHORIZED``...).
+
+    Each is ``{"StatusCode": int | None, "Headers": {name: value}, "Templates": {content type: body}}``. Header
+    values are API Gateway mapping values; only static ones (``"'text'"``) are accepted, returned unquoted.
+    """
+    responses = resource(template, api_logical_id, "AWS::Serverless::Api").get("Properties", {}).get("GatewayResponses")
+    result: dict[str, dict[str, Any]] = {}
+    for response_type, spec in (responses or {}).items():
+        where = f"{api_logical_id}.GatewayResponses.{response_type}"
+        status = spec.get("StatusCode")
+        headers: dict[str, str] = {}
+        for name, value in (spec.get("ResponseParameters", {}).get("Headers") or {}).items():
+            resolved = resolve(value, template, refs=refs)
+            if resolved is None or len(resolved) < 2 or not (resolved[0] == resolved[-1] == "'"):
+                raise TemplateError(f"{where} header {name} is not a static value in single quotes: {value!r}")
+            headers[str(name)] = resolved[1:-1]
+        templates = {
+            str(content_type): _required(body, template, f"{where}.{content_type}")
+            for content_type, body in (spec.get("ResponseTemplates") or {}).items()
+        }
+        result[str(response_type)] = {
+            "StatusCode": None if status is None else int(_required(status, template, f"{where}.StatusCode")),
+            "Headers": headers,
+            "Templates": templates,
+        }
+    return result
+
+
 def _required(value: Any, template: Mapping[str, Any], where: str) -> str:
     resolved = resolve(value, template)
     if resolved is None:

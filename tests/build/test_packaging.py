@@ -34,6 +34,7 @@ HOST_MACHINES = {"x86_64": 62, "aarch64": EM_AARCH64, "arm64": EM_AARCH64}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 DEV_ONLY = {"moto", "pytest", "_pytest", "hypothesis", "mypy", "ruff", "trustme", "responses", "boto3_stubs"}
 SETTINGS_CLASS = {
+    "CalloutAuthorizerFunction": "AuthorizerSettings",
     "IngestFunction": "IngestSettings",
     "SyncFunction": "SyncSettings",
     "MetricsFunction": "MetricsSettings",
@@ -97,7 +98,7 @@ def pinned_requirements() -> dict[str, str]:
 
 
 def test_every_function_was_built() -> None:
-    assert FUNCTIONS == ["IngestFunction", "MetricsFunction", "SyncFunction"]
+    assert FUNCTIONS == ["CalloutAuthorizerFunction", "IngestFunction", "MetricsFunction", "SyncFunction"]
     for name in FUNCTIONS:
         assert (BUILD / name / "app.py").is_file(), f"{name} has no app.py in the build"
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from nrtsync.cli import run
 from nrtsync_local.front import MAX_PAYLOAD_BYTES
 from nrtsync_local.processes import StandinClient, trusting_session
 from nrtsync_local.stack import LocalStack, LocalStackError, schedule_seconds
+from nrtsync_local.template import gateway_responses, load_template, parameter_defaults
 from tests.support.events import event_body, load_event
 
 pytestmark = pytest.mark.e2e
@@ -151,6 +153,61 @@ def test_account_subscription_and_invoice_reach_salesforce_linked_to_the_account
     assert subscription["Zuora__CancelledDate__c"] is None
 
 
+def unauthorized_body() -> dict[str, Any]:
+    """The body of the template's UNAUTHORIZED gateway response."""
+    spec = gateway_responses(load_template(), "CalloutApi")["UNAUTHORIZED"]
+    body: dict[str, Any] = json.loads(spec["Templates"]["application/json"])
+    return body
+
+
+class _Exchange(urllib.request.BaseHandler):
+    """Records each request (with or without credentials) and each answer, before urllib acts on a 401."""
+
+    handler_order = 100  # before HTTPErrorProcessor, which hands a 401 to the Basic auth handler
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        self.seen.append(("request with credentials", request.get_header("Authorization") is not None))
+        return request
+
+    def http_response(self, request: urllib.request.Request, response: Any) -> Any:
+        self.seen.append((f"answer {response.status}", response.headers.get("WWW-Authenticate")))
+        return response
+
+
+def test_zuoras_non_preemptive_basic_auth_is_challenged_then_accepted(client: Client) -> None:
+    # Given a client that sends credentials only after a 401 whose WWW-Authenticate challenge names the realm it
+    # has them for, as Zuora does with preemptive authentication off (urllib's Basic auth handler works so)
+    realm = parameter_defaults(load_template())["CalloutAuthRealm"]
+    passwords = urllib.request.HTTPPasswordMgr()
+    passwords.add_password(realm, client.stack.callout_url, *client.stack.callout_auth)
+    exchange = _Exchange()
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPBasicAuthHandler(passwords), exchange
+    )
+    callout = Callout.from_event("callout_account", id="NONPREEMPTIVE-1")
+    request = urllib.request.Request(client.stack.callout_url, data=callout.body, headers=callout.headers)
+
+    # When it posts a callout
+    with opener.open(request, timeout=10) as answer:
+        status, body = answer.status, json.loads(answer.read())
+
+    # Then: no credentials -> 401 with the Basic challenge -> the same request with credentials -> 200, success
+    assert exchange.seen == [
+        ("request with credentials", False),
+        ("answer 401", f'Basic realm="{realm}", charset="UTF-8"'),
+        ("request with credentials", True),
+        ("answer 200", None),
+    ]
+    assert status == 200
+    assert body["success"] is True
+    assert body["status"] == "queued"
+    client.stack.wait_until_drained(timeout=20)
+    assert client.standin.record(ACCOUNTS, "NONPREEMPTIVE-1") is not None
+
+
 def test_a_callout_without_credentials_is_challenged(client: Client) -> None:
     # When a callout arrives without an Authorization header
     answer = client.send(Callout.from_event("callout_account"), anonymous=True)
@@ -159,6 +216,7 @@ def test_a_callout_without_credentials_is_challenged(client: Client) -> None:
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
     assert answer.headers["x-amzn-RequestId"]
+    assert answer.json() == unauthorized_body()  # API Gateway's UNAUTHORIZED gateway response, "success": false
     assert client.stack.queue_depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
@@ -167,6 +225,8 @@ def test_a_wrong_password_is_challenged_too(client: Client) -> None:
 
     assert answer.status_code == 401
     assert "WWW-Authenticate" in answer.headers
+    assert answer.json() == unauthorized_body()
+    assert answer.json()["success"] is False
 
 
 def test_an_invalid_callout_is_refused_and_nothing_reaches_salesforce(client: Client) -> None:
@@ -212,11 +272,18 @@ def test_the_front_answers_like_api_gateway_for_what_never_reaches_the_function(
     base = client.stack.callout_url.removesuffix("/callouts")
     auth = client.stack.callout_auth
 
-    # An unknown path, a method the API does not have, and a path outside the stage: REST API's 403
+    # An unknown path, a method the API does not have, and a path outside the stage: REST API's 403, with the
+    # body of the template's MISSING_AUTHENTICATION_TOKEN gateway response
+    missing_token = json.loads(
+        gateway_responses(load_template(), "CalloutApi")["MISSING_AUTHENTICATION_TOKEN"]["Templates"][
+            "application/json"
+        ]
+    )
+    assert missing_token["success"] is False
     for method, url in (("POST", f"{base}/other"), ("GET", client.stack.callout_url), ("POST", base + "x/callouts")):
         answer = client.http.request(method, url, auth=auth, timeout=5)
         assert answer.status_code == 403, (method, url)
-        assert answer.json() == {"message": "Missing Authentication Token"}
+        assert answer.json() == missing_token
 
     # A body over API Gateway's 10 MB payload limit
     too_big = client.http.post(client.stack.callout_url, data=b"x" * (MAX_PAYLOAD_BYTES + 1), auth=auth, timeout=10)

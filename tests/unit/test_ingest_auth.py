@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nrtsync.ingest import CalloutCredentials, CalloutRequest, check_basic_auth, check_signature, receive_callout
+from nrtsync.basic_auth import CalloutCredentials, check_basic_auth
+from nrtsync.ingest import CalloutRequest, check_signature, receive_callout
 from nrtsync.models.callout import QueuedChange
 
 CREDENTIALS = CalloutCredentials(username="zuora-callout", password="s3cret:with:colons")
@@ -163,6 +164,7 @@ def test_receive_challenges_a_request_without_credentials() -> None:
     assert status == 401
     assert headers["WWW-Authenticate"].startswith('Basic realm="nrtsync"')
     assert body == {
+        "success": False,
         "error": "unauthenticated",
         "message": "credentials are required",
         "errors": [{"field": "Authorization", "message": "credentials are required"}],

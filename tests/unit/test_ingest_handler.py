@@ -82,6 +82,9 @@ def test_a_valid_callout_is_answered_200_only_with_its_change_on_the_queue(
     # Then
     assert response["statusCode"] == 200, response["body"]
     answer = json.loads(response["body"])
+    # Zuora's "Confirm success by parsing response content": a 200 with a JSON body whose "success" is true
+    assert answer["success"] is True
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
     [message] = drain(aws)
     assert answer["messageId"] == message["MessageId"]
     change = QueuedChange.model_validate_json(message["Body"])
@@ -172,7 +175,8 @@ def test_a_refused_callout_names_the_field_and_queues_nothing(
 
     assert response["statusCode"] == status, response["body"]
     answer = json.loads(response["body"])
-    assert set(answer) == {"error", "message", "errors"}
+    assert set(answer) == {"success", "error", "message", "errors"}
+    assert answer["success"] is False
     if field is not None:
         assert field in [problem["field"] for problem in answer["errors"]]
     assert drain(aws) == []
@@ -215,6 +219,7 @@ def test_a_missing_queue_is_503_and_nothing_is_stored(
     # Then
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["error"] == "queue_unavailable"
+    assert json.loads(response["body"])["success"] is False
     assert drain(aws) == []
 
 
@@ -225,6 +230,7 @@ def test_a_missing_secret_is_503(aws: dict[str, Any], lambda_context: FakeLambda
 
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["error"] == "secret_unavailable"
+    assert json.loads(response["body"])["success"] is False
     assert drain(aws) == []
 
 
@@ -234,6 +240,7 @@ def test_a_secret_that_is_not_json_is_500(aws: dict[str, Any], lambda_context: F
     response = invoke(load_event("callout_account"), lambda_context)
 
     assert response["statusCode"] == 500
+    assert json.loads(response["body"])["success"] is False
     assert drain(aws) == []
 
 

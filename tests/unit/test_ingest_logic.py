@@ -12,7 +12,8 @@ import pytest
 
 from nrtsync.adapters.secrets import SecretInvalidError, SecretUnavailableError
 from nrtsync.adapters.sqs import QueueUnavailableError
-from nrtsync.ingest import CalloutCredentials, CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
+from nrtsync.basic_auth import CalloutCredentials
+from nrtsync.ingest import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
 from nrtsync.models.callout import QueuedChange
 from nrtsync.settings import IngestSettings
 from tests.support.events import basic_authorization, event_body, load_event
@@ -99,7 +100,7 @@ def test_a_valid_callout_is_queued_with_its_delivery_ids() -> None:
     outcome, queue = receive(document())
 
     assert outcome.status_code == 200
-    assert outcome.body == {"status": "queued", "messageId": "msg-1", "notificationId": "notif-1"}
+    assert outcome.body == {"success": True, "status": "queued", "messageId": "msg-1", "notificationId": "notif-1"}
     [change] = queue.sent
     assert outcome.change == change
     assert change.record_key == "Account#8ad09be48db5aa2a018dc0b0c41a7d2e"
@@ -155,7 +156,8 @@ def test_every_refusal_names_the_field_and_queues_nothing(
     outcome, queue = receive(body, request_headers)
 
     assert outcome.status_code == status, outcome.body
-    assert set(outcome.body) == {"error", "message", "errors"}
+    assert set(outcome.body) == {"success", "error", "message", "errors"}
+    assert outcome.body["success"] is False
     assert fields_named(outcome) == named
     assert not outcome.accepted
     assert queue.sent == []

@@ -16,12 +16,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from nrtsync.settings import IngestSettings, MetricsSettings, SyncSettings
+from nrtsync.basic_auth import basic_challenge
+from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
 from nrtsync_local.template import (
     TemplateError,
+    api_authorizer,
     event_source,
     function_environment,
     function_properties,
+    gateway_responses,
     load_template,
     parameter_defaults,
     queue_attributes,
@@ -37,8 +40,14 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "IngestFunction": IngestSettings,
     "SyncFunction": SyncSettings,
     "MetricsFunction": MetricsSettings,
+    "CalloutAuthorizerFunction": AuthorizerSettings,
 }
-SERVICE_NAMES = {"IngestFunction": "ingest", "SyncFunction": "sync", "MetricsFunction": "metrics"}
+SERVICE_NAMES = {
+    "IngestFunction": "ingest",
+    "SyncFunction": "sync",
+    "MetricsFunction": "metrics",
+    "CalloutAuthorizerFunction": "authorizer",
+}
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
 # Actions that have no resource-level permissions, so AWS requires Resource "*".
@@ -240,6 +249,75 @@ def ingest_api_problems(template: Template) -> list[str]:
     return problems
 
 
+AUTHORIZER = "CalloutAuthorizerFunction"
+# Gateway responses a callout can meet; each must answer JSON with "success": false (Zuora's "Confirm success by
+# parsing response content") and an error code, like the ingest function's own error bodies.
+REQUIRED_GATEWAY_RESPONSES = {
+    "UNAUTHORIZED",
+    "ACCESS_DENIED",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "THROTTLED",
+    "AUTHORIZER_FAILURE",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "INTEGRATION_TIMEOUT",
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+}
+
+
+def callout_auth_problems(template: Template) -> list[str]:
+    """The Basic challenge must come from API Gateway: a REQUEST authorizer on Authorization, with a cache."""
+    problems = []
+    try:
+        spec = api_authorizer(template, "CalloutApi")
+    except TemplateError as exc:
+        return [f"CalloutApi's authorizer: {exc}"]
+    if spec is None:
+        return ["CalloutApi has no default authorizer"]
+    if spec["Function"] != AUTHORIZER:
+        problems.append(f"CalloutApi's authorizer runs {spec['Function']}, not {AUTHORIZER}")
+    if spec["IdentityHeaders"] != ["Authorization"]:
+        problems.append(f"the authorizer's identity source is {spec['IdentityHeaders']}, not the Authorization header")
+    if spec["ReauthorizeEvery"] <= 0:
+        problems.append("the authorizer's results are not cached")
+    statements = [statement for _, statement in policy_statements(template) if _ == AUTHORIZER]
+    if statements != [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "CalloutSecret"}}
+    ]:
+        problems.append(f"{AUTHORIZER} may do more than read the callout secret: {statements}")
+    if props(template, AUTHORIZER).get("Policies") != [{"Statement": statements}]:
+        problems.append(f"{AUTHORIZER} has policies besides reading the callout secret")
+    ingest_realm = props(template, "IngestFunction")["Environment"]["Variables"].get("CALLOUT_AUTH_REALM")
+    if ingest_realm != {"Ref": "CalloutAuthRealm"}:
+        problems.append(f"IngestFunction's CALLOUT_AUTH_REALM is {ingest_realm}, not the CalloutAuthRealm parameter")
+    return problems
+
+
+def gateway_response_problems(template: Template) -> list[str]:
+    responses = gateway_responses(template, "CalloutApi")
+    problems = [f"no {name} gateway response" for name in sorted(REQUIRED_GATEWAY_RESPONSES - set(responses))]
+    if "REQUEST_TOO_LARGE" in responses:
+        problems.append("REQUEST_TOO_LARGE cannot be customized (Amazon API Gateway important notes)")
+    for name, spec in responses.items():
+        try:
+            body = json.loads(spec["Templates"]["application/json"])
+        except (KeyError, ValueError):
+            problems.append(f"{name} has no JSON application/json body")
+            continue
+        if body.get("success") is not False or not isinstance(body.get("error"), str):
+            problems.append(f'{name}\'s body lacks "success": false and an error code: {body}')
+    unauthorized = responses.get("UNAUTHORIZED", {})
+    if unauthorized.get("StatusCode") != 401:
+        problems.append("UNAUTHORIZED does not answer 401")
+    ingest = settings_from_template(template, "IngestFunction")
+    realm = ingest.auth_realm if isinstance(ingest, IngestSettings) else ""
+    if unauthorized.get("Headers", {}).get("WWW-Authenticate") != basic_challenge(realm):
+        problems.append(
+            f"UNAUTHORIZED's WWW-Authenticate is not the Basic challenge for the function's realm {realm!r}"
+        )
+    return problems
+
+
 def required_aliases(model: type[BaseModel]) -> set[str]:
     return {field.alias or name for name, field in model.model_fields.items() if field.is_required()}
 
@@ -396,6 +474,8 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "wildcards": wildcard_problems,
     "outputs": output_problems,
     "parameters": parameter_problems,
+    "callout_auth": callout_auth_problems,
+    "gateway_responses": gateway_response_problems,
 }
 
 
@@ -407,6 +487,16 @@ def test_template_follows_rule(template: Template, rule: Callable[[Template], li
 def _sqs_event(t: Template) -> dict[str, Any]:
     event: dict[str, Any] = props(t, "SyncFunction")["Events"]["Callouts"]["Properties"]
     return event
+
+
+def _authorizer(t: Template) -> dict[str, Any]:
+    authorizer: dict[str, Any] = props(t, "CalloutApi")["Auth"]["Authorizers"]["CalloutBasicAuthorizer"]
+    return authorizer
+
+
+def _gateway(t: Template) -> dict[str, Any]:
+    responses: dict[str, Any] = props(t, "CalloutApi")["GatewayResponses"]
+    return responses
 
 
 def _statements(t: Template, function: str) -> list[dict[str, Any]]:
@@ -479,6 +569,43 @@ MISTAKES: dict[str, tuple[Callable[[Template], list[str]], Callable[[Template], 
     ),
     "output_missing": (output_problems, lambda t: t["Outputs"].pop("SyncHistoryTableName")),
     "parameter_unused": (parameter_problems, lambda t: _sqs_event(t).update(MaximumBatchingWindowInSeconds=2)),
+    "no_authorizer": (callout_auth_problems, lambda t: props(t, "CalloutApi").pop("Auth")),
+    "authorizer_uncached": (
+        callout_auth_problems,
+        lambda t: _authorizer(t)["Identity"].update(ReauthorizeEvery=0),
+    ),
+    "authorizer_on_other_header": (
+        callout_auth_problems,
+        lambda t: _authorizer(t)["Identity"].update(Headers=["X-Zuora-Signature"]),
+    ),
+    "authorizer_reads_any_secret": (
+        callout_auth_problems,
+        lambda t: _statements(t, AUTHORIZER)[0].update(Resource={"Ref": "SalesforceSecret"}),
+    ),
+    "realm_literal_in_function": (
+        callout_auth_problems,
+        lambda t: props(t, "IngestFunction")["Environment"]["Variables"].update(CALLOUT_AUTH_REALM="other"),
+    ),
+    "no_challenge_header": (
+        gateway_response_problems,
+        lambda t: _gateway(t)["UNAUTHORIZED"].pop("ResponseParameters"),
+    ),
+    "challenge_realm_differs": (
+        gateway_response_problems,
+        lambda t: props(t, "IngestFunction")["Environment"]["Variables"].update(CALLOUT_AUTH_REALM="other"),
+    ),
+    "unauthorized_as_403": (gateway_response_problems, lambda t: _gateway(t)["UNAUTHORIZED"].update(StatusCode="403")),
+    "body_without_success": (
+        gateway_response_problems,
+        lambda t: _gateway(t)["DEFAULT_5XX"]["ResponseTemplates"].update({"application/json": '{"error": "x"}'}),
+    ),
+    "timeout_uncustomized": (gateway_response_problems, lambda t: _gateway(t).pop("INTEGRATION_TIMEOUT")),
+    "request_too_large_customized": (
+        gateway_response_problems,
+        lambda t: _gateway(t).update(
+            REQUEST_TOO_LARGE={"ResponseTemplates": {"application/json": '{"success": false, "error": "x"}'}}
+        ),
+    ),
 }
 
 
@@ -543,6 +670,18 @@ def test_parameter_bound_the_code_rejects_is_caught(template: Template) -> None:
         except ValidationError:
             rejected.append((function, variable, value))
     assert rejected == [("IngestFunction", "MAX_CALLOUT_BYTES", "1")]
+
+
+@pytest.mark.parametrize("realm", ["nrtsync", "a", "Zuora callouts 1.0_prod-eu", "x" * 64])
+def test_every_realm_the_template_allows_is_valid_for_the_code(template: Template, realm: str) -> None:
+    pattern = template["Parameters"]["CalloutAuthRealm"]["AllowedPattern"]
+    assert re.fullmatch(pattern, realm)
+    assert settings_from_template(template, "IngestFunction", CALLOUT_AUTH_REALM=realm)
+
+
+@pytest.mark.parametrize("realm", ['a"b', "a'b", "a\\b", "", "x" * 65])
+def test_a_realm_that_would_break_the_quoted_header_is_refused_by_the_template(template: Template, realm: str) -> None:
+    assert not re.fullmatch(template["Parameters"]["CalloutAuthRealm"]["AllowedPattern"], realm)
 
 
 def test_metrics_wait_for_the_slowest_sync_invocation(template: Template) -> None:

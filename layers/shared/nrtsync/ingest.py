@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from nrtsync.adapters.secrets import CachedSecretSource, SecretInvalidError, SecretSource, SecretUnavailableError
 from nrtsync.adapters.sqs import ChangeQueue, QueueUnavailableError, SqsChangeQueue
+from nrtsync.basic_auth import CalloutCredentials, basic_challenge, check_basic_auth
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.callout import Callout, QueuedChange
 from nrtsync.settings import IngestSettings, IpNetwork
@@ -95,25 +96,6 @@ def _source_ip(event: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
-class CalloutCredentials:
-    """What a callout must present; read from the callout secret."""
-
-    username: str
-    password: str
-    hmac_key: str | None = None
-
-    @classmethod
-    def from_secret(cls, secret: Mapping[str, Any]) -> CalloutCredentials:
-        username, password = secret.get("username"), secret.get("password")
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            raise ValueError("the callout secret needs non-empty 'username' and 'password' strings")
-        hmac_key = secret.get("hmac_key") or None
-        if hmac_key is not None and not isinstance(hmac_key, str):
-            raise ValueError("the callout secret's 'hmac_key' must be a string")
-        return cls(username=username, password=password, hmac_key=hmac_key)
-
-
-@dataclass(frozen=True)
 class FieldProblem:
     field: str
     message: str
@@ -135,7 +117,7 @@ class IngestOutcome:
 
 
 def _reject(status: int, reason: str, message: str, problems: list[FieldProblem] | None = None) -> IngestOutcome:
-    body: dict[str, Any] = {"error": reason, "message": message}
+    body: dict[str, Any] = {"success": False, "error": reason, "message": message}
     if problems:
         body["errors"] = [{"field": p.field, "message": p.message} for p in problems]
     return IngestOutcome(status_code=status, body=body, reason=reason)
@@ -147,29 +129,8 @@ def _challenge(realm: str, reason: str, message: str) -> IngestOutcome:
         status_code=401,
         body=outcome.body,
         reason=reason,
-        headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
+        headers={"WWW-Authenticate": basic_challenge(realm)},
     )
-
-
-def check_basic_auth(authorization: str | None, credentials: CalloutCredentials) -> bool | None:
-    """True if the header carries the right user and password, False if wrong, None if there is none."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "basic" or not token:
-        return False
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        # ValueError, not only binascii.Error: b64decode refuses a str with non-ASCII characters that way.
-        return False
-    username, sep, password = decoded.partition(":")
-    if not sep:
-        return False
-    # Compare both, always: the time taken must not tell which one was wrong.
-    user_ok = hmac.compare_digest(username.encode(), credentials.username.encode())
-    password_ok = hmac.compare_digest(password.encode(), credentials.password.encode())
-    return user_ok and password_ok
 
 
 def source_allowed(source_ip: str | None, allowed: Sequence[IpNetwork]) -> bool:
@@ -374,14 +335,15 @@ def _queue_change(change: QueuedChange, queue: ChangeQueue) -> IngestOutcome:
     except QueueUnavailableError:
         return IngestOutcome(
             status_code=503,
-            body={"error": "queue_unavailable", "message": "the change was not stored; retry later"},
+            body={"success": False, "error": "queue_unavailable", "message": "the change was not stored; retry later"},
             reason="queue_unavailable",
             headers={"Retry-After": "60"},
             change=change,
         )
     return IngestOutcome(
         status_code=200,
-        body={"status": "queued", "messageId": message_id, "notificationId": change.notification_id},
+        # "success": Zuora's "Confirm success by parsing response content" counts a 200 only with it true.
+        body={"success": True, "status": "queued", "messageId": message_id, "notificationId": change.notification_id},
         reason="accepted",
         change=change,
     )
@@ -471,4 +433,5 @@ class CalloutEndpoint:
 
 
 def _server_error(status: int, reason: str, message: str) -> IngestOutcome:
-    return IngestOutcome(status_code=status, body={"error": reason, "message": message}, reason=reason)
+    body = {"success": False, "error": reason, "message": message}
+    return IngestOutcome(status_code=status, body=body, reason=reason)

@@ -66,6 +66,13 @@ class IngestSettings(_EnvSettings):
         return tuple(networks)
 
 
+class AuthorizerSettings(_EnvSettings):
+    """What the callout API's Lambda authorizer needs: the callout secret, nothing else."""
+
+    callout_secret_id: str = Field(alias="CALLOUT_SECRET_ID", min_length=1)
+    secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
+
+
 class SyncSettings(_EnvSettings):
     """What the sync function needs."""
 
@@ -107,6 +114,12 @@ class MetricsSettings(_EnvSettings):
 def ingest_settings() -> IngestSettings:
     """The ingest function's settings, read once per container."""
     return IngestSettings.from_env()
+
+
+@cache
+def authorizer_settings() -> AuthorizerSettings:
+    """The authorizer function's settings, read once per container."""
+    return AuthorizerSettings.from_env()
 
 
 @cache
