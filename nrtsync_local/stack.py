@@ -131,6 +131,9 @@ class SalesforceOrg:
                 secret |= {"username": env["SALESFORCE_USERNAME"].strip(), "private_key": key_file.read_text()}
             except OSError as exc:
                 raise LocalStackError(f"cannot read SALESFORCE_PRIVATE_KEY_FILE {key_file}: {exc}") from exc
+            # Only an Experience Cloud site needs it: the default follows the login URL (models/salesforce.py).
+            if audience := env.get("SALESFORCE_AUDIENCE", "").strip():
+                secret["audience"] = audience
         else:
             secret["client_secret"] = env["SALESFORCE_CLIENT_SECRET"].strip()
         cls._validate(secret)

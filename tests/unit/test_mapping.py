@@ -60,6 +60,9 @@ def test_a_child_refers_to_its_parent_by_external_id(mapping) -> None:
         ("2026-01-31", "date", "2026-01-31"),
         ("2026-01-31T10:00:00-08:00", "date", "2026-01-31"),
         ("2026-01-31T10:00:00Z", "datetime", "2026-01-31T10:00:00+00:00"),
+        # Salesforce reads at most three fraction digits: Zuora's milliseconds stay three, never six.
+        ("2026-01-31T10:00:00.120-08:00", "datetime", "2026-01-31T10:00:00.120-08:00"),
+        ("2026-01-31T10:00:00.123456Z", "datetime", "2026-01-31T10:00:00.123+00:00"),
         ("", "number", None),
         (None, "string", None),
         (5, "string", "5"),

@@ -201,7 +201,10 @@ def _as_date(value: FieldValue) -> str:
 
 
 def _as_datetime(value: FieldValue) -> str:
-    return parse_zuora_datetime(str(value), require_time=False).isoformat()
+    moment = parse_zuora_datetime(str(value), require_time=False)
+    # Salesforce keeps milliseconds and reads at most three fraction digits ("Valid Date and DateTime Formats");
+    # isoformat() would print six for any time with a fraction.
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
 
 
 # A Salesforce record Id: 15 case-sensitive characters, or 18 with the case-safe suffix (Salesforce Help,
