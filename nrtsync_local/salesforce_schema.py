@@ -28,13 +28,13 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
 
-SalesforceType = Literal["string", "double", "boolean", "date", "datetime"]
+SalesforceType = Literal["string", "double", "boolean", "date", "datetime", "reference"]
 
 _COMMON: dict[str, SalesforceType] = {
     "Name": "string",
     "Zuora__External_Id__c": "string",
     "Zuora__Zuora_Id__c": "string",
-    "Zuora__Account__c": "string",  # lookup to Account: an Id, text on the wire
+    "Zuora__Account__c": "reference",  # lookup to Account: an Id, text on the wire
 }
 
 ZUORA_360_FIELDS: dict[str, dict[str, SalesforceType]] = {
@@ -59,7 +59,7 @@ ZUORA_360_FIELDS: dict[str, dict[str, SalesforceType]] = {
         "Zuora__CancelledDate__c": "date",  # assumed, see the module docstring
         "Zuora__ContractAcceptanceDate__c": "date",
         "Zuora__ContractEffectiveDate__c": "date",
-        "Zuora__CustomerAccount__c": "string",
+        "Zuora__CustomerAccount__c": "reference",
         "Zuora__MRR__c": "double",
         "Zuora__ServiceActivationDate__c": "date",
         "Zuora__Status__c": "string",
@@ -75,7 +75,7 @@ ZUORA_360_FIELDS: dict[str, dict[str, SalesforceType]] = {
         **_COMMON,
         "Zuora__Balance2__c": "double",
         "Zuora__Balance__c": "double",
-        "Zuora__BillingAccount__c": "string",
+        "Zuora__BillingAccount__c": "reference",
         "Zuora__Description__c": "string",
         "Zuora__DueDate__c": "date",
         "Zuora__InvoiceDate__c": "date",
@@ -89,7 +89,7 @@ ZUORA_360_FIELDS: dict[str, dict[str, SalesforceType]] = {
     "Zuora__Payment__c": {
         **_COMMON,
         "Zuora__Amount__c": "double",
-        "Zuora__BillingAccount__c": "string",
+        "Zuora__BillingAccount__c": "reference",
         "Zuora__CancelledOn__c": "datetime",
         "Zuora__EffectiveDate__c": "datetime",
         "Zuora__ReferenceId__c": "string",
@@ -145,6 +145,7 @@ def _fits_datetime(value: Any) -> bool:
 
 _FITS: dict[SalesforceType, Callable[[Any], bool]] = {
     "string": lambda value: True,  # a scalar is taken as its text
+    "reference": lambda value: True,  # parsed as text; a malformed Id fails the record, not the request
     "boolean": _fits_boolean,
     "double": _fits_double,
     "date": _fits_date,
@@ -178,4 +179,29 @@ def deserialization_error(
                 f"Cannot deserialize instance of {field_type} from {_token(value)} value {shown} "
                 f"or request may be missing a required field at [line:1, column:{column}]"
             )
+    return None
+
+
+# A record Id: 15 case-sensitive characters, or 18 with the case-safe suffix (Salesforce Help, "What is a
+# Salesforce ID").
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# Every custom object has a Name, and a text Name is required (Salesforce Help, "Custom Object Record Name").
+REQUIRED_FIELDS = ("Name",)
+
+
+def record_field_error(fields: dict[str, SalesforceType], record: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """The per-record error Salesforce gives once a request has parsed: a lookup holding something that is not a
+    record Id (``MALFORMED_ID``, as for ``"null"`` written into an Id field), or a required field cleared with
+    null (``REQUIRED_FIELD_MISSING``); None if the record is fine. REST API Developer Guide, "Status Codes and
+    Error Responses", and SOAP API Developer Guide, "StatusCode", for the codes.
+
+    Kinder than Salesforce, on purpose: a new record without a ``Name`` at all is accepted (Salesforce refuses
+    it), because the tests seed and upsert bare records; the sync never sends a Name-less insert of its own
+    accord, only a Name cleared by an empty merge field, which is refused here as there."""
+    for name, value in record.items():
+        if fields.get(name) == "reference" and value is not None and not _RECORD_ID.match(str(value)):
+            return "MALFORMED_ID", f"{name}: id value of incorrect type: {value}", [name]
+    cleared = [name for name in REQUIRED_FIELDS if name in fields and name in record and record[name] in (None, "")]
+    if cleared:
+        return "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(cleared)}]", cleared
     return None

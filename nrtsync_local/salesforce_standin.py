@@ -54,7 +54,12 @@ from nrtsync_local.salesforce_oauth import (
     verify_jwt_bearer_assertion,
 )
 from nrtsync_local.salesforce_oauth import OAuthRefusalError as _OAuthRefusalError
-from nrtsync_local.salesforce_schema import ZUORA_360_FIELDS, SalesforceType, deserialization_error
+from nrtsync_local.salesforce_schema import (
+    ZUORA_360_FIELDS,
+    SalesforceType,
+    deserialization_error,
+    record_field_error,
+)
 
 MAX_COLLECTION_RECORDS = 200
 MAX_COMPOSITE_SUBREQUESTS = 25
@@ -535,7 +540,7 @@ class SalesforceState:
         if refusal is not None:
             return refusal
         fields = self._record_fields(sobject, record, staged)
-        if "success" in fields:  # a parent lookup failed: that is the record's result
+        if "success" in fields:  # a parent lookup or a field failed: that is the record's result
             return fields
         if existing_id is not None:
             staged[existing_id].update(fields)
@@ -558,7 +563,8 @@ class SalesforceState:
                 fields[lookup_field_for(name)] = resolved
             else:
                 fields[name] = value
-        return fields
+        schema_error = record_field_error(self.config.fields.get(sobject, {}), fields)
+        return fields if schema_error is None else _record_error(*schema_error)
 
     def _resolve_parent(
         self, relationship: str, reference: dict[str, Any], sobject: str, staged: dict[str, dict[str, Any]]

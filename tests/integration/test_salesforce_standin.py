@@ -142,11 +142,13 @@ def test_jwt_bearer_assertion_is_verified_against_the_configured_key(standin: St
 
 
 def test_upsert_creates_then_updates_merging_fields_and_clearing_nulls(standin, http):
-    # Given an account created with a name and a status
-    first = upsert(standin, http, [{EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Draft"}])
+    # Given an account created with a name, a status and a currency
+    first = upsert(
+        standin, http, [{EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Draft", "Zuora__Currency__c": "USD"}]
+    )
 
-    # When it is upserted again with a new status and a null name
-    second = upsert(standin, http, [{EXT: "A1", "Zuora__Status__c": "Active", "Name": None}])
+    # When it is upserted again with a new status and a null currency
+    second = upsert(standin, http, [{EXT: "A1", "Zuora__Status__c": "Active", "Zuora__Currency__c": None}])
 
     # Then the first call created it, the second updated the same record, fields merged and the null cleared
     assert first.status_code == 200
@@ -156,8 +158,34 @@ def test_upsert_creates_then_updates_merging_fields_and_clearing_nulls(standin, 
     assert len(created["id"]) == 18
     assert second.json() == [{"id": created["id"], "success": True, "errors": [], "created": False}]
     assert standin.records(ACCOUNTS) == [
-        {"Id": created["id"], EXT: "A1", "Name": None, "Zuora__Status__c": "Active"},
+        {"Id": created["id"], EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Active", "Zuora__Currency__c": None},
     ]
+
+
+def test_a_required_name_cannot_be_cleared_and_a_lookup_takes_only_an_id(standin, http):
+    # Given an account in Salesforce
+    upsert(standin, http, [{EXT: "A1", "Name": "Acme"}])
+
+    # When its Name is cleared (an empty merge field as null), and records carry "null" or a record Id in the
+    # Account lookup
+    answer = upsert(
+        standin,
+        http,
+        [
+            {EXT: "A1", "Name": None},
+            {EXT: "A2", "Name": "Beta", "Zuora__Account__c": "null"},
+            {EXT: "A3", "Name": "Gamma", "Zuora__Account__c": "0015g00000XyZ12AAB"},
+        ],
+    ).json()
+
+    # Then Salesforce's per-record errors come back for the first two, and the third is written
+    assert answer[0]["errors"] == [
+        {"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [Name]", "fields": ["Name"]}
+    ]
+    assert answer[1]["errors"][0]["statusCode"] == "MALFORMED_ID"
+    assert answer[1]["errors"][0]["fields"] == ["Zuora__Account__c"]
+    assert answer[2]["success"] is True
+    assert {r[EXT]: r["Name"] for r in standin.records(ACCOUNTS)} == {"A1": "Acme", "A3": "Gamma"}
 
 
 def test_per_record_errors_come_back_in_order_with_http_200(standin, http):

@@ -15,7 +15,7 @@ COMPATIBLE: dict[FieldType, set[SalesforceType]] = {
     "boolean": {"boolean"},
     "date": {"date"},
     "datetime": {"datetime"},
-    "salesforceId": {"string"},  # an Id or lookup is text on the wire
+    "salesforceId": {"reference"},
 }
 
 
