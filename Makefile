@@ -21,13 +21,15 @@ SAM_PATH := $(dir $(RUNTIME_PY)):$(PATH)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@[ -n "$(RUNTIME_PY)" ] || { echo "Python $(PY_VERSION) not found: install it (e.g. pyenv install $(PY_VERSION))" >&2; exit 1; }
 	$(RUNTIME_PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@# The layer's package and the local tools import as they do in Lambda and in `python -m`.
 	printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nrtsync.pth"
+	@# The `nrtsync` console script; its build backend (setuptools) is pinned in requirements-dev.txt, so no network.
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 $(TOOLS_VENV)/.installed: requirements-tools.txt
@@ -45,7 +47,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy, strict
-	$(BIN)/mypy layers/shared/nrtsync functions nrtsync_local tests bench
+	$(BIN)/mypy layers/shared/nrtsync nrtsync_cli functions nrtsync_local tests bench
 
 unit: venv ## Unit tests (no network)
 	$(BIN)/pytest tests/unit -q

@@ -473,11 +473,11 @@ def _section(out: TextIO, title: str) -> None:
 
 
 def _cli(args: list[str], stack: LocalStack, out: TextIO) -> int:
-    from nrtsync.cli import run  # noqa: PLC0415 - the layer, imported once the stack set the environment
+    from nrtsync_cli.cli import run  # noqa: PLC0415 - the layer, imported once the stack set the environment
 
     buffer = io.StringIO()
     code = run(args, operations=stack.operations(), out=buffer)
-    print(f"$ python -m nrtsync --local {' '.join(args)}", file=out)
+    print(f"$ nrtsync --local {' '.join(args)}", file=out)
     for line in buffer.getvalue().splitlines():
         print(f"  {line}", file=out)
     return code

@@ -60,7 +60,7 @@ from nrtsync_local.template import (
 )
 
 if TYPE_CHECKING:
-    from nrtsync.operations import Operations
+    from nrtsync_cli.operations import Operations
 
 log = logging.getLogger("nrtsync_local.stack")
 
@@ -358,8 +358,8 @@ class LocalStack:
         return client(service, self.aws_endpoint_url, self._region)
 
     def operations(self) -> Operations:
-        """``nrtsync.operations.Operations`` on this stack (what ``python -m nrtsync --local`` uses)."""
-        from nrtsync.operations import Operations, StackResources  # noqa: PLC0415 - the layer, imported on use
+        """``nrtsync_cli.operations.Operations`` on this stack (what ``nrtsync --local`` uses)."""
+        from nrtsync_cli.operations import Operations, StackResources  # noqa: PLC0415 - the layer, imported on use
 
         res = self.resources
         return Operations(
@@ -849,11 +849,9 @@ def _banner(stack: LocalStack) -> str:
         f"    --data '{compact}' \\",
         f"    {info['callout_url']}",
         "",
-        "Look at it with the operator CLI (from this directory, in another shell):",
-        f"  export AWS_ENDPOINT_URL={info['aws_endpoint_url']} AWS_DEFAULT_REGION={info['region']} "
-        "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
-        "  .venv/bin/python -m nrtsync --local sessions",
-        "  .venv/bin/python -m nrtsync --local failures",
+        "Look at it with the operator CLI (from this directory, in another shell; --local reads the state file):",
+        "  .venv/bin/nrtsync --local sessions",
+        "  .venv/bin/nrtsync --local failures",
     ]
     if stack.standin is not None:
         lines += [

@@ -118,6 +118,15 @@ def test_layer_ships_exactly_the_pinned_runtime_requirements() -> None:
     assert not (top_level & DEV_ONLY), f"test or dev packages in the layer: {sorted(top_level & DEV_ONLY)}"
 
 
+def test_layer_holds_no_operator_cli() -> None:
+    # The CLI (nrtsync_cli) runs on an operator's machine with the operator's credentials, never in Lambda.
+    package = LAYER / "nrtsync"
+    modules = {path.relative_to(package).with_suffix("").as_posix() for path in package.rglob("*.py")}
+    assert "settings" in modules, "the layer's package moved: update this test"
+    assert {"cli", "operations", "__main__"} & modules == set()
+    assert not (LAYER / "nrtsync_cli").exists()
+
+
 def test_layer_and_largest_function_fit_lambdas_unzipped_limit() -> None:
     def size(root: Path) -> int:
         return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())

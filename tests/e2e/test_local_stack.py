@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from nrtsync.cli import run
+from nrtsync_cli.cli import run
 from nrtsync_local.front import MAX_PAYLOAD_BYTES
 from nrtsync_local.processes import StandinClient, trusting_session
 from nrtsync_local.stack import LocalStack, LocalStackError, schedule_seconds
@@ -117,7 +117,7 @@ def client(local_stack: LocalStack) -> Iterator[Client]:
 
 
 def failures(stack: LocalStack) -> list[dict[str, Any]]:
-    """The failure list as the operator CLI prints it (``python -m nrtsync --json failures``)."""
+    """The failure list as the operator CLI prints it (``nrtsync --json failures``)."""
     out = io.StringIO()
     assert run(["--json", "failures"], operations=stack.operations(), out=out) == 0
     listed: list[dict[str, Any]] = json.loads(out.getvalue())

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.cli import run
 from nrtsync.models.callout import QueuedChange
-from nrtsync.operations import Operations, StackResources
+from nrtsync_cli.cli import main, run
+from nrtsync_cli.operations import Operations, StackResources
 from tests.support.sync_world import HISTORY_TABLE, SyncWorld, change, create_tables, message
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -139,4 +146,138 @@ def test_redrive_moves_dead_letters_back(cli: Cli) -> None:
 
 def test_an_unreachable_stack_exits_3(cli: Cli, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # no .local/stack.json here
-    assert run(["sessions"]) == 3
+    assert run(["--local", "sessions"]) == 3
+
+
+# --- which stack: named on the command line, never guessed ----------------------------------------------------
+
+
+def write_local_state(directory: Path, queue_url: str, dlq_url: str) -> Path:
+    """A state file as ``make local`` writes it (nrtsync_local.stack.LocalStack.info), names the tests use."""
+    state = directory / ".local" / "stack.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    info = {
+        "aws_endpoint_url": "http://127.0.0.1:9",
+        "region": "eu-west-1",
+        "queue_url": queue_url,
+        "dlq_url": dlq_url,
+        "history_table": HISTORY_TABLE,
+    }
+    state.write_text(json.dumps(info), encoding="utf-8")
+    return state
+
+
+def test_without_stack_or_local_exits_2_even_when_a_local_stack_file_exists(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a local stack's state file in the working directory, naming tables and queues that exist
+    write_local_state(tmp_path, cli.queue_url, cli.dlq_url)
+    monkeypatch.chdir(tmp_path)
+
+    # When the operator names no stack
+    code = run(["sessions"])
+
+    # Then nothing is read: a usage error that says which flags choose the stack
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("usage: nrtsync")
+    assert "--stack NAME" in error
+    assert "--local" in error
+
+
+def test_stack_and_local_together_are_a_usage_error(cli: Cli) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(["--stack", "nrtsync-prod", "--local", "sessions"])
+    assert exited.value.code == 2
+
+
+def test_state_file_without_local_exits_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--stack", "nrtsync-prod", "--state-file", "x.json", "sessions"]) == 2
+    assert "--state-file goes with --local" in capsys.readouterr().err
+
+
+def test_a_named_stack_reads_its_outputs_not_the_local_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployed stack whose Outputs name the history table, and a local state file that would fail if read
+    # (its endpoint is a closed port)
+    cli.world.run(message(change("Account", "A1")))
+    outputs = {
+        "SyncHistoryTableName": HISTORY_TABLE,
+        "CalloutQueueUrl": cli.queue_url,
+        "CalloutDeadLetterQueueUrl": cli.dlq_url,
+    }
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName="nrtsync-test", TemplateBody=json.dumps(template))
+    write_local_state(tmp_path, "http://127.0.0.1:9/q", "http://127.0.0.1:9/dlq")
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+
+    # When the operator names the stack
+    code = run(["--stack", "nrtsync-test", "--json", "sessions", "--since", "1d"], out=out)
+
+    # Then the session comes from the stack's table
+    assert code == 0
+    assert [row["written"] for row in json.loads(out.getvalue())] == [1]
+
+
+def test_a_stack_without_the_outputs_exits_3(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    boto3.client("cloudformation").create_stack(StackName="other", TemplateBody=json.dumps(template))
+    assert run(["--stack", "other", "sessions"]) == 3
+    assert "stack other has no output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [("{not json", "is not a local stack's state file"), ('{"region": "eu-west-1"}', "is not a local stack's")],
+)
+def test_a_broken_local_state_file_exits_3(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, said: str
+) -> None:
+    state = tmp_path / "stack.json"
+    state.write_text(content, encoding="utf-8")
+    assert run(["--local", "--state-file", str(state), "sessions"]) == 3
+    assert said in capsys.readouterr().err
+
+
+# --- the package: a console script, outside the Lambda layer --------------------------------------------------
+
+
+def test_the_console_script_runs_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pyproject.toml declares it; `make venv` installs it (the entry point is the installed metadata)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert declared == {"nrtsync": "nrtsync_cli.cli:main"}
+    [installed] = entry_points(group="console_scripts", name="nrtsync")
+    assert installed.load() is main
+    # And it reads its arguments from the command line
+    monkeypatch.setattr(sys, "argv", ["nrtsync", "--local", "--state-file", str(tmp_path / "none.json"), "sessions"])
+    assert main() == 3
+    assert "none.json does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command", [[str(Path(sys.executable).parent / "nrtsync")], [sys.executable, "-m", "nrtsync_cli"]]
+)
+def test_the_cli_runs_as_a_program(command: list[str], tmp_path: Path) -> None:
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: nrtsync")
+    assert "--local" in helped.stdout
+    # the exit code reaches the shell
+    unnamed = subprocess.run([*command, "sessions"], capture_output=True, text=True, check=False, timeout=60)
+    assert unnamed.returncode == 2
+    assert "say which stack" in unnamed.stderr
+
+
+def test_the_lambda_layer_holds_no_operator_cli() -> None:
+    layer = ROOT / "layers" / "shared"
+    modules = {path.relative_to(layer).with_suffix("").as_posix() for path in layer.rglob("*.py")}
+    assert modules, "the layer's sources moved: update this test"
+    assert {"nrtsync/cli", "nrtsync/operations", "nrtsync/__main__"} & modules == set()
+    assert not any(module.startswith("nrtsync_cli") for module in modules)

@@ -1,4 +1,4 @@
-"""``python -m nrtsync``: the Sync History view and the failure list, for operators.
+"""``nrtsync`` (or ``python -m nrtsync_cli``): the Sync History view and the failure list, for operators.
 
 Exit codes: 0 done, 1 some items could not be handled, 2 wrong usage, 3 the stack could not be reached.
 """
@@ -14,9 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from nrtsync.operations import OperationError, Operations, StackResources
+import boto3
+
+from nrtsync_cli.operations import OperationError, Operations, StackResources
+from nrtsync_cli.render import ProgressBar, print_table
 
 LOCAL_STACK_FILE = Path(".local/stack.json")
+NO_TARGET = "say which stack: --stack NAME (a deployed stack) or --local (the one `make local` runs)"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -26,28 +30,6 @@ def _duration(text: str) -> timedelta:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 6h or 7d")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], out: TextIO) -> None:
-    cells = [[("" if row.get(key) is None else str(row.get(key))) for key, _ in columns] for row in rows]
-    widths = [max([len(title)] + [len(c[i]) for c in cells]) for i, (_, title) in enumerate(columns)]
-    print("  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True)), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), file=out)
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, so piping stdout stays clean."""
-
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self._label, self._stream, self._width = label, stream, width
-
-    def __call__(self, done: int, total: int) -> None:
-        filled = int(self._width * done / total) if total else self._width
-        bar = "#" * filled + "." * (self._width - filled)
-        end = "\n" if done >= total else ""
-        print(f"\r{self._label} [{bar}] {done}/{total}", end=end, file=self._stream, flush=True)
 
 
 SESSION_COLUMNS = [
@@ -86,10 +68,18 @@ FAILURE_COLUMNS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nrtsync", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nrtsync", description=__doc__.splitlines()[0])
+    # No default target: a command meant for the local stack must never land on a deployed one, or back.
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stack", help="a deployed stack's name (reads its Outputs)")
-    where.add_argument("--local", action="store_true", help=f"the local stack ({LOCAL_STACK_FILE}, the default)")
+    where.add_argument(
+        "--stack", help="a deployed stack's name (reads its Outputs; AWS credentials as boto3 finds them)"
+    )
+    where.add_argument(
+        "--local", action="store_true", help=f"the stack `make local` runs (endpoint and names from {LOCAL_STACK_FILE})"
+    )
+    parser.add_argument(
+        "--state-file", type=Path, help=f"with --local: the local stack's state file (default {LOCAL_STACK_FILE})"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -113,24 +103,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resources(args: argparse.Namespace) -> StackResources:
-    if args.stack:
-        return StackResources.from_stack(args.stack)
-    if not LOCAL_STACK_FILE.exists():
-        raise OperationError(f"no --stack given and {LOCAL_STACK_FILE} does not exist (is `make local` running?)")
-    local = json.loads(LOCAL_STACK_FILE.read_text())
-    return StackResources(local["history_table"], local["queue_url"], local["dlq_url"])
+def _local_operations(state_file: Path) -> Operations:
+    """Operations on the stack ``make local`` runs, reached at the moto endpoint its state file names."""
+    try:
+        local = json.loads(state_file.read_text(encoding="utf-8"))
+        resources = StackResources(local["history_table"], local["queue_url"], local["dlq_url"])
+        endpoint, region = str(local["aws_endpoint_url"]), str(local["region"])
+    except FileNotFoundError as exc:
+        raise OperationError(f"{state_file} does not exist (is `make local` running?)") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OperationError(f"{state_file} is not a local stack's state file: {exc!r}") from exc
+    # moto takes any keys; fixed ones mean an operator's real AWS credentials are never sent to the local stack.
+    session = boto3.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - a placeholder moto accepts, not a secret
+        region_name=region,
+    )
+    return Operations(
+        resources,
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint),
+        sqs=session.client("sqs", endpoint_url=endpoint),
+    )
+
+
+def _usage_error(args: argparse.Namespace, *, given: bool) -> str | None:
+    if args.state_file and not args.local:
+        return "--state-file goes with --local"
+    if not (given or args.stack or args.local):
+        return NO_TARGET
+    return None
 
 
 def run(argv: Sequence[str] | None = None, *, operations: Operations | None = None, out: TextIO = sys.stdout) -> int:
-    """Run one command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit code. ``operations`` given, it is the target and no flag is needed."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    usage = _usage_error(args, given=operations is not None)
+    if usage:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {usage}", file=sys.stderr)
+        return 2
     try:
-        ops = operations or Operations(_resources(args))
-        return _dispatch(args, ops, out)
+        if operations is None and args.stack:
+            operations = Operations(StackResources.from_stack(args.stack))
+        elif operations is None:
+            operations = _local_operations(args.state_file or LOCAL_STACK_FILE)
+        return _dispatch(args, operations, out)
     except OperationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+
+
+def main() -> int:
+    """The ``nrtsync`` console script."""
+    return run()
 
 
 def _show(
@@ -139,7 +165,7 @@ def _show(
     if args.json:
         print(json.dumps(rows, default=str, indent=2), file=out)
     elif rows:
-        _table(rows, columns, out)
+        print_table(rows, columns, out)
     else:
         print("(none)", file=out)
 

@@ -1,7 +1,7 @@
 """What an operator does with a running stack: read the sync history, retry failures, redrive the DLQ.
 
-Used by the command line (``python -m nrtsync``); works against a deployed stack or the local one, since
-boto3 follows ``AWS_ENDPOINT_URL``.
+Used by the operator command line (``nrtsync``); works against a deployed stack or the local one: the clients
+it is given (or boto3's, which follow ``AWS_ENDPOINT_URL``) decide where the calls go.
 """
 
 from __future__ import annotations
