@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +101,17 @@ def test_state_file_names_another_file(local_stack: dict[str, Any], tmp_path: Pa
     # Then --local alone finds nothing, and --state-file finds the stack
     assert cli("--local", "sessions")[0] == 3
     assert cli("--local", "--state-file", str(moved), "sessions") == (0, "(none)\n")
+
+
+def test_a_stopped_local_stack_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a state file left behind by a stack that is gone (nothing listens on its endpoint)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    state = tmp_path / "stack.json"
+    info = {"aws_endpoint_url": closed, "region": REGION, "queue_url": f"{closed}/q", "dlq_url": f"{closed}/d"}
+    state.write_text(json.dumps(info | {"history_table": HISTORY_TABLE}), encoding="utf-8")
+
+    # Then the CLI says the stack cannot be reached
+    assert run(["--local", "--state-file", str(state), "sessions"]) == 3
+    assert "cannot read the sync history" in capsys.readouterr().err
