@@ -21,11 +21,11 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nrtsync.adapters.cloudwatch import CloudWatchPublisher
 from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
 from nrtsync.latency import LatencyHistogram
-from nrtsync.metrics.model import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
-from nrtsync.metrics.publisher import CloudWatchPublisher
 from nrtsync.metrics.service import MetricsService
+from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
 from nrtsync.settings import MetricsSettings
 
 RECORDS_PER_DAY = 1_000_000

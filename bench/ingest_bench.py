@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.common import REGION, progress, quiet_handlers
 from bench.memory import InMemoryQueue, StaticSecrets
-from nrtsync.adapters.sqs import ChangeQueue
+from nrtsync.ports.ingest import ChangeQueue
 from nrtsync_local.poller import LocalContext
 
 EVENTS = ("callout_account", "callout_subscription", "callout_invoice", "callout_payment")

@@ -23,14 +23,15 @@ from simple_salesforce.api import Salesforce
 from bench.common import progress, quiet_handlers, summary
 from bench.memory import InMemoryRetries, InMemoryVersionStore, in_memory_history
 from bench.workload import BATCH, Workload, baseline_payloads, sqs_event
-from nrtsync.adapters.history import DynamoHistoryWriter, HistoryWriter
+from nrtsync.adapters.history import DynamoHistoryWriter
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore, VersionStore
+from nrtsync.adapters.state import DynamoVersionStore
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.ports.sync import HistoryWriter, RetryScheduler, VersionStore
 from nrtsync.settings import SyncSettings
-from nrtsync.sync import RetryScheduler, SyncService
+from nrtsync.sync import SyncService
 from nrtsync_local.poller import LocalContext
 from nrtsync_local.processes import StandinClient
 

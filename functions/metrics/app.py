@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nrtsync.adapters.cloudwatch import CloudWatchPublisher
 from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
-from nrtsync.metrics.publisher import CloudWatchPublisher
 from nrtsync.metrics.service import MetricsService
 from nrtsync.observability import logger, metrics, tracer
 from nrtsync.settings import metrics_settings

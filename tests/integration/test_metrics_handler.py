@@ -18,10 +18,10 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from functions.metrics import app
+from nrtsync.adapters.cloudwatch import CloudWatchPublisher
 from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
 from nrtsync.metrics.names import METRIC_NAMES
-from nrtsync.metrics.publisher import CloudWatchPublisher
 from nrtsync.metrics.service import MetricsService
 from nrtsync.settings import MetricsSettings
 from tests.support.sync_world import create_tables

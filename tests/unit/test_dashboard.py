@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from nrtsync.adapters.history import SessionSummary
 from nrtsync.metrics.names import INGEST_METRIC_NAMES, METRIC_NAMES, SYNC_SESSION_METRIC_NAMES, WINDOWS
 from nrtsync.observability import metrics
+from nrtsync.ports.sync import SessionSummary
 from nrtsync.sync import SyncResult, report_session
 from nrtsync_local.template import load_template, resolve
 

@@ -27,7 +27,6 @@ from moto import mock_aws
 from functions.metrics import app
 from nrtsync.adapters.history_reader import ROLLUP_PK, WATERMARK_KEY, DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
-from nrtsync.metrics.model import HOUR, ceil_hour, floor_hour, hour_key, minute_key
 from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
     OBJECT_TYPE_DIMENSION,
@@ -40,8 +39,8 @@ from nrtsync.metrics.names import (
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricsPublishError
 from nrtsync.metrics.service import MetricsService
+from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour, hour_key, minute_key
 from nrtsync.settings import MetricsSettings
 from tests.support.lambda_context import FakeLambdaContext
 

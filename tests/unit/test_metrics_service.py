@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.metrics.model import (
+from nrtsync.metrics.service import MetricsService, distribution_points
+from nrtsync.ports.metrics import (
     HOUR,
-    ApiUsage,
     HourRollup,
+    MetricPoint,
+    MetricsPublishError,
     MinuteRead,
     MinuteSummary,
     RecordCounts,
     RolledHours,
     ceil_hour,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricsPublishError
-from nrtsync.metrics.service import MetricsService, distribution_points
+from nrtsync.ports.sync import ApiUsage
 from nrtsync.settings import MetricsSettings
 
 NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
@@ -163,8 +164,8 @@ def test_api_usage_is_published_only_when_fresh() -> None:
     history = FakeHistory()
     all_hours_rolled(history)
     fresh, stale, none = FakePublisher(), FakePublisher(), FakePublisher()
-    service(history, fresh, ApiUsage(percent=93.2, observed_at=NOW - timedelta(minutes=3))).run(NOW)
-    service(history, stale, ApiUsage(percent=93.2, observed_at=NOW - timedelta(hours=1))).run(NOW)
+    service(history, fresh, ApiUsage(used=932, limit=1000, observed_at=NOW - timedelta(minutes=3))).run(NOW)
+    service(history, stale, ApiUsage(used=932, limit=1000, observed_at=NOW - timedelta(hours=1))).run(NOW)
     service(history, none, None).run(NOW)
     assert fresh.value("ApiUsagePercent") == 93.2
     assert stale.value("ApiUsagePercent") is None

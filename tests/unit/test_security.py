@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.adapters.sqs import QueueUnavailableError
 from nrtsync.ingest import CalloutEndpoint
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.ports.ingest import QueueUnavailableError
 from nrtsync.settings import IngestSettings
 from nrtsync.sync import QueueMessage, report_session
 from nrtsync_local.template import load_template

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nrtsync.adapters.secrets import CachedSecretSource, SecretSource
+from nrtsync.adapters.secrets import CachedSecretSource
 from nrtsync.basic_auth import CalloutCredentials, check_basic_auth
+from nrtsync.ports.ingest import SecretSource
 from nrtsync.settings import AuthorizerSettings
 
 _METHOD_ARN_PREFIX = "arn:aws:execute-api:"

@@ -20,11 +20,18 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import ValidationError
 
-from nrtsync.adapters.secrets import CachedSecretSource, SecretInvalidError, SecretSource, SecretUnavailableError
-from nrtsync.adapters.sqs import ChangeQueue, QueueUnavailableError, SqsChangeQueue
+from nrtsync.adapters.secrets import CachedSecretSource
+from nrtsync.adapters.sqs import SqsChangeQueue
 from nrtsync.basic_auth import CalloutCredentials, basic_challenge, check_basic_auth
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.callout import Callout, QueuedChange
+from nrtsync.ports.ingest import (
+    ChangeQueue,
+    QueueUnavailableError,
+    SecretInvalidError,
+    SecretSource,
+    SecretUnavailableError,
+)
 from nrtsync.settings import IngestSettings, IpNetwork
 
 NOTIFICATION_ID_HEADER = "zuora-notification-id"

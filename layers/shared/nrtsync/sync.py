@@ -12,34 +12,20 @@ import random
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from nrtsync.adapters.history import (
-    DynamoHistoryWriter,
-    Failure,
-    HistoryUnavailableError,
-    HistoryWriter,
-    RecordOutcome,
-    SessionSummary,
-)
-from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort, SimpleSalesforceAdapter
+from nrtsync.adapters.history import DynamoHistoryWriter
+from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.adapters.secrets import CachedSecretSource
 from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import (
-    Claim,
-    ClaimStatus,
-    DynamoVersionStore,
-    StateUnavailableError,
-    StoredApiUsage,
-    VersionStore,
-)
+from nrtsync.adapters.state import DynamoVersionStore
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
 from nrtsync.latency import percentiles
@@ -58,6 +44,21 @@ from nrtsync.models.salesforce import (
 )
 from nrtsync.observability import logger, metrics
 from nrtsync.outcomes import ErrorKind, Outcome, classify
+from nrtsync.ports.sync import (
+    MAX_COLLECTIONS_PER_COMPOSITE,
+    ApiUsage,
+    Claim,
+    ClaimStatus,
+    Failure,
+    HistoryUnavailableError,
+    HistoryWriter,
+    RecordOutcome,
+    RetryScheduler,
+    SalesforcePort,
+    SessionSummary,
+    StateUnavailableError,
+    VersionStore,
+)
 from nrtsync.settings import SyncSettings
 
 SOBJECT_COLLECTION_MAX = 200
@@ -65,10 +66,6 @@ MAX_RETRY_DELAY_SECONDS = 300
 # Time kept back from the invocation's deadline for releasing leases and writing the history.
 _FINISH_MARGIN_SECONDS = 5.0
 _STATE_WORKERS = 16
-
-
-class RetryScheduler(Protocol):
-    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -208,9 +205,9 @@ class SyncService:
 
     # -- API usage guard -----------------------------------------------------------------------------------
 
-    def _latest_usage(self) -> StoredApiUsage | None:
+    def _latest_usage(self) -> ApiUsage | None:
         seen = self._sf.api_usage
-        local = StoredApiUsage(seen.used, seen.limit, seen.observed_at) if seen else None
+        local = seen
         try:
             shared = self._state.api_usage()
         except StateUnavailableError:
@@ -536,7 +533,7 @@ class SyncService:
         summary.counts[Outcome.FAILED] = summary.counts.get(Outcome.FAILED, 0) + malformed
 
         if usage is not None:
-            self._remember_usage(StoredApiUsage(usage.used, usage.limit, usage.observed_at))
+            self._remember_usage(usage)
         try:
             self._history.write_session(summary, session.outcomes)
         except HistoryUnavailableError as exc:
@@ -549,7 +546,7 @@ class SyncService:
             failures=failures,
         )
 
-    def _remember_usage(self, usage: StoredApiUsage) -> None:
+    def _remember_usage(self, usage: ApiUsage) -> None:
         if usage.percent >= self._settings.api_usage_warn_percent:
             logger.warning(
                 "Salesforce API usage is high",

@@ -17,16 +17,18 @@ import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR, MAX_LATENCY_MS, HistogramFormatError, LatencyHistogram
-from nrtsync.metrics.model import (
-    ApiUsage,
+from nrtsync.observability import logger
+from nrtsync.ports.metrics import (
+    HistoryReadError,
     HourRollup,
+    MalformedItemError,
     MinuteRead,
     MinuteSummary,
     RecordCounts,
@@ -34,7 +36,7 @@ from nrtsync.metrics.model import (
     hour_key,
     minute_key,
 )
-from nrtsync.observability import logger
+from nrtsync.ports.sync import ApiUsage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,32 +49,6 @@ _SK_MAX: Final = "#\uffff"
 _DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 
 type Item = Mapping[str, AttributeValueTypeDef]
-
-
-class HistoryReadError(RuntimeError):
-    """The history or state table could not be read or written (retryable: the next run starts over)."""
-
-
-class MalformedItemError(ValueError):
-    """A history item does not have the shape the contract promises."""
-
-
-class MetricsHistory(Protocol):
-    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead: ...
-
-    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours: ...
-
-    def write_rollups(
-        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
-    ) -> None: ...
-
-    def distribution_watermark(self) -> datetime | None: ...
-
-    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool: ...
-
-
-class ApiUsageSource(Protocol):
-    def api_usage(self) -> ApiUsage | None: ...
 
 
 # -- low-level attribute parsing (faster than boto3's Decimal-based deserializer, and strict) ------------
@@ -385,15 +361,6 @@ class DynamoMetricsHistory:
         return True
 
 
-def _usage_percent(item: Item) -> float:
-    if "percent" in item:
-        return _number(item, "percent")
-    limit = _number(item, "limit")
-    if limit <= 0:
-        raise MalformedItemError("limit is not positive")
-    return 100 * _number(item, "used") / limit
-
-
 class DynamoApiUsageSource:
     """The ``ORG#API_USAGE`` item the sync function keeps in the state table."""
 
@@ -411,11 +378,12 @@ class DynamoApiUsageSource:
         if item is None:
             return None
         try:
-            percent = _usage_percent(item)
+            # The percentage follows from used and limit by ApiUsage's one rule, never from a stored copy of it.
+            used, limit = _count(item, "used"), _count(item, "limit")
             observed_at = datetime.fromisoformat(_string(item, "observed_at"))
         except (MalformedItemError, ValueError) as exc:
             _skip(item, str(exc))
             return None
         if observed_at.tzinfo is None:
             observed_at = observed_at.replace(tzinfo=UTC)
-        return ApiUsage(percent=percent, observed_at=observed_at)
+        return ApiUsage(used=used, limit=limit, observed_at=observed_at)

@@ -14,19 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nrtsync.adapters.history_reader import ApiUsageSource, MetricsHistory
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR
-from nrtsync.metrics.model import (
-    HOUR,
-    MINUTE,
-    HourRollup,
-    MinuteSummary,
-    ceil_hour,
-    floor_hour,
-    floor_minute,
-    minute_key,
-    minutes_between,
-)
 from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
     API_USAGE_PERCENT,
@@ -45,9 +33,24 @@ from nrtsync.metrics.names import (
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricPublisher, MetricsPublishError
 from nrtsync.metrics.windows import WindowStats, exact_window, histogram_windows
 from nrtsync.observability import logger
+from nrtsync.ports.metrics import (
+    HOUR,
+    MINUTE,
+    ApiUsageSource,
+    HourRollup,
+    MetricPoint,
+    MetricPublisher,
+    MetricsHistory,
+    MetricsPublishError,
+    MinuteSummary,
+    ceil_hour,
+    floor_hour,
+    floor_minute,
+    minute_key,
+    minutes_between,
+)
 from nrtsync.settings import MetricsSettings
 
 MILLISECONDS = "Milliseconds"
