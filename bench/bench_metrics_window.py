@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nrtsync.adapters.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
 from nrtsync.latency import LatencyHistogram
 from nrtsync.metrics.service import MetricsService
-from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
+from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK, minute_key
 
 RECORDS_PER_DAY = 1_000_000
 SESSION_RECORDS = 200

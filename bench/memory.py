@@ -18,9 +18,10 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.state import KEPT_PREFIX, _why_not
+from nrtsync.adapters.state import _why_not
 from nrtsync.models.callout import QueuedChange
 from nrtsync.ports.sync import ApiUsage, Claim, ClaimStatus
+from nrtsync.tables import KEPT_PREFIX
 
 _LEASE_FIELDS = ("lease_owner", "lease_until", "lease_version", "lease_hash")
 

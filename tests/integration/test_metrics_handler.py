@@ -19,11 +19,12 @@ from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from functions.metrics import app
 from nrtsync.adapters.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
 from nrtsync.metrics.names import METRIC_NAMES
 from nrtsync.metrics.service import MetricsService
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK
 from tests.support.sync_world import create_tables
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from functions.metrics import app
-from nrtsync.adapters.history_reader import ROLLUP_PK, WATERMARK_KEY, DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
 from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
@@ -40,8 +40,9 @@ from nrtsync.metrics.names import (
     WINDOWS,
 )
 from nrtsync.metrics.service import MetricsService
-from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour, hour_key, minute_key
+from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK, WATERMARK_KEY, hour_key, minute_key
 from tests.support.lambda_context import FakeLambdaContext
 
 HISTORY = "fuzz-metrics-history"

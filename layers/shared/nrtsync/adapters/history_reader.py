@@ -1,14 +1,7 @@
 """The metrics function's side of the sync history: reads minute summaries, keeps hourly rollups and the
 distribution watermark, and reads the org's API usage from the state table.
 
-Items it owns in the history table (the sync function writes the ``MINUTE#`` items):
-
-- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>#<object_type>``: one closed hour of one object type (counts and
-  log-bucketed latency histograms). All rollups share one partition so that a 7-day window is one
-  paginated Query instead of 168.
-- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>``: the hour's completion marker, written after its rollups. Readers
-  use an hour only when its marker exists, so a run that dies half-way leaves nothing half-counted.
-- ``METRICS#WATERMARK`` / ``DISTRIBUTION``: the last minute whose raw latencies were published.
+The keys and item shapes (its own ``ROLLUP#HOUR`` and ``METRICS#WATERMARK`` items too) are in ``nrtsync.tables``.
 """
 
 from __future__ import annotations
@@ -20,7 +13,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR, MAX_LATENCY_MS, HistogramFormatError, LatencyHistogram
@@ -33,20 +25,26 @@ from nrtsync.ports.metrics import (
     MinuteSummary,
     RecordCounts,
     RolledHours,
-    hour_key,
-    minute_key,
 )
 from nrtsync.ports.sync import ApiUsage
+from nrtsync.tables import (
+    API_USAGE_KEY,
+    DYNAMODB_CONFIG,
+    ROLLUP_PK,
+    WATERMARK_KEY,
+    api_usage_of,
+    hour_key,
+    minute_key,
+    minute_pk,
+    parse_hour_key,
+    parse_minute_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-ROLLUP_PK: Final = "ROLLUP#HOUR"
-WATERMARK_KEY: Final = {"pk": {"S": "METRICS#WATERMARK"}, "sk": {"S": "DISTRIBUTION"}}
-API_USAGE_KEY: Final = "ORG#API_USAGE"
 _SK_MAX: Final = "#\uffff"
-_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 
 type Item = Mapping[str, AttributeValueTypeDef]
 
@@ -156,7 +154,7 @@ def parse_rollup_item(item: Item, relative_error: float) -> HourRollup:
     if _number(item, "rel_error") != relative_error:
         raise MalformedItemError("rollup histogram has another relative error")
     try:
-        hour = datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        hour = parse_hour_key(_string(item, "hour"))
     except ValueError as exc:
         raise MalformedItemError("hour is not YYYY-MM-DDTHH") from exc
     return HourRollup(
@@ -220,7 +218,7 @@ class DynamoMetricsHistory:
         read_concurrency: int = 8,
     ) -> None:
         self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
         self._relative_error = relative_error
         self._concurrency = max(1, read_concurrency)
 
@@ -247,7 +245,7 @@ class DynamoMetricsHistory:
     def _minute(self, minute: datetime) -> tuple[list[MinuteSummary], int]:
         summaries: list[MinuteSummary] = []
         skipped = 0
-        for item in self._query(f"MINUTE#{minute_key(minute)}"):
+        for item in self._query(minute_pk(minute)):
             try:
                 summaries.append(parse_minute_item(item, minute))
             except MalformedItemError as exc:
@@ -292,7 +290,7 @@ class DynamoMetricsHistory:
     def _rollup_or_marker(self, item: Item) -> HourRollup | datetime:
         kind = _string(item, "type")
         if kind == "hour_rollup_marker":
-            return datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            return parse_hour_key(_string(item, "hour"))
         if kind == "hour_rollup":
             return parse_rollup_item(item, self._relative_error)
         raise MalformedItemError(f"unknown type {kind!r}")
@@ -332,7 +330,7 @@ class DynamoMetricsHistory:
         if item is None:
             return None
         try:
-            return datetime.strptime(_string(item, "minute"), "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+            return parse_minute_key(_string(item, "minute"))
         except (MalformedItemError, ValueError) as exc:
             _skip(item, str(exc))
             return None
@@ -366,7 +364,7 @@ class DynamoApiUsageSource:
 
     def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def api_usage(self) -> ApiUsage | None:
         """The latest usage, or None when none was recorded or the item is malformed (logged)."""
@@ -378,12 +376,7 @@ class DynamoApiUsageSource:
         if item is None:
             return None
         try:
-            # The percentage follows from used and limit by ApiUsage's one rule, never from a stored copy of it.
-            used, limit = _count(item, "used"), _count(item, "limit")
-            observed_at = datetime.fromisoformat(_string(item, "observed_at"))
-        except (MalformedItemError, ValueError) as exc:
+            return api_usage_of(item)
+        except ValueError as exc:
             _skip(item, str(exc))
             return None
-        if observed_at.tzinfo is None:
-            observed_at = observed_at.replace(tzinfo=UTC)
-        return ApiUsage(used=used, limit=limit, observed_at=observed_at)

@@ -48,10 +48,10 @@ from nrtsync.ports.metrics import (
     ceil_hour,
     floor_hour,
     floor_minute,
-    minute_key,
     minutes_between,
 )
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import minute_key
 
 MILLISECONDS = "Milliseconds"
 COUNT = "Count"

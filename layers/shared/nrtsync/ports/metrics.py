@@ -31,16 +31,6 @@ def ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
-def minute_key(minute: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM``, as the sync function writes it."""
-    return minute.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-
-
-def hour_key(hour: datetime) -> str:
-    """``YYYY-MM-DDTHH``."""
-    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
 def minutes_between(start: datetime, end: datetime) -> list[datetime]:
     """Every minute start in ``[start, end)``."""
     minutes: list[datetime] = []
