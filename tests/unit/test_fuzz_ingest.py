@@ -283,11 +283,11 @@ def world() -> Iterator[World]:
             )
 
         yield World(sqs=sqs, queue_url=queue_url, plain=endpoint("plain"), signed=endpoint("signed"))
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
 
 
 def invoke(endpoint: CalloutEndpoint, event: dict[str, Any]) -> dict[str, Any]:
-    ingest_app.use_endpoint(endpoint)
+    ingest_app.endpoint.use(endpoint)
     response: dict[str, Any] = ingest_app.lambda_handler(copy.deepcopy(event), FakeLambdaContext())
     return response
 

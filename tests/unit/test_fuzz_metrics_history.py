@@ -31,8 +31,8 @@ from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
     OBJECT_TYPE_DIMENSION,
     PERCENTILES,
-    RECORDS_FAILED,
-    RECORDS_SYNCED,
+    RECORDS_FAILED_IN_WINDOW,
+    RECORDS_SYNCED_IN_WINDOW,
     SYNC_LATENCY,
     SYNC_LATENCY_COUNT,
     SYNC_LATENCY_PERCENTILES,
@@ -255,7 +255,7 @@ class World:
         metrics_settings = MetricsSettings.from_env(
             {"SYNC_HISTORY_TABLE": HISTORY, "SYNC_STATE_TABLE": STATE, "POWERTOOLS_METRICS_NAMESPACE": "NrtSyncTest"}
         )
-        app.use_service(
+        app.service.use(
             MetricsService(
                 metrics_settings,
                 history=DynamoMetricsHistory(HISTORY, client=self.dynamodb, read_concurrency=1),
@@ -267,7 +267,7 @@ class World:
         try:
             result: dict[str, Any] = app.lambda_handler(EVENT, FakeLambdaContext())
         finally:
-            app.use_service(None)
+            app.service.use(None)
         return result, publisher
 
 
@@ -340,8 +340,8 @@ def test_bad_history_items_are_skipped_counted_and_change_no_figure(
             if not items and object_type != ALL_OBJECT_TYPES:
                 continue
             assert published.window(SYNC_LATENCY_COUNT, label, object_type) == len(values)
-            assert published.window(RECORDS_SYNCED, label, object_type) == len(values)
-            assert published.window(RECORDS_FAILED, label, object_type) == failed
+            assert published.window(RECORDS_SYNCED_IN_WINDOW, label, object_type) == len(values)
+            assert published.window(RECORDS_FAILED_IN_WINDOW, label, object_type) == failed
             for pct in PERCENTILES:
                 assert published.window(SYNC_LATENCY_PERCENTILES[pct], label, object_type) == percentile(values, pct)
     # and the raw distribution of each settled minute holds exactly the good values

@@ -27,7 +27,7 @@ class RecordingCloudWatch:
 
 
 def gauge(i: int) -> MetricPoint:
-    return MetricPoint(name="RecordsSynced", unit="Count", timestamp=T, dimensions=(("Window", "5m"),), value=i)
+    return MetricPoint(name="RecordsSyncedInWindow", unit="Count", timestamp=T, dimensions=(("Window", "5m"),), value=i)
 
 
 def test_a_distribution_is_split_into_150_values_per_datum() -> None:

@@ -119,7 +119,7 @@ def test_empty_history_publishes_zero_counts_and_no_percentiles() -> None:
     result = service(history, publisher).run(NOW)
     # Then every window says 0 records for All, and no percentile is invented
     for window in ("5m", "1h", "24h", "7d"):
-        assert publisher.value("RecordsSynced", Window=window, ObjectType="All") == 0
+        assert publisher.value("RecordsSyncedInWindow", Window=window, ObjectType="All") == 0
         assert publisher.value("SyncLatencyCount", Window=window, ObjectType="All") == 0
         assert publisher.value("SyncLatencyP50", Window=window, ObjectType="All") is None
     assert result.object_types == ()
@@ -156,8 +156,8 @@ def test_the_24h_window_starts_at_the_first_whole_hour_inside_it() -> None:
     history.rolled.pop(datetime(2025, 6, 1, 11, tzinfo=UTC))
     history.rolled.pop(datetime(2025, 6, 1, 10, tzinfo=UTC))
     service(history, publisher).run(NOW)
-    assert publisher.value("RecordsSynced", Window="24h", ObjectType="All") == 1
-    assert publisher.value("RecordsSynced", Window="7d", ObjectType="All") == 3
+    assert publisher.value("RecordsSyncedInWindow", Window="24h", ObjectType="All") == 1
+    assert publisher.value("RecordsSyncedInWindow", Window="7d", ObjectType="All") == 3
 
 
 def test_api_usage_is_published_only_when_fresh() -> None:

@@ -12,37 +12,31 @@ import random
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import SqsModel
 from pydantic import ValidationError
 
-from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
-from nrtsync.adapters.secrets import CachedSecretSource
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
 from nrtsync.latency import percentiles
-from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
+from nrtsync.mapping import MappingConfig, MappingError, build_record
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import (
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
-    SalesforceCredentials,
     SalesforceError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
     SalesforceRetryableError,
 )
-from nrtsync.observability import logger, metrics
+from nrtsync.observability import logger
 from nrtsync.outcomes import ErrorKind, Outcome, classify
 from nrtsync.ports.sync import (
     MAX_COLLECTIONS_PER_COMPOSITE,
@@ -76,6 +70,20 @@ class QueueMessage:
     receipt_handle: str
     body: str
     receive_count: int = 1
+
+    @classmethod
+    def batch_from_sqs(cls, event: Mapping[str, Any]) -> list[QueueMessage]:
+        """The messages of an SQS event; the bodies stay raw strings (``process`` validates each one)."""
+        batch = SqsModel.model_validate(event)
+        return [
+            cls(
+                message_id=record.messageId,
+                receipt_handle=record.receiptHandle,
+                body=str(record.body),
+                receive_count=int(record.attributes.ApproximateReceiveCount),
+            )
+            for record in batch.Records
+        ]
 
 
 @dataclass
@@ -574,56 +582,3 @@ def _halves(chunk: _Chunk, refusal: SalesforceRequestError) -> list[_Chunk]:
         _Chunk(chunk.object_type, chunk.pairs[:middle], refusal),
         _Chunk(chunk.object_type, chunk.pairs[middle:], refusal),
     ]
-
-
-def report_session(result: SyncResult) -> None:
-    """One structured log line per session (the Sync History view queries it) and its EMF metrics."""
-    session = result.session
-    line = session.as_log()
-    logger.info("sync session", extra=line)
-    for name, key in (
-        ("RecordsWritten", "written"),
-        ("RecordsSuperseded", "superseded"),
-        ("RecordsDuplicate", "duplicates"),
-        ("RecordsStale", "stale_skipped"),
-        ("RecordsWaiting", "waiting"),
-        ("RecordsFailed", "failed"),
-        ("SalesforceApiCalls", "api_calls"),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=line[key])
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=session.records_in)
-    if session.api_usage_percent is not None:
-        metrics.add_metric(name="SalesforceApiUsagePercent", unit=MetricUnit.Percent, value=session.api_usage_percent)
-    for failure in result.failures:
-        # Salesforce's and pydantic's messages quote field values (personal data): they stay in the failure
-        # list (python -m nrtsync failures); the log line carries ids and the error code only.
-        logger.warning(
-            "sync failure",
-            extra={
-                "object_type": failure.object_type,
-                "record_id": failure.record_id,
-                "error_code": failure.error_code,
-                "session_id": failure.session_id,
-            },
-        )
-
-
-def build_sync_service(settings: SyncSettings) -> SyncService:
-    """The production service: Salesforce through simple-salesforce, state and history in DynamoDB."""
-    secrets = CachedSecretSource(max_age=settings.secret_max_age_seconds)
-
-    def credentials() -> SalesforceCredentials:
-        return SalesforceCredentials.model_validate(secrets.get_json(settings.salesforce_secret_id))
-
-    return SyncService(
-        settings,
-        mapping=cached_mapping(settings.mapping_path),
-        salesforce=SimpleSalesforceAdapter(
-            credentials,
-            api_version=settings.salesforce_api_version,
-            timeout_seconds=settings.salesforce_timeout_seconds,
-        ),
-        state=DynamoVersionStore(settings.state_table),
-        history=DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
-        retries=SqsChangeQueue(settings.queue_url),
-    )

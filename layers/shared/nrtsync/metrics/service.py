@@ -24,9 +24,9 @@ from nrtsync.metrics.names import (
     EXACT_WINDOWS,
     OBJECT_TYPE_DIMENSION,
     PERCENTILES,
-    RECORDS_FAILED,
-    RECORDS_SYNCED,
-    RECORDS_WAITING,
+    RECORDS_FAILED_IN_WINDOW,
+    RECORDS_SYNCED_IN_WINDOW,
+    RECORDS_WAITING_IN_WINDOW,
     SYNC_LATENCY,
     SYNC_LATENCY_COUNT,
     SYNC_LATENCY_PERCENTILES,
@@ -96,9 +96,9 @@ def window_points(label: str, stats: Mapping[str, WindowStats], timestamp: datet
                 if value is not None:
                     point(names[pct], MILLISECONDS, value)
             point(count_name, COUNT, distribution.count)
-        point(RECORDS_SYNCED, COUNT, window.counts.written)
-        point(RECORDS_FAILED, COUNT, window.counts.failed)
-        point(RECORDS_WAITING, COUNT, window.counts.waiting)
+        point(RECORDS_SYNCED_IN_WINDOW, COUNT, window.counts.written)
+        point(RECORDS_FAILED_IN_WINDOW, COUNT, window.counts.failed)
+        point(RECORDS_WAITING_IN_WINDOW, COUNT, window.counts.waiting)
     return points
 
 
