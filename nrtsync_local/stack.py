@@ -14,7 +14,7 @@ What runs (docs/LOCAL.md has the details):
 
 The three handlers run in this process and share Powertools' process-wide logger and metrics, so they are
 invoked one at a time (one lock), as if each had a single warm container. Each gets its own settings object,
-built from its function's environment in the template, installed with ``use_endpoint``/``use_service``.
+built from its function's environment in the template by ``nrtsync.wiring``, installed in the handler's ``Lazy`` holder.
 
 ``LocalStack`` is the same thing for code that wants it in-process (``make demo``, ``make bench``, the e2e tests).
 """

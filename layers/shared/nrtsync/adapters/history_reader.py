@@ -113,6 +113,16 @@ def _skip(item: Item, reason: str) -> None:
     logger.warning("malformed history item skipped", extra={**_key(item), "reason": reason})
 
 
+def _record_counts(item: Item) -> RecordCounts:
+    return RecordCounts(
+        written=_count(item, "written"),
+        failed=_count(item, "failed"),
+        waiting=_count(item, "waiting"),
+        superseded=_count(item, "superseded", 0),
+        stale=_count(item, "stale", 0),
+    )
+
+
 def parse_minute_item(item: Item, minute: datetime) -> MinuteSummary:
     """A ``MINUTE#`` item as a MinuteSummary; raises MalformedItemError."""
     if "type" in item and item["type"].get("S") != "minute":
@@ -123,13 +133,7 @@ def parse_minute_item(item: Item, minute: datetime) -> MinuteSummary:
         minute=minute,
         object_type=_string(item, "object_type"),
         session_id=_string(item, "session_id"),
-        counts=RecordCounts(
-            written=_count(item, "written"),
-            failed=_count(item, "failed"),
-            waiting=_count(item, "waiting"),
-            superseded=_count(item, "superseded", 0),
-            stale=_count(item, "stale", 0),
-        ),
+        counts=_record_counts(item),
         sync_ms=_numbers(item, "sync_ms"),
         e2e_ms=_numbers(item, "e2e_ms"),
     )
@@ -160,13 +164,7 @@ def parse_rollup_item(item: Item, relative_error: float) -> HourRollup:
     return HourRollup(
         hour=hour,
         object_type=_string(item, "object_type"),
-        counts=RecordCounts(
-            written=_count(item, "written"),
-            failed=_count(item, "failed"),
-            waiting=_count(item, "waiting"),
-            superseded=_count(item, "superseded", 0),
-            stale=_count(item, "stale", 0),
-        ),
+        counts=_record_counts(item),
         minute_items=_count(item, "minute_items", 0),
         sync=_histogram(item, "sync", relative_error),
         e2e=_histogram(item, "e2e", relative_error),
@@ -204,6 +202,17 @@ def rollup_item(rollup: HourRollup, expires_at: int) -> dict[str, AttributeValue
         **_histogram_attributes("e2e", rollup.e2e),
         "expires_at": {"N": str(expires_at)},
     }
+
+
+def _get_item(
+    client: DynamoDBClient, table: str, key: Mapping[str, Any], what: str, *, consistent: bool = False
+) -> Item | None:
+    extra: dict[str, Any] = {"ConsistentRead": True} if consistent else {}
+    try:
+        response = client.get_item(TableName=table, Key=key, **extra)
+    except (ClientError, BotoCoreError) as exc:
+        raise HistoryReadError(f"could not read {what}") from exc
+    return response.get("Item")
 
 
 class DynamoMetricsHistory:
@@ -322,11 +331,7 @@ class DynamoMetricsHistory:
 
     def distribution_watermark(self) -> datetime | None:
         """The last minute whose raw latencies were published, or None before the first publication."""
-        try:
-            response = self._client.get_item(TableName=self._table, Key=WATERMARK_KEY, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise HistoryReadError("could not read the distribution watermark") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, WATERMARK_KEY, "the distribution watermark", consistent=True)
         if item is None:
             return None
         try:
@@ -368,11 +373,7 @@ class DynamoApiUsageSource:
 
     def api_usage(self) -> ApiUsage | None:
         """The latest usage, or None when none was recorded or the item is malformed (logged)."""
-        try:
-            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": API_USAGE_KEY}})
-        except (ClientError, BotoCoreError) as exc:
-            raise HistoryReadError("could not read the API usage") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, {"pk": {"S": API_USAGE_KEY}}, "the API usage")
         if item is None:
             return None
         try:

@@ -38,23 +38,9 @@ from nrtsync.models.salesforce import (
     SalesforceRetryableError,
 )
 from nrtsync.observability import logger
-from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage, SalesforcePort
+from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
-__all__ = [
-    "MAX_COLLECTIONS_PER_COMPOSITE",
-    "MAX_RECORDS_PER_CALL",
-    "CollectionUpsert",
-    "RecordResult",
-    "SalesforceAuthError",
-    "SalesforceConcurrencyLimitError",
-    "SalesforceCredentials",
-    "SalesforceError",
-    "SalesforceLimitExceededError",
-    "SalesforcePort",
-    "SalesforceRequestError",
-    "SalesforceRetryableError",
-    "SimpleSalesforceAdapter",
-]
+__all__ = ["MAX_RECORDS_PER_CALL", "SimpleSalesforceAdapter"]
 
 MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records per request
 _BACKOFF_BASE_SECONDS = 0.25
