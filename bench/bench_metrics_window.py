@@ -21,12 +21,13 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
+from nrtsync.adapters.cloudwatch import CloudWatchPublisher
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
 from nrtsync.latency import LatencyHistogram
-from nrtsync.metrics.model import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
-from nrtsync.metrics.publisher import CloudWatchPublisher
-from nrtsync.metrics.service import MetricsService
+from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK, minute_key
+from nrtsync.wiring import build_metrics
 
 RECORDS_PER_DAY = 1_000_000
 SESSION_RECORDS = 200
@@ -181,7 +182,7 @@ def one_run(roll_latest: bool, seed: int) -> tuple[float, int, dict[str, Any]]:
         {"SYNC_HISTORY_TABLE": "h", "SYNC_STATE_TABLE": "s", "POWERTOOLS_METRICS_NAMESPACE": "Bench"}
     )
     cloudwatch = DiscardingCloudWatch()
-    service = MetricsService(
+    service = build_metrics(
         settings,
         history=DynamoMetricsHistory("h", client=db, read_concurrency=1),  # type: ignore[arg-type]
         api_usage=DynamoApiUsageSource("s", client=db),  # type: ignore[arg-type]
@@ -213,7 +214,7 @@ def measure(roll_latest: bool, runs: int) -> dict[str, Any]:
     settings = MetricsSettings.from_env(
         {"SYNC_HISTORY_TABLE": "h", "SYNC_STATE_TABLE": "s", "POWERTOOLS_METRICS_NAMESPACE": "Bench"}
     )
-    service = MetricsService(
+    service = build_metrics(
         settings,
         history=DynamoMetricsHistory("h", client=db, read_concurrency=1),  # type: ignore[arg-type]
         api_usage=DynamoApiUsageSource("s", client=db),  # type: ignore[arg-type]

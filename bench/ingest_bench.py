@@ -14,7 +14,8 @@ from typing import Any
 
 from bench.common import REGION, progress, quiet_handlers
 from bench.memory import InMemoryQueue, StaticSecrets
-from nrtsync.adapters.sqs import ChangeQueue
+from nrtsync.ports.ingest import ChangeQueue
+from nrtsync.wiring import build_ingest
 from nrtsync_local.poller import LocalContext
 
 EVENTS = ("callout_account", "callout_subscription", "callout_invoice", "callout_payment")
@@ -38,12 +39,11 @@ def _fresh(event: dict[str, Any]) -> dict[str, Any]:
 
 def _measure(queue: ChangeQueue, requests: int, warmup: int) -> dict[str, Any]:
     from functions.ingest import app  # noqa: PLC0415
-    from nrtsync.ingest import CalloutEndpoint  # noqa: PLC0415
     from nrtsync.settings import IngestSettings  # noqa: PLC0415
 
     settings = IngestSettings.from_env()
-    app.use_endpoint(
-        CalloutEndpoint(settings, queue=queue, secrets=StaticSecrets({settings.callout_secret_id: CALLOUT_SECRET}))
+    app.endpoint.use(
+        build_ingest(settings, queue=queue, secrets=StaticSecrets({settings.callout_secret_id: CALLOUT_SECRET}))
     )
     templates = load_events()
     events = [_fresh(templates[i % len(templates)]) for i in range(requests + warmup)]
@@ -60,7 +60,7 @@ def _measure(queue: ChangeQueue, requests: int, warmup: int) -> dict[str, Any]:
                 if n >= warmup:
                     samples.append(elapsed / 1000)
     finally:
-        app.use_endpoint(None)
+        app.endpoint.use(None)
     if set(statuses) != {200}:
         raise RuntimeError(f"ingest answered {statuses}; the bench expects only 200")
     samples.sort()

@@ -18,8 +18,10 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.state import KEPT_PREFIX, Claim, ClaimStatus, StoredApiUsage, _why_not
+from nrtsync.adapters.state import _why_not
 from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.sync import ApiUsage, Claim, ClaimStatus
+from nrtsync.tables import KEPT_PREFIX
 
 _LEASE_FIELDS = ("lease_owner", "lease_until", "lease_version", "lease_hash")
 
@@ -29,7 +31,7 @@ class InMemoryVersionStore:
 
     def __init__(self) -> None:
         self._items: dict[str, dict[str, dict[str, str]]] = {}
-        self._usage: StoredApiUsage | None = None
+        self._usage: ApiUsage | None = None
         self._lock = threading.Lock()
         self.calls = 0
 
@@ -104,12 +106,12 @@ class InMemoryVersionStore:
             if item is not None and item.get("lease_owner", {}).get("S") == owner:
                 self._items[record_key] = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
 
-    def api_usage(self) -> StoredApiUsage | None:
+    def api_usage(self) -> ApiUsage | None:
         with self._lock:
             self.calls += 1
             return self._usage
 
-    def save_api_usage(self, usage: StoredApiUsage) -> None:
+    def save_api_usage(self, usage: ApiUsage) -> None:
         with self._lock:
             self.calls += 1
             self._usage = usage

@@ -49,7 +49,7 @@ def main() -> None:
         _control=trusting_session(info["ca_file"]),
     )
     after_imports = _max_rss_mb()
-    app.use_service(sync_bench.in_memory_service(standin, sync_bench.sync_settings()))
+    app.service.use(sync_bench.in_memory_service(standin, sync_bench.sync_settings()))
     run = sync_bench.invoke_sync(standin, Workload())
     standin.close()
     print(

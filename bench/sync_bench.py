@@ -23,14 +23,15 @@ from simple_salesforce.api import Salesforce
 from bench.common import progress, quiet_handlers, summary
 from bench.memory import InMemoryRetries, InMemoryVersionStore, in_memory_history
 from bench.workload import BATCH, Workload, baseline_payloads, sqs_event
-from nrtsync.adapters.history import DynamoHistoryWriter, HistoryWriter
-from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
+from nrtsync.adapters.history import DynamoHistoryWriter
 from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore, VersionStore
+from nrtsync.adapters.state import DynamoVersionStore
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.ports.sync import HistoryWriter, RetryScheduler, VersionStore
 from nrtsync.settings import SyncSettings
-from nrtsync.sync import RetryScheduler, SyncService
+from nrtsync.sync import SyncService
+from nrtsync.wiring import build_salesforce, build_sync
 from nrtsync_local.poller import LocalContext
 from nrtsync_local.processes import StandinClient
 
@@ -64,22 +65,10 @@ def build_service(
     history: HistoryWriter,
     retries: RetryScheduler,
 ) -> SyncService:
-    """``build_sync_service`` with the given state/history/retries and a session that trusts the stand-in."""
+    """The production wiring with the given state/history/retries and a Salesforce session that trusts the stand-in."""
     credentials = credentials_of(standin)
-    adapter = SimpleSalesforceAdapter(
-        lambda: credentials,
-        api_version=settings.salesforce_api_version,
-        timeout_seconds=settings.salesforce_timeout_seconds,
-        session=standin.session(),
-    )
-    return SyncService(
-        settings,
-        mapping=cached_mapping(settings.mapping_path),
-        salesforce=adapter,
-        state=state,
-        history=history,
-        retries=retries,
-    )
+    salesforce = build_salesforce(settings, credentials=lambda: credentials, session=standin.session())
+    return build_sync(settings, salesforce=salesforce, state=state, history=history, retries=retries)
 
 
 @dataclass
@@ -187,7 +176,7 @@ def compare_at_latency(
 
     settings = sync_settings()
     standin.set_faults(latency_ms=latency_ms)
-    app.use_service(in_memory_service(standin, settings))
+    app.service.use(in_memory_service(standin, settings))
     baseline = Baseline(standin, settings.salesforce_api_version)
     try:
         invoke_sync(standin, workload)  # warm: token, TLS connection, records exist in Salesforce
@@ -205,7 +194,7 @@ def compare_at_latency(
                 )
     finally:
         baseline.close()
-        app.use_service(None)
+        app.service.use(None)
         standin.set_faults(latency_ms=0)
     sync, base = _rates(sync_runs), _rates(baseline_runs)
     result = {"latency_ms": latency_ms, "sync_in_memory_state": sync, "baseline": base}
@@ -266,7 +255,7 @@ def sync_on_moto(standin: StandinClient, latency_ms: int, *, reps: int, workload
                 history=DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
                 retries=SqsChangeQueue(settings.queue_url),
             )
-            app.use_service(service)
+            app.service.use(service)
             invoke_sync(standin, workload)
             runs = []
             for rep in range(reps):
@@ -275,7 +264,7 @@ def sync_on_moto(standin: StandinClient, latency_ms: int, *, reps: int, workload
                     f"  moto state/history, latency {latency_ms} ms, rep {rep + 1}: {runs[-1].seconds:.2f} s/batch"
                 )
     finally:
-        app.use_service(None)
+        app.service.use(None)
         standin.set_faults(latency_ms=0)
     return {"latency_ms": latency_ms, "sync_moto_state": _rates(runs)}
 
@@ -285,12 +274,12 @@ def single_type_batch(standin: StandinClient) -> dict[str, Any]:
     from functions.sync import app  # noqa: PLC0415
 
     workload = Workload(mix=(("Subscription", 1),))
-    app.use_service(in_memory_service(standin, sync_settings()))
+    app.service.use(in_memory_service(standin, sync_settings()))
     try:
         invoke_sync(standin, workload)
         run = invoke_sync(standin, workload)
     finally:
-        app.use_service(None)
+        app.service.use(None)
     return {"records": run.records, "api_calls": run.api_calls, "api_calls_per_record": run.api_calls / run.records}
 
 
@@ -317,7 +306,7 @@ def pool_experiment(standin: StandinClient, *, reps: int, workload: Workload) ->
     """Per-call pools (as shipped) vs one shared pool, interleaved, at 0 ms, in-memory state."""
     from functions.sync import app  # noqa: PLC0415
 
-    app.use_service(in_memory_service(standin, sync_settings()))
+    app.service.use(in_memory_service(standin, sync_settings()))
     shipped: list[SyncRun] = []
     shared: list[SyncRun] = []
     try:
@@ -327,7 +316,7 @@ def pool_experiment(standin: StandinClient, *, reps: int, workload: Workload) ->
             with shared_pool():
                 shared.append(invoke_sync(standin, workload))
     finally:
-        app.use_service(None)
+        app.service.use(None)
     a, b = _rates(shipped), _rates(shared)
     return {
         "per_call_pools_records_per_second": a["records_per_second"],

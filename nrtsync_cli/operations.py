@@ -9,36 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.tables import FAILURE_PK, plain_item, record_pk, session_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-_deserializer = TypeDeserializer()
 Progress = Callable[[int, int], None]
 
 
 class OperationError(RuntimeError):
     """An AWS call an operation depends on failed; the message says which."""
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_number(v) for v in value]
-    return value
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain Python (numbers as int/float, so JSON output stays readable)."""
-    return {k: _number(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 @dataclass(frozen=True)
@@ -88,7 +74,7 @@ class Operations:
             except (ClientError, BotoCoreError) as exc:
                 raise OperationError(f"cannot read the sync history ({self._res.history_table}): {exc}") from exc
             for item in page.get("Items", []):
-                yield _plain(item)
+                yield plain_item(item)
                 returned += 1
                 if limit is not None and returned >= limit:
                     return
@@ -103,7 +89,7 @@ class Operations:
         found: list[dict[str, Any]] = []
         day = now.date()
         while day >= start.date() and len(found) < limit:
-            for item in self._query(f"SESSION#{day.isoformat()}", newest_first=True):
+            for item in self._query(session_pk(day), newest_first=True):
                 if str(item.get("started_at", "")) < start.isoformat(timespec="milliseconds"):
                     break
                 found.append(item)
@@ -114,13 +100,13 @@ class Operations:
 
     def trail(self, object_type: str, record_id: str) -> list[dict[str, Any]]:
         """Every outcome recorded for one record, oldest first: from callout receipt to Salesforce Id."""
-        return list(self._query(f"RECORD#{object_type}#{record_id}"))
+        return list(self._query(record_pk(object_type, record_id)))
 
     def failures(self, *, object_type: str | None = None, error_code: str | None = None) -> list[dict[str, Any]]:
         """The failure list, optionally filtered."""
         return [
             f
-            for f in self._query("FAILURE")
+            for f in self._query(FAILURE_PK)
             if (object_type is None or f.get("object_type") == object_type)
             and (error_code is None or f.get("error_code") == error_code)
         ]
@@ -137,7 +123,7 @@ class Operations:
                 self._sqs.send_message(QueueUrl=self._res.queue_url, MessageBody=str(failure["body"]))
                 self._ddb.delete_item(
                     TableName=self._res.history_table,
-                    Key={"pk": {"S": "FAILURE"}, "sk": {"S": str(failure["sk"])}},
+                    Key={"pk": {"S": FAILURE_PK}, "sk": {"S": str(failure["sk"])}},
                 )
                 done += 1
             except (ClientError, BotoCoreError, KeyError):

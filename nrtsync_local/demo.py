@@ -41,8 +41,8 @@ from types import FrameType
 from typing import Any, TextIO
 
 import requests
-from boto3.dynamodb.types import TypeDeserializer
 
+from nrtsync.tables import minute_pk, plain_item
 from nrtsync_local.demo_stream import (
     VALIDATION_RULE,
     Deliver,
@@ -66,9 +66,6 @@ WAITING_TIMEOUT_SECONDS = 15.0
 PERCENTILES = (50, 90)
 PIPELINE = "Zuora callouts -> API Gateway -> ingest -> SQS -> sync -> Salesforce"
 EXIT_OK, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 130
-
-_deserializer = TypeDeserializer()
-
 
 # --- what was sent and what came back -----------------------------------------------------------------------
 
@@ -502,13 +499,14 @@ def history_latencies(stack: LocalStack, since: datetime) -> dict[str, list[int]
         kwargs: dict[str, Any] = {
             "TableName": stack.resources.history_table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"MINUTE#{minute:%Y-%m-%dT%H:%M}"}},
+            "ExpressionAttributeValues": {":pk": {"S": minute_pk(minute)}},
         }
         while True:
             page = ddb.query(**kwargs)
             for item in page.get("Items", []):
+                plain = plain_item(item)
                 for name, values in latencies.items():
-                    values.extend(int(v) for v in _deserializer.deserialize(item.get(name, {"L": []})))
+                    values.extend(int(v) for v in plain.get(name, []))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

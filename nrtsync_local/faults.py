@@ -40,13 +40,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
 from nrtsync_local.front import Handler
 from nrtsync_local.stack import LocalStack
 from nrtsync_local.template import load_template, resource
+
+if TYPE_CHECKING:
+    from nrtsync.ports.sync import SalesforcePort
 
 log = logging.getLogger("nrtsync_local.faults")
 
@@ -823,6 +826,14 @@ def run_drill(
 
         return invoke
 
+    def kill_after_answer(port: SalesforcePort) -> SalesforcePort:
+        # Injected through the wiring as the sync service's Salesforce port: it can die mid-batch once armed.
+        def on_kill(call: str, records: int) -> None:
+            if drill is not None:
+                drill.on_kill_after_answer(call, records)
+
+        return cast("SalesforcePort", KillAfterAnswer(port, switch, on_kill))
+
     stack = LocalStack(
         stack_name=stack_name or f"drill{os.getpid()}x{uuid.uuid4().hex[:6]}",
         sync_batch_window_seconds=config.batch_window_seconds,
@@ -834,14 +845,10 @@ def run_drill(
             **({"POWERTOOLS_LOG_LEVEL": log_level} if log_level else {}),
         },
         sync_handler_wrapper=kill_after_return,
+        salesforce_wrapper=kill_after_answer,
     )
     with _quiet_kills(), stack:
         drill = FaultDrill(stack, config, switch)
-        from functions.sync import app as sync_app  # noqa: PLC0415 - imported once the stack set the environment
-
-        service = sync_app.service()
-        # The one seam the product does not offer publicly: its Salesforce port, wrapped so it can die mid-batch.
-        service._sf = KillAfterAnswer(service._sf, switch, drill.on_kill_after_answer)
         return drill.run()
 
 

@@ -14,7 +14,7 @@ What runs (docs/LOCAL.md has the details):
 
 The three handlers run in this process and share Powertools' process-wide logger and metrics, so they are
 invoked one at a time (one lock), as if each had a single warm container. Each gets its own settings object,
-built from its function's environment in the template, installed with ``use_endpoint``/``use_service``.
+built from its function's environment in the template by ``nrtsync.wiring``, installed in the handler's ``Lazy`` holder.
 
 ``LocalStack`` is the same thing for code that wants it in-process (``make demo``, ``make bench``, the e2e tests).
 """
@@ -60,6 +60,7 @@ from nrtsync_local.template import (
 )
 
 if TYPE_CHECKING:
+    from nrtsync.ports.sync import SalesforcePort
     from nrtsync_cli.operations import Operations
 
 log = logging.getLogger("nrtsync_local.stack")
@@ -255,11 +256,14 @@ class LocalStack:
         region: str = REGION,
         template: dict[str, Any] | None = None,
         sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
+        salesforce_wrapper: Callable[[SalesforcePort], SalesforcePort] | None = None,
     ) -> None:
         self._template = template or load_template()
         # Fault drills (nrtsync_local.faults) wrap the sync handler the poller invokes, e.g. to "kill" an
         # invocation after it returned but before the poller deleted its messages.
         self._sync_handler_wrapper = sync_handler_wrapper
+        # ... and the sync service's Salesforce port, e.g. to die after Salesforce answered a call.
+        self._salesforce_wrapper = salesforce_wrapper
         self._workdir_given = workdir
         self._state_file = state_file
         self._window = sync_batch_window_seconds
@@ -620,46 +624,43 @@ class LocalStack:
         # Imported only now: Powertools reads POWERTOOLS_* when nrtsync.observability is first imported.
         from functions.ingest import app as ingest_app  # noqa: PLC0415
         from functions.sync import app as sync_app  # noqa: PLC0415
-        from nrtsync.ingest import CalloutEndpoint  # noqa: PLC0415
+        from nrtsync import wiring  # noqa: PLC0415
         from nrtsync.settings import IngestSettings, SyncSettings  # noqa: PLC0415
-        from nrtsync.sync import build_sync_service  # noqa: PLC0415
 
-        ingest_app.use_endpoint(CalloutEndpoint(IngestSettings.from_env(dict(environments[INGEST]))))
+        ingest_app.endpoint.use(wiring.build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
         authorizer = _authorizer_function(self._template)
         if authorizer is not None:
             from functions.authorizer import app as authorizer_app  # noqa: PLC0415
-            from nrtsync.authorizer import CalloutAuthorizer  # noqa: PLC0415
             from nrtsync.settings import AuthorizerSettings  # noqa: PLC0415
 
-            authorizer_app.use_authorizer(
-                CalloutAuthorizer(AuthorizerSettings.from_env(dict(environments[authorizer])))
+            authorizer_app.authorizer.use(
+                wiring.build_authorizer(AuthorizerSettings.from_env(dict(environments[authorizer])))
             )
-        sync_app.use_service(build_sync_service(SyncSettings.from_env(dict(environments[SYNC]))))
+        sync_settings = SyncSettings.from_env(dict(environments[SYNC]))
+        salesforce = wiring.build_salesforce(sync_settings)
+        if self._salesforce_wrapper is not None:
+            salesforce = self._salesforce_wrapper(salesforce)
+        sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce))
         if self._with_metrics:
             try:
                 from functions.metrics import app as metrics_app  # noqa: PLC0415
-                from nrtsync.settings import metrics_settings  # noqa: PLC0415
+                from nrtsync.settings import MetricsSettings  # noqa: PLC0415
 
-                # The metrics service is built by the function itself, from the environment set above.
-                metrics_settings.cache_clear()
-                metrics_app.use_service(None)
+                metrics_app.service.use(wiring.build_metrics(MetricsSettings.from_env(dict(environments[METRICS]))))
             except Exception as exc:  # the stack runs without metrics rather than not at all (printed below)
                 self.metrics_error = f"{type(exc).__name__}: {exc}"
                 log.exception("MetricsFunction cannot be imported; the local stack runs without metrics")
 
     def _uninstall_handlers(self) -> None:
-        for module, setter in (
-            ("functions.ingest.app", "use_endpoint"),
-            ("functions.authorizer.app", "use_authorizer"),
-            ("functions.sync.app", "use_service"),
-            ("functions.metrics.app", "use_service"),
+        for module, holder in (
+            ("functions.ingest.app", "endpoint"),
+            ("functions.authorizer.app", "authorizer"),
+            ("functions.sync.app", "service"),
+            ("functions.metrics.app", "service"),
         ):
             loaded = sys.modules.get(module)
             if loaded is not None:
-                getattr(loaded, setter)(None)
-        settings = sys.modules.get("nrtsync.settings")
-        if settings is not None:
-            settings.metrics_settings.cache_clear()
+                getattr(loaded, holder).use(None)
 
     def _start_front(self) -> None:
         from functions.ingest import app as ingest_app  # noqa: PLC0415

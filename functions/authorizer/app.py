@@ -6,38 +6,27 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.authorizer import CalloutAuthorizer, NotAuthenticatedError
+from nrtsync.authorizer import AuthorizerRequest, CalloutAuthorizer, NotAuthenticatedError
 from nrtsync.observability import logger
+from nrtsync.reporting import report_authorization
 from nrtsync.settings import authorizer_settings
+from nrtsync.wiring import Lazy, build_authorizer
 
 # API Gateway answers 401 (its UNAUTHORIZED gateway response) only for an error with exactly this message;
 # any other error is a 500 (AUTHORIZER_FAILURE). See "Output from an API Gateway Lambda authorizer".
 UNAUTHORIZED = "Unauthorized"
 
-_authorizer: CalloutAuthorizer | None = None
-
-
-def authorizer() -> CalloutAuthorizer:
-    """The authorizer, built on first use so that a test can install its own before the first request."""
-    global _authorizer  # noqa: PLW0603 - one instance per warm container is the point
-    if _authorizer is None:
-        _authorizer = CalloutAuthorizer(authorizer_settings())
-    return _authorizer
-
-
-def use_authorizer(replacement: CalloutAuthorizer | None) -> None:
-    """Install an authorizer with other collaborators (tests, the local stack); None rebuilds from settings."""
-    global _authorizer  # noqa: PLW0603
-    _authorizer = replacement
+authorizer: Lazy[CalloutAuthorizer] = Lazy(lambda: build_authorizer(authorizer_settings()))
 
 
 # log_event=False: the event carries the Authorization header.
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = AuthorizerRequest.from_event(event)
     try:
-        policy = authorizer().authorize(event)
+        policy = authorizer.get().authorize(request)
     except NotAuthenticatedError:
-        logger.warning("callout refused: no valid Basic credentials")
+        report_authorization(allowed=False)
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact exception message
-    logger.info("callout authorized")
+    report_authorization(allowed=True)
     return policy

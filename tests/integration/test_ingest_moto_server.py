@@ -45,9 +45,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     monkeypatch.setenv("CALLOUT_QUEUE_URL", queue_url)
     monkeypatch.setenv("CALLOUT_SECRET_ID", SECRET_ID)
     ingest_settings.cache_clear()
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
     yield {"sqs": sqs, "queue_url": queue_url, "secrets": secrets}
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
     ingest_settings.cache_clear()
     secrets.delete_secret(SecretId=SECRET_ID, ForceDeleteWithoutRecovery=True)
     for url in sqs.list_queues().get("QueueUrls", []):
@@ -111,7 +111,7 @@ def test_a_deleted_queue_is_503_and_nothing_is_stored(aws: dict[str, Any]) -> No
 def test_a_wrong_queue_url_is_503_and_nothing_is_stored(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLOUT_QUEUE_URL", aws["queue_url"].replace("nrtsync-callouts", "no-such-queue"))
     ingest_settings.cache_clear()
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
 
     response = invoke(load_event("callout_payment"))
 
@@ -129,7 +129,7 @@ def _closed_port() -> int:
 def test_an_unreachable_sqs_is_503_and_nothing_is_stored(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Only SQS is unreachable; the secret still reads from the server.
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{_closed_port()}")
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
 
     response = invoke(load_event("callout_invoice"))
 

@@ -18,12 +18,13 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from functions.metrics import app
-from nrtsync.adapters.history_reader import ROLLUP_PK, DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.cloudwatch import CloudWatchPublisher
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
 from nrtsync.metrics.names import METRIC_NAMES
-from nrtsync.metrics.publisher import CloudWatchPublisher
 from nrtsync.metrics.service import MetricsService
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK
 from tests.support.sync_world import create_tables
 
 pytestmark = pytest.mark.integration
@@ -190,7 +191,7 @@ def scenario() -> Iterator[Scenario]:
             {"SYNC_HISTORY_TABLE": HISTORY, "SYNC_STATE_TABLE": STATE, "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE}
         )
         clock = [NOW]
-        app.use_service(
+        app.service.use(
             MetricsService(
                 settings,
                 history=history,
@@ -222,7 +223,7 @@ def scenario() -> Iterator[Scenario]:
         )["Items"]
         listed = cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
         yield Scenario(minutes, first, retry, next_minute, sorted(i["sk"]["S"] for i in rollups), listed)
-        app.use_service(None)
+        app.service.use(None)
 
 
 def window_values(minutes: list[Minute], start: datetime, end: datetime, object_type: str = "All") -> list[Minute]:
@@ -245,11 +246,11 @@ def test_exact_windows_apply_the_rule_to_every_value(scenario: Scenario) -> None
                 assert run.value(f"EndToEndLatencyP{pct}", **dims) == percentile(flat(chosen, "e2e_ms"), pct)
             assert run.value("SyncLatencyCount", **dims) == len(flat(chosen, "sync_ms"))
             assert run.value("EndToEndLatencyCount", **dims) == len(flat(chosen, "e2e_ms"))
-            assert run.value("RecordsSynced", **dims) == len(flat(chosen, "sync_ms"))
-            assert run.value("RecordsFailed", **dims) == sum(m.failed for m in chosen)
-            assert run.value("RecordsWaiting", **dims) == sum(m.waiting for m in chosen)
-    assert run.value("RecordsFailed", Window="5m", ObjectType="All") == 2
-    assert run.value("RecordsWaiting", Window="5m", ObjectType="Invoice") == 3
+            assert run.value("RecordsSyncedInWindow", **dims) == len(flat(chosen, "sync_ms"))
+            assert run.value("RecordsFailedInWindow", **dims) == sum(m.failed for m in chosen)
+            assert run.value("RecordsWaitingInWindow", **dims) == sum(m.waiting for m in chosen)
+    assert run.value("RecordsFailedInWindow", Window="5m", ObjectType="All") == 2
+    assert run.value("RecordsWaitingInWindow", Window="5m", ObjectType="Invoice") == 3
 
 
 @pytest.mark.parametrize(("label", "start"), [("24h", at("2025-06-01T11:00")), ("7d", at("2025-05-26T11:00"))])
@@ -263,7 +264,7 @@ def test_long_windows_are_rollups_plus_recent_minutes_within_the_error_bound(
     for object_type in ("All", "Account", "Invoice", "Payment"):
         chosen = window_values(scenario.minutes, start, end, object_type)
         dims = {"Window": label, "ObjectType": object_type}
-        assert run.value("RecordsSynced", **dims) == len(flat(chosen, "sync_ms"))
+        assert run.value("RecordsSyncedInWindow", **dims) == len(flat(chosen, "sync_ms"))
         assert run.value("SyncLatencyCount", **dims) == len(flat(chosen, "sync_ms"))
         for pct in (50, 90, 99):
             for name, attr in (("SyncLatency", "sync_ms"), ("EndToEndLatency", "e2e_ms")):
@@ -277,10 +278,13 @@ def test_rollups_are_written_once_and_read_instead_of_minutes(scenario: Scenario
     assert scenario.retry.result["hours_rolled"] == 0
     assert scenario.next_minute.result["hours_rolled"] == 0
     # the Payment minute items are gone, yet 24h and 7d still count them: from the rollup
-    assert scenario.next_minute.value("RecordsSynced", Window="24h", ObjectType="Payment") == 80
-    first_7d = scenario.first.value("RecordsSynced", Window="7d", ObjectType="All")
+    assert scenario.next_minute.value("RecordsSyncedInWindow", Window="24h", ObjectType="Payment") == 80
+    first_7d = scenario.first.value("RecordsSyncedInWindow", Window="7d", ObjectType="All")
     completed_minute = len(scenario.minutes[4].sync_ms)  # 10:37, in progress on the first run
-    assert scenario.next_minute.value("RecordsSynced", Window="7d", ObjectType="All") == first_7d + completed_minute
+    assert (
+        scenario.next_minute.value("RecordsSyncedInWindow", Window="7d", ObjectType="All")
+        == first_7d + completed_minute
+    )
 
 
 def test_raw_distributions_are_published_once_per_minute(scenario: Scenario) -> None:

@@ -11,15 +11,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from nrtsync.adapters.salesforce import (
+from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
+from nrtsync.models.salesforce import (
+    CollectionUpsert,
+    RecordError,
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
+    SalesforceCredentials,
     SalesforceLimitExceededError,
     SalesforceRequestError,
     SalesforceRetryableError,
-    SimpleSalesforceAdapter,
 )
-from nrtsync.models.salesforce import CollectionUpsert, RecordError, SalesforceCredentials
 from tests.support.salesforce import StandinClient, running_salesforce_standin
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import jwt
 import pytest
 import requests
 
-from nrtsync.adapters.salesforce import SalesforceAuthError, SimpleSalesforceAdapter
-from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
+from nrtsync.models.salesforce import SalesforceAuthError, SalesforceCredentials
 from tests.support.salesforce import (
     ConnectedAppKeys,
     StandinClient,

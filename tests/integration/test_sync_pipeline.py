@@ -21,7 +21,8 @@ from nrtsync.mapping import DEFAULT_MAPPING_PATH
 from nrtsync.models.callout import QueuedChange
 from nrtsync.outcomes import Outcome
 from nrtsync.settings import SyncSettings
-from nrtsync.sync import QueueMessage, build_sync_service
+from nrtsync.sync import QueueMessage
+from nrtsync.wiring import build_sync
 from nrtsync_local.aws import LocalResources, MotoServer, client, provision
 from nrtsync_local.poller import SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin
@@ -128,9 +129,9 @@ def pipeline(moto_url: str, standin: StandinClient, monkeypatch: pytest.MonkeyPa
             "API_USAGE_RECHECK_SECONDS": "1",
         }
     )
-    app.use_service(build_sync_service(settings))
+    app.service.use(build_sync(settings))
     yield Pipeline(resources, standin, client("sqs", moto_url), settings)
-    app.use_service(None)
+    app.service.use(None)
     standin.set_faults(latency_ms=0, expire_sessions=False)
 
 
@@ -212,7 +213,7 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
     new = [change("Account", f"C{i}", updated=T0 + timedelta(seconds=1), Name="new") for i in range(5)]
 
     # When two containers (separate services) sync their batches at the same moment, then retry what waits
-    services = [build_sync_service(pipeline.settings), build_sync_service(pipeline.settings)]
+    services = [build_sync(pipeline.settings), build_sync(pipeline.settings)]
     barrier = threading.Barrier(2)
 
     def invoke(service: Any, batch: list[QueuedChange]) -> None:
@@ -291,7 +292,7 @@ def service_with_amount_as_text(pipeline: Pipeline, tmp_path: Path) -> Any:
     mapping["objects"]["Payment"]["fields"]["Amount"]["type"] = "string"
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(mapping))
-    return build_sync_service(pipeline.settings.model_copy(update={"mapping_path": str(path)}))
+    return build_sync(pipeline.settings.model_copy(update={"mapping_path": str(path)}))
 
 
 def payment_messages(count: int, bad: str) -> list[QueueMessage]:
@@ -367,7 +368,7 @@ def test_an_approval_locked_record_is_parked_with_entity_is_locked(pipeline: Pip
 def test_the_concurrent_request_limit_waits_briefly_without_the_allocation_stop(pipeline: Pipeline) -> None:
     # Given the org at its concurrent long-running request limit for the next call
     pipeline.sf.set_faults(fail_next=[{"kind": "concurrent_long_txn"}])
-    service = build_sync_service(pipeline.settings)
+    service = build_sync(pipeline.settings)
     held = change("Account", "A1", Name="held")
     msg = QueueMessage(message_id="m1", receipt_handle="", body=held.model_dump_json())
 

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE
 from nrtsync.models.salesforce import (
-    ApiUsage,
     CollectionUpsert,
     RecordError,
     RecordResult,
@@ -20,6 +18,7 @@ from nrtsync.models.salesforce import (
     SalesforceLimitExceededError,
     SalesforceRequestError,
 )
+from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
 # Which sObject a relationship field points to, as in Zuora 360.
 RELATIONSHIPS = {

@@ -141,9 +141,9 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv("CALLOUT_SECRET_ID", SECRET_ID)
         monkeypatch.setenv("SECRET_CACHE_SECONDS", "0")
         authorizer_settings.cache_clear()
-        authorizer_app.use_authorizer(None)
+        authorizer_app.authorizer.use(None)
         yield client
-        authorizer_app.use_authorizer(None)
+        authorizer_app.authorizer.use(None)
         authorizer_settings.cache_clear()
 
 

@@ -8,10 +8,20 @@ from typing import Any
 
 import pytest
 
-from nrtsync.adapters.history import SessionSummary
-from nrtsync.metrics.names import INGEST_METRIC_NAMES, METRIC_NAMES, SYNC_SESSION_METRIC_NAMES, WINDOWS
+from nrtsync.ingest import IngestOutcome
+from nrtsync.metrics.names import (
+    DIMENSION_SETS,
+    INGEST_METRIC_NAMES,
+    METRIC_NAMES,
+    RUN_METRIC_NAMES,
+    SYNC_SESSION_METRIC_NAMES,
+    WINDOWS,
+)
+from nrtsync.metrics.service import MetricsRunResult
 from nrtsync.observability import metrics
-from nrtsync.sync import SyncResult, report_session
+from nrtsync.ports.sync import SessionSummary
+from nrtsync.reporting import report_callout, report_metrics_run, report_session
+from nrtsync.sync import SyncResult
 from nrtsync_local.template import load_template, resolve
 
 NAMESPACE = "NrtSync/nrtsync-test"
@@ -26,7 +36,8 @@ REFS = {
     "SyncFunctionLogGroup": "/aws/lambda/sync",
 }
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
-PUBLISHED = set(METRIC_NAMES) | set(SYNC_SESSION_METRIC_NAMES) | set(INGEST_METRIC_NAMES)
+PUBLISHED = set(DIMENSION_SETS)
+OUR_NAMESPACE = "NrtSync/${AWS::StackName}"
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +121,96 @@ def test_the_sync_session_emits_exactly_the_names_the_dashboard_knows() -> None:
     # Then every EMF metric name is one the dashboard test accepts
     assert set(metrics.metric_set) == set(SYNC_SESSION_METRIC_NAMES)
     metrics.clear_metrics()
+
+
+def test_the_registry_lists_every_emitter_s_names_with_their_dimensions() -> None:
+    emitted = {*METRIC_NAMES, *RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *INGEST_METRIC_NAMES}
+    assert set(DIMENSION_SETS) == emitted
+
+
+def test_the_ingest_and_metrics_reports_emit_exactly_their_registered_names() -> None:
+    # Given a rejected callout and a metrics run
+    rejected = IngestOutcome(status_code=400, reason="invalid_callout", body={"errors": []})
+    run = MetricsRunResult(
+        minute="2026-01-01T00:00",
+        minute_items_read=0,
+        history_items_skipped=0,
+        hours_rolled=0,
+        hours_not_rolled=0,
+        metric_data_published=0,
+        distribution_minutes_published=0,
+        object_types=(),
+    )
+
+    # When they are reported
+    metrics.clear_metrics()
+    report_callout(rejected)
+    callout_names = set(metrics.metric_set)
+    metrics.clear_metrics()
+    report_metrics_run(run)
+    run_names = set(metrics.metric_set)
+    metrics.clear_metrics()
+
+    # Then the names are the registry's
+    assert callout_names <= set(INGEST_METRIC_NAMES)
+    assert run_names == set(RUN_METRIC_NAMES)
+
+
+def _watched(props: dict[str, Any]) -> list[tuple[Any, str, tuple[str, ...]]]:
+    """(namespace, metric name, dimension names) of every metric an alarm reads."""
+    metrics_read = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+    return [
+        (m.get("Namespace"), m["MetricName"], tuple(sorted(d["Name"] for d in m.get("Dimensions", []))))
+        for m in metrics_read
+        if "MetricName" in m
+    ]
+
+
+def _unemitted(alarms: dict[str, dict[str, Any]]) -> list[str]:
+    """The alarms in our namespace that watch a name, or a name under a dimension set, no function emits."""
+    wrong = []
+    for alarm, props in alarms.items():
+        for namespace, name, dimensions in _watched(props):
+            if "NrtSync/" not in json.dumps(namespace):
+                continue
+            allowed = {tuple(sorted(dims)) for dims in DIMENSION_SETS.get(name, ())}
+            if dimensions not in allowed:
+                wrong.append(f"{alarm}: {name} {list(dimensions)}")
+    return wrong
+
+
+def test_every_alarm_watches_a_metric_under_dimensions_it_is_emitted_with(template: dict[str, Any]) -> None:
+    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert any("NrtSync/" in json.dumps(w[0]) for props in alarms.values() for w in _watched(props))
+    assert _unemitted(alarms) == []
+
+
+def test_an_alarm_on_a_metric_nobody_emits_is_caught() -> None:
+    # Given alarms on a retired name, and on a session count under the window dimensions
+    namespace = {"Fn::Sub": OUR_NAMESPACE}
+    alarms: dict[str, dict[str, Any]] = {
+        "Retired": {"Namespace": namespace, "MetricName": "SalesforceApiUsagePercent", "Dimensions": []},
+        "WrongDimensions": {
+            "Namespace": namespace,
+            "MetricName": "RecordsFailed",
+            "Dimensions": [{"Name": "Window", "Value": "5m"}, {"Name": "ObjectType", "Value": "All"}],
+        },
+    }
+
+    # When / Then the check names both
+    assert _unemitted(alarms) == [
+        "Retired: SalesforceApiUsagePercent []",
+        "WrongDimensions: RecordsFailed ['ObjectType', 'Window']",
+    ]
+
+
+def test_every_dashboard_graph_reads_a_metric_under_dimensions_it_is_emitted_with(dashboard: dict[str, Any]) -> None:
+    wrong = []
+    for row in _metrics(dashboard):
+        if row[0] != NAMESPACE:
+            continue
+        pairs = [x for x in row[2:] if isinstance(x, str)]
+        dimensions = tuple(sorted(pairs[0::2]))
+        if dimensions not in {tuple(sorted(d)) for d in DIMENSION_SETS.get(row[1], ())}:
+            wrong.append(f"{row[1]} {list(dimensions)}")
+    assert wrong == []

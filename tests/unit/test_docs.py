@@ -101,11 +101,11 @@ def answer(scenario: str) -> tuple[int, str, int]:
     change, env, hmac_key, _, _ = SCENARIOS[scenario]
     queue = MemoryQueue()
     endpoint = CalloutEndpoint(IngestSettings.from_env(BASE_ENV | env), queue=queue, secrets=MemorySecrets(hmac_key))
-    ingest_app.use_endpoint(endpoint)
+    ingest_app.endpoint.use(endpoint)
     try:
         response = ingest_app.lambda_handler(change(load_event("callout_account")), FakeLambdaContext())
     finally:
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
     return response["statusCode"], json.loads(response["body"])["error"], len(queue.sent)
 
 

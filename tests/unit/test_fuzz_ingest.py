@@ -27,11 +27,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 import functions.ingest.app as ingest_app
-from nrtsync.adapters.secrets import CachedSecretSource, SecretUnavailableError
-from nrtsync.adapters.sqs import QueueUnavailableError, SqsChangeQueue
+from nrtsync.adapters.secrets import CachedSecretSource
+from nrtsync.adapters.sqs import SqsChangeQueue
 from nrtsync.ingest import CalloutEndpoint
 from nrtsync.mapping import load_mapping
 from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.ingest import QueueUnavailableError, SecretUnavailableError
 from nrtsync.settings import IngestSettings
 from tests.support.events import CALLOUT_PASSWORD, CALLOUT_USERNAME, basic_authorization, callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
@@ -282,11 +283,11 @@ def world() -> Iterator[World]:
             )
 
         yield World(sqs=sqs, queue_url=queue_url, plain=endpoint("plain"), signed=endpoint("signed"))
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
 
 
 def invoke(endpoint: CalloutEndpoint, event: dict[str, Any]) -> dict[str, Any]:
-    ingest_app.use_endpoint(endpoint)
+    ingest_app.endpoint.use(endpoint)
     response: dict[str, Any] = ingest_app.lambda_handler(copy.deepcopy(event), FakeLambdaContext())
     return response
 

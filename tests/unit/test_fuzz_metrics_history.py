@@ -25,24 +25,24 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from functions.metrics import app
-from nrtsync.adapters.history_reader import ROLLUP_PK, WATERMARK_KEY, DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
 from nrtsync.latency import percentile
-from nrtsync.metrics.model import HOUR, ceil_hour, floor_hour, hour_key, minute_key
 from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
     OBJECT_TYPE_DIMENSION,
     PERCENTILES,
-    RECORDS_FAILED,
-    RECORDS_SYNCED,
+    RECORDS_FAILED_IN_WINDOW,
+    RECORDS_SYNCED_IN_WINDOW,
     SYNC_LATENCY,
     SYNC_LATENCY_COUNT,
     SYNC_LATENCY_PERCENTILES,
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricsPublishError
 from nrtsync.metrics.service import MetricsService
+from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import ROLLUP_PK, WATERMARK_KEY, hour_key, minute_key
 from tests.support.lambda_context import FakeLambdaContext
 
 HISTORY = "fuzz-metrics-history"
@@ -255,7 +255,7 @@ class World:
         metrics_settings = MetricsSettings.from_env(
             {"SYNC_HISTORY_TABLE": HISTORY, "SYNC_STATE_TABLE": STATE, "POWERTOOLS_METRICS_NAMESPACE": "NrtSyncTest"}
         )
-        app.use_service(
+        app.service.use(
             MetricsService(
                 metrics_settings,
                 history=DynamoMetricsHistory(HISTORY, client=self.dynamodb, read_concurrency=1),
@@ -267,7 +267,7 @@ class World:
         try:
             result: dict[str, Any] = app.lambda_handler(EVENT, FakeLambdaContext())
         finally:
-            app.use_service(None)
+            app.service.use(None)
         return result, publisher
 
 
@@ -340,8 +340,8 @@ def test_bad_history_items_are_skipped_counted_and_change_no_figure(
             if not items and object_type != ALL_OBJECT_TYPES:
                 continue
             assert published.window(SYNC_LATENCY_COUNT, label, object_type) == len(values)
-            assert published.window(RECORDS_SYNCED, label, object_type) == len(values)
-            assert published.window(RECORDS_FAILED, label, object_type) == failed
+            assert published.window(RECORDS_SYNCED_IN_WINDOW, label, object_type) == len(values)
+            assert published.window(RECORDS_FAILED_IN_WINDOW, label, object_type) == failed
             for pct in PERCENTILES:
                 assert published.window(SYNC_LATENCY_PERCENTILES[pct], label, object_type) == percentile(values, pct)
     # and the raw distribution of each settled minute holds exactly the good values

@@ -140,9 +140,9 @@ def fuzzed() -> Iterator[Fuzzed]:
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_tables(client)
         world = SyncWorld(dynamodb=client)
-        app.use_service(world.service())
+        app.service.use(world.service())
         yield Fuzzed(world=world, dynamodb=client)
-        app.use_service(None)
+        app.service.use(None)
 
 
 def _parsed(body: str) -> QueuedChange | None:

@@ -59,11 +59,11 @@ def from_source(event: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
 
 def invoke(event: dict[str, Any], cidrs: str | None) -> tuple[dict[str, Any], MemoryQueue, CountingSecrets]:
     queue, secrets = MemoryQueue(), CountingSecrets()
-    ingest_app.use_endpoint(CalloutEndpoint(settings(cidrs), queue=queue, secrets=secrets))
+    ingest_app.endpoint.use(CalloutEndpoint(settings(cidrs), queue=queue, secrets=secrets))
     try:
         response: dict[str, Any] = ingest_app.lambda_handler(event, FakeLambdaContext())
     finally:
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
     return response, queue, secrets
 
 

@@ -44,9 +44,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv("CALLOUT_QUEUE_URL", queue_url)
         monkeypatch.setenv("CALLOUT_SECRET_ID", SECRET_ID)
         ingest_settings.cache_clear()
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
         yield {"sqs": sqs, "queue_url": queue_url, "secrets": secrets}
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
         ingest_settings.cache_clear()
 
 
@@ -211,7 +211,7 @@ def test_a_missing_queue_is_503_and_nothing_is_stored(
     # Given the function points at a queue that does not exist
     monkeypatch.setenv("CALLOUT_QUEUE_URL", aws["queue_url"] + "-gone")
     ingest_settings.cache_clear()
-    ingest_app.use_endpoint(None)
+    ingest_app.endpoint.use(None)
 
     # When
     response = invoke(load_event("callout_account"), lambda_context)

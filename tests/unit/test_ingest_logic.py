@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from nrtsync.adapters.secrets import SecretInvalidError, SecretUnavailableError
-from nrtsync.adapters.sqs import QueueUnavailableError
 from nrtsync.basic_auth import CalloutCredentials
 from nrtsync.ingest import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
 from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.ingest import QueueUnavailableError, SecretInvalidError, SecretUnavailableError
 from nrtsync.settings import IngestSettings
 from tests.support.events import basic_authorization, event_body, load_event
 

@@ -8,15 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from nrtsync.metrics.publisher import (
-    MAX_VALUES_PER_METRIC,
-    CloudWatchPublisher,
-    MetricPoint,
-    MetricsPublishError,
-    chunk_data,
-    split_values,
-    to_datum,
-)
+from nrtsync.adapters.cloudwatch import MAX_VALUES_PER_METRIC, CloudWatchPublisher, chunk_data, split_values, to_datum
+from nrtsync.ports.metrics import MetricPoint, MetricsPublishError
 
 T = datetime(2025, 6, 2, 10, 37, tzinfo=UTC)
 
@@ -34,7 +27,7 @@ class RecordingCloudWatch:
 
 
 def gauge(i: int) -> MetricPoint:
-    return MetricPoint(name="RecordsSynced", unit="Count", timestamp=T, dimensions=(("Window", "5m"),), value=i)
+    return MetricPoint(name="RecordsSyncedInWindow", unit="Count", timestamp=T, dimensions=(("Window", "5m"),), value=i)
 
 
 def test_a_distribution_is_split_into_150_values_per_datum() -> None:

@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.metrics.model import (
+from nrtsync.metrics.service import MetricsService, distribution_points
+from nrtsync.ports.metrics import (
     HOUR,
-    ApiUsage,
     HourRollup,
+    MetricPoint,
+    MetricsPublishError,
     MinuteRead,
     MinuteSummary,
     RecordCounts,
     RolledHours,
     ceil_hour,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricsPublishError
-from nrtsync.metrics.service import MetricsService, distribution_points
+from nrtsync.ports.sync import ApiUsage
 from nrtsync.settings import MetricsSettings
 
 NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
@@ -118,7 +119,7 @@ def test_empty_history_publishes_zero_counts_and_no_percentiles() -> None:
     result = service(history, publisher).run(NOW)
     # Then every window says 0 records for All, and no percentile is invented
     for window in ("5m", "1h", "24h", "7d"):
-        assert publisher.value("RecordsSynced", Window=window, ObjectType="All") == 0
+        assert publisher.value("RecordsSyncedInWindow", Window=window, ObjectType="All") == 0
         assert publisher.value("SyncLatencyCount", Window=window, ObjectType="All") == 0
         assert publisher.value("SyncLatencyP50", Window=window, ObjectType="All") is None
     assert result.object_types == ()
@@ -155,16 +156,16 @@ def test_the_24h_window_starts_at_the_first_whole_hour_inside_it() -> None:
     history.rolled.pop(datetime(2025, 6, 1, 11, tzinfo=UTC))
     history.rolled.pop(datetime(2025, 6, 1, 10, tzinfo=UTC))
     service(history, publisher).run(NOW)
-    assert publisher.value("RecordsSynced", Window="24h", ObjectType="All") == 1
-    assert publisher.value("RecordsSynced", Window="7d", ObjectType="All") == 3
+    assert publisher.value("RecordsSyncedInWindow", Window="24h", ObjectType="All") == 1
+    assert publisher.value("RecordsSyncedInWindow", Window="7d", ObjectType="All") == 3
 
 
 def test_api_usage_is_published_only_when_fresh() -> None:
     history = FakeHistory()
     all_hours_rolled(history)
     fresh, stale, none = FakePublisher(), FakePublisher(), FakePublisher()
-    service(history, fresh, ApiUsage(percent=93.2, observed_at=NOW - timedelta(minutes=3))).run(NOW)
-    service(history, stale, ApiUsage(percent=93.2, observed_at=NOW - timedelta(hours=1))).run(NOW)
+    service(history, fresh, ApiUsage(used=932, limit=1000, observed_at=NOW - timedelta(minutes=3))).run(NOW)
+    service(history, stale, ApiUsage(used=932, limit=1000, observed_at=NOW - timedelta(hours=1))).run(NOW)
     service(history, none, None).run(NOW)
     assert fresh.value("ApiUsagePercent") == 93.2
     assert stale.value("ApiUsagePercent") is None

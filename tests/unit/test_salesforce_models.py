@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
 from nrtsync.models.salesforce import (
-    ApiUsage,
     RecordError,
     RecordResult,
     SalesforceCredentials,
@@ -19,6 +18,7 @@ from nrtsync.models.salesforce import (
     SalesforceRequestError,
     SalesforceRetryableError,
 )
+from nrtsync.ports.sync import ApiUsage
 
 
 @cache

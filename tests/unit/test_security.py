@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.adapters.sqs import QueueUnavailableError
 from nrtsync.ingest import CalloutEndpoint
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.ports.ingest import QueueUnavailableError
+from nrtsync.reporting import report_session
 from nrtsync.settings import IngestSettings
-from nrtsync.sync import QueueMessage, report_session
+from nrtsync.sync import QueueMessage
 from nrtsync_local.template import load_template
 from tests.support.events import (
     CALLOUT_PASSWORD,
@@ -118,13 +119,13 @@ def test_ingest_logs_hold_no_credentials_and_no_field_values(case: str, logs: An
     build, queue_down, status = INGEST_CASES[case]
     event = build(copy.deepcopy(load_event("callout_account")))
     settings = IngestSettings.from_env({"CALLOUT_QUEUE_URL": "q", "CALLOUT_SECRET_ID": "s"})
-    ingest_app.use_endpoint(CalloutEndpoint(settings, queue=MemoryQueue(down=queue_down), secrets=MemorySecrets()))
+    ingest_app.endpoint.use(CalloutEndpoint(settings, queue=MemoryQueue(down=queue_down), secrets=MemorySecrets()))
 
     # When
     try:
         response = ingest_app.lambda_handler(event, FakeLambdaContext())
     finally:
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
 
     # Then
     assert response["statusCode"] == status, response["body"]

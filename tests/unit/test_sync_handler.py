@@ -25,9 +25,9 @@ def world() -> Iterator[SyncWorld]:
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_tables(client)
         world = SyncWorld(dynamodb=client)
-        app.use_service(world.service())
+        app.service.use(world.service())
         yield world
-        app.use_service(None)
+        app.service.use(None)
 
 
 def test_the_sample_batch_is_written_parents_first(world: SyncWorld, caplog: pytest.LogCaptureFixture) -> None:

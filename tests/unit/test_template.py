@@ -806,7 +806,8 @@ def test_sync_state_never_expires_although_its_table_has_ttl_on(template: Templa
     # last written version must not expire, or a re-delivered old change would be written over a newer one.
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
-    from nrtsync.adapters.state import DynamoVersionStore, StoredApiUsage  # noqa: PLC0415 - after moto
+    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415 - after moto
+    from nrtsync.ports.sync import ApiUsage  # noqa: PLC0415
 
     assert "never expire" in template["Parameters"]["HistoryTtlDays"]["Description"]
     with moto.mock_aws():
@@ -819,7 +820,7 @@ def test_sync_state_never_expires_although_its_table_has_ttl_on(template: Templa
         store.commit("Account#A1", "1", "h1", owner="s1", salesforce_id="001")
         store.claim("Account#A2", "1", "h2", owner="s1", lease_until_ms=2**50)
         store.release("Account#A2", owner="s1")
-        store.save_api_usage(StoredApiUsage(used=1, limit=10, observed_at=datetime.now(UTC)))
+        store.save_api_usage(ApiUsage(used=1, limit=10, observed_at=datetime.now(UTC)))
         # Then no item carries the TTL attribute
         items = dynamodb.scan(TableName="state")["Items"]
     assert len(items) == 3

@@ -133,9 +133,9 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
         monkeypatch.setenv("CALLOUT_QUEUE_URL", queue_url)
         monkeypatch.setenv("CALLOUT_SECRET_ID", "nrtsync/callout")
         ingest_settings.cache_clear()
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
         yield sqs, queue_url
-        ingest_app.use_endpoint(None)
+        ingest_app.endpoint.use(None)
         ingest_settings.cache_clear()
 
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nrtsync.adapters.secrets import CachedSecretSource, SecretSource
 from nrtsync.basic_auth import CalloutCredentials, check_basic_auth
+from nrtsync.ports.ingest import SecretSource
 from nrtsync.settings import AuthorizerSettings
 
 _METHOD_ARN_PREFIX = "arn:aws:execute-api:"
@@ -88,20 +88,17 @@ def authorize(request: AuthorizerRequest, credentials: CalloutCredentials) -> di
 
 
 class CalloutAuthorizer:
-    """The authorizer with its secret source, built lazily and kept for warm invocations.
+    """The authorizer with its secret source (``nrtsync.wiring.build_authorizer`` puts it together).
 
     A secret that cannot be read raises (``SecretUnavailableError``/``SecretInvalidError``/``ValueError``):
     API Gateway then answers 500 (``AUTHORIZER_FAILURE``), which Zuora retries, instead of a 401 that would
     tell Zuora its correct password is wrong.
     """
 
-    def __init__(self, settings: AuthorizerSettings, *, secrets: SecretSource | None = None) -> None:
+    def __init__(self, settings: AuthorizerSettings, *, secrets: SecretSource) -> None:
         self._settings = settings
         self._secrets = secrets
 
-    def authorize(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        request = AuthorizerRequest.from_event(event)
-        if self._secrets is None:
-            self._secrets = CachedSecretSource(max_age=self._settings.secret_max_age_seconds)
+    def authorize(self, request: AuthorizerRequest) -> dict[str, Any]:
         credentials = CalloutCredentials.from_secret(self._secrets.get_json(self._settings.callout_secret_id))
         return authorize(request, credentials)

@@ -26,7 +26,7 @@ class CoalescedBatch:
     """(older change, the winner that replaces it): recorded, acknowledged, never written."""
 
 
-def coalesce(incoming: Iterable[IncomingChange]) -> CoalescedBatch:
+def coalesce(changes: Iterable[IncomingChange]) -> CoalescedBatch:
     """Keep the newest change per record: Zuora's updatedDate first, then our receive time.
 
     A re-delivery of the winner (same content) is superseded by it too; the sync history tells the two
@@ -34,17 +34,17 @@ def coalesce(incoming: Iterable[IncomingChange]) -> CoalescedBatch:
     """
     newest: dict[str, IncomingChange] = {}
     losers: list[IncomingChange] = []
-    for item in incoming:
-        key = item.change.record_key
+    for incoming in changes:
+        key = incoming.change.record_key
         current = newest.get(key)
         if current is None:
-            newest[key] = item
-        elif (item.change.version, item.message_id) > (current.change.version, current.message_id):
+            newest[key] = incoming
+        elif (incoming.change.version, incoming.message_id) > (current.change.version, current.message_id):
             # The message id only breaks exact ties, so the choice is deterministic across retries.
             losers.append(current)
-            newest[key] = item
+            newest[key] = incoming
         else:
-            losers.append(item)
+            losers.append(incoming)
     return CoalescedBatch(
         winners=list(newest.values()),
         superseded=[(loser, newest[loser.change.record_key]) for loser in losers],

@@ -20,11 +20,16 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import ValidationError
 
-from nrtsync.adapters.secrets import CachedSecretSource, SecretInvalidError, SecretSource, SecretUnavailableError
-from nrtsync.adapters.sqs import ChangeQueue, QueueUnavailableError, SqsChangeQueue
 from nrtsync.basic_auth import CalloutCredentials, basic_challenge, check_basic_auth
 from nrtsync.mapping import cached_mapping
 from nrtsync.models.callout import Callout, QueuedChange
+from nrtsync.ports.ingest import (
+    ChangeQueue,
+    QueueUnavailableError,
+    SecretInvalidError,
+    SecretSource,
+    SecretUnavailableError,
+)
 from nrtsync.settings import IngestSettings, IpNetwork
 
 NOTIFICATION_ID_HEADER = "zuora-notification-id"
@@ -382,26 +387,23 @@ def receive_callout(
 
 
 class CalloutEndpoint:
-    """The callout endpoint with its collaborators, built lazily and kept for warm invocations."""
+    """The callout endpoint with its collaborators (``nrtsync.wiring.build_ingest`` puts it together)."""
 
     def __init__(
         self,
         settings: IngestSettings,
         *,
-        queue: ChangeQueue | None = None,
-        secrets: SecretSource | None = None,
+        queue: ChangeQueue,
+        secrets: SecretSource,
         object_types: frozenset[str] | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
         self._secrets = secrets
+        # The mapping is read only when a callout gets that far (a refused source never pays for it).
         self._object_types = object_types
 
     def _collaborators(self) -> tuple[ChangeQueue, SecretSource, frozenset[str]]:
-        if self._queue is None:
-            self._queue = SqsChangeQueue(self._settings.queue_url)
-        if self._secrets is None:
-            self._secrets = CachedSecretSource(max_age=self._settings.secret_max_age_seconds)
         if self._object_types is None:
             self._object_types = frozenset(cached_mapping(self._settings.mapping_path).objects)
         return self._queue, self._secrets, self._object_types

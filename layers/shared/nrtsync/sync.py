@@ -3,72 +3,66 @@
 Every message in a batch ends in exactly one of three ways: acknowledged with an outcome in the history
 (written, superseded, duplicate, stale, failed-and-parked), or handed back to SQS (waiting) with a short
 visibility delay. Nothing is acknowledged that was neither written nor parked where an operator sees it.
+
+A change has one name per stage: a Zuora ``Callout`` (ingest) becomes a ``QueuedChange`` (the queue message's
+body); the sync function receives it as a ``QueueMessage``, reads it into an ``IncomingChange`` (the queued
+change with its delivery: message id, receipt handle, receive count) and records a ``RecordOutcome`` for it.
+The retry policy, the API budget guard and the session ledger live in their own modules.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import SqsModel
 from pydantic import ValidationError
 
-from nrtsync.adapters.history import (
-    DynamoHistoryWriter,
-    Failure,
-    HistoryUnavailableError,
-    HistoryWriter,
-    RecordOutcome,
-    SessionSummary,
-)
-from nrtsync.adapters.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort, SimpleSalesforceAdapter
-from nrtsync.adapters.secrets import CachedSecretSource
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import (
-    Claim,
-    ClaimStatus,
-    DynamoVersionStore,
-    StateUnavailableError,
-    StoredApiUsage,
-    VersionStore,
-)
+from nrtsync.api_budget import ApiBudgetGuard
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
-from nrtsync.latency import percentiles
-from nrtsync.mapping import MappingConfig, MappingError, build_record, cached_mapping
+from nrtsync.mapping import MappingConfig, MappingError, build_record
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import (
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
-    SalesforceCredentials,
     SalesforceError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
-    SalesforceRetryableError,
 )
-from nrtsync.observability import logger, metrics
+from nrtsync.observability import logger
 from nrtsync.outcomes import ErrorKind, Outcome, classify
+from nrtsync.ports.sync import (
+    MAX_COLLECTIONS_PER_COMPOSITE,
+    Claim,
+    ClaimStatus,
+    Failure,
+    HistoryUnavailableError,
+    HistoryWriter,
+    RecordOutcome,
+    RetryScheduler,
+    SalesforcePort,
+    SessionSummary,
+    StateUnavailableError,
+    VersionStore,
+)
+from nrtsync.retry_policy import MAX_RETRY_DELAY_SECONDS, RetryPolicy
+from nrtsync.session_ledger import SessionLedger
 from nrtsync.settings import SyncSettings
 
 SOBJECT_COLLECTION_MAX = 200
-MAX_RETRY_DELAY_SECONDS = 300
 # Time kept back from the invocation's deadline for releasing leases and writing the history.
 _FINISH_MARGIN_SECONDS = 5.0
 _STATE_WORKERS = 16
-
-
-class RetryScheduler(Protocol):
-    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +73,20 @@ class QueueMessage:
     receipt_handle: str
     body: str
     receive_count: int = 1
+
+    @classmethod
+    def batch_from_sqs(cls, event: Mapping[str, Any]) -> list[QueueMessage]:
+        """The messages of an SQS event; the bodies stay raw strings (``process`` validates each one)."""
+        batch = SqsModel.model_validate(event)
+        return [
+            cls(
+                message_id=record.messageId,
+                receipt_handle=record.receiptHandle,
+                body=str(record.body),
+                receive_count=int(record.attributes.ApproximateReceiveCount),
+            )
+            for record in batch.Records
+        ]
 
 
 @dataclass
@@ -103,24 +111,12 @@ class _Chunk:
     refusal: SalesforceRequestError | None = None  # set on a half of a collection Salesforce refused whole
 
     @property
-    def items(self) -> list[IncomingChange]:
-        return [item for item, _ in self.pairs]
+    def changes(self) -> list[IncomingChange]:
+        return [incoming for incoming, _ in self.pairs]
 
     @property
     def records(self) -> list[dict[str, Any]]:
         return [record for _, record in self.pairs]
-
-
-@dataclass
-class _Session:
-    """The mutable bookkeeping of one invocation."""
-
-    session_id: str
-    outcomes: list[RecordOutcome] = field(default_factory=list)
-    failures: dict[Failure, tuple[str, str]] = field(default_factory=dict)  # failure -> (message id, receipt)
-    retry: dict[str, tuple[str, int]] = field(default_factory=dict)  # message id -> (receipt handle, delay s)
-    api_blocked: bool = False
-    concurrency_limited: bool = False
 
 
 def _parallel[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -149,129 +145,94 @@ class SyncService:
     ) -> None:
         self._settings = settings
         self._mapping = mapping
-        self._sf = salesforce
+        self._salesforce = salesforce
         self._state = state
         self._history = history
         self._retries = retries
         self._clock = clock
         self._monotonic = monotonic
-        self._jitter = jitter
+        self._retry_policy = RetryPolicy(settings.retry_delay_seconds, jitter=jitter)
+        self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
 
     def process(self, messages: Sequence[QueueMessage], *, remaining_seconds: float) -> SyncResult:
         """Process one batch; ``remaining_seconds`` is the invocation's time left."""
         started_at = self._clock()
         deadline = self._monotonic() + max(0.0, remaining_seconds - _FINISH_MARGIN_SECONDS)
-        session = _Session(session_id=f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
-        api_calls_before = self._sf.api_calls
+        ledger = SessionLedger(session_id=f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", clock=self._clock)
+        api_calls_before = self._salesforce.api_calls
 
-        incoming, malformed = self._parse(messages, session)
-        batch = coalesce(incoming)
+        batch = coalesce(self._read(messages, ledger))
         for loser, winner in batch.superseded:
             same = loser.change.content_hash == winner.change.content_hash
-            self._decide(session, loser, Outcome.DUPLICATE if same else Outcome.SUPERSEDED)
+            ledger.record(loser, Outcome.DUPLICATE if same else Outcome.SUPERSEDED)
 
         if batch.winners:
-            if self._api_budget_allows(deadline):
-                self._sync_winners(session, batch.winners, deadline, remaining_seconds)
+            if self._budget.allows(deadline):
+                self._sync_winners(ledger, batch.winners, deadline, remaining_seconds)
             else:
-                session.api_blocked = True
-                for item in batch.winners:
-                    self._wait(session, item, self._settings.api_usage_recheck_seconds, "API_BUDGET_REACHED")
+                ledger.api_blocked = True
+                for incoming in batch.winners:
+                    ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, "API_BUDGET_REACHED")
 
-        return self._finish(session, started_at, len(messages), malformed, api_calls_before)
+        return self._finish(ledger, started_at, len(messages), api_calls_before)
 
-    # -- parsing -------------------------------------------------------------------------------------------
+    # -- reading the messages ------------------------------------------------------------------------------
 
-    def _parse(self, messages: Sequence[QueueMessage], session: _Session) -> tuple[list[IncomingChange], int]:
+    def _read(self, messages: Sequence[QueueMessage], ledger: SessionLedger) -> list[IncomingChange]:
+        """The incoming changes of the batch; a message that is no queued change is parked as it is."""
         incoming: list[IncomingChange] = []
-        malformed = 0
         for message in messages:
             try:
                 change = QueuedChange.model_validate_json(message.body)
             except ValidationError as exc:
-                malformed += 1
-                failure = Failure(
-                    object_type="(unreadable)",
-                    record_id=message.message_id,
-                    version="0",
-                    error_code="MALFORMED_MESSAGE",
-                    error_message=str(exc)[:2_000],
-                    failed_at=self._clock(),
-                    session_id=session.session_id,
-                    body=message.body[:350_000],
-                    receive_count=message.receive_count,
+                ledger.park_unreadable(
+                    message.message_id, message.receipt_handle, message.body, message.receive_count, str(exc)
                 )
-                session.failures[failure] = (message.message_id, message.receipt_handle)
                 continue
             incoming.append(IncomingChange(message.message_id, message.receipt_handle, message.receive_count, change))
-        return incoming, malformed
-
-    # -- API usage guard -----------------------------------------------------------------------------------
-
-    def _latest_usage(self) -> StoredApiUsage | None:
-        seen = self._sf.api_usage
-        local = StoredApiUsage(seen.used, seen.limit, seen.observed_at) if seen else None
-        try:
-            shared = self._state.api_usage()
-        except StateUnavailableError:
-            shared = None
-        candidates = [u for u in (local, shared) if u is not None]
-        return max(candidates, key=lambda u: u.observed_at) if candidates else None
-
-    def _api_budget_allows(self, deadline: float) -> bool:
-        usage = self._latest_usage()
-        budget = self._settings.api_usage_budget_percent
-        if usage is None or usage.percent < budget:
-            return True
-        age = (self._clock() - usage.observed_at).total_seconds()
-        if age < self._settings.api_usage_recheck_seconds:
-            return False
-        try:
-            fresh = self._sf.fetch_api_usage(deadline=deadline)
-        except SalesforceRetryableError:
-            return False
-        return fresh.percent < budget
+        return incoming
 
     # -- the write path ------------------------------------------------------------------------------------
 
     def _sync_winners(
-        self, session: _Session, winners: list[IncomingChange], deadline: float, remaining_seconds: float
+        self, ledger: SessionLedger, winners: list[IncomingChange], deadline: float, remaining_seconds: float
     ) -> None:
         # The lease outlives this invocation: only after it expires may another writer touch the record.
         lease_until_ms = int((time.time() + remaining_seconds + 60) * 1000)
 
-        def claim(item: IncomingChange) -> tuple[IncomingChange, Claim | None]:
-            change = item.change
+        def claim(incoming: IncomingChange) -> tuple[IncomingChange, Claim | None]:
+            change = incoming.change
             try:
                 result = self._state.claim(
                     change.record_key,
                     change.version,
                     change.content_hash,
-                    owner=session.session_id,
+                    owner=ledger.session_id,
                     lease_until_ms=lease_until_ms,
                 )
             except StateUnavailableError:
-                return item, None
-            return item, result
+                return incoming, None
+            return incoming, result
 
         to_build: list[IncomingChange] = []
-        for item, result in _parallel(claim, winners):
+        for incoming, result in _parallel(claim, winners):
             status = result.status if result else None
             if status is None:
-                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
             elif status is ClaimStatus.DUPLICATE:
-                self._decide(session, item, Outcome.DUPLICATE)
+                ledger.record(incoming, Outcome.DUPLICATE)
             elif status is ClaimStatus.STALE:
-                self._decide(session, item, Outcome.STALE)
+                ledger.record(incoming, Outcome.STALE)
             elif status is ClaimStatus.BUSY:
-                self._wait(session, item, self._busy_delay(item, result), "RECORD_BUSY")
+                delay = self._retry_policy.busy_delay(incoming.receive_count, result)
+                ledger.schedule_retry(incoming, delay, "RECORD_BUSY")
             else:
-                to_build.append(item)
-        claimed = self._build_records(session, to_build)
+                to_build.append(incoming)
+        claimed = self._build_records(ledger, to_build)
 
         by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
-        for item, record in claimed:
-            by_object[item.change.object_type].append((item, record))
+        for incoming, record in claimed:
+            by_object[incoming.change.object_type].append((incoming, record))
         chunks: list[_Chunk] = []
         for object_type in self._mapping.write_order():  # parents before children
             group = by_object.get(object_type, [])
@@ -284,44 +245,44 @@ class SyncService:
         pending = deque(chunks)
         while pending:
             batch = [pending.popleft() for _ in range(min(MAX_COLLECTIONS_PER_COMPOSITE, len(pending)))]
-            pending.extendleft(reversed(self._upsert_chunks(session, batch, deadline)))
+            pending.extendleft(reversed(self._upsert_chunks(ledger, batch, deadline)))
 
     def _build_records(
-        self, session: _Session, items: list[IncomingChange]
+        self, ledger: SessionLedger, claimed: list[IncomingChange]
     ) -> list[tuple[IncomingChange, dict[str, Any]]]:
         """The Salesforce record of each claimed change, with the fields it inherits from its parent."""
-        wanted = parents_to_read(self._mapping, (i.change for i in items))
+        wanted = parents_to_read(self._mapping, (i.change for i in claimed))
         try:
             stored = self._state.kept_values(wanted) if wanted else {}
         except StateUnavailableError:
             # Writing without the inherited field would lose it for this change: those wait instead.
-            blocked = [i for i in items if parents_to_read(self._mapping, [i.change])]
-            for item in blocked:
-                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
-            self._release(blocked, session)
+            blocked = [i for i in claimed if parents_to_read(self._mapping, [i.change])]
+            for incoming in blocked:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            self._release(blocked, ledger)
             blocked_ids = {i.message_id for i in blocked}
-            items, stored = [i for i in items if i.message_id not in blocked_ids], {}
-        known = known_values(self._mapping, (i.change for i in items), stored)
+            claimed, stored = [i for i in claimed if i.message_id not in blocked_ids], {}
+        known = known_values(self._mapping, (i.change for i in claimed), stored)
         built: list[tuple[IncomingChange, dict[str, Any]]] = []
-        for item in items:
-            change = item.change
+        for incoming in claimed:
+            change = incoming.change
             try:
                 fields = with_inherited(self._mapping, change, known)
                 record = build_record(self._mapping, change.object_type, change.record_id, fields)
             except MappingError as exc:
-                self._fail(session, item, "MAPPING_ERROR", str(exc))
-                self._release([item], session)
+                ledger.park(incoming, "MAPPING_ERROR", str(exc))
+                self._release([incoming], ledger)
                 continue
-            built.append((item, record))
+            built.append((incoming, record))
         return built
 
-    def _upsert_chunks(self, session: _Session, chunks: list[_Chunk], deadline: float) -> list[_Chunk]:
+    def _upsert_chunks(self, ledger: SessionLedger, chunks: list[_Chunk], deadline: float) -> list[_Chunk]:
         """One API call for 1..5 collections; returns the halves of the collections refused whole, to send next."""
-        everything = [item for chunk in chunks for item in chunk.items]
-        if session.api_blocked or session.concurrency_limited or self._monotonic() >= deadline:
+        everything = [incoming for chunk in chunks for incoming in chunk.changes]
+        if ledger.api_blocked or ledger.concurrency_limited or self._monotonic() >= deadline:
             for chunk in chunks:
-                self._wait_unsent(session, chunk)
-            self._release(everything, session)
+                self._retry_unsent(ledger, chunk)
+            self._release(everything, ledger)
             return []
         requests = []
         for chunk in chunks:
@@ -330,10 +291,10 @@ class SyncService:
                 CollectionUpsert(sobject=obj.sobject, external_id_field=obj.external_id_field, records=chunk.records)
             )
         try:
-            answers = self._sf.upsert_collections(requests, deadline=deadline)
+            answers = self._salesforce.upsert_collections(requests, deadline=deadline)
         except SalesforceError as exc:
-            self._call_failed(session, everything, exc)
-            self._release(everything, session)
+            self._call_failed(ledger, everything, exc)
+            self._release(everything, ledger)
             return []
         answered_at = self._clock()
         halves: list[_Chunk] = []
@@ -341,46 +302,47 @@ class SyncService:
             if _refused_whole(answer) and len(chunk.pairs) > 1:
                 halves += _halves(chunk, answer)
             elif isinstance(answer, SalesforceError):
-                self._call_failed(session, chunk.items, answer)
-                self._release(chunk.items, session)
-            elif len(answer) != len(chunk.items):
+                self._call_failed(ledger, chunk.changes, answer)
+                self._release(chunk.changes, ledger)
+            elif len(answer) != len(chunk.changes):
                 # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
-                for item in chunk.items:
-                    self._wait(session, item, self._backoff(item.receive_count), "UNPAIRED_RESPONSE")
-                self._release(chunk.items, session)
+                for incoming in chunk.changes:
+                    delay = self._retry_policy.backoff(incoming.receive_count)
+                    ledger.schedule_retry(incoming, delay, "UNPAIRED_RESPONSE")
+                self._release(chunk.changes, ledger)
             else:
-                self._settle(session, list(zip(chunk.items, answer, strict=True)), answered_at)
+                self._settle(ledger, list(zip(chunk.changes, answer, strict=True)), answered_at)
         return halves
 
-    def _wait_unsent(self, session: _Session, chunk: _Chunk) -> None:
+    def _retry_unsent(self, ledger: SessionLedger, chunk: _Chunk) -> None:
         """A collection not sent in this invocation waits on the queue; a half of a refused one says so."""
         message = None
         if chunk.refusal is not None:
             # Never park a whole collection for one record's value: what was not isolated in time comes back.
             message = f"not isolated from a collection refused whole before this invocation ended: {chunk.refusal}"
-        for item in chunk.items:
-            if session.api_blocked:
+        for incoming in chunk.changes:
+            if ledger.api_blocked:
                 delay, reason = self._settings.api_usage_recheck_seconds, "API_LIMIT_EXCEEDED"
-            elif session.concurrency_limited:
-                delay, reason = self._backoff(item.receive_count), "CONCURRENT_REQUEST_LIMIT"
+            elif ledger.concurrency_limited:
+                delay, reason = self._retry_policy.backoff(incoming.receive_count), "CONCURRENT_REQUEST_LIMIT"
             else:
                 delay, reason = 0, "OUT_OF_TIME"
-            self._wait(session, item, delay, reason, message)
+            ledger.schedule_retry(incoming, delay, reason, message)
 
-    def _call_failed(self, session: _Session, items: list[IncomingChange], exc: SalesforceError) -> None:
-        """A whole call failed: its records wait (or, for a request Salesforce refuses outright, fail)."""
+    def _call_failed(self, ledger: SessionLedger, changes: list[IncomingChange], exc: SalesforceError) -> None:
+        """A whole call failed: its changes wait (or, for a request Salesforce refuses outright, are parked)."""
         if isinstance(exc, SalesforceRequestError):
-            for item in items:
-                self._fail(session, item, exc.status_code, exc.message)
+            for incoming in changes:
+                ledger.park(incoming, exc.status_code, exc.message)
             return
         if isinstance(exc, SalesforceConcurrencyLimitError):
             # Not the daily allocation: the org's long-running requests free up in seconds, so back off briefly
             # and leave the allocation guard (api_blocked, the recheck period) alone.
-            session.concurrency_limited = True
+            ledger.concurrency_limited = True
             logger.warning("Salesforce concurrent long-running request limit reached; changes wait briefly")
             delay, code = 0, "CONCURRENT_REQUEST_LIMIT"
         elif isinstance(exc, SalesforceLimitExceededError):
-            session.api_blocked = True
+            ledger.api_blocked = True
             logger.warning("Salesforce API allocation used up; changes wait on the queue")
             delay, code = self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED"
         elif isinstance(exc, SalesforceAuthError):
@@ -388,177 +350,95 @@ class SyncService:
             delay, code = MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH"
         else:
             delay, code = 0, "SALESFORCE_UNAVAILABLE"
-        for item in items:
-            self._wait(session, item, delay or self._backoff(item.receive_count), code, exc.message)
+        for incoming in changes:
+            ledger.schedule_retry(
+                incoming, delay or self._retry_policy.backoff(incoming.receive_count), code, exc.message
+            )
 
     def _settle(
-        self, session: _Session, pairs: list[tuple[IncomingChange, RecordResult]], answered_at: datetime
+        self, ledger: SessionLedger, pairs: list[tuple[IncomingChange, RecordResult]], answered_at: datetime
     ) -> None:
         def commit(pair: tuple[IncomingChange, RecordResult]) -> bool:
-            item, result = pair
-            change = item.change
+            incoming, result = pair
+            change = incoming.change
             try:
                 return self._state.commit(
                     change.record_key,
                     change.version,
                     change.content_hash,
-                    owner=session.session_id,
+                    owner=ledger.session_id,
                     salesforce_id=result.salesforce_id,
                     kept=kept_of(self._mapping, change),
                 )
             except StateUnavailableError:
                 return False
 
-        written = [(item, result) for item, result in pairs if result.success]
-        for (item, result), committed in zip(written, _parallel(commit, written), strict=True):
+        written = [(incoming, result) for incoming, result in pairs if result.success]
+        for (incoming, result), committed in zip(written, _parallel(commit, written), strict=True):
             # Uncommitted means an older redelivery could later look newer than what is stored; writing
             # the same version again on retry is harmless, so the change goes back to the queue.
             if not committed:
-                logger.warning("written but not recorded; will rewrite", extra={"record": item.change.record_key})
-                self._wait(session, item, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                logger.warning("written but not recorded; will rewrite", extra={"record": incoming.change.record_key})
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
             else:
-                self._decide(session, item, Outcome.WRITTEN, at=answered_at, salesforce_id=result.salesforce_id)
+                ledger.record(incoming, Outcome.WRITTEN, at=answered_at, salesforce_id=result.salesforce_id)
 
-        refused = [(item, result) for item, result in pairs if not result.success]
-        for item, result in refused:
+        refused = [(incoming, result) for incoming, result in pairs if not result.success]
+        for incoming, result in refused:
             errors = [(e.status_code, e.message) for e in result.errors]
             code = errors[0][0] if errors else "UNKNOWN_ERROR"
             message = "; ".join(f"{c}: {m}" for c, m in errors) or "Salesforce gave no error detail"
             kind = classify(errors)
-            if kind is ErrorKind.PARENT_MISSING and item.receive_count >= self._settings.parent_wait_max_tries:
-                self._fail(session, item, code, f"parent still missing after {item.receive_count} tries: {message}")
+            tries = incoming.receive_count
+            if kind is ErrorKind.PARENT_MISSING and tries >= self._settings.parent_wait_max_tries:
+                ledger.park(incoming, code, f"parent still missing after {tries} tries: {message}")
             elif kind is ErrorKind.PERMANENT:
-                self._fail(session, item, code, message)
+                ledger.park(incoming, code, message)
             else:
-                self._wait(session, item, self._backoff(item.receive_count), code, message)
-        self._release([item for item, _ in refused], session)
+                ledger.schedule_retry(incoming, self._retry_policy.backoff(tries), code, message)
+        self._release([incoming for incoming, _ in refused], ledger)
 
-    def _release(self, items: Sequence[IncomingChange], session: _Session) -> None:
-        def release(item: IncomingChange) -> None:
+    def _release(self, changes: Sequence[IncomingChange], ledger: SessionLedger) -> None:
+        def release(incoming: IncomingChange) -> None:
             try:
-                self._state.release(item.change.record_key, owner=session.session_id)
+                self._state.release(incoming.change.record_key, owner=ledger.session_id)
             except StateUnavailableError:
                 # The lease expires by itself; until then the record's next change waits.
-                logger.warning("lease not released", extra={"record": item.change.record_key})
+                logger.warning("lease not released", extra={"record": incoming.change.record_key})
 
-        _parallel(release, list(items))
+        _parallel(release, list(changes))
 
-    # -- bookkeeping ---------------------------------------------------------------------------------------
-
-    def _busy_delay(self, item: IncomingChange, claim: Claim | None) -> int:
-        """Back off like any other wait, so the retries outlast the other writer's lease even when its owner
-        died after Salesforce answered (a constant delay spent all the change's receives within the lease
-        and sent it to the dead-letter queue while the older change came back and was written). Waiting
-        past the lease's expiry gains nothing, so the delay stops there."""
-        delay = self._backoff(item.receive_count)
-        if claim is not None and claim.lease_until_ms is not None:
-            until_expiry = math.ceil((claim.lease_until_ms - time.time() * 1000) / 1000) + 1
-            delay = max(1, min(delay, until_expiry))
-        return delay
-
-    def _backoff(self, receive_count: int) -> int:
-        base = self._settings.retry_delay_seconds * 2 ** max(0, receive_count - 1)
-        return int(min(MAX_RETRY_DELAY_SECONDS, base * (1 + 0.2 * self._jitter())))
-
-    def _decide(
-        self,
-        session: _Session,
-        item: IncomingChange,
-        outcome: Outcome,
-        *,
-        at: datetime | None = None,
-        salesforce_id: str | None = None,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        session.outcomes.append(
-            RecordOutcome(
-                change=item.change,
-                outcome=outcome,
-                decided_at=at or self._clock(),
-                salesforce_id=salesforce_id,
-                error_code=code,
-                error_message=message,
-                receive_count=item.receive_count,
-            )
-        )
-
-    def _wait(self, session: _Session, item: IncomingChange, delay: int, code: str, message: str | None = None) -> None:
-        session.retry[item.message_id] = (item.receipt_handle, delay)
-        self._decide(session, item, Outcome.WAITING, code=code, message=message)
-
-    def _fail(self, session: _Session, item: IncomingChange, code: str, message: str) -> None:
-        change = item.change
-        failure = Failure(
-            object_type=change.object_type,
-            record_id=change.record_id,
-            version=change.version,
-            error_code=code,
-            error_message=message,
-            failed_at=self._clock(),
-            session_id=session.session_id,
-            body=change.model_dump_json(),
-            receive_count=item.receive_count,
-        )
-        session.failures[failure] = (item.message_id, item.receipt_handle)
-        self._decide(session, item, Outcome.FAILED, code=code, message=message)
+    # -- closing the session -------------------------------------------------------------------------------
 
     def _finish(
-        self, session: _Session, started_at: datetime, records_in: int, malformed: int, api_calls_before: int
+        self, ledger: SessionLedger, started_at: datetime, records_in: int, api_calls_before: int
     ) -> SyncResult:
-        failures = list(session.failures)
+        failures = list(ledger.failures)
         not_parked = self._history.park_failures(failures) if failures else []
-        for failure in not_parked:
-            # A failure we could not park is not acknowledged: the message comes back and is parked later.
-            message_id, receipt_handle = session.failures[failure]
-            session.retry[message_id] = (receipt_handle, self._settings.retry_delay_seconds)
-
-        by_delay: dict[int, list[str]] = defaultdict(list)
-        for handle, delay in session.retry.values():
-            by_delay[delay].append(handle)
-        for delay, handles in by_delay.items():
+        ledger.retry_unparked(not_parked, self._settings.retry_delay_seconds)
+        for delay, handles in ledger.retries_by_delay().items():
             self._retries.delay(handles, delay)
 
-        usage = self._sf.api_usage
-        summary = SessionSummary(
-            session_id=session.session_id,
+        usage = self._salesforce.api_usage
+        summary = ledger.summary(
             started_at=started_at,
-            ended_at=self._clock(),
             records_in=records_in,
-            malformed=malformed,
-            api_calls=self._sf.api_calls - api_calls_before,
-            api_usage_percent=round(usage.percent, 2) if usage else None,
+            api_calls=self._salesforce.api_calls - api_calls_before,
+            api_usage=usage,
         )
-        for outcome in session.outcomes:
-            summary.counts[outcome.outcome] = summary.counts.get(outcome.outcome, 0) + 1
-        latencies = percentiles([o.sync_ms for o in session.outcomes if o.outcome is Outcome.WRITTEN], (50, 90))
-        summary.latency_p50_ms, summary.latency_p90_ms = latencies[50], latencies[90]
-        summary.counts[Outcome.FAILED] = summary.counts.get(Outcome.FAILED, 0) + malformed
-
         if usage is not None:
-            self._remember_usage(StoredApiUsage(usage.used, usage.limit, usage.observed_at))
+            self._budget.remember(usage)
         try:
-            self._history.write_session(summary, session.outcomes)
+            self._history.write_session(summary, ledger.outcomes)
         except HistoryUnavailableError as exc:
             # The changes themselves are safe (written or back on the queue); only their history is short.
             logger.error("sync history not fully written", extra={"error": str(exc)})
         return SyncResult(
-            retry_message_ids=list(session.retry),
+            retry_message_ids=list(ledger.retries),
             session=summary,
-            outcomes=session.outcomes,
+            outcomes=ledger.outcomes,
             failures=failures,
         )
-
-    def _remember_usage(self, usage: StoredApiUsage) -> None:
-        if usage.percent >= self._settings.api_usage_warn_percent:
-            logger.warning(
-                "Salesforce API usage is high",
-                extra={"api_used": usage.used, "api_limit": usage.limit, "api_usage_percent": round(usage.percent, 2)},
-            )
-        try:
-            self._state.save_api_usage(usage)
-        except StateUnavailableError:
-            logger.warning("API usage not saved")
 
 
 def _refused_whole(answer: list[RecordResult] | SalesforceError) -> TypeGuard[SalesforceRequestError]:
@@ -571,62 +451,9 @@ def _halves(chunk: _Chunk, refusal: SalesforceRequestError) -> list[_Chunk]:
     """Bisection: a refused collection's records go again in two halves, so the good ones are written and the bad
     record ends alone and fails with Salesforce's code. One bad record in n costs about log2(n) extra calls (the
     two halves of each level share one Composite call); if every record is bad, 2n - 2 more collections go out,
-    five per call. The deadline bounds it: what is not isolated in time waits (``_wait_unsent``)."""
+    five per call. The deadline bounds it: what is not isolated in time waits (``_retry_unsent``)."""
     middle = len(chunk.pairs) // 2
     return [
         _Chunk(chunk.object_type, chunk.pairs[:middle], refusal),
         _Chunk(chunk.object_type, chunk.pairs[middle:], refusal),
     ]
-
-
-def report_session(result: SyncResult) -> None:
-    """One structured log line per session (the Sync History view queries it) and its EMF metrics."""
-    session = result.session
-    line = session.as_log()
-    logger.info("sync session", extra=line)
-    for name, key in (
-        ("RecordsWritten", "written"),
-        ("RecordsSuperseded", "superseded"),
-        ("RecordsDuplicate", "duplicates"),
-        ("RecordsStale", "stale_skipped"),
-        ("RecordsWaiting", "waiting"),
-        ("RecordsFailed", "failed"),
-        ("SalesforceApiCalls", "api_calls"),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=line[key])
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=session.records_in)
-    if session.api_usage_percent is not None:
-        metrics.add_metric(name="SalesforceApiUsagePercent", unit=MetricUnit.Percent, value=session.api_usage_percent)
-    for failure in result.failures:
-        # Salesforce's and pydantic's messages quote field values (personal data): they stay in the failure
-        # list (python -m nrtsync failures); the log line carries ids and the error code only.
-        logger.warning(
-            "sync failure",
-            extra={
-                "object_type": failure.object_type,
-                "record_id": failure.record_id,
-                "error_code": failure.error_code,
-                "session_id": failure.session_id,
-            },
-        )
-
-
-def build_sync_service(settings: SyncSettings) -> SyncService:
-    """The production service: Salesforce through simple-salesforce, state and history in DynamoDB."""
-    secrets = CachedSecretSource(max_age=settings.secret_max_age_seconds)
-
-    def credentials() -> SalesforceCredentials:
-        return SalesforceCredentials.model_validate(secrets.get_json(settings.salesforce_secret_id))
-
-    return SyncService(
-        settings,
-        mapping=cached_mapping(settings.mapping_path),
-        salesforce=SimpleSalesforceAdapter(
-            credentials,
-            api_version=settings.salesforce_api_version,
-            timeout_seconds=settings.salesforce_timeout_seconds,
-        ),
-        state=DynamoVersionStore(settings.state_table),
-        history=DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
-        retries=SqsChangeQueue(settings.queue_url),
-    )

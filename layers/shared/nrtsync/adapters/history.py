@@ -1,131 +1,37 @@
 """The sync history in DynamoDB: sessions, per-record outcomes, minute summaries and the failure list.
 
-Key design (one table, ``pk``/``sk``):
-- ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).
-- ``RECORD#<object>#<zuora id>`` / ``<decided_at>#<session_id>#<n>``: one record's trail.
-- ``MINUTE#<YYYY-MM-DDTHH:MM>`` / ``<object>#<session_id>``: counts and raw latencies for the metrics function.
-- ``FAILURE`` / ``<object>#<zuora id>#<version>``: the failure list, kept until an operator retries it.
+The keys and item shapes are in ``nrtsync.tables``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.models.callout import QueuedChange
 from nrtsync.outcomes import Outcome
+from nrtsync.ports.metrics import floor_minute
+from nrtsync.ports.sync import Failure, HistoryUnavailableError, RecordOutcome, SessionSummary
+from nrtsync.tables import (
+    DYNAMODB_CONFIG,
+    FAILURE_PK,
+    failure_sk,
+    minute_key,
+    minute_pk,
+    record_pk,
+    session_pk,
+    session_sk,
+    to_item,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 _BATCH_WRITE_MAX = 25
-_serializer = TypeSerializer()
-
-
-def _ddb_value(value: Any) -> Any:
-    # boto3's serializer refuses floats (they are inexact); DynamoDB numbers are decimals.
-    if isinstance(value, float):
-        return Decimal(str(round(value, 4)))
-    if isinstance(value, list):
-        return [_ddb_value(v) for v in value]
-    return value
-
-
-class HistoryUnavailableError(RuntimeError):
-    """The history table could not be written (what matters: a failure not parked must be retried)."""
-
-
-@dataclass(frozen=True)
-class RecordOutcome:
-    change: QueuedChange
-    outcome: Outcome
-    decided_at: datetime
-    salesforce_id: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    receive_count: int = 1
-
-    @property
-    def sync_ms(self) -> int:
-        return max(0, int((self.decided_at - self.change.received_at).total_seconds() * 1000))
-
-    @property
-    def e2e_ms(self) -> int:
-        return max(0, int((self.decided_at - self.change.updated_date).total_seconds() * 1000))
-
-
-@dataclass
-class SessionSummary:
-    session_id: str
-    started_at: datetime
-    ended_at: datetime
-    records_in: int = 0
-    counts: dict[Outcome, int] = field(default_factory=dict)
-    malformed: int = 0
-    api_calls: int = 0
-    api_usage_percent: float | None = None
-    latency_p50_ms: int | None = None
-    latency_p90_ms: int | None = None
-
-    @property
-    def duration_ms(self) -> int:
-        return int((self.ended_at - self.started_at).total_seconds() * 1000)
-
-    def as_log(self) -> dict[str, Any]:
-        """The session as one structured log line (the dashboard's Logs Insights queries read these keys)."""
-        return {
-            "session_id": self.session_id,
-            "started_at": self.started_at.isoformat(timespec="milliseconds"),
-            "duration_ms": self.duration_ms,
-            "records_in": self.records_in,
-            "written": self.counts.get(Outcome.WRITTEN, 0),
-            "superseded": self.counts.get(Outcome.SUPERSEDED, 0),
-            "duplicates": self.counts.get(Outcome.DUPLICATE, 0),
-            "stale_skipped": self.counts.get(Outcome.STALE, 0),
-            "waiting": self.counts.get(Outcome.WAITING, 0),
-            "failed": self.counts.get(Outcome.FAILED, 0),
-            "malformed": self.malformed,
-            "api_calls": self.api_calls,
-            "api_usage_percent": self.api_usage_percent,
-            "latency_p50_ms": self.latency_p50_ms,
-            "latency_p90_ms": self.latency_p90_ms,
-        }
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A change Salesforce refused for good (or that could not be read), parked for an operator."""
-
-    object_type: str
-    record_id: str
-    version: str
-    error_code: str
-    error_message: str
-    failed_at: datetime
-    session_id: str
-    body: str
-    """The original queue message, so a retry re-sends exactly what Zuora sent."""
-    receive_count: int = 1
-
-
-class HistoryWriter(Protocol):
-    def write_session(self, session: SessionSummary, outcomes: Sequence[RecordOutcome]) -> None: ...
-
-    def park_failures(self, failures: Sequence[Failure]) -> list[Failure]: ...
-
-
-def _minute(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M")
 
 
 class DynamoHistoryWriter:
@@ -134,7 +40,7 @@ class DynamoHistoryWriter:
     def __init__(self, table_name: str, *, ttl_days: int, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
         self._ttl = timedelta(days=ttl_days)
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def write_session(self, session: SessionSummary, outcomes: Sequence[RecordOutcome]) -> None:
         """Write the session, every record's outcome and the minute summaries the metrics function reads."""
@@ -148,10 +54,10 @@ class DynamoHistoryWriter:
 
     def park_failures(self, failures: Sequence[Failure]) -> list[Failure]:
         """Put failures on the failure list; returns those that could not be stored (they must be retried)."""
-        by_key = {f"{f.object_type}#{f.record_id}#{f.version}": f for f in failures}
+        by_key = {failure_sk(f.object_type, f.record_id, f.version): f for f in failures}
         items = [
             {
-                "pk": "FAILURE",
+                "pk": FAILURE_PK,
                 "sk": key,
                 "type": "failure",
                 "object_type": f.object_type,
@@ -171,10 +77,9 @@ class DynamoHistoryWriter:
 
     @staticmethod
     def _session_item(session: SessionSummary, expires_at: int) -> dict[str, Any]:
-        started = session.started_at.isoformat(timespec="milliseconds")
         item = {
-            "pk": f"SESSION#{session.started_at.strftime('%Y-%m-%d')}",
-            "sk": f"{started}#{session.session_id}",
+            "pk": session_pk(session.started_at.date()),
+            "sk": session_sk(session.started_at, session.session_id),
             "type": "session",
             "ended_at": session.ended_at.isoformat(timespec="milliseconds"),
             "expires_at": expires_at,
@@ -186,7 +91,7 @@ class DynamoHistoryWriter:
     def _outcome_item(session: SessionSummary, n: int, o: RecordOutcome, expires_at: int) -> dict[str, Any]:
         change = o.change
         item: dict[str, Any] = {
-            "pk": f"RECORD#{change.object_type}#{change.record_id}",
+            "pk": record_pk(change.object_type, change.record_id),
             "sk": f"{o.decided_at.isoformat(timespec='milliseconds')}#{session.session_id}#{n:03d}",
             "type": "outcome",
             "object_type": change.object_type,
@@ -209,9 +114,9 @@ class DynamoHistoryWriter:
     def _minute_items(
         session: SessionSummary, outcomes: Iterable[RecordOutcome], expires_at: int
     ) -> list[dict[str, Any]]:
-        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        groups: dict[tuple[datetime, str], dict[str, Any]] = {}
         for o in outcomes:
-            key = (_minute(o.decided_at), o.change.object_type)
+            key = (floor_minute(o.decided_at), o.change.object_type)
             group = groups.setdefault(
                 key,
                 {"written": 0, "failed": 0, "waiting": 0, "superseded": 0, "stale": 0, "sync_ms": [], "e2e_ms": []},
@@ -228,11 +133,11 @@ class DynamoHistoryWriter:
         for (minute, object_type), group in sorted(groups.items()):
             items.append(
                 {
-                    "pk": f"MINUTE#{minute}",
+                    "pk": minute_pk(minute),
                     "sk": f"{object_type}#{session.session_id}",
                     "type": "minute",
                     "object_type": object_type,
-                    "minute": minute,
+                    "minute": minute_key(minute),
                     "session_id": session.session_id,
                     "api_calls": session.api_calls,
                     "expires_at": expires_at,
@@ -246,9 +151,7 @@ class DynamoHistoryWriter:
         failed: list[dict[str, Any]] = []
         for start in range(0, len(items), _BATCH_WRITE_MAX):
             chunk = items[start : start + _BATCH_WRITE_MAX]
-            pending: list[Any] = [
-                {"PutRequest": {"Item": {k: _serializer.serialize(_ddb_value(v)) for k, v in i.items()}}} for i in chunk
-            ]
+            pending: list[Any] = [{"PutRequest": {"Item": to_item(i)}} for i in chunk]
             for attempt in range(4):
                 if attempt:
                     time.sleep(0.05 * 2**attempt)  # DynamoDB asks for backoff on unprocessed items

@@ -1,14 +1,7 @@
 """The metrics function's side of the sync history: reads minute summaries, keeps hourly rollups and the
 distribution watermark, and reads the org's API usage from the state table.
 
-Items it owns in the history table (the sync function writes the ``MINUTE#`` items):
-
-- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>#<object_type>``: one closed hour of one object type (counts and
-  log-bucketed latency histograms). All rollups share one partition so that a 7-day window is one
-  paginated Query instead of 168.
-- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>``: the hour's completion marker, written after its rollups. Readers
-  use an hour only when its marker exists, so a run that dies half-way leaves nothing half-counted.
-- ``METRICS#WATERMARK`` / ``DISTRIBUTION``: the last minute whose raw latencies were published.
+The keys and item shapes (its own ``ROLLUP#HOUR`` and ``METRICS#WATERMARK`` items too) are in ``nrtsync.tables``.
 """
 
 from __future__ import annotations
@@ -17,62 +10,43 @@ import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR, MAX_LATENCY_MS, HistogramFormatError, LatencyHistogram
-from nrtsync.metrics.model import (
-    ApiUsage,
+from nrtsync.observability import logger
+from nrtsync.ports.metrics import (
+    HistoryReadError,
     HourRollup,
+    MalformedItemError,
     MinuteRead,
     MinuteSummary,
     RecordCounts,
     RolledHours,
+)
+from nrtsync.ports.sync import ApiUsage
+from nrtsync.tables import (
+    API_USAGE_KEY,
+    DYNAMODB_CONFIG,
+    ROLLUP_PK,
+    WATERMARK_KEY,
+    api_usage_of,
     hour_key,
     minute_key,
+    minute_pk,
+    parse_hour_key,
+    parse_minute_key,
 )
-from nrtsync.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-ROLLUP_PK: Final = "ROLLUP#HOUR"
-WATERMARK_KEY: Final = {"pk": {"S": "METRICS#WATERMARK"}, "sk": {"S": "DISTRIBUTION"}}
-API_USAGE_KEY: Final = "ORG#API_USAGE"
 _SK_MAX: Final = "#\uffff"
-_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 
 type Item = Mapping[str, AttributeValueTypeDef]
-
-
-class HistoryReadError(RuntimeError):
-    """The history or state table could not be read or written (retryable: the next run starts over)."""
-
-
-class MalformedItemError(ValueError):
-    """A history item does not have the shape the contract promises."""
-
-
-class MetricsHistory(Protocol):
-    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead: ...
-
-    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours: ...
-
-    def write_rollups(
-        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
-    ) -> None: ...
-
-    def distribution_watermark(self) -> datetime | None: ...
-
-    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool: ...
-
-
-class ApiUsageSource(Protocol):
-    def api_usage(self) -> ApiUsage | None: ...
 
 
 # -- low-level attribute parsing (faster than boto3's Decimal-based deserializer, and strict) ------------
@@ -139,6 +113,16 @@ def _skip(item: Item, reason: str) -> None:
     logger.warning("malformed history item skipped", extra={**_key(item), "reason": reason})
 
 
+def _record_counts(item: Item) -> RecordCounts:
+    return RecordCounts(
+        written=_count(item, "written"),
+        failed=_count(item, "failed"),
+        waiting=_count(item, "waiting"),
+        superseded=_count(item, "superseded", 0),
+        stale=_count(item, "stale", 0),
+    )
+
+
 def parse_minute_item(item: Item, minute: datetime) -> MinuteSummary:
     """A ``MINUTE#`` item as a MinuteSummary; raises MalformedItemError."""
     if "type" in item and item["type"].get("S") != "minute":
@@ -149,13 +133,7 @@ def parse_minute_item(item: Item, minute: datetime) -> MinuteSummary:
         minute=minute,
         object_type=_string(item, "object_type"),
         session_id=_string(item, "session_id"),
-        counts=RecordCounts(
-            written=_count(item, "written"),
-            failed=_count(item, "failed"),
-            waiting=_count(item, "waiting"),
-            superseded=_count(item, "superseded", 0),
-            stale=_count(item, "stale", 0),
-        ),
+        counts=_record_counts(item),
         sync_ms=_numbers(item, "sync_ms"),
         e2e_ms=_numbers(item, "e2e_ms"),
     )
@@ -180,19 +158,13 @@ def parse_rollup_item(item: Item, relative_error: float) -> HourRollup:
     if _number(item, "rel_error") != relative_error:
         raise MalformedItemError("rollup histogram has another relative error")
     try:
-        hour = datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        hour = parse_hour_key(_string(item, "hour"))
     except ValueError as exc:
         raise MalformedItemError("hour is not YYYY-MM-DDTHH") from exc
     return HourRollup(
         hour=hour,
         object_type=_string(item, "object_type"),
-        counts=RecordCounts(
-            written=_count(item, "written"),
-            failed=_count(item, "failed"),
-            waiting=_count(item, "waiting"),
-            superseded=_count(item, "superseded", 0),
-            stale=_count(item, "stale", 0),
-        ),
+        counts=_record_counts(item),
         minute_items=_count(item, "minute_items", 0),
         sync=_histogram(item, "sync", relative_error),
         e2e=_histogram(item, "e2e", relative_error),
@@ -232,6 +204,17 @@ def rollup_item(rollup: HourRollup, expires_at: int) -> dict[str, AttributeValue
     }
 
 
+def _get_item(
+    client: DynamoDBClient, table: str, key: Mapping[str, Any], what: str, *, consistent: bool = False
+) -> Item | None:
+    extra: dict[str, Any] = {"ConsistentRead": True} if consistent else {}
+    try:
+        response = client.get_item(TableName=table, Key=key, **extra)
+    except (ClientError, BotoCoreError) as exc:
+        raise HistoryReadError(f"could not read {what}") from exc
+    return response.get("Item")
+
+
 class DynamoMetricsHistory:
     """The history table as the metrics function uses it."""
 
@@ -244,7 +227,7 @@ class DynamoMetricsHistory:
         read_concurrency: int = 8,
     ) -> None:
         self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
         self._relative_error = relative_error
         self._concurrency = max(1, read_concurrency)
 
@@ -271,7 +254,7 @@ class DynamoMetricsHistory:
     def _minute(self, minute: datetime) -> tuple[list[MinuteSummary], int]:
         summaries: list[MinuteSummary] = []
         skipped = 0
-        for item in self._query(f"MINUTE#{minute_key(minute)}"):
+        for item in self._query(minute_pk(minute)):
             try:
                 summaries.append(parse_minute_item(item, minute))
             except MalformedItemError as exc:
@@ -316,7 +299,7 @@ class DynamoMetricsHistory:
     def _rollup_or_marker(self, item: Item) -> HourRollup | datetime:
         kind = _string(item, "type")
         if kind == "hour_rollup_marker":
-            return datetime.strptime(_string(item, "hour"), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            return parse_hour_key(_string(item, "hour"))
         if kind == "hour_rollup":
             return parse_rollup_item(item, self._relative_error)
         raise MalformedItemError(f"unknown type {kind!r}")
@@ -348,15 +331,11 @@ class DynamoMetricsHistory:
 
     def distribution_watermark(self) -> datetime | None:
         """The last minute whose raw latencies were published, or None before the first publication."""
-        try:
-            response = self._client.get_item(TableName=self._table, Key=WATERMARK_KEY, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise HistoryReadError("could not read the distribution watermark") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, WATERMARK_KEY, "the distribution watermark", consistent=True)
         if item is None:
             return None
         try:
-            return datetime.strptime(_string(item, "minute"), "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+            return parse_minute_key(_string(item, "minute"))
         except (MalformedItemError, ValueError) as exc:
             _skip(item, str(exc))
             return None
@@ -385,37 +364,20 @@ class DynamoMetricsHistory:
         return True
 
 
-def _usage_percent(item: Item) -> float:
-    if "percent" in item:
-        return _number(item, "percent")
-    limit = _number(item, "limit")
-    if limit <= 0:
-        raise MalformedItemError("limit is not positive")
-    return 100 * _number(item, "used") / limit
-
-
 class DynamoApiUsageSource:
     """The ``ORG#API_USAGE`` item the sync function keeps in the state table."""
 
     def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def api_usage(self) -> ApiUsage | None:
         """The latest usage, or None when none was recorded or the item is malformed (logged)."""
-        try:
-            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": API_USAGE_KEY}})
-        except (ClientError, BotoCoreError) as exc:
-            raise HistoryReadError("could not read the API usage") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, {"pk": {"S": API_USAGE_KEY}}, "the API usage")
         if item is None:
             return None
         try:
-            percent = _usage_percent(item)
-            observed_at = datetime.fromisoformat(_string(item, "observed_at"))
-        except (MalformedItemError, ValueError) as exc:
+            return api_usage_of(item)
+        except ValueError as exc:
             _skip(item, str(exc))
             return None
-        if observed_at.tzinfo is None:
-            observed_at = observed_at.replace(tzinfo=UTC)
-        return ApiUsage(percent=percent, observed_at=observed_at)

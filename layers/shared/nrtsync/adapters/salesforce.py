@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import jwt
 import requests
@@ -27,7 +27,6 @@ from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceErr
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from nrtsync.models.salesforce import (
-    ApiUsage,
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
@@ -39,27 +38,11 @@ from nrtsync.models.salesforce import (
     SalesforceRetryableError,
 )
 from nrtsync.observability import logger
+from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
-__all__ = [
-    "MAX_COLLECTIONS_PER_COMPOSITE",
-    "MAX_RECORDS_PER_CALL",
-    "ApiUsage",
-    "CollectionUpsert",
-    "RecordResult",
-    "SalesforceAuthError",
-    "SalesforceConcurrencyLimitError",
-    "SalesforceCredentials",
-    "SalesforceError",
-    "SalesforceLimitExceededError",
-    "SalesforcePort",
-    "SalesforceRequestError",
-    "SalesforceRetryableError",
-    "SimpleSalesforceAdapter",
-]
+__all__ = ["MAX_RECORDS_PER_CALL", "SimpleSalesforceAdapter"]
 
 MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records per request
-# A Composite request takes up to 25 subrequests, of which at most 5 may be sObject Collections (or query) ones.
-MAX_COLLECTIONS_PER_COMPOSITE = 5
 _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
 # Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
@@ -68,48 +51,6 @@ _CONCURRENT_LIMIT_MARKER = "ConcurrentPerOrgLongTxn"
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
 T = TypeVar("T")
-
-
-class SalesforcePort(Protocol):
-    """What the sync logic needs from Salesforce."""
-
-    def upsert(
-        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
-    ) -> list[RecordResult]:
-        """Upserts records (without the ``attributes`` wrapper) by external ID, 200 per call, allOrNone false.
-
-        Returns one result per record, in input order. ``deadline`` is a ``time.monotonic()`` value after
-        which no new attempt starts.
-        """
-        ...
-
-    def upsert_collections(
-        self, requests: Sequence[CollectionUpsert], *, deadline: float
-    ) -> list[list[RecordResult] | SalesforceError]:
-        """One API call for 1..5 upserts: a single request goes as a plain sObject Collections PATCH (as upsert
-        does), several as one Composite request with the subrequests in the given order (parents first is the
-        caller's job). Returns, per request in order, its per-record results, or the SalesforceError for that
-        subrequest alone (SalesforceRequestError for a 4xx subrequest, SalesforceRetryableError for a 5xx one).
-        A 400 SalesforceRequestError means Salesforce refused that collection as a whole (e.g. JSON_PARSER_ERROR for
-        one value it cannot deserialize into its field's type): its records have no results of their own.
-        A failure of the whole call raises exactly as upsert does (retryable/limit/auth/request errors), with the
-        same retries, token renewal, timeouts and deadline handling.
-        """
-        ...
-
-    def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
-        """Reads the org's daily API allocation from ``/limits``."""
-        ...
-
-    @property
-    def api_usage(self) -> ApiUsage | None:
-        """The last ``Sforce-Limit-Info`` seen, if any."""
-        ...
-
-    @property
-    def api_calls(self) -> int:
-        """API requests made by this adapter (token requests not counted)."""
-        ...
 
 
 class _TransientError(Exception):

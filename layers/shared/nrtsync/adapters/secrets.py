@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
+from nrtsync.ports.ingest import SecretInvalidError, SecretUnavailableError
+
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-
-class SecretUnavailableError(RuntimeError):
-    """The secret could not be read now (retryable: Secrets Manager or the network is failing)."""
-
-
-class SecretInvalidError(RuntimeError):
-    """The secret was read but is not the JSON object we need (an operator must fix it)."""
-
-
-class SecretSource(Protocol):
-    def get_json(self, secret_id: str) -> dict[str, Any]: ...
 
 
 class CachedSecretSource:

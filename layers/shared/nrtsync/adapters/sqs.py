@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.ingest import QueueUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -18,14 +19,6 @@ if TYPE_CHECKING:
 # Short timeouts: API Gateway gives up after 29 s, and a 5xx that Zuora retries beats a 504 it cannot read.
 _SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 SQS_BATCH_MAX = 10
-
-
-class QueueUnavailableError(RuntimeError):
-    """The change could not be stored on the queue (retryable: the caller answers 5xx so Zuora retries)."""
-
-
-class ChangeQueue(Protocol):
-    def send(self, change: QueuedChange) -> str: ...
 
 
 class SqsChangeQueue:

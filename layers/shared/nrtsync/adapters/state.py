@@ -10,77 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.ports.sync import ApiUsage, Claim, ClaimStatus, StateUnavailableError
+from nrtsync.tables import API_USAGE_KEY, DYNAMODB_CONFIG, KEPT_PREFIX, api_usage_item, api_usage_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_DDB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
-API_USAGE_KEY = "ORG#API_USAGE"
-# A field a child inherits (mapping ``inherit``) is kept on its parent's state item as ``kept_<Field>``.
-KEPT_PREFIX = "kept_"
 _BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
 _BATCH_GET_TRIES = 4
-
-
-class StateUnavailableError(RuntimeError):
-    """The state table could not be read or written (retryable)."""
-
-
-class ClaimStatus(StrEnum):
-    CLAIMED = "claimed"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    BUSY = "busy"
-
-
-@dataclass(frozen=True)
-class Claim:
-    status: ClaimStatus
-    written_version: str | None = None
-    lease_until_ms: int | None = None
-    """For BUSY: when the other writer's lease expires (a retry before then is wasted)."""
-
-
-@dataclass(frozen=True)
-class StoredApiUsage:
-    used: int
-    limit: int
-    observed_at: datetime
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.used / self.limit if self.limit else 0.0
-
-
-class VersionStore(Protocol):
-    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim: ...
-
-    def commit(
-        self,
-        record_key: str,
-        version: str,
-        content_hash: str,
-        *,
-        owner: str,
-        salesforce_id: str | None,
-        kept: Mapping[str, str | None] | None = None,
-    ) -> bool: ...
-
-    def release(self, record_key: str, *, owner: str) -> None: ...
-
-    def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]: ...
-
-    def api_usage(self) -> StoredApiUsage | None: ...
-
-    def save_api_usage(self, usage: StoredApiUsage) -> None: ...
 
 
 def _now_ms() -> int:
@@ -92,7 +35,7 @@ class DynamoVersionStore:
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=_DDB_CONFIG)
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
         """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
@@ -222,30 +165,20 @@ class DynamoVersionStore:
         item = self._read(record_key)
         return item.get("written_version", {}).get("S") if item else None
 
-    def api_usage(self) -> StoredApiUsage | None:
+    def api_usage(self) -> ApiUsage | None:
         item = self._read(API_USAGE_KEY)
         if not item:
             return None
         try:
-            return StoredApiUsage(
-                used=int(item["used"]["N"]),
-                limit=int(item["limit"]["N"]),
-                observed_at=datetime.fromisoformat(item["observed_at"]["S"]),
-            )
-        except (KeyError, ValueError):
+            return api_usage_of(item)
+        except ValueError:
             return None
 
-    def save_api_usage(self, usage: StoredApiUsage) -> None:
+    def save_api_usage(self, usage: ApiUsage) -> None:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={
-                    "pk": {"S": API_USAGE_KEY},
-                    "used": {"N": str(usage.used)},
-                    "limit": {"N": str(usage.limit)},
-                    "percent": {"N": f"{usage.percent:.2f}"},
-                    "observed_at": {"S": usage.observed_at.isoformat(timespec="milliseconds")},
-                },
+                Item=api_usage_item(usage),
             )
         except (ClientError, BotoCoreError) as exc:
             raise StateUnavailableError("could not save the API usage") from exc

@@ -1,6 +1,9 @@
-"""What the metrics function publishes: names, units, dimensions and windows, in one place.
+"""Every metric name the product emits, with its dimensions, and the metrics function's windows: one registry.
 
-The dashboard and its test read these constants, so a renamed metric cannot silently leave a graph empty.
+Every emitter (the metrics function's PutMetricData, and the EMF lines of ``nrtsync.reporting``) spells names
+through these constants, and the dashboard test checks template.yaml against them, so a renamed metric cannot
+silently leave a graph empty or an alarm watching nothing. One name per quantity, one meaning per name: a
+session count and a window total of the same records have different names.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Final
 # Dimensions
 WINDOW_DIMENSION: Final = "Window"
 OBJECT_TYPE_DIMENSION: Final = "ObjectType"
+SERVICE_DIMENSION: Final = "service"  # Powertools' default dimension on every EMF metric (POWERTOOLS_SERVICE_NAME)
+REASON_DIMENSION: Final = "Reason"
 ALL_OBJECT_TYPES: Final = "All"
 
 # Windows: label -> length. Up to 1 h exact; 24 h and 7 d from hourly histograms (see docs/METRICS.md).
@@ -33,10 +38,12 @@ END_TO_END_LATENCY_P50: Final = "EndToEndLatencyP50"
 END_TO_END_LATENCY_P90: Final = "EndToEndLatencyP90"
 END_TO_END_LATENCY_P99: Final = "EndToEndLatencyP99"
 END_TO_END_LATENCY_COUNT: Final = "EndToEndLatencyCount"
-RECORDS_SYNCED: Final = "RecordsSynced"
-RECORDS_FAILED: Final = "RecordsFailed"
-RECORDS_WAITING: Final = "RecordsWaiting"
-# Org-wide, no dimensions.
+# Totals over a window (not to be confused with the sync function's per-session counts below).
+RECORDS_SYNCED_IN_WINDOW: Final = "RecordsSyncedInWindow"
+RECORDS_FAILED_IN_WINDOW: Final = "RecordsFailedInWindow"
+RECORDS_WAITING_IN_WINDOW: Final = "RecordsWaitingInWindow"
+# Org-wide, no dimensions: the org's Salesforce API usage, from the reading the sync function keeps in the state
+# table (the only name for it; the sync function logs its own reading per session but does not publish it).
 API_USAGE_PERCENT: Final = "ApiUsagePercent"
 # Raw per-minute distributions (dimension ObjectType only), published once per minute as Values/Counts so
 # that CloudWatch's own pNN statistics work for any period.
@@ -59,34 +66,59 @@ WINDOW_METRIC_NAMES: Final[tuple[str, ...]] = (
     END_TO_END_LATENCY_P90,
     END_TO_END_LATENCY_P99,
     END_TO_END_LATENCY_COUNT,
-    RECORDS_SYNCED,
-    RECORDS_FAILED,
-    RECORDS_WAITING,
+    RECORDS_SYNCED_IN_WINDOW,
+    RECORDS_FAILED_IN_WINDOW,
+    RECORDS_WAITING_IN_WINDOW,
 )
 DISTRIBUTION_METRIC_NAMES: Final[tuple[str, ...]] = (SYNC_LATENCY, END_TO_END_LATENCY)
 
 # Every name the metrics function publishes with PutMetricData, in its namespace.
 METRIC_NAMES: Final[tuple[str, ...]] = (*WINDOW_METRIC_NAMES, API_USAGE_PERCENT, *DISTRIBUTION_METRIC_NAMES)
 
-# The function's own health, emitted through Powertools (EMF) by the handler.
+# The metrics function's own health, one data point per run (EMF, dimension ``service``).
+HISTORY_ITEMS_SKIPPED: Final = "HistoryItemsSkipped"
+HOUR_ROLLUPS_WRITTEN: Final = "HourRollupsWritten"
+HOURS_NOT_ROLLED: Final = "HoursNotRolled"
+METRIC_DATA_PUBLISHED: Final = "MetricDataPublished"
+DISTRIBUTION_MINUTES_PUBLISHED: Final = "DistributionMinutesPublished"
 RUN_METRIC_NAMES: Final[tuple[str, ...]] = (
-    "HistoryItemsSkipped",
-    "HourRollupsWritten",
-    "HoursNotRolled",
-    "MetricDataPublished",
-    "DistributionMinutesPublished",
+    HISTORY_ITEMS_SKIPPED,
+    HOUR_ROLLUPS_WRITTEN,
+    HOURS_NOT_ROLLED,
+    METRIC_DATA_PUBLISHED,
+    DISTRIBUTION_MINUTES_PUBLISHED,
 )
 
-# What the sync and ingest functions emit through Powertools (EMF), with the dimension ``service``.
+# The sync function's counts, one data point per session (EMF, dimension ``service``).
+RECORDS_WRITTEN: Final = "RecordsWritten"
+RECORDS_SUPERSEDED: Final = "RecordsSuperseded"
+RECORDS_DUPLICATE: Final = "RecordsDuplicate"
+RECORDS_STALE: Final = "RecordsStale"
+RECORDS_WAITING: Final = "RecordsWaiting"
+RECORDS_FAILED: Final = "RecordsFailed"
+SALESFORCE_API_CALLS: Final = "SalesforceApiCalls"
+BATCH_SIZE: Final = "BatchSize"
 SYNC_SESSION_METRIC_NAMES: Final[tuple[str, ...]] = (
-    "RecordsWritten",
-    "RecordsSuperseded",
-    "RecordsDuplicate",
-    "RecordsStale",
-    "RecordsWaiting",
-    "RecordsFailed",
-    "SalesforceApiCalls",
-    "BatchSize",
-    "SalesforceApiUsagePercent",
+    RECORDS_WRITTEN,
+    RECORDS_SUPERSEDED,
+    RECORDS_DUPLICATE,
+    RECORDS_STALE,
+    RECORDS_WAITING,
+    RECORDS_FAILED,
+    SALESFORCE_API_CALLS,
+    BATCH_SIZE,
 )
-INGEST_METRIC_NAMES: Final[tuple[str, ...]] = ("CalloutsAccepted", "CalloutsRejected")
+
+# The ingest function's, one data point per callout (EMF, dimension ``service``; rejections also per ``Reason``).
+CALLOUTS_ACCEPTED: Final = "CalloutsAccepted"
+CALLOUTS_REJECTED: Final = "CalloutsRejected"
+INGEST_METRIC_NAMES: Final[tuple[str, ...]] = (CALLOUTS_ACCEPTED, CALLOUTS_REJECTED)
+
+# Every name in the namespace, with the dimension sets it is emitted under: what a graph or an alarm may watch.
+DIMENSION_SETS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    **dict.fromkeys(WINDOW_METRIC_NAMES, ((WINDOW_DIMENSION, OBJECT_TYPE_DIMENSION),)),
+    **dict.fromkeys(DISTRIBUTION_METRIC_NAMES, ((OBJECT_TYPE_DIMENSION,),)),
+    API_USAGE_PERCENT: ((),),
+    **dict.fromkeys((*RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, CALLOUTS_ACCEPTED), ((SERVICE_DIMENSION,),)),
+    CALLOUTS_REJECTED: ((SERVICE_DIMENSION,), (SERVICE_DIMENSION, REASON_DIMENSION)),
+}

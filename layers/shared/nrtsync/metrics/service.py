@@ -14,19 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nrtsync.adapters.history_reader import ApiUsageSource, MetricsHistory
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR
-from nrtsync.metrics.model import (
-    HOUR,
-    MINUTE,
-    HourRollup,
-    MinuteSummary,
-    ceil_hour,
-    floor_hour,
-    floor_minute,
-    minute_key,
-    minutes_between,
-)
 from nrtsync.metrics.names import (
     ALL_OBJECT_TYPES,
     API_USAGE_PERCENT,
@@ -36,19 +24,34 @@ from nrtsync.metrics.names import (
     EXACT_WINDOWS,
     OBJECT_TYPE_DIMENSION,
     PERCENTILES,
-    RECORDS_FAILED,
-    RECORDS_SYNCED,
-    RECORDS_WAITING,
+    RECORDS_FAILED_IN_WINDOW,
+    RECORDS_SYNCED_IN_WINDOW,
+    RECORDS_WAITING_IN_WINDOW,
     SYNC_LATENCY,
     SYNC_LATENCY_COUNT,
     SYNC_LATENCY_PERCENTILES,
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.metrics.publisher import MetricPoint, MetricPublisher, MetricsPublishError
 from nrtsync.metrics.windows import WindowStats, exact_window, histogram_windows
 from nrtsync.observability import logger
+from nrtsync.ports.metrics import (
+    HOUR,
+    MINUTE,
+    ApiUsageSource,
+    HourRollup,
+    MetricPoint,
+    MetricPublisher,
+    MetricsHistory,
+    MetricsPublishError,
+    MinuteSummary,
+    ceil_hour,
+    floor_hour,
+    floor_minute,
+    minutes_between,
+)
 from nrtsync.settings import MetricsSettings
+from nrtsync.tables import minute_key
 
 MILLISECONDS = "Milliseconds"
 COUNT = "Count"
@@ -93,9 +96,9 @@ def window_points(label: str, stats: Mapping[str, WindowStats], timestamp: datet
                 if value is not None:
                     point(names[pct], MILLISECONDS, value)
             point(count_name, COUNT, distribution.count)
-        point(RECORDS_SYNCED, COUNT, window.counts.written)
-        point(RECORDS_FAILED, COUNT, window.counts.failed)
-        point(RECORDS_WAITING, COUNT, window.counts.waiting)
+        point(RECORDS_SYNCED_IN_WINDOW, COUNT, window.counts.written)
+        point(RECORDS_FAILED_IN_WINDOW, COUNT, window.counts.failed)
+        point(RECORDS_WAITING_IN_WINDOW, COUNT, window.counts.waiting)
     return points
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Protocol
 
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR, LatencyHistogram, percentiles
-from nrtsync.metrics.model import HourRollup, MinuteSummary, RecordCounts
 from nrtsync.metrics.names import ALL_OBJECT_TYPES
+from nrtsync.ports.metrics import HourRollup, MinuteSummary, RecordCounts
 
 
 class LatencyDistribution(Protocol):

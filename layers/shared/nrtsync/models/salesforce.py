@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
@@ -11,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 __all__ = [
-    "ApiUsage",
     "CollectionUpsert",
     "RecordError",
     "RecordResult",
@@ -183,21 +181,6 @@ class RecordResult(BaseModel):
                 for error in item.get("errors") or []
             ],
         )
-
-
-class ApiUsage(BaseModel):
-    """The org's API allocation as Salesforce last reported it (``Sforce-Limit-Info`` or ``/limits``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    used: int = Field(ge=0)
-    limit: int = Field(ge=0)
-    observed_at: datetime
-
-    @property
-    def percent(self) -> float:
-        """Share of the allocation used, 0..100+ (an allocation of 0 counts as used up)."""
-        return 100.0 * self.used / self.limit if self.limit > 0 else 100.0
 
 
 class SalesforceError(Exception):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.ports.metrics import MetricPoint, MetricsPublishError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -23,30 +23,6 @@ MAX_VALUES_PER_METRIC: Final = 150
 MAX_ESTIMATED_BYTES_PER_CALL: Final = 600_000
 
 _CW_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 4})
-
-
-class MetricsPublishError(RuntimeError):
-    """CloudWatch did not take (some of) the metric data (retryable: the next run publishes again)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
-    """One metric datum: a single ``value``, or a distribution as ``values`` with their ``counts``."""
-
-    name: str
-    unit: str
-    timestamp: datetime
-    dimensions: tuple[tuple[str, str], ...] = ()
-    value: float | None = None
-    values: tuple[float, ...] = ()
-    counts: tuple[float, ...] = ()
-
-    def dimension(self, name: str) -> str | None:
-        return next((v for n, v in self.dimensions if n == name), None)
-
-
-class MetricPublisher(Protocol):
-    def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int: ...
 
 
 def split_values(point: MetricPoint, limit: int = MAX_VALUES_PER_METRIC) -> list[MetricPoint]:

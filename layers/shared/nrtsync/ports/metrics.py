@@ -1,12 +1,15 @@
-"""What the metrics function reads from the sync history, as plain values (no DynamoDB types here)."""
+"""The metrics function's contracts: what it reads from the sync history (as plain values, no DynamoDB types
+here), where it reads the API usage, and what it publishes to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from nrtsync.latency import DEFAULT_RELATIVE_ERROR, LatencyHistogram
+from nrtsync.ports.sync import ApiUsage
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -26,16 +29,6 @@ def ceil_hour(moment: datetime) -> datetime:
     """The first whole-hour instant at or after ``moment``."""
     floor = floor_hour(moment)
     return floor if floor == moment else floor + HOUR
-
-
-def minute_key(minute: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM``, as the sync function writes it."""
-    return minute.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-
-
-def hour_key(hour: datetime) -> str:
-    """``YYYY-MM-DDTHH``."""
-    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 def minutes_between(start: datetime, end: datetime) -> list[datetime]:
@@ -138,9 +131,51 @@ class MinuteRead:
     skipped: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ApiUsage:
-    """The org's latest Salesforce API usage, as the sync function last saw it."""
+class HistoryReadError(RuntimeError):
+    """The history or state table could not be read or written (retryable: the next run starts over)."""
 
-    percent: float
-    observed_at: datetime
+
+class MalformedItemError(ValueError):
+    """A history item does not have the shape the contract promises."""
+
+
+class MetricsHistory(Protocol):
+    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead: ...
+
+    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours: ...
+
+    def write_rollups(
+        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
+    ) -> None: ...
+
+    def distribution_watermark(self) -> datetime | None: ...
+
+    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool: ...
+
+
+class ApiUsageSource(Protocol):
+    def api_usage(self) -> ApiUsage | None: ...
+
+
+class MetricsPublishError(RuntimeError):
+    """CloudWatch did not take (some of) the metric data (retryable: the next run publishes again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One metric datum: a single ``value``, or a distribution as ``values`` with their ``counts``."""
+
+    name: str
+    unit: str
+    timestamp: datetime
+    dimensions: tuple[tuple[str, str], ...] = ()
+    value: float | None = None
+    values: tuple[float, ...] = ()
+    counts: tuple[float, ...] = ()
+
+    def dimension(self, name: str) -> str | None:
+        return next((v for n, v in self.dimensions if n == name), None)
+
+
+class MetricPublisher(Protocol):
+    def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int: ...

@@ -1,0 +1,149 @@
+"""The two DynamoDB tables' keys and item shapes, in one place (template.yaml declares the tables themselves).
+
+SyncStateTable (key ``pk``), written and read by the sync function:
+- ``<object>#<zuora id>``: the last version written to Salesforce and the record's lease
+  (``written_version``, ``written_hash``, ``written_at``, ``salesforce_id``, ``lease_*``, ``kept_<Field>``).
+- ``ORG#API_USAGE``: the org's API usage as the sync function last saw it (``used``, ``limit``,
+  ``observed_at``; ``percent`` for people reading the table, never read back).
+
+SyncHistoryTable (keys ``pk``/``sk``); the sync function writes the first four, the metrics function the rest:
+- ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).
+- ``RECORD#<object>#<zuora id>`` / ``<decided_at>#<session_id>#<n>``: one record's trail.
+- ``MINUTE#<YYYY-MM-DDTHH:MM>`` / ``<object>#<session_id>``: counts and raw latencies for the metrics function.
+- ``FAILURE`` / ``<object>#<zuora id>#<version>``: the failure list, kept until an operator retries it.
+- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>#<object_type>``: one closed hour of one object type (counts and
+  log-bucketed latency histograms); all rollups share one partition so a 7-day window is one Query.
+- ``ROLLUP#HOUR`` / ``<YYYY-MM-DDTHH>``: the hour's completion marker, written after its rollups.
+- ``METRICS#WATERMARK`` / ``DISTRIBUTION``: the last minute whose raw latencies were published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+
+from nrtsync.ports.sync import ApiUsage
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+# Short timeouts and a few standard retries: every caller has a deadline and retries whole steps itself.
+DYNAMODB_CONFIG: Final = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4}
+)
+
+MINUTE_FORMAT: Final = "%Y-%m-%dT%H:%M"
+HOUR_FORMAT: Final = "%Y-%m-%dT%H"
+
+# -- the state table -----------------------------------------------------------------------------------------
+API_USAGE_KEY: Final = "ORG#API_USAGE"
+# A field a child inherits (mapping ``inherit``) is kept on its parent's state item as ``kept_<Field>``.
+KEPT_PREFIX: Final = "kept_"
+
+# -- the history table ---------------------------------------------------------------------------------------
+FAILURE_PK: Final = "FAILURE"
+ROLLUP_PK: Final = "ROLLUP#HOUR"
+WATERMARK_KEY: Final = {"pk": {"S": "METRICS#WATERMARK"}, "sk": {"S": "DISTRIBUTION"}}
+
+
+def minute_key(minute: datetime) -> str:
+    """The UTC minute as the history table spells it: ``YYYY-MM-DDTHH:MM``."""
+    return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
+
+
+def hour_key(hour: datetime) -> str:
+    """The UTC hour as the rollup items spell it: ``YYYY-MM-DDTHH``."""
+    return hour.astimezone(UTC).strftime(HOUR_FORMAT)
+
+
+def parse_minute_key(text: str) -> datetime:
+    """The minute a ``minute_key`` names; raises ValueError."""
+    return datetime.strptime(text, MINUTE_FORMAT).replace(tzinfo=UTC)
+
+
+def parse_hour_key(text: str) -> datetime:
+    """The hour an ``hour_key`` names; raises ValueError."""
+    return datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
+
+
+def session_pk(day: date) -> str:
+    return f"SESSION#{day.isoformat()}"
+
+
+def session_sk(started_at: datetime, session_id: str) -> str:
+    return f"{started_at.isoformat(timespec='milliseconds')}#{session_id}"
+
+
+def record_pk(object_type: str, record_id: str) -> str:
+    return f"RECORD#{object_type}#{record_id}"
+
+
+def minute_pk(minute: datetime) -> str:
+    return f"MINUTE#{minute_key(minute)}"
+
+
+def failure_sk(object_type: str, record_id: str, version: str) -> str:
+    return f"{object_type}#{record_id}#{version}"
+
+
+# -- the API usage item --------------------------------------------------------------------------------------
+def api_usage_item(usage: ApiUsage) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "pk": {"S": API_USAGE_KEY},
+        "used": {"N": str(usage.used)},
+        "limit": {"N": str(usage.limit)},
+        "percent": {"N": f"{usage.percent:.2f}"},
+        "observed_at": {"S": usage.observed_at.isoformat(timespec="milliseconds")},
+    }
+
+
+def api_usage_of(item: Mapping[str, Any]) -> ApiUsage:
+    """The ``ORG#API_USAGE`` item as an ApiUsage; raises ValueError when it is malformed.
+
+    The percentage is computed from ``used`` and ``limit`` by ApiUsage's one rule, never read from the stored copy.
+    """
+    try:
+        used, limit = int(item["used"]["N"]), int(item["limit"]["N"])
+        observed_at = datetime.fromisoformat(item["observed_at"]["S"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"API usage item lacks {exc}") from exc
+    if observed_at.tzinfo is None:
+        observed_at = observed_at.replace(tzinfo=UTC)
+    return ApiUsage(used=used, limit=limit, observed_at=observed_at)
+
+
+# -- converting items ----------------------------------------------------------------------------------------
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamodb(value: Any) -> Any:
+    # boto3's serializer refuses floats (they are inexact); DynamoDB numbers are decimals.
+    if isinstance(value, float):
+        return Decimal(str(round(value, 4)))
+    if isinstance(value, list):
+        return [_to_dynamodb(v) for v in value]
+    return value
+
+
+def _from_dynamodb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_from_dynamodb(v) for v in value]
+    return value
+
+
+def to_item(plain: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain mapping (str, int, float, bool, lists) as a DynamoDB item; floats are rounded to 4 places."""
+    return {k: _serializer.serialize(_to_dynamodb(v)) for k, v in plain.items()}
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python, numbers as int or float (so JSON output stays readable)."""
+    return {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}

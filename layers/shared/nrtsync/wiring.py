@@ -1,0 +1,159 @@
+"""Wiring: the one place that puts each function's service together from its settings and adapters.
+
+``build_ingest``, ``build_authorizer``, ``build_sync`` and ``build_metrics`` take a keyword override for every
+port, so a test, the local stack, the benchmarks and the fault drill build exactly what production builds with
+only the parts they replace. ``Lazy`` is the handlers' one holder: built on first use, kept for the warm
+container, replaceable before the first invocation.
+
+Services import ports, never adapters; only this module imports both. Each builder imports its adapters when
+called, so a function's cold start loads only what it uses (the ingest function never loads simple-salesforce).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import requests
+
+    from nrtsync.authorizer import CalloutAuthorizer
+    from nrtsync.ingest import CalloutEndpoint
+    from nrtsync.mapping import MappingConfig
+    from nrtsync.metrics.service import MetricsService
+    from nrtsync.models.salesforce import SalesforceCredentials
+    from nrtsync.ports.ingest import ChangeQueue, SecretSource
+    from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
+    from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
+    from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
+    from nrtsync.sync import SyncService
+
+
+class Lazy[T]:
+    """One instance per warm container, built on first use; ``use`` installs another (tests, the local stack)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._instance: T | None = None
+
+    def get(self) -> T:
+        if self._instance is None:
+            self._instance = self._build()
+        return self._instance
+
+    def use(self, replacement: T | None) -> None:
+        """Install ``replacement``; None drops the instance, so the next ``get`` builds from settings again."""
+        self._instance = replacement
+
+
+def build_ingest(
+    settings: IngestSettings,
+    *,
+    queue: ChangeQueue | None = None,
+    secrets: SecretSource | None = None,
+    object_types: frozenset[str] | None = None,
+) -> CalloutEndpoint:
+    """The callout endpoint: changes to SQS, credentials from Secrets Manager, object types from the mapping."""
+    from nrtsync.adapters.secrets import CachedSecretSource  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+    from nrtsync.ingest import CalloutEndpoint  # noqa: PLC0415
+    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
+
+    return CalloutEndpoint(
+        settings,
+        queue=queue or SqsChangeQueue(settings.queue_url),
+        secrets=secrets or CachedSecretSource(max_age=settings.secret_max_age_seconds),
+        object_types=object_types or frozenset(cached_mapping(settings.mapping_path).objects),
+    )
+
+
+def build_authorizer(settings: AuthorizerSettings, *, secrets: SecretSource | None = None) -> CalloutAuthorizer:
+    """The callout authorizer: credentials from Secrets Manager."""
+    from nrtsync.adapters.secrets import CachedSecretSource  # noqa: PLC0415
+    from nrtsync.authorizer import CalloutAuthorizer  # noqa: PLC0415
+
+    return CalloutAuthorizer(settings, secrets=secrets or CachedSecretSource(max_age=settings.secret_max_age_seconds))
+
+
+def build_salesforce(
+    settings: SyncSettings,
+    *,
+    credentials: Callable[[], SalesforceCredentials] | None = None,
+    session: requests.Session | None = None,
+) -> SalesforcePort:
+    """Salesforce through simple-salesforce; credentials from Secrets Manager unless given."""
+    from nrtsync.adapters.salesforce import SimpleSalesforceAdapter  # noqa: PLC0415
+
+    if credentials is None:
+        from nrtsync.adapters.secrets import CachedSecretSource  # noqa: PLC0415
+        from nrtsync.models.salesforce import SalesforceCredentials  # noqa: PLC0415
+
+        secrets = CachedSecretSource(max_age=settings.secret_max_age_seconds)
+
+        def credentials() -> SalesforceCredentials:
+            return SalesforceCredentials.model_validate(secrets.get_json(settings.salesforce_secret_id))
+
+    return SimpleSalesforceAdapter(
+        credentials,
+        api_version=settings.salesforce_api_version,
+        timeout_seconds=settings.salesforce_timeout_seconds,
+        session=session,
+    )
+
+
+def build_sync(
+    settings: SyncSettings,
+    *,
+    mapping: MappingConfig | None = None,
+    salesforce: SalesforcePort | None = None,
+    state: VersionStore | None = None,
+    history: HistoryWriter | None = None,
+    retries: RetryScheduler | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
+    jitter: Callable[[], float] = random.random,
+) -> SyncService:
+    """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS."""
+    from nrtsync.adapters.history import DynamoHistoryWriter  # noqa: PLC0415
+    from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415
+    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
+    from nrtsync.sync import SyncService  # noqa: PLC0415
+
+    return SyncService(
+        settings,
+        mapping=mapping or cached_mapping(settings.mapping_path),
+        salesforce=salesforce or build_salesforce(settings),
+        state=state or DynamoVersionStore(settings.state_table),
+        history=history or DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
+        retries=retries or SqsChangeQueue(settings.queue_url),
+        clock=clock,
+        monotonic=monotonic,
+        jitter=jitter,
+    )
+
+
+def build_metrics(
+    settings: MetricsSettings,
+    *,
+    history: MetricsHistory | None = None,
+    api_usage: ApiUsageSource | None = None,
+    publisher: MetricPublisher | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> MetricsService:
+    """The metrics service: the history and the API usage from DynamoDB, published to CloudWatch."""
+    from nrtsync.adapters.cloudwatch import CloudWatchPublisher  # noqa: PLC0415
+    from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory  # noqa: PLC0415
+    from nrtsync.metrics.service import MetricsService  # noqa: PLC0415
+
+    return MetricsService(
+        settings,
+        history=history
+        or DynamoMetricsHistory(settings.history_table, read_concurrency=settings.history_read_concurrency),
+        api_usage=api_usage or DynamoApiUsageSource(settings.state_table),
+        publisher=publisher or CloudWatchPublisher(),
+        clock=clock,
+    )
