@@ -110,25 +110,8 @@ class MetricsSettings(_EnvSettings):
     history_read_concurrency: int = Field(alias="HISTORY_READ_CONCURRENCY", default=8, ge=1, le=32)
 
 
-@cache
-def ingest_settings() -> IngestSettings:
-    """The ingest function's settings, read once per container."""
-    return IngestSettings.from_env()
-
-
-@cache
-def authorizer_settings() -> AuthorizerSettings:
-    """The authorizer function's settings, read once per container."""
-    return AuthorizerSettings.from_env()
-
-
-@cache
-def sync_settings() -> SyncSettings:
-    """The sync function's settings, read once per container."""
-    return SyncSettings.from_env()
-
-
-@cache
-def metrics_settings() -> MetricsSettings:
-    """The metrics function's settings, read once per container."""
-    return MetricsSettings.from_env()
+# Each function's settings, read once per container (``cache_clear`` re-reads them, for tests).
+ingest_settings = cache(IngestSettings.from_env)
+authorizer_settings = cache(AuthorizerSettings.from_env)
+sync_settings = cache(SyncSettings.from_env)
+metrics_settings = cache(MetricsSettings.from_env)
