@@ -26,7 +26,7 @@ from nrtsync_local.demo import (
     run_demo,
     verify,
 )
-from nrtsync_local.demo_stream import ACCOUNT_SOBJECT, Deliver, Invalid, build_stream
+from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Deliver, Invalid, build_stream
 from nrtsync_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
