@@ -47,7 +47,7 @@ from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantin
 from nrtsync_local.drill.sender import DrillFailedError, Sender
 from nrtsync_local.drill.verdict import DrillReport, Verdict
 from nrtsync_local.front import Handler
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, resource
 
 log = logging.getLogger("nrtsync_local.faults")
@@ -175,10 +175,10 @@ class _HideSimulatedKills(logging.Filter):
 
 
 class FaultDrill:
-    """Drives one drill against a started ``LocalStack`` (see ``run_drill``, which builds one for it): sends the
+    """Drives one drill against a started ``LocalDeployment`` (see ``run_drill``, which builds one for it): sends the
     generator's changes as the outbox releases them, fires the fault schedule, and asks the verdict at the end."""
 
-    def __init__(self, stack: LocalStack, config: DrillConfig, switch: KillSwitch) -> None:
+    def __init__(self, stack: LocalDeployment, config: DrillConfig, switch: KillSwitch) -> None:
         if stack.standin is None:
             raise ValueError("the fault drill needs the Salesforce stand-in, not a real org")
         self._stack = stack
@@ -314,7 +314,7 @@ def run_drill(
 
         return invoke
 
-    stack = LocalStack(
+    stack = LocalDeployment(
         stack_name=stack_name or f"drill{os.getpid()}x{uuid.uuid4().hex[:6]}",
         sync_batch_window_seconds=config.batch_window_seconds,
         with_metrics=False,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from nrtsync_cli.render import ProgressBar
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 
 DRAIN_TIMEOUT_SECONDS = 90.0
 WAITING_TIMEOUT_SECONDS = 15.0
@@ -50,7 +50,7 @@ class Progress:
         return time.monotonic() - self._started
 
 
-def wait_drained(stack: LocalStack, progress: Progress, timeout: float = DRAIN_TIMEOUT_SECONDS) -> float:
+def wait_drained(stack: LocalDeployment, progress: Progress, timeout: float = DRAIN_TIMEOUT_SECONDS) -> float:
     """Until the queue holds nothing (visible, in flight, delayed: waiting children too) and no sync runs."""
     started = time.monotonic()
     spinner = "|/-\\"
@@ -74,7 +74,7 @@ def wait_drained(stack: LocalStack, progress: Progress, timeout: float = DRAIN_T
         return time.monotonic() - started
 
 
-def wait_for_waiting(stack: LocalStack, key: tuple[str, str], progress: Progress) -> float | None:
+def wait_for_waiting(stack: LocalDeployment, key: tuple[str, str], progress: Progress) -> float | None:
     """Until ``key``'s trail shows a ``waiting`` outcome (its parent is not in Salesforce yet); None on timeout."""
     started = time.monotonic()
     operations = stack.operations()

@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from nrtsync_cli.render import print_table
 from nrtsync_local.demo.sender import Answer
 from nrtsync_local.demo.stream import DemoStream
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, parameter_defaults
 
 PERCENTILES = (50, 90)
@@ -26,7 +26,7 @@ def section(out: TextIO, title: str) -> None:
     print(f"\n== {title} " + "=" * max(3, 100 - len(title)), file=out)
 
 
-def _cli(args: list[str], stack: LocalStack, out: TextIO) -> int:
+def _cli(args: list[str], stack: LocalDeployment, out: TextIO) -> int:
     from nrtsync_cli.cli import run  # noqa: PLC0415 - the layer, imported once the stack set the environment
 
     buffer = io.StringIO()
@@ -45,7 +45,7 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], o
         print(f"  {line}".rstrip(), file=out)
 
 
-def history_latencies(stack: LocalStack, since: datetime) -> dict[str, list[int]]:
+def history_latencies(stack: LocalDeployment, since: datetime) -> dict[str, list[int]]:
     """Every written record's sync and end-to-end latency (ms) since ``since``, from the history's minute items."""
     ddb = stack.client("dynamodb")
     latencies: dict[str, list[int]] = {"sync_ms": [], "e2e_ms": []}
@@ -74,7 +74,7 @@ def _ms(value: int | None) -> str:
 
 
 def report(
-    stack: LocalStack, stream: DemoStream, answers: Sequence[Answer], since: datetime, out: TextIO
+    stack: LocalDeployment, stream: DemoStream, answers: Sequence[Answer], since: datetime, out: TextIO
 ) -> dict[str, Any]:
     """Prints the demo's report; returns the figures it printed (for the tests)."""
     from nrtsync.latency import percentiles  # noqa: PLC0415

@@ -50,7 +50,7 @@ from nrtsync_local.demo.verification import (
     verification_summary,
     verify,
 )
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, parameter_defaults
 
 DEMO_BATCH_WINDOW_SECONDS = 1.0
@@ -91,7 +91,7 @@ class DemoRun:
     log_path: Path | None = None
 
 
-Inspect = Callable[[LocalStack, DemoRun], None]
+Inspect = Callable[[LocalDeployment, DemoRun], None]
 
 
 def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, inspect: Inspect | None = None) -> DemoRun:
@@ -102,7 +102,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
     progress = Progress(out, err, total_stages=len(stream.phases) + 4)
     print(f"nrtsync demo: {PIPELINE}, all on this machine\n", file=out, flush=True)
     progress.stage("Starting the local stack (moto, Salesforce stand-in, API front, SQS poller, metrics)")
-    stack = LocalStack(
+    stack = LocalDeployment(
         stack_name=f"demo{uuid.uuid4().hex[:8]}",
         sync_batch_window_seconds=options.batch_window,
         salesforce_latency_ms=STANDIN_LATENCY_MS,
@@ -144,7 +144,7 @@ def _new_log_file() -> Path:
     return Path(name)
 
 
-def _prepare_org(stack: LocalStack, stream: DemoStream, options: DemoOptions, progress: Progress) -> None:
+def _prepare_org(stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress) -> None:
     """The org's validation rule and a row lock; says how this run differs from a deployed stack."""
     standin = stack.standin
     if standin is None:
@@ -164,7 +164,7 @@ def _prepare_org(stack: LocalStack, stream: DemoStream, options: DemoOptions, pr
 
 
 def _send_stream(
-    stack: LocalStack, stream: DemoStream, options: DemoOptions, progress: Progress, answers: list[Answer]
+    stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress, answers: list[Answer]
 ) -> None:
     standin = stack.standin
     sender = CalloutSender(stack, Stamper(random.Random(options.seed)))  # noqa: S311 - demo timing jitter

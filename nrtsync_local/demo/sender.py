@@ -13,7 +13,7 @@ import requests
 
 from nrtsync_local.demo.progress import Progress
 from nrtsync_local.demo.stream import Deliver, Happen, Phase, Stamper, Step, Version
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 4
 
@@ -41,7 +41,7 @@ class Answer:
 class CalloutSender:
     """Posts callouts to the local callout URL the way Zuora does."""
 
-    def __init__(self, stack: LocalStack, stamper: Stamper) -> None:
+    def __init__(self, stack: LocalDeployment, stamper: Stamper) -> None:
         self._url = stack.callout_url
         self._auth = stack.callout_auth
         self._stamper = stamper

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from nrtsync_local.demo.sender import Answer
 from nrtsync_local.demo.stream import Deliver, DemoStream, Version
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
 
@@ -104,7 +104,7 @@ def _parent_object(mapping: Any, object_type: str, relationship: str) -> str:
     raise KeyError(relationship)
 
 
-def observe(stack: LocalStack, expectation: Expectation) -> Observation:
+def observe(stack: LocalDeployment, expectation: Expectation) -> Observation:
     """What the stand-in, the failure list and the queues hold now."""
     standin = stack.standin
     if standin is None:

@@ -15,7 +15,7 @@ from nrtsync_local.drill.scheduler import Kill
 
 if TYPE_CHECKING:
     from nrtsync_local.processes import StandinClient
-    from nrtsync_local.stack import LocalStack
+    from nrtsync_local.stack import LocalDeployment
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"
@@ -70,7 +70,7 @@ class DrillReport:
 class Verdict:
     """Reads what the pipeline did (Salesforce, the sync history, the failure list, the queues) after the drain."""
 
-    def __init__(self, stack: LocalStack, standin: StandinClient, sqs: Any) -> None:
+    def __init__(self, stack: LocalDeployment, standin: StandinClient, sqs: Any) -> None:
         self._stack = stack
         self._standin = standin
         self._sqs = sqs
