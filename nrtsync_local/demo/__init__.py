@@ -1,8 +1,9 @@
 """``make demo``: the product's main job on this machine, from Zuora callouts to records in Salesforce, checked.
 
-The modules: ``stream`` (the callout stream, seeded), ``sender`` (callouts over HTTP as Zuora sends them),
-``progress`` (stage lines, the live line, the waits), ``report`` (what the demo prints), ``verification``
-(expectation, observation, the differences), ``run`` (the run and the command line, ``python -m nrtsync_local.demo``).
+The modules: ``stream`` (the callout stream, seeded; its step types in ``steps``), ``sender`` (callouts over
+HTTP as Zuora sends them), ``progress`` (stage lines, the live line, the waits), ``report`` (what the demo
+prints), ``verification`` (expectation, observation, the differences), ``run`` (the run and the command line,
+``python -m nrtsync_local.demo``).
 """
 
 from nrtsync_local.demo.run import EXIT_INTERRUPTED, DemoOptions, DemoRun, main, run_demo

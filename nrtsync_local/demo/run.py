@@ -39,7 +39,8 @@ from typing import Any, TextIO
 from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_waiting
 from nrtsync_local.demo.report import report, section
 from nrtsync_local.demo.sender import Answer, CalloutSender, send_phase
-from nrtsync_local.demo.stream import VALIDATION_RULE, DemoStream, Stamper, build_stream
+from nrtsync_local.demo.steps import DemoStream, Stamper
+from nrtsync_local.demo.stream import VALIDATION_RULE, build_stream
 from nrtsync_local.demo.verification import (
     EXIT_MISMATCH,
     Expectation,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import requests
 
 from nrtsync_local.demo.progress import Progress
-from nrtsync_local.demo.stream import Deliver, Happen, Phase, Stamper, Step, Version
+from nrtsync_local.demo.steps import Deliver, Happen, Phase, Stamper, Step, Version
 from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 4

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from nrtsync_local.demo.sender import Answer
-from nrtsync_local.demo.stream import Deliver, DemoStream, Version
+from nrtsync_local.demo.steps import Deliver, DemoStream, Version
 from nrtsync_local.stack import LocalDeployment
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
