@@ -21,7 +21,7 @@ import requests
 from bench.common import progress, quiet_handlers
 from bench.workload import MIX, Workload, fields_for, seed_parents, zuora_id
 from nrtsync.latency import percentile
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 8
 
@@ -41,7 +41,7 @@ def _seconds(value: int | None) -> float | None:
     return None if value is None else round(value / 1000, 3)
 
 
-def _history(stack: LocalStack) -> tuple[list[int], list[int], int]:
+def _history(stack: LocalDeployment) -> tuple[list[int], list[int], int]:
     """(e2e_ms, sync_ms, written) from the history's minute summaries."""
     ddb = stack.client("dynamodb")
     e2e: list[int] = []
@@ -69,7 +69,7 @@ def bench_e2e(*, rate_per_second: float = 15.0, seconds: float = 40.0, latency_m
     progress(f"e2e: starting the local stack (Salesforce latency {latency_ms} ms, the template's batching window)")
     with (
         quiet_handlers(),
-        LocalStack(salesforce_latency_ms=latency_ms, with_metrics=False, stack_name="bench-e2e") as stack,
+        LocalDeployment(salesforce_latency_ms=latency_ms, with_metrics=False, stack_name="bench-e2e") as stack,
     ):
         assert stack.standin is not None  # noqa: S101 - no real org is configured here
         workload = Workload()

@@ -100,7 +100,7 @@ class StandinClient:
 
 
 class StandinProcess:
-    """``python -m nrtsync_local.salesforce_standin`` on a free 127.0.0.1 port, files under ``workdir``."""
+    """``python -m nrtsync_local.salesforce`` on a free 127.0.0.1 port, files under ``workdir``."""
 
     def __init__(self, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
         self._workdir = workdir
@@ -129,7 +129,7 @@ class StandinProcess:
                 [
                     sys.executable,
                     "-m",
-                    "nrtsync_local.salesforce_standin",
+                    "nrtsync_local.salesforce",
                     "--host",
                     "127.0.0.1",
                     "--port",

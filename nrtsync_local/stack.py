@@ -16,7 +16,7 @@ The three handlers run in this process and share Powertools' process-wide logger
 invoked one at a time (one lock), as if each had a single warm container. Each gets its own settings object,
 built from its function's environment in the template by ``nrtsync.wiring``, installed in the handler's ``Lazy`` holder.
 
-``LocalStack`` is the same thing for code that wants it in-process (``make demo``, ``make bench``, the e2e tests).
+``LocalDeployment`` is the same thing for code that wants it in-process (``make demo``, ``make bench``, the e2e tests).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ _STOP_JOIN_SECONDS = 10.0
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
 
 
-class LocalStackError(RuntimeError):
+class LocalDeploymentError(RuntimeError):
     """The local stack cannot start as configured (the message says what to fix)."""
 
 
@@ -91,10 +91,10 @@ def schedule_seconds(expression: str) -> float | None:
     if match is None:
         if expression.strip().startswith("cron("):
             return None
-        raise LocalStackError(f"not a schedule expression: {expression!r}")
+        raise LocalDeploymentError(f"not a schedule expression: {expression!r}")
     amount, unit = int(match.group(1)), match.group(2).rstrip("s")
     if amount < 1:
-        raise LocalStackError(f"a rate must be at least 1: {expression!r}")
+        raise LocalDeploymentError(f"a rate must be at least 1: {expression!r}")
     return float(amount * _UNIT_SECONDS[unit])
 
 
@@ -124,14 +124,14 @@ class SalesforceOrg:
         )
         missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
-            raise LocalStackError(f"SALESFORCE_LOGIN_URL is set ({flow} flow) but not {', '.join(missing)}")
+            raise LocalDeploymentError(f"SALESFORCE_LOGIN_URL is set ({flow} flow) but not {', '.join(missing)}")
         secret = {"auth_flow": flow, "login_url": login_url, "client_id": env["SALESFORCE_CLIENT_ID"].strip()}
         if flow == "jwt_bearer":
             key_file = Path(env["SALESFORCE_PRIVATE_KEY_FILE"]).expanduser()
             try:
                 secret |= {"username": env["SALESFORCE_USERNAME"].strip(), "private_key": key_file.read_text()}
             except OSError as exc:
-                raise LocalStackError(f"cannot read SALESFORCE_PRIVATE_KEY_FILE {key_file}: {exc}") from exc
+                raise LocalDeploymentError(f"cannot read SALESFORCE_PRIVATE_KEY_FILE {key_file}: {exc}") from exc
             # Only an Experience Cloud site needs it: the default follows the login URL (models/salesforce.py).
             if audience := env.get("SALESFORCE_AUDIENCE", "").strip():
                 secret["audience"] = audience
@@ -148,7 +148,7 @@ class SalesforceOrg:
             SalesforceCredentials.model_validate(dict(secret))
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'secret'}: {e['msg']}" for e in exc.errors())
-            raise LocalStackError(f"the SALESFORCE_* variables do not make a valid secret: {problems}") from exc
+            raise LocalDeploymentError(f"the SALESFORCE_* variables do not make a valid secret: {problems}") from exc
 
 
 def _generated_password(template: Mapping[str, Any]) -> str:
@@ -183,7 +183,7 @@ def _api_of(template: Mapping[str, Any], logical_id: str) -> str:
         if e.get("Type") == "Api" and isinstance(e["Properties"].get("RestApiId"), Mapping)
     }
     if len(apis) != 1:
-        raise LocalStackError(f"{logical_id}'s Api events name {sorted(apis)}, not exactly one RestApiId")
+        raise LocalDeploymentError(f"{logical_id}'s Api events name {sorted(apis)}, not exactly one RestApiId")
     return apis.pop()
 
 
@@ -201,7 +201,7 @@ def _schedule_expression(template: Mapping[str, Any], logical_id: str) -> str:
             if isinstance(schedule, Mapping) and "Ref" in schedule:
                 return parameter_defaults(template)[str(schedule["Ref"])]
             return str(schedule)
-    raise LocalStackError(f"{logical_id} has no Schedule event in the template")
+    raise LocalDeploymentError(f"{logical_id} has no Schedule event in the template")
 
 
 def write_private_json(path: Path, document: Mapping[str, Any]) -> None:
@@ -225,8 +225,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class LocalStack:
-    """moto + Salesforce stand-in (or a real org) + the three handlers, in this process.
+class LocalDeployment:
+    """The stack deployed on this machine: moto + Salesforce stand-in (or a real org) + the three handlers, in
+    this process. (Not named "LocalStack": that is a well-known AWS emulator, which this does not use.)
 
     ``start()`` returns once callouts can be sent; ``stop()`` stops every part (threads joined, the stand-in
     stopped by its pid) and restores the environment variables it changed. Use it as a context manager.
@@ -236,7 +237,7 @@ class LocalStack:
     in one process share moto's state (moto keeps it per process): give each a distinct ``stack_name``.
     """
 
-    _running: LocalStack | None = None
+    _running: LocalDeployment | None = None
     _running_lock = threading.Lock()
 
     def __init__(
@@ -438,16 +439,18 @@ class LocalStack:
         if not self._started:
             raise RuntimeError("the local stack is not started")
         if not self._with_metrics or self.metrics_error is not None:
-            raise LocalStackError(f"this stack runs without metrics ({self.metrics_error or 'with_metrics=False'})")
+            raise LocalDeploymentError(
+                f"this stack runs without metrics ({self.metrics_error or 'with_metrics=False'})"
+            )
         return self._invoke_metrics()
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
-    def start(self) -> LocalStack:
-        with LocalStack._running_lock:
-            if LocalStack._running is not None:
-                raise LocalStackError("a local stack is already running in this process; stop it first")
-            LocalStack._running = self
+    def start(self) -> LocalDeployment:
+        with LocalDeployment._running_lock:
+            if LocalDeployment._running is not None:
+                raise LocalDeploymentError("a local stack is already running in this process; stop it first")
+            LocalDeployment._running = self
         self._started = True
         self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._stop.clear()
@@ -485,10 +488,10 @@ class LocalStack:
             shutil.rmtree(self._workdir, ignore_errors=True)
         self._front = self._poller = self._moto = self._standin_process = None
         self._resources = self._workdir = None
-        with LocalStack._running_lock:
-            LocalStack._running = None
+        with LocalDeployment._running_lock:
+            LocalDeployment._running = None
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalDeployment:
         return self.start()
 
     def __exit__(
@@ -553,7 +556,7 @@ class LocalStack:
         except (ValueError, OSError, AttributeError):
             pid = 0
         if pid and pid != os.getpid() and _pid_alive(pid):
-            raise LocalStackError(f"{self._state_file} says a local stack runs as pid {pid}; stop it first")
+            raise LocalDeploymentError(f"{self._state_file} says a local stack runs as pid {pid}; stop it first")
         self._state_file.unlink(missing_ok=True)  # left by a stack that was killed
 
     def _function_environments(self, res: LocalResources) -> dict[str, dict[str, str]]:
@@ -576,7 +579,9 @@ class LocalStack:
             resolved = function_environment(self._template, logical_id, refs=refs)
             unresolved = sorted(name for name, value in resolved.items() if value is None)
             if unresolved:
-                raise LocalStackError(f"{logical_id}'s environment names resources the local stack lacks: {unresolved}")
+                raise LocalDeploymentError(
+                    f"{logical_id}'s environment names resources the local stack lacks: {unresolved}"
+                )
             environment = {name: str(value) for name, value in resolved.items()}
             environment |= {k: v for k, v in self._overrides.items() if k not in _RESERVED}
             environments[logical_id] = environment
@@ -831,7 +836,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _banner(stack: LocalStack) -> str:
+def _banner(stack: LocalDeployment) -> str:
     info = stack.info()
     state_file = stack.state_file
     example = json.loads((EVENTS_DIR / "callout_account.json").read_text(encoding="utf-8"))["body"]
@@ -880,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        stack = LocalStack(
+        stack = LocalDeployment(
             state_file=args.state_dir / STATE_FILE_NAME,
             sync_batch_window_seconds=args.batch_window,
             salesforce_latency_ms=args.salesforce_latency_ms,
@@ -891,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         with stack:
             print(_banner(stack), flush=True)
             stop.wait()
-    except LocalStackError as exc:
+    except LocalDeploymentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("nrtsync local stack stopped.", flush=True)

@@ -26,8 +26,8 @@ from nrtsync_local.demo import (
     run_demo,
     verify,
 )
-from nrtsync_local.demo_stream import ACCOUNT_SOBJECT, Deliver, Invalid, build_stream
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Deliver, Invalid, build_stream
+from nrtsync_local.stack import LocalDeployment
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
     log = tmp_path_factory.mktemp("demo") / "functions.log"
     tampered = Tampered()
 
-    def tamper(stack: LocalStack, demo: DemoRun) -> None:
+    def tamper(stack: LocalDeployment, demo: DemoRun) -> None:
         # An account written by the sync gets another name, and a record that was only ever sent invalid appears.
         assert stack.standin is not None
         assert demo.expectation is not None

@@ -4,7 +4,7 @@ A bounded rate (``RATE`` requests/s for ``SECONDS`` s from ``THREADS`` keep-aliv
 paced so that a slow answer does not make the next ones burst. The latency of the HTTP answers is printed as
 P50/P90/max by the product's percentile rule; only a generous bound is asserted, since the machine is shared.
 
-Why 12/s and not 50/s: the local stack runs one function invocation at a time (``LocalStack._invoke`` holds
+Why 12/s and not 50/s: the local stack runs one function invocation at a time (``LocalDeployment._invoke`` holds
 one lock, because the three functions share one process's Powertools logger and metrics), and a sync batch
 holds it for about a second. Tried here: 50/s offered from 4 or 10 threads reached only 13-15/s, with P90
 1.1-1.8 s spent waiting for that lock. That is the harness's ceiling, not the function's: in Lambda each
@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from nrtsync.latency import percentile
-from nrtsync_local.stack import LocalStack
+from nrtsync_local.stack import LocalDeployment
 from tests.support.events import event_body, load_event
 
 pytestmark = pytest.mark.e2e
@@ -56,8 +56,8 @@ class Results:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    local = LocalStack(
+def stack() -> Iterator[LocalDeployment]:
+    local = LocalDeployment(
         stack_name=f"load{os.getpid()}",  # moto's state is per process: one name per stack
         sync_batch_window_seconds=0.5,
         with_metrics=False,
@@ -73,7 +73,7 @@ def _callout_body(template: dict[str, object], record_id: str) -> bytes:
     return json.dumps(document).encode()
 
 
-def _sender(stack: LocalStack, results: Results, start: float, offset: float, count: int) -> None:
+def _sender(stack: LocalDeployment, results: Results, start: float, offset: float, count: int) -> None:
     template = json.loads(event_body(load_event("callout_account")))
     interval = THREADS / RATE
     with requests.Session() as http:
@@ -101,7 +101,7 @@ def _sender(stack: LocalStack, results: Results, start: float, offset: float, co
             results.record(record_id, answer.status_code, latency, error)
 
 
-def test_a_sustained_callout_rate_is_all_200_and_every_callout_reaches_salesforce(stack: LocalStack) -> None:
+def test_a_sustained_callout_rate_is_all_200_and_every_callout_reaches_salesforce(stack: LocalDeployment) -> None:
     # Given
     assert stack.standin is not None
     results = Results()

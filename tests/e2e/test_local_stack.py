@@ -1,6 +1,6 @@
 """The whole local pipeline over HTTP: callout URL -> ingest -> SQS -> sync -> Salesforce stand-in.
 
-Most tests share one in-process ``LocalStack`` (the module's fixture); the last one runs
+Most tests share one in-process ``LocalDeployment`` (the module's fixture); the last one runs
 ``python -m nrtsync_local.stack`` as a process, as ``make local`` does, and stops it with SIGTERM.
 """
 
@@ -26,7 +26,7 @@ import requests
 from nrtsync_cli.cli import run
 from nrtsync_local.front import MAX_PAYLOAD_BYTES
 from nrtsync_local.processes import StandinClient, trusting_session
-from nrtsync_local.stack import LocalStack, LocalStackError, schedule_seconds
+from nrtsync_local.stack import LocalDeployment, LocalDeploymentError, schedule_seconds
 from nrtsync_local.template import gateway_responses, load_template, parameter_defaults
 from tests.support.events import event_body, load_event
 
@@ -69,7 +69,7 @@ class Callout:
 
 @dataclass
 class Client:
-    stack: LocalStack
+    stack: LocalDeployment
     http: requests.Session
 
     @property
@@ -90,9 +90,9 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def local_stack() -> Iterator[LocalStack]:
+def local_stack() -> Iterator[LocalDeployment]:
     before = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "REQUESTS_CA_BUNDLE", "CALLOUT_QUEUE_URL")}
-    stack = LocalStack(
+    stack = LocalDeployment(
         stack_name=f"e2e{os.getpid()}x{next(_stacks)}",  # moto's state is per process: one name per stack
         sync_batch_window_seconds=0.5,
         # Metrics on, but on the template's 1-minute schedule: only run_metrics_now runs them in this module.
@@ -106,7 +106,7 @@ def local_stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def client(local_stack: LocalStack) -> Iterator[Client]:
+def client(local_stack: LocalDeployment) -> Iterator[Client]:
     assert local_stack.standin is not None
     local_stack.wait_until_drained(timeout=15)
     local_stack.standin.reset()
@@ -116,7 +116,7 @@ def client(local_stack: LocalStack) -> Iterator[Client]:
     local_stack.standin.set_faults(validation_rules=[], latency_ms=0)
 
 
-def failures(stack: LocalStack) -> list[dict[str, Any]]:
+def failures(stack: LocalDeployment) -> list[dict[str, Any]]:
     """The failure list as the operator CLI prints it (``nrtsync --json failures``)."""
     out = io.StringIO()
     assert run(["--json", "failures"], operations=stack.operations(), out=out) == 0
@@ -332,9 +332,9 @@ def test_the_metrics_function_runs_on_the_stack_history(client: Client) -> None:
     assert client.stack.metrics_runs >= 1
 
 
-def test_one_local_stack_per_process(local_stack: LocalStack) -> None:
-    with pytest.raises(LocalStackError, match="already running"):
-        LocalStack(stack_name="second").start()
+def test_one_local_stack_per_process(local_stack: LocalDeployment) -> None:
+    with pytest.raises(LocalDeploymentError, match="already running"):
+        LocalDeployment(stack_name="second").start()
     assert local_stack.queue_depth() is not None  # the running one is untouched
 
 

@@ -13,7 +13,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from nrtsync_local.salesforce_standin import SalesforceStandin, StandinConfig, salesforce_id
+from nrtsync_local.salesforce import SalesforceStandin, StandinConfig, salesforce_id
 from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
 
 pytestmark = pytest.mark.integration

@@ -35,7 +35,7 @@ __all__ = [
 
 @contextmanager
 def running_salesforce_standin(extra_args: Sequence[str] = ()) -> Iterator[StandinClient]:
-    """Starts ``python -m nrtsync_local.salesforce_standin`` on a free 127.0.0.1 port; stops it by its pid."""
+    """Starts ``python -m nrtsync_local.salesforce`` on a free 127.0.0.1 port; stops it by its pid."""
     with tempfile.TemporaryDirectory(prefix="sf-standin-") as workdir:
         process = StandinProcess(Path(workdir), extra_args=tuple(extra_args))
         try:

@@ -153,7 +153,7 @@ def test_an_unreachable_stack_exits_3(cli: Cli, tmp_path, monkeypatch) -> None:
 
 
 def write_local_state(directory: Path, queue_url: str, dlq_url: str) -> Path:
-    """A state file as ``make local`` writes it (nrtsync_local.stack.LocalStack.info), names the tests use."""
+    """A state file as ``make local`` writes it (nrtsync_local.stack.LocalDeployment.info), names the tests use."""
     state = directory / ".local" / "stack.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     info = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nrtsync_local.stack import LocalStackError, SalesforceOrg
+from nrtsync_local.stack import LocalDeploymentError, SalesforceOrg
 from tests.support.salesforce import make_connected_app_keys
 
 KEY = make_connected_app_keys().private_pem
@@ -45,5 +45,5 @@ def test_an_experience_cloud_audience_reaches_the_secret(tmp_path: Path) -> None
 
 
 def test_a_my_domain_audience_is_refused_at_start_naming_the_field(tmp_path: Path) -> None:
-    with pytest.raises(LocalStackError, match="audience"):
+    with pytest.raises(LocalDeploymentError, match="audience"):
         SalesforceOrg.from_environ(jwt_environ(tmp_path, SALESFORCE_AUDIENCE="https://acme.my.salesforce.com"))

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from nrtsync_local.salesforce_oauth import (
+from nrtsync_local.salesforce.oauth import (
     MAX_ASSERTION_LIFETIME_SECONDS,
     ConnectedApp,
     OAuthRefusalError,

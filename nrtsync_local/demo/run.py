@@ -1,0 +1,251 @@
+"""`make demo`: the product's main job on this machine, from Zuora callouts to records in Salesforce, checked.
+
+    .venv/bin/python -m nrtsync_local.demo [--accounts 24] [--seed 7] [--batch-window 1] [--log FILE]
+
+1. starts the local stack in this process (moto, the HTTPS Salesforce stand-in, the API Gateway front, the SQS
+   poller, the metrics function; docs/LOCAL.md) with an org that has a validation rule, one row lock and one
+   HTTP 503 waiting for the sync;
+2. sends the stream of ``nrtsync_local.demo.stream`` over HTTP to the callout URL, as Zuora would (Basic auth,
+   ``Zuora-Notification-Id``/``Zuora-Request-Id``, the canonical JSON body);
+3. waits until the queue is drained (children waiting for their parents included), runs the metrics function;
+4. prints the Sync History, the failure list, three record trails, sync and end-to-end latency P50/P90 by the
+   brief's rule, and the Salesforce API calls used;
+5. checks that the stand-in holds exactly the newest valid version of every record sent and nothing else,
+   that the refused record is on the failure list, that the queue and the dead-letter queue are empty and
+   that every invalid callout got its 4xx. Exit status 0 only then; otherwise a diff and 1 (130 on Ctrl-C).
+
+The functions' own logs and EMF metrics (what CloudWatch Logs would hold) go to a file, named at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_waiting
+from nrtsync_local.demo.report import report, section
+from nrtsync_local.demo.sender import Answer, CalloutSender, send_phase
+from nrtsync_local.demo.steps import DemoStream, Stamper
+from nrtsync_local.demo.stream import VALIDATION_RULE, build_stream
+from nrtsync_local.demo.verification import (
+    EXIT_MISMATCH,
+    Expectation,
+    Observation,
+    expect,
+    observe,
+    print_verdict,
+    verification_summary,
+    verify,
+)
+from nrtsync_local.stack import LocalDeployment
+from nrtsync_local.template import load_template, parameter_defaults
+
+DEMO_BATCH_WINDOW_SECONDS = 1.0
+
+
+DEMO_RETRY_DELAY_SECONDS = 1
+
+
+STANDIN_LATENCY_MS = 20
+
+
+PIPELINE = "Zuora callouts -> API Gateway -> ingest -> SQS -> sync -> Salesforce"
+
+
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class DemoOptions:
+    accounts: int = 24
+    seed: int = 7
+    batch_window: float = DEMO_BATCH_WINDOW_SECONDS
+    log: Path | None = None
+
+
+@dataclass
+class DemoRun:
+    """What one run produced (the tests read it)."""
+
+    exit_code: int
+    stream: DemoStream
+    answers: list[Answer] = field(default_factory=list)
+    expectation: Expectation | None = None
+    observation: Observation | None = None
+    problems: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    log_path: Path | None = None
+
+
+Inspect = Callable[[LocalDeployment, DemoRun], None]
+
+
+def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, inspect: Inspect | None = None) -> DemoRun:
+    """The whole demo; ``inspect`` (tests) is called after the verification, while the stack still runs."""
+    stream = build_stream(accounts=options.accounts, seed=options.seed)
+    demo = DemoRun(exit_code=EXIT_MISMATCH, stream=stream, log_path=options.log or _new_log_file())
+    assert demo.log_path is not None  # noqa: S101 - for mypy
+    progress = Progress(out, err, total_stages=len(stream.phases) + 4)
+    print(f"nrtsync demo: {PIPELINE}, all on this machine\n", file=out, flush=True)
+    progress.stage("Starting the local stack (moto, Salesforce stand-in, API front, SQS poller, metrics)")
+    stack = LocalDeployment(
+        stack_name=f"demo{uuid.uuid4().hex[:8]}",
+        sync_batch_window_seconds=options.batch_window,
+        salesforce_latency_ms=STANDIN_LATENCY_MS,
+        with_metrics=True,
+        environment_overrides={"RETRY_DELAY_SECONDS": str(DEMO_RETRY_DELAY_SECONDS)},
+    )
+    with demo.log_path.open("w", encoding="utf-8") as log, _functions_write_to(log), stack:
+        _function_logger_to(log)
+        _prepare_org(stack, stream, options, progress)
+        since = datetime.now(UTC)
+        _send_stream(stack, stream, options, progress, demo.answers)
+        progress.stage("Waiting until nothing is left on the queue (children waiting for parents included)")
+        progress.note(f"drained in {wait_drained(stack, progress):.1f} s")
+        progress.stage("Running the metrics function once (as its schedule does every minute)")
+        metrics = stack.run_metrics_now()
+        progress.note(
+            f"published {metrics.get('metric_data_published')} metric data points to (moto's) CloudWatch "
+            f"(windows 5m/1h/24h/7d; minute {metrics.get('minute')})"
+        )
+        progress.stage("Report")
+        demo.figures = report(stack, stream, demo.answers, since, out)
+        section(out, "Verification")
+        demo.expectation = expect(stream, demo.answers)
+        demo.observation = observe(stack, demo.expectation)
+        verification_summary(demo.expectation, demo.observation, out)
+        demo.problems = verify(demo.expectation, demo.observation)
+        if inspect is not None:
+            inspect(stack, demo)
+        print(f"\nFunction logs and EMF metrics (what CloudWatch Logs would hold): {demo.log_path}", file=out)
+    demo.seconds = progress.elapsed
+    print(f"Done in {demo.seconds:.1f} s; everything the demo started is stopped.", file=out)
+    demo.exit_code = print_verdict(demo.problems, out)
+    return demo
+
+
+def _new_log_file() -> Path:
+    descriptor, name = tempfile.mkstemp(prefix="nrtsync-demo-", suffix=".log")
+    os.close(descriptor)
+    return Path(name)
+
+
+def _prepare_org(stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress) -> None:
+    """The org's validation rule and a row lock; says how this run differs from a deployed stack."""
+    standin = stack.standin
+    if standin is None:
+        raise RuntimeError("the demo runs against the Salesforce stand-in (unset SALESFORCE_LOGIN_URL)")
+    standin.set_faults(validation_rules=[VALIDATION_RULE], row_lock={"external_ids": stream.row_lock_ids, "count": 1})
+    defaults = parameter_defaults(load_template())
+    progress.note(f"ready in {progress.elapsed:.1f} s; callout URL {stack.callout_url} (Basic auth)")
+    progress.note(
+        f"batching window {options.batch_window:g} s here (deployed default BatchingWindowSeconds="
+        f"{defaults['BatchingWindowSeconds']}, at least 1), retry delay {DEMO_RETRY_DELAY_SECONDS} s "
+        f"(deployed {defaults['RetryDelaySeconds']} s), stand-in {STANDIN_LATENCY_MS} ms per call"
+    )
+    progress.note(
+        f"the org: a validation rule refusing Name = {VALIDATION_RULE['equals']!r}; one UNABLE_TO_LOCK_ROW "
+        "on an invoice; one HTTP 503 on the first call of phase 2"
+    )
+
+
+def _send_stream(
+    stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress, answers: list[Answer]
+) -> None:
+    standin = stack.standin
+    sender = CalloutSender(stack, Stamper(random.Random(options.seed)))  # noqa: S311 - demo timing jitter
+    try:
+        for number, phase in enumerate(stream.phases, 1):
+            if number == 2 and standin is not None:
+                standin.set_faults(fail_next=[{"status": 503}])
+            progress.stage(f"{phase.title}: {len(phase.steps)} steps")
+            seconds = send_phase(sender, number, phase, progress, answers)
+            progress.note(f"{sum(1 for a in answers if a.phase == number)} callouts sent in {seconds:.1f} s")
+            if phase.settle == "waiting" and phase.watch is not None:
+                waited = wait_for_waiting(stack, phase.watch, progress)
+                progress.note(
+                    "the sync tried them: they wait for their parent accounts"
+                    if waited is not None
+                    else "the sync has not tried them yet; they may meet their parents in one batch"
+                )
+            elif phase.settle == "drain":
+                progress.note(f"queue drained in {wait_drained(stack, progress):.1f} s")
+    finally:
+        sender.close()
+
+
+@contextlib.contextmanager
+def _functions_write_to(log: TextIO) -> Iterator[None]:
+    """The handlers print EMF metrics to stdout and log there: into ``log`` while the demo runs.
+
+    Powertools' logger keeps the stream it was built with, so ``_function_logger_to`` points it at ``log`` once
+    the stack has imported it; on the way out it gets its stream back (stdout, if it was built inside this).
+    """
+    try:
+        with contextlib.redirect_stdout(log):
+            yield
+    finally:
+        for handler, stream in _logger_streams.values():
+            handler.stream = sys.stdout if stream is log or getattr(stream, "closed", False) else stream
+        _logger_streams.clear()
+
+
+_logger_streams: dict[int, tuple[logging.StreamHandler[Any], Any]] = {}
+
+
+def _function_logger_to(log: TextIO) -> None:
+    from nrtsync.observability import logger  # noqa: PLC0415 - imported by the stack with its environment
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            _logger_streams.setdefault(id(handler), (handler, handler.stream))
+            handler.stream = log
+
+
+def _parse_args(argv: Sequence[str] | None) -> DemoOptions:
+    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=24, help="customer accounts in the stream (default 24)")
+    parser.add_argument("--seed", type=int, default=7, help="the stream's random seed (default 7)")
+    parser.add_argument(
+        "--batch-window",
+        type=float,
+        default=DEMO_BATCH_WINDOW_SECONDS,
+        help=f"sync batching window in seconds (default {DEMO_BATCH_WINDOW_SECONDS:g}; deployed default 2)",
+    )
+    parser.add_argument("--log", type=Path, help="where the functions' logs go (default: a new temporary file)")
+    args = parser.parse_args(argv)
+    return DemoOptions(accounts=args.accounts, seed=args.seed, batch_window=args.batch_window, log=args.log)
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    options = _parse_args(argv)
+    stdout = out or sys.stdout
+
+    def on_sigterm(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    try:
+        return run_demo(options, out=stdout).exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted: the local stack was stopped", file=stdout)
+        return EXIT_INTERRUPTED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

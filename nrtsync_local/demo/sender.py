@@ -1,0 +1,177 @@
+"""How the demo sends the stream: callouts over HTTP to the local callout URL as Zuora sends them, a few at a
+time but one record's callouts in their order; and the HTTP answer to each."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+
+from nrtsync_local.demo.progress import Progress
+from nrtsync_local.demo.steps import Deliver, Happen, Phase, Stamper, Step, Version
+from nrtsync_local.stack import LocalDeployment
+
+SENDERS = 4
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to one callout."""
+
+    phase: int
+    what: str
+    object_type: str | None
+    record_id: str | None
+    notification_id: str
+    expected: int
+    status: int
+    error: str
+    detail: str
+    version: Version | None = None
+
+    @property
+    def as_expected(self) -> bool:
+        return self.status == self.expected
+
+
+class CalloutSender:
+    """Posts callouts to the local callout URL the way Zuora does."""
+
+    def __init__(self, stack: LocalDeployment, stamper: Stamper) -> None:
+        self._url = stack.callout_url
+        self._auth = stack.callout_auth
+        self._stamper = stamper
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+
+    def close(self) -> None:
+        for session in self._sessions:
+            session.close()
+
+    def _stamp(self, version: Version) -> None:
+        with self._lock:
+            if version.updated_date is None:
+                self._stamper.stamp(version)
+
+    def _http(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxy for 127.0.0.1, whatever the shell says
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def run(self, phase: int, step: Step) -> Answer | None:
+        if isinstance(step, Happen):
+            self._stamp(step.version)
+            return None
+        if isinstance(step, Deliver):
+            if step.happen:
+                self._stamp(step.version)
+            version = step.version
+            response = self._post(version.body(), version.notification_id, None if step.auth == "none" else self._auth)
+            what = step.note or version.what
+            return _answer(
+                phase,
+                what,
+                version=version,
+                notification_id=version.notification_id,
+                expected=step.expected_status,
+                response=response,
+            )
+        if step.template is not None:
+            self._stamp(step.template)
+        auth = (self._auth[0], "not-the-password") if step.auth == "wrong" else self._auth
+        response = self._post(step.render(), step.notification_id, auth)
+        return _answer(
+            phase,
+            step.what,
+            version=step.template,
+            notification_id=step.notification_id,
+            expected=step.expected_status,
+            response=response,
+        )
+
+    def _post(self, body: bytes, notification_id: str, auth: tuple[str, str] | None) -> requests.Response:
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "Accept": "*/*",
+            "User-Agent": "Zuora-Notification/1.0",
+            "Zuora-Notification-Id": notification_id,
+            "Zuora-Request-Id": str(uuid.uuid4()),  # new on every attempt, retries included
+        }
+        return self._http().post(self._url, data=body, headers=headers, auth=auth, timeout=30)
+
+
+def _answer(
+    phase: int, what: str, *, version: Version | None, notification_id: str, expected: int, response: requests.Response
+) -> Answer:
+    try:
+        document = response.json()
+    except ValueError:
+        document = {}
+    if response.status_code == 200:
+        error, detail = str(document.get("status", "?")), ""
+    else:
+        error = str(document.get("error") or document.get("message") or "?")
+        problems = document.get("errors") or []
+        detail = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in problems) or str(
+            document.get("message", "")
+        )
+        if response.status_code == 401:
+            detail = f"WWW-Authenticate: {response.headers.get('WWW-Authenticate', '(none)')}"
+    return Answer(
+        phase=phase,
+        what=what,
+        object_type=None if version is None else version.object_type,
+        record_id=None if version is None else version.record_id,
+        notification_id=notification_id,
+        expected=expected,
+        status=response.status_code,
+        error=error,
+        detail=detail[:160],
+        version=version,
+    )
+
+
+def _step_key(step: Step) -> tuple[str, str] | str:
+    if isinstance(step, Deliver | Happen):
+        return step.version.key
+    return step.notification_id
+
+
+def send_phase(sender: CalloutSender, number: int, phase: Phase, progress: Progress, answers: list[Answer]) -> float:
+    """Sends a phase's callouts SENDERS at a time, as Zuora does, but one record's callouts in their order."""
+    started = time.monotonic()
+    last: dict[tuple[str, str] | str, Future[Answer | None]] = {}
+    futures: list[Future[Answer | None]] = []
+
+    def run(step: Step, before: Future[Answer | None] | None) -> Answer | None:
+        if before is not None:
+            before.result()  # submitted earlier, so already running or done: the pool takes work in order
+        return sender.run(number, step)
+
+    bar = progress.bar("sending")
+    pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="zuora")
+    try:
+        for step in phase.steps:
+            key = _step_key(step)
+            future = pool.submit(run, step, last.get(key))
+            last[key] = future
+            futures.append(future)
+        for done, future in enumerate(futures, 1):
+            answer = future.result()
+            if answer is not None:
+                answers.append(answer)
+            bar(done, len(futures))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: what has not started is not sent
+        progress.clear()
+    return time.monotonic() - started

@@ -1,0 +1,231 @@
+"""What must be true at the end (the expectation, from the stream and the answers), what is (the observation,
+from the stand-in, the failure list and the queues), and every difference between the two."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from nrtsync_local.demo.sender import Answer
+from nrtsync_local.demo.steps import Deliver, DemoStream, Version
+from nrtsync_local.stack import LocalDeployment
+
+EXIT_OK, EXIT_MISMATCH = 0, 1
+
+
+@dataclass(frozen=True)
+class ExpectedRecord:
+    label: str
+    fields: dict[str, Any]
+    lookups: dict[str, tuple[str, str]]
+    """Lookup field -> (parent sObject, parent external id): the field must hold that parent's Salesforce Id."""
+
+
+@dataclass
+class Expectation:
+    records: dict[str, dict[str, ExpectedRecord]]
+    """sObject -> external id -> the newest valid version's mapped fields."""
+    failures: dict[tuple[str, str], str]
+    """(object type, Zuora id) -> error code expected on the failure list."""
+    absent: dict[str, set[str]]
+    """sObject -> external ids that must not be in Salesforce (refused, or only ever sent invalid)."""
+    answers: list[Answer]
+    external_id_field: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Observation:
+    records: dict[str, list[dict[str, Any]]]
+    failures: list[dict[str, Any]]
+    queue: dict[str, int]
+    dead_letters: int
+
+
+def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
+    """What Salesforce must hold: per record, the newest (by Zuora's updatedDate) change delivered validly."""
+    from nrtsync.mapping import build_record, load_mapping  # noqa: PLC0415 - the layer, once the stack set it up
+
+    mapping = load_mapping()
+    newest: dict[tuple[str, str], Version] = {}
+    for phase in stream.phases:
+        for step in phase.steps:
+            if isinstance(step, Deliver) and step.expected_status == 200:
+                version = step.version
+                current = newest.get(version.key)
+                if current is None or _date(version) > _date(current):
+                    newest[version.key] = version
+    records: dict[str, dict[str, ExpectedRecord]] = {obj.sobject: {} for obj in mapping.objects.values()}
+    ext_fields = {obj.sobject: obj.external_id_field for obj in mapping.objects.values()}
+    absent: dict[str, set[str]] = {}
+    for (object_type, record_id), version in sorted(newest.items()):
+        obj = mapping.objects[object_type]
+        if (object_type, record_id) in stream.refused:
+            absent.setdefault(obj.sobject, set()).add(record_id)
+            continue
+        built = build_record(mapping, object_type, record_id, dict(version.fields))
+        fields = {name: value for name, value in built.items() if not isinstance(value, dict)}
+        lookups = {}
+        for relationship, reference in built.items():
+            if isinstance(reference, dict):
+                parent = mapping.objects[_parent_object(mapping, object_type, relationship)]
+                lookups[relationship.removesuffix("__r") + "__c"] = (
+                    parent.sobject,
+                    str(reference[parent.external_id_field]),
+                )
+        label = f"{object_type} {record_id} ({version.fields.get('Name') or _name_of(version)})"
+        records[obj.sobject][record_id] = ExpectedRecord(label, fields, lookups)
+    for object_type, record_id in stream.invalid_only:
+        sobject = mapping.objects[object_type].sobject if object_type in mapping.objects else object_type
+        ext_fields.setdefault(sobject, "Zuora__External_Id__c")
+        absent.setdefault(sobject, set()).add(record_id)
+    failures = dict.fromkeys(stream.refused, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    return Expectation(records, failures, absent, list(answers), ext_fields)
+
+
+def _date(version: Version) -> datetime:
+    if version.updated_date is None:
+        raise RuntimeError(f"{version.key} was delivered without having happened")
+    return version.updated_date
+
+
+def _name_of(version: Version) -> str:
+    for name in ("InvoiceNumber", "PaymentNumber"):
+        if name in version.fields:
+            return version.fields[name]
+    return version.what
+
+
+def _parent_object(mapping: Any, object_type: str, relationship: str) -> str:
+    for parent in mapping.objects[object_type].parents.values():
+        if parent.relationship == relationship:
+            return str(parent.object)
+    raise KeyError(relationship)
+
+
+def observe(stack: LocalDeployment, expectation: Expectation) -> Observation:
+    """What the stand-in, the failure list and the queues hold now."""
+    standin = stack.standin
+    if standin is None:
+        raise RuntimeError("the demo needs the Salesforce stand-in")
+    sobjects = sorted(set(expectation.records) | set(expectation.absent))
+    records = {sobject: standin.records(sobject) for sobject in sobjects}
+    sqs = stack.client("sqs")
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=stack.resources.dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return Observation(
+        records=records,
+        failures=stack.operations().failures(),
+        queue=stack.queue_depth(),
+        dead_letters=sum(int(value) for value in dlq.values()),
+    )
+
+
+def verify(expectation: Expectation, observation: Observation) -> list[str]:
+    """Every difference between what must be true and what is, as one readable line each; empty when none."""
+    problems = [
+        f"callout {a.what!r} ({a.object_type or '-'} {a.record_id or '-'}): HTTP {a.status}, expected {a.expected}"
+        for a in expectation.answers
+        if not a.as_expected
+    ]
+    problems += _record_problems(expectation, observation)
+    problems += _failure_list_problems(expectation, observation)
+    if any(observation.queue.values()):
+        problems.append(f"callout queue not empty: {observation.queue}")
+    if observation.dead_letters:
+        problems.append(f"dead-letter queue holds {observation.dead_letters} message(s)")
+    return problems
+
+
+def _record_problems(expectation: Expectation, observation: Observation) -> list[str]:
+    def ext_field(sobject: str) -> str:
+        return expectation.external_id_field.get(sobject, "Zuora__External_Id__c")
+
+    held = {
+        sobject: {str(r.get(ext_field(sobject))): r for r in records}
+        for sobject, records in observation.records.items()
+    }
+    problems: list[str] = []
+    for sobject in sorted(set(expectation.records) | set(expectation.absent)):
+        stored = held.get(sobject, {})
+        expected = expectation.records.get(sobject, {})
+        for record_id, wanted in expected.items():
+            record = stored.get(record_id)
+            if record is None:
+                problems.append(f"{sobject} {wanted.label}: missing in Salesforce")
+            else:
+                problems += _field_problems(sobject, wanted, record, held)
+        for record_id in sorted(set(stored) - set(expected)):
+            why = (
+                "refused or only ever sent invalid"
+                if record_id in expectation.absent.get(sobject, set())
+                else "never sent"
+            )
+            name = stored[record_id].get("Name")
+            problems.append(f"{sobject} {record_id}: in Salesforce but must not be ({why}); Name {name!r}")
+    return problems
+
+
+def _field_problems(
+    sobject: str, wanted: ExpectedRecord, record: dict[str, Any], held: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
+    problems = [
+        f"{sobject} {wanted.label}: {name} expected {value!r}, Salesforce has {record.get(name)!r}"
+        for name, value in wanted.fields.items()
+        if record.get(name) != value
+    ]
+    for name, (parent_sobject, parent_ext) in wanted.lookups.items():
+        parent_id = held.get(parent_sobject, {}).get(parent_ext, {}).get("Id")
+        if parent_id is None or record.get(name) != parent_id:
+            problems.append(
+                f"{sobject} {wanted.label}: {name} expected the Id of {parent_sobject} {parent_ext} "
+                f"({parent_id or 'not in Salesforce'}), Salesforce has {record.get(name)!r}"
+            )
+    return problems
+
+
+def _failure_list_problems(expectation: Expectation, observation: Observation) -> list[str]:
+    listed = {
+        (str(f.get("object_type")), str(f.get("record_id"))): str(f.get("error_code")) for f in observation.failures
+    }
+    problems: list[str] = []
+    for (object_type, record_id), code in sorted(expectation.failures.items()):
+        found = listed.get((object_type, record_id))
+        if found is None:
+            problems.append(f"failure list: {object_type} {record_id} missing (expected {code})")
+        elif found != code:
+            problems.append(f"failure list: {object_type} {record_id} has {found}, expected {code}")
+    problems += [
+        f"failure list: unexpected {object_type} {record_id} ({code})"
+        for (object_type, record_id), code in sorted(listed.items())
+        if (object_type, record_id) not in expectation.failures
+    ]
+    return problems
+
+
+def print_verdict(problems: Sequence[str], out: TextIO) -> int:
+    """The verdict and the exit status: 0 when nothing differs, else the diff and 1."""
+    if not problems:
+        print("RESULT: OK", file=out)
+        return EXIT_OK
+    print(f"RESULT: FAILED, {len(problems)} difference(s) between what was sent and what Salesforce holds:", file=out)
+    for problem in problems:
+        print(f"  - {problem}", file=out)
+    return EXIT_MISMATCH
+
+
+def verification_summary(expectation: Expectation, observation: Observation, out: TextIO) -> None:
+    expected = sum(len(records) for records in expectation.records.values())
+    held = sum(len(records) for records in observation.records.values())
+    absent = sum(len(ids) for ids in expectation.absent.values())
+    refused = sum(1 for a in expectation.answers if a.expected != 200)
+    print(
+        f"  Salesforce holds {held} records; expected exactly {expected}, each with the newest valid version's mapped "
+        f"fields and its parent lookups,\n  and none of the {absent} refused or only-invalid ones. Failure list: "
+        f"{len(observation.failures)} (expected {len(expectation.failures)}). Queue {observation.queue}, "
+        f"dead letters {observation.dead_letters}. Refused callouts expected: {refused}.",
+        file=out,
+    )
