@@ -1,0 +1,47 @@
+"""The whole product on this machine, in one process: ``LocalDeployment`` (``make demo``, ``make bench``, the
+fault drill, the e2e tests) and ``python -m nrtsync_local.stack`` (``make local``, in the foreground).
+
+What runs (docs/LOCAL.md has the details):
+
+* moto in server mode (SQS, DynamoDB, Secrets Manager, CloudWatch) with the queues, tables and secrets that
+  ``template.yaml`` declares, built from its own properties;
+* the HTTPS Salesforce stand-in as a child process, unless a real org is configured (``SALESFORCE_LOGIN_URL``);
+* a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler, behind the
+  template's Lambda authorizer (the real authorizer handler) and gateway responses;
+* the SQS event source poller that feeds the sync handler batches, as the template's event source mapping says;
+* the metrics handler on the template's ``MetricsSchedule``.
+
+The handlers run in this process and share Powertools' process-wide logger and metrics, so they are invoked
+one at a time (one lock), as if each had a single warm container. Each gets its own settings object, built
+from its function's environment in the template by ``nrtsync.wiring``, installed in the handler's ``Lazy``
+holder.
+
+The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API, ``LocalDeploymentError``),
+``environment`` (each function's variables, set in ``os.environ`` and restored; ``SalesforceOrg``), ``handlers``
+(installing and invoking the handlers, the fault drill's wrappers), ``threads`` (the front, the SQS poller
+thread, spawning and stopping), ``schedule`` (the metrics function's EventBridge schedule), ``state_file``
+(``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
+(``make local``'s command line and banner).
+"""
+
+from nrtsync_local.stack.deployment import LocalDeployment
+from nrtsync_local.stack.environment import SERVICE_NAME, SalesforceOrg
+from nrtsync_local.stack.schedule import schedule_seconds, scheduled_event
+from nrtsync_local.stack.spec import EVENTS_DIR, INGEST, METRICS, SYNC, LocalDeploymentError
+from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME, write_private_json
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "EVENTS_DIR",
+    "INGEST",
+    "METRICS",
+    "SERVICE_NAME",
+    "STATE_FILE_NAME",
+    "SYNC",
+    "LocalDeployment",
+    "LocalDeploymentError",
+    "SalesforceOrg",
+    "schedule_seconds",
+    "scheduled_event",
+    "write_private_json",
+]

@@ -1,0 +1,387 @@
+"""``LocalDeployment``: the stack deployed on this machine, its parts started and stopped in order; what a caller
+reads from it (resources, URLs, ``info()``, the queue's depth) and ``wait_until_drained``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from nrtsync_local.aws import REGION, STACK, LocalResources, MotoServer, client, provision
+from nrtsync_local.front import ApiGatewayFront, Handler
+from nrtsync_local.poller import PollStats, SqsEventSourcePoller
+from nrtsync_local.processes import StandinClient, StandinProcess
+from nrtsync_local.stack.environment import (
+    ProcessEnvironment,
+    SalesforceOrg,
+    function_environments,
+    generated_password,
+    template_username,
+)
+from nrtsync_local.stack.handlers import LocalHandlers
+from nrtsync_local.stack.schedule import run_schedule, schedule_interval
+from nrtsync_local.stack.spec import INGEST, METRICS, LocalDeploymentError, api_routes
+from nrtsync_local.stack.state_file import claim_state_file, write_private_json
+from nrtsync_local.stack.threads import StackThreads, run_poller, start_front, sync_poller
+from nrtsync_local.template import load_template
+
+if TYPE_CHECKING:
+    from nrtsync.ports.sync import SalesforcePort
+    from nrtsync_cli.operations import Operations
+
+
+class LocalDeployment:
+    """The stack deployed on this machine: moto + Salesforce stand-in (or a real org) + the three handlers, in
+    this process. (Not named "LocalStack": that is a well-known AWS emulator, which this does not use.)
+
+    ``start()`` returns once callouts can be sent; ``stop()`` stops every part (threads joined, the stand-in
+    stopped by its pid) and restores the environment variables it changed. Use it as a context manager.
+
+    One at a time per process: while started, a stack owns ``os.environ``'s AWS, Powertools and
+    ``REQUESTS_CA_BUNDLE`` variables and the handlers' module-level services. Stacks started one after the other
+    in one process share moto's state (moto keeps it per process): give each a distinct ``stack_name``.
+    """
+
+    _running: LocalDeployment | None = None
+    _running_lock = threading.Lock()
+
+    def __init__(
+        self,
+        *,
+        workdir: Path | None = None,
+        state_file: Path | None = None,
+        sync_batch_window_seconds: float | None = None,
+        salesforce_latency_ms: int = 0,
+        with_metrics: bool = True,
+        metrics_interval_seconds: float | None = None,
+        salesforce_org: SalesforceOrg | None = None,
+        callout_username: str | None = None,
+        callout_password: str | None = None,
+        environment_overrides: Mapping[str, str] | None = None,
+        stack_name: str = STACK,
+        region: str = REGION,
+        template: dict[str, Any] | None = None,
+        sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
+        salesforce_wrapper: Callable[[SalesforcePort], SalesforcePort] | None = None,
+    ) -> None:
+        self._template = template or load_template()
+        self._handlers = LocalHandlers(
+            self._template,
+            region=region,
+            stack_name=stack_name,
+            with_metrics=with_metrics,
+            sync_handler_wrapper=sync_handler_wrapper,
+            salesforce_wrapper=salesforce_wrapper,
+        )
+        self._workdir_given = workdir
+        self._state_file = state_file
+        self._window = sync_batch_window_seconds
+        self._latency_ms = salesforce_latency_ms
+        self._metrics_interval = metrics_interval_seconds
+        self._org = salesforce_org
+        self._callout_username = callout_username or template_username(self._template)
+        self._callout_password = callout_password or generated_password(self._template)
+        self._overrides = dict(environment_overrides or {})
+        self._stack_name = stack_name
+        self._region = region
+
+        self._threads = StackThreads()
+        self._environment = ProcessEnvironment()
+        self._workdir: Path | None = None
+        self._own_workdir = False
+        self._moto: MotoServer | None = None
+        self._standin_process: StandinProcess | None = None
+        self._front: ApiGatewayFront | None = None
+        self._poller: SqsEventSourcePoller | None = None
+        self._resources: LocalResources | None = None
+        self._started = False
+        self._started_at = ""
+        self._wrote_state_file = False
+
+    # --- what callers use -------------------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> LocalResources:
+        if self._resources is None:
+            raise RuntimeError("the local stack is not started")
+        return self._resources
+
+    @property
+    def callout_url(self) -> str:
+        if self._front is None:
+            raise RuntimeError("the local stack is not started")
+        return self._front.base_url + api_routes(self._template, INGEST)[0].path
+
+    @property
+    def callout_username(self) -> str:
+        return self._callout_username
+
+    @property
+    def callout_password(self) -> str:
+        return self._callout_password
+
+    @property
+    def callout_auth(self) -> tuple[str, str]:
+        """(username, password) for Basic auth, e.g. ``requests.post(url, auth=stack.callout_auth)``."""
+        return self._callout_username, self._callout_password
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return self.resources.aws_endpoint_url
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def standin(self) -> StandinClient | None:
+        """The stand-in's control API client; None when syncing into a real org."""
+        return None if self._standin_process is None else self._standin_process.client
+
+    @property
+    def salesforce_url(self) -> str:
+        if self._org is not None:
+            return self._org.login_url
+        if self.standin is None:
+            raise RuntimeError("the local stack is not started")
+        return self.standin.url
+
+    @property
+    def salesforce_ca_file(self) -> str | None:
+        return None if self.standin is None else self.standin.ca_file
+
+    @property
+    def poll_stats(self) -> PollStats:
+        if self._poller is None:
+            raise RuntimeError("the local stack is not started")
+        return self._poller.stats
+
+    @property
+    def state_file(self) -> Path | None:
+        return self._state_file
+
+    @property
+    def metrics_runs(self) -> int:
+        """How many times the metrics handler ran (by the schedule or ``run_metrics_now``)."""
+        return self._handlers.metrics_runs
+
+    @property
+    def metrics_error(self) -> str | None:
+        """Why the metrics function could not be installed; None when it runs (or was not wanted)."""
+        return self._handlers.metrics_error
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local stack's moto (``"sqs"``, ``"dynamodb"``, ``"cloudwatch"``...)."""
+        return client(service, self.aws_endpoint_url, self._region)
+
+    def operations(self) -> Operations:
+        """``nrtsync_cli.operations.Operations`` on this stack (what ``nrtsync --local`` uses)."""
+        from nrtsync_cli.operations import Operations, StackResources  # noqa: PLC0415 - the layer, imported on use
+
+        res = self.resources
+        return Operations(
+            StackResources(res.history_table, res.queue_url, res.dlq_url),
+            dynamodb=self.client("dynamodb"),
+            sqs=self.client("sqs"),
+        )
+
+    def info(self) -> dict[str, Any]:
+        """What ``stack.json`` holds: everything a person or a tool needs to use the running stack."""
+        res = self.resources
+        return {
+            "callout_url": self.callout_url,
+            "callout_username": self._callout_username,
+            "callout_password": self._callout_password,
+            "aws_endpoint_url": res.aws_endpoint_url,
+            "region": self._region,
+            "queue_url": res.queue_url,
+            "dlq_url": res.dlq_url,
+            "history_table": res.history_table,
+            "state_table": res.state_table,
+            "callout_secret_id": res.callout_secret_id,
+            "salesforce_secret_id": res.salesforce_secret_id,
+            "salesforce": "org" if self._org is not None else "standin",
+            "salesforce_url": self.salesforce_url,
+            "salesforce_ca_file": self.salesforce_ca_file,
+            "standin_pid": None if self._standin_process is None else self._standin_process.pid,
+            "pid": os.getpid(),
+            "started_at": self._started_at,
+        }
+
+    def queue_depth(self) -> dict[str, int]:
+        """The callout queue's visible, in-flight and delayed message counts (approximate, as SQS says)."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.resources.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
+
+    def wait_until_drained(self, timeout: float = 30.0) -> None:
+        """Returns once the queue holds nothing (visible, in flight or delayed) and no sync is running.
+
+        Raises TimeoutError with the last counts otherwise. Checked twice in a row, 0.1 s apart, so that a
+        batch between "received" and "invoked" is not missed.
+        """
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while True:
+            depth = self.queue_depth()
+            if not any(depth.values()) and not self._handlers.sync_busy:
+                quiet += 1
+                if quiet >= 2:
+                    return
+            else:
+                quiet = 0
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the callout queue did not drain in {timeout}s: {depth}, sync busy={self._handlers.sync_busy}"
+                )
+            time.sleep(0.1)
+
+    def run_metrics_now(self) -> dict[str, Any]:
+        """Invokes the metrics handler once with a scheduled event, as the schedule does; returns its result."""
+        if not self._started:
+            raise RuntimeError("the local stack is not started")
+        if not self._handlers.runs_metrics:
+            raise LocalDeploymentError(
+                f"this stack runs without metrics ({self.metrics_error or 'with_metrics=False'})"
+            )
+        return self._handlers.invoke_metrics()
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self) -> LocalDeployment:
+        with LocalDeployment._running_lock:
+            if LocalDeployment._running is not None:
+                raise LocalDeploymentError("a local stack is already running in this process; stop it first")
+            LocalDeployment._running = self
+        self._started = True
+        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._threads.stopping.clear()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stops everything that was started, in reverse order; safe to call twice or after a failed start."""
+        if not self._started:
+            return
+        self._started = False
+        self._threads.stopping.set()
+        if self._state_file is not None and self._wrote_state_file:
+            with contextlib.suppress(FileNotFoundError):
+                self._state_file.unlink()
+            self._wrote_state_file = False
+        if self._front is not None:
+            self._front.stop()
+        self._threads.join()
+        self._handlers.uninstall()
+        if self._standin_process is not None:
+            self._standin_process.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        self._environment.restore()
+        if self._own_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self._front = self._poller = self._moto = self._standin_process = None
+        self._resources = self._workdir = None
+        with LocalDeployment._running_lock:
+            LocalDeployment._running = None
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- starting ---------------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        # moto's werkzeug logs every AWS call at INFO; the handlers' own logs say what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        claim_state_file(self._state_file)
+        if self._workdir_given is not None:
+            self._workdir = self._workdir_given
+            self._workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            self._workdir = Path(tempfile.mkdtemp(prefix="nrtsync-local-"))
+            self._own_workdir = True
+
+        salesforce_secret = self._salesforce_secret(self._workdir)
+        self._moto = MotoServer()
+        endpoint = self._moto.start()
+        self._resources = provision(
+            endpoint,
+            callout_credentials={"username": self._callout_username, "password": self._callout_password},
+            salesforce_credentials=salesforce_secret,
+            region=self._region,
+            template=self._template,
+            stack=self._stack_name,
+        )
+        environments = function_environments(
+            self._template, self._resources, stack_name=self._stack_name, region=self._region, overrides=self._overrides
+        )
+        self._environment.configure(
+            environments,
+            aws_endpoint_url=self._resources.aws_endpoint_url,
+            region=self._region,
+            ca_file=self.salesforce_ca_file,
+        )
+        self._handlers.install(environments)
+        self._front = start_front(self._template, self._handlers, region=self._region)
+        poller = sync_poller(
+            self._template,
+            self._handlers,
+            self.client("sqs"),
+            self._resources,
+            window_seconds=self._window,
+            region=self._region,
+        )
+        self._poller = poller
+        self._threads.spawn("sync-poller", lambda: run_poller(poller, self._threads.stopping))
+        if self._handlers.runs_metrics:
+            interval = schedule_interval(self._template, METRICS, self._metrics_interval)
+            self._threads.spawn(
+                "metrics-schedule",
+                lambda: run_schedule(self._threads.stopping, interval, self._handlers.invoke_metrics),
+            )
+        if self._state_file is not None:
+            write_private_json(self._state_file, self.info())
+            self._wrote_state_file = True
+
+    def _salesforce_secret(self, workdir: Path) -> dict[str, str]:
+        """The Salesforce secret's JSON: the real org's, or the stand-in's once it is started in ``workdir``."""
+        if self._org is not None:
+            return dict(self._org.secret)
+        self._standin_process = StandinProcess(workdir)
+        standin = self._standin_process.start()
+        if self._latency_ms:
+            standin.set_faults(latency_ms=self._latency_ms)
+        return {
+            "auth_flow": "client_credentials",
+            "login_url": standin.url,
+            "client_id": standin.client_id,
+            "client_secret": standin.client_secret,
+        }

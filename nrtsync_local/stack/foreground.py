@@ -1,0 +1,105 @@
+"""`make local`: the whole product on this machine, in one process, until Ctrl-C or SIGTERM.
+
+    .venv/bin/python -m nrtsync_local.stack [--state-dir .local] [--batch-window SECONDS] [--no-metrics]
+
+``main`` starts a ``LocalDeployment``, prints how to use it (the banner), and waits for a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from nrtsync_local.stack.deployment import LocalDeployment
+from nrtsync_local.stack.environment import SalesforceOrg
+from nrtsync_local.stack.spec import EVENTS_DIR, LOGGER_NAME, LocalDeploymentError
+from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.stack", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where stack.json is written (default: .local)"
+    )
+    parser.add_argument("--batch-window", type=float, help="sync batching window in seconds (default: the template's)")
+    parser.add_argument("--salesforce-latency-ms", type=int, default=0, help="the stand-in's added latency per call")
+    parser.add_argument("--no-metrics", action="store_true", help="do not run the metrics function")
+    parser.add_argument(
+        "--metrics-interval", type=float, help="seconds between metrics runs (default: MetricsSchedule)"
+    )
+    return parser.parse_args(argv)
+
+
+def _banner(stack: LocalDeployment) -> str:
+    info = stack.info()
+    state_file = stack.state_file
+    example = json.loads((EVENTS_DIR / "callout_account.json").read_text(encoding="utf-8"))["body"]
+    compact = json.dumps(json.loads(example), separators=(",", ":"))
+    lines = [
+        "nrtsync local stack is running (Ctrl-C stops it).",
+        "",
+        *(f"  {key:<22} {value}" for key, value in info.items()),
+        "",
+        "  The callout password is a throwaway generated for this run (a local secret in moto, nothing real)"
+        + (f"; it is also in {state_file} (mode 0600)." if state_file else "."),
+        "",
+        "Send a callout:",
+        f"  curl -sS -u '{info['callout_username']}:{info['callout_password']}' \\",
+        "    -H 'Content-Type: application/json' -H \"Zuora-Notification-Id: $(uuidgen || date +%s%N)\" \\",
+        f"    --data '{compact}' \\",
+        f"    {info['callout_url']}",
+        "",
+        "Look at it with the operator CLI (from this directory, in another shell; --local reads the state file):",
+        "  .venv/bin/nrtsync --local sessions",
+        "  .venv/bin/nrtsync --local failures",
+    ]
+    if stack.standin is not None:
+        lines += [
+            "",
+            "What reached the Salesforce stand-in:",
+            f"  curl -sS --cacert {info['salesforce_ca_file']} \\",
+            f"    {info['salesforce_url']}/__standin/records/Zuora__CustomerAccount__c",
+        ]
+    if stack.metrics_error:
+        lines += ["", f"Metrics are OFF: the metrics function could not be imported ({stack.metrics_error})."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the stack in the foreground until SIGINT or SIGTERM; 0 after a clean stop."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack = LocalDeployment(
+            state_file=args.state_dir / STATE_FILE_NAME,
+            sync_batch_window_seconds=args.batch_window,
+            salesforce_latency_ms=args.salesforce_latency_ms,
+            with_metrics=not args.no_metrics,
+            metrics_interval_seconds=args.metrics_interval,
+            salesforce_org=SalesforceOrg.from_environ(),
+        )
+        with stack:
+            print(_banner(stack), flush=True)
+            stop.wait()
+    except LocalDeploymentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("nrtsync local stack stopped.", flush=True)
+    return 0

@@ -1,0 +1,164 @@
+"""The four functions' handlers in this process: built by ``nrtsync.wiring`` from each function's environment,
+installed in the handlers' ``Lazy`` holders, and invoked one at a time under one lock; the fault drill's wrappers
+go around the sync handler (as the poller calls it) and the sync service's Salesforce port."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from nrtsync_local.front import Handler
+from nrtsync_local.poller import LocalContext
+from nrtsync_local.stack.schedule import scheduled_event
+from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, SYNC, authorizer_function
+from nrtsync_local.template import function_properties
+
+if TYPE_CHECKING:
+    from nrtsync.ports.sync import SalesforcePort
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+class LocalHandlers:
+    """The functions' handlers as one warm container each, sharing this process.
+
+    The handlers share Powertools' process-wide logger and metrics here, hence one invocation at a time.
+    ``metrics_error`` says why the metrics function could not be installed (the stack then runs without it).
+    """
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        *,
+        region: str,
+        stack_name: str,
+        with_metrics: bool,
+        sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
+        salesforce_wrapper: Callable[[SalesforcePort], SalesforcePort] | None = None,
+    ) -> None:
+        self._template = template
+        self._region = region
+        self._stack_name = stack_name
+        self._with_metrics = with_metrics
+        # Fault drills (nrtsync_local.faults) wrap the sync handler the poller invokes, e.g. to "kill" an
+        # invocation after it returned but before the poller deleted its messages.
+        self._sync_handler_wrapper = sync_handler_wrapper
+        # ... and the sync service's Salesforce port, e.g. to die after Salesforce answered a call.
+        self._salesforce_wrapper = salesforce_wrapper
+        self._authorizer: str | None = None
+        self._invoke_lock = threading.Lock()
+        self.sync_busy = False
+        self.metrics_runs = 0
+        self.metrics_error: str | None = None
+
+    @property
+    def runs_metrics(self) -> bool:
+        """Whether the metrics function is wanted and could be installed."""
+        return self._with_metrics and self.metrics_error is None
+
+    def install(self, environments: Mapping[str, Mapping[str, str]]) -> None:
+        # Imported only now: Powertools reads POWERTOOLS_* when nrtsync.observability is first imported.
+        from functions.ingest import app as ingest_app  # noqa: PLC0415
+        from functions.sync import app as sync_app  # noqa: PLC0415
+        from nrtsync import wiring  # noqa: PLC0415
+        from nrtsync.settings import IngestSettings, SyncSettings  # noqa: PLC0415
+
+        ingest_app.endpoint.use(wiring.build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
+        self._authorizer = authorizer = authorizer_function(self._template)
+        if authorizer is not None:
+            from functions.authorizer import app as authorizer_app  # noqa: PLC0415
+            from nrtsync.settings import AuthorizerSettings  # noqa: PLC0415
+
+            authorizer_app.authorizer.use(
+                wiring.build_authorizer(AuthorizerSettings.from_env(dict(environments[authorizer])))
+            )
+        sync_settings = SyncSettings.from_env(dict(environments[SYNC]))
+        salesforce = wiring.build_salesforce(sync_settings)
+        if self._salesforce_wrapper is not None:
+            salesforce = self._salesforce_wrapper(salesforce)
+        sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce))
+        if self._with_metrics:
+            try:
+                from functions.metrics import app as metrics_app  # noqa: PLC0415
+                from nrtsync.settings import MetricsSettings  # noqa: PLC0415
+
+                metrics_app.service.use(wiring.build_metrics(MetricsSettings.from_env(dict(environments[METRICS]))))
+            except Exception as exc:  # the stack runs without metrics rather than not at all (printed below)
+                self.metrics_error = f"{type(exc).__name__}: {exc}"
+                log.exception("MetricsFunction cannot be imported; the local stack runs without metrics")
+
+    def uninstall(self) -> None:
+        for module, holder in (
+            ("functions.ingest.app", "endpoint"),
+            ("functions.authorizer.app", "authorizer"),
+            ("functions.sync.app", "service"),
+            ("functions.metrics.app", "service"),
+        ):
+            loaded = sys.modules.get(module)
+            if loaded is not None:
+                getattr(loaded, holder).use(None)
+
+    def invoke(self, function: str, handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """One invocation at a time, each starting with the logger as a fresh container has it.
+
+        The three functions share Powertools' logger and metrics here (one process); in Lambda each has its own.
+        Without the lock one function's flush could carry another's metrics, and keys a handler appends
+        (correlation id, schedule id) would show up in the next function's logs.
+        """
+        from nrtsync.observability import logger  # noqa: PLC0415 - imported once the environment is set
+
+        with self._invoke_lock:
+            logger.clear_state()
+            try:
+                return handler(event, context)
+            except Exception:
+                log.exception("%s raised", function)
+                raise
+
+    def invoke_ingest(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from functions.ingest import app as ingest_app  # noqa: PLC0415
+
+        return self.invoke(INGEST, ingest_app.lambda_handler, event, context)
+
+    def invoke_authorizer(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from functions.authorizer import app as authorizer_app  # noqa: PLC0415
+
+        return self.invoke(str(self._authorizer), authorizer_app.lambda_handler, event, context)
+
+    def sync_handler(self) -> Handler:
+        """The sync handler as the SQS poller invokes it, inside the fault drill's wrapper if there is one."""
+        handler: Handler = self._invoke_sync
+        if self._sync_handler_wrapper is not None:
+            handler = self._sync_handler_wrapper(handler)
+        return handler
+
+    def _invoke_sync(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from functions.sync import app as sync_app  # noqa: PLC0415
+
+        # Set before the lock is taken: wait_until_drained must see a batch that waits for a callout to finish.
+        self.sync_busy = True
+        try:
+            # An exception leaves the whole batch on the queue, as in Lambda.
+            return self.invoke(SYNC, sync_app.lambda_handler, event, context)
+        finally:
+            self.sync_busy = False
+
+    def invoke_metrics(self) -> dict[str, Any]:
+        """One run of the metrics handler with a scheduled event, as EventBridge sends it."""
+        from functions.metrics import app as metrics_app  # noqa: PLC0415
+
+        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{METRICS}-Schedule")
+        properties = function_properties(self._template, METRICS)
+        context = LocalContext(
+            function_name=METRICS,
+            timeout_seconds=float(properties.get("Timeout", 3)),
+            memory_limit_in_mb=int(properties.get("MemorySize", 128)),
+            aws_request_id=str(uuid.uuid4()),
+        )
+        result = self.invoke(METRICS, metrics_app.lambda_handler, event, context)
+        self.metrics_runs += 1
+        return result

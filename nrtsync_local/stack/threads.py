@@ -1,0 +1,107 @@
+"""What runs beside the handlers: the API Gateway front (its own server thread), the SQS event source poller's
+thread, and the daemon threads the stack spawns, stopped together through one event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nrtsync_local.aws import LocalResources
+from nrtsync_local.front import ApiGatewayFront, GatewayResponses, LambdaAuthorizer
+from nrtsync_local.poller import SqsEventSourcePoller
+from nrtsync_local.stack.handlers import LocalHandlers
+from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, SYNC, api_of, api_routes, authorizer_function
+from nrtsync_local.template import event_source, function_properties, parameter_defaults
+
+log = logging.getLogger(LOGGER_NAME)
+
+_STOP_JOIN_SECONDS = 10.0
+
+
+class StackThreads:
+    """The stack's daemon threads and the one event that tells them to stop."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        """Waits for each thread (after ``stopping`` was set), up to 10 s each; a stuck one is left, as a daemon."""
+        for thread in self._threads:
+            thread.join(timeout=_STOP_JOIN_SECONDS)
+            if thread.is_alive():
+                log.warning("%s still running after %ss; leaving it (daemon thread)", thread.name, _STOP_JOIN_SECONDS)
+        self._threads = []
+
+
+def start_front(template: Mapping[str, Any], handlers: LocalHandlers, *, region: str) -> ApiGatewayFront:
+    """The ingest function's API, with the template's stage, routes, authorizer and gateway responses, started."""
+    stage = parameter_defaults(template)["StageName"]
+    properties = function_properties(template, INGEST)
+    api = api_of(template, INGEST)
+
+    authorizer: LambdaAuthorizer | None = None
+    authorizer_id = authorizer_function(template)
+    if authorizer_id is not None:
+        authorizer_properties = function_properties(template, authorizer_id)
+        authorizer = LambdaAuthorizer.from_template(
+            template,
+            api,
+            handlers.invoke_authorizer,
+            timeout_seconds=float(authorizer_properties.get("Timeout", 3)),
+            memory_mb=int(authorizer_properties.get("MemorySize", 128)),
+        )
+
+    return ApiGatewayFront(
+        handlers.invoke_ingest,
+        routes=api_routes(template, INGEST),
+        stage=stage,
+        function_name=INGEST,
+        timeout_seconds=float(properties.get("Timeout", 3)),
+        memory_mb=int(properties.get("MemorySize", 128)),
+        gateway_responses=GatewayResponses.from_template(template, api),
+        authorizer=authorizer,
+        region=region,
+    ).start()
+
+
+def sync_poller(
+    template: Mapping[str, Any],
+    handlers: LocalHandlers,
+    sqs: Any,
+    resources: LocalResources,
+    *,
+    window_seconds: float | None,
+    region: str,
+) -> SqsEventSourcePoller:
+    """The sync function's SQS event source mapping: batch size, batching window (unless ``window_seconds``)."""
+    mapping = event_source(template, SYNC)
+    window = window_seconds if window_seconds is not None else float(mapping["MaximumBatchingWindowInSeconds"])
+    return SqsEventSourcePoller(
+        sqs,
+        queue_url=resources.queue_url,
+        queue_arn=resources.queue_arn,
+        handler=handlers.sync_handler(),
+        batch_size=int(mapping["BatchSize"]),
+        window_seconds=window,
+        function_timeout_seconds=float(function_properties(template, SYNC).get("Timeout", 3)),
+        function_name=SYNC,
+        region=region,
+    )
+
+
+def run_poller(poller: SqsEventSourcePoller, stopping: threading.Event) -> None:
+    """Polls until ``stopping`` is set; an SQS hiccup is logged and retried 1 s later, it does not end the thread."""
+    while not stopping.is_set():
+        try:
+            poller.poll_once(stopping)
+        except Exception:  # an SQS hiccup must not end the poller; it is printed
+            log.exception("the sync poller failed to receive or delete; retrying in 1 s")
+            stopping.wait(1)
