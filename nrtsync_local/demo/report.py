@@ -29,8 +29,7 @@ def _cli(args: list[str], stack: LocalDeployment, out: TextIO) -> int:
     buffer = io.StringIO()
     code = run(args, operations=stack.operations(), out=buffer)
     print(f"$ nrtsync --local {' '.join(args)}", file=out)
-    for line in buffer.getvalue().splitlines():
-        print(f"  {line}", file=out)
+    _print_indented(buffer, out)
     return code
 
 
@@ -38,6 +37,11 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], o
     """The CLI's table, indented under the section like the CLI output the report quotes."""
     buffer = io.StringIO()
     print_table(rows, columns, buffer)
+    _print_indented(buffer, out)
+
+
+def _print_indented(buffer: io.StringIO, out: TextIO) -> None:
+    """What was printed into ``buffer``, indented under the section heading (without the table's padding)."""
     for line in buffer.getvalue().splitlines():
         print(f"  {line}".rstrip(), file=out)
 
