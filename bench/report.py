@@ -167,6 +167,11 @@ def detail_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             " / ".join(_fmt(ms, " ms") for ms in cold["import_ms"].values()),
         ),
         (
+            f"first invocation's build of the service, CPU {' / '.join(cold['first_build_cpu_ms'])} "
+            "(median; after the import, before any network call)",
+            " / ".join(_fmt(ms, " ms") for ms in cold["first_build_cpu_ms"].values()),
+        ),
+        (
             "RSS: interpreter start / after imports / peak",
             f"{rss['interpreter_start_mb']} / {rss['after_imports_mb']} / {rss['peak_rss_mb']} MB",
         ),
