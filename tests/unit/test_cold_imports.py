@@ -117,3 +117,10 @@ def test_the_sync_function_loads_simple_salesforce_when_its_service_is_built() -
         "nrtsync.adapters.salesforce",
         "simple_salesforce",
     ]
+
+
+def test_the_metrics_function_loads_no_callout_or_salesforce_model() -> None:
+    # Given the metrics handler imported and its service built (it reads ApiUsage from nrtsync.ports.sync)
+    built = _loaded("metrics")["built"]
+    # Then the models the sync contracts name only in annotations stay unloaded
+    assert _packages(built, "nrtsync.models") == []
