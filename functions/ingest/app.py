@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nrtsync.ingest import CalloutEndpoint, CalloutRequest
-from nrtsync.observability import logger, metrics, tracer
+from nrtsync.observability import logger, metrics
 from nrtsync.reporting import report_callout
 from nrtsync.settings import ingest_settings
 from nrtsync.wiring import Lazy, build_ingest
@@ -20,7 +20,6 @@ endpoint: Lazy[CalloutEndpoint] = Lazy(lambda: build_ingest(ingest_settings()))
 
 
 @app.post("/callouts")
-@tracer.capture_method
 def post_callout() -> Response[str]:
     request = CalloutRequest.from_api_gateway(app.current_event)
     outcome = endpoint.get().handle(request)
@@ -35,7 +34,6 @@ def post_callout() -> Response[str]:
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the Authorization header.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

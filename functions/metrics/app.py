@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nrtsync.metrics.service import MetricsService
-from nrtsync.observability import logger, metrics, tracer
+from nrtsync.observability import logger, metrics
 from nrtsync.reporting import report_metrics_run
 from nrtsync.settings import metrics_settings
 from nrtsync.wiring import Lazy, build_metrics
@@ -18,7 +18,6 @@ service: Lazy[MetricsService] = Lazy(lambda: build_metrics(metrics_settings()))
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=EventBridgeModel)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.observability import logger, metrics, tracer
+from nrtsync.observability import logger, metrics
 from nrtsync.reporting import report_session
 from nrtsync.settings import sync_settings
 from nrtsync.sync import QueueMessage, SyncService
@@ -17,7 +17,6 @@ service: Lazy[SyncService] = Lazy(lambda: build_sync(sync_settings()))
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     messages = QueueMessage.batch_from_sqs(event)

@@ -226,7 +226,6 @@ def test_function_imports_with_only_its_code_and_the_layer(function: str, host_l
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "1",
         "LANG": "C.UTF-8",
     }
     function_dir = BUILD / function
@@ -275,7 +274,7 @@ def test_probe_fails_when_a_runtime_dependency_is_missing(host_layer: Path, tmp_
     # When the ingest handler is imported from it
     completed = subprocess.run(
         [sys.executable, "-I", "-S", "-c", IMPORT_PROBE, str(BUILD / "IngestFunction"), str(broken), "IngestSettings"],
-        env={"POWERTOOLS_TRACE_DISABLED": "1", "AWS_DEFAULT_REGION": "eu-west-1", "PATH": os.defpath},
+        env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": os.defpath},
         capture_output=True,
         text=True,
         timeout=120,

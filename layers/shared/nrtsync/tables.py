@@ -22,14 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
 from nrtsync.ports.sync import ApiUsage
 
 if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 # Short timeouts and a few standard retries: every caller has a deadline and retries whole steps itself.
@@ -118,8 +119,13 @@ def api_usage_of(item: Mapping[str, Any]) -> ApiUsage:
 
 
 # -- converting items ----------------------------------------------------------------------------------------
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+@cache
+def _codec() -> tuple[TypeSerializer, TypeDeserializer]:
+    # Imported on first use: ``boto3.dynamodb.types`` loads boto3 (and s3transfer), which only the adapters need;
+    # the metrics service imports this module for ``minute_key`` alone.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: PLC0415
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def _to_dynamodb(value: Any) -> Any:
@@ -141,9 +147,11 @@ def _from_dynamodb(value: Any) -> Any:
 
 def to_item(plain: Mapping[str, Any]) -> dict[str, Any]:
     """A plain mapping (str, int, float, bool, lists) as a DynamoDB item; floats are rounded to 4 places."""
-    return {k: _serializer.serialize(_to_dynamodb(v)) for k, v in plain.items()}
+    serializer, _ = _codec()
+    return {k: serializer.serialize(_to_dynamodb(v)) for k, v in plain.items()}
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain Python, numbers as int or float (so JSON output stays readable)."""
-    return {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}
+    _, deserializer = _codec()
+    return {k: _from_dynamodb(deserializer.deserialize(v)) for k, v in item.items()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ _BACKOFF_CAP_SECONDS = 8.0
 # Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
 _JWT_LIFETIME_SECONDS = 150
 _CONCURRENT_LIMIT_MARKER = "ConcurrentPerOrgLongTxn"
-_LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
 T = TypeVar("T")
 
@@ -208,11 +206,12 @@ class SimpleSalesforceAdapter:
             raise _TransientError("answer is not JSON") from exc
 
     def _observe(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
-        # A response hook sees every answer, errors included; simple-salesforce parses only the successes.
-        match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
-        if match:
-            used, limit = int(match.group(1)), int(match.group(2))
-            self._api_usage = ApiUsage(used=used, limit=limit, observed_at=datetime.now(UTC))
+        # A response hook sees every answer, errors included (a refusal for the daily limit carries the header
+        # too); simple-salesforce sets ``Salesforce.api_usage`` only after a success, so its parser is used here.
+        limit_info = response.headers.get("Sforce-Limit-Info")
+        usage = Salesforce.parse_api_usage(limit_info).get("api-usage") if limit_info else None
+        if usage is not None:
+            self._api_usage = ApiUsage(used=usage.used, limit=usage.total, observed_at=datetime.now(UTC))
         return response
 
     # --- token -----------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Self
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 __all__ = [
@@ -124,6 +122,10 @@ class SalesforceCredentials(BaseModel):
         missing = [name for name in ("username", "private_key") if not getattr(self, name)]
         if missing:
             raise ValueError(f"jwt_bearer flow needs {', '.join(missing)}")
+        # Imported here: only a JWT bearer secret needs it, and cryptography is about 35 ms of a cold import.
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
         try:
             key = serialization.load_pem_private_key((self.private_key or "").encode(), password=None)
         except (ValueError, TypeError) as exc:

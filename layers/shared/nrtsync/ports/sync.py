@@ -9,11 +9,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.salesforce import CollectionUpsert, RecordResult, SalesforceError
 from nrtsync.outcomes import Outcome
+
+if TYPE_CHECKING:
+    # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
+    # Salesforce models.
+    from nrtsync.models.callout import QueuedChange
+    from nrtsync.models.salesforce import CollectionUpsert, RecordResult, SalesforceError
 
 # A Composite request takes up to 25 subrequests, of which at most 5 may be sObject Collections (or query) ones.
 MAX_COLLECTIONS_PER_COMPOSITE = 5
