@@ -154,7 +154,6 @@ class ProcessEnvironment:
             merged |= environment
         merged |= {
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_TRACE_DISABLED": "1",
             "AWS_ENDPOINT_URL": aws_endpoint_url,
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
