@@ -80,6 +80,93 @@ def resource(template: Mapping[str, Any], logical_id: str, resource_type: str | 
     return found
 
 
+# What ``!Ref AWS::NoValue`` leaves: the property (or list element) is removed, as CloudFormation removes it.
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def condition_values(template: Mapping[str, Any], *, refs: Mapping[str, str] | None = None) -> dict[str, bool]:
+    """Every entry of ``Conditions``, evaluated from parameter defaults (``refs`` overrides them).
+
+    Supports what conditions may use: ``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or`` and ``Condition``.
+    A condition that depends on something not resolvable here raises ``TemplateError``.
+    """
+    conditions = _Conditions(template, refs)
+    return {name: conditions.named(name, ()) for name in template.get("Conditions", {}) or {}}
+
+
+class _Conditions:
+    def __init__(self, template: Mapping[str, Any], refs: Mapping[str, str] | None) -> None:
+        self.template = template
+        self.refs = refs
+        self.specs: Mapping[str, Any] = template.get("Conditions", {}) or {}
+        self.values: dict[str, bool] = {}
+
+    def named(self, name: str, trail: tuple[str, ...]) -> bool:
+        if name in trail:
+            raise TemplateError(f"condition {name} refers to itself through {' -> '.join(trail)}")
+        if name not in self.specs:
+            raise TemplateError(f"no condition {name} in the template")
+        if name not in self.values:
+            self.values[name] = self.evaluate(self.specs[name], (*trail, name))
+        return self.values[name]
+
+    def evaluate(self, node: Any, trail: tuple[str, ...]) -> bool:
+        function: str = ""
+        argument: Any = None
+        if isinstance(node, Mapping) and len(node) == 1:
+            [(function, argument)] = node.items()
+        if function == "Condition":
+            return self.named(str(argument), trail)
+        if function == "Fn::Equals":
+            left, right = (_condition_operand(item, self.template, self.refs) for item in argument)
+            return left == right
+        if function == "Fn::Not":
+            return not self.evaluate(argument[0], trail)
+        if function in {"Fn::And", "Fn::Or"}:
+            results = [self.evaluate(item, trail) for item in argument]
+            return all(results) if function == "Fn::And" else any(results)
+        raise TemplateError(f"condition {' -> '.join(trail)} uses {node!r}, which is not evaluated here")
+
+
+def _condition_operand(value: Any, template: Mapping[str, Any], refs: Mapping[str, str] | None) -> str:
+    resolved = resolve(value, template, refs=refs)
+    if resolved is None:
+        raise TemplateError(f"condition operand {value!r} cannot be resolved without a deployed stack")
+    return resolved
+
+
+def apply_conditions(value: Any, template: Mapping[str, Any], *, refs: Mapping[str, str] | None = None) -> Any:
+    """``value`` with every ``Fn::If`` replaced by its chosen branch and every ``AWS::NoValue`` removed.
+
+    Conditions are evaluated as :func:`condition_values` does; other intrinsics are left as they are. A value
+    that is itself ``AWS::NoValue`` (or an ``Fn::If`` choosing it) comes back as None.
+    """
+    return _apply(value, condition_values(template, refs=refs))
+
+
+def _apply(value: Any, conditions: Mapping[str, bool]) -> Any:
+    if isinstance(value, Mapping):
+        if value == _NO_VALUE:
+            return None
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            if name not in conditions:
+                raise TemplateError(f"Fn::If names no condition of the template: {name}")
+            return _apply(when_true if conditions[name] else when_false, conditions)
+        applied = {key: _apply(item, conditions) for key, item in value.items()}
+        return {key: item for key, item in applied.items() if item is not None}
+    if isinstance(value, list):
+        applied_items = [_apply(item, conditions) for item in value]
+        return [item for item in applied_items if item is not None]
+    return value
+
+
+def resource_exists(template: Mapping[str, Any], logical_id: str, *, refs: Mapping[str, str] | None = None) -> bool:
+    """Whether the resource is created with these parameters: it has no ``Condition``, or its condition holds."""
+    condition = resource(template, logical_id).get("Condition")
+    return condition is None or condition_values(template, refs=refs)[str(condition)]
+
+
 def resolve(value: Any, template: Mapping[str, Any], *, refs: Mapping[str, str] | None = None) -> str | None:
     """A property value as the string CloudFormation would pass, or None when it depends on a deployed resource.
 
@@ -88,6 +175,9 @@ def resolve(value: Any, template: Mapping[str, Any], *, refs: Mapping[str, str] 
     (``AWS::StackName``); an entry in ``refs`` also overrides a parameter's default.
     """
     names = {**parameter_defaults(template), **(refs or {})}
+    if isinstance(value, Mapping) and set(value) == {"Fn::If"}:
+        # The branch the conditions choose; AWS::NoValue stays a Ref that names nothing, so it resolves to None.
+        value = apply_conditions(value, template, refs=refs) or _NO_VALUE
     if isinstance(value, Mapping):
         if set(value) == {"Ref"}:
             return names.get(str(value["Ref"]))

@@ -10,6 +10,7 @@ import pytest
 
 from nrtsync.ingest import IngestOutcome
 from nrtsync.metrics.names import (
+    BREAKER_METRIC_NAMES,
     DIMENSION_SETS,
     INGEST_METRIC_NAMES,
     METRIC_NAMES,
@@ -34,6 +35,7 @@ REFS = {
     "SyncFunction": "sync-fn",
     "MetricsFunction": "metrics-fn",
     "SyncFunctionLogGroup": "/aws/lambda/sync",
+    "StageName": "prod",
 }
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
 PUBLISHED = set(DIMENSION_SETS)
@@ -48,10 +50,15 @@ def template() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def dashboard(template: dict[str, Any]) -> dict[str, Any]:
     body = template["Resources"]["SyncDashboard"]["Properties"]["DashboardBody"]
-    resolved = resolve(body, template, refs=REFS)
+    alarm_arns = {f"{name}.Arn": f"arn:alarm:{name}" for name in _alarms(template)}
+    resolved = resolve(body, template, refs=REFS | alarm_arns)
     assert resolved is not None, "the dashboard body names something the test does not resolve"
     parsed: dict[str, Any] = json.loads(resolved)
     return parsed
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
 
 
 def _metrics(dashboard: dict[str, Any]) -> list[list[Any]]:
@@ -101,13 +108,65 @@ def test_alarms_watch_published_metrics_and_cover_the_promises(template: dict[st
         for metric in props.get("Metrics", []):
             if "MetricStat" in metric:
                 watched.add(metric["MetricStat"]["Metric"]["MetricName"])
-    custom = watched - {None, "ApproximateNumberOfMessagesVisible", "5XXError", "Errors"}
+    aws = {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "5XXError", "4XXError"}
+    aws |= {"Errors", "Throttles"}
+    custom = watched - {None} - aws
     assert custom <= PUBLISHED
-    assert {"EndToEndLatencyP50", "EndToEndLatencyP90", "ApiUsagePercent"} <= watched
-    assert {"ApproximateNumberOfMessagesVisible", "5XXError", "Errors"} <= watched
+    assert {"EndToEndLatencyP50", "EndToEndLatencyP90", "ApiUsagePercent", "SyncPaused", "CalloutsRejected"} <= watched
+    assert aws <= watched
     for props in alarms.values():
-        assert props["TreatMissingData"] == "notBreaching"
+        # Latency and the breaker breach on missing data (tests/unit/test_template.py says which); the rest do not.
+        assert props["TreatMissingData"] in {"breaching", "notBreaching"}
         assert "AlarmActions" in props
+        assert "OKActions" in props
+
+
+def _alarm_metrics(props: dict[str, Any]) -> list[dict[str, Any]]:
+    read = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+    return [m for m in read if "MetricName" in m]
+
+
+def test_the_new_alarms_watch_what_issue_11_asks(template: dict[str, Any]) -> None:
+    alarms = _alarms(template)
+    # The oldest change on the callout queue, against the P90 SLO
+    age = alarms["CalloutQueueAgeAlarm"]
+    assert (age["Namespace"], age["MetricName"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["CalloutQueue", "QueueName"]}}]
+    assert age["Threshold"] == {"Ref": "LatencyP90SloSeconds"}
+    # A burst of refused callouts: the function's rejections and API Gateway's 4xx on the stage
+    rejected = {
+        (m["Namespace"] if isinstance(m["Namespace"], str) else "ours", m["MetricName"])
+        for m in _alarm_metrics(alarms["CalloutsRejectedAlarm"])
+    }
+    assert {("ours", "CalloutsRejected"), ("AWS/ApiGateway", "4XXError")} <= rejected
+    # The metrics function's errors and throttles
+    metrics_fn = _alarm_metrics(alarms["MetricsFunctionFailingAlarm"])
+    assert {m["MetricName"] for m in metrics_fn} == {"Errors", "Throttles"}
+    assert {json.dumps(d) for m in metrics_fn for d in m["Dimensions"]} == {
+        json.dumps({"Name": "FunctionName", "Value": {"Ref": "MetricsFunction"}})
+    }
+    # The breaker open longer than BreakerOpenAlarmMinutes, one-minute periods
+    breaker = alarms["BreakerOpenAlarm"]
+    assert breaker["MetricName"] == "SyncPaused"
+    assert breaker["Dimensions"] == [{"Name": "service", "Value": "sync"}]
+    assert breaker["Period"] == 60
+    assert breaker["EvaluationPeriods"] == breaker["DatapointsToAlarm"] == {"Ref": "BreakerOpenAlarmMinutes"}
+    assert (breaker["Statistic"], breaker["ComparisonOperator"], breaker["Threshold"]) == (
+        "Minimum",
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
+
+
+def test_the_alarm_widget_shows_every_alarm(template: dict[str, Any], dashboard: dict[str, Any]) -> None:
+    [widget] = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    assert sorted(widget["properties"]["alarms"]) == sorted(f"arn:alarm:{name}" for name in _alarms(template))
+
+
+def test_the_auth_rejections_graph_reads_api_gateway_s_4xx(dashboard: dict[str, Any]) -> None:
+    # Since issue 9 the 401s come from the gateway's authorizer: CalloutsRejected Reason=unauthenticated stays ~0.
+    [row] = [r for r in _metrics(dashboard) if isinstance(r[-1], dict) and "auth" in r[-1].get("label", "")]
+    assert row[:6] == ["AWS/ApiGateway", "4XXError", "ApiName", "nrtsync-test-callouts", "Stage", "prod"]
 
 
 def test_the_sync_session_emits_exactly_the_names_the_dashboard_knows() -> None:
@@ -125,6 +184,7 @@ def test_the_sync_session_emits_exactly_the_names_the_dashboard_knows() -> None:
 
 def test_the_registry_lists_every_emitter_s_names_with_their_dimensions() -> None:
     emitted = {*METRIC_NAMES, *RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *INGEST_METRIC_NAMES}
+    emitted |= set(BREAKER_METRIC_NAMES)
     assert set(DIMENSION_SETS) == emitted
 
 
@@ -180,7 +240,7 @@ def _unemitted(alarms: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def test_every_alarm_watches_a_metric_under_dimensions_it_is_emitted_with(template: dict[str, Any]) -> None:
-    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    alarms = _alarms(template)
     assert any("NrtSync/" in json.dumps(w[0]) for props in alarms.values() for w in _watched(props))
     assert _unemitted(alarms) == []
 

@@ -312,6 +312,7 @@ def test_every_function_policy_names_its_resources(template: Template) -> None:
     # SAM policy templates take the resource they grant on; inline statements must name it too.
     named_templates = {"SQSSendMessagePolicy": "QueueName", "DynamoDBCrudPolicy": "TableName"}
     named_templates |= {"DynamoDBReadPolicy": "TableName"}
+    named_templates |= {"AWSSecretsManagerGetSecretValuePolicy": "SecretArn"}
     for name, policy in _statements(template):
         if "Statement" not in policy:
             [(kind, args)] = policy.items()

@@ -114,11 +114,19 @@ CALLOUTS_ACCEPTED: Final = "CalloutsAccepted"
 CALLOUTS_REJECTED: Final = "CalloutsRejected"
 INGEST_METRIC_NAMES: Final[tuple[str, ...]] = (CALLOUTS_ACCEPTED, CALLOUTS_REJECTED)
 
+# The sync function's circuit breaker: a gauge, 1 open / 0 closed, one data point per probe run (once a minute;
+# EMF, dimension ``service``). The breaker alarm fires when it stays 1, or is missing, BreakerOpenAlarmMinutes.
+SYNC_PAUSED: Final = "SyncPaused"
+BREAKER_METRIC_NAMES: Final[tuple[str, ...]] = (SYNC_PAUSED,)
+
 # Every name in the namespace, with the dimension sets it is emitted under: what a graph or an alarm may watch.
 DIMENSION_SETS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     **dict.fromkeys(WINDOW_METRIC_NAMES, ((WINDOW_DIMENSION, OBJECT_TYPE_DIMENSION),)),
     **dict.fromkeys(DISTRIBUTION_METRIC_NAMES, ((OBJECT_TYPE_DIMENSION,),)),
     API_USAGE_PERCENT: ((),),
-    **dict.fromkeys((*RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, CALLOUTS_ACCEPTED), ((SERVICE_DIMENSION,),)),
+    **dict.fromkeys(
+        (*RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *BREAKER_METRIC_NAMES, CALLOUTS_ACCEPTED),
+        ((SERVICE_DIMENSION,),),
+    ),
     CALLOUTS_REJECTED: ((SERVICE_DIMENSION,), (SERVICE_DIMENSION, REASON_DIMENSION)),
 }
