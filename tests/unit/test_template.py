@@ -1265,6 +1265,16 @@ def test_the_custom_domain_exists_only_when_asked_for(
         assert resolve(output["Value"], template, refs=parameters) == "https://callouts.example.com/callouts"
 
 
+def test_a_late_probe_minute_alone_cannot_fire_the_breaker_alarm(template: Template) -> None:
+    # Missing data breaches, so the alarm must need several periods: one late EMF line is one missing minute.
+    breaker = props(template, "BreakerOpenAlarm")
+    assert breaker["TreatMissingData"] == "breaching"
+    periods = template["Parameters"][breaker["EvaluationPeriods"]["Ref"]]
+    assert breaker["DatapointsToAlarm"] == breaker["EvaluationPeriods"]
+    assert int(periods["MinValue"]) >= 3
+    assert int(periods["MaxValue"]) * int(breaker["Period"]) <= 24 * 3600  # CloudWatch's longest evaluation
+
+
 def test_the_mapping_serves_the_callout_stage_at_the_domain_root(template: Template) -> None:
     mapping = props(template, "CalloutDomainMapping")
     assert "BasePath" not in mapping  # https://<domain>/callouts, like <execute-api>/<stage>/callouts
