@@ -22,7 +22,7 @@ from nrtsync.models.callout import QueuedChange
 from nrtsync.ports.sync import ApiUsage
 from nrtsync.tables import api_usage_item
 from nrtsync_cli.cli import main, run
-from nrtsync_cli.operations import BREAKER_KEY, Operations, StackResources
+from nrtsync_cli.operations import Operations, StackResources
 from tests.support.sqs_move_tasks import SqsWithMoveTasks
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
 
@@ -291,6 +291,7 @@ def test_the_lambda_layer_holds_no_operator_cli() -> None:
 # --- issue 11: status, --json everywhere, --region/--profile, redrive-dlq with StartMessageMoveTask ------------
 
 STACK = "nrtsync-test"
+BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 class Tty(io.StringIO):
