@@ -370,8 +370,8 @@ def test_status_shows_queues_age_breaker_usage_session_and_the_stacks_alarms(aws
             for minutes, value in ((5, 30.0), (1, 95.0))
         ],
     )
-    put_alarm(f"{STACK}-dead-letters", "ALARM")
-    put_alarm(f"{STACK}-sync-errors", "OK")
+    put_alarm(f"{STACK}-dead-letters", "OK")
+    put_alarm(f"{STACK}-sync-errors", "ALARM")
     put_alarm("another-stack-dead-letters", "ALARM")
 
     # When the operator asks for the status as JSON (after the command's name)
@@ -390,9 +390,10 @@ def test_status_shows_queues_age_breaker_usage_session_and_the_stacks_alarms(aws
         "observed_at": "2026-12-01T21:00:00+00:00",
     }
     assert (status["last_session"]["records_in"], status["last_session"]["written"]) == (1, 1)
+    # only this stack's alarms, those in ALARM first
     assert [(a["name"], a["state"]) for a in status["alarms"]] == [
-        (f"{STACK}-dead-letters", "ALARM"),
-        (f"{STACK}-sync-errors", "OK"),
+        (f"{STACK}-sync-errors", "ALARM"),
+        (f"{STACK}-dead-letters", "OK"),
     ]
 
 
