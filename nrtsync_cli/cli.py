@@ -310,6 +310,8 @@ def _status_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if breaker is None:
         rows.append(("breaker", "closed (never opened)"))
+    elif "error" in breaker:
+        rows.append(("breaker", str(breaker["error"])))
     else:
         rows.append(
             (
@@ -321,7 +323,7 @@ def _status_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     if usage is None:
         rows.append(("api usage", "not seen yet"))
     elif "error" in usage:
-        rows.append(("api usage", f"unreadable: {usage['error']}"))
+        rows.append(("api usage", str(usage["error"])))
     else:
         rows.append(
             ("api usage", f"{usage['percent']}% ({usage['used']} of {usage['limit']}, at {usage['observed_at']})")
@@ -418,17 +420,25 @@ def _move_server_side(args: argparse.Namespace, ops: Operations, term: Terminal,
 
 
 def _follow_move(ops: Operations, term: Terminal) -> dict[str, Any]:
-    """Polls ListMessageMoveTasks until the task leaves RUNNING/CANCELLING, with a progress bar on stderr."""
+    """Polls ListMessageMoveTasks until the task leaves RUNNING/CANCELLING, with a progress bar on stderr.
+
+    Interrupted (Ctrl-C), it returns the last task seen: only the watching stops, the task runs on server side.
+    """
     bar = ProgressBar("moving")
-    while True:
-        task = ops.dead_letter_move() or {"Status": "FAILED", "FailureReason": "the move task disappeared"}
-        moved, total = _move_counts(task)
-        if task.get("Status") not in ACTIVE_MOVE_STATES:
-            bar(moved, max(total, moved))
-            return task
-        if total:
-            bar(moved, total)
-        term.sleep(MOVE_POLL_SECONDS)
+    task: dict[str, Any] = {"Status": "RUNNING"}
+    try:
+        while True:
+            task = ops.dead_letter_move() or {"Status": "FAILED", "FailureReason": "the move task disappeared"}
+            moved, total = _move_counts(task)
+            if task.get("Status") not in ACTIVE_MOVE_STATES:
+                bar(moved, max(total, moved))
+                return task
+            if total:
+                bar(moved, total)
+            term.sleep(MOVE_POLL_SECONDS)
+    except KeyboardInterrupt:
+        print("\nstopped watching; the move task goes on (`status` shows the DLQ draining)", file=sys.stderr)
+        return task
 
 
 def _move_counts(task: dict[str, Any]) -> tuple[int, int]:

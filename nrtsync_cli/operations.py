@@ -40,6 +40,13 @@ class OperationError(RuntimeError):
     """An AWS call an operation depends on failed; the message says which."""
 
 
+class StateTableUnknownError(LookupError):
+    """The stack's Outputs or state file name no state table (a state file written by hand, an old stack)."""
+
+
+NO_STATE_TABLE: Final = "unknown: the stack's outputs (or state file) name no state table"
+
+
 @dataclass(frozen=True)
 class StackResources:
     """The names an operator's commands need, from the stack's Outputs or .local/stack.json.
@@ -290,7 +297,8 @@ class Operations:
 
     def _state_item(self, key: str) -> dict[str, Any] | None:
         if self._res.state_table is None:
-            return None
+            # Not "never opened" or "not seen yet": without the table's name nothing can be said.
+            raise StateTableUnknownError
         try:
             item = self._ddb.get_item(TableName=self._res.state_table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
                 "Item"
@@ -307,7 +315,7 @@ class Operations:
         try:
             usage = api_usage_of(item)
         except ValueError as exc:
-            return {"error": str(exc)}
+            return {"error": f"unreadable: {exc}"}
         return {
             "used": usage.used,
             "limit": usage.limit,
@@ -351,6 +359,12 @@ class Operations:
             raise OperationError(f"cannot read the stack's alarms: {exc}") from exc
         return sorted(found, key=lambda a: (a["state"] != "ALARM", a["name"]))
 
+    def _state_table_parts(self) -> dict[str, Any]:
+        try:
+            return {"breaker": self.breaker(), "api_usage": self.api_usage()}
+        except StateTableUnknownError:
+            return {"breaker": {"state": "unknown", "error": NO_STATE_TABLE}, "api_usage": {"error": NO_STATE_TABLE}}
+
     def status(self, *, now: datetime | None = None) -> dict[str, Any]:
         """Everything ``nrtsync status`` shows, as plain JSON-ready values."""
         sessions = self.sessions(since=LAST_SESSION_WINDOW, limit=1, now=now)
@@ -361,8 +375,7 @@ class Operations:
                 "oldest_message_age": self.oldest_message_age(self._res.queue_url, now=now),
             },
             "dead_letter_queue": {"name": queue_name(self._res.dlq_url), **self.queue_depth(self._res.dlq_url)},
-            "breaker": self.breaker(),
-            "api_usage": self.api_usage(),
+            **self._state_table_parts(),
             "last_session": sessions[0] if sessions else None,
             "alarms": self.alarms(),
         }

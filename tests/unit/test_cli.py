@@ -56,7 +56,8 @@ def cli() -> Iterator[Cli]:
         create_tables(ddb)
         queue_url = sqs.create_queue(QueueName="callouts")["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName="callouts-dlq")["QueueUrl"]
-        ops = Operations(StackResources(HISTORY_TABLE, queue_url, dlq_url), dynamodb=ddb, sqs=sqs)
+        resources = StackResources(HISTORY_TABLE, queue_url, dlq_url, state_table=STATE_TABLE)
+        ops = Operations(resources, dynamodb=ddb, sqs=sqs)
         yield Cli(SyncWorld(dynamodb=ddb), ops, sqs, queue_url, dlq_url)
 
 
@@ -639,3 +640,58 @@ def test_region_and_profile_are_ignored_with_local(
     err = capsys.readouterr().err
     assert "ignored with --local" in err
     assert "cannot read the sync history" in err
+
+
+def test_status_without_a_state_table_says_it_cannot_tell(cli: Cli) -> None:
+    # Given a stack whose outputs (or state file) name no state table
+    resources = StackResources(HISTORY_TABLE, cli.queue_url, cli.dlq_url)
+    cli.ops = Operations(resources, dynamodb=cli.world.dynamodb, sqs=cli.sqs)
+
+    code, output = cli("status", "--json")
+    status = json.loads(output)
+
+    # Then the breaker and the usage are unknown, not "never opened" or "not seen yet"
+    assert code == 0
+    assert status["breaker"]["state"] == "unknown"
+    assert "name no state table" in status["api_usage"]["error"]
+    table = cli("status")[1]
+    assert "closed (never opened)" not in table
+    assert "name no state table" in table
+
+
+def test_status_says_when_the_api_usage_item_is_unreadable(aws: Cli) -> None:
+    aws.world.dynamodb.put_item(TableName=STATE_TABLE, Item={"pk": {"S": "ORG#API_USAGE"}, "used": {"N": "5"}})
+
+    status = json.loads(aws("status", "--json")[1])
+
+    assert status["api_usage"]["error"].startswith("unreadable: API usage item lacks")
+
+
+def test_interrupting_the_progress_leaves_the_task_running(aws: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a move task slower than one poll (1 message a second, 3 messages)
+    dead_letters(aws, 3)
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    out = io.StringIO()
+    code = run(["redrive-dlq", "--yes", "--limit", "1", "--json"], operations=aws.ops, out=out, sleep=interrupt)
+
+    # Then the command stops watching (exit 1: not all moved yet), says the task goes on, and it does
+    assert code == 1
+    assert json.loads(out.getvalue())["status"] == "RUNNING"
+    assert "the move task goes on" in capsys.readouterr().err
+    task = aws.ops.dead_letter_move()
+    assert task is not None
+    assert task["Status"] == "RUNNING"
+
+
+def test_the_local_loop_moves_everything_whatever_the_rate(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # The local stack (no server-side move tasks) accepts --limit, says it does not apply, and moves every message
+    dead_letters(cli, 3)
+
+    code, output = cli("redrive-dlq", "--yes", "--limit", "1", "--json")
+
+    assert code == 0
+    assert json.loads(output)["moved"] == 3
+    assert "the local stack's loop ignores it" in capsys.readouterr().err
