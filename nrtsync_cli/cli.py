@@ -1,4 +1,4 @@
-"""``nrtsync`` (or ``python -m nrtsync_cli``): the Sync History view and the failure list, for operators.
+"""``nrtsync`` (or ``python -m nrtsync_cli``): a stack's status, Sync History and failure list, for operators.
 
 Exit codes: 0 done, 1 some items could not be handled, 2 wrong usage, 3 the stack could not be reached.
 """
@@ -9,17 +9,24 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
+from botocore.exceptions import NoRegionError, ProfileNotFound
 
-from nrtsync_cli.operations import OperationError, Operations, StackResources
+from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.render import ProgressBar, print_table
 
 LOCAL_STACK_FILE = Path(".local/stack.json")
+# StartMessageMoveTask's MaxNumberOfMessagesPerSecond is at most 500 (SQS API Reference, StartMessageMoveTask).
+MAX_MOVE_RATE = 500
+# How often redrive-dlq asks ListMessageMoveTasks for progress.
+MOVE_POLL_SECONDS = 2.0
 NO_TARGET = "say which stack: --stack NAME (a deployed stack) or --local (the one `make local` runs)"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -67,8 +74,33 @@ FAILURE_COLUMNS = [
 ]
 
 
+def _options(*, top: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command's name (``--json failures`` or
+    ``failures --json``). After it, an option not given leaves the value before it untouched (SUPPRESS): a
+    subparser's defaults would otherwise overwrite what the main parser read."""
+    options = argparse.ArgumentParser(add_help=False)
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    options.add_argument("--json", action="store_true", help="print JSON instead of a table", **unset)
+    options.add_argument("--region", help="with --stack: the AWS region (default: as boto3 finds it)", **unset)
+    options.add_argument("--profile", help="with --stack: the AWS profile of ~/.aws/config", **unset)
+    return options
+
+
+def add_command(commands: Any, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand that takes the common options (``--json``, ``--region``, ``--profile``) too."""
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=text, parents=[_options(top=False)])
+    return sub
+
+
+def _rate(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= MAX_MOVE_RATE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate of 1 to {MAX_MOVE_RATE} messages per second")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nrtsync", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nrtsync", description=__doc__.splitlines()[0], parents=[_options(top=True)])
     # No default target: a command meant for the local stack must never land on a deployed one, or back.
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -80,26 +112,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-file", type=Path, help=f"with --local: the local stack's state file (default {LOCAL_STACK_FILE})"
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sessions = commands.add_parser("sessions", help="recent sync sessions with their counts and latencies")
+    add_command(commands, "status", "queue and DLQ depth, oldest message, breaker, API usage, last session, alarms")
+
+    sessions = add_command(commands, "sessions", "recent sync sessions with their counts and latencies")
     sessions.add_argument("--since", type=_duration, default=timedelta(hours=1), help="e.g. 30m, 6h, 7d")
     sessions.add_argument("--limit", type=int, default=50)
 
-    trail = commands.add_parser("trail", help="one record's trail from callout to Salesforce Id")
+    trail = add_command(commands, "trail", "one record's trail from callout to Salesforce Id")
     trail.add_argument("object_type", help="Zuora object, e.g. Account")
     trail.add_argument("record_id", help="the Zuora Id")
 
     for name, text in (("failures", "the failure list"), ("retry", "retry failures after their cause is fixed")):
-        sub = commands.add_parser(name, help=text)
+        sub = add_command(commands, name, text)
         sub.add_argument("--object", dest="object_type", help="only this Zuora object type")
         sub.add_argument("--code", dest="error_code", help="only this Salesforce error code")
         if name == "retry":
             sub.add_argument("--all", action="store_true", help="retry every failure (needed without a filter)")
             sub.add_argument("--dry-run", action="store_true", help="show what would be retried")
 
-    commands.add_parser("redrive-dlq", help="move the dead-letter queue's messages back to the callout queue")
+    redrive = add_command(commands, "redrive-dlq", "move the dead-letter queue's messages back to the callout queue")
+    redrive.add_argument("--dry-run", action="store_true", help="show how many messages would move; move none")
+    redrive.add_argument(
+        "--limit",
+        type=_rate,
+        metavar="PER_SECOND",
+        help=f"move at most this many messages per second (1-{MAX_MOVE_RATE}; SQS's "
+        "MaxNumberOfMessagesPerSecond). Default: SQS chooses. There is no count limit: every message moves",
+    )
+    redrive.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    redrive.add_argument("--no-wait", action="store_true", help="start the move and return; do not show progress")
     return parser
 
 
@@ -107,7 +150,9 @@ def _local_operations(state_file: Path) -> Operations:
     """Operations on the stack ``make local`` runs, reached at the moto endpoint its state file names."""
     try:
         local = json.loads(state_file.read_text(encoding="utf-8"))
-        resources = StackResources(local["history_table"], local["queue_url"], local["dlq_url"])
+        resources = StackResources(
+            local["history_table"], local["queue_url"], local["dlq_url"], state_table=local.get("state_table")
+        )
         endpoint, region = str(local["aws_endpoint_url"]), str(local["region"])
     except FileNotFoundError as exc:
         raise OperationError(f"{state_file} does not exist (is `make local` running?)") from exc
@@ -119,10 +164,35 @@ def _local_operations(state_file: Path) -> Operations:
         aws_secret_access_key="local",  # noqa: S106 - a placeholder moto accepts, not a secret
         region_name=region,
     )
+    # No CloudWatch: the local stack deploys no alarms and moto publishes no SQS metrics. No server-side
+    # redrive: moto 5.2 does not implement StartMessageMoveTask, so the local stack keeps the receive loop.
     return Operations(
         resources,
         dynamodb=session.client("dynamodb", endpoint_url=endpoint),
         sqs=session.client("sqs", endpoint_url=endpoint),
+    )
+
+
+class UsageError(ValueError):
+    """The command line asks for something that cannot be: exit 2 with the message."""
+
+
+def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> Operations:
+    """Operations on a deployed stack; one boto3 Session (``--profile``, ``--region``) makes every client."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        cloudformation, cloudwatch = session.client("cloudformation"), session.client("cloudwatch")
+        dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile {profile}: {exc}") from exc
+    except NoRegionError as exc:
+        raise UsageError("no AWS region: give --region, or a --profile (or AWS_REGION) that names one") from exc
+    return Operations(
+        StackResources.from_stack(stack, cloudformation),
+        dynamodb=dynamodb,
+        sqs=sqs,
+        cloudwatch=cloudwatch,
+        server_side_redrive=True,
     )
 
 
@@ -134,7 +204,23 @@ def _usage_error(args: argparse.Namespace, *, given: bool) -> str | None:
     return None
 
 
-def run(argv: Sequence[str] | None = None, *, operations: Operations | None = None, out: TextIO = sys.stdout) -> int:
+@dataclass
+class Terminal:
+    """Where a command writes and asks: injected by tests (a prompt needs a TTY; progress polls with a pause)."""
+
+    out: TextIO
+    stdin: TextIO
+    sleep: Callable[[float], None] = time.sleep
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    operations: Operations | None = None,
+    out: TextIO = sys.stdout,
+    stdin: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Run one command; returns the exit code. ``operations`` given, it is the target and no flag is needed."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -145,10 +231,15 @@ def run(argv: Sequence[str] | None = None, *, operations: Operations | None = No
         return 2
     try:
         if operations is None and args.stack:
-            operations = Operations(StackResources.from_stack(args.stack))
+            operations = _aws_operations(args.stack, region=args.region, profile=args.profile)
         elif operations is None:
+            if args.region or args.profile:
+                print("note: --region and --profile are ignored with --local (the state file says)", file=sys.stderr)
             operations = _local_operations(args.state_file or LOCAL_STACK_FILE)
-        return _dispatch(args, operations, out)
+        return _dispatch(args, operations, Terminal(out, stdin or sys.stdin, sleep))
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     except OperationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -195,24 +286,189 @@ def _retry(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
         _show(chosen, FAILURE_COLUMNS, args, out)
         return 0
     done, failed = ops.retry_failures(chosen, progress=ProgressBar("retrying"))
-    print(f"retried {done}, could not retry {failed}", file=out)
+    if args.json:
+        print(json.dumps({"retried": done, "not_retried": failed}), file=out)
+    else:
+        print(f"retried {done}, could not retry {failed}", file=out)
     return 1 if failed else 0
 
 
-def _redrive(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+# -- status ----------------------------------------------------------------------------------------------------
+def _age(age: dict[str, Any]) -> str:
+    if age["seconds"] is None:
+        return str(age["note"])
+    return f"{age['seconds']:.0f} s (CloudWatch, minute of {age['at']})"
+
+
+def _status_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    queue, dlq = status["queue"], status["dead_letter_queue"]
+    breaker, usage, session, alarms = status["breaker"], status["api_usage"], status["last_session"], status["alarms"]
+    rows = [
+        ("callout queue", f"{queue['visible']} waiting, {queue['in_flight']} in flight, {queue['delayed']} delayed"),
+        ("oldest message", _age(queue["oldest_message_age"])),
+        ("dead letters", f"{dlq['visible']} waiting, {dlq['in_flight']} in flight"),
+    ]
+    if breaker is None:
+        rows.append(("breaker", "closed (never opened)"))
+    elif "error" in breaker:
+        rows.append(("breaker", str(breaker["error"])))
+    else:
+        rows.append(
+            (
+                "breaker",
+                f"{breaker.get('state')} since {breaker.get('since')} by {breaker.get('by')}: "
+                f"{breaker.get('reason')} {breaker.get('message') or ''}".rstrip(),
+            )
+        )
+    if usage is None:
+        rows.append(("api usage", "not seen yet"))
+    elif "error" in usage:
+        rows.append(("api usage", str(usage["error"])))
+    else:
+        rows.append(
+            ("api usage", f"{usage['percent']}% ({usage['used']} of {usage['limit']}, at {usage['observed_at']})")
+        )
+    if session is None:
+        rows.append(("last session", "none in the last 7 days"))
+    else:
+        rows.append(
+            (
+                "last session",
+                f"{session.get('started_at')}: {session.get('records_in')} in, {session.get('written')} written, "
+                f"{session.get('waiting')} waiting, {session.get('failed')} failed",
+            )
+        )
+    if alarms is None:
+        rows.append(("alarms", "none on the local stack"))
+    else:
+        firing = [a["name"] for a in alarms if a["state"] == "ALARM"]
+        summary = f"{len(alarms)} alarms, {len(firing)} in ALARM"
+        rows.append(("alarms", summary + (f": {', '.join(firing)}" if firing else "")))
+    return [{"what": what, "value": value} for what, value in rows]
+
+
+def _status(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    status = ops.status()
+    if args.json:
+        print(json.dumps(status, default=str, indent=2), file=out)
+        return 0
+    print_table(_status_rows(status), [("what", ""), ("value", "")], out)
+    if status["alarms"]:
+        print(file=out)
+        print_table(status["alarms"], [("state", "state"), ("since", "since"), ("name", "alarm")], out)
+    return 0
+
+
+# -- redrive-dlq -----------------------------------------------------------------------------------------------
+def _say(args: argparse.Namespace, out: TextIO, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, default=str) if args.json else text, file=out)
+
+
+def _redrive(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
+    res = ops.resources
+    if ops.server_side_redrive:
+        running = ops.dead_letter_move()
+        if running is not None and running.get("Status") in ACTIVE_MOVE_STATES:
+            print(f"error: a move task is already running on the DLQ: {_move_summary(running)}", file=sys.stderr)
+            return 1
+    waiting = ops.dead_letter_count()
+    how = "StartMessageMoveTask" if ops.server_side_redrive else "receive, send, delete (local stack)"
+    plan = {"dead_letters": waiting, "from": res.dlq_url, "to": res.queue_url, "how": how, "max_per_second": args.limit}
+    if waiting == 0:
+        _say(args, term.out, plan | {"moved": 0}, "the dead-letter queue is empty: nothing to move")
+        return 0
+    if args.dry_run:
+        text = f"would move {waiting} messages from {res.dlq_url} to {res.queue_url} ({how})"
+        _say(args, term.out, plan | {"moved": 0, "dry_run": True}, text)
+        return 0
+    refused = _refused(args, f"Move {waiting} messages from the dead-letter queue back to {res.queue_url}?", term)
+    if refused is not None:
+        return refused
+    if ops.server_side_redrive:
+        return _move_server_side(args, ops, term, plan)
+    if args.limit is not None:
+        print("note: --limit is a StartMessageMoveTask rate; the local stack's loop ignores it", file=sys.stderr)
     moved, failed = ops.redrive_dead_letters(progress=ProgressBar("redriving"))
-    print(f"moved {moved} messages back to the callout queue, {failed} could not be moved", file=out)
+    text = f"moved {moved} messages back to the callout queue, {failed} could not be moved"
+    _say(args, term.out, plan | {"moved": moved, "not_moved": failed}, text)
     return 1 if failed else 0
 
 
+def _refused(args: argparse.Namespace, question: str, term: Terminal) -> int | None:
+    """``None`` to go ahead (``--yes`` or the operator said yes), else the exit code."""
+    if args.yes:
+        return None
+    if not term.stdin.isatty():
+        print("error: no terminal to confirm on: add --yes to move without asking", file=sys.stderr)
+        return 2
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if term.stdin.readline().strip().lower() in {"y", "yes"}:
+        return None
+    print("nothing moved", file=sys.stderr)
+    return 1
+
+
+def _move_server_side(args: argparse.Namespace, ops: Operations, term: Terminal, plan: dict[str, Any]) -> int:
+    handle = ops.start_dead_letter_move(rate=args.limit)
+    if args.no_wait:
+        text = f"started moving {plan['dead_letters']} messages (task {handle}); `status` shows the DLQ draining"
+        _say(args, term.out, plan | {"task_handle": handle, "status": "RUNNING"}, text)
+        return 0
+    task = _follow_move(ops, term)
+    _say(args, term.out, plan | {"task_handle": handle, **_move_fields(task)}, _move_summary(task))
+    return 0 if task.get("Status") == "COMPLETED" else 1
+
+
+def _follow_move(ops: Operations, term: Terminal) -> dict[str, Any]:
+    """Polls ListMessageMoveTasks until the task leaves RUNNING/CANCELLING, with a progress bar on stderr.
+
+    Interrupted (Ctrl-C), it returns the last task seen: only the watching stops, the task runs on server side.
+    """
+    bar = ProgressBar("moving")
+    task: dict[str, Any] = {"Status": "RUNNING"}
+    try:
+        while True:
+            task = ops.dead_letter_move() or {"Status": "FAILED", "FailureReason": "the move task disappeared"}
+            moved, total = _move_counts(task)
+            if task.get("Status") not in ACTIVE_MOVE_STATES:
+                bar(moved, max(total, moved))
+                return task
+            if total:
+                bar(moved, total)
+            term.sleep(MOVE_POLL_SECONDS)
+    except KeyboardInterrupt:
+        print("\nstopped watching; the move task goes on (`status` shows the DLQ draining)", file=sys.stderr)
+        return task
+
+
+def _move_counts(task: dict[str, Any]) -> tuple[int, int]:
+    return int(task.get("ApproximateNumberOfMessagesMoved", 0)), int(task.get("ApproximateNumberOfMessagesToMove", 0))
+
+
+def _move_fields(task: dict[str, Any]) -> dict[str, Any]:
+    moved, total = _move_counts(task)
+    return {"status": task.get("Status"), "moved": moved, "to_move": total, "failure": task.get("FailureReason")}
+
+
+def _move_summary(task: dict[str, Any]) -> str:
+    fields = _move_fields(task)
+    text = f"{fields['status']}: moved {fields['moved']} of {fields['to_move']} messages back to the callout queue"
+    return text + (f" ({fields['failure']})" if fields["failure"] else "")
+
+
+# A command: (its arguments, the stack, where to print) -> exit code. pause/resume register here too.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = {
+    "status": _status,
     "sessions": _sessions,
     "trail": _trail,
     "failures": _failures,
     "retry": _retry,
-    "redrive-dlq": _redrive,
 }
+# Commands that ask or wait take the whole terminal.
+_INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {"redrive-dlq": _redrive}
 
 
-def _dispatch(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
-    return _COMMANDS[args.command](args, ops, out)
+def _dispatch(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
+    if args.command in _INTERACTIVE:
+        return _INTERACTIVE[args.command](args, ops, term)
+    return _COMMANDS[args.command](args, ops, term.out)

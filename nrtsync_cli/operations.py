@@ -1,7 +1,7 @@
-"""What an operator does with a running stack: read the sync history, retry failures, redrive the DLQ.
+"""What an operator does with a running stack: its status, the sync history, retry failures, redrive the DLQ.
 
 Used by the operator command line (``nrtsync``); works against a deployed stack or the local one: the clients
-it is given (or boto3's, which follow ``AWS_ENDPOINT_URL``) decide where the calls go.
+it is given decide where the calls go.
 """
 
 from __future__ import annotations
@@ -9,36 +9,62 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.tables import FAILURE_PK, plain_item, record_pk, session_pk
+from nrtsync.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 Progress = Callable[[int, int], None]
+
+# The breaker's item in the state table (issue 11's contract; ``nrtsync.tables.BREAKER_KEY`` once the breaker
+# work is merged). The CLI only reads it: pause and resume are the breaker's own commands.
+BREAKER_KEY: Final = "ORG#BREAKER"
+# How far back ``status`` looks for the last session: a stack idle longer than this shows none.
+LAST_SESSION_WINDOW: Final = timedelta(days=7)
+# SQS publishes its queue metrics to CloudWatch once a minute; a quarter of an hour finds the latest one
+# without reading a stale value from a queue that stopped reporting (SQS stops after 6 h of inactivity).
+AGE_METRIC_WINDOW: Final = timedelta(minutes=15)
+# A move task in one of these states still moves messages (ListMessageMoveTasksResultEntry: RUNNING,
+# COMPLETED, CANCELLING, CANCELLED, FAILED).
+ACTIVE_MOVE_STATES: Final = frozenset({"RUNNING", "CANCELLING"})
 
 
 class OperationError(RuntimeError):
     """An AWS call an operation depends on failed; the message says which."""
 
 
+class StateTableUnknownError(LookupError):
+    """The stack's Outputs or state file name no state table (a state file written by hand, an old stack)."""
+
+
+NO_STATE_TABLE: Final = "unknown: the stack's outputs (or state file) name no state table"
+
+
 @dataclass(frozen=True)
 class StackResources:
-    """The names an operator's commands need, from the stack's Outputs or .local/stack.json."""
+    """The names an operator's commands need, from the stack's Outputs or .local/stack.json.
+
+    ``stack_name`` is the deployed stack's (its alarms are named ``<stack>-…``); ``None`` for the local stack.
+    """
 
     history_table: str
     queue_url: str
     dlq_url: str
+    state_table: str | None = None
+    stack_name: str | None = None
 
     @classmethod
-    def from_stack(cls, stack_name: str) -> StackResources:
+    def from_stack(cls, stack_name: str, cloudformation: Any = None) -> StackResources:
         try:
-            stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+            client = cloudformation or boto3.client("cloudformation")
+            stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
         except (ClientError, BotoCoreError) as exc:
             raise OperationError(f"cannot read stack {stack_name}: {exc}") from exc
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
@@ -47,18 +73,43 @@ class StackResources:
                 history_table=outputs["SyncHistoryTableName"],
                 queue_url=outputs["CalloutQueueUrl"],
                 dlq_url=outputs["CalloutDeadLetterQueueUrl"],
+                state_table=outputs.get("SyncStateTableName"),
+                stack_name=stack_name,
             )
         except KeyError as exc:
             raise OperationError(f"stack {stack_name} has no output {exc}") from exc
 
 
+def queue_name(url: str) -> str:
+    """The queue's name (the last segment of its URL), as CloudWatch's ``QueueName`` dimension spells it."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
 class Operations:
+    """The commands' calls. ``cloudwatch`` is ``None`` on the local stack: moto has no SQS metrics or alarms.
+
+    ``server_side_redrive``: redrive the DLQ with SQS ``StartMessageMoveTask`` (AWS) rather than by receiving
+    and re-sending each message (the local stack: moto 5.2 does not implement message move tasks).
+    """
+
     def __init__(
-        self, resources: StackResources, *, dynamodb: DynamoDBClient | None = None, sqs: SQSClient | None = None
+        self,
+        resources: StackResources,
+        *,
+        dynamodb: DynamoDBClient | None = None,
+        sqs: SQSClient | None = None,
+        cloudwatch: CloudWatchClient | None = None,
+        server_side_redrive: bool = False,
     ) -> None:
         self._res = resources
         self._ddb: DynamoDBClient = dynamodb or boto3.client("dynamodb")
         self._sqs: SQSClient = sqs or boto3.client("sqs")
+        self._cloudwatch = cloudwatch
+        self.server_side_redrive = server_side_redrive
+
+    @property
+    def resources(self) -> StackResources:
+        return self._res
 
     def _query(self, pk: str, *, newest_first: bool = False, limit: int | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -132,8 +183,13 @@ class Operations:
                 progress(n, len(failures))
         return done, failed
 
+    # -- the dead-letter queue ---------------------------------------------------------------------------------
     def redrive_dead_letters(self, *, progress: Progress | None = None, max_messages: int = 100_000) -> tuple[int, int]:
-        """Move every message from the dead-letter queue back to the callout queue. Returns (moved, failed)."""
+        """Move every message from the dead-letter queue back to the callout queue by receive, send, delete.
+
+        The local stack's way (moto has no move tasks); on AWS ``start_dead_letter_move`` does it server side.
+        Returns (moved, failed).
+        """
         moved = failed = 0
         total = self.dead_letter_count()
         while moved + failed < max_messages:
@@ -157,10 +213,169 @@ class Operations:
         return moved, failed
 
     def dead_letter_count(self) -> int:
+        return self.queue_depth(self._res.dlq_url)["visible"]
+
+    def queue_arn(self, url: str) -> str:
+        return self._attributes(url, ["QueueArn"])["QueueArn"]
+
+    def start_dead_letter_move(self, *, rate: int | None = None) -> str:
+        """Start an SQS message move task from the DLQ to the callout queue; returns its task handle.
+
+        ``rate`` is ``MaxNumberOfMessagesPerSecond`` (1..500); ``None`` lets SQS choose. The API has no count
+        limit: a task moves every message on the DLQ when it starts.
+        """
+        kwargs: dict[str, Any] = {
+            "SourceArn": self.queue_arn(self._res.dlq_url),
+            "DestinationArn": self.queue_arn(self._res.queue_url),
+        }
+        if rate is not None:
+            kwargs["MaxNumberOfMessagesPerSecond"] = rate
         try:
-            attrs = self._sqs.get_queue_attributes(
-                QueueUrl=self._res.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
+            return str(self._sqs.start_message_move_task(**kwargs)["TaskHandle"])
         except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read the dead-letter queue: {exc}") from exc
-        return int(attrs.get("ApproximateNumberOfMessages", 0))
+            raise OperationError(f"cannot start moving the dead-letter queue's messages: {exc}") from exc
+
+    def dead_letter_move(self) -> dict[str, Any] | None:
+        """The DLQ's most recent message move task (``ListMessageMoveTasksResultEntry``), or ``None``."""
+        try:
+            tasks = self._sqs.list_message_move_tasks(SourceArn=self.queue_arn(self._res.dlq_url), MaxResults=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read the dead-letter queue's move tasks: {exc}") from exc
+        results = tasks.get("Results", [])
+        return dict(results[0]) if results else None
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def _attributes(self, url: str, names: list[Any]) -> dict[str, str]:
+        try:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            return {str(k): v for k, v in attributes.items()}
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
+
+    def queue_depth(self, url: str) -> dict[str, int]:
+        """Visible, in-flight and delayed messages (approximate, as SQS says)."""
+        attrs = self._attributes(
+            url,
+            [
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )
+        return {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
+
+    def oldest_message_age(self, url: str, *, now: datetime | None = None) -> dict[str, Any]:
+        """The queue's ``ApproximateAgeOfOldestMessage`` in seconds, the latest minute CloudWatch has.
+
+        It is a CloudWatch metric (namespace ``AWS/SQS``), not a queue attribute: SQS's API cannot tell the age
+        without receiving the message, and a receive would spend its redrive budget. Without CloudWatch (the
+        local stack) the age is ``None`` with the reason.
+        """
+        if self._cloudwatch is None:
+            return {"seconds": None, "at": None, "note": "unavailable on the local stack (a CloudWatch metric)"}
+        now = now or datetime.now(UTC)
+        try:
+            points = self._cloudwatch.get_metric_statistics(
+                Namespace="AWS/SQS",
+                MetricName="ApproximateAgeOfOldestMessage",
+                Dimensions=[{"Name": "QueueName", "Value": queue_name(url)}],
+                StartTime=now - AGE_METRIC_WINDOW,
+                EndTime=now,
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read the queue's metrics from CloudWatch: {exc}") from exc
+        if not points:
+            return {"seconds": None, "at": None, "note": f"no datapoint in the last {AGE_METRIC_WINDOW}"}
+        latest = max(points, key=lambda p: p["Timestamp"])
+        return {"seconds": float(latest.get("Maximum", 0.0)), "at": latest["Timestamp"].isoformat(), "note": None}
+
+    def _state_item(self, key: str) -> dict[str, Any] | None:
+        if self._res.state_table is None:
+            # Not "never opened" or "not seen yet": without the table's name nothing can be said.
+            raise StateTableUnknownError
+        try:
+            item = self._ddb.get_item(TableName=self._res.state_table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
+                "Item"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read the state table ({self._res.state_table}): {exc}") from exc
+        return item
+
+    def api_usage(self) -> dict[str, Any] | None:
+        """The org's API usage as the sync function last saw it (``ORG#API_USAGE``), or ``None`` before any."""
+        item = self._state_item(API_USAGE_KEY)
+        if item is None:
+            return None
+        try:
+            usage = api_usage_of(item)
+        except ValueError as exc:
+            return {"error": f"unreadable: {exc}"}
+        return {
+            "used": usage.used,
+            "limit": usage.limit,
+            "percent": round(usage.percent, 2),
+            "observed_at": usage.observed_at.isoformat(timespec="seconds"),
+        }
+
+    def breaker(self) -> dict[str, Any] | None:
+        """The circuit breaker's item (read only), or ``None`` when the breaker never opened (or is not deployed)."""
+        item = self._state_item(BREAKER_KEY)
+        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+
+    def alarms(self) -> list[dict[str, Any]] | None:
+        """The stack's CloudWatch alarms (named ``<stack>-…`` by the template) and their states.
+
+        ``None`` on the local stack, which deploys no alarms.
+        """
+        if self._cloudwatch is None or self._res.stack_name is None:
+            return None
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "AlarmNamePrefix": f"{self._res.stack_name}-",
+            "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
+        }
+        try:
+            while True:
+                page = self._cloudwatch.describe_alarms(**kwargs)
+                for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                    found.append(
+                        {
+                            "name": alarm["AlarmName"],
+                            "state": alarm["StateValue"],
+                            "since": alarm["StateUpdatedTimestamp"].isoformat(timespec="seconds"),
+                            "reason": alarm.get("StateReason", ""),
+                        }
+                    )
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read the stack's alarms: {exc}") from exc
+        return sorted(found, key=lambda a: (a["state"] != "ALARM", a["name"]))
+
+    def _state_table_parts(self) -> dict[str, Any]:
+        try:
+            return {"breaker": self.breaker(), "api_usage": self.api_usage()}
+        except StateTableUnknownError:
+            return {"breaker": {"state": "unknown", "error": NO_STATE_TABLE}, "api_usage": {"error": NO_STATE_TABLE}}
+
+    def status(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """Everything ``nrtsync status`` shows, as plain JSON-ready values."""
+        sessions = self.sessions(since=LAST_SESSION_WINDOW, limit=1, now=now)
+        return {
+            "queue": {
+                "name": queue_name(self._res.queue_url),
+                **self.queue_depth(self._res.queue_url),
+                "oldest_message_age": self.oldest_message_age(self._res.queue_url, now=now),
+            },
+            "dead_letter_queue": {"name": queue_name(self._res.dlq_url), **self.queue_depth(self._res.dlq_url)},
+            **self._state_table_parts(),
+            "last_session": sessions[0] if sessions else None,
+            "alarms": self.alarms(),
+        }

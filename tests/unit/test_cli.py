@@ -8,19 +8,23 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.sync import ApiUsage
+from nrtsync.tables import api_usage_item
 from nrtsync_cli.cli import main, run
 from nrtsync_cli.operations import Operations, StackResources
-from tests.support.sync_world import HISTORY_TABLE, SyncWorld, change, create_tables, message
+from tests.support.sqs_move_tasks import SqsWithMoveTasks
+from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +36,11 @@ class Cli:
     sqs: Any
     queue_url: str
     dlq_url: str
+    slept: list[float] = field(default_factory=list)
 
-    def __call__(self, *argv: str) -> tuple[int, str]:
+    def __call__(self, *argv: str, stdin: Any = None) -> tuple[int, str]:
         out = io.StringIO()
-        code = run(list(argv), operations=self.ops, out=out)
+        code = run(list(argv), operations=self.ops, out=out, stdin=stdin or io.StringIO(), sleep=self.slept.append)
         return code, out.getvalue()
 
     def queued(self, url: str) -> list[str]:
@@ -51,7 +56,8 @@ def cli() -> Iterator[Cli]:
         create_tables(ddb)
         queue_url = sqs.create_queue(QueueName="callouts")["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName="callouts-dlq")["QueueUrl"]
-        ops = Operations(StackResources(HISTORY_TABLE, queue_url, dlq_url), dynamodb=ddb, sqs=sqs)
+        resources = StackResources(HISTORY_TABLE, queue_url, dlq_url, state_table=STATE_TABLE)
+        ops = Operations(resources, dynamodb=ddb, sqs=sqs)
         yield Cli(SyncWorld(dynamodb=ddb), ops, sqs, queue_url, dlq_url)
 
 
@@ -134,8 +140,8 @@ def test_redrive_moves_dead_letters_back(cli: Cli) -> None:
     for n in range(2):
         cli.sqs.send_message(QueueUrl=cli.dlq_url, MessageBody=f"m{n}")
 
-    # When the operator redrives
-    code, output = cli("redrive-dlq")
+    # When the operator redrives (--yes: a test has no terminal to confirm on)
+    code, output = cli("redrive-dlq", "--yes")
 
     # Then they are on the callout queue and the DLQ is empty
     assert code == 0
@@ -281,3 +287,411 @@ def test_the_lambda_layer_holds_no_operator_cli() -> None:
     assert modules, "the layer's sources moved: update this test"
     assert {"nrtsync/cli", "nrtsync/operations", "nrtsync/__main__"} & modules == set()
     assert not any(module.startswith("nrtsync_cli") for module in modules)
+
+
+# --- issue 11: status, --json everywhere, --region/--profile, redrive-dlq with StartMessageMoveTask ------------
+
+STACK = "nrtsync-test"
+BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
+
+
+class Tty(io.StringIO):
+    """An operator at a terminal who will type ``answer``."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def aws(cli: Cli) -> Cli:
+    """The same moto world seen as a deployed stack: CloudWatch, the state table, alarms, server-side redrive.
+
+    moto 5.2 has no message move tasks: ``SqsWithMoveTasks`` adds them as the SQS API Reference describes.
+    """
+    dlq_arn = cli.sqs.get_queue_attributes(QueueUrl=cli.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 10})
+    cli.sqs.set_queue_attributes(QueueUrl=cli.queue_url, Attributes={"RedrivePolicy": policy})
+    sqs = SqsWithMoveTasks(cli.sqs)
+    resources = StackResources(HISTORY_TABLE, cli.queue_url, cli.dlq_url, state_table=STATE_TABLE, stack_name=STACK)
+    ops = Operations(
+        resources,
+        dynamodb=cli.world.dynamodb,
+        sqs=sqs,  # type: ignore[arg-type]
+        cloudwatch=boto3.client("cloudwatch", region_name="eu-west-1"),
+        server_side_redrive=True,
+    )
+    return Cli(cli.world, ops, sqs, cli.queue_url, cli.dlq_url)
+
+
+def put_alarm(name: str, state: Literal["OK", "ALARM"]) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"test: {state}")
+
+
+def test_status_shows_queues_age_breaker_usage_session_and_the_stacks_alarms(aws: Cli) -> None:
+    # Given a session, two changes waiting, one dead letter, the API usage item, an open breaker,
+    # SQS's age metric in CloudWatch, and alarms of this stack and of another
+    aws.world.run(message(change("Account", "A1")))
+    for n in range(2):
+        aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=f"w{n}")
+    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody="dead")
+    usage = ApiUsage(used=4_500, limit=10_000, observed_at=datetime(2026, 12, 1, 21, 0, tzinfo=UTC))
+    aws.world.dynamodb.put_item(TableName=STATE_TABLE, Item=api_usage_item(usage))
+    breaker = {
+        "pk": BREAKER_KEY,
+        "state": "open",
+        "reason": "SALESFORCE_UNAVAILABLE",
+        "message": "5 calls failed",
+        "since": "2026-12-01T21:30:00+00:00",
+        "by": "sync",
+        "updated_at": "2026-12-01T21:31:00+00:00",
+    }
+    aws.world.dynamodb.put_item(TableName=STATE_TABLE, Item={k: {"S": v} for k, v in breaker.items()})
+    now = datetime.now(UTC)
+    boto3.client("cloudwatch", region_name="eu-west-1").put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": "callouts"}],
+                "Timestamp": now - timedelta(minutes=minutes),
+                "Value": value,
+                "Unit": "Seconds",
+            }
+            for minutes, value in ((5, 30.0), (1, 95.0))
+        ],
+    )
+    put_alarm(f"{STACK}-dead-letters", "OK")
+    put_alarm(f"{STACK}-sync-errors", "ALARM")
+    put_alarm("another-stack-dead-letters", "ALARM")
+
+    # When the operator asks for the status as JSON (after the command's name)
+    code, output = aws("status", "--json")
+
+    # Then each part is there
+    status = json.loads(output)
+    assert code == 0
+    assert (status["queue"]["visible"], status["dead_letter_queue"]["visible"]) == (2, 1)
+    assert status["queue"]["oldest_message_age"]["seconds"] == 95.0  # the latest minute, not the largest
+    assert status["breaker"] | {"pk": BREAKER_KEY} == breaker
+    assert status["api_usage"] == {
+        "used": 4_500,
+        "limit": 10_000,
+        "percent": 45.0,
+        "observed_at": "2026-12-01T21:00:00+00:00",
+    }
+    assert (status["last_session"]["records_in"], status["last_session"]["written"]) == (1, 1)
+    # only this stack's alarms, those in ALARM first
+    assert [(a["name"], a["state"]) for a in status["alarms"]] == [
+        (f"{STACK}-sync-errors", "ALARM"),
+        (f"{STACK}-dead-letters", "OK"),
+    ]
+
+
+def test_status_prints_a_table_naming_what_is_wrong(aws: Cli) -> None:
+    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody="dead")
+    put_alarm(f"{STACK}-dead-letters", "ALARM")
+
+    code, output = aws("status")
+
+    lines = {line.split("  ")[0]: line for line in output.splitlines()}
+    assert code == 0
+    assert "1 waiting" in lines["dead letters"]
+    assert "1 in ALARM: nrtsync-test-dead-letters" in lines["alarms"]
+    assert "closed (never opened)" in lines["breaker"]
+    assert "not seen yet" in lines["api usage"]
+    assert "no datapoint" in lines["oldest message"]
+
+
+def test_status_of_the_local_stack_says_what_it_cannot_know(cli: Cli) -> None:
+    # The local stack's Operations have no CloudWatch and no stack name: no SQS metrics, no alarms
+    code, output = cli("--json", "status")
+
+    status = json.loads(output)
+    assert code == 0
+    assert status["queue"]["oldest_message_age"]["seconds"] is None
+    assert "unavailable on the local stack" in status["queue"]["oldest_message_age"]["note"]
+    assert status["alarms"] is None
+    assert status["breaker"] is None
+    assert status["api_usage"] is None
+    assert status["last_session"] is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["sessions", "--since", "1d"],
+        ["trail", "Account", "A1"],
+        ["failures"],
+        ["retry", "--all", "--dry-run"],
+        ["retry", "--all"],
+        ["redrive-dlq", "--dry-run"],
+        ["redrive-dlq", "--yes"],
+    ],
+)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_is_accepted_before_and_after_every_command(cli: Cli, command: list[str], where: str) -> None:
+    # Given a record written and one refused, and a dead letter
+    cli.world.salesforce.refuse["A2"] = ("DUPLICATE_VALUE", "duplicate")
+    cli.world.run(message(change("Account", "A1")), message(change("Account", "A2")))
+    cli.sqs.send_message(QueueUrl=cli.dlq_url, MessageBody="dead")
+    argv = ["--json", *command] if where == "before" else [*command, "--json"]
+
+    # When the command runs with --json in either place
+    code, output = cli(*argv)
+
+    # Then it succeeds and prints one JSON document
+    assert code == 0, output
+    assert json.loads(output) not in (None, [], {})
+
+
+def test_retry_and_redrive_report_their_counts_as_json(cli: Cli) -> None:
+    cli.world.salesforce.refuse["A2"] = ("DUPLICATE_VALUE", "duplicate")
+    cli.world.run(message(change("Account", "A2")))
+    cli.sqs.send_message(QueueUrl=cli.dlq_url, MessageBody="dead")
+
+    assert json.loads(cli("retry", "--all", "--json")[1]) == {"retried": 1, "not_retried": 0}
+    redriven = json.loads(cli("redrive-dlq", "--yes", "--json")[1])
+    assert (redriven["dead_letters"], redriven["moved"], redriven["not_moved"]) == (1, 1, 0)
+
+
+# --- redrive-dlq on AWS: StartMessageMoveTask ------------------------------------------------------------------
+
+
+def dead_letters(target: Cli, count: int) -> None:
+    for n in range(count):
+        target.sqs.send_message(QueueUrl=target.dlq_url, MessageBody=f"m{n}")
+
+
+def bodies(target: Cli, url: str) -> list[str]:
+    found: list[str] = []
+    while batch := target.queued(url):
+        found += batch
+    return sorted(found)
+
+
+def test_redrive_starts_a_server_side_move_task_and_follows_it(aws: Cli) -> None:
+    # Given three dead letters
+    dead_letters(aws, 3)
+
+    # When the operator redrives at 2 messages a second, confirmed
+    code, output = aws("redrive-dlq", "--limit", "2", "--yes")
+
+    # Then one move task ran from the DLQ to the callout queue at that rate, and it was followed to the end
+    assert code == 0, output
+    assert output.startswith("COMPLETED: moved 3 of 3")
+    [started] = aws.sqs.started
+    arns = [aws.ops.queue_arn(url) for url in (aws.dlq_url, aws.queue_url)]
+    assert started == {"SourceArn": arns[0], "DestinationArn": arns[1], "MaxNumberOfMessagesPerSecond": 2}
+    assert aws.slept, "progress was polled while the task ran"
+    assert bodies(aws, aws.queue_url) == ["m0", "m1", "m2"]
+    assert aws.ops.dead_letter_count() == 0
+
+
+def test_redrive_dry_run_counts_and_moves_nothing(aws: Cli) -> None:
+    dead_letters(aws, 2)
+
+    code, output = aws("redrive-dlq", "--dry-run", "--json")
+
+    assert code == 0
+    assert json.loads(output)["dead_letters"] == 2
+    assert aws.sqs.started == []
+    assert aws.ops.dead_letter_count() == 2
+
+
+def test_redrive_no_wait_returns_after_starting(aws: Cli) -> None:
+    dead_letters(aws, 2)
+
+    code, output = aws("redrive-dlq", "--yes", "--no-wait", "--json")
+
+    assert code == 0
+    assert json.loads(output)["status"] == "RUNNING"
+    assert len(aws.sqs.started) == 1
+    assert aws.slept == []
+
+
+def test_redrive_without_a_terminal_and_without_yes_is_refused(aws: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    dead_letters(aws, 1)
+
+    code, _ = aws("redrive-dlq")  # stdin is not a terminal
+
+    assert code == 2
+    assert "add --yes" in capsys.readouterr().err
+    assert aws.sqs.started == []
+    assert aws.ops.dead_letter_count() == 1
+
+
+@pytest.mark.parametrize(("answer", "code", "moved"), [("y\n", 0, True), ("n\n", 1, False), ("\n", 1, False)])
+def test_redrive_asks_at_a_terminal(aws: Cli, answer: str, code: int, moved: bool) -> None:
+    dead_letters(aws, 1)
+
+    assert aws("redrive-dlq", stdin=Tty(answer))[0] == code
+
+    assert bool(aws.sqs.started) is moved
+    assert aws.ops.dead_letter_count() == (0 if moved else 1)
+
+
+def test_redrive_refuses_while_a_move_task_runs(aws: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    dead_letters(aws, 3)
+    assert aws("redrive-dlq", "--yes", "--no-wait", "--limit", "1")[0] == 0
+
+    assert aws("redrive-dlq", "--yes")[0] == 1
+    assert "already running" in capsys.readouterr().err
+    assert len(aws.sqs.started) == 1
+
+
+def test_a_failed_move_task_exits_1_with_its_reason(aws: Cli) -> None:
+    dead_letters(aws, 2)
+    aws.sqs.fail_with = "AWS.SimpleQueueService.NonExistentQueue"
+
+    code, output = aws("redrive-dlq", "--yes", "--json")
+
+    assert code == 1
+    assert json.loads(output)["failure"] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def test_an_empty_dlq_moves_nothing_and_asks_nothing(aws: Cli) -> None:
+    code, output = aws("redrive-dlq")  # no --yes, no terminal: nothing to confirm
+
+    assert (code, output) == (0, "the dead-letter queue is empty: nothing to move\n")
+    assert aws.sqs.started == []
+
+
+@pytest.mark.parametrize("rate", ["0", "501", "ten"])
+def test_redrive_limit_is_a_rate_of_1_to_500(aws: Cli, rate: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        aws("redrive-dlq", "--limit", rate, "--yes")
+    assert exited.value.code == 2
+
+
+# --- --region and --profile: one boto3 Session for every client ------------------------------------------------
+
+
+def deploy_stack_in(region: str, cli: Cli) -> None:
+    outputs = {
+        "SyncHistoryTableName": HISTORY_TABLE,
+        "SyncStateTableName": STATE_TABLE,
+        "CalloutQueueUrl": cli.queue_url,
+        "CalloutDeadLetterQueueUrl": cli.dlq_url,
+    }
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation", region_name=region).create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+
+
+def test_region_chooses_where_the_stack_is_read(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the stack, its tables and queues in eu-west-1 (moto's regions are separate), the shell's default elsewhere
+    deploy_stack_in("eu-west-1", cli)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+
+    # Then the default region has no such stack, and --region (before or after the command) finds it
+    assert run(["--stack", STACK, "failures"], out=io.StringIO()) == 3
+    assert run(["--stack", STACK, "--region", "eu-west-1", "failures"], out=io.StringIO()) == 0
+    assert run(["--stack", STACK, "failures", "--region", "eu-west-1"], out=io.StringIO()) == 0
+
+
+def test_profile_chooses_the_session(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a profile whose region is where the stack is
+    deploy_stack_in("eu-west-1", cli)
+    config = tmp_path / "config"
+    config.write_text("[profile oncall]\nregion = eu-west-1\n", encoding="utf-8")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[oncall]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for variable in ("AWS_DEFAULT_REGION", "AWS_REGION"):  # they would win over the profile's region
+        monkeypatch.delenv(variable, raising=False)
+    # Without the profile there is no region at all: a usage error that says so
+    assert run(["--stack", STACK, "status"], out=io.StringIO()) == 2
+    assert "no AWS region" in capsys.readouterr().err
+
+    out = io.StringIO()
+    assert run(["--stack", STACK, "--profile", "oncall", "--json", "status"], out=out) == 0
+    assert json.loads(out.getvalue())["alarms"] == []  # a deployed stack's status reads its alarms
+
+
+def test_an_unknown_profile_is_a_usage_error(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--stack", STACK, "--profile", "nobody-has-this", "status"]) == 2
+    assert "--profile nobody-has-this" in capsys.readouterr().err
+
+
+def test_region_and_profile_are_ignored_with_local(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --local goes where the state file says; a --region that would fail elsewhere changes nothing
+    state = write_local_state(tmp_path, cli.queue_url, cli.dlq_url)
+    code = run(["--local", "--state-file", str(state), "--region", "xx-nowhere-1", "--profile", "none", "failures"])
+    assert code == 3  # the state file's closed port, not the region or profile, decides
+    err = capsys.readouterr().err
+    assert "ignored with --local" in err
+    assert "cannot read the sync history" in err
+
+
+def test_status_without_a_state_table_says_it_cannot_tell(cli: Cli) -> None:
+    # Given a stack whose outputs (or state file) name no state table
+    resources = StackResources(HISTORY_TABLE, cli.queue_url, cli.dlq_url)
+    cli.ops = Operations(resources, dynamodb=cli.world.dynamodb, sqs=cli.sqs)
+
+    code, output = cli("status", "--json")
+    status = json.loads(output)
+
+    # Then the breaker and the usage are unknown, not "never opened" or "not seen yet"
+    assert code == 0
+    assert status["breaker"]["state"] == "unknown"
+    assert "name no state table" in status["api_usage"]["error"]
+    table = cli("status")[1]
+    assert "closed (never opened)" not in table
+    assert "name no state table" in table
+
+
+def test_status_says_when_the_api_usage_item_is_unreadable(aws: Cli) -> None:
+    aws.world.dynamodb.put_item(TableName=STATE_TABLE, Item={"pk": {"S": "ORG#API_USAGE"}, "used": {"N": "5"}})
+
+    status = json.loads(aws("status", "--json")[1])
+
+    assert status["api_usage"]["error"].startswith("unreadable: API usage item lacks")
+
+
+def test_interrupting_the_progress_leaves_the_task_running(aws: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a move task slower than one poll (1 message a second, 3 messages)
+    dead_letters(aws, 3)
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    out = io.StringIO()
+    code = run(["redrive-dlq", "--yes", "--limit", "1", "--json"], operations=aws.ops, out=out, sleep=interrupt)
+
+    # Then the command stops watching (exit 1: not all moved yet), says the task goes on, and it does
+    assert code == 1
+    assert json.loads(out.getvalue())["status"] == "RUNNING"
+    assert "the move task goes on" in capsys.readouterr().err
+    task = aws.ops.dead_letter_move()
+    assert task is not None
+    assert task["Status"] == "RUNNING"
+
+
+def test_the_local_loop_moves_everything_whatever_the_rate(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # The local stack (no server-side move tasks) accepts --limit, says it does not apply, and moves every message
+    dead_letters(cli, 3)
+
+    code, output = cli("redrive-dlq", "--yes", "--limit", "1", "--json")
+
+    assert code == 0
+    assert json.loads(output)["moved"] == 3
+    assert "the local stack's loop ignores it" in capsys.readouterr().err
