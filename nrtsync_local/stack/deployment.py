@@ -189,7 +189,7 @@ class LocalDeployment:
 
         res = self.resources
         return Operations(
-            StackResources(res.history_table, res.queue_url, res.dlq_url),
+            StackResources(res.history_table, res.queue_url, res.dlq_url, state_table=res.state_table),
             dynamodb=self.client("dynamodb"),
             sqs=self.client("sqs"),
         )

@@ -420,3 +420,13 @@ def test_make_local_serves_until_sigterm_then_exits_cleanly(tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
+
+
+def test_status_through_the_local_deployment_reads_the_state_table(client: Client) -> None:
+    # Given the running local deployment, which the demo and the drill query through LocalDeployment.operations()
+    # When status is read through it
+    status = client.stack.operations().status()
+
+    # Then the breaker and the API usage come from the state table, not "unknown" for want of its name
+    assert status["breaker"] is None or status["breaker"].get("state") != "unknown"
+    assert "error" not in (status["api_usage"] or {})
