@@ -14,6 +14,7 @@ from nrtsync.metrics.names import (
     INGEST_METRIC_NAMES,
     METRIC_NAMES,
     RUN_METRIC_NAMES,
+    SYNC_PAUSED,
     SYNC_SESSION_METRIC_NAMES,
     WINDOWS,
 )
@@ -124,7 +125,7 @@ def test_the_sync_session_emits_exactly_the_names_the_dashboard_knows() -> None:
 
 
 def test_the_registry_lists_every_emitter_s_names_with_their_dimensions() -> None:
-    emitted = {*METRIC_NAMES, *RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *INGEST_METRIC_NAMES}
+    emitted = {*METRIC_NAMES, *RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *INGEST_METRIC_NAMES, SYNC_PAUSED}
     assert set(DIMENSION_SETS) == emitted
 
 

@@ -109,6 +109,9 @@ SYNC_SESSION_METRIC_NAMES: Final[tuple[str, ...]] = (
     BATCH_SIZE,
 )
 
+# The circuit breaker's gauge, 1 open / 0 closed, one data point per probe run (EMF, dimension ``service``).
+SYNC_PAUSED: Final = "SyncPaused"
+
 # The ingest function's, one data point per callout (EMF, dimension ``service``; rejections also per ``Reason``).
 CALLOUTS_ACCEPTED: Final = "CalloutsAccepted"
 CALLOUTS_REJECTED: Final = "CalloutsRejected"
@@ -121,4 +124,5 @@ DIMENSION_SETS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     API_USAGE_PERCENT: ((),),
     **dict.fromkeys((*RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, CALLOUTS_ACCEPTED), ((SERVICE_DIMENSION,),)),
     CALLOUTS_REJECTED: ((SERVICE_DIMENSION,), (SERVICE_DIMENSION, REASON_DIMENSION)),
+    SYNC_PAUSED: ((SERVICE_DIMENSION,),),
 }
