@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.operations import OperationError, Operations, StackResources
 from nrtsync_cli.render import ProgressBar, print_table
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--dry-run", action="store_true", help="show what would be retried")
 
     commands.add_parser("redrive-dlq", help="move the dead-letter queue's messages back to the callout queue")
+    add_breaker_commands(commands)
     return parser
 
 
@@ -211,6 +213,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
     "failures": _failures,
     "retry": _retry,
     "redrive-dlq": _redrive,
+    **BREAKER_COMMANDS,
 }
 
 

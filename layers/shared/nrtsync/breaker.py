@@ -40,6 +40,37 @@ def is_probe_event(event: Mapping[str, Any]) -> bool:
     return event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events"
 
 
+def pause(store: BreakerStore, switch: EventSourceSwitch, message: str, *, by: str, now: datetime) -> BreakerState:
+    """Open the breaker by hand (reason MANUAL, which the probe never closes) and stop receiving; a breaker already
+    open becomes MANUAL and keeps its ``since``. Raises BreakerUnavailableError (nothing is half-done silently: the
+    state is written first, and a failed switch is reported to the operator, who runs it again)."""
+    if not message.strip():
+        raise ValueError("a pause needs a reason (message)")
+    state = store.read()
+    paused = BreakerState(
+        is_open=True,
+        reason=BreakerReason.MANUAL,
+        message=message,
+        since=state.since if state.is_open and state.since else now,
+        by=by,
+        updated_at=now,
+    )
+    store.write(paused)
+    switch.set_enabled(False)
+    return paused
+
+
+def resume(store: BreakerStore, switch: EventSourceSwitch, message: str, *, by: str, now: datetime) -> BreakerState:
+    """Close the breaker by hand, whatever opened it, and receive again (the probe reopens it within a minute of
+    the next failed call if Salesforce still cannot take writes)."""
+    if not message.strip():
+        raise ValueError("a resume needs a reason (message)")
+    closed = BreakerState(is_open=False, message=message, since=now, by=by, updated_at=now)
+    store.write(closed)
+    switch.set_enabled(True)
+    return closed
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """What one probe run found and did; ``paused`` is the ``SyncPaused`` gauge it reports."""
@@ -137,28 +168,12 @@ class CircuitBreaker:
     # -- operators -----------------------------------------------------------------------------------------
 
     def pause(self, message: str, *, by: str) -> BreakerState:
-        """Open by hand (reason MANUAL, which the probe never closes); a breaker already open becomes MANUAL."""
-        now = self._clock()
-        state = self._store.read()
-        paused = BreakerState(
-            is_open=True,
-            reason=BreakerReason.MANUAL,
-            message=message,
-            since=state.since if state.is_open and state.since else now,
-            by=by,
-            updated_at=now,
-        )
-        self._store.write(paused)
-        self._switch.set_enabled(False)
-        return paused
+        """Open by hand; see ``pause``."""
+        return pause(self._store, self._switch, message, by=by, now=self._clock())
 
     def resume(self, message: str, *, by: str) -> BreakerState:
-        """Close by hand, whatever the reason, and receive again."""
-        now = self._clock()
-        closed = BreakerState(is_open=False, message=message, since=now, by=by, updated_at=now)
-        self._store.write(closed)
-        self._switch.set_enabled(True)
-        return closed
+        """Close by hand; see ``resume``."""
+        return resume(self._store, self._switch, message, by=by, now=self._clock())
 
     # -- the probe -----------------------------------------------------------------------------------------
 
