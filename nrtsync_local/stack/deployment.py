@@ -185,6 +185,11 @@ class LocalDeployment:
         return list(self._handlers.switch.changes)
 
     @property
+    def sync_busy(self) -> bool:
+        """Whether a sync invocation is running now."""
+        return self._handlers.sync_busy
+
+    @property
     def probe_runs(self) -> int:
         return self._handlers.probe_runs
 
