@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=30)
     args = parser.parse_args(argv)
     figures = run_pause_drill(records=args.records, hold_minutes=args.minutes)
-    print(json.dumps([f.as_dict() for f in figures], indent=2))  # noqa: T201 - the command's output
+    print(json.dumps([f.as_dict() for f in figures], indent=2))
     return 1 if any(f.problems for f in figures) else 0
 
 
