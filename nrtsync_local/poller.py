@@ -74,6 +74,7 @@ class MappingSwitch:
     def _write(self, *, enabled: bool) -> None:
         if self._path is None:
             return
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the state file's directory
         partial = self._path.with_suffix(".tmp")
         partial.write_text(json.dumps({"enabled": enabled}), encoding="utf-8")
         partial.replace(self._path)  # atomic: a reader never sees half a file
