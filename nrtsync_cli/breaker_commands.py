@@ -125,6 +125,15 @@ def breaker_status(state: BreakerState) -> dict[str, Any]:
     }
 
 
+def breaker_rows(args: argparse.Namespace, *, target: BreakerTarget | None = None) -> dict[str, Any]:
+    """What ``status`` shows of the breaker (state, reason, since, by, consecutive failures), read-only."""
+    try:
+        state = (target or breaker_target(args)).store.read()
+    except (BreakerTargetError, BreakerUnavailableError) as exc:
+        return {"breaker": "unknown", "error": str(exc)}
+    return breaker_status(state)
+
+
 def run_breaker_command(
     args: argparse.Namespace, _ops: Operations | None, out: TextIO, *, target: BreakerTarget | None = None
 ) -> int:

@@ -18,8 +18,8 @@ from moto.server import ThreadedMotoServer
 
 from nrtsync.adapters.breaker_store import DynamoBreakerStore
 from nrtsync.ports.breaker import BreakerReason, BreakerState
-from nrtsync_cli.breaker_commands import breaker_status
-from nrtsync_cli.cli import run
+from nrtsync_cli.breaker_commands import breaker_rows, breaker_status
+from nrtsync_cli.cli import build_parser, run
 from nrtsync_local.poller import MappingSwitch
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, create_tables
 
@@ -128,3 +128,19 @@ def test_a_stopped_local_stack_exits_3(tmp_path: Path, capsys: pytest.CaptureFix
     code = run(["--local", "--state-file", str(tmp_path / "none.json"), "pause", "--reason", "x"], out=io.StringIO())
     assert code == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_status_rows_show_the_breaker_as_stored(local_stack: dict[str, Any]) -> None:
+    args = build_parser().parse_args(["--local", "--state-file", str(local_stack["state"]), "sessions"])
+    assert breaker_rows(args)["breaker"] == "closed"
+
+    cli(local_stack, "pause", "--reason", "release", "--by", "ana")
+
+    rows = breaker_rows(args)
+    assert (rows["breaker"], rows["reason"], rows["by"], rows["message"]) == (
+        "open",
+        "MANUAL",
+        "operator:ana",
+        "release",
+    )
+    assert rows["since"]
