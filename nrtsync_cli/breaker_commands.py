@@ -44,23 +44,27 @@ class BreakerTarget:
     switch: EventSourceSwitch
 
     @classmethod
-    def of_stack(cls, stack_name: str) -> BreakerTarget:
+    def of_stack(cls, stack_name: str, session: boto3.Session | None = None) -> BreakerTarget:
+        session = session or boto3.Session()
         try:
-            stack = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+            stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
             outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
             table, function, queue_url = (
                 outputs["SyncStateTableName"],
                 outputs["SyncFunctionName"],
                 outputs["CalloutQueueUrl"],
             )
-            queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            queue_arn = session.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
         except KeyError as exc:
             raise BreakerTargetError(f"stack {stack_name} has no output {exc}") from exc
         except (ClientError, BotoCoreError, IndexError) as exc:
             raise BreakerTargetError(f"cannot read stack {stack_name}: {exc}") from exc
-        return cls(DynamoBreakerStore(table), LambdaEventSourceSwitch(function, queue_arn))
+        return cls(
+            DynamoBreakerStore(table, client=session.client("dynamodb")),
+            LambdaEventSourceSwitch(function, queue_arn, client=session.client("lambda")),
+        )
 
     @classmethod
     def of_local(cls, state_file: Path) -> BreakerTarget:
@@ -109,7 +113,14 @@ def add_breaker_commands(commands: Any) -> None:
 
 def breaker_target(args: argparse.Namespace) -> BreakerTarget:
     if getattr(args, "stack", None):
-        return BreakerTarget.of_stack(args.stack)
+        # --region / --profile, where the CLI has them (issue 11's on-call options), pick the operator's session.
+        try:
+            session = boto3.Session(
+                profile_name=getattr(args, "profile", None), region_name=getattr(args, "region", None)
+            )
+        except BotoCoreError as exc:
+            raise BreakerTargetError(str(exc)) from exc
+        return BreakerTarget.of_stack(args.stack, session)
     return BreakerTarget.of_local(getattr(args, "state_file", None) or LOCAL_STACK_FILE)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from nrtsync.adapters.breaker_store import DynamoBreakerStore
@@ -144,3 +145,11 @@ def test_status_rows_show_the_breaker_as_stored(local_stack: dict[str, Any]) -> 
         "release",
     )
     assert rows["since"]
+
+
+def test_an_unknown_deployed_stack_exits_3(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        code = run(["--stack", "no-such-stack", "pause", "--reason", "x"], out=io.StringIO())
+    assert code == 3
+    assert "no-such-stack" in capsys.readouterr().err
