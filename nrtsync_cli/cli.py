@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
+from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.render import ProgressBar, print_table
 
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     redrive.add_argument("--no-wait", action="store_true", help="start the move and return; do not show progress")
+    add_breaker_commands(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -463,6 +465,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
     "trail": _trail,
     "failures": _failures,
     "retry": _retry,
+    **BREAKER_COMMANDS,
 }
 # Commands that ask or wait take the whole terminal.
 _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {"redrive-dlq": _redrive}

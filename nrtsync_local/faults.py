@@ -337,6 +337,9 @@ def run_drill(
         },
         sync_handler_wrapper=kill_after_return,
         salesforce_wrapper=kill_after_answer,
+        # The breaker's probe as often as the budget recheck: the drill's pauses last seconds, not minutes
+        # (the long pauses are nrtsync_local.drill.pause's, on a simulated clock).
+        probe_interval_seconds=float(config.api_recheck_seconds),
     )
     with _quiet_kills(), stack:
         drill = FaultDrill(stack, config, switch)

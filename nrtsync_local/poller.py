@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -35,6 +37,62 @@ class LocalContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
+class MappingSwitch:
+    """The event source mapping's ``Enabled`` flag (the ``EventSourceSwitch`` the sync service's breaker is given
+    locally): while disabled the poller receives nothing, as Lambda stops polling a disabled mapping ("Lambda event
+    source mappings", AWS Lambda Developer Guide: a disabled mapping does not poll; a batch already invoked
+    finishes). moto's own Lambda event source mappings are not used: moto invokes a mapped function itself when a
+    message is sent, which needs Docker.
+
+    ``path``: the flag also lives in this JSON file (``{"enabled": false}``), so that ``nrtsync --local pause`` in
+    another process switches the running stack's poller, as ``UpdateEventSourceMapping`` does on AWS.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._enabled = threading.Event()
+        self._enabled.set()
+        self.changes: list[bool] = []
+        if path is not None:
+            self._write(enabled=True)
+
+    @property
+    def enabled(self) -> bool:
+        if self._path is not None:
+            self._read()
+        return self._enabled.is_set()
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.changes.append(enabled)
+        if self._path is not None:
+            self._write(enabled=enabled)
+        if enabled:
+            self._enabled.set()
+        else:
+            self._enabled.clear()
+
+    def _write(self, *, enabled: bool) -> None:
+        if self._path is None:
+            return
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the state file's directory
+        partial = self._path.with_suffix(".tmp")
+        partial.write_text(json.dumps({"enabled": enabled}), encoding="utf-8")
+        partial.replace(self._path)  # atomic: a reader never sees half a file
+
+    def _read(self) -> None:
+        if self._path is None:
+            return
+        # Read every time (a few bytes, ten times a second): an mtime check could miss two writes in one tick.
+        try:
+            enabled = bool(json.loads(self._path.read_text(encoding="utf-8"))["enabled"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # keep the last known state
+        if enabled:
+            self._enabled.set()
+        else:
+            self._enabled.clear()
+
+
 @dataclass
 class PollStats:
     invocations: int = 0
@@ -43,6 +101,7 @@ class PollStats:
     retried: int = 0
     handler_errors: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    receive_calls: int = 0  # ReceiveMessage requests made (none while the mapping is disabled)
 
 
 class SqsEventSourcePoller:
@@ -65,6 +124,7 @@ class SqsEventSourcePoller:
         function_timeout_seconds: float,
         function_name: str = "SyncFunction",
         region: str = "eu-west-1",
+        switch: MappingSwitch | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -77,15 +137,17 @@ class SqsEventSourcePoller:
         self._region = region
         self.stats = PollStats()
         self._invocation = 0
+        self.switch = switch or MappingSwitch()
 
     def _collect(self, stop: threading.Event) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         first_at: float | None = None
-        while len(messages) < self._batch_size and not stop.is_set():
+        while len(messages) < self._batch_size and not stop.is_set() and self.switch.enabled:
             waited = 0.0 if first_at is None else time.monotonic() - first_at
             if first_at is not None and waited >= self._window:
                 break
             wait = 1 if first_at is None else max(0, min(1, int(self._window - waited)))
+            self.stats.receive_calls += 1
             received = self._sqs.receive_message(
                 QueueUrl=self._queue_url,
                 MaxNumberOfMessages=min(_SQS_RECEIVE_MAX, self._batch_size - len(messages)),
@@ -127,8 +189,13 @@ class SqsEventSourcePoller:
         }
 
     def poll_once(self, stop: threading.Event | None = None) -> int:
-        """One batch: returns how many messages it carried (0 when the queue was empty)."""
-        messages = self._collect(stop or threading.Event())
+        """One batch: returns how many messages it carried (0 when the queue was empty, or after a short idle
+        wait without any receive while the mapping is disabled)."""
+        stop = stop or threading.Event()
+        if not self.switch.enabled:
+            stop.wait(0.1)
+            return 0
+        messages = self._collect(stop)
         if not messages:
             return 0
         self._invocation += 1
@@ -158,6 +225,6 @@ class SqsEventSourcePoller:
         return len(messages)
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set."""
+        """Poll until ``stop`` is set; idle (no receives) while the mapping is disabled."""
         while not stop.is_set():
             self.poll_once(stop)

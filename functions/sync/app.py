@@ -1,4 +1,8 @@
-"""SQS -> sync: coalesce a batch of queued Zuora changes and upsert them into Salesforce."""
+"""SQS -> sync: coalesce a batch of queued Zuora changes and upsert them into Salesforce.
+
+The same function runs the circuit breaker's probe on its EventBridge schedule (once a minute): the probe shares
+the warm container's Salesforce token and API usage reading, its settings and its permissions.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nrtsync.breaker import is_probe_event
 from nrtsync.observability import logger, metrics
-from nrtsync.reporting import report_session
+from nrtsync.reporting import report_probe, report_session
 from nrtsync.settings import sync_settings
 from nrtsync.sync import QueueMessage, SyncService
 from nrtsync.wiring import Lazy, build_sync
@@ -19,7 +24,12 @@ service: Lazy[SyncService] = Lazy(lambda: build_sync(sync_settings()))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    remaining_seconds = context.get_remaining_time_in_millis() / 1000
+    if is_probe_event(event):
+        probe = service.get().probe(remaining_seconds=remaining_seconds)
+        report_probe(probe)
+        return probe.as_dict() if probe else {}
     messages = QueueMessage.batch_from_sqs(event)
-    result = service.get().process(messages, remaining_seconds=context.get_remaining_time_in_millis() / 1000)
+    result = service.get().process(messages, remaining_seconds=remaining_seconds)
     report_session(result)
     return result.batch_item_failures()

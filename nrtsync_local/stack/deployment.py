@@ -29,13 +29,13 @@ from nrtsync_local.stack.environment import (
 )
 from nrtsync_local.stack.handlers import LocalHandlers
 from nrtsync_local.stack.schedule import run_schedule, schedule_interval
-from nrtsync_local.stack.spec import INGEST, METRICS, LocalDeploymentError, api_routes
+from nrtsync_local.stack.spec import INGEST, METRICS, SYNC, LocalDeploymentError, api_routes
 from nrtsync_local.stack.state_file import claim_state_file, write_private_json
 from nrtsync_local.stack.threads import StackThreads, run_poller, start_front, sync_poller
 from nrtsync_local.template import load_template
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import SalesforcePort
+    from nrtsync.ports.sync import RetryScheduler, SalesforcePort
     from nrtsync_cli.operations import Operations
 
 
@@ -72,7 +72,13 @@ class LocalDeployment:
         template: dict[str, Any] | None = None,
         sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
         salesforce_wrapper: Callable[[SalesforcePort], SalesforcePort] | None = None,
+        sync_clock: Callable[[], datetime] | None = None,
+        retries_wrapper: Callable[[RetryScheduler], RetryScheduler] | None = None,
+        probe_interval_seconds: float | None = None,
     ) -> None:
+        """``sync_clock`` and ``retries_wrapper``: a simulated clock for the sync service and its breaker, and the
+        SQS visibility delays made to follow it (the long-pause drill). ``probe_interval_seconds``: the breaker's
+        probe schedule (None: the template's, once a minute; 0: not scheduled, the caller runs ``run_probe_now``)."""
         self._template = template or load_template()
         self._handlers = LocalHandlers(
             self._template,
@@ -81,7 +87,10 @@ class LocalDeployment:
             with_metrics=with_metrics,
             sync_handler_wrapper=sync_handler_wrapper,
             salesforce_wrapper=salesforce_wrapper,
+            sync_clock=sync_clock,
+            retries_wrapper=retries_wrapper,
         )
+        self._probe_interval = probe_interval_seconds
         self._workdir_given = workdir
         self._state_file = state_file
         self._window = sync_batch_window_seconds
@@ -166,6 +175,31 @@ class LocalDeployment:
         return self._poller.stats
 
     @property
+    def event_source_enabled(self) -> bool:
+        """Whether the sync function's event source mapping is enabled (the breaker disables it)."""
+        return self._handlers.switch.enabled
+
+    @property
+    def event_source_changes(self) -> list[bool]:
+        """Every enable (True) / disable (False) the breaker asked of the mapping, in order."""
+        return list(self._handlers.switch.changes)
+
+    @property
+    def sync_busy(self) -> bool:
+        """Whether a sync invocation is running now."""
+        return self._handlers.sync_busy
+
+    @property
+    def probe_runs(self) -> int:
+        return self._handlers.probe_runs
+
+    def run_probe_now(self) -> dict[str, Any]:
+        """Runs the breaker's probe once (the sync handler with its schedule's event); returns its answer."""
+        if not self._started:
+            raise RuntimeError("the local stack is not started")
+        return self._handlers.invoke_probe()
+
+    @property
     def state_file(self) -> Path | None:
         return self._state_file
 
@@ -215,6 +249,8 @@ class LocalDeployment:
             "standin_pid": None if self._standin_process is None else self._standin_process.pid,
             "pid": os.getpid(),
             "started_at": self._started_at,
+            "sync_function_name": SYNC,
+            "event_source_file": str(self._event_source_file(self._state_file)) if self._state_file else None,
         }
 
     def queue_depth(self) -> dict[str, int]:
@@ -291,6 +327,8 @@ class LocalDeployment:
         if self._state_file is not None and self._wrote_state_file:
             with contextlib.suppress(FileNotFoundError):
                 self._state_file.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self._event_source_file(self._state_file).unlink()
             self._wrote_state_file = False
         if self._front is not None:
             self._front.stop()
@@ -349,6 +387,8 @@ class LocalDeployment:
             region=self._region,
             ca_file=self.salesforce_ca_file,
         )
+        if self._state_file is not None:
+            self._handlers.use_switch_file(self._event_source_file(self._state_file))
         self._handlers.install(environments)
         self._front = start_front(self._template, self._handlers, region=self._region)
         poller = sync_poller(
@@ -361,6 +401,12 @@ class LocalDeployment:
         )
         self._poller = poller
         self._threads.spawn("sync-poller", lambda: run_poller(poller, self._threads.stopping))
+        if self._probe_interval != 0:
+            probe_interval = schedule_interval(self._template, SYNC, self._probe_interval)
+            self._threads.spawn(
+                "breaker-probe",
+                lambda: run_schedule(self._threads.stopping, probe_interval, self._handlers.invoke_probe),
+            )
         if self._handlers.runs_metrics:
             interval = schedule_interval(self._template, METRICS, self._metrics_interval)
             self._threads.spawn(
@@ -370,6 +416,10 @@ class LocalDeployment:
         if self._state_file is not None:
             write_private_json(self._state_file, self.info())
             self._wrote_state_file = True
+
+    @staticmethod
+    def _event_source_file(state_file: Path) -> Path:
+        return state_file.with_name(state_file.stem + ".event-source.json")
 
     def _salesforce_secret(self, workdir: Path) -> dict[str, str]:
         """The Salesforce secret's JSON: the real org's, or the stand-in's once it is started in ``workdir``."""

@@ -9,16 +9,19 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrtsync_local.front import Handler
-from nrtsync_local.poller import LocalContext
+from nrtsync_local.poller import LocalContext, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
 from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, SYNC, authorizer_function
 from nrtsync_local.template import function_properties
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import SalesforcePort
+    from datetime import datetime
+
+    from nrtsync.ports.sync import RetryScheduler, SalesforcePort
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -39,6 +42,8 @@ class LocalHandlers:
         with_metrics: bool,
         sync_handler_wrapper: Callable[[Handler], Handler] | None = None,
         salesforce_wrapper: Callable[[SalesforcePort], SalesforcePort] | None = None,
+        sync_clock: Callable[[], datetime] | None = None,
+        retries_wrapper: Callable[[RetryScheduler], RetryScheduler] | None = None,
     ) -> None:
         self._template = template
         self._region = region
@@ -49,6 +54,13 @@ class LocalHandlers:
         self._sync_handler_wrapper = sync_handler_wrapper
         # ... and the sync service's Salesforce port, e.g. to die after Salesforce answered a call.
         self._salesforce_wrapper = salesforce_wrapper
+        # A drill's simulated clock for the sync service (and its breaker), and its wrapper of the SQS visibility
+        # delays (so that they follow that clock).
+        self._sync_clock = sync_clock
+        self._retries_wrapper = retries_wrapper
+        # The sync function's event source mapping: the breaker disables it, the poller honours it.
+        self.switch = MappingSwitch()
+        self.probe_runs = 0
         self._authorizer: str | None = None
         self._invoke_lock = threading.Lock()
         self.sync_busy = False
@@ -59,6 +71,10 @@ class LocalHandlers:
     def runs_metrics(self) -> bool:
         """Whether the metrics function is wanted and could be installed."""
         return self._with_metrics and self.metrics_error is None
+
+    def use_switch_file(self, path: Path) -> None:
+        """Keep the mapping's enabled flag in ``path`` too, so the CLI (another process) can pause the stack."""
+        self.switch = MappingSwitch(path)
 
     def install(self, environments: Mapping[str, Mapping[str, str]]) -> None:
         # Imported only now: Powertools reads POWERTOOLS_* when nrtsync.observability is first imported.
@@ -80,7 +96,12 @@ class LocalHandlers:
         salesforce = wiring.build_salesforce(sync_settings)
         if self._salesforce_wrapper is not None:
             salesforce = self._salesforce_wrapper(salesforce)
-        sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce))
+        extra: dict[str, Any] = {"clock": self._sync_clock} if self._sync_clock is not None else {}
+        if self._retries_wrapper is not None:
+            from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+
+            extra["retries"] = self._retries_wrapper(SqsChangeQueue(sync_settings.queue_url))
+        sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce, event_source=self.switch, **extra))
         if self._with_metrics:
             try:
                 from functions.metrics import app as metrics_app  # noqa: PLC0415
@@ -146,6 +167,20 @@ class LocalHandlers:
             return self.invoke(SYNC, sync_app.lambda_handler, event, context)
         finally:
             self.sync_busy = False
+
+    def invoke_probe(self) -> dict[str, Any]:
+        """One run of the breaker's probe: the sync handler with its schedule's event, as EventBridge sends it."""
+        from functions.sync import app as sync_app  # noqa: PLC0415
+
+        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{SYNC}-BreakerProbe")
+        context = LocalContext(
+            function_name=SYNC,
+            timeout_seconds=float(function_properties(self._template, SYNC).get("Timeout", 3)),
+            aws_request_id=str(uuid.uuid4()),
+        )
+        result = self.invoke(SYNC, sync_app.lambda_handler, event, context)
+        self.probe_runs += 1
+        return result
 
     def invoke_metrics(self) -> dict[str, Any]:
         """One run of the metrics handler with a scheduled event, as EventBridge sends it."""

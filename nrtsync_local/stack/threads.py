@@ -94,6 +94,7 @@ def sync_poller(
         function_timeout_seconds=float(function_properties(template, SYNC).get("Timeout", 3)),
         function_name=SYNC,
         region=region,
+        switch=handlers.switch,
     )
 
 

@@ -43,6 +43,7 @@ DUMMY_REFS = {
     "AWS::StackName": "nrtsync-build-test",
     "AWS::Region": "eu-west-1",
     "CalloutQueue": "https://sqs.eu-west-1.amazonaws.com/000000000000/callouts",
+    "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
     "SyncStateTable": "sync-state",

@@ -24,7 +24,7 @@ from nrtsync.settings import SyncSettings
 from nrtsync.sync import QueueMessage
 from nrtsync.wiring import build_sync
 from nrtsync_local.aws import LocalResources, MotoServer, client, provision
-from nrtsync_local.poller import SqsEventSourcePoller
+from nrtsync_local.poller import MappingSwitch, SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin
 from tests.support.sync_world import T0, change
 
@@ -54,6 +54,7 @@ class Pipeline:
     sf: StandinClient
     sqs: Any
     settings: SyncSettings
+    switch: MappingSwitch  # the sync function's event source mapping, as the local stack has it
 
     def send(self, *changes: QueuedChange) -> None:
         queue = SqsChangeQueue(self.resources.queue_url, client=self.sqs)
@@ -69,6 +70,7 @@ class Pipeline:
             batch_size=200,
             window_seconds=0.2,
             function_timeout_seconds=60,
+            switch=self.switch,
         )
 
     def drain(self, rounds: int = 10) -> SqsEventSourcePoller:
@@ -129,8 +131,9 @@ def pipeline(moto_url: str, standin: StandinClient, monkeypatch: pytest.MonkeyPa
             "API_USAGE_RECHECK_SECONDS": "1",
         }
     )
-    app.service.use(build_sync(settings))
-    yield Pipeline(resources, standin, client("sqs", moto_url), settings)
+    switch = MappingSwitch()
+    app.service.use(build_sync(settings, event_source=switch))
+    yield Pipeline(resources, standin, client("sqs", moto_url), settings, switch)
     app.service.use(None)
     standin.set_faults(latency_ms=0, expire_sessions=False)
 
@@ -199,8 +202,15 @@ def test_a_used_up_api_allocation_holds_changes_until_it_frees_up(pipeline: Pipe
     assert pipeline.find(ACCOUNTS, "A1") is None
     assert pipeline.failures() == []
 
-    # And when the allocation frees up, the next poll after the recheck interval writes it
+    # and the circuit breaker is open (issue 11): the mapping is disabled until the probe closes it
+    assert app.service.get().breaker.current().is_open  # type: ignore[union-attr]
+    assert pipeline.switch.enabled is False
+
+    # And when the allocation frees up, the probe closes the breaker and the next poll after the recheck writes it
     pipeline.sf.set_faults(api_limit=100_000, api_used=10)
+    probe = app.service.get().probe(remaining_seconds=30)
+    assert probe is not None
+    assert probe.action == "closed"
     time.sleep(1.1)
     pipeline.drain()
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "held"

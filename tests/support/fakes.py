@@ -18,6 +18,7 @@ from nrtsync.models.salesforce import (
     SalesforceLimitExceededError,
     SalesforceRequestError,
 )
+from nrtsync.ports.breaker import BreakerUnavailableError
 from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
 # Which sObject a relationship field points to, as in Zuora 360.
@@ -44,6 +45,7 @@ class FakeSalesforce:
     calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
     api_requests: list[list[tuple[str, int]]] = field(default_factory=list)  # the collections of each API call
     usage_checks: int = 0
+    fail_usage_checks: list[type[Exception]] = field(default_factory=list)  # raised by the next /limits reads
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _usage: ApiUsage | None = None
@@ -62,6 +64,8 @@ class FakeSalesforce:
 
     def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
         with self._lock:
+            if self.fail_usage_checks:
+                raise self.fail_usage_checks.pop(0)("limits: injected failure")
             self.usage_checks += 1
             self._count_call()
             assert self._usage is not None
@@ -155,3 +159,18 @@ class FakeRetryScheduler:
         for handle in receipt_handles:
             self.delays[handle] = seconds
         return []
+
+
+@dataclass
+class FakeEventSourceSwitch:
+    """The sync function's event source mapping: its enabled state and every change asked for."""
+
+    enabled: bool = True
+    changes: list[bool] = field(default_factory=list)
+    fail: bool = False  # the Lambda API refuses the next changes
+
+    def set_enabled(self, enabled: bool) -> None:
+        if self.fail:
+            raise BreakerUnavailableError("injected: UpdateEventSourceMapping refused")
+        self.changes.append(enabled)
+        self.enabled = enabled

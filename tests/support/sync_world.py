@@ -11,14 +11,16 @@ from typing import Any
 
 import boto3
 
+from nrtsync.adapters.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.history import DynamoHistoryWriter
 from nrtsync.adapters.state import DynamoVersionStore
+from nrtsync.breaker import CircuitBreaker
 from nrtsync.mapping import load_mapping
 from nrtsync.models.callout import QueuedChange
 from nrtsync.settings import SyncSettings
 from nrtsync.sync import QueueMessage, SyncService
 from nrtsync_local.template import load_template, table_definition
-from tests.support.fakes import FakeRetryScheduler, FakeSalesforce
+from tests.support.fakes import FakeEventSourceSwitch, FakeRetryScheduler, FakeSalesforce
 
 STATE_TABLE = "sync-state"
 HISTORY_TABLE = "sync-history"
@@ -79,6 +81,8 @@ class SyncWorld:
     retries: FakeRetryScheduler = field(default_factory=FakeRetryScheduler)
     overrides: dict[str, Any] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
+    switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def service(self) -> SyncService:
         return SyncService(
@@ -88,8 +92,27 @@ class SyncWorld:
             state=self.state,
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
+            breaker=self.breaker(),
+            clock=self.clock,
             monotonic=self.monotonic,
         )
+
+    def breaker(self) -> CircuitBreaker:
+        """The breaker as wiring builds it: state in the (moto) state table, the mapping faked."""
+        config = settings(**self.overrides)
+        return CircuitBreaker(
+            store=self.breaker_store,
+            switch=self.switch,
+            salesforce=self.salesforce,
+            usage_store=self.state,
+            failure_threshold=config.breaker_failure_threshold,
+            budget_percent=config.api_usage_budget_percent,
+            clock=self.clock,
+        )
+
+    @property
+    def breaker_store(self) -> DynamoBreakerStore:
+        return DynamoBreakerStore(STATE_TABLE, client=self.dynamodb)
 
     @property
     def state(self) -> DynamoVersionStore:

@@ -321,10 +321,16 @@ def test_every_function_policy_names_its_resources(template: Template) -> None:
             continue
         for statement in policy["Statement"]:
             resource = statement["Resource"]
-            if resource == "*":
+            if resource == "*" and statement["Action"] == "lambda:ListEventSourceMappings":
+                assert name == "SyncFunction", name  # the breaker's lookup: the action has no resource type
+            elif resource == "*":
                 assert statement["Action"] == "cloudwatch:PutMetricData", (name, statement)
                 namespace = statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
                 assert namespace == {"Fn::Sub": "NrtSync/${AWS::StackName}"}
+            elif statement["Action"] == "lambda:UpdateEventSourceMapping":
+                # Mapping UUIDs are created after the role: narrowed by the function the mapping invokes instead.
+                function_arn = statement["Condition"]["ArnEquals"]["lambda:FunctionArn"]
+                assert "*" not in json.dumps(function_arn), (name, statement)
             else:
                 assert "*" not in json.dumps(resource), (name, statement)
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]

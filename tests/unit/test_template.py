@@ -54,7 +54,12 @@ SERVICE_NAMES = {
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
 # Actions that have no resource-level permissions, so AWS requires Resource "*".
-WILDCARD_ONLY_ACTIONS = {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+WILDCARD_ONLY_ACTIONS = {
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "lambda:ListEventSourceMappings",  # the breaker finds its mapping's UUID; no resource type, no condition key
+}
 SQS_WINDOW_REQUIRED_ABOVE = 10
 FOURTEEN_DAYS = 14 * 24 * 3600
 FOUR_DAYS = 4 * 24 * 3600
@@ -62,6 +67,7 @@ STUB_REFS = {
     "AWS::StackName": "nrtsync-test",
     "AWS::Region": "eu-west-1",
     "CalloutQueue": "https://sqs.eu-west-1.amazonaws.com/000000000000/callouts",
+    "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
     "SyncStateTable": "sync-state",
@@ -545,13 +551,8 @@ def secret_policy_problems(template: Template) -> list[str]:
     return [
         f"{name}: hand-written {statement['Action']} on {statement['Resource']}"
         for name, statement in policy_statements(template)
-        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]) and name not in HAND_WRITTEN_SECRET_READS
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
     ]
-
-
-# The sync function's policies belong to issue 11's breaker change; its secret statement moves to the policy
-# template when that change is merged (then this set is empty).
-HAND_WRITTEN_SECRET_READS = {"SyncFunction"}
 
 DOMAIN_RESOURCES = {
     "CalloutDomain": "HasCalloutDomain",
@@ -632,6 +633,50 @@ def alarm_action_problems(template: Template) -> list[str]:
 
 # --- The template follows the rules -----------------------------------------------------------------------
 
+
+def breaker_problems(template: Template) -> list[str]:
+    """The breaker may update only the sync function's own event source mappings: UpdateEventSourceMapping on
+    mapping ARNs with a lambda:FunctionArn condition naming the sync function by its fixed name (no reference to
+    the function or its mapping: that would be circular); the probe is a Schedule event of at most once a minute."""
+    problems = []
+    sync = props(template, "SyncFunction")
+    name = sync.get("FunctionName", {})
+    if name != {"Fn::Sub": "${AWS::StackName}-sync"}:
+        problems.append(f"SyncFunction's FunctionName is {name!r}, not the fixed ${{AWS::StackName}}-sync")
+    function_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-sync"
+    }
+    updates = [
+        (owner, statement)
+        for owner, statement in policy_statements(template)
+        if any(
+            action.startswith("lambda:") and "EventSourceMapping" in action for action in as_list(statement["Action"])
+        )
+        and "lambda:ListEventSourceMappings" not in as_list(statement["Action"])
+    ]
+    if [owner for owner, _ in updates] != ["SyncFunction"]:
+        problems.append(f"event source mapping changes granted to {[owner for owner, _ in updates]}")
+    for _, statement in updates:
+        if as_list(statement["Action"]) != ["lambda:UpdateEventSourceMapping"]:
+            problems.append(f"breaker grants {statement['Action']}")
+        resource = statement["Resource"]
+        if resource != {
+            "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:event-source-mapping:*"
+        }:
+            problems.append(f"UpdateEventSourceMapping on {resource!r}")
+        if statement.get("Condition", {}).get("ArnEquals", {}).get("lambda:FunctionArn") != function_arn:
+            problems.append("UpdateEventSourceMapping without a lambda:FunctionArn condition naming the sync function")
+    schedules = [e for e in sync.get("Events", {}).values() if e.get("Type") == "Schedule"]
+    if [e["Properties"]["Schedule"] for e in schedules] != ["rate(1 minute)"]:
+        problems.append("the breaker's probe is not a Schedule event of rate(1 minute) on SyncFunction")
+    variables = sync["Environment"]["Variables"]
+    if variables.get("BREAKER_FAILURE_THRESHOLD") != {"Ref": "BreakerFailureThreshold"}:
+        problems.append("BREAKER_FAILURE_THRESHOLD is not the BreakerFailureThreshold parameter")
+    if variables.get("CALLOUT_QUEUE_ARN") != {"Fn::GetAtt": ["CalloutQueue", "Arn"]}:
+        problems.append("CALLOUT_QUEUE_ARN is not the callout queue's ARN")
+    return problems
+
+
 RULES: dict[str, Callable[[Template], list[str]]] = {
     "batching_window": batching_window_problems,
     "redrive": redrive_problems,
@@ -655,6 +700,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "custom_domain": custom_domain_problems,
     "missing_data": missing_data_problems,
     "alarm_actions": alarm_action_problems,
+    "breaker": breaker_problems,
 }
 
 
@@ -683,6 +729,14 @@ def _statements(t: Template, function: str) -> list[dict[str, Any]]:
 
 
 # Each mistake the rules are there for, applied to a copy: the rule must report it.
+def _breaker_statement(template: Template) -> dict[str, Any]:
+    return next(
+        statement
+        for owner, statement in policy_statements(template)
+        if owner == "SyncFunction" and "lambda:UpdateEventSourceMapping" in as_list(statement["Action"])
+    )
+
+
 MISTAKES: dict[str, tuple[Callable[[Template], list[str]], Callable[[Template], object]]] = {
     "window_parameter_allows_zero": (
         batching_window_problems,
@@ -845,6 +899,18 @@ MISTAKES: dict[str, tuple[Callable[[Template], list[str]], Callable[[Template], 
         lambda t: _gateway(t)["DEFAULT_5XX"]["ResponseTemplates"].update({"application/json": '{"error": "x"}'}),
     ),
     "timeout_uncustomized": (gateway_response_problems, lambda t: _gateway(t).pop("INTEGRATION_TIMEOUT")),
+    "breaker_on_any_function": (
+        breaker_problems,
+        lambda t: _breaker_statement(t).pop("Condition"),
+    ),
+    "breaker_on_any_mapping_action": (
+        breaker_problems,
+        lambda t: _breaker_statement(t).update(
+            Action=["lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+        ),
+    ),
+    "breaker_without_a_fixed_name": (breaker_problems, lambda t: props(t, "SyncFunction").pop("FunctionName")),
+    "breaker_probe_unscheduled": (breaker_problems, lambda t: props(t, "SyncFunction")["Events"].pop("BreakerProbe")),
     "request_too_large_customized": (
         gateway_response_problems,
         lambda t: _gateway(t).update(

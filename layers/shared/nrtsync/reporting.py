@@ -27,10 +27,12 @@ from nrtsync.metrics.names import (
     RECORDS_WAITING,
     RECORDS_WRITTEN,
     SALESFORCE_API_CALLS,
+    SYNC_PAUSED,
 )
 from nrtsync.observability import logger, metrics
 
 if TYPE_CHECKING:
+    from nrtsync.breaker import ProbeResult
     from nrtsync.ingest import IngestOutcome
     from nrtsync.metrics.service import MetricsRunResult
     from nrtsync.sync import SyncResult
@@ -105,6 +107,18 @@ def report_session(result: SyncResult) -> None:
                 "session_id": failure.session_id,
             },
         )
+
+
+def report_probe(result: ProbeResult | None) -> None:
+    """The breaker's probe: the ``SyncPaused`` gauge (1 open, 0 closed) every run, and a log line saying why."""
+    if result is None:
+        return
+    metrics.add_metric(name=SYNC_PAUSED, unit=MetricUnit.Count, value=1 if result.paused else 0)
+    line = result.as_dict()
+    if result.paused:
+        logger.warning("sync paused", extra=line)
+    else:
+        logger.info("sync probe", extra=line)
 
 
 def report_metrics_run(result: MetricsRunResult) -> None:

@@ -30,6 +30,8 @@ class SessionLedger:
     unreadable: int = 0
     api_blocked: bool = False  # the org's API allocation is used up: nothing more goes to Salesforce
     concurrency_limited: bool = False  # Salesforce refused a call for its concurrent long-request limit
+    breaker_open: bool = False  # the circuit breaker is (or just went) open: nothing more goes to Salesforce
+    salesforce_answered: bool = False  # a call got an answer (the breaker's failure count was reset)
 
     def record(
         self,

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from pydantic import ValidationError
 
 from nrtsync.api_budget import ApiBudgetGuard
+from nrtsync.breaker import CircuitBreaker, ProbeResult
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
 from nrtsync.mapping import MappingConfig, MappingError, build_record
@@ -41,6 +42,7 @@ from nrtsync.models.salesforce import (
 )
 from nrtsync.observability import logger
 from nrtsync.outcomes import ErrorKind, Outcome, classify
+from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.sync import (
     MAX_COLLECTIONS_PER_COMPOSITE,
     Claim,
@@ -139,6 +141,7 @@ class SyncService:
         state: VersionStore,
         history: HistoryWriter,
         retries: RetryScheduler,
+        breaker: CircuitBreaker | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -153,6 +156,18 @@ class SyncService:
         self._monotonic = monotonic
         self._retry_policy = RetryPolicy(settings.retry_delay_seconds, jitter=jitter)
         self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
+        self._breaker = breaker
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self._breaker
+
+    def probe(self, *, remaining_seconds: float) -> ProbeResult | None:
+        """The breaker's scheduled probe (None when this service has no breaker)."""
+        if self._breaker is None:
+            return None
+        deadline = self._monotonic() + max(0.0, remaining_seconds - _FINISH_MARGIN_SECONDS)
+        return self._breaker.probe(deadline=deadline)
 
     def process(self, messages: Sequence[QueueMessage], *, remaining_seconds: float) -> SyncResult:
         """Process one batch; ``remaining_seconds`` is the invocation's time left."""
@@ -167,10 +182,16 @@ class SyncService:
             ledger.record(loser, Outcome.DUPLICATE if same else Outcome.SUPERSEDED)
 
         if batch.winners:
-            if self._budget.allows(deadline):
+            # A batch received just before the mapping stopped (or with the breaker opened by hand) waits too.
+            if self._breaker is not None and self._breaker.current().is_open:
+                ledger.breaker_open = True
+                for incoming in batch.winners:
+                    ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, "BREAKER_OPEN")
+            elif self._budget.allows(deadline):
                 self._sync_winners(ledger, batch.winners, deadline, remaining_seconds)
             else:
                 ledger.api_blocked = True
+                self._trip(ledger, BreakerReason.API_BUDGET_REACHED, "API usage at or over the budget")
                 for incoming in batch.winners:
                     ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, "API_BUDGET_REACHED")
 
@@ -279,7 +300,7 @@ class SyncService:
     def _upsert_chunks(self, ledger: SessionLedger, chunks: list[_Chunk], deadline: float) -> list[_Chunk]:
         """One API call for 1..5 collections; returns the halves of the collections refused whole, to send next."""
         everything = [incoming for chunk in chunks for incoming in chunk.changes]
-        if ledger.api_blocked or ledger.concurrency_limited or self._monotonic() >= deadline:
+        if ledger.api_blocked or ledger.breaker_open or ledger.concurrency_limited or self._monotonic() >= deadline:
             for chunk in chunks:
                 self._retry_unsent(ledger, chunk)
             self._release(everything, ledger)
@@ -296,6 +317,7 @@ class SyncService:
             self._call_failed(ledger, everything, exc)
             self._release(everything, ledger)
             return []
+        self._answered(ledger)
         answered_at = self._clock()
         halves: list[_Chunk] = []
         for chunk, answer in zip(chunks, answers, strict=True):
@@ -323,6 +345,8 @@ class SyncService:
         for incoming in chunk.changes:
             if ledger.api_blocked:
                 delay, reason = self._settings.api_usage_recheck_seconds, "API_LIMIT_EXCEEDED"
+            elif ledger.breaker_open:
+                delay, reason = self._settings.api_usage_recheck_seconds, "BREAKER_OPEN"
             elif ledger.concurrency_limited:
                 delay, reason = self._retry_policy.backoff(incoming.receive_count), "CONCURRENT_REQUEST_LIMIT"
             else:
@@ -332,6 +356,7 @@ class SyncService:
     def _call_failed(self, ledger: SessionLedger, changes: list[IncomingChange], exc: SalesforceError) -> None:
         """A whole call failed: its changes wait (or, for a request Salesforce refuses outright, are parked)."""
         if isinstance(exc, SalesforceRequestError):
+            self._answered(ledger)  # Salesforce is up: it refused this request, not every request
             for incoming in changes:
                 ledger.park(incoming, exc.status_code, exc.message)
             return
@@ -345,15 +370,31 @@ class SyncService:
             ledger.api_blocked = True
             logger.warning("Salesforce API allocation used up; changes wait on the queue")
             delay, code = self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED"
+            self._trip(ledger, BreakerReason.REQUEST_LIMIT_EXCEEDED, exc.message)
         elif isinstance(exc, SalesforceAuthError):
             logger.error("Salesforce refused our credentials; changes wait on the queue", extra={"error": str(exc)})
             delay, code = MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH"
+            self._trip(ledger, BreakerReason.SALESFORCE_AUTH, exc.message)
         else:
             delay, code = 0, "SALESFORCE_UNAVAILABLE"
+            if self._breaker is not None and self._breaker.call_failed(exc.message):
+                ledger.breaker_open = True
         for incoming in changes:
             ledger.schedule_retry(
                 incoming, delay or self._retry_policy.backoff(incoming.receive_count), code, exc.message
             )
+
+    def _trip(self, ledger: SessionLedger, reason: BreakerReason, message: str) -> None:
+        """Salesforce cannot take writes: open the breaker, so the queue is no longer received from."""
+        if self._breaker is not None:
+            self._breaker.trip(reason, message)
+            ledger.breaker_open = True
+
+    def _answered(self, ledger: SessionLedger) -> None:
+        """Salesforce answered a call: the breaker's count of consecutive failures restarts (once a session)."""
+        if self._breaker is not None and not ledger.salesforce_answered:
+            self._breaker.call_succeeded()
+        ledger.salesforce_answered = True
 
     def _settle(
         self, ledger: SessionLedger, pairs: list[tuple[IncomingChange, RecordResult]], answered_at: datetime

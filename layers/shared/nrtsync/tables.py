@@ -5,6 +5,8 @@ SyncStateTable (key ``pk``), written and read by the sync function:
   (``written_version``, ``written_hash``, ``written_at``, ``salesforce_id``, ``lease_*``, ``kept_<Field>``).
 - ``ORG#API_USAGE``: the org's API usage as the sync function last saw it (``used``, ``limit``,
   ``observed_at``; ``percent`` for people reading the table, never read back).
+- ``ORG#BREAKER``: the circuit breaker (``state`` open/closed, ``reason``, ``message``, ``since``, ``by``,
+  ``updated_at``, and ``failures``: consecutive failed Salesforce calls); the CLI reads and writes it too.
 
 SyncHistoryTable (keys ``pk``/``sk``); the sync function writes the first four, the metrics function the rest:
 - ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
+from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.sync import ApiUsage
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ HOUR_FORMAT: Final = "%Y-%m-%dT%H"
 
 # -- the state table -----------------------------------------------------------------------------------------
 API_USAGE_KEY: Final = "ORG#API_USAGE"
+BREAKER_KEY: Final = "ORG#BREAKER"
 # A field a child inherits (mapping ``inherit``) is kept on its parent's state item as ``kept_<Field>``.
 KEPT_PREFIX: Final = "kept_"
 
@@ -155,3 +159,59 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain Python, numbers as int or float (so JSON output stays readable)."""
     _, deserializer = _codec()
     return {k: _from_dynamodb(deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def breaker_item(state: BreakerState) -> dict[str, AttributeValueTypeDef]:
+    """The ``ORG#BREAKER`` item of a breaker state (``failures`` is kept by ``count_failure``, not here)."""
+    item: dict[str, AttributeValueTypeDef] = {
+        "pk": {"S": BREAKER_KEY},
+        "state": {"S": "open" if state.is_open else "closed"},
+        "message": {"S": state.message},
+        "by": {"S": state.by},
+        "failures": {"N": str(state.failures)},
+    }
+    if state.reason is not None:
+        item["reason"] = {"S": state.reason.value}
+    for name, value in (("since", state.since), ("updated_at", state.updated_at)):
+        if value is not None:
+            item[name] = {"S": value.astimezone(UTC).isoformat(timespec="seconds")}
+    return item
+
+
+def breaker_of(item: Mapping[str, Any] | None) -> BreakerState:
+    """The breaker state of an ``ORG#BREAKER`` item; no item (or no ``state``) is a closed breaker.
+
+    An unknown reason on an open item reads as MANUAL: only an operator then closes it, never the probe.
+    """
+    if not item or "state" not in item:
+        failures = int(item["failures"]["N"]) if item and "failures" in item else 0
+        return BreakerState(is_open=False, failures=failures)
+
+    def text(name: str) -> str:
+        return str(item.get(name, {}).get("S", ""))
+
+    def when(name: str) -> datetime | None:
+        value = text(name)
+        if not value:
+            return None
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    is_open = text("state") == "open"
+    reason: BreakerReason | None = None
+    if text("reason"):
+        try:
+            reason = BreakerReason(text("reason"))
+        except ValueError:
+            reason = BreakerReason.MANUAL
+    elif is_open:
+        reason = BreakerReason.MANUAL
+    return BreakerState(
+        is_open=is_open,
+        reason=reason,
+        message=text("message"),
+        since=when("since"),
+        by=text("by"),
+        updated_at=when("updated_at"),
+        failures=int(item.get("failures", {}).get("N", "0")),
+    )

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     import requests
 
     from nrtsync.authorizer import CalloutAuthorizer
+    from nrtsync.breaker import CircuitBreaker
     from nrtsync.ingest import CalloutEndpoint
     from nrtsync.mapping import MappingConfig
     from nrtsync.metrics.service import MetricsService
     from nrtsync.models.salesforce import SalesforceCredentials
+    from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.ingest import ChangeQueue, SecretSource
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
@@ -112,28 +114,88 @@ def build_sync(
     state: VersionStore | None = None,
     history: HistoryWriter | None = None,
     retries: RetryScheduler | None = None,
+    breaker_store: BreakerStore | None = None,
+    event_source: EventSourceSwitch | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
 ) -> SyncService:
-    """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS."""
+    """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS, and
+    the circuit breaker (state in DynamoDB, the function's own SQS event source mapping through the Lambda API)."""
     from nrtsync.adapters.history import DynamoHistoryWriter  # noqa: PLC0415
     from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
     from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.mapping import cached_mapping  # noqa: PLC0415
     from nrtsync.sync import SyncService  # noqa: PLC0415
 
+    salesforce = salesforce or build_salesforce(settings)
+    state = state or DynamoVersionStore(settings.state_table)
+    breaker = build_breaker(
+        settings, salesforce=salesforce, state=state, store=breaker_store, event_source=event_source, clock=clock
+    )
     return SyncService(
         settings,
         mapping=mapping or cached_mapping(settings.mapping_path),
-        salesforce=salesforce or build_salesforce(settings),
-        state=state or DynamoVersionStore(settings.state_table),
+        salesforce=salesforce,
+        state=state,
         history=history or DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
         retries=retries or SqsChangeQueue(settings.queue_url),
+        breaker=breaker,
         clock=clock,
         monotonic=monotonic,
         jitter=jitter,
     )
+
+
+def build_breaker(
+    settings: SyncSettings,
+    *,
+    salesforce: SalesforcePort,
+    state: VersionStore,
+    store: BreakerStore | None = None,
+    event_source: EventSourceSwitch | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> CircuitBreaker:
+    """The circuit breaker; the Lambda client is made only when the mapping is first switched (never on a healthy
+    invocation), and the function name and queue ARN are checked then, naming the missing variable."""
+    from nrtsync.adapters.breaker_store import DynamoBreakerStore  # noqa: PLC0415
+    from nrtsync.breaker import CircuitBreaker  # noqa: PLC0415
+
+    return CircuitBreaker(
+        store=store or DynamoBreakerStore(settings.state_table),
+        switch=event_source or _LazySwitch(settings),
+        salesforce=salesforce,
+        usage_store=state,
+        failure_threshold=settings.breaker_failure_threshold,
+        budget_percent=settings.api_usage_budget_percent,
+        clock=clock,
+    )
+
+
+class _LazySwitch:
+    """The Lambda event source switch, built on first use (keeps boto3's Lambda client out of a cold start)."""
+
+    def __init__(self, settings: SyncSettings) -> None:
+        self._settings = settings
+        self._switch: EventSourceSwitch | None = None
+
+    def set_enabled(self, enabled: bool) -> None:
+        if self._switch is None:
+            from nrtsync.adapters.event_source import LambdaEventSourceSwitch  # noqa: PLC0415
+            from nrtsync.ports.breaker import BreakerUnavailableError  # noqa: PLC0415
+
+            missing = [
+                name
+                for name, value in (
+                    ("AWS_LAMBDA_FUNCTION_NAME", self._settings.function_name),
+                    ("CALLOUT_QUEUE_ARN", self._settings.queue_arn),
+                )
+                if not value
+            ]
+            if missing:
+                raise BreakerUnavailableError(f"cannot switch the event source mapping: {', '.join(missing)} unset")
+            self._switch = LambdaEventSourceSwitch(str(self._settings.function_name), str(self._settings.queue_arn))
+        self._switch.set_enabled(enabled)
 
 
 def build_metrics(

@@ -1,0 +1,56 @@
+"""The sync function's own SQS event source mapping, enabled or disabled through the Lambda API.
+
+The mapping is created by the template (the function's SQS event), so its UUID is not known to the function:
+it is found by function name and queue ARN (``ListEventSourceMappings``), then updated
+(``UpdateEventSourceMapping`` with ``Enabled``). Lambda answers the update at once; the mapping moves through
+``Disabling`` to ``Disabled`` within seconds, and stops polling then (AWS Lambda Developer Guide, "Lambda
+event source mappings": the ``State`` values). A batch already being processed finishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.ports.breaker import BreakerUnavailableError
+
+_LAMBDA_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
+
+
+class LambdaEventSourceSwitch:
+    """EventSourceSwitch on the Lambda API; the mapping's UUID is looked up once per container."""
+
+    def __init__(self, function_name: str, queue_arn: str, client: Any = None) -> None:
+        self._function_name = function_name
+        self._queue_arn = queue_arn
+        # No mypy_boto3_lambda stubs pinned: the two calls used are checked by the moto integration test.
+        self._client: Any = client or boto3.client("lambda", config=_LAMBDA_CONFIG)
+        self._uuid: str | None = None
+
+    def set_enabled(self, enabled: bool) -> None:
+        try:
+            self._client.update_event_source_mapping(UUID=self._mapping_uuid(), Enabled=enabled)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ResourceNotFoundException":
+                self._uuid = None  # recreated by a deploy: look it up again next time
+            raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}: {code}") from exc
+        except BotoCoreError as exc:
+            raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}") from exc
+
+    def _mapping_uuid(self) -> str:
+        if self._uuid is None:
+            mappings = self._client.list_event_source_mappings(
+                FunctionName=self._function_name, EventSourceArn=self._queue_arn
+            ).get("EventSourceMappings", [])
+            uuids = [m["UUID"] for m in mappings if "UUID" in m]
+            if len(uuids) != 1:
+                raise BreakerUnavailableError(
+                    f"expected one event source mapping of {self._function_name} on {self._queue_arn},"
+                    f" found {len(uuids)}"
+                )
+            self._uuid = uuids[0]
+        return self._uuid
