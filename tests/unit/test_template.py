@@ -554,6 +554,7 @@ def secret_policy_problems(template: Template) -> list[str]:
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
     ]
 
+
 DOMAIN_RESOURCES = {
     "CalloutDomain": "HasCalloutDomain",
     "CalloutDomainMapping": "HasCalloutDomain",
