@@ -26,6 +26,7 @@ from nrtsync.adapters.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.event_source import LambdaEventSourceSwitch
 from nrtsync.breaker import pause, resume
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceSwitch
+from nrtsync_cli.local_state import LocalStateError, read_local_state
 
 if TYPE_CHECKING:
     from nrtsync_cli.operations import Operations
@@ -70,21 +71,11 @@ class BreakerTarget:
     @classmethod
     def of_local(cls, state_file: Path) -> BreakerTarget:
         try:
-            local = json.loads(state_file.read_text(encoding="utf-8"))
-            table, endpoint, region = str(local["state_table"]), str(local["aws_endpoint_url"]), str(local["region"])
-            switch_file = Path(str(local["event_source_file"]))
-        except FileNotFoundError as exc:
-            raise BreakerTargetError(f"{state_file} does not exist (is `make local` running?)") from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BreakerTargetError(f"{state_file} is not a local stack's state file: {exc!r}") from exc
-        session = boto3.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - a placeholder moto accepts, not a secret
-            region_name=region,
-        )
-        return cls(
-            DynamoBreakerStore(table, client=session.client("dynamodb", endpoint_url=endpoint)), FileSwitch(switch_file)
-        )
+            local = read_local_state(state_file, "state_table", "event_source_file")
+        except LocalStateError as exc:
+            raise BreakerTargetError(str(exc)) from exc
+        table, switch_file = str(local.values["state_table"]), Path(str(local.values["event_source_file"]))
+        return cls(DynamoBreakerStore(table, client=local.client("dynamodb")), FileSwitch(switch_file))
 
 
 class FileSwitch:

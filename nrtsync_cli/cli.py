@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
+from nrtsync_cli.local_state import LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.render import ProgressBar, print_table
 
@@ -151,28 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _local_operations(state_file: Path) -> Operations:
     """Operations on the stack ``make local`` runs, reached at the moto endpoint its state file names."""
     try:
-        local = json.loads(state_file.read_text(encoding="utf-8"))
-        resources = StackResources(
-            local["history_table"], local["queue_url"], local["dlq_url"], state_table=local.get("state_table")
-        )
-        endpoint, region = str(local["aws_endpoint_url"]), str(local["region"])
-    except FileNotFoundError as exc:
-        raise OperationError(f"{state_file} does not exist (is `make local` running?)") from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OperationError(f"{state_file} is not a local stack's state file: {exc!r}") from exc
-    # moto takes any keys; fixed ones mean an operator's real AWS credentials are never sent to the local stack.
-    session = boto3.Session(
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - a placeholder moto accepts, not a secret
-        region_name=region,
+        local = read_local_state(state_file, "history_table", "queue_url", "dlq_url")
+    except LocalStateError as exc:
+        raise OperationError(str(exc)) from exc
+    values = local.values
+    resources = StackResources(
+        values["history_table"], values["queue_url"], values["dlq_url"], state_table=values.get("state_table")
     )
     # No CloudWatch: the local stack deploys no alarms and moto publishes no SQS metrics. No server-side
     # redrive: moto 5.2 does not implement StartMessageMoveTask, so the local stack keeps the receive loop.
-    return Operations(
-        resources,
-        dynamodb=session.client("dynamodb", endpoint_url=endpoint),
-        sqs=session.client("sqs", endpoint_url=endpoint),
-    )
+    return Operations(resources, dynamodb=local.client("dynamodb"), sqs=local.client("sqs"))
 
 
 class UsageError(ValueError):
