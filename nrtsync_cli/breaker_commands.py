@@ -26,12 +26,10 @@ from nrtsync.adapters.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.event_source import LambdaEventSourceSwitch
 from nrtsync.breaker import pause, resume
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceSwitch
-from nrtsync_cli.local_state import LocalStateError, read_local_state
+from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 
 if TYPE_CHECKING:
     from nrtsync_cli.operations import Operations
-
-LOCAL_STACK_FILE = Path(".local/stack.json")
 
 
 class BreakerTargetError(RuntimeError):

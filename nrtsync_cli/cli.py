@@ -20,11 +20,10 @@ import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
-from nrtsync_cli.local_state import LocalStateError, read_local_state
+from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.render import ProgressBar, print_table
 
-LOCAL_STACK_FILE = Path(".local/stack.json")
 # StartMessageMoveTask's MaxNumberOfMessagesPerSecond is at most 500 (SQS API Reference, StartMessageMoveTask).
 MAX_MOVE_RATE = 500
 # How often redrive-dlq asks ListMessageMoveTasks for progress.

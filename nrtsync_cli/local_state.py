@@ -9,6 +9,8 @@ from typing import Any
 
 import boto3
 
+LOCAL_STACK_FILE = Path(".local/stack.json")
+
 
 class LocalStateError(RuntimeError):
     """The state file is missing or is not a local stack's; the message says which."""
