@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from nrtsync.mapping import MappingConfig
     from nrtsync.metrics.service import MetricsService
     from nrtsync.models.salesforce import SalesforceCredentials
+    from nrtsync.models.zuora import ZuoraCredentials
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.ingest import ChangeQueue, SecretSource
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
+    from nrtsync.ports.zuora import ZuoraPort
     from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
     from nrtsync.sync import SyncService
 
@@ -219,3 +221,13 @@ def build_metrics(
         publisher=publisher or CloudWatchPublisher(),
         clock=clock,
     )
+
+
+def build_zuora(credentials: ZuoraCredentials, *, session: requests.Session | None = None) -> ZuoraPort:
+    """Zuora's REST query client (OAuth client credentials, token cached per warm container).
+
+    No function uses it yet: reconciliation and backfill will read the ``ZuoraSecret`` and call this.
+    """
+    from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see the module docstring
+
+    return ZuoraClient(credentials, session=session)

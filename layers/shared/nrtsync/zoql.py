@@ -1,0 +1,126 @@
+"""ZOQL from the mapping, Zuora's query records as the canonical changes a callout produces, and paging.
+
+Pure: no HTTP here (the client is ``adapters/zuora.py`` behind ``ports.zuora.ZuoraPort``).
+
+ZOQL has no ORDER BY ("ZOQL does not support sorting results in ascending or descending order", and "the query
+responses returned by ZOQL do not have a guaranteed sort order": docs.zuora.com, Legacy query methods > ZOQL).
+So a page is not in ``UpdatedDate`` order and a caller must not advance a watermark record by record: it may
+advance it to ``until`` only once every page of the window is read. The sync orders changes by version anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from nrtsync.mapping import MappingConfig, MappingError
+from nrtsync.models.callout import QueuedChange
+from nrtsync.ports.zuora import QueryPage, ZuoraPort, ZuoraRecord
+from nrtsync.zuora_dates import ZuoraDateError, parse_zuora_datetime
+
+RECONCILE_NOTIFICATION_PREFIX = "reconcile:"
+"""A change read from Zuora's API, not received as a callout, has a ``notification_id`` that starts with this."""
+
+ID_FIELD = "Id"
+UPDATED_FIELD = "UpdatedDate"
+
+
+def queried_fields(mapping: MappingConfig, object_type: str) -> list[str]:
+    """``Id``, ``UpdatedDate``, then the object's mapped fields and parent id fields, in mapping order.
+
+    Inherited fields are not the child's own Zuora fields (they come from the parent), so they are not queried.
+    """
+    obj = mapping.objects[object_type]
+    fields = [ID_FIELD, UPDATED_FIELD]
+    for name in [*obj.fields, *obj.parents]:
+        if name not in fields:
+            fields.append(name)
+    return fields
+
+
+def zoql_datetime(value: datetime) -> str:
+    """A ZOQL dateTime literal in UTC with an explicit offset, so the tenant's time zone cannot shift it."""
+    if value.tzinfo is None:
+        raise ValueError("a ZOQL bound must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def changes_query(mapping: MappingConfig, object_type: str, since: datetime, until: datetime | None = None) -> str:
+    """``select <fields> from <Object> where UpdatedDate >= '<since>' [and UpdatedDate < '<until>']``.
+
+    Lower-case keywords, as ZOQL asks ("Use lower case for all keywords", ZOQL syntax). No ORDER BY: see the
+    module docstring.
+    """
+    if object_type not in mapping.objects:
+        raise MappingError(f"objectType {object_type!r} is not mapped")
+    where = f"{UPDATED_FIELD} >= '{zoql_datetime(since)}'"
+    if until is not None:
+        if until <= since:
+            raise ValueError("until must be after since")
+        where += f" and {UPDATED_FIELD} < '{zoql_datetime(until)}'"
+    # Names come from the validated mapping (identifier patterns), bounds from zoql_datetime: nothing to quote.
+    return f"select {', '.join(queried_fields(mapping, object_type))} from {object_type} where {where}"  # noqa: S608
+
+
+def change_from_record(
+    mapping: MappingConfig, object_type: str, record: ZuoraRecord, *, received_at: datetime
+) -> QueuedChange:
+    """The canonical change for one query record, as the callout path would queue it.
+
+    Zuora leaves a field whose value is null out of a query record; a callout renders it as null. So every
+    queried field missing from the record becomes None, which clears it in Salesforce exactly as a callout would.
+    ``notification_id`` (``reconcile:<object>:<id>:<updated>``) marks the change as read from the API: the same
+    record at the same ``UpdatedDate`` read twice gives the same id.
+    """
+    record_id = record.get(ID_FIELD)
+    updated = record.get(UPDATED_FIELD)
+    if not isinstance(record_id, str) or not record_id:
+        raise MappingError(f"{object_type} query record has no Id")
+    if not isinstance(updated, str):
+        raise MappingError(f"{object_type} {record_id}: query record has no UpdatedDate")
+    try:
+        updated_date = parse_zuora_datetime(updated)
+    except ZuoraDateError as exc:
+        raise MappingError(f"{object_type} {record_id}: UpdatedDate {exc}") from exc
+    if updated_date.tzinfo is None:
+        raise MappingError(f"{object_type} {record_id}: UpdatedDate {updated!r} has no offset")
+    fields = {name: record.get(name) for name in queried_fields(mapping, object_type)[2:]}
+    return QueuedChange(
+        object_type=object_type,
+        record_id=record_id,
+        updated_date=updated_date,
+        fields=fields,
+        notification_id=f"{RECONCILE_NOTIFICATION_PREFIX}{object_type}:{record_id}:{updated_date.isoformat()}",
+        received_at=received_at,
+    )
+
+
+def is_from_reconciliation(change: QueuedChange) -> bool:
+    """Whether the change was read from Zuora's API (reconciliation, backfill) rather than received as a callout."""
+    return change.notification_id.startswith(RECONCILE_NOTIFICATION_PREFIX)
+
+
+def query_pages(zuora: ZuoraPort, zoql: str) -> Iterator[QueryPage]:
+    """Every page of a query: ``query``, then ``query_more`` with each page's locator until ``done``."""
+    page = zuora.query(zoql)
+    yield page
+    while not page.done:
+        if not page.query_locator:
+            raise ValueError("Zuora answered done=false without a queryLocator")
+        page = zuora.query_more(page.query_locator)
+        yield page
+
+
+def query_changes(
+    zuora: ZuoraPort,
+    mapping: MappingConfig,
+    object_type: str,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    now: datetime | None = None,
+) -> Iterator[list[QueuedChange]]:
+    """The changes of ``object_type`` updated in ``[since, until)``, one list per Zuora page (at most 2,000)."""
+    received_at = now or datetime.now(UTC)
+    for page in query_pages(zuora, changes_query(mapping, object_type, since, until)):
+        yield [change_from_record(mapping, object_type, r, received_at=received_at) for r in page.records]

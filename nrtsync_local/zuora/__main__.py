@@ -1,0 +1,5 @@
+import sys
+
+from nrtsync_local.zuora.server import main
+
+sys.exit(main())
