@@ -1,4 +1,4 @@
-"""The HTTPS Salesforce stand-in as a child process, and a small client for its control API.
+"""The HTTPS Salesforce and Zuora stand-ins as child processes, and small clients for their control APIs.
 
 ``REQUESTS_CA_BUNDLE`` wins over ``session.verify`` whenever a requests session trusts the environment, so the
 control session made here sets ``trust_env = False`` and ``verify = ca_file`` (which also keeps proxy variables
@@ -102,6 +102,10 @@ class StandinClient:
 class StandinProcess:
     """``python -m nrtsync_local.salesforce`` on a free 127.0.0.1 port, files under ``workdir``."""
 
+    module = "nrtsync_local.salesforce"
+    name = "salesforce-standin"
+    title = "the Salesforce stand-in"
+
     def __init__(self, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
         self._workdir = workdir
         self._extra_args = extra_args
@@ -110,7 +114,7 @@ class StandinProcess:
 
     @property
     def log_path(self) -> Path:
-        return self._workdir / "salesforce-standin.log"
+        return self._workdir / f"{self.name}.log"
 
     @property
     def pid(self) -> int | None:
@@ -118,7 +122,7 @@ class StandinProcess:
 
     def start(self) -> StandinClient:
         """Starts the child and waits until it has written its ready file (URL, CA, client credentials)."""
-        ready_file = self._workdir / "salesforce-standin.json"
+        ready_file = self._workdir / f"{self.name}.json"
         ready_file.unlink(missing_ok=True)
         env = {
             **os.environ,
@@ -129,7 +133,7 @@ class StandinProcess:
                 [
                     sys.executable,
                     "-m",
-                    "nrtsync_local.salesforce",
+                    self.module,
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -137,7 +141,7 @@ class StandinProcess:
                     "--ready-file",
                     str(ready_file),
                     "--ca-file",
-                    str(self._workdir / "salesforce-standin-ca.pem"),
+                    str(self._workdir / f"{self.name}-ca.pem"),
                     *self._extra_args,
                 ],
                 cwd=REPO_ROOT,
@@ -179,17 +183,84 @@ class StandinProcess:
 
     def _wait_ready(self, ready_file: Path) -> dict[str, Any]:
         if self._process is None:
-            raise RuntimeError("the Salesforce stand-in is not started")
+            raise RuntimeError(f"{self.title} is not started")
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if ready_file.exists():
                 ready: dict[str, Any] = json.loads(ready_file.read_text())
                 return ready
             if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"the Salesforce stand-in exited with {self._process.returncode}: {self.log_path.read_text()}"
-                )
+                raise RuntimeError(f"{self.title} exited with {self._process.returncode}: {self.log_path.read_text()}")
             time.sleep(0.02)
-        raise TimeoutError(
-            f"the Salesforce stand-in was not ready in {READY_TIMEOUT_SECONDS}s: {self.log_path.read_text()}"
+        raise TimeoutError(f"{self.title} was not ready in {READY_TIMEOUT_SECONDS}s: {self.log_path.read_text()}")
+
+
+@dataclass
+class ZuoraStandinClient:
+    """Where the Zuora stand-in listens, its OAuth client, and its control API (``/__standin/...``)."""
+
+    url: str
+    ca_file: str
+    client_id: str
+    client_secret: str
+    pid: int
+    _control: requests.Session = field(repr=False)
+
+    def session(self) -> requests.Session:
+        """A fresh session that trusts the stand-in's CA (see the module docstring)."""
+        return trusting_session(self.ca_file)
+
+    def seed(self, object_type: str, records: list[dict[str, Any]]) -> None:
+        """Stores Zuora records (each with ``Id`` and ``UpdatedDate``) as the tenant's, replacing same ids."""
+        self._call("POST", f"records/{object_type}", {"records": records})
+
+    def set_faults(self, fail_next: list[dict[str, Any]]) -> None:
+        """The next requests' answers, e.g. ``[{"status": 429, "retry_after": 2}, {"status": 503}]``."""
+        self._call("POST", "faults", {"fail_next": fail_next})
+
+    def configure(self, **config: int) -> dict[str, Any]:
+        """``page_size`` (default 2,000) and ``token_seconds`` (a token's ``expires_in``)."""
+        return self._call("POST", "config", config)
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far is refused from now on (401), as after a revoked OAuth client."""
+        self._call("POST", "revoke-tokens", {})
+
+    def stats(self) -> dict[str, Any]:
+        """``counts`` per endpoint (token, query, queryMore) and ``open_locators``."""
+        return self._call("GET", "stats")
+
+    def reset(self) -> None:
+        """Forgets records, open locators, faults and counters (credentials and tokens stay)."""
+        self._call("POST", "reset", {})
+
+    def close(self) -> None:
+        self._control.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=5)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+class ZuoraStandinProcess(StandinProcess):
+    """``python -m nrtsync_local.zuora`` on a free 127.0.0.1 port, files under ``workdir``."""
+
+    module = "nrtsync_local.zuora"
+    name = "zuora-standin"
+    title = "the Zuora stand-in"
+
+    def start_zuora(self) -> ZuoraStandinClient:
+        """Starts the child and returns the client of its control API."""
+        salesforce_shaped = self.start()
+        self.client = None  # the Salesforce-shaped client is not this stand-in's: close its session, keep ours
+        salesforce_shaped.close()
+        return ZuoraStandinClient(
+            url=salesforce_shaped.url,
+            ca_file=salesforce_shaped.ca_file,
+            client_id=salesforce_shaped.client_id,
+            client_secret=salesforce_shaped.client_secret,
+            pid=salesforce_shaped.pid,
+            _control=trusting_session(salesforce_shaped.ca_file),
         )

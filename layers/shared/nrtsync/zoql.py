@@ -90,7 +90,7 @@ def change_from_record(
         record_id=record_id,
         updated_date=updated_date,
         fields=fields,
-        notification_id=f"{RECONCILE_NOTIFICATION_PREFIX}{object_type}:{record_id}:{updated_date.isoformat()}",
+        notification_id=f"{RECONCILE_NOTIFICATION_PREFIX}{object_type}:{record_id}:{updated_date.astimezone(UTC).isoformat()}",
         received_at=received_at,
     )
 
