@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from nrtsync.basic_auth import basic_challenge
+from nrtsync.models.zuora import ZuoraCredentials
 from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
 from nrtsync_local.template import (
     TemplateError,
@@ -432,6 +433,7 @@ REQUIRED_OUTPUTS = {
     "CalloutDeadLetterQueueUrl",
     "CalloutSecretArn",
     "SalesforceSecretArn",
+    "ZuoraSecretArn",
     "SyncStateTableName",
     "SyncHistoryTableName",
     "IngestFunctionName",
@@ -1403,3 +1405,20 @@ def test_fn_if_chooses_a_branch_and_no_value_removes_the_property_or_element() -
 def test_a_condition_that_cannot_be_evaluated_is_an_error_not_a_guess(conditions: dict[str, Any]) -> None:
     with pytest.raises(TemplateError):
         condition_values({"Conditions": conditions, "Resources": {}})
+
+
+def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(template: Template) -> None:
+    # Given the ZuoraSecret as deployed, before an operator fills it in
+    spec = template["Resources"]["ZuoraSecret"]
+    placeholder = json.loads(spec["Properties"]["SecretString"])
+
+    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by no function yet
+    credentials = ZuoraCredentials.model_validate(placeholder)
+    assert credentials.base == "https://rest.zuora.com"
+    assert (spec["DeletionPolicy"], spec["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    readers = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function" and "ZuoraSecret" in json.dumps(resource)
+    ]
+    assert readers == []
