@@ -9,8 +9,9 @@ class ZuoraCredentials(BaseModel):
     """The Zuora secret's JSON (Secrets Manager): ``{"base_url", "client_id", "client_secret"}``.
 
     ``base_url`` is the tenant's REST endpoint, which depends on the data centre and on production or sandbox
-    (https://rest.zuora.com, https://rest.eu.zuora.com, https://rest.apisandbox.zuora.com, ...; docs/ZUORA.md
-    lists them). ``client_secret`` is kept out of ``repr``/``str`` so a logged model leaks nothing.
+    (https://rest.zuora.com, https://rest.eu.zuora.com, https://rest.apisandbox.zuora.com, ...; developer.zuora.com,
+    v1 API reference, "Base URL"; docs/ZUORA.md lists them). ``client_secret`` is kept out of ``repr``/``str``
+    so a logged model leaks nothing.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
