@@ -11,8 +11,6 @@ import argparse
 import json
 import os
 import signal
-import ssl
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +34,7 @@ from nrtsync_local.salesforce.config import DEFAULT_API_LIMIT, StandinConfig
 from nrtsync_local.salesforce.control import control
 from nrtsync_local.salesforce.oauth import load_verification_key
 from nrtsync_local.salesforce.state import SalesforceState
+from nrtsync_local.standin_tls import serve_tls, write_atomically
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -158,10 +157,7 @@ class SalesforceStandin:
 
     def start(self) -> SalesforceStandin:
         server = _StandinHTTPServer((self._host, self._port), self.state)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
-        # The TLS handshake happens in the request thread, so a slow client cannot stall accept().
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        serve_tls(server, self._ca)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-standin", daemon=True
@@ -184,12 +180,6 @@ class SalesforceStandin:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(content)
-    Path(handle.name).replace(path)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -248,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_id": config.client_id,
             "client_secret": config.client_secret,
         }
-        _write_atomically(args.ready_file, json.dumps(ready))
+        write_atomically(args.ready_file, json.dumps(ready))
         while not stop.wait(0.2):
             pass
     finally:

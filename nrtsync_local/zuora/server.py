@@ -1,5 +1,5 @@
-"""The Zuora stand-in's HTTPS server and command line (TLS from a throwaway trustme CA, as the Salesforce
-stand-in serves it).
+"""The Zuora stand-in's HTTPS server and command line (TLS from a throwaway trustme CA, shared with the
+Salesforce stand-in in ``nrtsync_local.standin_tls``).
 
 Run as a process::
 
@@ -12,8 +12,6 @@ import argparse
 import json
 import os
 import signal
-import ssl
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +21,7 @@ from urllib.parse import parse_qs
 
 import trustme
 
+from nrtsync_local.standin_tls import serve_tls, write_atomically
 from nrtsync_local.zuora.state import DEFAULT_PAGE_SIZE, Answer, ZuoraState
 
 
@@ -100,9 +99,7 @@ class ZuoraStandin:
 
     def start(self) -> ZuoraStandin:
         server = _ZuoraHTTPServer((self._host, self._port), self.state)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        serve_tls(server, self._ca)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="zuora-standin", daemon=True
@@ -152,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_id": standin.state.client_id,
             "client_secret": standin.state.client_secret,
         }
-        with tempfile.NamedTemporaryFile("w", dir=args.ready_file.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(json.dumps(ready))
-        Path(handle.name).replace(args.ready_file)
+        write_atomically(args.ready_file, json.dumps(ready))
         while not stop.wait(0.2):
             pass
     finally:
