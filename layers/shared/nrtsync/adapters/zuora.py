@@ -96,8 +96,7 @@ class ZuoraClient:
             if response is not None and response.status_code == 401:
                 raise ZuoraAuthError(f"Zuora refused a fresh token on {path}: {_error_text(response)}")
             if response is not None and response.status_code < 400:
-                answer: dict[str, Any] = response.json()
-                return answer
+                return _json_object(response, path)
             if response is not None and response.status_code < 500 and response.status_code != 429:
                 code, message = _error_code(response)
                 raise ZuoraRequestError(
@@ -124,7 +123,9 @@ class ZuoraClient:
                     },
                 )
                 if response is not None and response.status_code == 200:
-                    answer = response.json()
+                    answer = _json_object(response, "/oauth/token")
+                    if not isinstance(answer.get("access_token"), str):
+                        raise ZuoraRetryableError("Zuora's token endpoint answered 200 without an access_token")
                     self._token = str(answer["access_token"])
                     self._token_expires_at = self._clock() + float(answer.get("expires_in", 3600))
                     return self._token
@@ -156,6 +157,17 @@ class ZuoraClient:
         if delay > MAX_RETRY_AFTER_SECONDS or self._clock() + delay >= deadline:
             raise ZuoraRetryableError(f"Zuora {path}: {what} after {attempt} attempt(s); retry later")
         self._sleep(delay)
+
+
+def _json_object(response: requests.Response, path: str) -> dict[str, Any]:
+    """A success's JSON object; anything else (a proxy's or a maintenance page's HTML) is worth a later retry."""
+    try:
+        answer = response.json()
+    except ValueError as exc:
+        raise ZuoraRetryableError(f"Zuora answered {path} with {response.status_code} but no JSON") from exc
+    if not isinstance(answer, dict):
+        raise ZuoraRetryableError(f"Zuora answered {path} with {response.status_code} but not a JSON object")
+    return answer
 
 
 def _retry_after(response: requests.Response) -> float:
