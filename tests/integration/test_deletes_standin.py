@@ -12,7 +12,7 @@ import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceCredentials
-from tests.integration.test_salesforce_standin import API, composite, collection_sub, token_for, upsert
+from tests.integration.test_salesforce_standin import API, collection_sub, composite, token_for, upsert
 from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
 
 pytestmark = pytest.mark.integration
@@ -73,8 +73,12 @@ def test_a_collections_delete_answers_per_id_in_order_and_clears_the_childrens_l
     assert first.status_code == 200
     assert first.json() == [
         {"id": accounts["A1"], "success": True, "errors": []},
-        {"success": False, "errors": [{"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross "
-                                       "reference id", "fields": []}]},
+        {
+            "success": False,
+            "errors": [
+                {"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross reference id", "fields": []}
+            ],
+        },
     ]
     assert again.json()[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
     assert set(ids_of(standin, ACCOUNTS)) == {"A2"}
