@@ -201,3 +201,14 @@ def test_deletes_go_first_children_before_parents_then_upserts_in_one_call(world
     assert world.salesforce.records[SUBSCRIPTIONS] == {}
     assert set(world.salesforce.records[ACCOUNTS]) == {"A1"}
     assert result.session.api_calls == 1
+
+
+def test_an_update_with_the_deletes_own_updated_date_arriving_later_is_stale(world: SyncWorld) -> None:
+    # The deleted record's UpdatedDate can be its last update's: Zuora retries that update after the delete landed
+    world.run(message(deleted(updated=T0 + timedelta(minutes=1))))
+
+    retried = change(updated=T0 + timedelta(minutes=1), received=T0 + timedelta(hours=1), Name="late retry")
+    result = world.run(message(retried))
+
+    assert outcomes(result) == {"stale": ["A1"]}
+    assert world.state.is_deleted("Account#A1")

@@ -218,8 +218,14 @@ class QueuedChange(BaseModel):
 
     @property
     def version(self) -> str:
-        """A sortable version: Zuora's updatedDate first, our receive time to order changes that share one."""
-        return f"{_micros(self.updated_date):017d}.{_micros(self.received_at):017d}"
+        """A sortable version: Zuora's updatedDate first, our receive time to order changes that share one.
+
+        A delete outranks every change with the same updatedDate, whenever it was received: the record's last
+        update and its delete can carry the same UpdatedDate (the deleted record's merge field), and that update
+        arriving late (a Zuora retry) must not bring the record back.
+        """
+        received = _DELETE_RANK if self.is_delete else _micros(self.received_at)
+        return f"{_micros(self.updated_date):017d}.{received:017d}"
 
 
 def record_key_of(object_type: str, record_id: str) -> str:
@@ -228,6 +234,7 @@ def record_key_of(object_type: str, record_id: str) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DELETE_RANK = 10**17 - 1  # above every receive time a version can hold (17 digits of microseconds)
 
 
 def _micros(value: datetime) -> int:
