@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -212,3 +213,12 @@ def test_an_update_with_the_deletes_own_updated_date_arriving_later_is_stale(wor
 
     assert outcomes(result) == {"stale": ["A1"]}
     assert world.state.is_deleted("Account#A1")
+
+
+def test_an_upsert_message_keeps_its_old_shape_and_a_delete_says_so() -> None:
+    upsert = change()
+    delete = deleted()
+
+    assert "change_type" not in json.loads(upsert.model_dump_json())
+    assert json.loads(delete.model_dump_json())["change_type"] == "DELETE"
+    assert QueuedChange.model_validate_json(delete.model_dump_json()) == delete

@@ -14,10 +14,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_serializer,
 )
 
 from nrtsync.zuora_dates import parse_zuora_datetime
@@ -176,6 +178,15 @@ class QueuedChange(BaseModel):
     @field_serializer("updated_date", "received_at")
     def _iso(self, value: datetime) -> str:
         return value.isoformat(timespec="microseconds")
+
+    @model_serializer(mode="wrap")
+    def _upserts_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An upsert's message keeps the shape it had before change_type existed, so a sync function still on the
+        # previous version (during a deployment) reads it rather than parking it as unreadable.
+        data: dict[str, Any] = handler(self)
+        if data.get("change_type") is None:
+            data.pop("change_type", None)
+        return data
 
     @classmethod
     def from_callout(
