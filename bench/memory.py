@@ -68,6 +68,7 @@ class InMemoryVersionStore:
         owner: str,
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
+        deleted: bool = False,
     ) -> bool:
         with self._lock:
             self.calls += 1
@@ -80,6 +81,7 @@ class InMemoryVersionStore:
                 "written_hash": {"S": content_hash},
                 "written_at": {"S": time.strftime("%Y-%m-%dT%H:%M:%S")},
                 "salesforce_id": {"S": salesforce_id} if salesforce_id else {"NULL": "true"},
+                "deleted": {"BOOL": "true" if deleted else "false"},
             }
             updated |= {
                 KEPT_PREFIX + name: {"S": value} if value is not None else {"NULL": "true"}
@@ -97,6 +99,16 @@ class InMemoryVersionStore:
                 kept = {n.removeprefix(KEPT_PREFIX): v.get("S") for n, v in item.items() if n.startswith(KEPT_PREFIX)}
                 if kept:
                     found[key] = kept
+            return found
+
+    def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
+        with self._lock:
+            self.calls += 1
+            found: dict[str, str] = {}
+            for key in set(record_keys):
+                salesforce_id = self._items.get(key, {}).get("salesforce_id", {}).get("S")
+                if salesforce_id:
+                    found[key] = salesforce_id
             return found
 
     def release(self, record_key: str, *, owner: str) -> None:

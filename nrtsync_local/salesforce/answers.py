@@ -8,6 +8,8 @@ from typing import Any
 
 DATA_PATH = re.compile(r"^/services/data/v(?P<version>\d{2,3}\.\d)(?P<rest>/.*)?$")
 COLLECTION_PATH = re.compile(r"^/composite/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/?$")
+# sObject Collections without an sObject: DELETE with ?ids= (the only method the stand-in serves there)
+COLLECTIONS_ROOT_PATH = re.compile(r"^/composite/sobjects/?$")
 # sObject Rows by External ID: /sobjects/{SObject}/{ExternalIdField}/{value}
 ROW_BY_EXTERNAL_ID_PATH = re.compile(
     r"^/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/(?P<value>[^/]+)/?$"

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from nrtsync_local.salesforce.answers import (
     COLLECTION_PATH,
+    COLLECTIONS_ROOT_PATH,
     DATA_PATH,
     ROW_BY_EXTERNAL_ID_PATH,
     Answer,
@@ -18,6 +19,7 @@ from nrtsync_local.salesforce.answers import (
     not_found,
     record_error,
 )
+from nrtsync_local.salesforce.deletes import delete_collection
 from nrtsync_local.salesforce.faults import Faults
 from nrtsync_local.salesforce.records import RecordStore
 
@@ -53,7 +55,8 @@ class Upserts:
     def composite(self, payload: Any) -> Answer:
         """``POST /composite``: the subrequests run in order (``collateSubrequests`` is not modelled), each
         through the same code as its standalone resource, as one API call. Supported subrequests: PATCH upserts
-        by sObject Collections and by sObject Rows by External ID; others get a 400 of their own. ``@{ref}``
+        by sObject Collections and by sObject Rows by External ID, and sObject Collections DELETE (``?ids=``,
+        counted as one of the five collections); others get a 400 of their own. ``@{ref}``
         references are not resolved. An outer ``allOrNone: true`` rolls everything back if any subrequest or
         record fails (the others answer 400 ``PROCESSING_HALTED``)."""
         subrequests = payload.get("compositeRequest") if isinstance(payload, dict) else None
@@ -63,7 +66,7 @@ class Upserts:
             return _composite_refusal(
                 f"The request can\u2019t contain more than {MAX_COMPOSITE_SUBREQUESTS} operations."
             )
-        collections = sum(1 for s in subrequests if COLLECTION_PATH.match(_subrequest_rest(s.get("url")) or ""))
+        collections = sum(1 for s in subrequests if _is_collection(_subrequest_rest(s.get("url")) or ""))
         if collections > MAX_COMPOSITE_COLLECTIONS:
             return _composite_refusal(
                 f"The request can\u2019t contain more than {MAX_COMPOSITE_COLLECTIONS} sObject Collections or query "
@@ -91,6 +94,11 @@ class Upserts:
         if all_or_none and COLLECTION_PATH.match(rest) and isinstance(body, dict):
             body = {**body, "allOrNone": True}  # the outer allOrNone overrides the collections' own
         answer = self.upsert(rest, body, target["version"]) if target and method == "PATCH" else None
+        if target and method == "DELETE" and COLLECTIONS_ROOT_PATH.match(rest):
+            query = url.split("?", 1)[1] if isinstance(url, str) and "?" in url else ""
+            if all_or_none:
+                query += "&allOrNone=true"  # the outer allOrNone overrides the collection's own
+            answer = delete_collection(self._store, query, self._records_per_call)
         if answer is None and target and (COLLECTION_PATH.match(rest) or ROW_BY_EXTERNAL_ID_PATH.match(rest)):
             answer = method_not_allowed(method, "PATCH")
         if answer is None:
@@ -178,6 +186,10 @@ def _rolled_back(result: dict[str, Any]) -> dict[str, Any]:
         "Record rolled back because not all records were valid and the request was using AllOrNone header",
         [],
     )
+
+
+def _is_collection(rest: str) -> bool:
+    return bool(COLLECTION_PATH.match(rest) or COLLECTIONS_ROOT_PATH.match(rest))
 
 
 def _subrequest_rest(url: Any) -> str | None:

@@ -64,6 +64,7 @@ class RecordStore:
     def __init__(self, config: StandinConfig) -> None:
         self.config = config
         self.by_sobject: dict[str, Records] = {}
+        self.recycle_bin: set[str] = set()  # Ids deleted: a second delete answers ENTITY_IS_DELETED
         self._id_counter = 0
 
     def listing(self, sobject: str) -> dict[str, Any]:

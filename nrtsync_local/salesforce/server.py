@@ -22,6 +22,7 @@ import trustme
 
 from nrtsync_local.salesforce.answers import (
     COLLECTION_PATH,
+    COLLECTIONS_ROOT_PATH,
     DATA_PATH,
     JSON_CONTENT_TYPE,
     ROW_BY_EXTERNAL_ID_PATH,
@@ -67,17 +68,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         state = self.server.state
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
-            endpoint, answer = self._answer(state, method, path, body)
+            endpoint, answer = self._answer(state, method, path, body, query)
         except (ValueError, TypeError, KeyError) as exc:
             endpoint, answer = "bad-request", Answer(400, error_list("INVALID_INPUT", str(exc)))
         state.count_status(endpoint, answer.status)
         self._send(answer, state.limit_info())
 
-    def _answer(self, state: SalesforceState, method: str, path: str, body: bytes) -> tuple[str, Answer]:
+    def _answer(
+        self, state: SalesforceState, method: str, path: str, body: bytes, query: str = ""
+    ) -> tuple[str, Answer]:
         if path.startswith("/__standin/"):
             return "control", control(state, method, path.removeprefix("/__standin/"), body)
         latency = state.latency_seconds()
@@ -93,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
             return "unknown", not_found()
         rest = match["rest"] or "/"
         endpoint = f"{method} {_endpoint_name(rest)}"
-        return endpoint, state.api(method, rest, self.headers.get("Authorization", ""), body, match["version"])
+        authorization = self.headers.get("Authorization", "")
+        return endpoint, state.api(method, rest, authorization, body, match["version"], query=query)
 
     def _send(self, answer: Answer, limit_info: str) -> None:
         payload = b"" if answer.status == 204 else json.dumps(answer.body).encode()  # 204 carries no body
@@ -108,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _endpoint_name(rest: str) -> str:
-    if COLLECTION_PATH.match(rest):
+    if COLLECTION_PATH.match(rest) or COLLECTIONS_ROOT_PATH.match(rest):
         return "composite/sobjects"
     if ROW_BY_EXTERNAL_ID_PATH.match(rest):
         return "sobjects/external-id"

@@ -15,9 +15,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from nrtsync_local.salesforce.answers import (
     COLLECTION_PATH,
+    COLLECTIONS_ROOT_PATH,
     ROW_BY_EXTERNAL_ID_PATH,
     Answer,
     error_list,
@@ -26,6 +28,7 @@ from nrtsync_local.salesforce.answers import (
 )
 from nrtsync_local.salesforce.composite import Upserts
 from nrtsync_local.salesforce.config import StandinConfig
+from nrtsync_local.salesforce.deletes import delete_collection, get_by_external_id
 from nrtsync_local.salesforce.faults import Faults
 from nrtsync_local.salesforce.oauth import (
     JWT_BEARER_GRANT,
@@ -154,7 +157,9 @@ class SalesforceState:
 
     # --- the authenticated API ---------------------------------------------------------------
 
-    def api(self, method: str, rest: str, authorization: str, body: bytes, version: str = "62.0") -> Answer:
+    def api(
+        self, method: str, rest: str, authorization: str, body: bytes, version: str = "62.0", *, query: str = ""
+    ) -> Answer:
         """Every request under ``/services/data/vNN.N``: session, injected faults, allocation, routing."""
         with self._lock:
             if not self._session_valid(authorization):
@@ -166,7 +171,7 @@ class SalesforceState:
                 return Answer(403, error_list("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
             self._api_used += 1
             self._stats.api_calls += 1
-            return self._route(method, rest, body, version)
+            return self._route(method, rest, body, version, query=query)
 
     def _session_valid(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")
@@ -175,9 +180,10 @@ class SalesforceState:
         expires = self._sessions.get(token.strip())
         return expires is not None and expires > time.monotonic()
 
-    def _route(self, method: str, rest: str, body: bytes, version: str = "62.0") -> Answer:
-        if rest.rstrip("/") == "/limits":
-            return Answer(200, self._limits()) if method == "GET" else method_not_allowed(method, "GET")
+    def _route(self, method: str, rest: str, body: bytes, version: str = "62.0", *, query: str = "") -> Answer:
+        not_a_write = self._limits_delete_or_read(method, rest, query)
+        if not_a_write is not None:
+            return not_a_write
         is_composite = rest.rstrip("/") == "/composite"
         if not is_composite and not ROW_BY_EXTERNAL_ID_PATH.match(rest) and not COLLECTION_PATH.match(rest):
             return not_found()
@@ -192,6 +198,20 @@ class SalesforceState:
             return upserts.composite(payload)
         answer = upserts.upsert(rest, payload, version)
         return answer if answer is not None else not_found()
+
+    def _limits_delete_or_read(self, method: str, rest: str, query: str) -> Answer | None:
+        """``/limits``, sObject Collections DELETE and the GET of a record by external ID (``deletes.py``);
+        None for the upserts."""
+        if rest.rstrip("/") == "/limits":
+            return Answer(200, self._limits()) if method == "GET" else method_not_allowed(method, "GET")
+        if COLLECTIONS_ROOT_PATH.match(rest):
+            if method != "DELETE":
+                return method_not_allowed(method, "DELETE")
+            return delete_collection(self._store, query, self._stats.records_per_call)
+        row = ROW_BY_EXTERNAL_ID_PATH.match(rest)
+        if row is not None and method == "GET":
+            return get_by_external_id(self._store, row["sobject"], row["field"], unquote(row["value"]))
+        return None
 
     def _limits(self) -> dict[str, Any]:
         limit = self.config.api_limit

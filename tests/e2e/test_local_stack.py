@@ -153,6 +153,27 @@ def test_account_subscription_and_invoice_reach_salesforce_linked_to_the_account
     assert subscription["Zuora__CancelledDate__c"] is None
 
 
+def test_a_delete_callout_removes_the_record_and_an_older_update_does_not_bring_it_back(client: Client) -> None:
+    # Given an account of its own in Salesforce (the module's stack shares its state table between tests)
+    own = "8ad09be48db5aa2a018dc0b0deleted1"
+    assert client.send(Callout.from_event("callout_account", id=own)).status_code == 200
+    client.stack.wait_until_drained(timeout=20)
+    assert client.standin.record(ACCOUNTS, own) is not None
+
+    # When Zuora's delete custom event calls out (changeType DELETE), then its older update arrives again
+    deleted = client.send(Callout.from_event("callout_delete", id=own))
+    client.stack.wait_until_drained(timeout=20)
+    late = client.send(Callout.from_event("callout_account", id=own, updatedDate="2024-03-05T11:00:00.000-08:00"))
+    client.stack.wait_until_drained(timeout=20)
+
+    # Then the record is gone from Salesforce and stays gone; nothing is on the failure list
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["status"] == "queued"
+    assert late.status_code == 200
+    assert client.standin.record(ACCOUNTS, own) is None
+    assert failures(client.stack) == []
+
+
 def unauthorized_body() -> dict[str, Any]:
     """The body of the template's UNAUTHORIZED gateway response."""
     spec = gateway_responses(load_template(), "CalloutApi")["UNAUTHORIZED"]

@@ -392,3 +392,31 @@ def test_the_concurrent_request_limit_waits_briefly_without_the_allocation_stop(
     again = service.process([msg], remaining_seconds=30)
     assert [o.outcome for o in again.outcomes] == [Outcome.WRITTEN]
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "held"
+
+
+def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeline) -> None:
+    # Given two accounts and a subscription of the first, in Salesforce
+    pipeline.send(change("Account", "A1", Name="Acme"), change("Account", "A2", Name="Beta"))
+    pipeline.drain()
+    pipeline.send(change("Subscription", "S1", Name="S-1", AccountId="A1"))
+    pipeline.drain()
+    calls_before = pipeline.sf.stats()["api_calls"]
+
+    # When one batch deletes the subscription and account A2 and updates account A1 (Zuora's changeType DELETE)
+    later = T0 + timedelta(minutes=1)
+    pipeline.send(
+        change("Subscription", "S1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+        change("Account", "A1", updated=later, Name="Acme 2"),
+        change("Account", "A2", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+    )
+    pipeline.drain()
+
+    # Then one API call did it all: the deletes by the Ids the state table kept, the update; nothing failed
+    stats = pipeline.sf.stats()
+    assert stats["api_calls"] - calls_before == 1
+    assert stats["records_per_call"][-1] == 3
+    assert pipeline.find(SUBSCRIPTIONS, "S1") is None
+    assert pipeline.find(ACCOUNTS, "A2") is None
+    assert pipeline.record(ACCOUNTS, "A1")["Name"] == "Acme 2"
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0

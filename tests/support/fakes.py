@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nrtsync.models.salesforce import (
+    CollectionDelete,
     CollectionUpsert,
     RecordError,
     RecordResult,
@@ -44,6 +45,9 @@ class FakeSalesforce:
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
     api_requests: list[list[tuple[str, int]]] = field(default_factory=list)  # the collections of each API call
+    deletes: list[tuple[str, int]] = field(default_factory=list)  # (sobject, ids) per collection delete
+    lookups: list[tuple[str, str]] = field(default_factory=list)  # (sobject, external id) per find_id call
+    deleted_ids: set[str] = field(default_factory=set)  # in the recycle bin: ENTITY_IS_DELETED on a second delete
     usage_checks: int = 0
     fail_usage_checks: list[type[Exception]] = field(default_factory=list)  # raised by the next /limits reads
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -56,7 +60,14 @@ class FakeSalesforce:
 
     @property
     def api_calls(self) -> int:
-        return len(self.api_requests) + self.usage_checks
+        return len(self.api_requests) + self.usage_checks + len(self.lookups)
+
+    def find_id(self, sobject: str, external_id_field: str, value: str, *, deadline: float) -> str | None:
+        with self._lock:
+            self.lookups.append((sobject, value))
+            self._count_call()
+            record = self.records.get(sobject, {}).get(value)
+            return None if record is None else str(record["Id"])
 
     def _count_call(self) -> None:
         self.api_used += 1
@@ -83,7 +94,7 @@ class FakeSalesforce:
         return answer
 
     def upsert_collections(
-        self, requests: Sequence[CollectionUpsert], *, deadline: float
+        self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
     ) -> list[list[RecordResult] | SalesforceError]:
         """One API call, collections executed in order (so a parent written first is found by its children)."""
         assert 1 <= len(requests) <= MAX_COLLECTIONS_PER_COMPOSITE
@@ -94,12 +105,23 @@ class FakeSalesforce:
         with self._lock:
             if self.api_used >= self.api_limit:
                 raise SalesforceLimitExceededError("TotalRequests Limit exceeded.")
-            self.api_requests.append([(r.sobject, len(r.records)) for r in requests])
+            self.api_requests.append(
+                [
+                    (f"DELETE {r.sobject}", len(r.ids))
+                    if isinstance(r, CollectionDelete)
+                    else (r.sobject, len(r.records))
+                    for r in requests
+                ]
+            )
             self._count_call()
             if self.fail_calls:
                 raise self.fail_calls.pop(0)("injected")
             answers: list[list[RecordResult] | SalesforceError] = []
             for request in requests:
+                if isinstance(request, CollectionDelete):
+                    self.deletes.append((request.sobject, len(request.ids)))
+                    answers.append([self._delete_one(salesforce_id) for salesforce_id in request.ids])
+                    continue
                 assert len(request.records) <= 200, "sObject Collections takes at most 200 records"
                 self.calls.append((request.sobject, len(request.records)))
                 refused = next(
@@ -121,6 +143,21 @@ class FakeSalesforce:
                 table = self.records.setdefault(request.sobject, {})
                 answers.append([self._upsert_one(table, request.external_id_field, r) for r in request.records])
             return answers
+
+    def _delete_one(self, salesforce_id: str) -> RecordResult:
+        # DeleteResults as "Delete Records Using sObject Collections" answers them: the id on success, an error
+        # (ENTITY_IS_DELETED / INVALID_CROSS_REFERENCE_KEY) for an id already gone.
+        for table in self.records.values():
+            for ext_id, record in list(table.items()):
+                if record["Id"] == salesforce_id:
+                    if ext_id in self.refuse:
+                        code, message = self.refuse[ext_id]
+                        return RecordResult(success=False, errors=[RecordError(status_code=code, message=message)])
+                    del table[ext_id]
+                    self.deleted_ids.add(salesforce_id)
+                    return RecordResult(success=True, salesforce_id=salesforce_id)
+        code = "ENTITY_IS_DELETED" if salesforce_id in self.deleted_ids else "INVALID_CROSS_REFERENCE_KEY"
+        return RecordResult(success=False, errors=[RecordError(status_code=code, message="gone")])
 
     def _upsert_one(self, table: dict[str, dict[str, Any]], ext_field: str, record: dict[str, Any]) -> RecordResult:
         ext_id = record[ext_field]

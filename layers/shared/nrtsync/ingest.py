@@ -34,7 +34,7 @@ from nrtsync.settings import IngestSettings, IpNetwork
 
 NOTIFICATION_ID_HEADER = "zuora-notification-id"
 REQUEST_ID_HEADER = "zuora-request-id"
-_TOP_LEVEL_KEYS = frozenset({"eventType", "objectType", "id", "updatedDate"})
+_TOP_LEVEL_KEYS = frozenset({"eventType", "objectType", "id", "updatedDate", "changeType"})
 _FIELD_PREFIX = "fields."
 
 

@@ -1,4 +1,5 @@
-"""The sync session: coalesce a batch, claim each record, upsert into Salesforce, account for every change.
+"""The sync session: coalesce a batch, claim each record, upsert into (or delete from) Salesforce, account for
+every change.
 
 Every message in a batch ends in exactly one of three ways: acknowledged with an outcome in the history
 (written, superseded, duplicate, stale, failed-and-parked), or handed back to SQS (waiting) with a short
@@ -32,6 +33,8 @@ from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherit
 from nrtsync.mapping import MappingConfig, MappingError, build_record
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.salesforce import (
+    GONE_CODES,
+    CollectionDelete,
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
@@ -106,11 +109,13 @@ class SyncResult:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """Up to 200 claimed changes of one object type: one sObject Collections upsert."""
+    """Up to 200 claimed changes of one object type: one sObject Collections upsert, or (``delete``) one
+    sObject Collections delete whose records are ``{"Id": <Salesforce Id>}``."""
 
     object_type: str
     pairs: list[tuple[IncomingChange, dict[str, Any]]]
     refusal: SalesforceRequestError | None = None  # set on a half of a collection Salesforce refused whole
+    delete: bool = False
 
     @property
     def changes(self) -> list[IncomingChange]:
@@ -249,19 +254,16 @@ class SyncService:
                 ledger.schedule_retry(incoming, delay, "RECORD_BUSY")
             else:
                 to_build.append(incoming)
-        claimed = self._build_records(ledger, to_build)
+        claimed = self._build_records(ledger, [i for i in to_build if not i.change.is_delete])
+        doomed = self._delete_targets(ledger, [i for i in to_build if i.change.is_delete], deadline)
 
-        by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
-        for incoming, record in claimed:
-            by_object[incoming.change.object_type].append((incoming, record))
-        chunks: list[_Chunk] = []
-        for object_type in self._mapping.write_order():  # parents before children
-            group = by_object.get(object_type, [])
-            chunks += [
-                _Chunk(object_type, group[start : start + SOBJECT_COLLECTION_MAX])
-                for start in range(0, len(group), SOBJECT_COLLECTION_MAX)
-            ]
-        # Up to five collections travel in one Composite call, executed in order: one API call, parents first.
+        # Deletes go first, children before parents (the reverse of the write order), then upserts, parents before
+        # children: a child deleted and its parent upserted in one batch both succeed, and a parent's delete never
+        # runs before its children's. A child upserted in the batch that deletes its parent fails as a child
+        # whose parent is missing (retried, then parked), which is right: Zuora deleted the parent.
+        chunks = _chunks(doomed, list(reversed(self._mapping.write_order())), delete=True)
+        chunks += _chunks(claimed, self._mapping.write_order(), delete=False)
+        # Up to five collections travel in one Composite call, executed in order: one API call.
         # The halves of a collection Salesforce refused whole go out next, ahead of the rest (isolation).
         pending = deque(chunks)
         while pending:
@@ -297,6 +299,46 @@ class SyncService:
             built.append((incoming, record))
         return built
 
+    def _delete_targets(
+        self, ledger: SessionLedger, deletes: list[IncomingChange], deadline: float
+    ) -> list[tuple[IncomingChange, dict[str, Any]]]:
+        """The Salesforce Id each claimed delete removes: the one the state table kept, else found by external ID
+        (one API call per record, only for records this product never wrote). A record Salesforce does not have
+        is done at once: its tombstone is committed without a call."""
+        if not deletes:
+            return []
+        try:
+            kept = self._state.salesforce_ids([i.change.record_key for i in deletes])
+        except StateUnavailableError:
+            for incoming in deletes:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            self._release(deletes, ledger)
+            return []
+        targets: list[tuple[IncomingChange, dict[str, Any]]] = []
+        for incoming in deletes:
+            change = incoming.change
+            salesforce_id = kept.get(change.record_key)
+            if salesforce_id is None:
+                if ledger.api_blocked or ledger.breaker_open or ledger.concurrency_limited:
+                    self._retry_unsent(ledger, _Chunk(change.object_type, [(incoming, {})], delete=True))
+                    self._release([incoming], ledger)
+                    continue
+                obj = self._mapping.objects[change.object_type]
+                try:
+                    salesforce_id = self._salesforce.find_id(
+                        obj.sobject, obj.external_id_field, change.record_id, deadline=deadline
+                    )
+                except SalesforceError as exc:
+                    self._call_failed(ledger, [incoming], exc)
+                    self._release([incoming], ledger)
+                    continue
+                self._answered(ledger)
+                if salesforce_id is None:
+                    self._settle(ledger, [(incoming, RecordResult(success=True))], self._clock())
+                    continue
+            targets.append((incoming, {"Id": salesforce_id}))
+        return targets
+
     def _upsert_chunks(self, ledger: SessionLedger, chunks: list[_Chunk], deadline: float) -> list[_Chunk]:
         """One API call for 1..5 collections; returns the halves of the collections refused whole, to send next."""
         everything = [incoming for chunk in chunks for incoming in chunk.changes]
@@ -305,12 +347,7 @@ class SyncService:
                 self._retry_unsent(ledger, chunk)
             self._release(everything, ledger)
             return []
-        requests = []
-        for chunk in chunks:
-            obj = self._mapping.objects[chunk.object_type]
-            requests.append(
-                CollectionUpsert(sobject=obj.sobject, external_id_field=obj.external_id_field, records=chunk.records)
-            )
+        requests = [self._request_of(chunk) for chunk in chunks]
         try:
             answers = self._salesforce.upsert_collections(requests, deadline=deadline)
         except SalesforceError as exc:
@@ -332,9 +369,18 @@ class SyncService:
                     delay = self._retry_policy.backoff(incoming.receive_count)
                     ledger.schedule_retry(incoming, delay, "UNPAIRED_RESPONSE")
                 self._release(chunk.changes, ledger)
+            elif chunk.delete:
+                results = [_deleted(result, record["Id"]) for result, record in zip(answer, chunk.records, strict=True)]
+                self._settle(ledger, list(zip(chunk.changes, results, strict=True)), answered_at)
             else:
                 self._settle(ledger, list(zip(chunk.changes, answer, strict=True)), answered_at)
         return halves
+
+    def _request_of(self, chunk: _Chunk) -> CollectionUpsert | CollectionDelete:
+        obj = self._mapping.objects[chunk.object_type]
+        if chunk.delete:
+            return CollectionDelete(sobject=obj.sobject, ids=[record["Id"] for record in chunk.records])
+        return CollectionUpsert(sobject=obj.sobject, external_id_field=obj.external_id_field, records=chunk.records)
 
     def _retry_unsent(self, ledger: SessionLedger, chunk: _Chunk) -> None:
         """A collection not sent in this invocation waits on the queue; a half of a refused one says so."""
@@ -409,7 +455,8 @@ class SyncService:
                     change.content_hash,
                     owner=ledger.session_id,
                     salesforce_id=result.salesforce_id,
-                    kept=kept_of(self._mapping, change),
+                    kept=None if change.is_delete else kept_of(self._mapping, change),
+                    deleted=change.is_delete,
                 )
             except StateUnavailableError:
                 return False
@@ -495,6 +542,30 @@ def _halves(chunk: _Chunk, refusal: SalesforceRequestError) -> list[_Chunk]:
     five per call. The deadline bounds it: what is not isolated in time waits (``_retry_unsent``)."""
     middle = len(chunk.pairs) // 2
     return [
-        _Chunk(chunk.object_type, chunk.pairs[:middle], refusal),
-        _Chunk(chunk.object_type, chunk.pairs[middle:], refusal),
+        _Chunk(chunk.object_type, chunk.pairs[:middle], refusal, delete=chunk.delete),
+        _Chunk(chunk.object_type, chunk.pairs[middle:], refusal, delete=chunk.delete),
     ]
+
+
+def _chunks(pairs: list[tuple[IncomingChange, dict[str, Any]]], order: list[str], *, delete: bool) -> list[_Chunk]:
+    """The collections of ``pairs``: per object type in ``order``, up to 200 records each."""
+    by_object: dict[str, list[tuple[IncomingChange, dict[str, Any]]]] = defaultdict(list)
+    for incoming, record in pairs:
+        by_object[incoming.change.object_type].append((incoming, record))
+    chunks: list[_Chunk] = []
+    for object_type in order:
+        group = by_object.get(object_type, [])
+        chunks += [
+            _Chunk(object_type, group[start : start + SOBJECT_COLLECTION_MAX], delete=delete)
+            for start in range(0, len(group), SOBJECT_COLLECTION_MAX)
+        ]
+    return chunks
+
+
+def _deleted(result: RecordResult, salesforce_id: str) -> RecordResult:
+    """A delete's result as the session settles it: a record already gone (``GONE_CODES``) is deleted too, and
+    the Id it had is kept on the tombstone either way."""
+    gone = not result.success and bool(result.errors) and all(e.status_code in GONE_CODES for e in result.errors)
+    if result.success or gone:
+        return RecordResult(success=True, salesforce_id=salesforce_id)
+    return result

@@ -1,5 +1,5 @@
-"""Salesforce behind a small port: sObject Collections upserts (alone or up to five in one Composite call) and
-the org's API usage, on simple-salesforce.
+"""Salesforce behind a small port: sObject Collections upserts and deletes (alone or up to five in one Composite
+call), a look-up of a record's Id by external ID, and the org's API usage, on simple-salesforce.
 
 simple-salesforce's login helpers hard-code ``https://{domain}.salesforce.com``, so the OAuth token is
 fetched here from the org's own login URL (production, sandbox or My Domain) and handed to
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import jwt
 import requests
@@ -26,6 +27,7 @@ from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceErr
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from nrtsync.models.salesforce import (
+    CollectionDelete,
     CollectionUpsert,
     RecordResult,
     SalesforceAuthError,
@@ -119,9 +121,9 @@ class SimpleSalesforceAdapter:
         return results
 
     def upsert_collections(
-        self, requests: Sequence[CollectionUpsert], *, deadline: float
+        self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
     ) -> list[list[RecordResult] | SalesforceError]:
-        """1..5 upserts in one API call; see ``SalesforcePort.upsert_collections``.
+        """1..5 upserts or deletes in one API call; see ``SalesforcePort.upsert_collections``.
 
         With one request the plain sObject Collections call is the request's own call, so a 4xx refusal of it
         (an unknown sObject or field) is returned as that request's error, as it would be inside a Composite.
@@ -132,24 +134,27 @@ class SimpleSalesforceAdapter:
             )
         if len(requests) == 1:
             [request] = requests
-            path = _collection_path(request.sobject, request.external_id_field)
+            method, path, body = _collection_call(request)
             try:
-                answer = self._api_call("PATCH", path, _collection_body(request.sobject, request.records), deadline)
+                answer = self._api_call(method, path, body, deadline)
             except SalesforceRequestError as exc:
                 return [exc]
             return [_collection_results(request, answer, 200)]
+        subrequests = []
+        for index, request in enumerate(requests):
+            method, path, body = _collection_call(request)
+            sub: dict[str, Any] = {
+                "method": method,
+                "url": f"/services/data/v{self._api_version}/{path}",
+                "referenceId": f"c{index}",
+            }
+            if body is not None:
+                sub["body"] = body
+            subrequests.append(sub)
         composite = {
             "allOrNone": False,
             "collateSubrequests": False,  # the default from API 49.0 is true, which may reorder parents and children
-            "compositeRequest": [
-                {
-                    "method": "PATCH",
-                    "url": f"/services/data/v{self._api_version}/{_collection_path(r.sobject, r.external_id_field)}",
-                    "referenceId": f"c{index}",
-                    "body": _collection_body(r.sobject, r.records),
-                }
-                for index, r in enumerate(requests)
-            ],
+            "compositeRequest": subrequests,
         }
         answer = self._api_call("POST", "composite", composite, deadline)
         subresponses = answer.get("compositeResponse") if isinstance(answer, dict) else None
@@ -162,6 +167,21 @@ class SimpleSalesforceAdapter:
             )
             for index, request in enumerate(requests)
         ]
+
+    def find_id(self, sobject: str, external_id_field: str, value: str, *, deadline: float) -> str | None:
+        """``GET sobjects/{SObject}/{ExternalIdField}/{value}?fields=Id`` (REST API Developer Guide, "Get Records
+        Using sObject Rows by External ID"): one API call; 404 NOT_FOUND means no such record."""
+        path = f"sobjects/{sobject}/{external_id_field}/{quote(value, safe='')}?fields=Id"
+        try:
+            answer = self._api_call("GET", path, None, deadline)
+        except SalesforceRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        found = answer.get("Id") if isinstance(answer, dict) else None
+        if not isinstance(found, str) or not found:
+            raise SalesforceRetryableError(f"find {sobject} by {external_id_field}: the answer has no Id")
+        return found
 
     def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
         """Reads ``DailyApiRequests`` from ``/limits``; see ``SalesforcePort.fetch_api_usage``."""
@@ -315,15 +335,29 @@ def _collection_body(sobject: str, records: list[dict[str, Any]]) -> dict[str, A
     return {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **record} for record in records]}
 
 
-def _collection_results(request: CollectionUpsert, body: Any, status: Any) -> list[RecordResult] | SalesforceError:
-    """One collections upsert's answer (plain or a Composite subresponse): its results, or its own error."""
-    what = f"upsert {request.sobject}"
+def _collection_call(request: CollectionUpsert | CollectionDelete) -> tuple[str, str, dict[str, Any] | None]:
+    """Method, path (under the API version) and body of one collection request, alone or as a subrequest."""
+    if isinstance(request, CollectionDelete):
+        # REST API Developer Guide, "Delete Records Using sObject Collections": the Ids go in the query string,
+        # no body; allOrNone=false so one refused record does not roll back the others.
+        return "DELETE", f"composite/sobjects?ids={','.join(request.ids)}&allOrNone=false", None
+    path = _collection_path(request.sobject, request.external_id_field)
+    return "PATCH", path, _collection_body(request.sobject, request.records)
+
+
+def _collection_results(
+    request: CollectionUpsert | CollectionDelete, body: Any, status: Any
+) -> list[RecordResult] | SalesforceError:
+    """One collection's answer (plain or a Composite subresponse): its results, or its own error."""
+    deleting = isinstance(request, CollectionDelete)
+    what = f"{'delete' if deleting else 'upsert'} {request.sobject}"
+    sent = len(request.ids) if isinstance(request, CollectionDelete) else len(request.records)
     if not isinstance(status, int) or not 200 <= status < 300:
         error = _error_for(status if isinstance(status, int) else 500, body, what)
         if isinstance(error, SalesforceError):
             return error
         return SalesforceRetryableError(f"{what}: {error}")
-    if not isinstance(body, list) or len(body) != len(request.records) or not all(isinstance(i, dict) for i in body):
+    if not isinstance(body, list) or len(body) != sent or not all(isinstance(i, dict) for i in body):
         return SalesforceRetryableError(f"{what}: the answer does not pair with the records sent")
     return [RecordResult.from_api(item) for item in body]
 

@@ -77,8 +77,13 @@ class DynamoVersionStore:
         owner: str,
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
+        deleted: bool = False,
     ) -> bool:
         """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``deleted``: the version is a delete. The item stays as a tombstone (``written_version``, ``deleted``,
+        the Id that was deleted), so the claim's ``written_version < :v`` keeps every older change stale; a newer
+        change claims as usual and its commit sets ``deleted`` back to false (docs/CALLOUTS.md, "Deletes").
 
         ``kept``: field values of this change that children inherit (None: the change had it empty). They are
         written in the same conditional update, so they always belong to the version recorded as written.
@@ -89,9 +94,10 @@ class DynamoVersionStore:
             ":h": {"S": content_hash},
             ":t": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
             ":sf": {"S": salesforce_id} if salesforce_id else {"NULL": True},
+            ":d": {"BOOL": deleted},
         }
         names: dict[str, str] = {}
-        sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf"
+        sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf, deleted = :d"
         for n, (field, value) in enumerate(sorted((kept or {}).items())):
             names[f"#k{n}"] = KEPT_PREFIX + field
             values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
@@ -145,6 +151,22 @@ class DynamoVersionStore:
                     found[item["pk"]["S"]] = kept
         return found
 
+    def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The Salesforce Id kept for each record that has one (a delete finds its record by it)."""
+        keys = sorted(set(record_keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                salesforce_id = item.get("salesforce_id", {}).get("S")
+                if salesforce_id:
+                    found[item["pk"]["S"]] = salesforce_id
+        return found
+
+    def is_deleted(self, record_key: str) -> bool:
+        """Whether the record's last written version is a delete (operators and tests)."""
+        item = self._read(record_key)
+        return bool(item and item.get("deleted", {}).get("BOOL"))
+
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
         items: list[dict[str, Any]] = []
@@ -152,13 +174,13 @@ class DynamoVersionStore:
             try:
                 response = self._client.batch_get_item(RequestItems=request)
             except (ClientError, BotoCoreError) as exc:
-                raise StateUnavailableError("could not read kept fields") from exc
+                raise StateUnavailableError("could not read the state items") from exc
             items += response.get("Responses", {}).get(self._table, [])
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return items
             time.sleep(0.05 * 2**attempt)  # DynamoDB returns unprocessed keys under throttling: back off
-        raise StateUnavailableError("could not read kept fields: keys left unprocessed")
+        raise StateUnavailableError("could not read the state items: keys left unprocessed")
 
     def written_version(self, record_key: str) -> str | None:
         """The version last written for a record (operators and tests)."""

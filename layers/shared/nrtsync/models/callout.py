@@ -14,10 +14,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_serializer,
 )
 
 from nrtsync.zuora_dates import parse_zuora_datetime
@@ -82,6 +84,10 @@ EventType = Annotated[str, StringConstraints(max_length=100), AfterValidator(_te
 
 MAX_FIELDS = 500
 
+ChangeType = Literal["INSERT", "UPDATE", "DELETE"]
+"""Zuora's custom-event ``changeType`` values (Custom Events, "Trigger condition"): INSERT and UPDATE are both
+upserts here (by external ID, so the order of an insert and its first update does not matter); DELETE deletes."""
+
 
 def _as_utc(value: datetime) -> datetime:
     # Zuora's merge fields can render without an offset; we read those as UTC (docs/CALLOUTS.md).
@@ -101,6 +107,7 @@ class Callout(BaseModel):
     objectType: Annotated[str, StringConstraints(min_length=1, max_length=80)]  # noqa: N815 - Zuora's key
     id: ZuoraId
     updatedDate: datetime  # noqa: N815 - Zuora's key
+    changeType: ChangeType | None = None  # noqa: N815 - Zuora's key; absent: an upsert, as before it existed
     fields: dict[FieldName, CalloutValue] = Field(default_factory=dict, max_length=MAX_FIELDS)
 
     @field_validator("objectType", "id", "updatedDate", mode="before")
@@ -109,9 +116,9 @@ class Callout(BaseModel):
         # Without this, an id rendered as the text null would become a record called "null".
         return _not_empty(value)
 
-    @field_validator("eventType", mode="before")
+    @field_validator("eventType", "changeType", mode="before")
     @classmethod
-    def _empty_event_type_is_none(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
         return None if is_empty(value) else value
 
     @field_validator("objectType")
@@ -152,6 +159,7 @@ class QueuedChange(BaseModel):
     record_id: ZuoraId
     updated_date: datetime
     event_type: str | None = None
+    change_type: ChangeType | None = None
     fields: dict[FieldName, CalloutValue] = Field(default_factory=dict)
     notification_id: str = Field(min_length=1, max_length=200)
     request_id: str | None = Field(default=None, max_length=200)
@@ -171,6 +179,15 @@ class QueuedChange(BaseModel):
     def _iso(self, value: datetime) -> str:
         return value.isoformat(timespec="microseconds")
 
+    @model_serializer(mode="wrap")
+    def _upserts_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An upsert's message keeps the shape it had before change_type existed, so a sync function still on the
+        # previous version (during a deployment) reads it rather than parking it as unreadable.
+        data: dict[str, Any] = handler(self)
+        if data.get("change_type") is None:
+            data.pop("change_type", None)
+        return data
+
     @classmethod
     def from_callout(
         cls, callout: Callout, *, notification_id: str, request_id: str | None, received_at: datetime
@@ -180,7 +197,9 @@ class QueuedChange(BaseModel):
             record_id=callout.id,
             updated_date=callout.updatedDate,
             event_type=callout.eventType,
-            fields=dict(callout.fields),
+            change_type=callout.changeType,
+            # A delete carries no fields: Salesforce gets only the record's Id, and none of them would be kept.
+            fields={} if callout.changeType == "DELETE" else dict(callout.fields),
             notification_id=notification_id,
             request_id=request_id,
             received_at=received_at,
@@ -192,10 +211,17 @@ class QueuedChange(BaseModel):
         return record_key_of(self.object_type, self.record_id)
 
     @property
+    def is_delete(self) -> bool:
+        """Zuora deleted the record: the sync deletes it in Salesforce and keeps a tombstone (docs/CALLOUTS.md)."""
+        return self.change_type == "DELETE"
+
+    @property
     def content_hash(self) -> str:
         """Identifies the change itself: a re-delivery of it has the same hash, a different change does not."""
+        # A delete is marked in the hash (an upsert's hash stays as it was, so no stored hash changes meaning).
+        parts: list[Any] = [self.object_type, self.record_id, self.updated_date.isoformat(), self.fields]
         canonical = json.dumps(
-            [self.object_type, self.record_id, self.updated_date.isoformat(), self.fields],
+            [*parts, "DELETE"] if self.is_delete else parts,
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -203,8 +229,14 @@ class QueuedChange(BaseModel):
 
     @property
     def version(self) -> str:
-        """A sortable version: Zuora's updatedDate first, our receive time to order changes that share one."""
-        return f"{_micros(self.updated_date):017d}.{_micros(self.received_at):017d}"
+        """A sortable version: Zuora's updatedDate first, our receive time to order changes that share one.
+
+        A delete outranks every change with the same updatedDate, whenever it was received: the record's last
+        update and its delete can carry the same UpdatedDate (the deleted record's merge field), and that update
+        arriving late (a Zuora retry) must not bring the record back.
+        """
+        received = _DELETE_RANK if self.is_delete else _micros(self.received_at)
+        return f"{_micros(self.updated_date):017d}.{received:017d}"
 
 
 def record_key_of(object_type: str, record_id: str) -> str:
@@ -213,6 +245,7 @@ def record_key_of(object_type: str, record_id: str) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DELETE_RANK = 10**17 - 1  # above every receive time a version can hold (17 digits of microseconds)
 
 
 def _micros(value: datetime) -> int:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
+    "GONE_CODES",
+    "CollectionDelete",
     "CollectionUpsert",
     "RecordError",
     "RecordResult",
@@ -155,6 +165,24 @@ class CollectionUpsert(BaseModel):
     sobject: str = Field(min_length=1)
     external_id_field: str = Field(min_length=1)
     records: list[dict[str, Any]] = Field(min_length=1, max_length=200)  # sObject Collections takes 1..200
+
+
+class CollectionDelete(BaseModel):
+    """One sObject Collections delete: up to 200 Salesforce Ids (REST API Developer Guide, "Delete Records Using
+    sObject Collections": ``DELETE /composite/sobjects?ids=...&allOrNone=false``, one DeleteResult per Id in
+    order). ``sobject`` is ours, for logs and ordering; Salesforce reads only the Ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sobject: str = Field(min_length=1)
+    ids: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")]] = Field(
+        min_length=1, max_length=200
+    )
+
+
+# A delete's per-record codes that mean the record is already gone: the delete is done. ENTITY_IS_DELETED (in the
+# recycle bin), INVALID_CROSS_REFERENCE_KEY (no such Id in the org), NOT_FOUND (REST's "no such resource").
+GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
 
 
 class RecordResult(BaseModel):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
     # Salesforce models.
     from nrtsync.models.callout import QueuedChange
-    from nrtsync.models.salesforce import CollectionUpsert, RecordResult, SalesforceError
+    from nrtsync.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceError
 
 # A Composite request takes up to 25 subrequests, of which at most 5 may be sObject Collections (or query) ones.
 MAX_COLLECTIONS_PER_COMPOSITE = 5
@@ -63,17 +63,24 @@ class SalesforcePort(Protocol):
         ...
 
     def upsert_collections(
-        self, requests: Sequence[CollectionUpsert], *, deadline: float
+        self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
     ) -> list[list[RecordResult] | SalesforceError]:
-        """One API call for 1..5 upserts: a single request goes as a plain sObject Collections PATCH (as upsert
-        does), several as one Composite request with the subrequests in the given order (parents first is the
-        caller's job). Returns, per request in order, its per-record results, or the SalesforceError for that
+        """One API call for 1..5 collections, upserts or deletes: a single request goes as a plain sObject
+        Collections PATCH (as upsert does) or DELETE, several as one Composite request with the subrequests in the
+        given order (children's deletes before parents', parents' upserts before children's: the caller's job).
+        A delete's results are Salesforce's DeleteResults, one per Id in order (an Id already gone answers
+        ``success: false`` with one of ``GONE_CODES``; the caller decides what that means).
+        Returns, per request in order, its per-record results, or the SalesforceError for that
         subrequest alone (SalesforceRequestError for a 4xx subrequest, SalesforceRetryableError for a 5xx one).
         A 400 SalesforceRequestError means Salesforce refused that collection as a whole (e.g. JSON_PARSER_ERROR for
         one value it cannot deserialize into its field's type): its records have no results of their own.
         A failure of the whole call raises exactly as upsert does (retryable/limit/auth/request errors), with the
         same retries, token renewal, timeouts and deadline handling.
         """
+        ...
+
+    def find_id(self, sobject: str, external_id_field: str, value: str, *, deadline: float) -> str | None:
+        """The Salesforce Id of the record whose external ID is ``value`` (one API call), None if there is none."""
         ...
 
     def fetch_api_usage(self, *, deadline: float) -> ApiUsage:
@@ -125,11 +132,18 @@ class VersionStore(Protocol):
         owner: str,
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
-    ) -> bool: ...
+        deleted: bool = False,
+    ) -> bool:
+        """Record ``version`` as written (``deleted``: as a tombstone, so an older change stays stale)."""
+        ...
 
     def release(self, record_key: str, *, owner: str) -> None: ...
 
     def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]: ...
+
+    def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The Salesforce Id last written for each record that has one (record key -> Id)."""
+        ...
 
     def api_usage(self) -> ApiUsage | None: ...
 
