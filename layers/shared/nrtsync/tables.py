@@ -8,6 +8,9 @@ SyncStateTable (key ``pk``), written and read by the sync function:
   ``observed_at``; ``percent`` for people reading the table, never read back).
 - ``ORG#BREAKER``: the circuit breaker (``state`` open/closed, ``reason``, ``message``, ``since``, ``by``,
   ``updated_at``, and ``failures``: consecutive failed Salesforce calls); the CLI reads and writes it too.
+- ``SWEEP#<sweep>#<object>``: a sweep of Zuora's records (``reconcile``, ``backfill-<id>``) for one object:
+  ``watermark`` (the end of the last window read to its end) and, while a window is being read, its cursor
+  (``since``, ``until``, ``query_locator``, ``pages``, ``read``, ``queued``, ``malformed``, ``restarts``).
 
 SyncHistoryTable (keys ``pk``/``sk``); the sync function writes the first four, the metrics function the rest:
 - ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.config import Config
 
 from nrtsync.ports.breaker import BreakerReason, BreakerState
+from nrtsync.ports.sweep import SweepCursor
 from nrtsync.ports.sync import ApiUsage
 
 if TYPE_CHECKING:
@@ -87,6 +91,40 @@ def session_sk(started_at: datetime, session_id: str) -> str:
 
 def record_pk(object_type: str, record_id: str) -> str:
     return f"RECORD#{object_type}#{record_id}"
+
+
+def sweep_key(sweep: str, object_type: str) -> str:
+    return f"SWEEP#{sweep}#{object_type}"
+
+
+_CURSOR_COUNTS = ("pages", "read", "queued", "malformed", "restarts")
+SWEEP_CURSOR_ATTRIBUTES: Final = ("object_type", "since", "until", "query_locator", *_CURSOR_COUNTS)
+
+
+def sweep_cursor_values(cursor: SweepCursor) -> dict[str, AttributeValueTypeDef]:
+    """A cursor's attributes (an UpdateItem's values: the item's ``watermark`` is kept as it is)."""
+    values: dict[str, AttributeValueTypeDef] = {
+        "object_type": {"S": cursor.object_type},
+        "since": {"S": cursor.since.astimezone(UTC).isoformat()},
+        "until": {"S": cursor.until.astimezone(UTC).isoformat()},
+        "query_locator": {"S": cursor.query_locator} if cursor.query_locator else {"NULL": True},
+    }
+    values |= {name: {"N": str(getattr(cursor, name))} for name in _CURSOR_COUNTS}
+    return values
+
+
+def sweep_cursor_of(item: Mapping[str, Any] | None) -> SweepCursor | None:
+    """The cursor kept in a sweep item, None when the item holds only a watermark (or does not exist)."""
+    if not item or "until" not in item:
+        return None
+    locator = item.get("query_locator", {}).get("S")
+    return SweepCursor(
+        object_type=item["object_type"]["S"],
+        since=datetime.fromisoformat(item["since"]["S"]),
+        until=datetime.fromisoformat(item["until"]["S"]),
+        query_locator=locator or None,
+        **{name: int(item.get(name, {}).get("N", "0")) for name in _CURSOR_COUNTS},
+    )
 
 
 def minute_pk(minute: datetime) -> str:

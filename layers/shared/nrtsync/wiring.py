@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.ingest import ChangeQueue, SecretSource
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
+    from nrtsync.ports.sweep import ChangeSink, SweepCheckpoints, WrittenVersions
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
     from nrtsync.ports.zuora import ZuoraPort
     from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
+    from nrtsync.sweep import Sweep
     from nrtsync.sync import SyncService
 
 
@@ -226,8 +228,41 @@ def build_metrics(
 def build_zuora(credentials: ZuoraCredentials, *, session: requests.Session | None = None) -> ZuoraPort:
     """Zuora's REST query client (OAuth client credentials, token cached per warm container).
 
-    No function uses it yet: reconciliation and backfill will read the ``ZuoraSecret`` and call this.
+    Reconciliation and backfill read the ``ZuoraSecret`` and call this.
     """
     from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see the module docstring
 
     return ZuoraClient(credentials, session=session)
+
+
+def build_sweep(
+    name: str,
+    *,
+    source: str,
+    state_table: str,
+    queue_url: str,
+    mapping: MappingConfig,
+    zuora: ZuoraPort,
+    versions: WrittenVersions | None = None,
+    sink: ChangeSink | None = None,
+    checkpoints: SweepCheckpoints | None = None,
+) -> Sweep:
+    """A sweep of Zuora's records into the callout queue (reconciliation: ``reconcile``; a backfill: its own name).
+
+    Its checkpoints and the written versions it compares with live in the state table; its changes go to the
+    callout queue, where the sync function takes them as it takes callouts.
+    """
+    from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415
+    from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
+    from nrtsync.sweep import Sweep  # noqa: PLC0415
+
+    return Sweep(
+        name,
+        zuora=zuora,
+        mapping=mapping,
+        versions=versions or DynamoVersionStore(state_table),
+        sink=sink or SqsChangeQueue(queue_url),
+        checkpoints=checkpoints or DynamoSweepCheckpoints(state_table),
+        source=source,
+    )

@@ -18,8 +18,14 @@ from nrtsync.models.callout import QueuedChange
 from nrtsync.ports.zuora import QueryPage, ZuoraPort, ZuoraRecord
 from nrtsync.zuora_dates import ZuoraDateError, parse_zuora_datetime
 
-RECONCILE_NOTIFICATION_PREFIX = "reconcile:"
-"""A change read from Zuora's API, not received as a callout, has a ``notification_id`` that starts with this."""
+RECONCILE_SOURCE = "reconcile"
+BACKFILL_SOURCE = "backfill"
+CALLOUT_SOURCE = "callout"
+SWEEP_SOURCES = (RECONCILE_SOURCE, BACKFILL_SOURCE)
+RECONCILE_NOTIFICATION_PREFIX = f"{RECONCILE_SOURCE}:"
+"""A change read from Zuora's API, not received as a callout, has a ``notification_id`` that starts with its
+source (``reconcile:`` or ``backfill:``): the mark travels with the change on the queue and into its trail, and
+needs no new field in the queue message (a sync function of the previous version reads it unchanged)."""
 
 ID_FIELD = "Id"
 UPDATED_FIELD = "UpdatedDate"
@@ -63,15 +69,22 @@ def changes_query(mapping: MappingConfig, object_type: str, since: datetime, unt
 
 
 def change_from_record(
-    mapping: MappingConfig, object_type: str, record: ZuoraRecord, *, received_at: datetime
+    mapping: MappingConfig,
+    object_type: str,
+    record: ZuoraRecord,
+    *,
+    received_at: datetime,
+    source: str = RECONCILE_SOURCE,
 ) -> QueuedChange:
     """The canonical change for one query record, as the callout path would queue it.
 
     Zuora leaves a field whose value is null out of a query record; a callout renders it as null. So every
     queried field missing from the record becomes None, which clears it in Salesforce exactly as a callout would.
-    ``notification_id`` (``reconcile:<object>:<id>:<updated>``) marks the change as read from the API: the same
-    record at the same ``UpdatedDate`` read twice gives the same id.
+    ``notification_id`` (``<source>:<object>:<id>:<updated>``, source ``reconcile`` or ``backfill``) marks the
+    change as read from the API: the same record at the same ``UpdatedDate`` read twice gives the same id.
     """
+    if source not in SWEEP_SOURCES:
+        raise ValueError(f"source must be one of {SWEEP_SOURCES}, not {source!r}")
     record_id = record.get(ID_FIELD)
     updated = record.get(UPDATED_FIELD)
     if not isinstance(record_id, str) or not record_id:
@@ -90,14 +103,20 @@ def change_from_record(
         record_id=record_id,
         updated_date=updated_date,
         fields=fields,
-        notification_id=f"{RECONCILE_NOTIFICATION_PREFIX}{object_type}:{record_id}:{updated_date.astimezone(UTC).isoformat()}",
+        notification_id=f"{source}:{object_type}:{record_id}:{updated_date.astimezone(UTC).isoformat()}",
         received_at=received_at,
     )
 
 
+def change_source(change: QueuedChange) -> str:
+    """``callout``, or the sweep that read the change from Zuora's API (``reconcile`` or ``backfill``)."""
+    prefix = change.notification_id.split(":", 1)[0]
+    return prefix if prefix in SWEEP_SOURCES and ":" in change.notification_id else CALLOUT_SOURCE
+
+
 def is_from_reconciliation(change: QueuedChange) -> bool:
-    """Whether the change was read from Zuora's API (reconciliation, backfill) rather than received as a callout."""
-    return change.notification_id.startswith(RECONCILE_NOTIFICATION_PREFIX)
+    """Whether reconciliation read the change from Zuora's API (a callout for it was lost or refused)."""
+    return change_source(change) == RECONCILE_SOURCE
 
 
 def query_pages(zuora: ZuoraPort, zoql: str) -> Iterator[QueryPage]:

@@ -162,6 +162,17 @@ class DynamoVersionStore:
                     found[item["pk"]["S"]] = salesforce_id
         return found
 
+    def written_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The version last written per record that has one (a sweep queues only what is newer)."""
+        keys = sorted(set(record_keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                version = item.get("written_version", {}).get("S")
+                if version:
+                    found[item["pk"]["S"]] = version
+        return found
+
     def is_deleted(self, record_key: str) -> bool:
         """Whether the record's last written version is a delete (operators and tests)."""
         item = self._read(record_key)
