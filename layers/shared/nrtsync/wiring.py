@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.sweep import ChangeSink, SweepCheckpoints, WrittenVersions
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
     from nrtsync.ports.zuora import ZuoraPort
-    from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
+    from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SweepSettings, SyncSettings
     from nrtsync.sweep import Sweep
     from nrtsync.sync import SyncService
 
@@ -265,4 +265,49 @@ def build_sweep(
         sink=sink or SqsChangeQueue(queue_url),
         checkpoints=checkpoints or DynamoSweepCheckpoints(state_table),
         source=source,
+    )
+
+
+def build_zuora_from_secret(
+    settings: SweepSettings, *, secrets: SecretSource | None = None, session: requests.Session | None = None
+) -> ZuoraPort:
+    """Zuora's client with the credentials of the ``ZuoraSecret`` (read through the cached secret source).
+
+    Raises ``SecretUnavailableError`` (retry later) or ``SecretInvalidError`` naming the secret's bad keys (an
+    operator must fill it in: docs/ZUORA.md).
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from nrtsync.adapters.secrets import CachedSecretSource  # noqa: PLC0415
+    from nrtsync.models.zuora import ZuoraCredentials  # noqa: PLC0415
+    from nrtsync.ports.ingest import SecretInvalidError  # noqa: PLC0415
+
+    source = secrets or CachedSecretSource(max_age=settings.secret_max_age_seconds)
+    document = source.get_json(settings.zuora_secret_id)
+    try:
+        credentials = ZuoraCredentials.model_validate(document)
+    except ValidationError as exc:
+        keys = ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
+        raise SecretInvalidError(f"the Zuora secret {settings.zuora_secret_id} is not valid: check {keys}") from exc
+    return build_zuora(credentials, session=session)
+
+
+def build_settings_sweep(
+    settings: SweepSettings,
+    name: str,
+    *,
+    source: str,
+    zuora: ZuoraPort | None = None,
+    mapping: MappingConfig | None = None,
+) -> Sweep:
+    """``build_sweep`` from a sweep function's settings (the mapping file and Zuora secret they name)."""
+    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
+
+    return build_sweep(
+        name,
+        source=source,
+        state_table=settings.state_table,
+        queue_url=settings.queue_url,
+        mapping=mapping or cached_mapping(settings.mapping_path),
+        zuora=zuora or build_zuora_from_secret(settings),
     )
