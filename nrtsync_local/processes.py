@@ -210,16 +210,31 @@ class ZuoraStandinClient:
         """A fresh session that trusts the stand-in's CA (see the module docstring)."""
         return trusting_session(self.ca_file)
 
-    def seed(self, object_type: str, records: list[dict[str, Any]]) -> None:
-        """Stores Zuora records (each with ``Id`` and ``UpdatedDate``) as the tenant's, replacing same ids."""
-        self._call("POST", f"records/{object_type}", {"records": records})
+    def seed(self, object_type: str, records: list[dict[str, Any]], *, timeout: float = 60) -> int:
+        """Stores Zuora records (each with ``Id`` and ``UpdatedDate``) as the tenant's, replacing same ids, in one
+        call (100,000 records take about a second); returns how many records the object now has."""
+        return int(self._call("POST", f"records/{object_type}", {"records": records}, timeout=timeout)["count"])
+
+    def update(self, object_type: str, records: list[dict[str, Any]], *, updated_date: str | None = None) -> str:
+        """Sets the given fields of stored records (each with ``Id``) and moves their ``UpdatedDate`` to
+        ``updated_date`` (a Zuora dateTime) or to now, as an edit in Zuora does; returns the ``UpdatedDate`` set."""
+        body: dict[str, Any] = {"records": records}
+        if updated_date is not None:
+            body["updated_date"] = updated_date
+        return str(self._call("POST", f"update/{object_type}", body)["UpdatedDate"])
+
+    def delete(self, object_type: str, ids: list[str]) -> list[str]:
+        """Deletes records: queries no longer return them. Returns the ids that existed."""
+        deleted: list[str] = self._call("POST", f"delete/{object_type}", {"ids": ids})["deleted"]
+        return deleted
 
     def set_faults(self, fail_next: list[dict[str, Any]]) -> None:
         """The next requests' answers, e.g. ``[{"status": 429, "retry_after": 2}, {"status": 503}]``."""
         self._call("POST", "faults", {"fail_next": fail_next})
 
-    def configure(self, **config: int) -> dict[str, Any]:
-        """``page_size`` (default 2,000) and ``token_seconds`` (a token's ``expires_in``)."""
+    def configure(self, **config: float) -> dict[str, Any]:
+        """``page_size`` (default 2,000), ``token_seconds`` (a token's ``expires_in``) and ``locator_seconds``
+        (how long a queryLocator stays valid: Zuora's 15 minutes by default, 0 never expires)."""
         return self._call("POST", "config", config)
 
     def revoke_tokens(self) -> None:
@@ -237,8 +252,10 @@ class ZuoraStandinClient:
     def close(self) -> None:
         self._control.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=5)
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 5
+    ) -> dict[str, Any]:
+        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=timeout)
         response.raise_for_status()
         answer: dict[str, Any] = response.json()
         return answer

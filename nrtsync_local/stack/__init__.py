@@ -6,6 +6,8 @@ What runs (docs/LOCAL.md has the details):
 * moto in server mode (SQS, DynamoDB, Secrets Manager, CloudWatch) with the queues, tables and secrets that
   ``template.yaml`` declares, built from its own properties;
 * the HTTPS Salesforce stand-in as a child process, unless a real org is configured (``SALESFORCE_LOGIN_URL``);
+* the HTTPS Zuora stand-in as a child process, unless a real tenant is configured (``ZUORA_BASE_URL``,
+  ``ZUORA_CLIENT_ID``, ``ZUORA_CLIENT_SECRET``), and the ``ZuoraSecret`` holding its credentials;
 * a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler, behind the
   template's Lambda authorizer (the real authorizer handler) and gateway responses;
 * the SQS event source poller that feeds the sync handler batches, as the template's event source mapping says;
@@ -18,7 +20,8 @@ holder.
 
 The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API, ``LocalDeploymentError``),
 ``environment`` (each function's variables, set in ``os.environ`` and restored; ``SalesforceOrg``), ``handlers``
-(installing and invoking the handlers, the fault drill's wrappers), ``threads`` (the front, the SQS poller
+(installing and invoking the handlers, the fault drill's wrappers), ``zuora`` (the Zuora stand-in or tenant,
+``ZuoraTenant``, and the one CA bundle the functions trust), ``threads`` (the front, the SQS poller
 thread, spawning and stopping), ``schedule`` (the metrics function's EventBridge schedule), ``state_file``
 (``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
 (``make local``'s command line and banner).
@@ -29,6 +32,7 @@ from nrtsync_local.stack.environment import SERVICE_NAME, SalesforceOrg
 from nrtsync_local.stack.schedule import schedule_seconds, scheduled_event
 from nrtsync_local.stack.spec import EVENTS_DIR, INGEST, METRICS, SYNC, LocalDeploymentError
 from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME, write_private_json
+from nrtsync_local.stack.zuora import ZuoraTenant
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -41,6 +45,7 @@ __all__ = [
     "LocalDeployment",
     "LocalDeploymentError",
     "SalesforceOrg",
+    "ZuoraTenant",
     "schedule_seconds",
     "scheduled_event",
     "write_private_json",

@@ -9,7 +9,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,17 +30,20 @@ from nrtsync_local.stack.handlers import LocalHandlers
 from nrtsync_local.stack.schedule import run_schedule, schedule_interval
 from nrtsync_local.stack.spec import INGEST, METRICS, SYNC, LocalDeploymentError, api_routes
 from nrtsync_local.stack.state_file import claim_state_file, write_private_json
-from nrtsync_local.stack.threads import StackThreads, run_poller, start_front, sync_poller
+from nrtsync_local.stack.threads import StackThreads, run_poller, start_front, sync_poller, wait_quiet
+from nrtsync_local.stack.zuora import LocalZuora, ZuoraTenant, ca_bundle
 from nrtsync_local.template import load_template
 
 if TYPE_CHECKING:
     from nrtsync.ports.sync import RetryScheduler, SalesforcePort
     from nrtsync_cli.operations import Operations
+    from nrtsync_local.processes import ZuoraStandinClient
 
 
 class LocalDeployment:
-    """The stack deployed on this machine: moto + Salesforce stand-in (or a real org) + the three handlers, in
-    this process. (Not named "LocalStack": that is a well-known AWS emulator, which this does not use.)
+    """The stack deployed on this machine: moto + Salesforce stand-in (or a real org) + Zuora stand-in (or a real
+    tenant, ``zuora_tenant``) + the three handlers, in this process. (Not named "LocalStack": that is a well-known
+    AWS emulator, which this does not use.)
 
     ``start()`` returns once callouts can be sent; ``stop()`` stops every part (threads joined, the stand-in
     stopped by its pid) and restores the environment variables it changed. Use it as a context manager.
@@ -64,6 +66,7 @@ class LocalDeployment:
         with_metrics: bool = True,
         metrics_interval_seconds: float | None = None,
         salesforce_org: SalesforceOrg | None = None,
+        zuora_tenant: ZuoraTenant | None = None,
         callout_username: str | None = None,
         callout_password: str | None = None,
         environment_overrides: Mapping[str, str] | None = None,
@@ -97,6 +100,7 @@ class LocalDeployment:
         self._latency_ms = salesforce_latency_ms
         self._metrics_interval = metrics_interval_seconds
         self._org = salesforce_org
+        self._zuora = LocalZuora(zuora_tenant)
         self._callout_username = callout_username or template_username(self._template)
         self._callout_password = callout_password or generated_password(self._template)
         self._overrides = dict(environment_overrides or {})
@@ -167,6 +171,16 @@ class LocalDeployment:
     @property
     def salesforce_ca_file(self) -> str | None:
         return None if self.standin is None else self.standin.ca_file
+
+    @property
+    def zuora(self) -> ZuoraStandinClient | None:
+        """The Zuora stand-in's control API client; None when reading a real tenant."""
+        return self._zuora.client
+
+    @property
+    def zuora_url(self) -> str:
+        """The Zuora REST base URL the ``ZuoraSecret`` holds (the stand-in's, or the tenant's)."""
+        return self._zuora.url
 
     @property
     def poll_stats(self) -> PollStats:
@@ -247,6 +261,11 @@ class LocalDeployment:
             "salesforce_url": self.salesforce_url,
             "salesforce_ca_file": self.salesforce_ca_file,
             "standin_pid": None if self._standin_process is None else self._standin_process.pid,
+            "zuora": "tenant" if self._zuora.external else "standin",
+            "zuora_url": self.zuora_url,
+            "zuora_ca_file": self._zuora.ca_file,
+            "zuora_secret_id": self._zuora.secret_id,
+            "zuora_standin_pid": self._zuora.pid,
             "pid": os.getpid(),
             "started_at": self._started_at,
             "sync_function_name": SYNC,
@@ -275,21 +294,7 @@ class LocalDeployment:
         Raises TimeoutError with the last counts otherwise. Checked twice in a row, 0.1 s apart, so that a
         batch between "received" and "invoked" is not missed.
         """
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        while True:
-            depth = self.queue_depth()
-            if not any(depth.values()) and not self._handlers.sync_busy:
-                quiet += 1
-                if quiet >= 2:
-                    return
-            else:
-                quiet = 0
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"the callout queue did not drain in {timeout}s: {depth}, sync busy={self._handlers.sync_busy}"
-                )
-            time.sleep(0.1)
+        wait_quiet(self.queue_depth, lambda: self._handlers.sync_busy, timeout)
 
     def run_metrics_now(self) -> dict[str, Any]:
         """Invokes the metrics handler once with a scheduled event, as the schedule does; returns its result."""
@@ -336,6 +341,7 @@ class LocalDeployment:
         self._handlers.uninstall()
         if self._standin_process is not None:
             self._standin_process.stop()
+        self._zuora.stop()
         if self._moto is not None:
             self._moto.stop()
         self._environment.restore()
@@ -378,14 +384,20 @@ class LocalDeployment:
             template=self._template,
             stack=self._stack_name,
         )
+        zuora_secret_id = self._zuora.start(self._workdir, self.client("secretsmanager"), self._stack_name)
         environments = function_environments(
-            self._template, self._resources, stack_name=self._stack_name, region=self._region, overrides=self._overrides
+            self._template,
+            self._resources,
+            stack_name=self._stack_name,
+            region=self._region,
+            overrides=self._overrides,
+            zuora_secret_id=zuora_secret_id,
         )
         self._environment.configure(
             environments,
             aws_endpoint_url=self._resources.aws_endpoint_url,
             region=self._region,
-            ca_file=self.salesforce_ca_file,
+            ca_file=ca_bundle(self._workdir / "ca-bundle.pem", [self.salesforce_ca_file, self._zuora.ca_file]),
         )
         if self._state_file is not None:
             self._handlers.use_switch_file(self._event_source_file(self._state_file))

@@ -102,6 +102,7 @@ def function_environments(
     stack_name: str,
     region: str,
     overrides: Mapping[str, str],
+    zuora_secret_id: str | None = None,
 ) -> dict[str, dict[str, str]]:
     """Each function's ``Environment`` with its ``Ref``s and ``GetAtt``s resolved to the local resources, plus
     ``overrides`` (but never one of the variables the stack sets itself)."""
@@ -117,6 +118,7 @@ def function_environments(
         "SalesforceSecret": res.salesforce_secret_id,
         "SyncStateTable": res.state_table,
         "SyncHistoryTable": res.history_table,
+        **({"ZuoraSecret": zuora_secret_id} if zuora_secret_id else {}),
     }
     environments: dict[str, dict[str, str]] = {}
     authorizer = authorizer_function(template)
@@ -160,7 +162,8 @@ class ProcessEnvironment:
             **_DUMMY_CREDENTIALS,
         }
         if ca_file is not None:
-            # simple-salesforce's session trusts the environment, where REQUESTS_CA_BUNDLE beats session.verify.
+            # simple-salesforce's session and the Zuora client's trust the environment, where REQUESTS_CA_BUNDLE
+            # beats session.verify: one bundle (stack/zuora.py's ca_bundle) holds every stand-in's CA.
             merged["REQUESTS_CA_BUNDLE"] = ca_file
         for name, value in merged.items():
             self.set(name, value)

@@ -20,6 +20,7 @@ from nrtsync_local.stack.deployment import LocalDeployment
 from nrtsync_local.stack.environment import SalesforceOrg
 from nrtsync_local.stack.spec import EVENTS_DIR, LOGGER_NAME, LocalDeploymentError
 from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME
+from nrtsync_local.stack.zuora import ZuoraTenant
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -68,6 +69,15 @@ def _banner(stack: LocalDeployment) -> str:
             f"  curl -sS --cacert {info['salesforce_ca_file']} \\",
             f"    {info['salesforce_url']}/__standin/records/Zuora__CustomerAccount__c",
         ]
+    if stack.zuora is not None:
+        seed = {"records": [{"Id": "8a8aa1b2c3d4e5f6", "Name": "Acme", "UpdatedDate": "2026-12-01T10:00:00.000+00:00"}]}
+        lines += [
+            "",
+            "Seed a record in the Zuora stand-in (what reconciliation and backfill read; update/ and delete/ too):",
+            f"  curl -sS --cacert {info['zuora_ca_file']} -H 'Content-Type: application/json' \\",
+            f"    --data '{json.dumps(seed, separators=(',', ':'))}' \\",
+            f"    {info['zuora_url']}/__standin/records/Account",
+        ]
     if stack.metrics_error:
         lines += ["", f"Metrics are OFF: the metrics function could not be imported ({stack.metrics_error})."]
     return "\n".join(lines)
@@ -94,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             with_metrics=not args.no_metrics,
             metrics_interval_seconds=args.metrics_interval,
             salesforce_org=SalesforceOrg.from_environ(),
+            zuora_tenant=ZuoraTenant.from_environ(),
         )
         with stack:
             print(_banner(stack), flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -106,3 +107,21 @@ def run_poller(poller: SqsEventSourcePoller, stopping: threading.Event) -> None:
         except Exception:  # an SQS hiccup must not end the poller; it is printed
             log.exception("the sync poller failed to receive or delete; retrying in 1 s")
             stopping.wait(1)
+
+
+def wait_quiet(depth: Callable[[], Mapping[str, int]], busy: Callable[[], bool], timeout: float) -> None:
+    """``LocalDeployment.wait_until_drained``: returns once ``depth()`` counts nothing and ``busy()`` is false,
+    twice in a row 0.1 s apart; TimeoutError with the last counts otherwise."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while True:
+        counts = depth()
+        if not any(counts.values()) and not busy():
+            quiet += 1
+            if quiet >= 2:
+                return
+        else:
+            quiet = 0
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the callout queue did not drain in {timeout}s: {dict(counts)}, sync busy={busy()}")
+        time.sleep(0.1)

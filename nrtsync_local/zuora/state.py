@@ -8,6 +8,13 @@
 - "ZOQL": lower-case keywords, no ``*``, no ORDER BY and no guaranteed order (so the stand-in answers in an
   order that is not ``UpdatedDate`` order, and a client cannot come to rely on one).
 - "Rate limits" / "Error handling": 429 with ``Retry-After`` when a tenant is over its limit.
+- "queryMore()" (docs.zuora.com, SOAP API calls > queryMore): "Zuora will now expire queryMore() cursors after
+  15 minutes"; the REST ``action/queryMore`` is the same action. A locator used after that, or one never issued,
+  is refused as "Faults" (docs.zuora.com, SOAP API > Error handling > Faults) names it: InvalidQueryLocatorFault,
+  code ``INVALID_QUERY_LOCATOR``. The page says "after 15 minutes of activity": read here as 15 minutes after the
+  locator was issued (each queryMore issues a new one), the stricter reading. ``locator_seconds`` (control API
+  ``config``) shortens it for tests; 0 turns expiry off.
+- A deleted record is no longer returned by a query (Zuora's data objects are deleted, not flagged).
 
 Only the ZOQL subset the product emits (``nrtsync.zoql.changes_query``) is understood; anything else is
 refused with Zuora's action error shape (``{"faultcode": "fns:MALFORMED_QUERY", "faultstring"}``), so a query
@@ -19,6 +26,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +35,7 @@ from nrtsync.zuora_dates import parse_zuora_datetime
 
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TOKEN_SECONDS = 3599
+DEFAULT_LOCATOR_SECONDS = 15 * 60
 
 _QUERY = re.compile(
     r"select (?P<fields>[A-Za-z][A-Za-z0-9_]*(?:, ?[A-Za-z][A-Za-z0-9_]*)*) from (?P<object>[A-Za-z][A-Za-z0-9_]*)"
@@ -60,7 +69,9 @@ class ZuoraState:
     token_seconds: int = DEFAULT_TOKEN_SECONDS
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
-    locators: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    locator_seconds: float = DEFAULT_LOCATOR_SECONDS
+    # locator -> (monotonic time it expires, or None: never; the rows still to read)
+    locators: dict[str, tuple[float | None, list[dict[str, Any]]]] = field(default_factory=dict)
     fail_next: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -139,45 +150,58 @@ class ZuoraState:
         page, rest = rows[: self.page_size], rows[self.page_size :]
         answer: dict[str, Any] = {"records": page, "size": len(rows), "done": not rest}
         if rest:
-            locator = secrets.token_hex(16)
-            self.locators[locator] = rest
-            answer["queryLocator"] = locator
+            answer["queryLocator"] = self._open_locator(rest)
         return Answer(200, answer)
 
+    def _open_locator(self, rows: list[dict[str, Any]]) -> str:
+        now = time.monotonic()
+        # Expired locators are forgotten here too, so a client that abandons its paging does not leak memory.
+        for stale in [key for key, (expires, _) in self.locators.items() if expires is not None and expires <= now]:
+            del self.locators[stale]
+        locator = secrets.token_hex(16)
+        self.locators[locator] = (now + self.locator_seconds if self.locator_seconds > 0 else None, rows)
+        return locator
+
     def _query_more(self, locator: object) -> Answer:
-        if not isinstance(locator, str) or locator not in self.locators:
-            return _fault("INVALID_VALUE", "invalid queryLocator")
-        rows = self.locators.pop(locator)
+        opened = self.locators.pop(locator, None) if isinstance(locator, str) else None
+        if opened is None or (opened[0] is not None and opened[0] <= time.monotonic()):
+            return _fault("INVALID_QUERY_LOCATOR", "The query locator expired or was otherwise invalid.")
+        rows = opened[1]
         page, rest = rows[: self.page_size], rows[self.page_size :]
         answer: dict[str, Any] = {"records": page, "size": len(page), "done": not rest}
         if rest:
-            next_locator = secrets.token_hex(16)
-            self.locators[next_locator] = rest
-            answer["queryLocator"] = next_locator
+            answer["queryLocator"] = self._open_locator(rest)
         return Answer(200, answer)
 
     def control(self, method: str, what: str, body: Any) -> Answer:  # noqa: PLR0911 - one return per route
-        """The control API (``/__standin/<what>``): seed records, set faults, revoke tokens, read counters."""
+        """The control API (``/__standin/<what>``): seed, update and delete records, set faults, revoke tokens,
+        read counters."""
         with self.lock:
             if method == "GET" and what == "stats":
                 return Answer(200, {"counts": dict(self.counts), "open_locators": len(self.locators)})
             if method != "POST":
                 return Answer(405, {"message": "Method not allowed"})
             if what.startswith("records/"):
-                object_type = what.removeprefix("records/")
-                table = self.records.setdefault(object_type, {})
-                for record in body.get("records", []):
-                    if "Id" not in record or "UpdatedDate" not in record:
-                        return Answer(400, {"message": "every record needs Id and UpdatedDate"})
-                    table[str(record["Id"])] = dict(record)
-                return Answer(200, {"count": len(table)})
+                return self._seed(what.removeprefix("records/"), body.get("records", []))
+            if what.startswith("update/"):
+                return self._update(what.removeprefix("update/"), body)
+            if what.startswith("delete/"):
+                return self._delete(what.removeprefix("delete/"), body.get("ids"))
             if what == "faults":
                 self.fail_next.extend(body.get("fail_next", []))
                 return Answer(200, {"fail_next": len(self.fail_next)})
             if what == "config":
                 self.page_size = int(body.get("page_size", self.page_size))
                 self.token_seconds = int(body.get("token_seconds", self.token_seconds))
-                return Answer(200, {"page_size": self.page_size, "token_seconds": self.token_seconds})
+                self.locator_seconds = float(body.get("locator_seconds", self.locator_seconds))
+                return Answer(
+                    200,
+                    {
+                        "page_size": self.page_size,
+                        "token_seconds": self.token_seconds,
+                        "locator_seconds": self.locator_seconds,
+                    },
+                )
             if what == "revoke-tokens":
                 self.tokens.clear()
                 return Answer(200, {})
@@ -188,6 +212,42 @@ class ZuoraState:
                 self.counts.clear()
                 return Answer(200, {})
             return Answer(404, {"message": f"unknown control path {what}"})
+
+    def _seed(self, object_type: str, records: list[dict[str, Any]]) -> Answer:
+        # Checked before any is stored: a bad batch changes nothing.
+        missing = [i for i, record in enumerate(records) if "Id" not in record or "UpdatedDate" not in record]
+        if missing:
+            return Answer(400, {"message": f"every record needs Id and UpdatedDate (records {missing[:10]})"})
+        table = self.records.setdefault(object_type, {})
+        for record in records:
+            table[str(record["Id"])] = dict(record)
+        return Answer(200, {"count": len(table)})
+
+    def _update(self, object_type: str, body: dict[str, Any]) -> Answer:
+        """Sets fields of stored records and moves their ``UpdatedDate`` (to ``updated_date``, else now), as an
+        edit in Zuora does."""
+        table = self.records.get(object_type, {})
+        changes = body.get("records")
+        if not isinstance(changes, list) or not all(isinstance(c, dict) and "Id" in c for c in changes):
+            return Answer(400, {"message": "records: a list of objects, each with Id"})
+        unknown = [str(c["Id"]) for c in changes if str(c["Id"]) not in table]
+        if unknown:
+            return Answer(404, {"message": f"no {object_type} with Id {unknown[:10]}"})
+        updated = body.get("updated_date") or datetime.now(UTC).isoformat(timespec="milliseconds")
+        try:
+            _bound(str(updated))
+        except ValueError as exc:
+            return Answer(400, {"message": f"updated_date: {exc}"})
+        for change in changes:
+            table[str(change["Id"])] |= {**change, "UpdatedDate": updated}
+        return Answer(200, {"updated": len(changes), "UpdatedDate": updated})
+
+    def _delete(self, object_type: str, ids: object) -> Answer:
+        if not isinstance(ids, list):
+            return Answer(400, {"message": "ids: a list of record ids"})
+        table = self.records.get(object_type, {})
+        deleted = [str(i) for i in ids if table.pop(str(i), None) is not None]
+        return Answer(200, {"deleted": deleted, "count": len(table)})
 
 
 def _bound(text: str) -> datetime:

@@ -391,7 +391,13 @@ def test_make_local_serves_until_sigterm_then_exits_cleanly(tmp_path: Path) -> N
     log = tmp_path / "stack.log"
     state_file = tmp_path / "state" / "stack.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "shared")])}
-    for name in ("SALESFORCE_LOGIN_URL", "AWS_ENDPOINT_URL"):
+    for name in (
+        "SALESFORCE_LOGIN_URL",
+        "AWS_ENDPOINT_URL",
+        "ZUORA_BASE_URL",
+        "ZUORA_CLIENT_ID",
+        "ZUORA_CLIENT_SECRET",
+    ):
         env.pop(name, None)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -436,6 +442,8 @@ def test_make_local_serves_until_sigterm_then_exits_cleanly(tmp_path: Path) -> N
         assert time.monotonic() - started < 10
         assert not state_file.exists()
         assert not _alive(int(info["standin_pid"]))
+        assert not _alive(int(info["zuora_standin_pid"]))  # the Zuora stand-in too, by its pid
+        assert f"{info['zuora_url']}/__standin/records/Account" in log.read_text()  # the banner's seeding example
         assert "stopped" in log.read_text()
     finally:
         if process.poll() is None:
