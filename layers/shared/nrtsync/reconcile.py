@@ -25,7 +25,7 @@ from nrtsync.ports.sync import StateUnavailableError
 
 if TYPE_CHECKING:
     from nrtsync.mapping import MappingConfig
-    from nrtsync.ports.breaker import BreakerStore
+    from nrtsync.ports.breaker import BreakerReader
     from nrtsync.ports.sweep import SweepCheckpoints
     from nrtsync.sweep import Sweep, SweepOutcome
 
@@ -145,7 +145,7 @@ class Reconciler:
         *,
         sweep: Sweep,
         checkpoints: SweepCheckpoints,
-        breaker: BreakerStore,
+        breaker: BreakerReader,
         mapping: MappingConfig,
         windows: ReconcileWindows,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
