@@ -37,6 +37,8 @@ REFS = {
     "SyncFunction": "sync-fn",
     "MetricsFunction": "metrics-fn",
     "SyncFunctionLogGroup": "/aws/lambda/sync",
+    "ReconcileFunction": "reconcile-fn",
+    "ReconcileFunctionLogGroup": "/aws/lambda/reconcile",
     "StageName": "prod",
 }
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
