@@ -59,6 +59,7 @@ TRAIL_COLUMNS = [
     ("received_at", "received"),
     ("updated_date", "zuora updated"),
     ("status", "status"),
+    ("source", "source"),
     ("salesforce_id", "salesforce id"),
     ("sync_ms", "sync ms"),
     ("error_code", "error"),

@@ -38,6 +38,7 @@ SETTINGS_CLASS = {
     "IngestFunction": "IngestSettings",
     "SyncFunction": "SyncSettings",
     "MetricsFunction": "MetricsSettings",
+    "ReconcileFunction": "ReconcileSettings",
 }
 DUMMY_REFS = {
     "AWS::StackName": "nrtsync-build-test",
@@ -46,6 +47,7 @@ DUMMY_REFS = {
     "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
+    "ZuoraSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:zuora",
     "SyncStateTable": "sync-state",
     "SyncHistoryTable": "sync-history",
 }

@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "shared"
-FUNCTIONS = ("authorizer", "ingest", "sync", "metrics")
-NOT_SALESFORCE = ("authorizer", "ingest", "metrics")
+FUNCTIONS = ("authorizer", "ingest", "sync", "metrics", "reconcile")
+NOT_SALESFORCE = ("authorizer", "ingest", "metrics", "reconcile")
 
 # Dummy values for every setting the four functions read; nothing here reaches AWS (building a service creates
 # boto3 clients but makes no call).
@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "CALLOUT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/000000000000/callouts",
     "CALLOUT_SECRET_ID": "callout-secret",
     "SALESFORCE_SECRET_ID": "salesforce-secret",
+    "ZUORA_SECRET_ID": "zuora-secret",
     "SYNC_STATE_TABLE": "sync-state",
     "SYNC_HISTORY_TABLE": "sync-history",
     "PATH": os.defpath,
@@ -124,3 +125,10 @@ def test_the_metrics_function_loads_no_callout_or_salesforce_model() -> None:
     built = _loaded("metrics")["built"]
     # Then the models the sync contracts name only in annotations stay unloaded
     assert _packages(built, "nrtsync.models") == []
+
+
+def test_the_reconcile_function_reads_its_zuora_secret_and_loads_the_zuora_client_only_when_it_queries() -> None:
+    # Given the reconcile handler imported and its service built
+    built = _loaded("reconcile")["built"]
+    # Then the Zuora client (and requests under it) waits for the first query: the build reads no secret
+    assert _packages(built, "nrtsync.adapters.zuora", "requests") == []

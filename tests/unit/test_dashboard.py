@@ -14,6 +14,7 @@ from nrtsync.metrics.names import (
     DIMENSION_SETS,
     INGEST_METRIC_NAMES,
     METRIC_NAMES,
+    RECONCILE_METRIC_NAMES,
     RUN_METRIC_NAMES,
     SYNC_SESSION_METRIC_NAMES,
     WINDOWS,
@@ -21,7 +22,8 @@ from nrtsync.metrics.names import (
 from nrtsync.metrics.service import MetricsRunResult
 from nrtsync.observability import metrics
 from nrtsync.ports.sync import SessionSummary
-from nrtsync.reporting import report_callout, report_metrics_run, report_session
+from nrtsync.reconcile import ObjectReport, ReconcileResult
+from nrtsync.reporting import report_callout, report_metrics_run, report_reconcile, report_session
 from nrtsync.sync import SyncResult
 from nrtsync_local.template import load_template, resolve
 
@@ -35,6 +37,8 @@ REFS = {
     "SyncFunction": "sync-fn",
     "MetricsFunction": "metrics-fn",
     "SyncFunctionLogGroup": "/aws/lambda/sync",
+    "ReconcileFunction": "reconcile-fn",
+    "ReconcileFunctionLogGroup": "/aws/lambda/reconcile",
     "StageName": "prod",
 }
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -184,7 +188,7 @@ def test_the_sync_session_emits_exactly_the_names_the_dashboard_knows() -> None:
 
 def test_the_registry_lists_every_emitter_s_names_with_their_dimensions() -> None:
     emitted = {*METRIC_NAMES, *RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *INGEST_METRIC_NAMES}
-    emitted |= set(BREAKER_METRIC_NAMES)
+    emitted |= set(BREAKER_METRIC_NAMES) | set(RECONCILE_METRIC_NAMES)
     assert set(DIMENSION_SETS) == emitted
 
 
@@ -214,6 +218,22 @@ def test_the_ingest_and_metrics_reports_emit_exactly_their_registered_names() ->
     # Then the names are the registry's
     assert callout_names <= set(INGEST_METRIC_NAMES)
     assert run_names == set(RUN_METRIC_NAMES)
+
+
+def test_the_reconcile_report_emits_exactly_its_registered_names() -> None:
+    # Given a run that finished every object's window (so the watermark lag is known)
+    run = ReconcileResult(
+        started_at=MOMENT, objects=[ObjectReport(object_type="Account", finished=True, queued=2, watermark=MOMENT)]
+    )
+
+    # When it is reported
+    metrics.clear_metrics()
+    report_reconcile(run)
+    names = set(metrics.metric_set)
+    metrics.clear_metrics()
+
+    # Then the names are the registry's
+    assert names == set(RECONCILE_METRIC_NAMES)
 
 
 def _watched(props: dict[str, Any]) -> list[tuple[Any, str, tuple[str, ...]]]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from nrtsync.basic_auth import basic_challenge
 from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
+from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, ReconcileSettings, SyncSettings
 from nrtsync_local.template import (
     TemplateError,
     api_authorizer,
@@ -45,12 +45,14 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "SyncFunction": SyncSettings,
     "MetricsFunction": MetricsSettings,
     "CalloutAuthorizerFunction": AuthorizerSettings,
+    "ReconcileFunction": ReconcileSettings,
 }
 SERVICE_NAMES = {
     "IngestFunction": "ingest",
     "SyncFunction": "sync",
     "MetricsFunction": "metrics",
     "CalloutAuthorizerFunction": "authorizer",
+    "ReconcileFunction": "reconcile",
 }
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
@@ -71,6 +73,7 @@ STUB_REFS = {
     "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
+    "ZuoraSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:zuora",
     "SyncStateTable": "sync-state",
     "SyncHistoryTable": "sync-history",
 }
@@ -1412,7 +1415,7 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
     spec = template["Resources"]["ZuoraSecret"]
     placeholder = json.loads(spec["Properties"]["SecretString"])
 
-    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by no function yet
+    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the reconcile function only
     credentials = ZuoraCredentials.model_validate(placeholder)
     assert credentials.base == "https://rest.zuora.com"
     assert (spec["DeletionPolicy"], spec["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -1421,4 +1424,124 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function" and "ZuoraSecret" in json.dumps(resource)
     ]
-    assert readers == []
+    assert readers == ["ReconcileFunction"]
+
+
+# --- Reconciliation (issue 12) ------------------------------------------------------------------------------
+
+RECONCILE = "ReconcileFunction"
+RECONCILE_POLICIES = [
+    {"DynamoDBCrudPolicy": {"TableName": {"Ref": "SyncStateTable"}}},
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "ZuoraSecret"}}},
+    {
+        "Statement": [
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["CalloutQueue", "Arn"]}}
+        ]
+    },
+]
+
+
+def _rate_seconds(expression: str) -> int | None:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression)
+    if match is None:
+        return None
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit
+
+
+def reconcile_problems(template: Template) -> list[str]:
+    """The reconcile function: scheduled by ReconcileSchedule ("off" disables the rule), never retried (the next
+    run resumes), a timeout shorter than the default interval, and exactly its three least-privilege policies."""
+    problems = []
+    reconcile = props(template, RECONCILE)
+    schedules = [e["Properties"] for e in reconcile.get("Events", {}).values() if e.get("Type") == "Schedule"]
+    if len(schedules) != 1:
+        return [f"{RECONCILE} has {len(schedules)} Schedule events, not 1"]
+    [schedule] = schedules
+    for value in ("off", parameter_defaults(template)["ReconcileSchedule"]):
+        on = condition_values(template, refs={"ReconcileSchedule": str(value)})["ReconcileScheduled"]
+        chosen = apply_conditions(schedule, template, refs={"ReconcileSchedule": str(value)})
+        expression = resolve(chosen["Schedule"], template, refs={"ReconcileSchedule": str(value)})
+        if chosen.get("State") != ("ENABLED" if value != "off" else "DISABLED") or on != (value != "off"):
+            problems.append(f"ReconcileSchedule {value!r} does not turn the rule {'on' if value != 'off' else 'off'}")
+        if expression is None or (_rate_seconds(expression) is None and not expression.startswith("cron(")):
+            problems.append(f"ReconcileSchedule {value!r} leaves the rule with expression {expression!r}")
+    if schedule.get("RetryPolicy", {}).get("MaximumRetryAttempts") != 0:
+        problems.append("EventBridge retries a failed reconcile invocation")
+    if reconcile.get("EventInvokeConfig", {}).get("MaximumRetryAttempts") != 0:
+        problems.append("Lambda retries a failed reconcile run (asynchronous invocation)")
+    interval = _rate_seconds(str(parameter_defaults(template)["ReconcileSchedule"]))
+    timeout = int(function_properties(template, RECONCILE)["Timeout"])
+    if interval is None or timeout >= interval:
+        problems.append(f"{RECONCILE} Timeout {timeout} s is not shorter than the default schedule's interval")
+    if reconcile.get("Policies") != RECONCILE_POLICIES:
+        problems.append(f"{RECONCILE}'s policies are {reconcile.get('Policies')}, not its three least-privilege ones")
+    return problems
+
+
+def test_the_reconcile_function_follows_its_rules(template: Template) -> None:
+    assert reconcile_problems(template) == []
+
+
+RECONCILE_MISTAKES: dict[str, Callable[[Template], object]] = {
+    "schedule_ignores_off": lambda t: props(t, RECONCILE)["Events"]["Schedule"]["Properties"].update(State="ENABLED"),
+    "schedule_not_the_parameter": lambda t: props(t, RECONCILE)["Events"]["Schedule"]["Properties"].update(
+        Schedule={"Ref": "ReconcileSchedule"}
+    ),
+    "eventbridge_retries": lambda t: props(t, RECONCILE)["Events"]["Schedule"]["Properties"].pop("RetryPolicy"),
+    "lambda_retries": lambda t: props(t, RECONCILE).pop("EventInvokeConfig"),
+    "timeout_overlaps_the_next_run": lambda t: props(t, RECONCILE).update(Timeout=900),
+    "reads_every_secret": lambda t: props(t, RECONCILE)["Policies"][1].update(
+        AWSSecretsManagerGetSecretValuePolicy={"SecretArn": {"Ref": "SalesforceSecret"}}
+    ),
+    "sends_to_any_queue": lambda t: props(t, RECONCILE)["Policies"][2]["Statement"][0].update(Resource="*"),
+    "extra_policy": lambda t: props(t, RECONCILE)["Policies"].append(
+        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "SyncHistoryTable"}}}
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", RECONCILE_MISTAKES)
+def test_a_reconcile_mistake_is_caught(template: Template, mistake: str) -> None:
+    assert reconcile_problems(mutated(template, RECONCILE_MISTAKES[mistake])) != []
+
+
+@pytest.mark.parametrize("value", ["off", "rate(15 minutes)", "rate(1 hour)", "cron(0/15 * * * ? *)"])
+def test_the_reconcile_schedule_parameter_takes_off_or_an_expression(template: Template, value: str) -> None:
+    assert _allowed(template, "ReconcileSchedule", value)
+
+
+@pytest.mark.parametrize("value", ["", "Off", "none", "every 15 minutes", "rate(15 minutes) "])
+def test_the_reconcile_schedule_parameter_refuses_anything_else(template: Template, value: str) -> None:
+    assert not _allowed(template, "ReconcileSchedule", value)
+
+
+def test_the_reconcile_parameters_reach_its_settings_with_the_code_s_defaults(template: Template) -> None:
+    # Given the template's defaults and each bound of the parameters, as the function would see them
+    settings = settings_from_template(template, RECONCILE)
+    assert isinstance(settings, ReconcileSettings)
+    # Then the defaults are the settings model's own, and the zuora secret is the ZuoraSecret
+    assert (settings.overlap_seconds, settings.settle_seconds, settings.lookback_hours) == (300, 120, 24)
+    assert settings.zuora_secret_id == STUB_REFS["ZuoraSecret"]
+    variables = props(template, RECONCILE)["Environment"]["Variables"]
+    assert variables["RECONCILE_OVERLAP_SECONDS"] == {"Ref": "ReconcileOverlapSeconds"}
+    assert variables["RECONCILE_SETTLE_SECONDS"] == {"Ref": "ReconcileSettleSeconds"}
+    assert variables["RECONCILE_LOOKBACK_HOURS"] == {"Ref": "ReconcileLookbackHours"}
+
+
+def test_the_reconciliation_alarms_watch_recovered_changes_and_failed_runs(template: Template) -> None:
+    recovered = props(template, "RecoveredByReconciliationAlarm")
+    assert (recovered["MetricName"], recovered["Dimensions"]) == (
+        "RecoveredByReconciliation",
+        [{"Name": "service", "Value": "reconcile"}],
+    )
+    assert (recovered["Statistic"], recovered["Period"], recovered["ComparisonOperator"]) == (
+        "Sum",
+        3600,
+        "GreaterThanThreshold",
+    )
+    assert recovered["Threshold"] == {"Ref": "RecoveredAlarmThreshold"}
+    assert recovered["TreatMissingData"] == "notBreaching"
+    errors = props(template, "ReconcileErrorsAlarm")
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": RECONCILE}}]

@@ -20,12 +20,16 @@ from nrtsync.metrics.names import (
     HOURS_NOT_ROLLED,
     METRIC_DATA_PUBLISHED,
     REASON_DIMENSION,
+    RECONCILE_MALFORMED_RECORDS,
+    RECONCILE_RECORDS_READ,
+    RECONCILE_WATERMARK_LAG,
     RECORDS_DUPLICATE,
     RECORDS_FAILED,
     RECORDS_STALE,
     RECORDS_SUPERSEDED,
     RECORDS_WAITING,
     RECORDS_WRITTEN,
+    RECOVERED_BY_RECONCILIATION,
     SALESFORCE_API_CALLS,
     SYNC_PAUSED,
 )
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from nrtsync.breaker import ProbeResult
     from nrtsync.ingest import IngestOutcome
     from nrtsync.metrics.service import MetricsRunResult
+    from nrtsync.reconcile import ReconcileResult
     from nrtsync.sync import SyncResult
 
 # The session log line's key for each per-session count (the dashboard's Logs Insights queries read the keys).
@@ -131,3 +136,23 @@ def report_metrics_run(result: MetricsRunResult) -> None:
         (DISTRIBUTION_MINUTES_PUBLISHED, result.distribution_minutes_published),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def report_reconcile(result: ReconcileResult) -> None:
+    """One log line per object and one per run, and the run's EMF counts (one data point each per run)."""
+    for report in result.objects:
+        line = report.as_log(result.started_at)
+        if report.error:
+            logger.error("reconcile object failed", extra=line)
+        elif report.queued:
+            # Each change queued here is a callout that never reached us (lost, refused, or given up by Zuora).
+            logger.warning("reconcile object", extra=line)
+        else:
+            logger.info("reconcile object", extra=line)
+    logger.info("reconcile run", extra=result.as_log())
+    metrics.add_metric(name=RECOVERED_BY_RECONCILIATION, unit=MetricUnit.Count, value=result.queued)
+    metrics.add_metric(name=RECONCILE_RECORDS_READ, unit=MetricUnit.Count, value=result.read)
+    metrics.add_metric(name=RECONCILE_MALFORMED_RECORDS, unit=MetricUnit.Count, value=result.malformed)
+    lag = result.watermark_lag_seconds()
+    if lag is not None:
+        metrics.add_metric(name=RECONCILE_WATERMARK_LAG, unit=MetricUnit.Seconds, value=lag)

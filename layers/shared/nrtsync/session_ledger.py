@@ -16,6 +16,7 @@ from nrtsync.coalesce import IncomingChange
 from nrtsync.latency import percentiles
 from nrtsync.outcomes import Outcome
 from nrtsync.ports.sync import ApiUsage, Failure, RecordOutcome, SessionSummary
+from nrtsync.zoql import RECONCILE_SOURCE, change_source
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SessionLedger:
                 error_code=code,
                 error_message=message,
                 receive_count=incoming.receive_count,
+                source=change_source(incoming.change),
             )
         )
 
@@ -124,4 +126,7 @@ class SessionLedger:
         latencies = percentiles([o.sync_ms for o in self.outcomes if o.outcome is Outcome.WRITTEN], (50, 90))
         summary.latency_p50_ms, summary.latency_p90_ms = latencies[50], latencies[90]
         summary.counts[Outcome.FAILED] = summary.counts.get(Outcome.FAILED, 0) + self.unreadable
+        summary.recovered = sum(
+            1 for o in self.outcomes if o.outcome is Outcome.WRITTEN and o.source == RECONCILE_SOURCE
+        )
         return summary

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,8 +32,16 @@ if TYPE_CHECKING:
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
     from nrtsync.ports.sweep import ChangeSink, SweepCheckpoints, WrittenVersions
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
-    from nrtsync.ports.zuora import ZuoraPort
-    from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SweepSettings, SyncSettings
+    from nrtsync.ports.zuora import QueryPage, ZuoraPort
+    from nrtsync.reconcile import Reconciler
+    from nrtsync.settings import (
+        AuthorizerSettings,
+        IngestSettings,
+        MetricsSettings,
+        ReconcileSettings,
+        SweepSettings,
+        SyncSettings,
+    )
     from nrtsync.sweep import Sweep
     from nrtsync.sync import SyncService
 
@@ -246,6 +254,8 @@ def build_sweep(
     versions: WrittenVersions | None = None,
     sink: ChangeSink | None = None,
     checkpoints: SweepCheckpoints | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Sweep:
     """A sweep of Zuora's records into the callout queue (reconciliation: ``reconcile``; a backfill: its own name).
 
@@ -265,6 +275,8 @@ def build_sweep(
         sink=sink or SqsChangeQueue(queue_url),
         checkpoints=checkpoints or DynamoSweepCheckpoints(state_table),
         source=source,
+        clock=clock,
+        monotonic=monotonic,
     )
 
 
@@ -310,4 +322,76 @@ def build_settings_sweep(
         queue_url=settings.queue_url,
         mapping=mapping or cached_mapping(settings.mapping_path),
         zuora=zuora or build_zuora_from_secret(settings),
+    )
+
+
+# --- Reconciliation -----------------------------------------------------------------------------------------
+
+
+class _LazyZuora:
+    """The Zuora client from the ZuoraSecret, read on the first query (not at build: a secret an operator has not
+    filled in yet fails the run that needs it, and the next run reads it again)."""
+
+    def __init__(self, settings: SweepSettings) -> None:
+        self._settings = settings
+        self._client: ZuoraPort | None = None
+
+    def _get(self) -> ZuoraPort:
+        if self._client is None:
+            self._client = build_zuora_from_secret(self._settings)
+        return self._client
+
+    def query(self, zoql: str) -> QueryPage:
+        return self._get().query(zoql)
+
+    def query_more(self, query_locator: str) -> QueryPage:
+        return self._get().query_more(query_locator)
+
+
+def build_reconcile(
+    settings: ReconcileSettings,
+    *,
+    zuora: ZuoraPort | None = None,
+    mapping: MappingConfig | None = None,
+    versions: WrittenVersions | None = None,
+    sink: ChangeSink | None = None,
+    checkpoints: SweepCheckpoints | None = None,
+    breaker_store: BreakerStore | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Reconciler:
+    """The scheduled reconciliation: the ``reconcile`` sweep of every mapped object, stopped by the breaker."""
+    from nrtsync.adapters.breaker_store import DynamoBreakerStore  # noqa: PLC0415
+    from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
+    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
+    from nrtsync.reconcile import RECONCILE_SWEEP, Reconciler, ReconcileWindows  # noqa: PLC0415
+    from nrtsync.zoql import RECONCILE_SOURCE  # noqa: PLC0415
+
+    mapping = mapping or cached_mapping(settings.mapping_path)
+    checkpoints = checkpoints or DynamoSweepCheckpoints(settings.state_table)
+    sweep = build_sweep(
+        RECONCILE_SWEEP,
+        source=RECONCILE_SOURCE,
+        state_table=settings.state_table,
+        queue_url=settings.queue_url,
+        mapping=mapping,
+        zuora=zuora or _LazyZuora(settings),
+        versions=versions,
+        sink=sink,
+        checkpoints=checkpoints,
+        clock=clock,
+        monotonic=monotonic,
+    )
+    return Reconciler(
+        sweep=sweep,
+        checkpoints=checkpoints,
+        breaker=breaker_store or DynamoBreakerStore(settings.state_table),
+        mapping=mapping,
+        windows=ReconcileWindows(
+            overlap=timedelta(seconds=settings.overlap_seconds),
+            settle=timedelta(seconds=settings.settle_seconds),
+            lookback=timedelta(hours=settings.lookback_hours),
+        ),
+        clock=clock,
+        monotonic=monotonic,
     )

@@ -99,6 +99,8 @@ class DynamoHistoryWriter:
             "updated_date": change.updated_date.isoformat(timespec="milliseconds"),
             "received_at": change.received_at.isoformat(timespec="milliseconds"),
             "notification_id": change.notification_id,
+            # callout, reconcile or backfill: which records came back through a sweep, not a callout.
+            "source": o.source,
             "status": o.outcome.value,
             "session_id": session.session_id,
             "receive_count": o.receive_count,

@@ -119,13 +119,33 @@ INGEST_METRIC_NAMES: Final[tuple[str, ...]] = (CALLOUTS_ACCEPTED, CALLOUTS_REJEC
 SYNC_PAUSED: Final = "SyncPaused"
 BREAKER_METRIC_NAMES: Final[tuple[str, ...]] = (SYNC_PAUSED,)
 
+# Reconciliation, one data point per run (EMF, dimension ``service``). RecoveredByReconciliation counts changes
+# queued because Salesforce lacked them: each is a callout lost or refused (its alarm). The watermark lag (s) is
+# how far the oldest object's last finished window is behind the run: it grows while runs fail or stop early.
+RECOVERED_BY_RECONCILIATION: Final = "RecoveredByReconciliation"
+RECONCILE_RECORDS_READ: Final = "ReconcileRecordsRead"
+RECONCILE_MALFORMED_RECORDS: Final = "ReconcileMalformedRecords"
+RECONCILE_WATERMARK_LAG: Final = "ReconcileWatermarkLag"
+RECONCILE_METRIC_NAMES: Final[tuple[str, ...]] = (
+    RECOVERED_BY_RECONCILIATION,
+    RECONCILE_RECORDS_READ,
+    RECONCILE_MALFORMED_RECORDS,
+    RECONCILE_WATERMARK_LAG,
+)
+
 # Every name in the namespace, with the dimension sets it is emitted under: what a graph or an alarm may watch.
 DIMENSION_SETS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     **dict.fromkeys(WINDOW_METRIC_NAMES, ((WINDOW_DIMENSION, OBJECT_TYPE_DIMENSION),)),
     **dict.fromkeys(DISTRIBUTION_METRIC_NAMES, ((OBJECT_TYPE_DIMENSION,),)),
     API_USAGE_PERCENT: ((),),
     **dict.fromkeys(
-        (*RUN_METRIC_NAMES, *SYNC_SESSION_METRIC_NAMES, *BREAKER_METRIC_NAMES, CALLOUTS_ACCEPTED),
+        (
+            *RUN_METRIC_NAMES,
+            *SYNC_SESSION_METRIC_NAMES,
+            *BREAKER_METRIC_NAMES,
+            *RECONCILE_METRIC_NAMES,
+            CALLOUTS_ACCEPTED,
+        ),
         ((SERVICE_DIMENSION,),),
     ),
     CALLOUTS_REJECTED: ((SERVICE_DIMENSION,), (SERVICE_DIMENSION, REASON_DIMENSION)),

@@ -55,6 +55,12 @@ class BreakerStore(Protocol):
         ...
 
 
+class BreakerReader(Protocol):
+    """What a sweep needs of the breaker: whether Salesforce is paused (reconciliation then queues nothing)."""
+
+    def read(self) -> BreakerState: ...
+
+
 class EventSourceSwitch(Protocol):
     def set_enabled(self, enabled: bool) -> None:
         """Enable or disable the sync function's SQS event source mapping (idempotent)."""

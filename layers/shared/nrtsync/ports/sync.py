@@ -166,6 +166,8 @@ class RecordOutcome:
     error_code: str | None = None
     error_message: str | None = None
     receive_count: int = 1
+    source: str = "callout"
+    """Where the change came from: ``callout``, or the sweep that read it from Zuora (``reconcile``, ``backfill``)."""
 
     @property
     def sync_ms(self) -> int:
@@ -188,6 +190,8 @@ class SessionSummary:
     api_usage_percent: float | None = None
     latency_p50_ms: int | None = None
     latency_p90_ms: int | None = None
+    recovered: int = 0
+    """Changes reconciliation read from Zuora (their callouts were lost) that this session wrote to Salesforce."""
 
     @property
     def duration_ms(self) -> int:
@@ -211,6 +215,7 @@ class SessionSummary:
             "api_usage_percent": self.api_usage_percent,
             "latency_p50_ms": self.latency_p50_ms,
             "latency_p90_ms": self.latency_p90_ms,
+            "recovered": self.recovered,
         }
 
 

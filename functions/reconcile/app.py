@@ -1,0 +1,30 @@
+"""EventBridge schedule (ReconcileSchedule, every 15 minutes by default) -> reconcile: queue the Zuora changes
+Salesforce lacks, i.e. those whose callouts were lost (docs/ZUORA.md, "Reconciliation")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nrtsync.observability import logger, metrics
+from nrtsync.reconcile import Reconciler
+from nrtsync.reporting import report_reconcile
+from nrtsync.settings import reconcile_settings
+from nrtsync.wiring import Lazy, build_reconcile
+
+# Kept for warm invocations, and with it the Zuora token.
+service: Lazy[Reconciler] = Lazy(lambda: build_reconcile(reconcile_settings()))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    scheduled = parse(event=event, model=EventBridgeModel)
+    logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
+    result = service.get().run(remaining_seconds=context.get_remaining_time_in_millis() / 1000)
+    report_reconcile(result)
+    result.raise_for_errors()
+    return result.as_log()
