@@ -229,7 +229,9 @@ class ZuoraStandinClient:
         return deleted
 
     def set_faults(self, fail_next: list[dict[str, Any]]) -> None:
-        """The next requests' answers, e.g. ``[{"status": 429, "retry_after": 2}, {"status": 503}]``."""
+        """The next requests' answers, e.g. ``[{"status": 429, "retry_after": 2}, {"status": 503}]``; a fault with
+        ``query_contains`` answers the next query whose ZOQL contains it, and one with ``code`` answers Zuora's
+        fault body (``{"status": 400, "code": "INVALID_FIELD", "query_contains": "from Invoice"}``)."""
         self._call("POST", "faults", {"fail_next": fail_next})
 
     def configure(self, **config: float) -> dict[str, Any]:

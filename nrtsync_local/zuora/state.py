@@ -50,6 +50,33 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# Zuora's standard objects that ZOQL queries (docs.zuora.com, "ZOQL" > "Objects you can query"; the ones a
+# mapping is likely to name). A tenant has them whether or not it holds a record of them: a query of one with
+# no records answers an empty page, not an error.
+ZOQL_OBJECTS = frozenset(
+    {
+        "Account",
+        "Amendment",
+        "Contact",
+        "CreditBalanceAdjustment",
+        "Invoice",
+        "InvoiceAdjustment",
+        "InvoiceItem",
+        "InvoiceItemAdjustment",
+        "Payment",
+        "PaymentMethod",
+        "Product",
+        "ProductRatePlan",
+        "ProductRatePlanCharge",
+        "RatePlan",
+        "RatePlanCharge",
+        "Refund",
+        "Subscription",
+        "Usage",
+    }
+)
+
+
 def _fault(code: str, message: str, status: int = 400) -> Answer:
     return Answer(status, {"faultcode": f"fns:{code}", "faultstring": message})
 
@@ -88,8 +115,9 @@ class ZuoraState:
                 return Answer(404, {"message": "no Route matched with those values"})
             if method != "POST":
                 return Answer(405, {"message": "Method not allowed"})
-            if self.fail_next:
-                fault = self.fail_next.pop(0)
+            if (fault := self._next_fault(body)) is not None:
+                if "code" in fault:  # a refusal of the query itself (e.g. INVALID_FIELD), in Zuora's fault shape
+                    return _fault(str(fault["code"]), str(fault.get("message", fault["code"])), int(fault["status"]))
                 headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
                 status = int(fault.get("status", 503))
                 message = "You have exceeded the limit" if status == 429 else "Service unavailable"
@@ -103,6 +131,15 @@ class ZuoraState:
             if endpoint == "query":
                 return self._query(body.get("queryString"))
             return self._query_more(body.get("queryLocator"))
+
+    def _next_fault(self, body: Any) -> dict[str, Any] | None:
+        """The first queued fault for this request: one with ``query_contains`` waits for a query naming it."""
+        query = body.get("queryString") if isinstance(body, dict) else None
+        for index, fault in enumerate(self.fail_next):
+            wanted = fault.get("query_contains")
+            if wanted is None or (isinstance(query, str) and wanted in query):
+                return self.fail_next.pop(index)
+        return None
 
     def _token(self, form: dict[str, str]) -> Answer:
         if form.get("grant_type") != "client_credentials":
@@ -129,7 +166,7 @@ class ZuoraState:
         if match is None:
             return _fault("MALFORMED_QUERY", f"You have an error in your ZOQL syntax: {query_string[:200]}")
         object_type = match["object"]
-        if object_type not in self.records:
+        if object_type not in self.records and object_type not in ZOQL_OBJECTS:
             return _fault("INVALID_TYPE", f"invalid object type: {object_type}")
         fields = [name.strip() for name in match["fields"].split(",")]
         try:
@@ -138,7 +175,7 @@ class ZuoraState:
         except ValueError as exc:
             return _fault("INVALID_VALUE", f"invalid dateTime value: {exc}")
         rows = []
-        for record in self.records[object_type].values():
+        for record in self.records.get(object_type, {}).values():
             updated = _bound(str(record["UpdatedDate"]))
             if updated >= since and (until is None or updated < until):
                 # Zuora leaves fields with a null value out of a query record.

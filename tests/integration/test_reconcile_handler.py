@@ -102,8 +102,6 @@ def test_a_scheduled_run_queues_only_what_the_state_table_lacks_and_counts_it(
     updated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     ids = [f"A{n}" for n in range(6)]
     standin.seed("Account", [{"Id": i, "UpdatedDate": updated.isoformat(), "Name": f"Account {i}"} for i in ids])
-    for other in load_mapping().write_order()[1:]:
-        standin.seed(other, [])  # the stand-in knows an object type once seeded; Zuora knows every one
     state = DynamoVersionStore(STATE_TABLE, aws["dynamodb"])
     for record_id in ids[:4]:
         written = QueuedChange(
@@ -144,9 +142,16 @@ def test_a_scheduled_run_queues_only_what_the_state_table_lacks_and_counts_it(
 def test_an_object_zuora_refuses_fails_the_invocation_after_the_others_ran_and_were_reported(
     aws: dict[str, Any], standin: ZuoraStandinClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a tenant whose Account query works and whose other mapped objects Zuora refuses (unknown to it)
+    # Given a tenant whose Account query works and whose other mapped objects' queries Zuora refuses (a mapped
+    # field the tenant does not have, say)
     updated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     standin.seed("Account", [{"Id": "A1", "UpdatedDate": updated.isoformat(), "Name": "Account A1"}])
+    standin.set_faults(
+        [
+            {"status": 400, "code": "INVALID_FIELD", "message": "invalid field", "query_contains": f"from {o} "}
+            for o in load_mapping().write_order()[1:]
+        ]
+    )
     capsys.readouterr()
 
     # When the schedule invokes the function, it fails (Lambda counts an error: the ReconcileErrorsAlarm)
