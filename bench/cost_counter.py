@@ -42,7 +42,7 @@ OTHER = "other"
 StoredItem = Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None]
 
 
-def value_size(value: Mapping[str, Any]) -> int:
+def value_size(value: Mapping[str, Any]) -> int:  # noqa: PLR0911 - one answer per DynamoDB type
     """Bytes one attribute value (DynamoDB JSON, e.g. ``{"S": "abc"}``) adds to an item's size."""
     kind, content = next(iter(value.items()))
     if kind == "S":
@@ -87,7 +87,7 @@ def read_units(size: int, *, consistent: bool) -> float:
 
 def moto_stored_item(region: str) -> StoredItem:
     """The item as moto (in this process) stores it, in DynamoDB JSON; for the size before and after a write."""
-    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415 - bench-only dependency, loaded on use
+    from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415 - bench-only dependency, loaded on use
     from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415
 
     def stored(table: str, key: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -175,6 +175,9 @@ class AwsCallCounter:
         self._lock = threading.Lock()
         self._paused = threading.local()
         self.usage: dict[str, FunctionUsage] = defaultdict(FunctionUsage)
+        # Every (metric name, dimensions) PutMetricData published: each is a custom metric on the bill. Kept
+        # across reset(): a metric costs its month whichever phase first published it.
+        self.metric_streams: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         self._original_create_client: Any = None
 
     # --- installing ----------------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ class AwsCallCounter:
             return client
 
         self._original_create_client = original
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         if self._original_create_client is not None:
@@ -249,6 +252,9 @@ class AwsCallCounter:
                 usage.sqs_empty_receives += received == 0
             if service == "cloudwatch" and model.name == "PutMetricData":
                 usage.metric_data += len(request.get("MetricData", []))
+                for datum in request.get("MetricData", []):
+                    dims = tuple(sorted((d["Name"], d["Value"]) for d in datum.get("Dimensions", [])))
+                    self.metric_streams.add((datum["MetricName"], dims))
 
     # --- DynamoDB units ------------------------------------------------------------------------------------
 
@@ -257,7 +263,7 @@ class AwsCallCounter:
             return 0
         return item_size(self._stored_item(table, key))
 
-    def _dynamodb_units(
+    def _dynamodb_units(  # noqa: PLR0911 - one answer per DynamoDB operation
         self, operation: str, request: Mapping[str, Any], parsed: Mapping[str, Any], size_before: int
     ) -> tuple[float, float]:
         consistent = bool(request.get("ConsistentRead"))
