@@ -243,7 +243,7 @@ COST_END = "<!-- bench:cost:end -->"
 CAPACITY_DOC = REPO_ROOT / "docs" / "CAPACITY.md"
 CAPACITY_START = "<!-- bench:capacity:start (python -m bench.run --only cost rewrites this block) -->"
 CAPACITY_END = "<!-- bench:capacity:end -->"
-CURVE_RATES = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+CURVE_RATES = (0.01, 0.1, 1.0, 10.0, 100.0, 500.0, 1000.0)
 
 
 def _usd(value: float) -> str:
@@ -382,51 +382,73 @@ def render_cost(r: dict[str, Any]) -> str:
 
 
 def render_capacity(r: dict[str, Any]) -> str:
-    """Cost per million changes and latency against a steady rate, from the measured usage and the planner."""
+    """Cost per million changes and latency against a steady rate, from the measured usage and the planner; the
+    concurrency each rate needs (the smallest of the planner's choices that keeps up)."""
     from bench.cost_model import Prices, Profile, UnitUsage, monthly_cost  # noqa: PLC0415
-    from nrtsync_cli.plan import Measured, event_source_pollers, latency_seconds  # noqa: PLC0415
+    from nrtsync_cli.plan import (  # noqa: PLC0415
+        CONCURRENCIES,
+        Measured,
+        batch_size,
+        event_source_pollers,
+        latency_seconds,
+        throughput,
+    )
 
     cost = r["cost"]
     prices = Prices.load()
     usage = UnitUsage.from_dict(cost["measurement"]["usage"])
     window = float(cost["template_defaults"]["BatchingWindowSeconds"])
-    concurrency = int(cost["template_defaults"]["SyncMaxConcurrency"])
     p = cost["planner"]
     measured = Measured(p["base_p50_s"], p["base_p90_s"], p["sync_fixed_s"], p["sync_per_record_s"], "")
     rows, per_million, p90s = [], [], []
     for rate in CURVE_RATES:
+        concurrency = next(
+            (
+                c
+                for c in CONCURRENCIES
+                if throughput(c, batch_size(rate, window, event_source_pollers(c)), measured) >= rate
+            ),
+            None,
+        )
         month = monthly_cost(
             Profile(f"{rate}", "", rate * 3600 * prices.hours_per_month, rate),
             usage,
             prices,
             window_seconds=window,
-            concurrency=concurrency,
+            concurrency=concurrency or max(CONCURRENCIES),
         )
-        p50, p90 = latency_seconds(rate, window, event_source_pollers(concurrency), measured)
+        if concurrency is None:
+            latency = "grows without bound (the queue backs up)"
+            p90s.append(0.0)
+        else:
+            p50, p90 = latency_seconds(rate, window, event_source_pollers(concurrency), measured)
+            latency = f"{p50:.1f} s | {p90:.1f} s"
+            p90s.append(p90)
         rows.append(
-            f"| {rate:g} | {month.changes:,.0f} | {_usd(month.total)} | {_usd(month.per_million_changes)} | "
-            f"{_usd(month.variable_per_million_changes)} | {month.batch_size:.1f} | {p50:.1f} s | {p90:.1f} s |"
+            f"| {rate:g} | {month.changes:,.0f} | {concurrency or f'> {max(CONCURRENCIES)}'} | {_usd(month.total)} | "
+            f"{_usd(month.per_million_changes)} | {_usd(month.variable_per_million_changes)} | "
+            f"{month.batch_size:.1f} | {latency} |"
         )
         per_million.append(month.per_million_changes)
-        p90s.append(p90)
     labels = ", ".join(f'"{rate:g}/s"' for rate in CURVE_RATES)
     return "\n".join(
         [
             CAPACITY_START,
             "",
-            f"From the measured usage of {cost['measured_at']} and the prices of {cost['prices']['as_of']}, a steady "
-            f"rate all month, BatchingWindowSeconds {window:g}, SyncMaxConcurrency {concurrency}:",
+            f"From the measured usage of {cost['measured_at']} and the prices of {cost['prices']['as_of']}: a steady "
+            f"rate all month, BatchingWindowSeconds {window:g}, and the smallest SyncMaxConcurrency that keeps up "
+            "(the sync's duration measured on moto: an upper bound).",
             "",
-            "| changes/s | changes a month | $ a month | $ per million (all in) | $ per million (variable) | "
-            "records per invocation | P50 | P90 |",
-            "|---|---|---|---|---|---|---|---|",
+            "| changes/s | changes a month | SyncMaxConcurrency needed | $ a month | $ per million (all in) | "
+            "$ per million (variable) | records per invocation | P50 | P90 |",
+            "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "```mermaid",
             "xychart-beta",
             '    title "$ per million changes (all in) against a steady rate"',
             f"    x-axis [{labels}]",
-            '    y-axis "USD per million changes (log scale not available: read the table)"',
+            '    y-axis "USD per million changes"',
             "    bar [" + ", ".join(f"{v:.2f}" for v in per_million) + "]",
             "```",
             "",

@@ -9,7 +9,8 @@ The model:
 - **Allocation.** Salesforce's daily API request allocation, per rolling 24 h: Enterprise (and Professional
   with API access) 100,000 + 1,000 per Salesforce licence; Unlimited and Performance 100,000 + 5,000 per
   licence; Developer Edition 15,000 (Salesforce Developer Limits and Allocations Quick Reference, "API Request
-  Limits and Allocations"; the Enterprise figure is also in /work/shared/REFERENCE.md).
+  Limits and Allocations",
+  https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm).
 - **Calls.** The sync function makes one Composite call per batch of up to 200 records (whatever their mix of
   object types: docs/BENCHMARKS.md), so calls = changes / batch size.
 - **Batch size.** The event source gathers a batch for up to ``BatchingWindowSeconds`` after its first
@@ -34,7 +35,7 @@ from typing import Any
 MAX_BATCH = 200
 IDLE_POLLERS = 5
 SECONDS_PER_DAY = 86_400
-# Salesforce's concurrent long-running request limit in production (requests over 20 s): REFERENCE.md.
+# Salesforce's concurrent long-running request limit in production (requests over 20 s), same page.
 SALESFORCE_LONG_REQUEST_LIMIT = 25
 
 # edition -> (base, per licence): "API Request Limits and Allocations" (Salesforce Developer Limits Quick Reference)
