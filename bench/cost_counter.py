@@ -15,9 +15,11 @@ Amazon DynamoDB Developer Guide):
   that; a read of a missing item still costs the minimum; a Query or Scan rounds the total size of the items
   it read, not each item.
 
-The hooks are botocore's own ``before-call`` / ``after-call`` events, registered on every client made while
-counting (``AwsCallCounter.install``): Powertools' SecretsProvider builds its boto3 client from its own
-``boto3.Session``, so hooks on the default session alone would miss the Secrets Manager calls.
+The hooks are botocore's own events, ``before-parameter-build`` (it carries the caller's parameters, where
+``before-call`` has only the serialised request) and ``after-call`` (also for an answer that is an error, such
+as a failed condition), registered on every client made while counting (``AwsCallCounter.install``):
+Powertools' SecretsProvider builds its boto3 client from its own ``boto3.Session``, so hooks on the default
+session alone would miss the Secrets Manager calls.
 """
 
 from __future__ import annotations
