@@ -231,3 +231,244 @@ def write(results: dict[str, Any]) -> None:
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
     DOC.write_text(before + block + after)
+    if "cost" in results:
+        _replace_block(DOC, COST_START, COST_END, render_cost(results), "# Benchmarks")
+        _replace_block(CAPACITY_DOC, CAPACITY_START, CAPACITY_END, render_capacity(results), "# Capacity")
+
+
+# --- cost and Salesforce API budget (issue 13): their own blocks, so that `--only cost` rewrites only them -----
+
+COST_START = "<!-- bench:cost:start (python -m bench.run --only cost rewrites this block) -->"
+COST_END = "<!-- bench:cost:end -->"
+CAPACITY_DOC = REPO_ROOT / "docs" / "CAPACITY.md"
+CAPACITY_START = "<!-- bench:capacity:start (python -m bench.run --only cost rewrites this block) -->"
+CAPACITY_END = "<!-- bench:capacity:end -->"
+CURVE_RATES = (0.01, 0.1, 1.0, 10.0, 100.0, 500.0, 1000.0)
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def _cost_rows(cost: dict[str, Any]) -> list[str]:
+    profiles = cost["profiles"]
+    services = sorted({s for p in profiles for s in p["usd_per_month_by_service"]})
+    lines = [
+        "| $ per month, by service | " + " | ".join(p["profile"].replace("_", " ") for p in profiles) + " |",
+        "|---|" + "---|" * len(profiles),
+    ]
+    for service in services:
+        cells = []
+        for p in profiles:
+            total = p["usd_per_month_by_service"].get(service, 0.0)
+            fixed = p["usd_per_month_fixed_by_service"].get(service, 0.0)
+            cells.append(_usd(total) + (f" ({_usd(fixed)} fixed)" if fixed and fixed < total - 0.005 else ""))
+        lines.append(f"| {service} | " + " | ".join(cells) + " |")
+    lines += [
+        "| **total per month** | " + " | ".join(f"**{_usd(p['usd_per_month'])}**" for p in profiles) + " |",
+        "| changes per month | " + " | ".join(f"{p['changes_per_month']:,}" for p in profiles) + " |",
+        "| **$ per million changes** (all in) | "
+        + " | ".join(f"**{_usd(p['usd_per_million_changes'])}**" for p in profiles)
+        + " |",
+        "| $ per million changes, variable part only | "
+        + " | ".join(_usd(p["usd_per_million_changes_variable_only"]) for p in profiles)
+        + " |",
+        "| records per sync invocation (modelled) | "
+        + " | ".join(f"{p['modelled_batch_size']:g}" for p in profiles)
+        + " |",
+    ]
+    return lines
+
+
+def _usage_rows(usage: dict[str, Any]) -> list[str]:
+    names = sorted({*usage["per_change"], *usage["per_sync_record"], *usage["per_sync_invocation"]})
+    lines = ["| Quantity | per change (front, ingest) | per record synced | per sync invocation |", "|---|---|---|---|"]
+    for name in names:
+        cells = [usage[part].get(name) for part in ("per_change", "per_sync_record", "per_sync_invocation")]
+        lines.append(f"| `{name}` | " + " | ".join("" if c is None else f"{c:,.4g}" for c in cells) + " |")
+    return lines
+
+
+def _budget_rows(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| BatchingWindowSeconds | callouts/s | changes | Salesforce API calls | calls per change | "
+        "records per invocation (measured / model, 1 poller) | e2e P50 | e2e P90 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['window_seconds']} | {r['rate_per_second']:g} | {r['changes']} | {r['salesforce_api_calls']} | "
+            f"{r['api_calls_per_change']:.3f} | {r['mean_batch_size']} / {r['modelled_batch_size_one_poller']} | "
+            f"{_fmt(r['e2e_p50_s'], ' s')} | {_fmt(r['e2e_p90_s'], ' s')} |"
+        )
+    return lines
+
+
+def _profile_chart(cost: dict[str, Any]) -> list[str]:
+    business = next(p for p in cost["profiles"] if p["profile"] == "business_day")
+    items = sorted(business["usd_per_month_by_service"].items(), key=lambda kv: -kv[1])
+    return [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Business day profile: $ per month by service"',
+        "    x-axis [" + ", ".join(f'"{name}"' for name, _ in items) + "]",
+        '    y-axis "USD per month"',
+        "    bar [" + ", ".join(f"{value:.2f}" for _, value in items) + "]",
+        "```",
+    ]
+
+
+def render_cost(r: dict[str, Any]) -> str:
+    cost = r["cost"]
+    measurement = cost["measurement"]
+    fixed = measurement["usage"]["fixed_per_month"]
+    defaults = cost["template_defaults"]
+    load = cost.get("machine", {})
+    planner = cost["planner"]
+    lines = [
+        COST_START,
+        "",
+        f"Measured {cost['measured_at']} (`python -m bench.run --only cost{' --quick' if cost['quick'] else ''}`"
+        + (
+            f", load average {load['loadavg_start'][0]:.1f} at start, {load['loadavg_end'][0]:.1f} at end"
+            if load
+            else ""
+        )
+        + f"); prices: `{cost['prices']['file']}`, {cost['prices']['region']}, as of {cost['prices']['as_of']}. "
+        f"Template defaults: BatchingWindowSeconds {defaults['BatchingWindowSeconds']:g}, "
+        f"SyncMaxConcurrency {defaults['SyncMaxConcurrency']}.",
+        "",
+        *_cost_rows(cost),
+        "",
+        *_profile_chart(cost),
+        "",
+        f"Fixed items a month: {fixed['custom_metrics']:.0f} custom metrics, {fixed['alarm_metrics']:.0f} alarm "
+        f"metrics, {fixed['dashboards']:.0f} dashboard, {fixed['secrets']:.0f} secrets; the metrics function and "
+        "the breaker's probe once a minute each; the event source's empty long polls.",
+        "",
+        "<details><summary>Usage measured per change, per record and per sync invocation</summary>",
+        "",
+        f"{measurement['changes']} callouts in two phases ("
+        + ", ".join(
+            f"{p['name']}: {p['rate_per_second']:g}/s, {p['mean_batch_size']} records per invocation"
+            for p in measurement["phases"]
+        )
+        + f"), {measurement['written']} written; sync invocation wall time {measurement['sync_seconds_fixed']:.3f} s "
+        f"+ {measurement['sync_seconds_per_record'] * 1000:.1f} ms per record (moto, Salesforce stand-in at "
+        f"{measurement['salesforce_latency_ms']} ms).",
+        "",
+        *_usage_rows(measurement["usage"]),
+        "",
+        "Per scheduled run: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"`{k}` {v:,.4g}" for k, v in sorted(run.items()) if v)
+            for name, run in measurement["usage"]["per_scheduled_run"].items()
+        )
+        + ".",
+        "",
+        "</details>",
+        "",
+        "**Salesforce API budget** (local stack, one poller, Salesforce stand-in at "
+        f"{measurement['salesforce_latency_ms']} ms a call):",
+        "",
+        *_budget_rows(cost["salesforce_budget"]),
+        "",
+        f"Planner constants (`nrtsync_cli/plan.py`, `MEASURED`): base P50 {planner['base_p50_s']} s, base P90 "
+        f"{planner['base_p90_s']} s, sync {planner['sync_fixed_s']} s + {planner['sync_per_record_s']} s per record.",
+        "",
+        COST_END,
+    ]
+    return "\n".join(lines)
+
+
+def render_capacity(r: dict[str, Any]) -> str:
+    """Cost per million changes and latency against a steady rate, from the measured usage and the planner; the
+    concurrency each rate needs (the smallest of the planner's choices that keeps up)."""
+    from bench.cost_model import Prices, Profile, UnitUsage, monthly_cost  # noqa: PLC0415
+    from nrtsync_cli.plan import (  # noqa: PLC0415
+        CONCURRENCIES,
+        Measured,
+        batch_size,
+        event_source_pollers,
+        latency_seconds,
+        throughput,
+    )
+
+    cost = r["cost"]
+    prices = Prices.load()
+    usage = UnitUsage.from_dict(cost["measurement"]["usage"])
+    window = float(cost["template_defaults"]["BatchingWindowSeconds"])
+    p = cost["planner"]
+    measured = Measured(p["base_p50_s"], p["base_p90_s"], p["sync_fixed_s"], p["sync_per_record_s"], "")
+    rows, per_million, p90s = [], [], []
+    for rate in CURVE_RATES:
+        concurrency = next(
+            (
+                c
+                for c in CONCURRENCIES
+                if throughput(c, batch_size(rate, window, event_source_pollers(c)), measured) >= rate
+            ),
+            None,
+        )
+        month = monthly_cost(
+            Profile(f"{rate}", "", rate * 3600 * prices.hours_per_month, rate),
+            usage,
+            prices,
+            window_seconds=window,
+            concurrency=concurrency or max(CONCURRENCIES),
+        )
+        if concurrency is None:
+            latency = "grows without bound (the queue backs up)"
+            p90s.append(0.0)
+        else:
+            p50, p90 = latency_seconds(rate, window, event_source_pollers(concurrency), measured)
+            latency = f"{p50:.1f} s | {p90:.1f} s"
+            p90s.append(p90)
+        rows.append(
+            f"| {rate:g} | {month.changes:,.0f} | {concurrency or f'> {max(CONCURRENCIES)}'} | {_usd(month.total)} | "
+            f"{_usd(month.per_million_changes)} | {_usd(month.variable_per_million_changes)} | "
+            f"{month.batch_size:.1f} | {latency} |"
+        )
+        per_million.append(month.per_million_changes)
+    labels = ", ".join(f'"{rate:g}/s"' for rate in CURVE_RATES)
+    return "\n".join(
+        [
+            CAPACITY_START,
+            "",
+            f"From the measured usage of {cost['measured_at']} and the prices of {cost['prices']['as_of']}: a steady "
+            f"rate all month, BatchingWindowSeconds {window:g}, and the smallest SyncMaxConcurrency that keeps up "
+            "(the sync's duration measured on moto: an upper bound).",
+            "",
+            "| changes/s | changes a month | SyncMaxConcurrency needed | $ a month | $ per million (all in) | "
+            "$ per million (variable) | records per invocation | P50 | P90 |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '    title "$ per million changes (all in) against a steady rate"',
+            f"    x-axis [{labels}]",
+            '    y-axis "USD per million changes"',
+            "    bar [" + ", ".join(f"{v:.2f}" for v in per_million) + "]",
+            "```",
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '    title "Expected end-to-end P90 (s) against a steady rate"',
+            f"    x-axis [{labels}]",
+            '    y-axis "seconds"',
+            "    line [" + ", ".join(f"{v:.2f}" for v in p90s) + "]",
+            "```",
+            "",
+            CAPACITY_END,
+        ]
+    )
+
+
+def _replace_block(path: Any, start: str, end: str, block: str, heading: str) -> None:
+    text = path.read_text() if path.exists() else f"{heading}\n\n{start}\n{end}\n"
+    if start not in text or end not in text:
+        text = text.rstrip() + f"\n\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    path.write_text(before + block + after)

@@ -7,6 +7,8 @@ stack) bind 127.0.0.1 on free ports and are stopped by their own pid / shutdown 
 Progress goes to stderr. ``--quick`` runs fewer repetitions (a smoke test of the harness, not figures to quote).
 ``--only cold`` measures only the handlers' cold imports (under a minute) and replaces just those figures in
 the last full run's results, saying when each part was measured.
+``--only cost`` measures only what a change costs on the AWS bill and the Salesforce API budget per batching
+window (bench/cost_bench.py, about 5 minutes) and replaces just the ``cost`` section the same way.
 """
 
 from __future__ import annotations
@@ -154,18 +156,45 @@ def _cold_only(*, quick: bool) -> int:
     return 0
 
 
+def _cost(*, quick: bool) -> dict[str, Any]:
+    from bench.cost_bench import bench_cost  # noqa: PLC0415 - after prepare_environment(), like the others
+
+    load_start = os.getloadavg()
+    cost = bench_cost(quick=quick)
+    cost["machine"] = _machine(load_start)
+    return cost
+
+
+def _cost_only(*, quick: bool) -> int:
+    """The cost part alone, put in place of the last full run's ``cost`` section (the rest stays as measured)."""
+    from bench.report import RESULTS, write  # noqa: PLC0415
+
+    prepare_environment()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    cost = _cost(quick=quick)
+    results: dict[str, Any] = json.loads(RESULTS.read_text())
+    results["cost"] = cost
+    write(results)
+    progress(f"cost written to {RESULTS.relative_to(REPO_ROOT)} and docs/BENCHMARKS.md")
+    print(json.dumps({"profiles": cost["profiles"], "planner": cost["planner"]}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (harness smoke test)")
     parser.add_argument("--skip-e2e", action="store_true", help="leave out the local-stack run (~1 min)")
     parser.add_argument(
         "--only",
-        choices=["cold"],
-        help="cold: only the handlers' cold imports, merged into the last full run's bench/results.json",
+        choices=["cold", "cost"],
+        help="cold: only the handlers' cold imports; cost: only the AWS cost per change and the Salesforce API "
+        "budget; either merged into the last full run's bench/results.json",
     )
     args = parser.parse_args(argv)
     if args.only == "cold":
         return _cold_only(quick=args.quick)
+    if args.only == "cost":
+        return _cost_only(quick=args.quick)
 
     started = time.monotonic()
     load_start = os.getloadavg()
@@ -185,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
         e2e = bench_e2e(rate_per_second=15.0, seconds=15.0 if args.quick else 40.0, latency_ms=150)
     metrics_window = _metrics_window(runs=1 if args.quick else 3)
+    cost = _cost(quick=args.quick)
 
     s150 = sync["latency_150ms"]
     headline = {
@@ -223,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_imports": cold,
         "peak_rss": rss,
         "metrics_window": metrics_window,
+        "cost": cost,
     }
     write(results)
     progress(f"wrote {RESULTS.relative_to(REPO_ROOT)} and docs/BENCHMARKS.md in {results['run_seconds']:.0f} s")

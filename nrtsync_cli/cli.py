@@ -22,6 +22,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
+from nrtsync_cli.plan_command import PLAN_COMMAND, add_plan_command, run_plan
 from nrtsync_cli.render import ProgressBar, print_table
 
 # StartMessageMoveTask's MaxNumberOfMessagesPerSecond is at most 500 (SQS API Reference, StartMessageMoveTask).
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     redrive.add_argument("--no-wait", action="store_true", help="start the move and return; do not show progress")
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
+    add_plan_command(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -215,6 +217,8 @@ def run(
     """Run one command; returns the exit code. ``operations`` given, it is the target and no flag is needed."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == PLAN_COMMAND:  # offline arithmetic: no stack to reach
+        return run_plan(args, out)
     usage = _usage_error(args, given=operations is not None)
     if usage:
         parser.print_usage(sys.stderr)

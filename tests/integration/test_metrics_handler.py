@@ -188,7 +188,13 @@ def scenario() -> Iterator[Scenario]:
                 history.write_rollups(hour, {}, skipped=0, expires_at=0)
             hour += timedelta(hours=1)
         settings = MetricsSettings.from_env(
-            {"SYNC_HISTORY_TABLE": HISTORY, "SYNC_STATE_TABLE": STATE, "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE}
+            {
+                "SYNC_HISTORY_TABLE": HISTORY,
+                "SYNC_STATE_TABLE": STATE,
+                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+                # The per-object-type windows are opt-in since issue 13 (their custom metrics cost); checked here.
+                "WINDOW_METRICS_BY_OBJECT_TYPE": "true",
+            }
         )
         clock = [NOW]
         app.service.use(

@@ -253,7 +253,13 @@ class World:
     def run(self) -> tuple[dict[str, Any], RecordingPublisher]:
         publisher = RecordingPublisher()
         metrics_settings = MetricsSettings.from_env(
-            {"SYNC_HISTORY_TABLE": HISTORY, "SYNC_STATE_TABLE": STATE, "POWERTOOLS_METRICS_NAMESPACE": "NrtSyncTest"}
+            {
+                "SYNC_HISTORY_TABLE": HISTORY,
+                "SYNC_STATE_TABLE": STATE,
+                "POWERTOOLS_METRICS_NAMESPACE": "NrtSyncTest",
+                # Per-object-type windows are opt-in since issue 13; this test checks them too.
+                "WINDOW_METRICS_BY_OBJECT_TYPE": "true",
+            }
         )
         app.service.use(
             MetricsService(

@@ -129,10 +129,30 @@ def test_the_brief_example_through_the_5m_window() -> None:
     history = FakeHistory([summary(datetime(2025, 6, 2, 10, 35, tzinfo=UTC), [50, 78, 25, 90, 102, 68])])
     publisher = FakePublisher()
     all_hours_rolled(history)
-    service(history, publisher).run(NOW)
+    service(history, publisher, WINDOW_METRICS_BY_OBJECT_TYPE="true").run(NOW)
     assert publisher.value("SyncLatencyP50", Window="5m", ObjectType="All") == 78
     assert publisher.value("SyncLatencyP90", Window="5m", ObjectType="Account") == 102
     assert publisher.value("EndToEndLatencyP50", Window="1h", ObjectType="All") == 1_078
+
+
+def test_window_metrics_are_for_all_object_types_together_unless_asked_per_type() -> None:
+    # Issue 13: each object type's window metrics are 44 custom metrics billed per month; the SLO alarms and
+    # the dashboard read ObjectType=All only. Per object type, the raw distributions stay published.
+    minute = datetime(2025, 6, 2, 10, 35, tzinfo=UTC)
+    history = FakeHistory(
+        [summary(minute, [50, 78, 25]), summary(minute, [9, 12], object_type="Invoice", session="s2")]
+    )
+    all_hours_rolled(history)
+    default, per_type = FakePublisher(), FakePublisher()
+    result = service(history, default).run(NOW)
+    service(history, per_type, WINDOW_METRICS_BY_OBJECT_TYPE="true").run(NOW)
+    window_names = {"SyncLatencyP50", "SyncLatencyCount", "RecordsSyncedInWindow", "EndToEndLatencyP90"}
+    default_types = {dict(p.dimensions)["ObjectType"] for p in default.points if p.name in window_names}
+    per_type_types = {dict(p.dimensions)["ObjectType"] for p in per_type.points if p.name in window_names}
+    assert default_types == {"All"}
+    assert per_type_types == {"All", "Account", "Invoice"}
+    assert default.value("SyncLatencyP50", Window="5m", ObjectType="All") == 25
+    assert result.object_types == ("Account", "Invoice")  # still reported in the run's log line
 
 
 def test_first_deployment_rolls_a_bounded_number_of_hours_newest_first() -> None:

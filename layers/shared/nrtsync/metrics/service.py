@@ -102,6 +102,11 @@ def window_points(label: str, stats: Mapping[str, WindowStats], timestamp: datet
     return points
 
 
+def _all_only(stats: Mapping[str, Mapping[str, WindowStats]]) -> dict[str, dict[str, WindowStats]]:
+    """Each window's ``All`` only: every object type's own window metrics is a custom metric billed per month."""
+    return {label: {k: v for k, v in by_type.items() if k == ALL_OBJECT_TYPES} for label, by_type in stats.items()}
+
+
 def distribution_points(minute: datetime, summaries: Iterable[MinuteSummary]) -> list[MetricPoint]:
     """One minute's raw latencies as Values/Counts, per object type and ``All``."""
     sync: dict[str, Counter[float]] = {}
@@ -182,9 +187,10 @@ class MetricsService:
             {label: ceil_hour(current - length) for label, length in WINDOWS.items() if label not in EXACT_WINDOWS},
             self._relative_error,
         )
-        points = [p for label in WINDOWS for p in window_points(label, stats[label], current)]
+        publishable = stats if self._settings.window_metrics_by_object_type else _all_only(stats)
+        points = [p for label in WINDOWS for p in window_points(label, publishable[label], current)]
         points += self._api_usage_points(now, current)
-        published = self._publisher.publish(self._settings.metrics_namespace, points)
+        data_published = self._publisher.publish(self._settings.metrics_namespace, points)
 
         dist_published, dist_minutes = self._publish_distributions(now, recent_start, recent.summaries)
         result = MetricsRunResult(
@@ -193,7 +199,7 @@ class MetricsService:
             history_items_skipped=skipped,
             hours_rolled=rolled_count,
             hours_not_rolled=not_rolled,
-            metric_data_published=published + dist_published,
+            metric_data_published=data_published + dist_published,
             distribution_minutes_published=dist_minutes,
             object_types=tuple(sorted(k for k in stats["7d"] if k != ALL_OBJECT_TYPES)),
         )
