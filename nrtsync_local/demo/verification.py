@@ -174,7 +174,7 @@ def _reconcile_problems(expectation: Expectation, observation: Observation) -> l
     no more (its count)."""
     wanted = len(expectation.recovered)
     if observation.reconcile is None:
-        return [f"reconciliation did not run: {wanted} record(s) whose callouts were lost were never queued"]
+        return [f"reconciliation did not run: the {wanted} record(s) Zuora has and Salesforce lacked were never queued"]
     problems = [
         f"{object_type} {record_id}: not queued by reconciliation (no change with source reconcile in its trail)"
         for object_type, record_id in sorted(expectation.recovered - observation.reconciled)
