@@ -23,8 +23,8 @@ The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API
 ``environment`` (each function's variables, set in ``os.environ`` and restored; ``SalesforceOrg``), ``handlers``
 (installing and invoking the handlers, the fault drill's wrappers), ``zuora`` (the Zuora stand-in or tenant,
 ``ZuoraTenant``, and the one CA bundle the functions trust), ``threads`` (the front, the SQS poller
-thread, spawning and stopping), ``schedule`` (the metrics, probe and reconcile functions' EventBridge schedules), ``state_file``
-(``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
+thread, the schedules' threads, spawning and stopping), ``schedule`` (the metrics, probe and reconcile
+functions' EventBridge schedules), ``state_file`` (``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
 (``make local``'s command line and banner).
 """
 
