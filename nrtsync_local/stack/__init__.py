@@ -24,8 +24,9 @@ The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API
 (installing and invoking the handlers, the fault drill's wrappers), ``zuora`` (the Zuora stand-in or tenant,
 ``ZuoraTenant``, and the one CA bundle the functions trust), ``threads`` (the front, the SQS poller
 thread, the schedules' threads, spawning and stopping), ``schedule`` (the metrics, probe and reconcile
-functions' EventBridge schedules), ``state_file`` (``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
-(``make local``'s command line and banner).
+functions' EventBridge schedules), ``state_file`` (``.local/stack.json``), ``deployment``
+(``LocalDeployment``: start, stop, what callers read), ``foreground`` (``make local``'s command line, banner
+and signals).
 """
 
 from nrtsync_local.stack.deployment import LocalDeployment
