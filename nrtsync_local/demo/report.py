@@ -169,3 +169,55 @@ def report(
         file=out,
     )
     return figures
+
+
+def reconciliation_report(
+    stack: LocalDeployment,
+    stream: DemoStream,
+    result: dict[str, Any] | None,
+    api_calls: int | None,
+    out: TextIO,
+) -> dict[str, Any]:
+    """What the reconcile run read and queued, the lost changes now in Salesforce, the trail of one recovered
+    record and of the deleted one; returns its figures (for the tests)."""
+    from nrtsync.mapping import load_mapping  # noqa: PLC0415 - the layer, imported once the stack set the environment
+
+    mapping = load_mapping()
+    section(out, "Reconciliation: the callouts Zuora gave up on, and a delete")
+    if result is None:
+        print("  Skipped (--skip-reconcile): the changes whose callouts Zuora gave up on were never queued.", file=out)
+    else:
+        read, queued = int(result.get("read", 0)), int(result.get("queued", 0))
+        print(
+            f"  The reconcile function read {read} Zuora records (every mapped object, parents first) and queued "
+            f"{queued}:\n  the {len(stream.lost)} changes whose callouts Zuora gave up on, and the test account the "
+            "org refuses (Salesforce lacks it: tried again, refused again).\n"
+            f"  The other {read - queued} were in step (compared with the state table's written versions: no "
+            f"Salesforce call). Salesforce API calls to write what it queued: {api_calls}.",
+            file=out,
+        )
+    standin = stack.standin
+    held: dict[str, set[str]] = {}
+    for obj in mapping.objects.values():
+        records = standin.records(obj.sobject) if standin is not None else []
+        held[obj.sobject] = {str(r.get(obj.external_id_field)) for r in records}
+    rows = []
+    for object_type, record_id in sorted(stream.lost):
+        version = next(v for v in reversed(stream.versions) if v.key == (object_type, record_id))
+        present = record_id in held[mapping.objects[object_type].sobject]
+        rows.append({"record": f"{object_type} {record_id}", "change": version.what, "sf": "yes" if present else "NO"})
+    print("\n  Changes whose callouts were never delivered:", file=out)
+    _table(rows, [("record", "record"), ("change", "change in Zuora"), ("sf", "in Salesforce")], out)
+
+    object_type, record_id = stream.highlights["recovered"]
+    section(out, f"Trail of {object_type} {record_id}")
+    print("  (its last change's callout was lost: queued by reconciliation, source reconcile)", file=out)
+    _cli(["trail", object_type, record_id], stack, out)
+
+    object_type, record_id = stream.highlights["deleted"]
+    deleted_present = record_id in held[mapping.objects[object_type].sobject]
+    section(out, f"Trail of {object_type} {record_id}")
+    print("  (created by mistake, then deleted in Zuora: its DELETE callout deleted it in Salesforce)", file=out)
+    _cli(["trail", object_type, record_id], stack, out)
+    print(f"  In the Salesforce stand-in now: {'STILL THERE' if deleted_present else 'absent (deleted)'}", file=out)
+    return {"reconcile": result, "reconcile_api_calls": api_calls, "deleted_present": deleted_present}

@@ -1,18 +1,22 @@
 """`make demo`: the product's main job on this machine, from Zuora callouts to records in Salesforce, checked.
 
     .venv/bin/python -m nrtsync_local.demo [--accounts 24] [--seed 7] [--batch-window 1] [--log FILE]
+        [--skip-reconcile]
 
 1. starts the local stack in this process (moto, the HTTPS Salesforce stand-in, the API Gateway front, the SQS
-   poller, the metrics function; docs/LOCAL.md) with an org that has a validation rule, one row lock and one
-   HTTP 503 waiting for the sync;
+   poller, the reconcile and metrics functions; docs/LOCAL.md) with an org that has a validation rule, one row
+   lock and one HTTP 503 waiting for the sync, and the Zuora stand-in as the tenant;
 2. sends the stream of ``nrtsync_local.demo.stream`` over HTTP to the callout URL, as Zuora would (Basic auth,
-   ``Zuora-Notification-Id``/``Zuora-Request-Id``, the canonical JSON body);
-3. waits until the queue is drained (children waiting for their parents included), runs the metrics function;
+   ``Zuora-Notification-Id``/``Zuora-Request-Id``, the canonical JSON body), every change also made in the
+   Zuora stand-in (``tenant``), including those whose callouts Zuora gives up on, and a delete;
+3. waits until the queue is drained (children waiting for their parents included), runs the reconcile function
+   once (unless ``--skip-reconcile``), waits again, runs the metrics function;
 4. prints the Sync History, the failure list, three record trails, sync and end-to-end latency P50/P90 by the
    brief's rule, and the Salesforce API calls used;
 5. checks that the stand-in holds exactly the newest valid version of every record sent and nothing else,
-   that the refused record is on the failure list, that the queue and the dead-letter queue are empty and
-   that every invalid callout got its 4xx. Exit status 0 only then; otherwise a diff and 1 (130 on Ctrl-C).
+   that the refused record is on the failure list, that the deleted record is gone, that reconciliation queued
+   exactly the records Salesforce lacked, that the queue and the dead-letter queue are empty and that every
+   invalid callout got its 4xx. Exit status 0 only then; otherwise a diff and 1 (130 on Ctrl-C).
 
 The functions' own logs and EMF metrics (what CloudWatch Logs would hold) go to a file, named at the end.
 """
@@ -28,19 +32,21 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_waiting
-from nrtsync_local.demo.report import report, section
+from nrtsync_local.demo.report import reconciliation_report, report, section
 from nrtsync_local.demo.sender import Answer, CalloutSender, send_phase
-from nrtsync_local.demo.steps import DemoStream, Stamper
+from nrtsync_local.demo.steps import DemoStream, GiveUp, Stamper
 from nrtsync_local.demo.stream import VALIDATION_RULE, build_stream
+from nrtsync_local.demo.tenant import DemoTenant
 from nrtsync_local.demo.verification import (
     EXIT_MISMATCH,
     Expectation,
@@ -63,6 +69,11 @@ DEMO_RETRY_DELAY_SECONDS = 1
 STANDIN_LATENCY_MS = 20
 
 
+# The reconcile window ends this long before now (deployed default RECONCILE_SETTLE_SECONDS=120, so that a
+# callout still on its way is not queued twice): short here, so that the demo's changes, a few seconds old, are in.
+DEMO_RECONCILE_SETTLE_SECONDS = 1
+
+
 PIPELINE = "Zuora callouts -> API Gateway -> ingest -> SQS -> sync -> Salesforce"
 
 
@@ -75,6 +86,8 @@ class DemoOptions:
     seed: int = 7
     batch_window: float = DEMO_BATCH_WINDOW_SECONDS
     log: Path | None = None
+    reconcile: bool = True
+    """False: the reconcile step is skipped, so the lost changes stay lost and the verification fails."""
 
 
 @dataclass
@@ -90,6 +103,8 @@ class DemoRun:
     figures: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     log_path: Path | None = None
+    reconcile: dict[str, Any] | None = None
+    """The reconcile function's result; None when the step was skipped."""
 
 
 Inspect = Callable[[LocalDeployment, DemoRun], None]
@@ -100,15 +115,20 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
     stream = build_stream(accounts=options.accounts, seed=options.seed)
     demo = DemoRun(exit_code=EXIT_MISMATCH, stream=stream, log_path=options.log or _new_log_file())
     assert demo.log_path is not None  # noqa: S101 - for mypy
-    progress = Progress(out, err, total_stages=len(stream.phases) + 4)
+    progress = Progress(out, err, total_stages=len(stream.phases) + 5)
     print(f"nrtsync demo: {PIPELINE}, all on this machine\n", file=out, flush=True)
-    progress.stage("Starting the local stack (moto, Salesforce stand-in, API front, SQS poller, metrics)")
+    progress.stage("Starting the local stack (moto, Salesforce and Zuora stand-ins, API front, SQS poller, metrics)")
     stack = LocalDeployment(
         stack_name=f"demo{uuid.uuid4().hex[:8]}",
         sync_batch_window_seconds=options.batch_window,
         salesforce_latency_ms=STANDIN_LATENCY_MS,
         with_metrics=True,
-        environment_overrides={"RETRY_DELAY_SECONDS": str(DEMO_RETRY_DELAY_SECONDS)},
+        # The demo runs reconciliation once, when it chooses: not on a schedule.
+        reconcile_every_seconds="off",
+        environment_overrides={
+            "RETRY_DELAY_SECONDS": str(DEMO_RETRY_DELAY_SECONDS),
+            "RECONCILE_SETTLE_SECONDS": str(DEMO_RECONCILE_SETTLE_SECONDS),
+        },
     )
     with demo.log_path.open("w", encoding="utf-8") as log, _functions_write_to(log), stack:
         _function_logger_to(log)
@@ -117,6 +137,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
         _send_stream(stack, stream, options, progress, demo.answers)
         progress.stage("Waiting until nothing is left on the queue (children waiting for parents included)")
         progress.note(f"drained in {wait_drained(stack, progress):.1f} s")
+        reconcile_calls = _reconcile(stack, stream, options, progress, demo)
         progress.stage("Running the metrics function once (as its schedule does every minute)")
         metrics = stack.run_metrics_now()
         progress.note(
@@ -125,9 +146,10 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
         )
         progress.stage("Report")
         demo.figures = report(stack, stream, demo.answers, since, out)
-        section(out, "Verification")
         demo.expectation = expect(stream, demo.answers)
-        demo.observation = observe(stack, demo.expectation)
+        demo.figures |= reconciliation_report(stack, stream, demo.reconcile, reconcile_calls, out)
+        section(out, "Verification")
+        demo.observation = observe(stack, demo.expectation, demo.reconcile)
         verification_summary(demo.expectation, demo.observation, out)
         demo.problems = verify(demo.expectation, demo.observation)
         if inspect is not None:
@@ -162,13 +184,44 @@ def _prepare_org(stack: LocalDeployment, stream: DemoStream, options: DemoOption
         f"the org: a validation rule refusing Name = {VALIDATION_RULE['equals']!r}; one UNABLE_TO_LOCK_ROW "
         "on an invoice; one HTTP 503 on the first call of phase 2"
     )
+    progress.note(
+        f"Zuora: the stand-in is the tenant (every change is made there too); reconciliation runs once, on demand, "
+        f"with a settle time of {DEMO_RECONCILE_SETTLE_SECONDS} s (deployed RECONCILE_SETTLE_SECONDS="
+        f"{defaults['ReconcileSettleSeconds']})"
+    )
+
+
+def _reconcile(
+    stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress, demo: DemoRun
+) -> int | None:
+    """Runs the reconcile function once, as its schedule would, and waits until what it queued is synced;
+    returns the Salesforce API calls that took (None when skipped)."""
+    if not options.reconcile:
+        progress.stage("Skipping reconciliation (--skip-reconcile): the callouts Zuora gave up on stay lost")
+        return None
+    interval = parameter_defaults(load_template())["ReconcileSchedule"]
+    progress.stage(f"Running the reconcile function once (as its schedule, {interval}, does)")
+    # Its window ends the settle time before now: wait until the newest change is that old.
+    newest = max(v.updated_date for v in stream.versions if v.updated_date is not None)
+    time.sleep(
+        max(0.0, (newest + timedelta(seconds=DEMO_RECONCILE_SETTLE_SECONDS) - datetime.now(UTC)).total_seconds())
+    )
+    standin = stack.standin
+    calls_before = int(standin.stats()["api_calls"]) if standin is not None else 0
+    demo.reconcile = stack.run_reconcile_now()
+    progress.note(f"read {demo.reconcile.get('read')} Zuora records, queued {demo.reconcile.get('queued')}")
+    progress.note(f"what it queued was synced; drained in {wait_drained(stack, progress):.1f} s")
+    return (int(standin.stats()["api_calls"]) if standin is not None else 0) - calls_before
 
 
 def _send_stream(
     stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress, answers: list[Answer]
 ) -> None:
     standin = stack.standin
-    sender = CalloutSender(stack, Stamper(random.Random(options.seed)))  # noqa: S311 - demo timing jitter
+    if stack.zuora is None:
+        raise RuntimeError("the demo's tenant is the Zuora stand-in (unset ZUORA_BASE_URL)")
+    tenant = DemoTenant(stack.zuora)
+    sender = CalloutSender(stack, Stamper(random.Random(options.seed)), tenant.happened)  # noqa: S311 - demo jitter
     try:
         for number, phase in enumerate(stream.phases, 1):
             if number == 2 and standin is not None:
@@ -176,6 +229,8 @@ def _send_stream(
             progress.stage(f"{phase.title}: {len(phase.steps)} steps")
             seconds = send_phase(sender, number, phase, progress, answers)
             progress.note(f"{sum(1 for a in answers if a.phase == number)} callouts sent in {seconds:.1f} s")
+            if lost := sum(1 for step in phase.steps if isinstance(step, GiveUp)):
+                progress.note(f"{lost} changes made in Zuora (the stand-in) whose callouts never come")
             if phase.settle == "waiting" and phase.watch is not None:
                 waited = wait_for_waiting(stack, phase.watch, progress)
                 progress.note(
@@ -228,8 +283,19 @@ def _parse_args(argv: Sequence[str] | None) -> DemoOptions:
         help=f"sync batching window in seconds (default {DEMO_BATCH_WINDOW_SECONDS:g}; deployed default 2)",
     )
     parser.add_argument("--log", type=Path, help="where the functions' logs go (default: a new temporary file)")
+    parser.add_argument(
+        "--skip-reconcile",
+        action="store_true",
+        help="do not run the reconcile function: the verification then fails, naming the records left behind",
+    )
     args = parser.parse_args(argv)
-    return DemoOptions(accounts=args.accounts, seed=args.seed, batch_window=args.batch_window, log=args.log)
+    return DemoOptions(
+        accounts=args.accounts,
+        seed=args.seed,
+        batch_window=args.batch_window,
+        log=args.log,
+        reconcile=not args.skip_reconcile,
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
 
 from nrtsync_local.demo.progress import Progress
-from nrtsync_local.demo.steps import Deliver, Happen, Phase, Stamper, Step, Version
+from nrtsync_local.demo.steps import Deliver, GiveUp, Happen, Phase, Stamper, Step, Version
 from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 4
@@ -41,7 +42,9 @@ class Answer:
 class CalloutSender:
     """Posts callouts to the local callout URL the way Zuora does."""
 
-    def __init__(self, stack: LocalDeployment, stamper: Stamper) -> None:
+    def __init__(self, stack: LocalDeployment, stamper: Stamper, happened: Callable[[Version], None]) -> None:
+        """``happened`` is told of each change of the tenant when it happens (``DemoTenant.happened``)."""
+        self._happened = happened
         self._url = stack.callout_url
         self._auth = stack.callout_auth
         self._stamper = stamper
@@ -53,10 +56,14 @@ class CalloutSender:
         for session in self._sessions:
             session.close()
 
-    def _stamp(self, version: Version) -> None:
+    def _stamp(self, version: Version, *, in_tenant: bool = True) -> None:
+        """The change happens now: dated, and made in the tenant (``in_tenant``) under the same lock, so that
+        the tenant's changes keep the order of their dates."""
         with self._lock:
             if version.updated_date is None:
                 self._stamper.stamp(version)
+                if in_tenant:
+                    self._happened(version)
 
     def _http(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -69,7 +76,7 @@ class CalloutSender:
         return session
 
     def run(self, phase: int, step: Step) -> Answer | None:
-        if isinstance(step, Happen):
+        if isinstance(step, Happen | GiveUp):
             self._stamp(step.version)
             return None
         if isinstance(step, Deliver):
@@ -87,7 +94,8 @@ class CalloutSender:
                 response=response,
             )
         if step.template is not None:
-            self._stamp(step.template)
+            # The refused callouts test the endpoint; their records are kept out of the tenant (docs/DEMO.md).
+            self._stamp(step.template, in_tenant=False)
         auth = (self._auth[0], "not-the-password") if step.auth == "wrong" else self._auth
         response = self._post(step.render(), step.notification_id, auth)
         return _answer(
@@ -142,7 +150,7 @@ def _answer(
 
 
 def _step_key(step: Step) -> tuple[str, str] | str:
-    if isinstance(step, Deliver | Happen):
+    if isinstance(step, Deliver | Happen | GiveUp):
         return step.version.key
     return step.notification_id
 

@@ -1,5 +1,6 @@
 """The demo stream's parts: a ``Version`` of a Zuora record, the steps that make it happen or deliver it (or
-deliver an invalid callout), the phases they come in, and the ``Stamper`` that dates a change when it happens."""
+lose its callout, or deliver an invalid callout), the phases they come in, and the ``Stamper`` that dates a
+change when it happens."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Version:
     what: str
     updated_date: datetime | None = None
     """Set when the change happens (``Stamper.stamp``); the callout body needs it."""
+    deleted: bool = False
+    """The record is deleted in Zuora: its callout is the delete event's (docs/CALLOUTS.md, "Deletes")."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -39,6 +42,15 @@ class Version:
     def document(self) -> dict[str, object]:
         if self.updated_date is None:
             raise RuntimeError(f"{self.object_type} {self.record_id} ({self.what}) has not happened yet")
+        if self.deleted:
+            # The delete event's template (docs/CALLOUTS.md, "Deletes"; events/callout_delete.json): no fields.
+            return {
+                "eventType": f"Nrtsync{self.object_type}Deleted",
+                "objectType": self.object_type,
+                "id": self.record_id,
+                "updatedDate": zuora_date(self.updated_date),
+                "changeType": "DELETE",
+            }
         return {
             "eventType": f"Nrtsync{self.object_type}Changed",
             "objectType": self.object_type,
@@ -68,6 +80,14 @@ class Deliver:
 @dataclass(frozen=True)
 class Happen:
     """The change happens in Zuora now, but its callout is held back (delivered by a later step)."""
+
+    version: Version
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The change happens in Zuora now, but its callout never reaches us: Zuora tried it (3 times by default, at
+    least 30 minutes apart; docs/ZUORA.md) and gave up after its last retry. Only reconciliation recovers it."""
 
     version: Version
 
@@ -104,7 +124,7 @@ class Invalid:
         return json.dumps(document, indent=2).encode("utf-8")
 
 
-Step = Deliver | Happen | Invalid
+Step = Deliver | Happen | GiveUp | Invalid
 
 
 @dataclass(frozen=True)
@@ -126,9 +146,14 @@ class DemoStream:
     invalid_only: set[tuple[str, str]]
     """Records named only by refused callouts: must not reach Salesforce."""
     highlights: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Records worth a trail in the report: ``stale``, ``early_child``, ``coalesced``, ``row_lock``."""
+    """Records worth a trail in the report: ``stale``, ``early_child``, ``coalesced``, ``row_lock``, ``recovered``,
+    ``deleted``."""
     row_lock_ids: list[str] = field(default_factory=list)
     accounts: int = 0
+    lost: set[tuple[str, str]] = field(default_factory=set)
+    """Records whose newest change's callout Zuora gave up on (``GiveUp``): only reconciliation brings them."""
+    deleted: set[tuple[str, str]] = field(default_factory=set)
+    """Records deleted in Zuora (their delete callout delivered): must not be in Salesforce."""
 
     @property
     def step_count(self) -> int:

@@ -15,6 +15,9 @@ What it holds (``build_stream``):
 * an older change of an account delivered **after** a newer one was written (it must be skipped as stale);
 * a burst of renames of one account (superseded by the last);
 * an account whose name a Salesforce validation rule refuses (a permanent failure, on the failure list);
+* changes whose callouts Zuora gave up on after its last retry (three account updates, a new invoice): they are
+  in the Zuora tenant (the Zuora stand-in) only, for reconciliation to find; and an account created by mistake,
+  then deleted in Zuora (its ``DELETE`` callout delivered);
 * invalid callouts that must be refused with 4xx: no ``id``, an unknown ``objectType``, a bare date as
   ``updatedDate``, a body Zuora's template broke (a quote in a name), wrong credentials, and a first attempt
   without credentials (Zuora's non-preemptive Basic auth) that gets the ``401`` challenge and is then repeated.
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from nrtsync_local.demo.steps import (
     Deliver,
     DemoStream,
+    GiveUp,
     Happen,
     Invalid,
     Phase,
@@ -39,7 +43,7 @@ from nrtsync_local.demo.steps import (
 )
 
 # The stream's step types are in ``steps``; the tests and the demo's modules take them from there or from here.
-__all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Deliver", "DemoStream", "Invalid", "build_stream"]
+__all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Deliver", "DemoStream", "GiveUp", "Invalid", "build_stream"]
 
 
 ACCOUNT_SOBJECT = "Zuora__CustomerAccount__c"
@@ -77,10 +81,16 @@ class _Builder:
         self._numbers[object_type] += 1
         return self._numbers[object_type]
 
-    def version(self, object_type: str, record_id: str, fields: dict[str, str], what: str) -> Version:
-        version = Version(object_type, record_id, dict(fields), self.notification_id(), what)
+    def version(
+        self, object_type: str, record_id: str, fields: dict[str, str], what: str, *, deleted: bool = False
+    ) -> Version:
+        version = Version(object_type, record_id, dict(fields), self.notification_id(), what, deleted=deleted)
         self.versions.append(version)
         return version
+
+    def newest_fields(self, key: tuple[str, str]) -> dict[str, str]:
+        """The fields of the record's last change so far (the next change edits those)."""
+        return dict(next(v for v in reversed(self.versions) if v.key == key).fields)
 
 
 @dataclass
@@ -296,12 +306,22 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
 
     highlight_row_lock = tenant[5].invoice_id
     busy = f"A busy minute: {accounts} accounts with their subscriptions, invoices and payments"
+    lost_steps, duplicate, delete = _lost_and_deleted(builder, tenant)
+    traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), Deliver(duplicate))
+    lost = [step.version for step in lost_steps]
     return DemoStream(
         phases=[
             Phase("Children before their parents", early, settle="waiting", watch=tenant[0].subscription_key),
             Phase(busy, traffic, settle="drain"),
             Phase("Late deliveries: an older change after a newer one, Zuora retries", late, settle="none"),
+            Phase(
+                "Callouts Zuora gave up on after its last retry (never delivered), and a delete in Zuora",
+                [*lost_steps, Deliver(delete, note="deleted in Zuora: its DELETE callout")],
+                settle="drain",
+            ),
         ],
+        lost={version.key for version in lost},
+        deleted={delete.key},
         versions=builder.versions,
         refused={refused.key},
         invalid_only=invalid_only,
@@ -310,10 +330,45 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
             "early_child": tenant[0].subscription_key,
             "coalesced": ("Account", burst.record_id),
             "row_lock": ("Invoice", highlight_row_lock),
+            "recovered": lost[1].key,
+            "deleted": delete.key,
         },
         row_lock_ids=[highlight_row_lock],
         accounts=accounts,
     )  # fmt: skip
+
+
+def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[list[GiveUp], Version, Version]:
+    """Three account updates and a new invoice whose callouts Zuora gives up on (parents and a child: the new
+    invoice belongs to one of those accounts); and an account created by mistake, then deleted in Zuora."""
+    rng = builder.rng
+    edits = [
+        (tenant[1], {"AutoPay": "false"}, "autopay turned off"),
+        (tenant[6], {"PaymentTerm": "Net 60", "BillCycleDay": "15"}, "payment term Net 60, bill cycle day 15"),
+        (tenant[7], {"Name": tenant[7].name + " Holdings"}, "renamed (Holdings)"),
+    ]
+    steps = [
+        GiveUp(builder.version("Account", account.record_id, builder.newest_fields(("Account", account.record_id))
+                               | change, what))
+        for account, change, what in edits
+    ]  # fmt: skip
+    parent = tenant[6]
+    amount = f"{rng.randrange(49, 999)}.00"
+    invoice = builder.newest_fields(("Invoice", parent.invoice_id)) | {
+        "InvoiceNumber": f"INV{builder.number('Invoice'):08d}",
+        "Status": "Posted",
+        "Amount": amount,
+        "Balance": amount,
+        "Comments": "Add-on: extra seats",
+    }
+    steps.append(GiveUp(builder.version("Invoice", builder.zuora_id("Invoice"), invoice, "new invoice (add-on)")))
+
+    duplicate_id = builder.zuora_id("Account")
+    name = f"{tenant[2].name} (duplicate)"
+    fields = {"Name": name, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"}
+    duplicate = builder.version("Account", duplicate_id, fields, "duplicate account created by mistake")
+    delete = builder.version("Account", duplicate_id, {}, "deleted in Zuora", deleted=True)
+    return steps, duplicate, delete
 
 
 def _invalid_callouts(builder: _Builder) -> tuple[list[Invalid], set[tuple[str, str]]]:

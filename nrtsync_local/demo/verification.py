@@ -1,5 +1,9 @@
 """What must be true at the end (the expectation, from the stream and the answers), what is (the observation,
-from the stand-in, the failure list and the queues), and every difference between the two."""
+from the stand-in, the failure list, the queues and the reconcile run), and every difference between the two.
+
+Salesforce must hold what Zuora holds: a change whose callout Zuora gave up on counts as much as a delivered one
+(only reconciliation brings it), and a record deleted in Zuora must be gone. So a run without reconciliation
+fails, naming the records it left behind."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from nrtsync_local.demo.sender import Answer
-from nrtsync_local.demo.steps import Deliver, DemoStream, Version
+from nrtsync_local.demo.steps import Deliver, DemoStream, GiveUp, Version
 from nrtsync_local.stack import LocalDeployment
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
@@ -33,6 +37,11 @@ class Expectation:
     """sObject -> external ids that must not be in Salesforce (refused, or only ever sent invalid)."""
     answers: list[Answer]
     external_id_field: dict[str, str] = field(default_factory=dict)
+    deleted: dict[str, set[str]] = field(default_factory=dict)
+    """sObject -> external ids deleted in Zuora: must not be in Salesforce."""
+    recovered: set[tuple[str, str]] = field(default_factory=set)
+    """(object type, Zuora id) the reconcile sweep must queue, and nothing else: the records Zuora has that
+    Salesforce lacks (the lost changes, and the refused account, which the org refuses again)."""
 
 
 @dataclass
@@ -41,6 +50,10 @@ class Observation:
     failures: list[dict[str, Any]]
     queue: dict[str, int]
     dead_letters: int
+    reconcile: dict[str, Any] | None = None
+    """The reconcile function's result (``read``, ``queued``...); None when it did not run."""
+    reconciled: set[tuple[str, str]] = field(default_factory=set)
+    """Of ``Expectation.recovered``, the records whose trail shows a change queued by reconciliation."""
 
 
 def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
@@ -51,7 +64,8 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
     newest: dict[tuple[str, str], Version] = {}
     for phase in stream.phases:
         for step in phase.steps:
-            if isinstance(step, Deliver) and step.expected_status == 200:
+            # What Zuora holds: every change delivered validly, and those whose callouts Zuora gave up on.
+            if (isinstance(step, Deliver) and step.expected_status == 200) or isinstance(step, GiveUp):
                 version = step.version
                 current = newest.get(version.key)
                 if current is None or _date(version) > _date(current):
@@ -59,10 +73,14 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
     records: dict[str, dict[str, ExpectedRecord]] = {obj.sobject: {} for obj in mapping.objects.values()}
     ext_fields = {obj.sobject: obj.external_id_field for obj in mapping.objects.values()}
     absent: dict[str, set[str]] = {}
+    deleted: dict[str, set[str]] = {}
     for (object_type, record_id), version in sorted(newest.items()):
         obj = mapping.objects[object_type]
         if (object_type, record_id) in stream.refused:
             absent.setdefault(obj.sobject, set()).add(record_id)
+            continue
+        if version.deleted:
+            deleted.setdefault(obj.sobject, set()).add(record_id)
             continue
         built = build_record(mapping, object_type, record_id, dict(version.fields))
         fields = {name: value for name, value in built.items() if not isinstance(value, dict)}
@@ -81,7 +99,8 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
         ext_fields.setdefault(sobject, "Zuora__External_Id__c")
         absent.setdefault(sobject, set()).add(record_id)
     failures = dict.fromkeys(stream.refused, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
-    return Expectation(records, failures, absent, list(answers), ext_fields)
+    recovered = {key for key in stream.lost | stream.refused if not newest[key].deleted}
+    return Expectation(records, failures, absent, list(answers), ext_fields, deleted, recovered)
 
 
 def _date(version: Version) -> datetime:
@@ -104,23 +123,32 @@ def _parent_object(mapping: Any, object_type: str, relationship: str) -> str:
     raise KeyError(relationship)
 
 
-def observe(stack: LocalDeployment, expectation: Expectation) -> Observation:
-    """What the stand-in, the failure list and the queues hold now."""
+def observe(stack: LocalDeployment, expectation: Expectation, reconcile: dict[str, Any] | None = None) -> Observation:
+    """What the stand-in, the failure list and the queues hold now, and what ``reconcile`` (the reconcile
+    function's result, if it ran) queued."""
     standin = stack.standin
     if standin is None:
         raise RuntimeError("the demo needs the Salesforce stand-in")
-    sobjects = sorted(set(expectation.records) | set(expectation.absent))
+    sobjects = sorted(set(expectation.records) | set(expectation.absent) | set(expectation.deleted))
     records = {sobject: standin.records(sobject) for sobject in sobjects}
     sqs = stack.client("sqs")
     dlq = sqs.get_queue_attributes(
         QueueUrl=stack.resources.dlq_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
+    operations = stack.operations()
+    reconciled = {
+        key
+        for key in expectation.recovered
+        if any(item.get("source") == "reconcile" for item in operations.trail(*key))
+    }
     return Observation(
         records=records,
-        failures=stack.operations().failures(),
+        failures=operations.failures(),
         queue=stack.queue_depth(),
         dead_letters=sum(int(value) for value in dlq.values()),
+        reconcile=reconcile,
+        reconciled=reconciled,
     )
 
 
@@ -133,10 +161,31 @@ def verify(expectation: Expectation, observation: Observation) -> list[str]:
     ]
     problems += _record_problems(expectation, observation)
     problems += _failure_list_problems(expectation, observation)
+    problems += _reconcile_problems(expectation, observation)
     if any(observation.queue.values()):
         problems.append(f"callout queue not empty: {observation.queue}")
     if observation.dead_letters:
         problems.append(f"dead-letter queue holds {observation.dead_letters} message(s)")
+    return problems
+
+
+def _reconcile_problems(expectation: Expectation, observation: Observation) -> list[str]:
+    """The sweep queued exactly the records Zuora has and Salesforce lacked: each one (its trail says so), and
+    no more (its count)."""
+    wanted = len(expectation.recovered)
+    if observation.reconcile is None:
+        return [f"reconciliation did not run: the {wanted} record(s) Zuora has and Salesforce lacked were never queued"]
+    problems = [
+        f"{object_type} {record_id}: not queued by reconciliation (no change with source reconcile in its trail)"
+        for object_type, record_id in sorted(expectation.recovered - observation.reconciled)
+    ]
+    queued = observation.reconcile.get("queued")
+    if queued != wanted:
+        problems.append(
+            f"reconciliation queued {queued} change(s), expected exactly {wanted}: the records Salesforce lacked"
+        )
+    if observation.reconcile.get("errors"):
+        problems.append(f"reconciliation reported errors: {observation.reconcile}")
     return problems
 
 
@@ -149,7 +198,7 @@ def _record_problems(expectation: Expectation, observation: Observation) -> list
         for sobject, records in observation.records.items()
     }
     problems: list[str] = []
-    for sobject in sorted(set(expectation.records) | set(expectation.absent)):
+    for sobject in sorted(set(expectation.records) | set(expectation.absent) | set(expectation.deleted)):
         stored = held.get(sobject, {})
         expected = expectation.records.get(sobject, {})
         for record_id, wanted in expected.items():
@@ -160,7 +209,9 @@ def _record_problems(expectation: Expectation, observation: Observation) -> list
                 problems += _field_problems(sobject, wanted, record, held)
         for record_id in sorted(set(stored) - set(expected)):
             why = (
-                "refused or only ever sent invalid"
+                "deleted in Zuora"
+                if record_id in expectation.deleted.get(sobject, set())
+                else "refused or only ever sent invalid"
                 if record_id in expectation.absent.get(sobject, set())
                 else "never sent"
             )
@@ -222,10 +273,16 @@ def verification_summary(expectation: Expectation, observation: Observation, out
     held = sum(len(records) for records in observation.records.values())
     absent = sum(len(ids) for ids in expectation.absent.values())
     refused = sum(1 for a in expectation.answers if a.expected != 200)
+    deleted = sum(len(ids) for ids in expectation.deleted.values())
+    listed = len({(f.get("object_type"), f.get("record_id")) for f in observation.failures})
+    queued = "did not run" if observation.reconcile is None else f"queued {observation.reconcile.get('queued')}"
     print(
         f"  Salesforce holds {held} records; expected exactly {expected}, each with the newest valid version's mapped "
         f"fields and its parent lookups,\n  and none of the {absent} refused or only-invalid ones. Failure list: "
-        f"{len(observation.failures)} (expected {len(expectation.failures)}). Queue {observation.queue}, "
-        f"dead letters {observation.dead_letters}. Refused callouts expected: {refused}.",
+        f"{len(observation.failures)} entries for {listed} record(s) (expected {len(expectation.failures)}; "
+        f"reconciliation tries the refused one again). Queue {observation.queue}, "
+        f"dead letters {observation.dead_letters}. Refused callouts expected: {refused}.\n  Deleted in Zuora, "
+        f"must be gone: {deleted}. Reconciliation {queued}, expected exactly {len(expectation.recovered)} "
+        f"(each with source reconcile in its trail: {len(observation.reconciled)}).",
         file=out,
     )

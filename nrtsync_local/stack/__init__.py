@@ -11,7 +11,8 @@ What runs (docs/LOCAL.md has the details):
 * a local API Gateway front that turns HTTP requests into REST proxy events for the ingest handler, behind the
   template's Lambda authorizer (the real authorizer handler) and gateway responses;
 * the SQS event source poller that feeds the sync handler batches, as the template's event source mapping says;
-* the metrics handler on the template's ``MetricsSchedule``.
+* the metrics handler on the template's ``MetricsSchedule``;
+* the reconcile handler on ``ReconcileSchedule`` when it is a rate (or on demand: ``run_reconcile_now``).
 
 The handlers run in this process and share Powertools' process-wide logger and metrics, so they are invoked
 one at a time (one lock), as if each had a single warm container. Each gets its own settings object, built
@@ -22,9 +23,10 @@ The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API
 ``environment`` (each function's variables, set in ``os.environ`` and restored; ``SalesforceOrg``), ``handlers``
 (installing and invoking the handlers, the fault drill's wrappers), ``zuora`` (the Zuora stand-in or tenant,
 ``ZuoraTenant``, and the one CA bundle the functions trust), ``threads`` (the front, the SQS poller
-thread, spawning and stopping), ``schedule`` (the metrics function's EventBridge schedule), ``state_file``
-(``.local/stack.json``), ``deployment`` (``LocalDeployment``: start, stop, what callers read), ``foreground``
-(``make local``'s command line and banner).
+thread, the schedules' threads, spawning and stopping), ``schedule`` (the metrics, probe and reconcile
+functions' EventBridge schedules), ``state_file`` (``.local/stack.json``), ``deployment``
+(``LocalDeployment``: start, stop, what callers read), ``foreground`` (``make local``'s command line, banner
+and signals).
 """
 
 from nrtsync_local.stack.deployment import LocalDeployment

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nrtsync_local.aws import REGION, STACK, LocalResources, MotoServer, client, provision
 from nrtsync_local.front import ApiGatewayFront, Handler
@@ -24,13 +24,22 @@ from nrtsync_local.stack.environment import (
     SalesforceOrg,
     function_environments,
     generated_password,
+    standin_secret,
     template_username,
 )
 from nrtsync_local.stack.handlers import LocalHandlers
-from nrtsync_local.stack.schedule import run_schedule, schedule_interval
-from nrtsync_local.stack.spec import INGEST, METRICS, SYNC, LocalDeploymentError, api_routes
+from nrtsync_local.stack.spec import INGEST, RECONCILE, SYNC, LocalDeploymentError, api_routes
 from nrtsync_local.stack.state_file import claim_state_file, write_private_json
-from nrtsync_local.stack.threads import StackThreads, run_poller, start_front, sync_poller, wait_quiet
+from nrtsync_local.stack.threads import (
+    Schedules,
+    StackThreads,
+    queue_depth,
+    run_poller,
+    start_front,
+    start_schedules,
+    sync_poller,
+    wait_quiet,
+)
 from nrtsync_local.stack.zuora import LocalZuora, ZuoraTenant, ca_bundle
 from nrtsync_local.template import load_template
 
@@ -78,10 +87,13 @@ class LocalDeployment:
         sync_clock: Callable[[], datetime] | None = None,
         retries_wrapper: Callable[[RetryScheduler], RetryScheduler] | None = None,
         probe_interval_seconds: float | None = None,
+        reconcile_every_seconds: float | Literal["off"] | None = None,
     ) -> None:
         """``sync_clock`` and ``retries_wrapper``: a simulated clock for the sync service and its breaker, and the
         SQS visibility delays made to follow it (the long-pause drill). ``probe_interval_seconds``: the breaker's
-        probe schedule (None: the template's, once a minute; 0: not scheduled, the caller runs ``run_probe_now``)."""
+        probe schedule (None: the template's, once a minute; 0: not scheduled, the caller runs ``run_probe_now``).
+        ``reconcile_every_seconds``: the reconcile function's schedule (None: the template's ``ReconcileSchedule``
+        when it is a rate; ``"off"``: not scheduled, the caller runs ``run_reconcile_now``)."""
         self._template = template or load_template()
         self._handlers = LocalHandlers(
             self._template,
@@ -93,12 +105,12 @@ class LocalDeployment:
             sync_clock=sync_clock,
             retries_wrapper=retries_wrapper,
         )
-        self._probe_interval = probe_interval_seconds
+        self._schedules = Schedules(probe_interval_seconds, metrics_interval_seconds, reconcile_every_seconds)
+        self._reconcile_interval: float | None = None
         self._workdir_given = workdir
         self._state_file = state_file
         self._window = sync_batch_window_seconds
         self._latency_ms = salesforce_latency_ms
-        self._metrics_interval = metrics_interval_seconds
         self._org = salesforce_org
         self._zuora = LocalZuora(zuora_tenant)
         self._callout_username = callout_username or template_username(self._template)
@@ -214,6 +226,24 @@ class LocalDeployment:
         return self._handlers.invoke_probe()
 
     @property
+    def reconcile_interval_seconds(self) -> float | None:
+        """Seconds between the reconcile function's scheduled runs; None when it is not run on a schedule."""
+        return self._reconcile_interval
+
+    @property
+    def reconcile_runs(self) -> int:
+        return self._handlers.reconcile_runs
+
+    def run_reconcile_now(self) -> dict[str, Any]:
+        """Runs the reconcile function once with a scheduled event, as its schedule does; returns its result
+        (``read``, ``queued``...). What it queued is then synced like any callout (``wait_until_drained``)."""
+        if not self._started:
+            raise RuntimeError("the local stack is not started")
+        if not self._handlers.runs_reconcile:
+            raise LocalDeploymentError(f"this stack has no {RECONCILE} (not in its template)")
+        return self._handlers.invoke_reconcile()
+
+    @property
     def state_file(self) -> Path | None:
         return self._state_file
 
@@ -274,19 +304,7 @@ class LocalDeployment:
 
     def queue_depth(self) -> dict[str, int]:
         """The callout queue's visible, in-flight and delayed message counts (approximate, as SQS says)."""
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.resources.queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return {
-            "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        return queue_depth(self.client("sqs"), self.resources.queue_url)
 
     def wait_until_drained(self, timeout: float = 30.0) -> None:
         """Returns once the queue holds nothing (visible, in flight or delayed) and no sync is running.
@@ -413,18 +431,7 @@ class LocalDeployment:
         )
         self._poller = poller
         self._threads.spawn("sync-poller", lambda: run_poller(poller, self._threads.stopping))
-        if self._probe_interval != 0:
-            probe_interval = schedule_interval(self._template, SYNC, self._probe_interval)
-            self._threads.spawn(
-                "breaker-probe",
-                lambda: run_schedule(self._threads.stopping, probe_interval, self._handlers.invoke_probe),
-            )
-        if self._handlers.runs_metrics:
-            interval = schedule_interval(self._template, METRICS, self._metrics_interval)
-            self._threads.spawn(
-                "metrics-schedule",
-                lambda: run_schedule(self._threads.stopping, interval, self._handlers.invoke_metrics),
-            )
+        self._reconcile_interval = start_schedules(self._threads, self._template, self._handlers, self._schedules)
         if self._state_file is not None:
             write_private_json(self._state_file, self.info())
             self._wrote_state_file = True
@@ -438,12 +445,4 @@ class LocalDeployment:
         if self._org is not None:
             return dict(self._org.secret)
         self._standin_process = StandinProcess(workdir)
-        standin = self._standin_process.start()
-        if self._latency_ms:
-            standin.set_faults(latency_ms=self._latency_ms)
-        return {
-            "auth_flow": "client_credentials",
-            "login_url": standin.url,
-            "client_id": standin.client_id,
-            "client_secret": standin.client_secret,
-        }
+        return standin_secret(self._standin_process.start(), latency_ms=self._latency_ms)

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from nrtsync_local.aws import LocalResources
 from nrtsync_local.front import LOCAL_ACCOUNT_ID
-from nrtsync_local.stack.spec import INGEST, METRICS, SYNC, LocalDeploymentError, authorizer_function
+from nrtsync_local.processes import StandinClient
+from nrtsync_local.stack.spec import INGEST, METRICS, RECONCILE, SYNC, LocalDeploymentError, authorizer_function
 from nrtsync_local.template import function_environment, resource
 
 SERVICE_NAME = "nrtsync-local"
@@ -80,6 +81,18 @@ class SalesforceOrg:
             raise LocalDeploymentError(f"the SALESFORCE_* variables do not make a valid secret: {problems}") from exc
 
 
+def standin_secret(standin: StandinClient, *, latency_ms: int = 0) -> dict[str, str]:
+    """The Salesforce secret's JSON for the started stand-in (``latency_ms`` added to each of its answers)."""
+    if latency_ms:
+        standin.set_faults(latency_ms=latency_ms)
+    return {
+        "auth_flow": "client_credentials",
+        "login_url": standin.url,
+        "client_id": standin.client_id,
+        "client_secret": standin.client_secret,
+    }
+
+
 def generated_password(template: Mapping[str, Any]) -> str:
     """Like the template's GenerateSecretString for the callout secret: letters and digits, its length."""
     spec = resource(template, "CalloutSecret").get("Properties", {}).get("GenerateSecretString", {})
@@ -122,7 +135,9 @@ def function_environments(
     }
     environments: dict[str, dict[str, str]] = {}
     authorizer = authorizer_function(template)
-    for logical_id in (INGEST, SYNC, METRICS, *([authorizer] if authorizer else [])):
+    # The reconcile function reads Zuora: installed when the template has it and a Zuora secret exists.
+    reconcile = [RECONCILE] if zuora_secret_id and RECONCILE in template.get("Resources", {}) else []
+    for logical_id in (INGEST, SYNC, METRICS, *([authorizer] if authorizer else []), *reconcile):
         resolved = function_environment(template, logical_id, refs=refs)
         unresolved = sorted(name for name, value in resolved.items() if value is None)
         if unresolved:

@@ -1,8 +1,10 @@
 """`make local`: the whole product on this machine, in one process, until Ctrl-C or SIGTERM.
 
     .venv/bin/python -m nrtsync_local.stack [--state-dir .local] [--batch-window SECONDS] [--no-metrics]
+        [--reconcile-every SECONDS|off]
 
-``main`` starts a ``LocalDeployment``, prints how to use it (the banner), and waits for a signal.
+``main`` starts a ``LocalDeployment``, prints how to use it (the banner), and waits for a signal: SIGINT or
+SIGTERM stop it, SIGUSR1 runs the reconcile function now (its result is logged).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 from nrtsync_local.stack.deployment import LocalDeployment
 from nrtsync_local.stack.environment import SalesforceOrg
@@ -36,7 +40,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-interval", type=float, help="seconds between metrics runs (default: MetricsSchedule)"
     )
+    parser.add_argument(
+        "--reconcile-every",
+        type=_seconds_or_off,
+        help="seconds between reconcile runs, or off (default: ReconcileSchedule when it is a rate)",
+    )
     return parser.parse_args(argv)
+
+
+def _seconds_or_off(value: str) -> float | Literal["off"]:
+    if value.strip().lower() == "off":
+        return "off"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds or off: {value!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 (or off)")
+    return seconds
 
 
 def _banner(stack: LocalDeployment) -> str:
@@ -78,9 +99,36 @@ def _banner(stack: LocalDeployment) -> str:
             f"    --data '{json.dumps(seed, separators=(',', ':'))}' \\",
             f"    {info['zuora_url']}/__standin/records/Account",
         ]
+    if stack.info().get("zuora_url"):
+        every = stack.reconcile_interval_seconds
+        lines += [
+            "",
+            "Reconciliation (queues the Zuora changes Salesforce lacks; docs/ZUORA.md): "
+            + (f"runs every {every:g} s" if every else "not scheduled (--reconcile-every SECONDS to schedule it)"),
+            "  run it now (its result is logged here):",
+            f"  kill -USR1 {os.getpid()}",
+        ]
     if stack.metrics_error:
         lines += ["", f"Metrics are OFF: the metrics function could not be imported ({stack.metrics_error})."]
     return "\n".join(lines)
+
+
+def _serve(
+    stack: LocalDeployment, wake: threading.Event, reconcile_asked: threading.Event, stopping: threading.Event
+) -> None:
+    """Waits for a signal: a stop ends it; SIGUSR1 runs the reconcile function (a failed run is logged)."""
+    while True:
+        wake.wait()
+        if stopping.is_set() or not reconcile_asked.is_set():
+            return
+        reconcile_asked.clear()
+        wake.clear()
+        if stopping.is_set():  # a stop that came with the SIGUSR1 wins
+            return
+        try:
+            log.info("reconcile run (SIGUSR1): %s", json.dumps(stack.run_reconcile_now()))
+        except Exception:  # the stack keeps running: the failure and its reason are in the log
+            log.exception("the reconcile run failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,14 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    stop = threading.Event()
+    stop = threading.Event()  # wakes the main loop
+    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("%s received; stopping", signal.Signals(signum).name)
+        stopping.set()
         stop.set()
+
+    reconcile_asked = threading.Event()
+
+    def on_usr1(_signum: int, _frame: FrameType | None) -> None:
+        reconcile_asked.set()
+        stop.set()  # wakes the main loop, which tells the two apart
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGUSR1, on_usr1)
     try:
         stack = LocalDeployment(
             state_file=args.state_dir / STATE_FILE_NAME,
@@ -103,12 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             salesforce_latency_ms=args.salesforce_latency_ms,
             with_metrics=not args.no_metrics,
             metrics_interval_seconds=args.metrics_interval,
+            reconcile_every_seconds=args.reconcile_every,
             salesforce_org=SalesforceOrg.from_environ(),
             zuora_tenant=ZuoraTenant.from_environ(),
         )
         with stack:
             print(_banner(stack), flush=True)
-            stop.wait()
+            _serve(stack, stop, reconcile_asked, stopping)
     except LocalDeploymentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

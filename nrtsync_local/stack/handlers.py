@@ -1,4 +1,4 @@
-"""The four functions' handlers in this process: built by ``nrtsync.wiring`` from each function's environment,
+"""The functions' handlers in this process: built by ``nrtsync.wiring`` from each function's environment,
 installed in the handlers' ``Lazy`` holders, and invoked one at a time under one lock; the fault drill's wrappers
 go around the sync handler (as the poller calls it) and the sync service's Salesforce port."""
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nrtsync_local.front import Handler
 from nrtsync_local.poller import LocalContext, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
-from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, SYNC, authorizer_function
+from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, RECONCILE, SYNC, authorizer_function
 from nrtsync_local.template import function_properties
 
 if TYPE_CHECKING:
@@ -66,6 +66,9 @@ class LocalHandlers:
         self.sync_busy = False
         self.metrics_runs = 0
         self.metrics_error: str | None = None
+        self.reconcile_runs = 0
+        self.runs_reconcile = False
+        """Whether the reconcile function is installed (the template has it and the stack has a Zuora secret)."""
 
     @property
     def runs_metrics(self) -> bool:
@@ -102,6 +105,12 @@ class LocalHandlers:
 
             extra["retries"] = self._retries_wrapper(SqsChangeQueue(sync_settings.queue_url))
         sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce, event_source=self.switch, **extra))
+        if RECONCILE in environments:
+            from functions.reconcile import app as reconcile_app  # noqa: PLC0415
+            from nrtsync.settings import ReconcileSettings  # noqa: PLC0415
+
+            reconcile_app.service.use(wiring.build_reconcile(ReconcileSettings.from_env(dict(environments[RECONCILE]))))
+            self.runs_reconcile = True
         if self._with_metrics:
             try:
                 from functions.metrics import app as metrics_app  # noqa: PLC0415
@@ -118,10 +127,12 @@ class LocalHandlers:
             ("functions.authorizer.app", "authorizer"),
             ("functions.sync.app", "service"),
             ("functions.metrics.app", "service"),
+            ("functions.reconcile.app", "service"),
         ):
             loaded = sys.modules.get(module)
             if loaded is not None:
                 getattr(loaded, holder).use(None)
+        self.runs_reconcile = False
 
     def invoke(self, function: str, handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """One invocation at a time, each starting with the logger as a fresh container has it.
@@ -197,3 +208,21 @@ class LocalHandlers:
         result = self.invoke(METRICS, metrics_app.lambda_handler, event, context)
         self.metrics_runs += 1
         return result
+
+    def invoke_reconcile(self) -> dict[str, Any]:
+        """One run of the reconcile handler with a scheduled event, as EventBridge sends it; its result."""
+        from functions.reconcile import app as reconcile_app  # noqa: PLC0415
+
+        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{RECONCILE}-Schedule")
+        properties = function_properties(self._template, RECONCILE)
+        context = LocalContext(
+            function_name=RECONCILE,
+            timeout_seconds=float(properties.get("Timeout", 3)),
+            memory_limit_in_mb=int(properties.get("MemorySize", 128)),
+            aws_request_id=str(uuid.uuid4()),
+        )
+        try:
+            return self.invoke(RECONCILE, reconcile_app.lambda_handler, event, context)
+        finally:
+            # A run that raised (an object's sweep failed, reported first) still ran, as Lambda counts it.
+            self.reconcile_runs += 1

@@ -11,11 +11,11 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from nrtsync_local.front import LOCAL_ACCOUNT_ID
 from nrtsync_local.stack.spec import EVENTS_DIR, LOGGER_NAME, LocalDeploymentError
-from nrtsync_local.template import parameter_defaults, resource
+from nrtsync_local.template import apply_conditions, parameter_defaults, resource
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -40,16 +40,28 @@ def schedule_seconds(expression: str) -> float | None:
     return float(amount * _UNIT_SECONDS[unit])
 
 
-def schedule_expression(template: Mapping[str, Any], logical_id: str) -> str:
-    """The expression of the function's ``Schedule`` event (a ``Ref`` resolved to the parameter's default)."""
+def _schedule_event(template: Mapping[str, Any], logical_id: str) -> Mapping[str, Any]:
+    """The function's ``Schedule`` event's properties, with the template's conditions applied (its defaults)."""
     events = resource(template, logical_id, "AWS::Serverless::Function").get("Properties", {}).get("Events", {})
     for event in events.values():
         if event.get("Type") == "Schedule":
-            schedule = event["Properties"]["Schedule"]
-            if isinstance(schedule, Mapping) and "Ref" in schedule:
-                return parameter_defaults(template)[str(schedule["Ref"])]
-            return str(schedule)
+            properties: Mapping[str, Any] = apply_conditions(event["Properties"], template)
+            return properties
     raise LocalDeploymentError(f"{logical_id} has no Schedule event in the template")
+
+
+def schedule_expression(template: Mapping[str, Any], logical_id: str) -> str:
+    """The expression of the function's ``Schedule`` event (a ``Ref`` resolved to the parameter's default)."""
+    schedule = _schedule_event(template, logical_id)["Schedule"]
+    if isinstance(schedule, Mapping) and "Ref" in schedule:
+        return parameter_defaults(template)[str(schedule["Ref"])]
+    return str(schedule)
+
+
+def schedule_enabled(template: Mapping[str, Any], logical_id: str) -> bool:
+    """Whether the function's schedule rule is enabled (``State``, or SAM's older ``Enabled``; both default on)."""
+    properties = _schedule_event(template, logical_id)
+    return str(properties.get("State", "ENABLED")).upper() == "ENABLED" and properties.get("Enabled", True) is not False
 
 
 def schedule_interval(template: Mapping[str, Any], logical_id: str, override: float | None) -> float:
@@ -59,6 +71,23 @@ def schedule_interval(template: Mapping[str, Any], logical_id: str, override: fl
     if interval is None:
         log.warning("MetricsSchedule %s is a cron expression; locally the metrics run every 60 s", expression)
         interval = _CRON_FALLBACK_SECONDS
+    return interval
+
+
+def optional_schedule_interval(
+    template: Mapping[str, Any], logical_id: str, override: float | Literal["off"] | None
+) -> float | None:
+    """Seconds between runs of a function whose schedule can be off (the reconcile function), or None: not run
+    on a schedule. ``override``: ``"off"`` (or 0) or seconds; None follows the template, whose rule may be
+    disabled (``ReconcileSchedule=off``) or a cron expression (not run locally: its times are the deployment's)."""
+    if override is not None:
+        return None if override in ("off", 0) else float(override)
+    if not schedule_enabled(template, logical_id):
+        return None
+    expression = schedule_expression(template, logical_id)
+    interval = schedule_seconds(expression)
+    if interval is None:
+        log.warning("%s's schedule %s is a cron expression; locally it runs only when asked", logical_id, expression)
     return interval
 
 

@@ -16,6 +16,7 @@ LOGGER_NAME = "nrtsync_local.stack"
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 INGEST, SYNC, METRICS = "IngestFunction", "SyncFunction", "MetricsFunction"
+RECONCILE = "ReconcileFunction"
 
 
 class LocalDeploymentError(RuntimeError):

@@ -7,13 +7,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from nrtsync_local.aws import LocalResources
 from nrtsync_local.front import ApiGatewayFront, GatewayResponses, LambdaAuthorizer
 from nrtsync_local.poller import SqsEventSourcePoller
 from nrtsync_local.stack.handlers import LocalHandlers
-from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, SYNC, api_of, api_routes, authorizer_function
+from nrtsync_local.stack.schedule import optional_schedule_interval, run_schedule, schedule_interval
+from nrtsync_local.stack.spec import (
+    INGEST,
+    LOGGER_NAME,
+    METRICS,
+    RECONCILE,
+    SYNC,
+    api_of,
+    api_routes,
+    authorizer_function,
+)
 from nrtsync_local.template import event_source, function_properties, parameter_defaults
 
 log = logging.getLogger(LOGGER_NAME)
@@ -125,3 +135,51 @@ def wait_quiet(depth: Callable[[], Mapping[str, int]], busy: Callable[[], bool],
         if time.monotonic() >= deadline:
             raise TimeoutError(f"the callout queue did not drain in {timeout}s: {dict(counts)}, sync busy={busy()}")
         time.sleep(0.1)
+
+
+class Schedules(NamedTuple):
+    """The stack's schedule overrides: the breaker's probe (0: none), the metrics function's, and the reconcile
+    function's (``"off"``: none); None follows the template."""
+
+    probe: float | None
+    metrics: float | None
+    reconcile: float | Literal["off"] | None
+
+
+def start_schedules(
+    threads: StackThreads, template: Mapping[str, Any], handlers: LocalHandlers, schedules: Schedules
+) -> float | None:
+    """The EventBridge rules: the breaker's probe, the metrics function's schedule (when it runs) and the reconcile
+    function's (``optional_schedule_interval``); returns the reconcile function's interval, None when it is not
+    scheduled."""
+    stopping = threads.stopping
+    if schedules.probe != 0:
+        probe = schedule_interval(template, SYNC, schedules.probe)
+        threads.spawn("breaker-probe", lambda: run_schedule(stopping, probe, handlers.invoke_probe))
+    if handlers.runs_metrics:
+        metrics = schedule_interval(template, METRICS, schedules.metrics)
+        threads.spawn("metrics-schedule", lambda: run_schedule(stopping, metrics, handlers.invoke_metrics))
+    if not handlers.runs_reconcile:
+        return None
+    every = optional_schedule_interval(template, RECONCILE, schedules.reconcile)
+    if every is not None:
+        interval = every
+        threads.spawn(f"{RECONCILE}-schedule", lambda: run_schedule(stopping, interval, handlers.invoke_reconcile))
+    return every
+
+
+def queue_depth(sqs: Any, queue_url: str) -> dict[str, int]:
+    """The queue's visible, in-flight and delayed message counts (approximate, as SQS says)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return {
+        "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    }

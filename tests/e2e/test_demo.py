@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from nrtsync_local.demo import (
     run_demo,
     verify,
 )
-from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Deliver, Invalid, build_stream
+from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Deliver, GiveUp, Invalid, build_stream
 from nrtsync_local.stack import LocalDeployment
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
             )
         answer.raise_for_status()
         tampered.renamed, tampered.planted = renamed, planted
-        tampered.problems = verify(demo.expectation, observe(stack, demo.expectation))
+        tampered.problems = verify(demo.expectation, observe(stack, demo.expectation, demo.reconcile))
 
     out = io.StringIO()
     demo = run_demo(DemoOptions(accounts=20, log=log), out=out, err=io.StringIO(), inspect=tamper)
@@ -93,6 +94,7 @@ def test_the_demo_syncs_the_whole_stream_and_verifies_it(result: Result) -> None
         "== Trail of Account",
         "== Latency of every written record",
         "== Salesforce API calls",
+        "== Reconciliation",
         "== Verification",
     ):
         assert heading in output, heading
@@ -110,7 +112,8 @@ def test_every_case_of_the_stream_happened(result: Result) -> None:
     assert outcomes["duplicates"] >= 3  # Zuora's late retries at least
     assert outcomes["waiting"] >= 2  # children before parents, the row lock
     assert outcomes["superseded"] >= 1  # quick successive changes coalesced
-    assert outcomes["failed"] == 1  # the validation rule
+    # the validation rule: the test account's callout, and once more when reconciliation found Salesforce lacks it
+    assert outcomes["failed"] == 2
     # Batching: fewer API calls than records written; latencies by the brief's rule exist
     assert 0 < result.demo.figures["api_calls"] < result.demo.figures["written"]
     for name in ("sync_ms", "e2e_ms"):
@@ -176,6 +179,81 @@ def test_the_verification_fails_on_a_wrong_expectation_or_missing_data(result: R
     assert any("HTTP 503, expected" in p for p in verify(expectation, demo.observation))
 
 
+def test_reconciliation_recovered_exactly_the_lost_changes_and_the_delete_reached_salesforce(result: Result) -> None:
+    demo, output = result.demo, result.output
+    stream, observation, expectation = demo.stream, demo.observation, demo.expectation
+    assert observation is not None
+    assert expectation is not None
+    # The sweep read the whole tenant and queued the 4 lost changes plus the refused account Salesforce lacks
+    assert len(stream.lost) == 4
+    assert {object_type for object_type, _ in stream.lost} == {"Account", "Invoice"}
+    assert expectation.recovered == stream.lost | stream.refused
+    assert demo.reconcile is not None
+    assert demo.reconcile["queued"] == len(stream.lost) + 1, demo.reconcile
+    assert demo.reconcile["read"] == sum(len(records) for records in observation.records.values()) + 1
+    assert observation.reconciled == expectation.recovered
+    # ... and writing them took one Salesforce call (or two, if the sync's batches split): none for the others
+    assert 1 <= demo.figures["reconcile_api_calls"] <= 2
+    # Each lost change is in Salesforce with its newest version (the verification's record check passed)
+    for object_type, record_id in stream.lost:
+        sobject = "Zuora__CustomerAccount__c" if object_type == "Account" else "Zuora__ZInvoice__c"
+        assert record_id in {r["Zuora__External_Id__c"] for r in observation.records[sobject]}
+    # The deleted account is gone from Salesforce, and the report shows the recovered trail and the delete
+    [(deleted_type, deleted_id)] = stream.deleted
+    assert deleted_type == "Account"
+    assert deleted_id not in {r["Zuora__External_Id__c"] for r in observation.records[ACCOUNT_SOBJECT]}
+    assert demo.figures["deleted_present"] is False
+    assert "written     reconcile" in output
+    assert "absent (deleted)" in output
+    assert "Callouts Zuora gave up on after its last retry" in output
+
+
+def test_the_verification_fails_when_reconciliation_did_less_or_more_or_a_delete_was_missed(result: Result) -> None:
+    demo = result.demo
+    assert demo.expectation is not None
+    assert demo.observation is not None
+
+    # The sweep queued one change too many
+    observation = copy.deepcopy(demo.observation)
+    assert observation.reconcile is not None
+    observation.reconcile["queued"] += 1
+    assert any(
+        "reconciliation queued 6 change(s), expected exactly 5" in p for p in verify(demo.expectation, observation)
+    )
+
+    # A lost change that was not queued by reconciliation (came some other way)
+    observation = copy.deepcopy(demo.observation)
+    missed = sorted(demo.stream.lost)[0]
+    observation.reconciled.discard(missed)
+    assert any(f"{missed[1]}: not queued by reconciliation" in p for p in verify(demo.expectation, observation))
+
+    # The deleted record still in Salesforce
+    observation = copy.deepcopy(demo.observation)
+    [(_, deleted_id)] = demo.stream.deleted
+    observation.records[ACCOUNT_SOBJECT].append({"Zuora__External_Id__c": deleted_id, "Name": "Back from the dead"})
+    assert any(
+        f"{deleted_id}: in Salesforce but must not be (deleted in Zuora)" in p
+        for p in verify(demo.expectation, observation)
+    )
+
+
+def test_a_demo_that_skips_reconciliation_fails_naming_the_records_left_behind() -> None:
+    out = io.StringIO()
+    demo = run_demo(DemoOptions(accounts=8, reconcile=False), out=out, err=io.StringIO())
+    output = out.getvalue()
+
+    assert demo.exit_code == EXIT_MISMATCH, output
+    assert demo.reconcile is None
+    problems = "\n".join(demo.problems)
+    for _object_type, record_id in demo.stream.lost:
+        assert record_id in problems, problems
+    assert "reconciliation did not run" in problems
+    assert "RESULT: FAILED" in output
+    # The delete did not need reconciliation: it is not among the differences
+    [(_, deleted_id)] = demo.stream.deleted
+    assert deleted_id not in problems
+
+
 def test_the_stream_is_deterministic_and_has_every_case() -> None:
     first, second = build_stream(accounts=20, seed=3), build_stream(accounts=20, seed=3)
 
@@ -190,6 +268,17 @@ def test_the_stream_is_deterministic_and_has_every_case() -> None:
     assert "older change delivered after a newer one" in notes
     assert any("retry" in note.lower() for note in notes)
     assert sorted(s.expected_status for s in steps if isinstance(s, Invalid)) == [400, 401, 422, 422, 422]
-    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 1
+    # 20 customer accounts, the refused test account, and the duplicate account later deleted
+    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 2
+    # The lost changes happen in Zuora only; the delete's callout is the delete event's
+    lost = [s for s in steps if isinstance(s, GiveUp)]
+    assert sorted(s.version.object_type for s in lost) == ["Account", "Account", "Account", "Invoice"]
+    assert {s.version.key for s in lost} == first.lost
+    [delete] = [s for s in deliveries if s.version.deleted]
+    assert first.deleted == {delete.version.key}
+    assert first.phases[-1].steps[-1] == delete
+    document = replace(delete.version, updated_date=datetime.now(UTC)).document()
+    assert (document["eventType"], document["changeType"]) == ("NrtsyncAccountDeleted", "DELETE")
+    assert "fields" not in document
     with pytest.raises(ValueError, match="at least 8"):
         build_stream(accounts=3)
