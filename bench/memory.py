@@ -118,6 +118,13 @@ class InMemoryVersionStore:
             if item is not None and item.get("lease_owner", {}).get("S") == owner:
                 self._items[record_key] = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
 
+    def mark_parked(self, record_key: str, version: str) -> None:
+        with self._lock:
+            self.calls += 1
+            item = self._items.setdefault(record_key, {"pk": {"S": record_key}})
+            if item.get("parked_version", {}).get("S", "") < version:
+                item["parked_version"] = {"S": version}
+
     def api_usage(self) -> ApiUsage | None:
         with self._lock:
             self.calls += 1

@@ -190,10 +190,10 @@ def reconciliation_report(
         read, queued = int(result.get("read", 0)), int(result.get("queued", 0))
         print(
             f"  The reconcile function read {read} Zuora records (every mapped object, parents first) and queued "
-            f"{queued}:\n  the {len(stream.lost)} changes whose callouts Zuora gave up on, and the test account the "
-            "org refuses (Salesforce lacks it: tried again, refused again).\n"
-            f"  The other {read - queued} were in step (compared with the state table's written versions: no "
-            f"Salesforce call). Salesforce API calls to write what it queued: {api_calls}.",
+            f"{queued}:\n  the {len(stream.lost)} changes whose callouts Zuora gave up on.\n"
+            f"  The other {read - queued} were settled (compared with the state table: written, deleted, or, for "
+            "the test account the org refuses,\n  parked on the failure list for an operator; no Salesforce call). "
+            f"Salesforce API calls to write what it queued: {api_calls}.",
             file=out,
         )
     standin = stack.standin

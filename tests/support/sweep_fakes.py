@@ -98,7 +98,7 @@ class MemoryVersions:
     versions: dict[str, str] = field(default_factory=dict)
     reads: int = 0
 
-    def written_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
         self.reads += 1
         return {k: self.versions[k] for k in record_keys if k in self.versions}
 

@@ -9,7 +9,7 @@ import pytest
 from nrtsync.mapping import load_mapping
 from nrtsync.models.callout import QueuedChange
 from nrtsync.ports.ingest import QueueUnavailableError
-from nrtsync.sweep import Sweep, is_newer_than_written
+from nrtsync.sweep import Sweep, is_newer_than_settled
 from nrtsync.zoql import change_source, is_from_reconciliation
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
 
@@ -106,12 +106,12 @@ def test_a_written_version_compares_by_updated_date_only() -> None:
         object_type="Account", record_id="A1", updated_date=SINCE, notification_id="x", received_at=NOW
     )
     earlier_receive = change.model_copy(update={"received_at": SINCE}).version
-    assert not is_newer_than_written(change, earlier_receive)  # same UpdatedDate: in step, whenever received
+    assert not is_newer_than_settled(change, earlier_receive)  # same UpdatedDate: in step, whenever received
     older = change.model_copy(update={"updated_date": SINCE - timedelta(milliseconds=1)})
-    assert is_newer_than_written(change, older.version)
-    assert is_newer_than_written(change, None)
+    assert is_newer_than_settled(change, older.version)
+    assert is_newer_than_settled(change, None)
     delete = change.model_copy(update={"change_type": "DELETE", "fields": {}})
-    assert not is_newer_than_written(change, delete.version)  # a tombstone at the same UpdatedDate keeps it deleted
+    assert not is_newer_than_settled(change, delete.version)  # a tombstone at the same UpdatedDate keeps it deleted
 
 
 def test_queued_changes_are_the_canonical_changes_marked_with_their_source() -> None:

@@ -78,7 +78,7 @@ def test_a_cursor_is_saved_resumed_and_replaced_by_the_watermark_when_the_window
     assert checkpoints.load("reconcile", "Account") == later
 
 
-def test_written_versions_are_the_versions_the_sync_committed(aws: dict[str, Any]) -> None:
+def test_settled_versions_are_the_versions_the_sync_committed_or_parked(aws: dict[str, Any]) -> None:
     store = DynamoVersionStore(STATE_TABLE, aws["dynamodb"])
     written = [_change(f"A{i}") for i in range(150)]  # more than one BatchGetItem (100 keys)
     for change in written:
@@ -87,9 +87,18 @@ def test_written_versions_are_the_versions_the_sync_committed(aws: dict[str, Any
     leased_only = _change("B1")
     store.claim(leased_only.record_key, leased_only.version, leased_only.content_hash, owner="s1", lease_until_ms=2**50)
 
-    found = store.written_versions([c.record_key for c in written] + [leased_only.record_key, "Account#missing"])
+    parked = _change("P1")
+    store.mark_parked(parked.record_key, parked.version)
+    store.mark_parked(parked.record_key, _change("P1", updated=SINCE - timedelta(days=1)).version)  # older: kept out
+    keys = [c.record_key for c in written] + [leased_only.record_key, parked.record_key, "Account#missing"]
 
-    assert found == {c.record_key: c.version for c in written}  # a lease alone is not a written version
+    found = store.settled_versions(keys)
+
+    # A lease alone settles nothing; a parked version does (an operator has it), and the newest one stays
+    assert found == {c.record_key: c.version for c in written} | {parked.record_key: parked.version}
+    newer = _change("A0", updated=SINCE + timedelta(hours=1))
+    store.mark_parked(newer.record_key, newer.version)  # a newer version of a written record was refused
+    assert store.settled_versions([newer.record_key]) == {newer.record_key: newer.version}
 
 
 def test_send_batch_queues_every_change_in_batches_of_ten_within_the_payload_limit(aws: dict[str, Any]) -> None:

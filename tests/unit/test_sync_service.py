@@ -19,6 +19,7 @@ from nrtsync.models.salesforce import (
     SalesforceRetryableError,
 )
 from nrtsync.outcomes import Outcome
+from nrtsync.sweep import is_newer_than_settled
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.fakes import FakeSalesforce
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
@@ -177,6 +178,22 @@ def test_permanent_errors_are_parked_with_the_original_change(world: SyncWorld) 
     [failure] = world.history("FAILURE")
     assert failure["error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
     assert '"Name":"banned"' in failure["body"]
+
+
+def test_a_parked_version_is_settled_for_a_sweep_of_zuora_and_a_newer_one_is_not(world: SyncWorld) -> None:
+    # Given Salesforce refused a change for good (parked on the failure list)
+    world.salesforce.refuse["A2"] = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Name is banned")
+    refused = change("Account", "A2", Name="banned")
+    world.run(message(refused))
+
+    # Then a sweep that reads the same record from Zuora finds it settled (an operator has it): not queued again
+    settled = world.state.settled_versions([refused.record_key])
+    assert settled == {refused.record_key: refused.version}
+    from_zuora = change("Account", "A2", Name="banned", received=T0 + timedelta(minutes=20))
+    assert not is_newer_than_settled(from_zuora, settled[refused.record_key])
+    # while a later change of that record in Zuora is still news
+    later = change("Account", "A2", updated=T0 + timedelta(seconds=1))
+    assert is_newer_than_settled(later, settled[refused.record_key])
 
 
 def test_row_locks_are_retried_soon(world: SyncWorld) -> None:

@@ -9,10 +9,11 @@ Reconciliation and backfill are both sweeps; they differ in the window and in wh
   version: duplicate or stale), so the cost is queue traffic, never a Salesforce call or a lost change.
 - The window stays the cursor's until the window is read to its end, because ZOQL has no ORDER BY: only then
   does the watermark move (``SweepCheckpoints.finish``).
-- A record counts as in step when Salesforce has a version with the same or a newer ``UpdatedDate``, whatever
+- A record counts as settled when Salesforce has a version with the same or a newer ``UpdatedDate``, whatever
   the receive time in that version: so a sweep over an org that is in step queues nothing and costs no
   Salesforce call. A tombstone counts too: a record Zuora still returns with an older ``UpdatedDate`` than its
-  delete is not brought back.
+  delete is not brought back. So does a version parked on the failure list: Salesforce refused it for good,
+  an operator sees it there, and queueing it again would only park it again (and count it as a lost callout).
 - A record that cannot become a change (no ``Id``, an unreadable ``UpdatedDate``, a value our model refuses) is
   counted and reported, not queued and not fatal: one bad record must not stop a tenant's sweep.
 """
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from nrtsync.mapping import MappingConfig, MappingError
 from nrtsync.models.callout import QueuedChange
 from nrtsync.models.zuora import ZuoraRequestError
-from nrtsync.ports.sweep import ChangeSink, SweepCheckpoints, SweepCursor, WrittenVersions
+from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints, SweepCursor
 from nrtsync.ports.zuora import QueryPage, ZuoraPort
 from nrtsync.zoql import SWEEP_SOURCES, change_from_record, changes_query
 
@@ -68,9 +69,9 @@ def version_date_part(version: str) -> str:
     return version.split(".", 1)[0]
 
 
-def is_newer_than_written(change: QueuedChange, written_version: str | None) -> bool:
-    """Whether Salesforce lacks this change: nothing written, or a version with an older ``UpdatedDate``."""
-    return written_version is None or version_date_part(change.version) > version_date_part(written_version)
+def is_newer_than_settled(change: QueuedChange, settled_version: str | None) -> bool:
+    """Whether the sync has yet to see this change: nothing settled, or a version with an older ``UpdatedDate``."""
+    return settled_version is None or version_date_part(change.version) > version_date_part(settled_version)
 
 
 class Sweep:
@@ -82,7 +83,7 @@ class Sweep:
         *,
         zuora: ZuoraPort,
         mapping: MappingConfig,
-        versions: WrittenVersions,
+        versions: SettledVersions,
         sink: ChangeSink,
         checkpoints: SweepCheckpoints,
         source: str,
@@ -133,8 +134,8 @@ class Sweep:
                 return outcome
             page, cursor = self._next_page(cursor)
             changes, malformed = self._changes(object_type, page)
-            written = self._versions.written_versions([c.record_key for c in changes]) if changes else {}
-            fresh = [c for c in changes if is_newer_than_written(c, written.get(c.record_key))]
+            settled = self._versions.settled_versions([c.record_key for c in changes]) if changes else {}
+            fresh = [c for c in changes if is_newer_than_settled(c, settled.get(c.record_key))]
             if fresh:
                 self._sink.send_batch(fresh)
             if not page.done and not page.query_locator:

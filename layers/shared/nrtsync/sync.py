@@ -31,7 +31,7 @@ from nrtsync.breaker import CircuitBreaker, ProbeResult
 from nrtsync.coalesce import IncomingChange, coalesce
 from nrtsync.inherit import kept_of, known_values, parents_to_read, with_inherited
 from nrtsync.mapping import MappingConfig, MappingError, build_record
-from nrtsync.models.callout import QueuedChange
+from nrtsync.models.callout import QueuedChange, record_key_of
 from nrtsync.models.salesforce import (
     GONE_CODES,
     CollectionDelete,
@@ -498,12 +498,24 @@ class SyncService:
 
     # -- closing the session -------------------------------------------------------------------------------
 
+    def _mark_parked(self, parked: Sequence[Failure]) -> None:
+        def mark(failure: Failure) -> None:
+            try:
+                self._state.mark_parked(record_key_of(failure.object_type, failure.record_id), failure.version)
+            except StateUnavailableError:
+                # Only a sweep of Zuora reads it: at worst it queues the change again and it is parked again.
+                logger.warning("parked version not recorded", extra={"record": failure.record_id})
+
+        _parallel(mark, parked)
+
     def _finish(
         self, ledger: SessionLedger, started_at: datetime, records_in: int, api_calls_before: int
     ) -> SyncResult:
         failures = list(ledger.failures)
         not_parked = self._history.park_failures(failures) if failures else []
         ledger.retry_unparked(not_parked, self._settings.retry_delay_seconds)
+        unparked = set(not_parked)
+        self._mark_parked([f for f in failures if f not in unparked and f.object_type in self._mapping.objects])
         for delay, handles in ledger.retries_by_delay().items():
             self._retries.delay(handles, delay)
 

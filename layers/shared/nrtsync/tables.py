@@ -3,7 +3,8 @@
 SyncStateTable (key ``pk``), written and read by the sync function:
 - ``<object>#<zuora id>``: the last version written to Salesforce and the record's lease
   (``written_version``, ``written_hash``, ``written_at``, ``salesforce_id``, ``lease_*``, ``kept_<Field>``;
-  ``deleted``: true when the written version is a delete, a tombstone that keeps older changes stale).
+  ``deleted``: true when the written version is a delete, a tombstone that keeps older changes stale;
+  ``parked_version``: the newest version parked on the failure list, which sweeps of Zuora do not queue again).
 - ``ORG#API_USAGE``: the org's API usage as the sync function last saw it (``used``, ``limit``,
   ``observed_at``; ``percent`` for people reading the table, never read back).
 - ``ORG#BREAKER``: the circuit breaker (``state`` open/closed, ``reason``, ``message``, ``since``, ``by``,

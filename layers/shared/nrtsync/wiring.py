@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.ingest import ChangeQueue, SecretSource
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
-    from nrtsync.ports.sweep import ChangeSink, SweepCheckpoints, WrittenVersions
+    from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
     from nrtsync.ports.sync import HistoryWriter, RetryScheduler, SalesforcePort, VersionStore
     from nrtsync.ports.zuora import QueryPage, ZuoraPort
     from nrtsync.reconcile import Reconciler
@@ -251,7 +251,7 @@ def build_sweep(
     queue_url: str,
     mapping: MappingConfig,
     zuora: ZuoraPort,
-    versions: WrittenVersions | None = None,
+    versions: SettledVersions | None = None,
     sink: ChangeSink | None = None,
     checkpoints: SweepCheckpoints | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -353,7 +353,7 @@ def build_reconcile(
     *,
     zuora: ZuoraPort | None = None,
     mapping: MappingConfig | None = None,
-    versions: WrittenVersions | None = None,
+    versions: SettledVersions | None = None,
     sink: ChangeSink | None = None,
     checkpoints: SweepCheckpoints | None = None,
     breaker_store: BreakerStore | None = None,

@@ -162,16 +162,33 @@ class DynamoVersionStore:
                     found[item["pk"]["S"]] = salesforce_id
         return found
 
-    def written_versions(self, record_keys: Collection[str]) -> dict[str, str]:
-        """The version last written per record that has one (a sweep queues only what is newer)."""
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The newer of the version last written and the version last parked, per record that has either
+        (a sweep queues only what is newer)."""
         keys = sorted(set(record_keys))
         found: dict[str, str] = {}
         for start in range(0, len(keys), _BATCH_GET_MAX):
             for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
-                version = item.get("written_version", {}).get("S")
-                if version:
-                    found[item["pk"]["S"]] = version
+                versions = [item.get(name, {}).get("S") for name in ("written_version", "parked_version")]
+                if known := [v for v in versions if v]:
+                    found[item["pk"]["S"]] = max(known)
         return found
+
+    def mark_parked(self, record_key: str, version: str) -> None:
+        """Remember that ``version`` is on the failure list, unless a newer one already is."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="SET parked_version = :v",
+                ConditionExpression="attribute_not_exists(parked_version) OR parked_version < :v",
+                ExpressionAttributeValues={":v": {"S": version}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not mark {record_key} parked") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not mark {record_key} parked") from exc
 
     def is_deleted(self, record_key: str) -> bool:
         """Whether the record's last written version is a delete (operators and tests)."""

@@ -51,9 +51,10 @@ class SweepCheckpoints(Protocol):
         ...
 
 
-class WrittenVersions(Protocol):
-    def written_versions(self, record_keys: Collection[str]) -> dict[str, str]:
-        """The version last written to Salesforce per record that has one (record key -> version)."""
+class SettledVersions(Protocol):
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        """Per record that has one, the newest version the sync settled: written to Salesforce (or deleted), or
+        parked on the failure list for an operator (record key -> version). A sweep queues only newer ones."""
         ...
 
 

@@ -139,6 +139,10 @@ class VersionStore(Protocol):
 
     def release(self, record_key: str, *, owner: str) -> None: ...
 
+    def mark_parked(self, record_key: str, version: str) -> None:
+        """``version`` is on the failure list (an operator's job): a sweep of Zuora must not queue it again."""
+        ...
+
     def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]: ...
 
     def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
