@@ -20,6 +20,7 @@ SERVICES = (
     "nrtsync.authorizer",
     "nrtsync.metrics",
     "nrtsync.reporting",
+    "nrtsync.backfill",
 )
 
 

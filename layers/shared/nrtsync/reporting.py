@@ -6,7 +6,7 @@ what an operator sees (logs, metrics, the dashboard) is decided in one place for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from nrtsync.breaker import ProbeResult
     from nrtsync.ingest import IngestOutcome
     from nrtsync.metrics.service import MetricsRunResult
+    from nrtsync.ports.backfill import BackfillRun
     from nrtsync.sync import SyncResult
 
 # The session log line's key for each per-session count (the dashboard's Logs Insights queries read the keys).
@@ -131,3 +132,17 @@ def report_metrics_run(result: MetricsRunResult) -> None:
         (DISTRIBUTION_MINUTES_PUBLISHED, result.distribution_minutes_published),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def report_backfill_step(payload: dict[str, Any], run: BackfillRun | None) -> None:
+    """One log line per backfill step: the status the state machine branches on, and each object's counts."""
+    objects = (
+        {
+            p.object_type: {"pages": p.pages, "read": p.read, "queued": p.queued, "malformed": p.malformed}
+            for p in run.progress
+        }
+        if run
+        else {}
+    )
+    level = logger.error if payload["status"] == "failed" else logger.info
+    level("backfill step", extra={**payload, "objects": objects})
