@@ -38,6 +38,7 @@ SETTINGS_CLASS = {
     "IngestFunction": "IngestSettings",
     "SyncFunction": "SyncSettings",
     "MetricsFunction": "MetricsSettings",
+    "BackfillFunction": "BackfillSettings",
 }
 DUMMY_REFS = {
     "AWS::StackName": "nrtsync-build-test",
@@ -46,6 +47,7 @@ DUMMY_REFS = {
     "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
+    "ZuoraSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:zuora",
     "SyncStateTable": "sync-state",
     "SyncHistoryTable": "sync-history",
 }
@@ -99,7 +101,13 @@ def pinned_requirements() -> dict[str, str]:
 
 
 def test_every_function_was_built() -> None:
-    assert FUNCTIONS == ["CalloutAuthorizerFunction", "IngestFunction", "MetricsFunction", "SyncFunction"]
+    assert FUNCTIONS == [
+        "BackfillFunction",
+        "CalloutAuthorizerFunction",
+        "IngestFunction",
+        "MetricsFunction",
+        "SyncFunction",
+    ]
     for name in FUNCTIONS:
         assert (BUILD / name / "app.py").is_file(), f"{name} has no app.py in the build"
 

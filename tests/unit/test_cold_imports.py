@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "shared"
-FUNCTIONS = ("authorizer", "ingest", "sync", "metrics")
-NOT_SALESFORCE = ("authorizer", "ingest", "metrics")
+FUNCTIONS = ("authorizer", "ingest", "sync", "metrics", "backfill")
+NOT_SALESFORCE = ("authorizer", "ingest", "metrics", "backfill")
 
 # Dummy values for every setting the four functions read; nothing here reaches AWS (building a service creates
 # boto3 clients but makes no call).
@@ -38,6 +38,7 @@ ENVIRONMENT = {
     "SALESFORCE_SECRET_ID": "salesforce-secret",
     "SYNC_STATE_TABLE": "sync-state",
     "SYNC_HISTORY_TABLE": "sync-history",
+    "ZUORA_SECRET_ID": "zuora-secret",
     "PATH": os.defpath,
     "LANG": "C.UTF-8",
 }

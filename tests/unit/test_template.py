@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from nrtsync.basic_auth import basic_challenge
 from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, SyncSettings
+from nrtsync.settings import AuthorizerSettings, BackfillSettings, IngestSettings, MetricsSettings, SyncSettings
 from nrtsync_local.template import (
     TemplateError,
     api_authorizer,
@@ -45,12 +45,14 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "SyncFunction": SyncSettings,
     "MetricsFunction": MetricsSettings,
     "CalloutAuthorizerFunction": AuthorizerSettings,
+    "BackfillFunction": BackfillSettings,
 }
 SERVICE_NAMES = {
     "IngestFunction": "ingest",
     "SyncFunction": "sync",
     "MetricsFunction": "metrics",
     "CalloutAuthorizerFunction": "authorizer",
+    "BackfillFunction": "backfill",
 }
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
@@ -71,6 +73,7 @@ STUB_REFS = {
     "CalloutQueue.Arn": "arn:aws:sqs:eu-west-1:000000000000:callouts",
     "CalloutSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:callout",
     "SalesforceSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:salesforce",
+    "ZuoraSecret": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:zuora",
     "SyncStateTable": "sync-state",
     "SyncHistoryTable": "sync-history",
 }
@@ -439,6 +442,7 @@ REQUIRED_OUTPUTS = {
     "IngestFunctionName",
     "SyncFunctionName",
     "MetricsFunctionName",
+    "BackfillStateMachineArn",
 }
 
 
@@ -533,7 +537,7 @@ def tag_problems(template: Template) -> list[str]:
             merged = function_properties(template, name)
             if merged.get("Tags") != STACK_TAGS or merged.get("PropagateTags") is not True:
                 problems.append(f"{name}: tags {merged.get('Tags')}, PropagateTags {merged.get('PropagateTags')}")
-        elif kind == "AWS::Serverless::Api":
+        elif kind in {"AWS::Serverless::Api", "AWS::Serverless::StateMachine"}:
             properties = props(template, name)
             if properties.get("Tags") != STACK_TAGS or properties.get("PropagateTags") is not True:
                 problems.append(
@@ -1023,6 +1027,9 @@ SETTING_PARAMETERS = {
     "AllowedSourceCidrs": "ALLOWED_SOURCE_CIDRS",
     "MaxCalloutBytes": "MAX_CALLOUT_BYTES",
     "HistoryTtlDays": "HISTORY_TTL_DAYS",
+    "BackfillMaxQueueBacklog": "BACKFILL_MAX_QUEUE_BACKLOG",
+    "BackfillMaxApiUsagePercent": "BACKFILL_MAX_API_USAGE_PERCENT",
+    "BackfillWaitSeconds": "BACKFILL_WAIT_SECONDS",
 }
 
 
@@ -1412,7 +1419,8 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
     spec = template["Resources"]["ZuoraSecret"]
     placeholder = json.loads(spec["Properties"]["SecretString"])
 
-    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by no function yet
+    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the backfill function only
+    # (the reconciliation function joins it when its branch merges)
     credentials = ZuoraCredentials.model_validate(placeholder)
     assert credentials.base == "https://rest.zuora.com"
     assert (spec["DeletionPolicy"], spec["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -1421,4 +1429,4 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function" and "ZuoraSecret" in json.dumps(resource)
     ]
-    assert readers == []
+    assert readers == ["BackfillFunction"]

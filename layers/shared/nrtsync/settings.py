@@ -135,7 +135,7 @@ class BackfillSettings(SweepSettings):
     # Below the sync's ApiUsageBudgetPercent (95 by default), so the backfill gives way before the sync must stop.
     max_api_usage_percent: float = Field(alias="BACKFILL_MAX_API_USAGE_PERCENT", default=80.0, ge=1, le=100)
     wait_seconds: int = Field(alias="BACKFILL_WAIT_SECONDS", default=60, ge=1, le=3_600)
-    api_usage_max_age_seconds: int = Field(alias="API_USAGE_MAX_AGE_SECONDS", default=1_800, ge=60, le=86_400)
+    api_usage_max_age_seconds: int = Field(alias="BACKFILL_API_USAGE_MAX_AGE_SECONDS", default=1_800, ge=60, le=86_400)
 
 
 ingest_settings = cache(IngestSettings.from_env)
