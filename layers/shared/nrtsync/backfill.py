@@ -162,6 +162,14 @@ class BackfillService:
             raise BackfillNotFoundError(f"no backfill run {run_id}")
         return run
 
+    def reopen(self, run_id: str) -> BackfillRun:
+        """A stopped run made ready to step again (``--resume``): a failed or waiting one runs on from its cursors
+        once its cause is fixed; a finished one stays done."""
+        run = self.load(run_id)
+        if run.status in (BackfillStatus.FAILED, BackfillStatus.WAITING):
+            run = self._stored(replace(run, status=BackfillStatus.RUNNING, reason=""))
+        return run
+
     def view(self, run_id: str) -> BackfillRun:
         """The run with its unfinished objects' counts as their sweep cursors have them (saved every page)."""
         return self.live(self.load(run_id))
