@@ -329,15 +329,21 @@ def run_backfill_command(
     target: BackfillTarget | None = None,
     zuora: ZuoraPort | None = None,
     progress: Progress | None = None,
+    settings: BackfillSettings | None = None,
 ) -> int:
-    """``backfill`` and ``backfill-status``; returns the exit code (2 a bad option, 3 the stack, 1 a failed run)."""
+    """``backfill`` and ``backfill-status``; returns the exit code (2 a bad option, 3 the stack, 1 a failed run).
+
+    ``target``, ``zuora``, ``progress`` and ``settings`` (the pacing bounds of a local run) replace what the
+    arguments would choose: for tests and the benchmarks."""
     try:
         mapping = _mapping(getattr(args, "mapping", None))
         resolved = target or _target(args)
         if args.command == "backfill-status":
             return _status(args, backfill_service(resolved, mapping=mapping), out)
         _check_options(args)
-        return _backfill(args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress)
+        return _backfill(
+            args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress, settings=settings
+        )
     except BackfillRequestError as exc:
         print(f"nrtsync: error: {exc}", file=sys.stderr)
         return 2
@@ -355,10 +361,11 @@ def _backfill(
     mapping: MappingConfig,
     zuora: ZuoraPort | None,
     progress: Progress | None,
+    settings: BackfillSettings | None,
 ) -> int:
     local = not target.state_machine_arn
     port = zuora or (_Deferred(lambda: local_zuora(target, args.zuora_secret_id)) if local else None)
-    service = backfill_service(target, mapping=mapping, zuora=port)
+    service = backfill_service(target, mapping=mapping, zuora=port, settings=settings)
     if args.resume:
         run = service.reopen(args.resume)
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -27,6 +27,9 @@ from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sweep_fakes import MemoryZuora
 from tests.support.sync_world import STATE_TABLE, create_tables
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 REGION = "eu-west-1"
 UPDATED = datetime(2026, 10, 1, tzinfo=UTC)
@@ -67,7 +70,11 @@ def aws() -> Iterator[Aws]:
         create_tables(boto3.client("dynamodb", region_name=REGION))
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = sqs.create_queue(QueueName="callouts")["QueueUrl"]
-        target = BackfillTarget(STATE_TABLE, queue_url, lambda service: boto3.client(service, region_name=REGION))
+        target = BackfillTarget(
+            STATE_TABLE,
+            queue_url,
+            lambda service: boto3.client(service, region_name=REGION),  # type: ignore[call-overload]
+        )
         yield Aws(queue_url, target, sqs, [])
 
 
@@ -82,15 +89,35 @@ def _assert_every_record_once_parents_first(drained: list[dict[str, Any]], accou
 def test_the_local_loop_queues_5000_records_once_each_parents_first_and_waits_while_the_queue_is_full(
     aws: Aws,
 ) -> None:
-    # Given 1,250 accounts with a subscription, an invoice and a payment each (5,000 records), pages of 2,000
-    zuora = MemoryZuora(page_size=2000)
+    # Given 1,250 accounts with a subscription, an invoice and a payment each (5,000 records) in pages of 100, and
+    # a backlog bound of 200 (moto's SQS slows with depth, so the queue is kept shallow; the rule is the same)
+    zuora = MemoryZuora(page_size=100)
     for object_type, records in _records(1250).items():
         zuora.put(object_type, *records)
+    settings = BackfillSettings.from_env(
+        {
+            "CALLOUT_QUEUE_URL": aws.queue_url,
+            "SYNC_STATE_TABLE": STATE_TABLE,
+            "ZUORA_SECRET_ID": "-",
+            "BACKFILL_MAX_QUEUE_BACKLOG": "200",
+            "BACKFILL_WAIT_SECONDS": "7",
+        }
+    )
     waits: list[float] = []
+    deepest = 0
 
     def sync_meanwhile(seconds: float) -> None:
         # While the backfill waits, the sync function takes the queue's messages
+        nonlocal deepest
         waits.append(seconds)
+        deepest = max(
+            deepest,
+            int(
+                aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+                    "Attributes"
+                ]["ApproximateNumberOfMessages"]
+            ),
+        )
         aws.drain()
 
     seen: list[BackfillRun] = []
@@ -98,18 +125,22 @@ def test_the_local_loop_queues_5000_records_once_each_parents_first_and_waits_wh
     args = build_parser().parse_args(["--local", "backfill"])
 
     # When `nrtsync --local backfill` runs
-    code = run_backfill_command(args, out, sync_meanwhile, target=aws.target, zuora=zuora, progress=seen.append)
+    code = run_backfill_command(
+        args, out, sync_meanwhile, target=aws.target, zuora=zuora, progress=seen.append, settings=settings
+    )
     aws.drain()
 
-    # Then it finished, queued every record once, parents first, and gave way while the backlog was over 2,000
+    # Then it finished, queued every record once, parents first, and gave way whenever the backlog passed 200:
+    # never more than the bound and one page on the queue
     assert code == 0
     _assert_every_record_once_parents_first(aws.drained, 1250)
-    assert waits
-    assert set(waits) == {60}
+    assert set(waits) == {7}
+    assert len(waits) >= 5000 // 300
+    assert 200 < deepest <= 300
     assert any(run.status is BackfillStatus.WAITING and "backlog" in run.reason for run in seen)
     final = seen[-1]
     assert final.status is BackfillStatus.DONE
-    assert {p.object_type: p.read for p in final.progress} == {o: 1250 for o in ("Account", *CHILDREN)}
+    assert {p.object_type: p.read for p in final.progress} == dict.fromkeys(("Account", *CHILDREN), 1250)
     table = out.getvalue()
     for object_type in ("Account", *CHILDREN):
         assert object_type in table
@@ -178,7 +209,11 @@ def test_a_bad_time_is_refused_by_the_parser_naming_the_option(
 
 class LongContext(FakeLambdaContext):
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        return 900_000  # the function's timeout: a step reads pages for 840 s
+
+
+def _context() -> LambdaContext:
+    return cast("LambdaContext", LongContext())
 
 
 def test_the_handler_steps_a_run_to_done_as_the_state_machine_loops_it(
@@ -198,7 +233,7 @@ def test_the_handler_steps_a_run_to_done_as_the_state_machine_loops_it(
         # When the state machine invokes the function until it answers done (draining as the sync would)
         statuses = []
         for _ in range(50):
-            payload = app.lambda_handler({"run_id": run.run_id}, LongContext())
+            payload = app.lambda_handler({"run_id": run.run_id}, _context())
             statuses.append(payload["status"])
             if payload["status"] in {"done", "failed"}:
                 break
@@ -212,7 +247,7 @@ def test_the_handler_steps_a_run_to_done_as_the_state_machine_loops_it(
     assert "waiting" in statuses
     _assert_every_record_once_parents_first(aws.drained, 300)
     # And a malformed input fails without a stack trace, naming the field
-    assert app.lambda_handler({"run": 1}, LongContext())["reason"].startswith("run_id:")
+    assert app.lambda_handler({"run": 1}, _context())["reason"].startswith("run_id:")
     assert monkeypatch is not None
 
 
