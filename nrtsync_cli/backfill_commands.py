@@ -278,15 +278,39 @@ def follow(
     *,
     on_progress: Progress,
     sleep: Callable[[float], None],
+    execution_status: Callable[[], str] = lambda: "RUNNING",
     poll_seconds: float = STACK_POLL_SECONDS,
 ) -> BackfillRun:
-    """Polls the run's items (the run and its cursors) until it is done or failed."""
+    """Polls the run's items (the run and its cursors) until it is done or failed, or its execution ended
+    without ending it (Lambda errors past the retries, the history limit): then ``--resume`` goes on."""
     while True:
         run = service.view(run_id)
         on_progress(run)
         if run.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
             return run
+        status = execution_status()
+        if status != "RUNNING":
+            run = service.view(run_id)
+            if run.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
+                return run
+            raise BackfillCommandError(
+                f"the execution of run {run_id} ended {status} before the run did: "
+                f"see its history in Step Functions, then `nrtsync backfill --resume {run_id}`"
+            )
         sleep(poll_seconds)
+
+
+def execution_status(target: BackfillTarget, execution_arn: str) -> Callable[[], str]:
+    """Reads the execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED)."""
+
+    def status() -> str:
+        try:
+            described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise BackfillCommandError(f"cannot read the execution {execution_arn}: {exc}") from exc
+        return str(described["status"])
+
+    return status
 
 
 class ProgressLine:
@@ -303,8 +327,8 @@ class ProgressLine:
             if row["state"] == "not started":
                 continue
             rate = f" {row['records_per_second']}/s" if row["records_per_second"] else ""
-            mark = "✓" if row["state"] == "done" else "…"
-            parts.append(f"{row['object']} {mark} {row['pages']}p {row['read']}r {row['queued']}q{rate}")
+            mark = " done" if row["state"] == "done" else ""
+            parts.append(f"{row['object']}{mark} {row['pages']} pages {row['read']} read {row['queued']} queued{rate}")
         text = f"{run.run_id} {run.status.value}: " + (" | ".join(parts) or "starting")
         if run.status is BackfillStatus.WAITING and run.reason:
             text += f" (waiting: {run.reason})"
@@ -384,7 +408,13 @@ def _backfill(
         if args.detach:
             _say(args, out, {"run_id": run.run_id, "execution_arn": execution}, run.run_id)
             return 0
-        final = follow(service, run.run_id, on_progress=line, sleep=sleep)
+        final = follow(
+            service,
+            run.run_id,
+            on_progress=line,
+            sleep=sleep,
+            execution_status=execution_status(target, execution),
+        )
     if isinstance(line, ProgressLine):
         line.close()
     return _summary(args, final, out)

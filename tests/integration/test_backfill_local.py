@@ -370,3 +370,27 @@ def test_detach_starts_the_execution_and_returns_the_run_id(aws: Aws) -> None:
     run = backfill_service(target, mapping=_mapping()).view(answer["run_id"])
     assert run.objects == tuple(_mapping().write_order())
     assert run.status is BackfillStatus.RUNNING
+
+
+def test_an_execution_that_ends_before_its_run_stops_the_following_with_how_to_resume(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a run whose execution is stopped (as by Lambda errors past the retries) while the run is unfinished
+    arn = _state_machine(aws.target)
+    target = BackfillTarget(STATE_TABLE, aws.queue_url, aws.target.client, state_machine_arn=arn)
+    sfn = target.client("stepfunctions")
+
+    def execution_dies(seconds: float) -> None:
+        for execution in sfn.list_executions(stateMachineArn=arn)["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"], error="Lambda.Unknown")
+
+    args = build_parser().parse_args(["--stack", "nrtsync-test", "backfill", "--object", "Account"])
+
+    # When the CLI follows it
+    code = run_backfill_command(args, StringIO(), execution_dies, target=target, progress=lambda _: None)
+
+    # Then it stops following (exit 3) and says how to go on
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "ended ABORTED before the run did" in err
+    assert "nrtsync backfill --resume" in err

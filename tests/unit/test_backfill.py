@@ -242,6 +242,8 @@ def test_zuora_unavailable_makes_the_run_wait_and_retry_from_its_cursor() -> Non
     assert waiting.status is BackfillStatus.WAITING
     assert "ZuoraRetryableError" in waiting.run.reason
     assert len(world.sink.sent) == 5
+    # The failure keeps what the step stored before it: the object's start
+    assert world.store.items[run.run_id].object_progress("Account").started_at == NOW
     outage["on"] = False
     assert world.service.step(run.run_id, deadline=FAR).status is BackfillStatus.DONE
     assert len({c.record_key for c in world.sink.sent}) == len(world.sink.sent) == 20

@@ -211,12 +211,21 @@ class BackfillService:
         try:
             result = self._advance(run, deadline)
         except (SecretInvalidError, ZuoraAuthError, ZuoraRequestError) as exc:
-            result = StepResult(self._stored(replace(run, status=BackfillStatus.FAILED, reason=_reason(exc))))
+            failed = replace(self._latest(run), status=BackfillStatus.FAILED, reason=_reason(exc))
+            result = StepResult(self._stored(failed))
         except (SecretUnavailableError, QueueUnavailableError, StateUnavailableError, ZuoraRetryableError) as exc:
             # The sweep kept its cursor before the failing page: waiting and trying again resumes there.
-            waiting = replace(run, status=BackfillStatus.WAITING, reason=_reason(exc))
+            waiting = replace(self._latest(run), status=BackfillStatus.WAITING, reason=_reason(exc))
             result = StepResult(self._stored(waiting), wait_seconds=self.pacing.wait_seconds)
         return result
+
+    def _latest(self, run: BackfillRun) -> BackfillRun:
+        # What this step stored before it failed (an object's start), so the failure keeps it.
+        try:
+            stored = self._store.load(run.run_id)
+        except StateUnavailableError:
+            return run
+        return replace(stored, steps=run.steps) if stored else run
 
     def _advance(self, run: BackfillRun, deadline: float) -> StepResult:
         if reason := self.pause_reason():
