@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+from botocore.exceptions import NoRegionError
 from moto import mock_aws
 
 from nrtsync.ports.backfill import BackfillRun, BackfillStatus
@@ -394,3 +395,16 @@ def test_an_execution_that_ends_before_its_run_stops_the_following_with_how_to_r
     err = capsys.readouterr().err
     assert "ended ABORTED before the run did" in err
     assert "nrtsync backfill --resume" in err
+
+
+def test_the_cli_builds_every_client_from_its_own_session_so_no_default_region_is_needed(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an operator's machine with no default region (the CLI's --region names it for its own session)
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(NoRegionError):
+        boto3.client("sqs")
+    # Then the backfill service builds (and lists runs) with the target's clients alone
+    assert backfill_service(aws.target, mapping=_mapping()).runs() == []

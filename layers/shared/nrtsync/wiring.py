@@ -352,9 +352,12 @@ def build_backfill(
     from nrtsync.zoql import BACKFILL_SOURCE  # noqa: PLC0415
 
     resolved_mapping = mapping or cached_mapping(settings.mapping_path)
-    queue = SqsChangeQueue(settings.queue_url)
-    state = DynamoVersionStore(settings.state_table)
+    # Only what is not given is built: a client built needs a region, which an operator's CLI names itself.
+    queue = Lazy(lambda: SqsChangeQueue(settings.queue_url))
+    state = Lazy(lambda: DynamoVersionStore(settings.state_table))
     resolved_checkpoints = checkpoints or DynamoSweepCheckpoints(settings.state_table)
+    resolved_sink = sink or queue.get()
+    resolved_versions = versions or state.get()
     client = Lazy(lambda: zuora or build_zuora_from_secret(settings))
     now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
     ticks: Callable[[], float] = monotonic or time.monotonic
@@ -366,8 +369,8 @@ def build_backfill(
             name,
             zuora=client.get(),
             mapping=resolved_mapping,
-            versions=versions or state,
-            sink=sink or queue,
+            versions=resolved_versions,
+            sink=resolved_sink,
             checkpoints=resolved_checkpoints,
             source=BACKFILL_SOURCE,
             clock=now,
@@ -379,8 +382,8 @@ def build_backfill(
         mapping=resolved_mapping,
         sweeps=sweep,
         checkpoints=resolved_checkpoints,
-        backlog=backlog or queue,
-        api_usage=api_usage or state,
+        backlog=backlog or queue.get(),
+        api_usage=api_usage or state.get(),
         breaker=breaker or DynamoBreakerStore(settings.state_table),
         pacing=Pacing(
             max_backlog=settings.max_queue_backlog,
