@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
+from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--no-wait", action="store_true", help="start the move and return; do not show progress")
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
+    add_backfill_commands(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -461,7 +463,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
     **BREAKER_COMMANDS,
 }
 # Commands that ask or wait take the whole terminal.
-_INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {"redrive-dlq": _redrive}
+_INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {
+    "redrive-dlq": _redrive,
+    # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
+    "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+    "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+}
 
 
 def _dispatch(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:

@@ -39,6 +39,7 @@ SETTINGS_CLASS = {
     "SyncFunction": "SyncSettings",
     "MetricsFunction": "MetricsSettings",
     "ReconcileFunction": "ReconcileSettings",
+    "BackfillFunction": "BackfillSettings",
 }
 DUMMY_REFS = {
     "AWS::StackName": "nrtsync-build-test",
@@ -101,7 +102,13 @@ def pinned_requirements() -> dict[str, str]:
 
 
 def test_every_function_was_built() -> None:
-    assert FUNCTIONS == ["CalloutAuthorizerFunction", "IngestFunction", "MetricsFunction", "SyncFunction"]
+    assert FUNCTIONS == [
+        "BackfillFunction",
+        "CalloutAuthorizerFunction",
+        "IngestFunction",
+        "MetricsFunction",
+        "SyncFunction",
+    ]
     for name in FUNCTIONS:
         assert (BUILD / name / "app.py").is_file(), f"{name} has no app.py in the build"
 

@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "shared"
-FUNCTIONS = ("authorizer", "ingest", "sync", "metrics", "reconcile")
-NOT_SALESFORCE = ("authorizer", "ingest", "metrics", "reconcile")
+FUNCTIONS = ("authorizer", "ingest", "sync", "metrics", "reconcile", "backfill")
+NOT_SALESFORCE = ("authorizer", "ingest", "metrics", "reconcile", "backfill")
 
 # Dummy values for every setting the four functions read; nothing here reaches AWS (building a service creates
 # boto3 clients but makes no call).

@@ -21,6 +21,7 @@ SERVICES = (
     "nrtsync.metrics",
     "nrtsync.reporting",
     "nrtsync.reconcile",
+    "nrtsync.backfill",
 )
 
 

@@ -18,7 +18,14 @@ from pydantic import BaseModel, ValidationError
 
 from nrtsync.basic_auth import basic_challenge
 from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.settings import AuthorizerSettings, IngestSettings, MetricsSettings, ReconcileSettings, SyncSettings
+from nrtsync.settings import (
+    AuthorizerSettings,
+    BackfillSettings,
+    IngestSettings,
+    MetricsSettings,
+    ReconcileSettings,
+    SyncSettings,
+)
 from nrtsync_local.template import (
     TemplateError,
     api_authorizer,
@@ -46,6 +53,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "MetricsFunction": MetricsSettings,
     "CalloutAuthorizerFunction": AuthorizerSettings,
     "ReconcileFunction": ReconcileSettings,
+    "BackfillFunction": BackfillSettings,
 }
 SERVICE_NAMES = {
     "IngestFunction": "ingest",
@@ -53,6 +61,7 @@ SERVICE_NAMES = {
     "MetricsFunction": "metrics",
     "CalloutAuthorizerFunction": "authorizer",
     "ReconcileFunction": "reconcile",
+    "BackfillFunction": "backfill",
 }
 # Variables read by Powertools or the runtime, not by our settings models.
 RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"}
@@ -442,6 +451,7 @@ REQUIRED_OUTPUTS = {
     "IngestFunctionName",
     "SyncFunctionName",
     "MetricsFunctionName",
+    "BackfillStateMachineArn",
 }
 
 
@@ -536,7 +546,7 @@ def tag_problems(template: Template) -> list[str]:
             merged = function_properties(template, name)
             if merged.get("Tags") != STACK_TAGS or merged.get("PropagateTags") is not True:
                 problems.append(f"{name}: tags {merged.get('Tags')}, PropagateTags {merged.get('PropagateTags')}")
-        elif kind == "AWS::Serverless::Api":
+        elif kind in {"AWS::Serverless::Api", "AWS::Serverless::StateMachine"}:
             properties = props(template, name)
             if properties.get("Tags") != STACK_TAGS or properties.get("PropagateTags") is not True:
                 problems.append(
@@ -1026,6 +1036,9 @@ SETTING_PARAMETERS = {
     "AllowedSourceCidrs": "ALLOWED_SOURCE_CIDRS",
     "MaxCalloutBytes": "MAX_CALLOUT_BYTES",
     "HistoryTtlDays": "HISTORY_TTL_DAYS",
+    "BackfillMaxQueueBacklog": "BACKFILL_MAX_QUEUE_BACKLOG",
+    "BackfillMaxApiUsagePercent": "BACKFILL_MAX_API_USAGE_PERCENT",
+    "BackfillWaitSeconds": "BACKFILL_WAIT_SECONDS",
 }
 
 
@@ -1415,7 +1428,7 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
     spec = template["Resources"]["ZuoraSecret"]
     placeholder = json.loads(spec["Properties"]["SecretString"])
 
-    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the reconcile function only
+    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the sweeps only
     credentials = ZuoraCredentials.model_validate(placeholder)
     assert credentials.base == "https://rest.zuora.com"
     assert (spec["DeletionPolicy"], spec["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -1424,7 +1437,7 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function" and "ZuoraSecret" in json.dumps(resource)
     ]
-    assert readers == ["ReconcileFunction"]
+    assert sorted(readers) == ["BackfillFunction", "ReconcileFunction"]
 
 
 # --- Reconciliation (issue 12) ------------------------------------------------------------------------------

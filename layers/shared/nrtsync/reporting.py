@@ -6,7 +6,7 @@ what an operator sees (logs, metrics, the dashboard) is decided in one place for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from nrtsync.breaker import ProbeResult
     from nrtsync.ingest import IngestOutcome
     from nrtsync.metrics.service import MetricsRunResult
+    from nrtsync.ports.backfill import BackfillRun
     from nrtsync.reconcile import ReconcileResult
     from nrtsync.sync import SyncResult
 
@@ -156,3 +157,17 @@ def report_reconcile(result: ReconcileResult) -> None:
     lag = result.watermark_lag_seconds()
     if lag is not None:
         metrics.add_metric(name=RECONCILE_WATERMARK_LAG, unit=MetricUnit.Seconds, value=lag)
+
+
+def report_backfill_step(payload: dict[str, Any], run: BackfillRun | None) -> None:
+    """One log line per backfill step: the status the state machine branches on, and each object's counts."""
+    objects = (
+        {
+            p.object_type: {"pages": p.pages, "read": p.read, "queued": p.queued, "malformed": p.malformed}
+            for p in run.progress
+        }
+        if run
+        else {}
+    )
+    level = logger.error if payload["status"] == "failed" else logger.info
+    level("backfill step", extra={**payload, "objects": objects})

@@ -12,6 +12,11 @@ SyncStateTable (key ``pk``), written and read by the sync function:
 - ``SWEEP#<sweep>#<object>``: a sweep of Zuora's records (``reconcile``, ``backfill-<id>``) for one object:
   ``watermark`` (the end of the last window read to its end) and, while a window is being read, its cursor
   (``since``, ``until``, ``query_locator``, ``pages``, ``read``, ``queued``, ``malformed``, ``restarts``).
+- ``BACKFILL#<run id>``: one backfill run (``nrtsync.backfill``): ``objects`` (in write order), ``since``,
+  ``until`` (fixed at creation), ``created_at``, ``status`` (running/waiting/done/failed), ``reason``,
+  ``updated_at``, ``steps``, and ``progress``: per object ``pages``, ``read``, ``queued``, ``malformed``,
+  ``started_at``, ``finished_at``. Its cursors are the sweep's ``SWEEP#backfill-<run id>#<object>`` items.
+- ``BACKFILL#INDEX``: ``runs``, the string set of every run id (so listing runs never scans the table).
 
 SyncHistoryTable (keys ``pk``/``sk``); the sync function writes the first four, the metrics function the rest:
 - ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).
@@ -34,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
+from nrtsync.ports.backfill import BackfillRun, BackfillStatus, ObjectProgress
 from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.sweep import SweepCursor
 from nrtsync.ports.sync import ApiUsage
@@ -125,6 +131,77 @@ def sweep_cursor_of(item: Mapping[str, Any] | None) -> SweepCursor | None:
         until=datetime.fromisoformat(item["until"]["S"]),
         query_locator=locator or None,
         **{name: int(item.get(name, {}).get("N", "0")) for name in _CURSOR_COUNTS},
+    )
+
+
+BACKFILL_INDEX_KEY: Final = "BACKFILL#INDEX"
+
+
+def backfill_key(run_id: str) -> str:
+    return f"BACKFILL#{run_id}"
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _when_of(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def backfill_item(run: BackfillRun) -> dict[str, Any]:
+    """A backfill run as its ``BACKFILL#<run id>`` item."""
+    plain: dict[str, Any] = {
+        "pk": backfill_key(run.run_id),
+        "objects": list(run.objects),
+        "since": _when(run.since),
+        "until": _when(run.until),
+        "created_at": _when(run.created_at),
+        "status": run.status.value,
+        "reason": run.reason,
+        "updated_at": _when(run.updated_at),
+        "steps": run.steps,
+        "progress": [
+            {
+                "object_type": p.object_type,
+                "pages": p.pages,
+                "read": p.read,
+                "queued": p.queued,
+                "malformed": p.malformed,
+                "started_at": _when(p.started_at),
+                "finished_at": _when(p.finished_at),
+            }
+            for p in run.progress
+        ],
+    }
+    return to_item(plain)
+
+
+def backfill_of(item: Mapping[str, Any]) -> BackfillRun:
+    """The run a ``backfill_item`` holds; raises KeyError or ValueError for an item that is not one."""
+    plain = plain_item(item)
+    return BackfillRun(
+        run_id=str(plain["pk"]).removeprefix("BACKFILL#"),
+        objects=tuple(plain["objects"]),
+        since=datetime.fromisoformat(plain["since"]),
+        until=datetime.fromisoformat(plain["until"]),
+        created_at=datetime.fromisoformat(plain["created_at"]),
+        status=BackfillStatus(plain["status"]),
+        reason=str(plain.get("reason", "")),
+        updated_at=_when_of(plain.get("updated_at")),
+        steps=int(plain.get("steps", 0)),
+        progress=tuple(
+            ObjectProgress(
+                object_type=p["object_type"],
+                pages=int(p["pages"]),
+                read=int(p["read"]),
+                queued=int(p["queued"]),
+                malformed=int(p["malformed"]),
+                started_at=_when_of(p.get("started_at")),
+                finished_at=_when_of(p.get("finished_at")),
+            )
+            for p in plain.get("progress", [])
+        ),
     )
 
 

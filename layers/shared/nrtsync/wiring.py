@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     import requests
 
     from nrtsync.authorizer import CalloutAuthorizer
+    from nrtsync.backfill import BackfillService
     from nrtsync.breaker import CircuitBreaker
     from nrtsync.ingest import CalloutEndpoint
     from nrtsync.mapping import MappingConfig
     from nrtsync.metrics.service import MetricsService
     from nrtsync.models.salesforce import SalesforceCredentials
     from nrtsync.models.zuora import ZuoraCredentials
-    from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
+    from nrtsync.ports.backfill import ApiUsageReader, BackfillStore, QueueBacklog
+    from nrtsync.ports.breaker import BreakerReader, BreakerStore, EventSourceSwitch
     from nrtsync.ports.ingest import ChangeQueue, SecretSource
     from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from nrtsync.reconcile import Reconciler
     from nrtsync.settings import (
         AuthorizerSettings,
+        BackfillSettings,
         IngestSettings,
         MetricsSettings,
         ReconcileSettings,
@@ -394,4 +397,78 @@ def build_reconcile(
         ),
         clock=clock,
         monotonic=monotonic,
+    )
+
+
+def build_backfill(
+    settings: BackfillSettings,
+    *,
+    zuora: ZuoraPort | None = None,
+    mapping: MappingConfig | None = None,
+    store: BackfillStore | None = None,
+    checkpoints: SweepCheckpoints | None = None,
+    backlog: QueueBacklog | None = None,
+    api_usage: ApiUsageReader | None = None,
+    breaker: BreakerReader | None = None,
+    sink: ChangeSink | None = None,
+    versions: SettledVersions | None = None,
+    clock: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] | None = None,
+) -> BackfillService:
+    """The backfill service: runs in the state table, pacing by the callout queue, the API usage and the breaker.
+
+    The Zuora client is built from the ``ZuoraSecret`` on the first step that needs it (never at cold start, so
+    a secret not yet filled in fails that run with its reason, not the function), then kept for the container.
+    """
+    from nrtsync.adapters.backfill_store import DynamoBackfillStore  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.breaker_store import DynamoBreakerStore  # noqa: PLC0415
+    from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415
+    from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
+    from nrtsync.backfill import BackfillService, Pacing  # noqa: PLC0415
+    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
+    from nrtsync.zoql import BACKFILL_SOURCE  # noqa: PLC0415
+
+    resolved_mapping = mapping or cached_mapping(settings.mapping_path)
+    # Only what is not given is built: a client built needs a region, which an operator's CLI names itself.
+    queue = Lazy(lambda: SqsChangeQueue(settings.queue_url))
+    state = Lazy(lambda: DynamoVersionStore(settings.state_table))
+    resolved_checkpoints = checkpoints or DynamoSweepCheckpoints(settings.state_table)
+    resolved_sink = sink or queue.get()
+    resolved_versions = versions or state.get()
+    client = Lazy(lambda: zuora or build_zuora_from_secret(settings))
+    now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+    ticks: Callable[[], float] = monotonic or time.monotonic
+
+    def sweep(name: str) -> Sweep:
+        from nrtsync.sweep import Sweep  # noqa: PLC0415
+
+        return Sweep(
+            name,
+            zuora=client.get(),
+            mapping=resolved_mapping,
+            versions=resolved_versions,
+            sink=resolved_sink,
+            checkpoints=resolved_checkpoints,
+            source=BACKFILL_SOURCE,
+            clock=now,
+            monotonic=ticks,
+        )
+
+    return BackfillService(
+        store=store or DynamoBackfillStore(settings.state_table),
+        mapping=resolved_mapping,
+        sweeps=sweep,
+        checkpoints=resolved_checkpoints,
+        backlog=backlog or queue.get(),
+        api_usage=api_usage or state.get(),
+        breaker=breaker or DynamoBreakerStore(settings.state_table),
+        pacing=Pacing(
+            max_backlog=settings.max_queue_backlog,
+            max_api_percent=settings.max_api_usage_percent,
+            wait_seconds=settings.wait_seconds,
+            usage_max_age=timedelta(seconds=settings.api_usage_max_age_seconds),
+        ),
+        clock=now,
+        monotonic=ticks,
     )

@@ -70,6 +70,19 @@ class SqsChangeQueue:
             else:
                 raise QueueUnavailableError(f"the callout queue refused {len(pending)} changes of a batch")
 
+    def backlog(self) -> int:
+        """Messages waiting to be received (``ApproximateNumberOfMessages``; in-flight and delayed ones excluded).
+
+        What a live callout queues behind, so what a backfill paces itself by (nrtsync.backfill).
+        """
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueUnavailableError("could not read the callout queue's backlog") from exc
+        return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+
     def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
         """Make messages visible again after ``seconds`` (a short retry instead of the full visibility timeout).
 

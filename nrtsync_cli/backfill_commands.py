@@ -1,0 +1,489 @@
+"""``nrtsync backfill`` and ``nrtsync backfill-status``: the initial load or a replay of Zuora's records.
+
+With ``--stack`` the run is created in the stack's state table and the backfill state machine
+(``BackfillStateMachineArn`` output) runs it in Lambda; the command follows its items until it ends (or returns at
+once with ``--detach``). With ``--local`` the same service runs in this process against the local stack's moto
+endpoint (``.local/stack.json``), step after step, as the state machine would (``run_backfill_locally``, which the
+benchmarks drive too). Either way a run resumes from its checkpoints: ``--resume ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+import boto3
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.adapters.backfill_store import DynamoBackfillStore
+from nrtsync.adapters.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.sqs import SqsChangeQueue
+from nrtsync.adapters.state import DynamoVersionStore
+from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints
+from nrtsync.adapters.zuora import ZuoraClient
+from nrtsync.backfill import (
+    BackfillNotFoundError,
+    BackfillRequestError,
+    BackfillService,
+    summary,
+)
+from nrtsync.mapping import MappingConfig, load_mapping
+from nrtsync.models.zuora import ZuoraCredentials
+from nrtsync.ports.backfill import BackfillRun, BackfillStatus
+from nrtsync.ports.sync import StateUnavailableError
+from nrtsync.settings import BackfillSettings
+from nrtsync.sweep import DEFAULT_PAGE_RESERVE_S
+from nrtsync.wiring import build_backfill
+from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
+from nrtsync_cli.render import print_table
+
+if TYPE_CHECKING:
+    from nrtsync.ports.zuora import ZuoraPort
+
+LOCAL_STEP_SECONDS = 5.0
+"""A local step reads pages for about this long, then reports progress (the sweep keeps a page's time in reserve)."""
+STACK_POLL_SECONDS = 10.0
+SUMMARY_COLUMNS = [
+    ("object", "object"),
+    ("state", "state"),
+    ("pages", "pages"),
+    ("read", "read"),
+    ("queued", "queued"),
+    ("malformed", "malformed"),
+    ("seconds", "seconds"),
+    ("records_per_second", "records/s"),
+]
+RUN_COLUMNS = [
+    ("run_id", "run"),
+    ("status", "status"),
+    ("objects", "objects"),
+    ("since", "since"),
+    ("until", "until"),
+    ("read", "read"),
+    ("queued", "queued"),
+    ("updated_at", "updated"),
+    ("reason", "reason"),
+]
+
+Progress = Callable[[BackfillRun], None]
+
+
+class BackfillCommandError(RuntimeError):
+    """The run could not be created, found or followed; the message says why (exit 3)."""
+
+
+def iso_time(option: str) -> Callable[[str], datetime]:
+    """An argparse type: an ISO 8601 time with its UTC offset; a bad value names ``option``."""
+
+    def parse(text: str) -> datetime:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r}: not an ISO 8601 time such as 2026-01-31T00:00:00+00:00"
+            ) from exc
+        if value.tzinfo is None:
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: give a UTC offset (e.g. +00:00 or Z)")
+        return value
+
+    return parse
+
+
+def add_backfill_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    backfill = add("backfill", "load (or replay) Zuora's records into Salesforce through the callout queue")
+    backfill.add_argument(
+        "--object",
+        dest="objects",
+        action="append",
+        default=[],
+        metavar="OBJECT",
+        help="a mapped Zuora object (repeatable; default: every mapped object, parents first)",
+    )
+    backfill.add_argument("--since", type=iso_time("--since"), help="ISO 8601 with offset (default: 2006-01-01Z)")
+    backfill.add_argument("--until", type=iso_time("--until"), help="ISO 8601 with offset (default: now, fixed)")
+    backfill.add_argument("--resume", metavar="ID", help="go on with an existing run (after a stop or a failure)")
+    backfill.add_argument("--detach", action="store_true", help="with --stack: start the run and return")
+    backfill.add_argument(
+        "--mapping", help="the mapping file the functions use (SyncMappingPath), to check --object against"
+    )
+    backfill.add_argument(
+        "--zuora-secret-id",
+        help="with --local: the ZuoraSecret in the local stack (default: the state file's zuora_secret_id)",
+    )
+    status = add("backfill-status", "backfill runs and their progress (one run's objects with its ID)")
+    status.add_argument("run_id", nargs="?", help="a run's id (default: list every run)")
+
+
+# -- building the service --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackfillTarget:
+    """Where a backfill runs: the state table and queue, clients for them, the state machine on AWS."""
+
+    state_table: str
+    queue_url: str
+    client: Callable[[str], Any]
+    state_machine_arn: str | None = None
+    values: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of_stack(cls, stack: str, session: boto3.Session) -> BackfillTarget:
+        try:
+            stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise BackfillCommandError(f"cannot read stack {stack}: {exc}") from exc
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        try:
+            return cls(
+                state_table=outputs["SyncStateTableName"],
+                queue_url=outputs["CalloutQueueUrl"],
+                client=session.client,  # type: ignore[arg-type]
+                state_machine_arn=outputs["BackfillStateMachineArn"],
+            )
+        except KeyError as exc:
+            raise BackfillCommandError(f"stack {stack} has no output {exc} (deploy this version first)") from exc
+
+    @classmethod
+    def of_local(cls, state_file: Any) -> BackfillTarget:
+        try:
+            local = read_local_state(state_file, "state_table", "queue_url")
+        except LocalStateError as exc:
+            raise BackfillCommandError(str(exc)) from exc
+        return cls(local.values["state_table"], local.values["queue_url"], local.client, values=local.values)
+
+
+def backfill_service(
+    target: BackfillTarget,
+    *,
+    mapping: MappingConfig,
+    zuora: ZuoraPort | None = None,
+    settings: BackfillSettings | None = None,
+) -> BackfillService:
+    """The layer's backfill service on ``target``'s tables and queue (clients from the target, not the env)."""
+    dynamodb, sqs = target.client("dynamodb"), target.client("sqs")
+    resolved = settings or BackfillSettings.model_validate(
+        {"CALLOUT_QUEUE_URL": target.queue_url, "SYNC_STATE_TABLE": target.state_table, "ZUORA_SECRET_ID": "-"}
+    )
+    queue = SqsChangeQueue(target.queue_url, client=sqs)
+    state = DynamoVersionStore(target.state_table, client=dynamodb)
+
+    def no_zuora() -> ZuoraPort:
+        raise BackfillCommandError("no Zuora client here: the run is stepped by the stack's state machine")
+
+    return build_backfill(
+        resolved,
+        zuora=zuora or _Deferred(no_zuora),
+        mapping=mapping,
+        store=DynamoBackfillStore(target.state_table, client=dynamodb),
+        checkpoints=DynamoSweepCheckpoints(target.state_table, client=dynamodb),
+        backlog=queue,
+        api_usage=state,
+        breaker=DynamoBreakerStore(target.state_table, client=dynamodb),
+        sink=queue,
+        versions=state,
+    )
+
+
+class _Deferred:
+    """A ZuoraPort built on its first query, so a service that only creates or views runs never needs one."""
+
+    def __init__(self, build: Callable[[], ZuoraPort]) -> None:
+        self._build = build
+        self._port: ZuoraPort | None = None
+
+    def _get(self) -> ZuoraPort:
+        if self._port is None:
+            self._port = self._build()
+        return self._port
+
+    def query(self, zoql: str) -> Any:
+        return self._get().query(zoql)
+
+    def query_more(self, query_locator: str) -> Any:
+        return self._get().query_more(query_locator)
+
+
+def local_zuora(target: BackfillTarget, secret_id: str | None) -> ZuoraPort:
+    """Zuora's client from the local stack's ZuoraSecret (in moto): the stand-in's or a real tenant's credentials.
+
+    The state file's ``zuora_secret_id`` names it (and ``zuora_ca_file`` the stand-in's CA, trusted for this
+    client only); ``--zuora-secret-id`` overrides.
+    """
+    values = target.values or {}
+    name = secret_id or values.get("zuora_secret_id")
+    if not name:
+        raise BackfillCommandError(
+            "the local stack names no Zuora secret (zuora_secret_id in its state file): give --zuora-secret-id"
+        )
+    try:
+        document = json.loads(target.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+        credentials = ZuoraCredentials.model_validate(document)
+    except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
+        raise BackfillCommandError(f"cannot read the Zuora secret {name} from the local stack: {exc}") from exc
+    session = requests.Session()
+    if values.get("zuora_ca_file"):
+        # The stand-in's throwaway CA, for this session only (REQUESTS_CA_BUNDLE would beat session.verify).
+        session.trust_env = False
+        session.verify = str(values["zuora_ca_file"])
+    return ZuoraClient(credentials, session=session)
+
+
+# -- running -------------------------------------------------------------------------------------------------
+
+
+def run_backfill_locally(
+    service: BackfillService,
+    run_id: str,
+    *,
+    on_progress: Progress | None = None,
+    step_seconds: float = LOCAL_STEP_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> BackfillRun:
+    """Steps the run until it is done or failed, as the state machine does: again at once after ``running``,
+    after ``wait_seconds`` after ``waiting``. Returns the run as last stored."""
+    while True:
+        result = service.step(run_id, deadline=monotonic() + DEFAULT_PAGE_RESERVE_S + step_seconds)
+        if on_progress is not None:
+            on_progress(service.live(result.run))
+        if result.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
+            return result.run
+        if result.status is BackfillStatus.WAITING:
+            sleep(result.wait_seconds)
+
+
+def start_execution(target: BackfillTarget, run_id: str) -> str:
+    """Starts the state machine on ``run_id``; returns the execution's ARN."""
+    name = f"{run_id}-{datetime.now(UTC):%H%M%S}"
+    try:
+        response = target.client("stepfunctions").start_execution(
+            stateMachineArn=target.state_machine_arn, name=name, input=json.dumps({"run_id": run_id})
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise BackfillCommandError(f"cannot start the backfill state machine: {exc}") from exc
+    return str(response["executionArn"])
+
+
+def follow(
+    service: BackfillService,
+    run_id: str,
+    *,
+    on_progress: Progress,
+    sleep: Callable[[float], None],
+    execution_status: Callable[[], str] = lambda: "RUNNING",
+    poll_seconds: float = STACK_POLL_SECONDS,
+) -> BackfillRun:
+    """Polls the run's items (the run and its cursors) until it is done or failed, or its execution ended
+    without ending it (Lambda errors past the retries, the history limit): then ``--resume`` goes on."""
+    while True:
+        run = service.view(run_id)
+        on_progress(run)
+        if run.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
+            return run
+        status = execution_status()
+        if status != "RUNNING":
+            run = service.view(run_id)
+            if run.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
+                return run
+            raise BackfillCommandError(
+                f"the execution of run {run_id} ended {status} before the run did: "
+                f"see its history in Step Functions, then `nrtsync backfill --resume {run_id}`"
+            )
+        sleep(poll_seconds)
+
+
+def execution_status(target: BackfillTarget, execution_arn: str) -> Callable[[], str]:
+    """Reads the execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED)."""
+
+    def status() -> str:
+        try:
+            described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise BackfillCommandError(f"cannot read the execution {execution_arn}: {exc}") from exc
+        return str(described["status"])
+
+    return status
+
+
+class ProgressLine:
+    """Per object pages, records and rate (there is no total up front: ZOQL has no count). A carriage-return
+    line on a terminal, plain lines otherwise (a log keeps one line per report)."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+
+    def __call__(self, run: BackfillRun) -> None:
+        parts = []
+        for row in summary(run, now=datetime.now(UTC)):
+            if row["state"] == "not started":
+                continue
+            rate = f" {row['records_per_second']}/s" if row["records_per_second"] else ""
+            mark = " done" if row["state"] == "done" else ""
+            parts.append(f"{row['object']}{mark} {row['pages']} pages {row['read']} read {row['queued']} queued{rate}")
+        text = f"{run.run_id} {run.status.value}: " + (" | ".join(parts) or "starting")
+        if run.status is BackfillStatus.WAITING and run.reason:
+            text += f" (waiting: {run.reason})"
+        if self._tty:
+            print(f"\r\x1b[2K{text}", end="", file=self._stream, flush=True)
+        else:
+            print(text, file=self._stream, flush=True)
+
+    def close(self) -> None:
+        if self._tty:
+            print(file=self._stream, flush=True)
+
+
+# -- the commands ----------------------------------------------------------------------------------------------
+
+
+def run_backfill_command(
+    args: argparse.Namespace,
+    out: TextIO,
+    sleep: Callable[[float], None],
+    *,
+    target: BackfillTarget | None = None,
+    zuora: ZuoraPort | None = None,
+    progress: Progress | None = None,
+    settings: BackfillSettings | None = None,
+) -> int:
+    """``backfill`` and ``backfill-status``; returns the exit code (2 a bad option, 3 the stack, 1 a failed run).
+
+    ``target``, ``zuora``, ``progress`` and ``settings`` (the pacing bounds of a local run) replace what the
+    arguments would choose: for tests and the benchmarks."""
+    try:
+        mapping = _mapping(getattr(args, "mapping", None))
+        resolved = target or _target(args)
+        if args.command == "backfill-status":
+            return _status(args, backfill_service(resolved, mapping=mapping), out)
+        _check_options(args)
+        return _backfill(
+            args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress, settings=settings
+        )
+    except BackfillRequestError as exc:
+        print(f"nrtsync: error: {exc}", file=sys.stderr)
+        return 2
+    except (BackfillNotFoundError, BackfillCommandError, StateUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _backfill(
+    args: argparse.Namespace,
+    out: TextIO,
+    sleep: Callable[[float], None],
+    *,
+    target: BackfillTarget,
+    mapping: MappingConfig,
+    zuora: ZuoraPort | None,
+    progress: Progress | None,
+    settings: BackfillSettings | None,
+) -> int:
+    local = not target.state_machine_arn
+    port = zuora or (_Deferred(lambda: local_zuora(target, args.zuora_secret_id)) if local else None)
+    service = backfill_service(target, mapping=mapping, zuora=port, settings=settings)
+    if args.resume:
+        run = service.reopen(args.resume)
+    else:
+        run = service.create(parse_objects(args.objects), args.since, args.until)
+    print(
+        f"backfill run {run.run_id}: {', '.join(run.objects)} "
+        f"from {run.since:%Y-%m-%dT%H:%M:%SZ} to {run.until:%Y-%m-%dT%H:%M:%SZ}",
+        file=sys.stderr,
+    )
+    line = progress or ProgressLine()
+    if local:
+        final = run_backfill_locally(service, run.run_id, on_progress=line, sleep=sleep)
+    else:
+        execution = start_execution(target, run.run_id)
+        print(f"started {execution}", file=sys.stderr)
+        if args.detach:
+            _say(args, out, {"run_id": run.run_id, "execution_arn": execution}, run.run_id)
+            return 0
+        final = follow(
+            service,
+            run.run_id,
+            on_progress=line,
+            sleep=sleep,
+            execution_status=execution_status(target, execution),
+        )
+    if isinstance(line, ProgressLine):
+        line.close()
+    return _summary(args, final, out)
+
+
+def _mapping(path: str | None) -> MappingConfig:
+    try:
+        return load_mapping(path)
+    except (OSError, ValueError) as exc:
+        raise BackfillRequestError(f"--mapping {path}: {exc}") from exc
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.resume and (args.objects or args.since or args.until):
+        raise BackfillRequestError("--resume takes the run's own objects and window")
+    if args.detach and not args.stack:
+        raise BackfillRequestError("--detach goes with --stack (a local run lives in this process)")
+
+
+def _target(args: argparse.Namespace) -> BackfillTarget:
+    if args.stack:
+        try:
+            session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        except BotoCoreError as exc:
+            raise BackfillCommandError(str(exc)) from exc
+        return BackfillTarget.of_stack(args.stack, session)
+    return BackfillTarget.of_local(args.state_file or LOCAL_STACK_FILE)
+
+
+def _say(args: argparse.Namespace, out: TextIO, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, default=str) if args.json else text, file=out)
+
+
+def _summary(args: argparse.Namespace, run: BackfillRun, out: TextIO) -> int:
+    rows = summary(run)
+    if args.json:
+        print(json.dumps({**_run_row(run), "objects": rows}, default=str), file=out)
+    else:
+        print_table(rows, SUMMARY_COLUMNS, out)
+        print(f"{run.run_id}: {run.status.value}" + (f" ({run.reason})" if run.reason else ""), file=out)
+    return 0 if run.status is BackfillStatus.DONE else 1
+
+
+def _status(args: argparse.Namespace, service: BackfillService, out: TextIO) -> int:
+    if args.run_id:
+        _summary(args, service.view(args.run_id), out)
+        return 0
+    rows = [_run_row(service.live(run)) for run in service.runs()]
+    if args.json:
+        print(json.dumps(rows, default=str), file=out)
+    else:
+        print_table(rows, RUN_COLUMNS, out)
+    return 0
+
+
+def _run_row(run: BackfillRun) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "objects": ",".join(run.objects),
+        "since": run.since.isoformat(),
+        "until": run.until.isoformat(),
+        "read": sum(p.read for p in run.progress),
+        "queued": sum(p.queued for p in run.progress),
+        "updated_at": run.updated_at.isoformat() if run.updated_at else "",
+        "reason": run.reason,
+    }
+
+
+def parse_objects(values: Iterable[str]) -> list[str]:
+    """``--object A --object B`` and ``--object A,B`` alike."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
