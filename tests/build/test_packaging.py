@@ -107,6 +107,7 @@ def test_every_function_was_built() -> None:
         "CalloutAuthorizerFunction",
         "IngestFunction",
         "MetricsFunction",
+        "ReconcileFunction",
         "SyncFunction",
     ]
     for name in FUNCTIONS:
