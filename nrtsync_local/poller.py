@@ -13,6 +13,7 @@ from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _SQS_RECEIVE_MAX = 10
+_LAST_SECOND_PAUSE_S = 0.1
 
 
 def _md5(body: str) -> str:
@@ -160,6 +161,10 @@ class SqsEventSourcePoller:
             messages += received
             if not received and first_at is None:
                 break  # nothing waiting: let the caller loop (and notice a stop)
+            if not received and first_at is not None and wait == 0:
+                # SQS waits whole seconds only: in the window's last second, pause between short receives rather
+                # than spin on empty ones (the event source does not poll faster than its long polls either).
+                stop.wait(min(_LAST_SECOND_PAUSE_S, max(0.0, self._window - (time.monotonic() - first_at))))
         return messages
 
     def _event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
