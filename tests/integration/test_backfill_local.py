@@ -6,7 +6,6 @@ machine invokes. Every record is queued once, every parent before every child, a
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,10 +23,11 @@ from nrtsync.settings import BackfillSettings
 from nrtsync.wiring import build_backfill
 from nrtsync_cli.backfill_commands import BackfillTarget, backfill_service, run_backfill_command
 from nrtsync_cli.cli import build_parser
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
+from nrtsync_local.processes import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sweep_fakes import MemoryZuora
 from tests.support.sync_world import STATE_TABLE, create_tables
+from tests.support.zuora import running_zuora_standin
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -263,14 +263,8 @@ def _mapping() -> Any:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[ZuoraStandinClient]:
-    with tempfile.TemporaryDirectory() as workdir:
-        process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
-        try:
-            yield client
-        finally:
-            client.close()
-            process.stop()
+    with running_zuora_standin() as client:
+        yield client
 
 
 def test_the_local_loop_reads_the_zuora_standin_with_the_credentials_of_the_zuora_secret(

@@ -4,7 +4,6 @@ Zuora stand-in as a child process; what reached the queue, the state table's wat
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +22,10 @@ from nrtsync.models.callout import QueuedChange
 from nrtsync.reconcile import RECONCILE_SWEEP, ReconcileError
 from nrtsync.settings import ReconcileSettings
 from nrtsync.wiring import build_reconcile, build_zuora_from_secret
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
+from nrtsync_local.processes import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import STATE_TABLE, create_tables
+from tests.support.zuora import running_zuora_standin
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +40,8 @@ class ReconcileContext(FakeLambdaContext):
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[ZuoraStandinClient]:
-    with tempfile.TemporaryDirectory() as workdir:
-        process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
-        try:
-            yield client
-        finally:
-            client.close()
-            process.stop()
+    with running_zuora_standin() as client:
+        yield client
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +13,8 @@ from nrtsync.mapping import load_mapping
 from nrtsync.models.zuora import ZuoraAuthError, ZuoraCredentials, ZuoraRequestError, ZuoraRetryableError
 from nrtsync.wiring import build_zuora
 from nrtsync.zoql import changes_query, query_changes
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess, trusting_session
+from nrtsync_local.processes import ZuoraStandinClient, trusting_session
+from tests.support.zuora import running_zuora_standin
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +24,8 @@ SINCE = datetime(2026, 11, 30, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[ZuoraStandinClient]:
-    with tempfile.TemporaryDirectory() as workdir:
-        process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
-        try:
-            yield client
-        finally:
-            client.close()
-            process.stop()
+    with running_zuora_standin() as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

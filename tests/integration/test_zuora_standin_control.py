@@ -3,11 +3,9 @@ queryLocator expiry, over HTTPS against ``python -m nrtsync_local.zuora``, read 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +16,8 @@ from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.wiring import build_zuora
 from nrtsync.zoql import changes_query, query_changes
 from nrtsync.zuora_dates import parse_zuora_datetime
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess, trusting_session
+from nrtsync_local.processes import ZuoraStandinClient, trusting_session
+from tests.support.zuora import running_zuora_standin
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +28,8 @@ UNTIL = SINCE + timedelta(days=30)
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[ZuoraStandinClient]:
-    with tempfile.TemporaryDirectory() as workdir:
-        process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
-        try:
-            yield client
-        finally:
-            client.close()
-            process.stop()
+    with running_zuora_standin() as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)
