@@ -262,7 +262,7 @@ def build_sweep(
 ) -> Sweep:
     """A sweep of Zuora's records into the callout queue (reconciliation: ``reconcile``; a backfill: its own name).
 
-    Its checkpoints and the written versions it compares with live in the state table; its changes go to the
+    Its checkpoints and the settled versions it compares with live in the state table; its changes go to the
     callout queue, where the sync function takes them as it takes callouts.
     """
     from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415 - see the module docstring
@@ -305,27 +305,6 @@ def build_zuora_from_secret(
         keys = ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
         raise SecretInvalidError(f"the Zuora secret {settings.zuora_secret_id} is not valid: check {keys}") from exc
     return build_zuora(credentials, session=session)
-
-
-def build_settings_sweep(
-    settings: SweepSettings,
-    name: str,
-    *,
-    source: str,
-    zuora: ZuoraPort | None = None,
-    mapping: MappingConfig | None = None,
-) -> Sweep:
-    """``build_sweep`` from a sweep function's settings (the mapping file and Zuora secret they name)."""
-    from nrtsync.mapping import cached_mapping  # noqa: PLC0415
-
-    return build_sweep(
-        name,
-        source=source,
-        state_table=settings.state_table,
-        queue_url=settings.queue_url,
-        mapping=mapping or cached_mapping(settings.mapping_path),
-        zuora=zuora or build_zuora_from_secret(settings),
-    )
 
 
 # --- Reconciliation -----------------------------------------------------------------------------------------
@@ -441,16 +420,16 @@ def build_backfill(
     ticks: Callable[[], float] = monotonic or time.monotonic
 
     def sweep(name: str) -> Sweep:
-        from nrtsync.sweep import Sweep  # noqa: PLC0415
-
-        return Sweep(
+        return build_sweep(
             name,
-            zuora=client.get(),
+            source=BACKFILL_SOURCE,
+            state_table=settings.state_table,
+            queue_url=settings.queue_url,
             mapping=resolved_mapping,
+            zuora=client.get(),
             versions=resolved_versions,
             sink=resolved_sink,
             checkpoints=resolved_checkpoints,
-            source=BACKFILL_SOURCE,
             clock=now,
             monotonic=ticks,
         )
