@@ -9,8 +9,8 @@ Two measurements:
    fast one (batches of tens). Every AWS request the functions and the poller make is counted by botocore hooks
    (``bench.cost_counter``), DynamoDB units from the items' sizes, log bytes from the Powertools logger's and the
    EMF lines, each handler's wall time. The two phases separate what a sync invocation costs from what each
-   record in it costs (two equations, two unknowns). Then the metrics function and the breaker's probe run a few
-   times each, as their schedules would, and are counted per run.
+   record in it costs (two equations, two unknowns). Then the metrics function, the breaker's probe and the
+   reconcile function run a few times each, as their schedules would, and are counted per run.
 2. **Salesforce API budget.** The same stream at one rate with several ``BatchingWindowSeconds``: batch sizes,
    Salesforce API calls (the stand-in's count) and end-to-end P50/P90 per window. They give the planner's
    constants (``nrtsync_cli.plan``) and check its batch model.
@@ -51,8 +51,8 @@ from nrtsync.metrics.names import ALL_OBJECT_TYPES, DISTRIBUTION_METRIC_NAMES, O
 from nrtsync_cli.plan import MAX_BATCH, batch_size
 from nrtsync_local.aws import REGION
 from nrtsync_local.stack import LocalDeployment
-from nrtsync_local.stack.schedule import schedule_expression, schedule_seconds
-from nrtsync_local.stack.spec import INGEST, METRICS, SYNC, authorizer_function
+from nrtsync_local.stack.schedule import schedule_enabled, schedule_expression, schedule_seconds
+from nrtsync_local.stack.spec import INGEST, METRICS, RECONCILE, SYNC, authorizer_function
 from nrtsync_local.template import function_properties, load_template, parameter_defaults
 
 SENDERS = 8
@@ -363,18 +363,30 @@ def _run_local(measurement: Measurement, *, quick: bool, window: float) -> dict[
                 snapshot |= {"name": name, "rate": rate, "changes": len(statuses)}
                 snapshot["statuses"] = {str(s): statuses.count(s) for s in sorted(set(statuses))}
                 phases.append(snapshot)
-            progress(f"cost: the metrics function and the breaker's probe, {SCHEDULED_RUNS} runs each")
+            progress(f"cost: the metrics function, the breaker's probe and reconciliation, {SCHEDULED_RUNS} runs each")
             for _ in range(SCHEDULED_RUNS):
                 stack.run_metrics_now()
             metrics_runs = measurement.snapshot()
             for _ in range(SCHEDULED_RUNS):
                 stack.run_probe_now()
             probe_runs = measurement.snapshot()
+            # Reconciliation over the tenant the local Zuora stand-in holds (none of these callouts' records: a
+            # sweep of quiet objects, what most runs are); Zuora's calls are not on the AWS bill.
+            for _ in range(SCHEDULED_RUNS):
+                stack.run_reconcile_now()
+            reconcile_runs = measurement.snapshot()
             with measurement.counter.paused():
                 e2e, _, written = _history(stack)
     finally:
         measurement.counter.uninstall()
-    return {"phases": phases, "metrics_runs": metrics_runs, "probe_runs": probe_runs, "e2e": e2e, "written": written}
+    return {
+        "phases": phases,
+        "metrics_runs": metrics_runs,
+        "probe_runs": probe_runs,
+        "reconcile_runs": reconcile_runs,
+        "e2e": e2e,
+        "written": written,
+    }
 
 
 def measure_usage(*, quick: bool, prices: Prices) -> dict[str, Any]:
@@ -384,6 +396,7 @@ def measure_usage(*, quick: bool, prices: Prices) -> dict[str, Any]:
     measurement = Measurement()
     run = _run_local(measurement, quick=quick, window=window)
     phases, metrics_runs, probe_runs = run["phases"], run["metrics_runs"], run["probe_runs"]
+    reconcile_runs = run["reconcile_runs"]
     e2e, written = run["e2e"], run["written"]
 
     platform = prices.assumptions["lambda_platform_log_bytes_per_invocation"]
@@ -409,6 +422,9 @@ def measure_usage(*, quick: bool, prices: Prices) -> dict[str, Any]:
     schedules = {
         METRICS: 3600 / (schedule_seconds(schedule_expression(template, METRICS)) or 60),
         SYNC: 3600 / (schedule_seconds(schedule_expression(template, SYNC)) or 60),
+        RECONCILE: 3600 / (schedule_seconds(schedule_expression(template, RECONCILE)) or 60)
+        if schedule_enabled(template, RECONCILE)
+        else 0.0,
     }
     usage = {
         "per_change": _per_change(phases, changes, template, prices),
@@ -417,8 +433,13 @@ def measure_usage(*, quick: bool, prices: Prices) -> dict[str, Any]:
         "per_scheduled_run": {
             METRICS: _scheduled(metrics_runs, METRICS, SCHEDULED_RUNS, _memory_gb(template, METRICS), prices),
             f"{SYNC} (breaker probe)": _scheduled(probe_runs, SYNC, SCHEDULED_RUNS, sync_gb, prices),
+            RECONCILE: _scheduled(reconcile_runs, RECONCILE, SCHEDULED_RUNS, _memory_gb(template, RECONCILE), prices),
         },
-        "scheduled_runs_per_hour": {METRICS: schedules[METRICS], f"{SYNC} (breaker probe)": schedules[SYNC]},
+        "scheduled_runs_per_hour": {
+            METRICS: schedules[METRICS],
+            f"{SYNC} (breaker probe)": schedules[SYNC],
+            RECONCILE: schedules[RECONCILE],
+        },
         "fixed_per_month": _fixed(template, len(custom)),
     }
     return {
@@ -446,7 +467,11 @@ def measure_usage(*, quick: bool, prices: Prices) -> dict[str, Any]:
         ],
         "sync_seconds_fixed": round(seconds_fixed, 4),
         "sync_seconds_per_record": round(seconds_per_record, 5),
-        "scheduled": {"metrics_runs": metrics_runs["aws"], "probe_runs": probe_runs["aws"]},
+        "scheduled": {
+            "metrics_runs": metrics_runs["aws"],
+            "probe_runs": probe_runs["aws"],
+            "reconcile_runs": reconcile_runs["aws"],
+        },
         "custom_metrics": sorted(f"{n} {dict(d)}" for n, d in custom),
         "usage": usage,
     }

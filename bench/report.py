@@ -343,8 +343,11 @@ def render_cost(r: dict[str, Any]) -> str:
         *_profile_chart(cost),
         "",
         f"Fixed items a month: {fixed['custom_metrics']:.0f} custom metrics, {fixed['alarm_metrics']:.0f} alarm "
-        f"metrics, {fixed['dashboards']:.0f} dashboard, {fixed['secrets']:.0f} secrets; the metrics function and "
-        "the breaker's probe once a minute each; the event source's empty long polls.",
+        f"metrics, {fixed['dashboards']:.0f} dashboard, {fixed['secrets']:.0f} secrets; the scheduled runs ("
+        + ", ".join(
+            f"{name} {per_hour:g} an hour" for name, per_hour in measurement["usage"]["scheduled_runs_per_hour"].items()
+        )
+        + "); the event source's empty long polls.",
         "",
         "<details><summary>Usage measured per change, per record and per sync invocation</summary>",
         "",
