@@ -15,6 +15,7 @@ from bench.backfill_bench import (
     targets,
     zuora_records,
 )
+from bench.report import BACKFILL_END, BACKFILL_START, render_backfill
 from nrtsync.mapping import cached_mapping
 from nrtsync.zuora_dates import parse_zuora_datetime
 
@@ -89,3 +90,51 @@ def test_the_reconcile_target_is_zero_calls_and_nothing_queued() -> None:
     assert targets(_result(calls=500))["reconcile_in_step_api_calls"]
     assert not targets(_result(calls=500, reconcile_calls=1))["reconcile_in_step_api_calls"]
     assert not targets(_result(calls=500, queued=3))["reconcile_in_step_api_calls"]
+
+
+def _bench_section(*, calls: int) -> dict[str, Any]:
+    live = {"rate_per_second": 2.0, "callouts": 40, "written": 40, "e2e_p50_s": 1.5, "e2e_p90_s": 2.4, "e2e_max_s": 3}
+    section: dict[str, Any] = {
+        "measured_at": "2026-12-02T00:30:00+00:00",
+        "quick": False,
+        "salesforce_latency_ms": 150,
+        "machine": {"nproc": 2, "loadavg_start": [3.1, 2, 2], "loadavg_end": [2.9, 2, 2]},
+        "backfill": {
+            "records": 100_000,
+            "records_by_object": record_counts(100_000),
+            "in_salesforce": 100_000,
+            "spot_checked": 40,
+            "spot_check_differences": [],
+            "seconds_until_drained": 2_000.0,
+            "seconds_reading": 1_900.0,
+            "records_per_second": 50.0,
+            "salesforce_api_calls": calls,
+            "api_calls_per_record": calls / 100_000,
+            "records_per_api_call": 100_000 / calls,
+            "zuora_calls": {"token": 1, "query": 4, "queryMore": 48},
+            "sync_invocations": 510,
+            "batch_size_p50": 200,
+            "batch_size_p90": 200,
+            "pauses": {"callout queue backlog": 120},
+            "waited_s": 600.0,
+            "max_queue_backlog": 600,
+            "wait_seconds": 5,
+        },
+        "live_alone": live,
+        "live_during_backfill": live | {"e2e_p50_s": 30.0, "e2e_p90_s": 45.0},
+        "reconcile": {"read": 100_000, "queued": 0, "runs": 1, "salesforce_api_calls": 0, "seconds": 90.0},
+    }
+    section["reconcile"]["records_read_per_second"] = 1_111.1
+    section["targets"] = targets({"backfill": section["backfill"], "reconcile": section["reconcile"]})
+    return section
+
+
+def test_the_generated_block_says_pass_or_fail_against_each_target() -> None:
+    passing = render_backfill({"backfill": _bench_section(calls=510)})
+    failing = render_backfill({"backfill": _bench_section(calls=600)})
+    assert passing.startswith(BACKFILL_START)
+    assert passing.endswith(BACKFILL_END)
+    assert "| 510 = 0.0051 per record (1 per 196.1) | <= 1 per 190 | **PASS** |" in passing
+    assert "| <= 1 per 190 | **FAIL** |" in failing
+    assert "| reconcile: Salesforce API calls | 0 | 0 | **PASS** |" in passing
+    assert "30.0 s / 45.0 s" in passing
