@@ -10,7 +10,7 @@ the last full run's results, saying when each part was measured.
 ``--only cost`` measures only what a change costs on the AWS bill and the Salesforce API budget per batching
 window (bench/cost_bench.py, about 5 minutes) and replaces just the ``cost`` section the same way.
 ``--only backfill`` measures only the initial load of 100,000 Zuora records through the local stack, the live
-callouts beside it and a reconcile sweep over the org in step (bench/backfill_bench.py, about half an hour;
+callouts beside it and a reconcile sweep over the org in step (bench/backfill_bench.py, about an hour here;
 ``--quick``: 10,000 records) and replaces just the ``backfill`` section the same way.
 """
 
