@@ -231,6 +231,8 @@ def write(results: dict[str, Any]) -> None:
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
     DOC.write_text(before + block + after)
+    if "backfill" in results:
+        _replace_block(DOC, BACKFILL_START, BACKFILL_END, render_backfill(results), "# Benchmarks")
     if "cost" in results:
         _replace_block(DOC, COST_START, COST_END, render_cost(results), "# Benchmarks")
         _replace_block(CAPACITY_DOC, CAPACITY_START, CAPACITY_END, render_capacity(results), "# Capacity")
@@ -475,3 +477,65 @@ def _replace_block(path: Any, start: str, end: str, block: str, heading: str) ->
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     path.write_text(before + block + after)
+
+
+# --- backfill and reconcile over an org in step (issue 12): their own block, rewritten by `--only backfill` ------
+
+BACKFILL_START = "<!-- bench:backfill:start (python -m bench.run --only backfill rewrites this block) -->"
+BACKFILL_END = "<!-- bench:backfill:end -->"
+
+
+def _pass(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def render_backfill(r: dict[str, Any]) -> str:
+    """The backfill's figures, the live callouts beside it, and the reconcile over the org in step."""
+    b = r["backfill"]
+    fill, rec, alone, during = b["backfill"], b["reconcile"], b["live_alone"], b["live_during_backfill"]
+    machine = b["machine"]
+    calls, written = fill["salesforce_api_calls"], fill["records"] + during["written"]
+    zuora = ", ".join(f"{k} {v:,}" for k, v in sorted(fill["zuora_calls"].items()) if v)
+    pauses = ", ".join(f"{k}: {v}" for k, v in sorted(fill["pauses"].items())) or "none"
+    mix = ", ".join(f"{k} {v:,}" for k, v in fill["records_by_object"].items())
+    quick = " --quick" if b["quick"] else ""
+    lines = [
+        BACKFILL_START,
+        "",
+        f"Measured {b['measured_at']} (`python -m bench.run --only backfill{quick}`), {machine['nproc']} cores, "
+        f"load average {machine['loadavg_start'][0]} at the start and {machine['loadavg_end'][0]} at the end; "
+        f"Salesforce stand-in at {b['salesforce_latency_ms']} ms a call, the template's batching window, one "
+        f"poller; backfill backlog bound {fill['max_queue_backlog']:,}, wait {fill['wait_seconds']} s.",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+        f"| records backfilled ({mix}) | {fill['records']:,}, {fill['in_salesforce']:,} in Salesforce "
+        f"({fill['spot_checked']} spot-checked field by field, {len(fill['spot_check_differences'])} differing) "
+        "| all | |",
+        f"| wall time, run created to queue drained | {_fmt(fill['seconds_until_drained'], ' s')} "
+        f"(reading done after {_fmt(fill['seconds_reading'], ' s')}) | | |",
+        f"| records/s | {_fmt(fill['records_per_second'])} | | |",
+        f"| Salesforce API calls (the stand-in's count) per record written ({written:,}: the backfill's and the "
+        f"{during['written']:,} live callouts' beside it, which share its batches) | {calls:,} = "
+        f"{_fmt(calls / written)} per record (1 per {_fmt(written / calls if calls else None)}); per backfilled "
+        f"record alone 1 per {_fmt(fill['records_per_api_call'])} "
+        f"| <= 1 per 190 | {_pass(b['targets']['backfill_api_calls_per_record'])} |",
+        f"| Zuora calls | {zuora} | | |",
+        f"| sync invocations, batch size P50 / P90 | {fill['sync_invocations']:,}, {fill['batch_size_p50']} / "
+        f"{fill['batch_size_p90']} | | |",
+        f"| backfill pauses by reason (steps that waited) | {pauses}; {_fmt(fill['waited_s'], ' s')} waited | | |",
+        f"| live callouts ({_fmt(alone['rate_per_second'])}/s) e2e P50 / P90, no backfill | "
+        f"{_fmt(alone['e2e_p50_s'], ' s')} / {_fmt(alone['e2e_p90_s'], ' s')} ({alone['written']} of "
+        f"{alone['callouts']} written) | | |",
+        f"| the same during the backfill | {_fmt(during['e2e_p50_s'], ' s')} / {_fmt(during['e2e_p90_s'], ' s')}"
+        f" (max {_fmt(during['e2e_max_s'], ' s')}; {during['written']} of {during['callouts']} written) | | |",
+        f"| reconcile over the org in step: records read, changes queued | {rec['read']:,}, {rec['queued']} "
+        f"({rec['runs']} run(s)) | read all, queue 0 | |",
+        f"| reconcile: Salesforce API calls | {rec['salesforce_api_calls']} | 0 "
+        f"| {_pass(b['targets']['reconcile_in_step_api_calls'])} |",
+        f"| reconcile: wall time, records read/s | {_fmt(rec['seconds'], ' s')}, "
+        f"{_fmt(rec['records_read_per_second'])} | | |",
+        "",
+        BACKFILL_END,
+    ]
+    return "\n".join(lines)
