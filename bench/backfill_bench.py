@@ -37,8 +37,8 @@ import requests
 from bench.common import progress, quiet_handlers
 from bench.e2e_bench import _callout
 from bench.workload import Workload, fields_for, seed_parents, zuora_id
-from nrtsync.latency import percentile
-from nrtsync.mapping import MappingConfig, build_record, cached_mapping
+from nrtsync.domain.latency import percentile
+from nrtsync.domain.mapping import MappingConfig, build_record, cached_mapping
 
 if TYPE_CHECKING:
     from nrtsync.ports.backfill import BackfillRun
@@ -306,7 +306,7 @@ def _wait_until_shallow(stack: LocalDeployment, *, deadline: float, messages: in
 
 
 def _backfill(stack: LocalDeployment, state_file: Path, records: int, parents: list[str]) -> dict[str, Any]:
-    from nrtsync.settings import BackfillSettings  # noqa: PLC0415 - after the stack set the environment
+    from nrtsync.services.backfill.settings import BackfillSettings  # noqa: PLC0415 - after the stack set the environment
     from nrtsync_cli.backfill_commands import (  # noqa: PLC0415
         BackfillTarget,
         backfill_service,

@@ -21,13 +21,13 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nrtsync.adapters.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
-from nrtsync.latency import LatencyHistogram
-from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour
-from nrtsync.settings import MetricsSettings
-from nrtsync.tables import ROLLUP_PK, minute_key
-from nrtsync.wiring import build_metrics
+from nrtsync.adapters.aws.cloudwatch import CloudWatchPublisher
+from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
+from nrtsync.adapters.aws.tables import ROLLUP_PK
+from nrtsync.app.metrics import build_metrics
+from nrtsync.domain.latency import LatencyHistogram
+from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
+from nrtsync.services.metrics.settings import MetricsSettings
 
 RECORDS_PER_DAY = 1_000_000
 SESSION_RECORDS = 200

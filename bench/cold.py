@@ -26,7 +26,7 @@ import app
 ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 build = {build}
 if build:
-    from nrtsync.wiring import Lazy
+    from nrtsync.app.shared import Lazy
     [holder] = [value for value in vars(app).values() if isinstance(value, Lazy)]
     cpu = time.process_time()
     holder.get()

@@ -46,8 +46,8 @@ from bench.cost_counter import (
 from bench.cost_model import PROFILES, Prices, UnitUsage, costs_at_profiles
 from bench.e2e_bench import _callout, _history
 from bench.workload import MIX, Workload, seed_parents
-from nrtsync.latency import percentile
-from nrtsync.metrics.names import ALL_OBJECT_TYPES, DISTRIBUTION_METRIC_NAMES, OBJECT_TYPE_DIMENSION
+from nrtsync.domain.latency import percentile
+from nrtsync.observability.names import ALL_OBJECT_TYPES, DISTRIBUTION_METRIC_NAMES, OBJECT_TYPE_DIMENSION
 from nrtsync_cli.plan import MAX_BATCH, batch_size
 from nrtsync_local.aws import REGION
 from nrtsync_local.stack import LocalDeployment

@@ -20,7 +20,7 @@ import requests
 
 from bench.common import progress, quiet_handlers
 from bench.workload import MIX, Workload, fields_for, seed_parents, zuora_id
-from nrtsync.latency import percentile
+from nrtsync.domain.latency import percentile
 from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 8

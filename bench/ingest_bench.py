@@ -14,8 +14,8 @@ from typing import Any
 
 from bench.common import REGION, progress, quiet_handlers
 from bench.memory import InMemoryQueue, StaticSecrets
-from nrtsync.ports.ingest import ChangeQueue
-from nrtsync.wiring import build_ingest
+from nrtsync.app.ingest import build_ingest
+from nrtsync.ports.queue import ChangeQueue
 from nrtsync_local.poller import LocalContext
 
 EVENTS = ("callout_account", "callout_subscription", "callout_invoice", "callout_payment")
@@ -39,7 +39,7 @@ def _fresh(event: dict[str, Any]) -> dict[str, Any]:
 
 def _measure(queue: ChangeQueue, requests: int, warmup: int) -> dict[str, Any]:
     from functions.ingest import app  # noqa: PLC0415
-    from nrtsync.settings import IngestSettings  # noqa: PLC0415
+    from nrtsync.services.ingest.settings import IngestSettings  # noqa: PLC0415
 
     settings = IngestSettings.from_env()
     app.endpoint.use(
@@ -75,7 +75,7 @@ def _measure(queue: ChangeQueue, requests: int, warmup: int) -> dict[str, Any]:
 def bench_ingest(*, requests: int = 2_000, moto_requests: int = 500) -> dict[str, Any]:
     from moto import mock_aws  # noqa: PLC0415
 
-    from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
 
     progress(f"ingest: {requests} requests with an in-memory queue")
     in_memory = _measure(InMemoryQueue(), requests, warmup=100)

@@ -4,7 +4,7 @@ They keep the semantics the service relies on, so that the benchmark measures ou
 
 * ``InMemoryVersionStore``: the conditional claim (nothing newer or identical written, no live lease of another
   owner), conditional commit and release (only by the lease owner), with the same item shape and the same
-  "why not" decision (``nrtsync.adapters.state._why_not``) as ``DynamoVersionStore``.
+  "why not" decision (``nrtsync.adapters.aws.state._why_not``) as ``DynamoVersionStore``.
 * ``in_memory_history()``: the real ``DynamoHistoryWriter`` (item building, serialisation, chunks of 25)
   over a table that keeps the items in a dict instead of answering over HTTP.
 """
@@ -17,11 +17,12 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.state import _why_not
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.sync import ApiUsage, Claim, ClaimStatus
-from nrtsync.tables import KEPT_PREFIX
+from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.adapters.aws.state import _why_not
+from nrtsync.adapters.aws.tables import KEPT_PREFIX
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.ports.state import Claim, ClaimStatus
 
 _LEASE_FIELDS = ("lease_owner", "lease_until", "lease_version", "lease_hash")
 

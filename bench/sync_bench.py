@@ -23,15 +23,18 @@ from simple_salesforce.api import Salesforce
 from bench.common import progress, quiet_handlers, summary
 from bench.memory import InMemoryRetries, InMemoryVersionStore, in_memory_history
 from bench.workload import BATCH, Workload, baseline_payloads, sqs_event
-from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.mapping import cached_mapping
-from nrtsync.models.salesforce import SalesforceCredentials
-from nrtsync.ports.sync import HistoryWriter, RetryScheduler, VersionStore
-from nrtsync.settings import SyncSettings
-from nrtsync.sync import SyncService
-from nrtsync.wiring import build_salesforce, build_sync
+from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.app.shared import build_salesforce
+from nrtsync.app.sync import build_sync
+from nrtsync.domain.mapping import cached_mapping
+from nrtsync.domain.models.salesforce import SalesforceCredentials
+from nrtsync.ports.history import HistoryWriter
+from nrtsync.ports.queue import RetryScheduler
+from nrtsync.ports.state import VersionStore
+from nrtsync.services.sync.service import SyncService
+from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.poller import LocalContext
 from nrtsync_local.processes import StandinClient
 
@@ -285,8 +288,8 @@ def single_type_batch(standin: StandinClient) -> dict[str, Any]:
 
 @contextmanager
 def shared_pool() -> Iterator[None]:
-    """Experiment: ``nrtsync.sync._parallel`` on one long-lived pool instead of a new pool per call."""
-    import nrtsync.sync as sync_module  # noqa: PLC0415
+    """Experiment: ``nrtsync.services.sync.service._parallel`` on one long-lived pool instead of a new pool per call."""
+    import nrtsync.services.sync.service as sync_module  # noqa: PLC0415
 
     original = sync_module._parallel
     pool = ThreadPoolExecutor(max_workers=16)

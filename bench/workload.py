@@ -13,8 +13,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nrtsync.mapping import MappingConfig, build_record, cached_mapping
-from nrtsync.models.callout import QueuedChange
+from nrtsync.domain.mapping import MappingConfig, build_record, cached_mapping
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync_local.processes import StandinClient
 
 BATCH = 200

@@ -22,25 +22,25 @@ import boto3
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.backfill_store import DynamoBackfillStore
-from nrtsync.adapters.breaker_store import DynamoBreakerStore
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints
+from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints
 from nrtsync.adapters.zuora import ZuoraClient
-from nrtsync.backfill import (
+from nrtsync.app.backfill import build_backfill
+from nrtsync.domain.mapping import MappingConfig, load_mapping
+from nrtsync.domain.models.zuora import ZuoraCredentials
+from nrtsync.ports.backfill import BackfillRun, BackfillStatus
+from nrtsync.ports.state import StateUnavailableError
+from nrtsync.services.backfill.service import (
     BackfillNotFoundError,
     BackfillRequestError,
     BackfillService,
     summary,
 )
-from nrtsync.mapping import MappingConfig, load_mapping
-from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.ports.backfill import BackfillRun, BackfillStatus
-from nrtsync.ports.sync import StateUnavailableError
-from nrtsync.settings import BackfillSettings
-from nrtsync.sweep import DEFAULT_PAGE_RESERVE_S
-from nrtsync.wiring import build_backfill
+from nrtsync.services.backfill.settings import BackfillSettings
+from nrtsync.services.sweep.service import DEFAULT_PAGE_RESERVE_S
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
 

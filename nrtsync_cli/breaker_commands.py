@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.breaker_store import DynamoBreakerStore
-from nrtsync.adapters.event_source import LambdaEventSourceSwitch
-from nrtsync.breaker import pause, resume
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceSwitch
+from nrtsync.services.breaker.service import pause, resume
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
+from nrtsync.adapters.aws.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 
-# The breaker's item in the state table (issue 11's contract; ``nrtsync.tables.BREAKER_KEY`` once the breaker
-# work is merged). The CLI only reads it: pause and resume are the breaker's own commands.
+# The breaker's item in the state table (``adapters.aws.tables.BREAKER_KEY``). The CLI only reads it: pause and
+# resume are the breaker's own commands.
 BREAKER_KEY: Final = "ORG#BREAKER"
 # How far back ``status`` looks for the last session: a stack idle longer than this shows none.
 LAST_SESSION_WINDOW: Final = timedelta(days=7)

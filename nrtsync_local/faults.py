@@ -51,7 +51,7 @@ from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, resource
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import SalesforcePort
+    from nrtsync.ports.salesforce import SalesforcePort
 
 log = logging.getLogger("nrtsync_local.faults")
 

@@ -6,11 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.authorizer import AuthorizerRequest, CalloutAuthorizer, NotAuthenticatedError
+from nrtsync.app.authorizer import authorizer_settings, build_authorizer, report_authorization
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger
-from nrtsync.reporting import report_authorization
-from nrtsync.settings import authorizer_settings
-from nrtsync.wiring import Lazy, build_authorizer
+from nrtsync.services.ingest.authorizer import AuthorizerRequest, CalloutAuthorizer, NotAuthenticatedError
 
 # API Gateway answers 401 (its UNAUTHORIZED gateway response) only for an error with exactly this message;
 # any other error is a 500 (AUTHORIZER_FAILURE). See "Output from an API Gateway Lambda authorizer".

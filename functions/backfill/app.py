@@ -11,11 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.backfill import BackfillNotFoundError, BackfillRequestError, BackfillService, failed_payload, run_id_of
+from nrtsync.app.backfill import backfill_settings, build_backfill, report_backfill_step
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger
-from nrtsync.reporting import report_backfill_step
-from nrtsync.settings import backfill_settings
-from nrtsync.wiring import Lazy, build_backfill
+from nrtsync.services.backfill.service import (
+    BackfillNotFoundError,
+    BackfillRequestError,
+    BackfillService,
+    failed_payload,
+    run_id_of,
+)
 
 service: Lazy[BackfillService] = Lazy(lambda: build_backfill(backfill_settings()))
 

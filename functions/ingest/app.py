@@ -9,11 +9,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.ingest import CalloutEndpoint, CalloutRequest
+from nrtsync.app.ingest import build_ingest, ingest_settings, report_callout
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
-from nrtsync.reporting import report_callout
-from nrtsync.settings import ingest_settings
-from nrtsync.wiring import Lazy, build_ingest
+from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest
 
 app = APIGatewayRestResolver()
 endpoint: Lazy[CalloutEndpoint] = Lazy(lambda: build_ingest(ingest_settings()))

@@ -8,11 +8,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.metrics.service import MetricsService
+from nrtsync.app.metrics import build_metrics, metrics_settings, report_metrics_run
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
-from nrtsync.reporting import report_metrics_run
-from nrtsync.settings import metrics_settings
-from nrtsync.wiring import Lazy, build_metrics
+from nrtsync.services.metrics.service import MetricsService
 
 service: Lazy[MetricsService] = Lazy(lambda: build_metrics(metrics_settings()))
 

@@ -9,11 +9,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nrtsync.app.reconcile import build_reconcile, reconcile_settings, report_reconcile
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
-from nrtsync.reconcile import Reconciler
-from nrtsync.reporting import report_reconcile
-from nrtsync.settings import reconcile_settings
-from nrtsync.wiring import Lazy, build_reconcile
+from nrtsync.services.reconcile.service import Reconciler
 
 # Kept for warm invocations, and with it the Zuora token.
 service: Lazy[Reconciler] = Lazy(lambda: build_reconcile(reconcile_settings()))

@@ -10,12 +10,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.breaker import is_probe_event
+from nrtsync.app.shared import Lazy
+from nrtsync.app.sync import build_sync, report_probe, report_session, sync_settings
 from nrtsync.observability import logger, metrics
-from nrtsync.reporting import report_probe, report_session
-from nrtsync.settings import sync_settings
-from nrtsync.sync import QueueMessage, SyncService
-from nrtsync.wiring import Lazy, build_sync
+from nrtsync.services.breaker.service import is_probe_event
+from nrtsync.services.sync.service import QueueMessage, SyncService
 
 # Kept for warm invocations, and with it the Salesforce token.
 service: Lazy[SyncService] = Lazy(lambda: build_sync(sync_settings()))

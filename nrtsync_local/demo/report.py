@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from nrtsync.tables import minute_pk, plain_item
+from nrtsync.adapters.aws.tables import minute_pk, plain_item
 from nrtsync_cli.render import print_table
 from nrtsync_local.demo.sender import Answer
 from nrtsync_local.demo.stream import DemoStream
@@ -79,7 +79,7 @@ def report(
     stack: LocalDeployment, stream: DemoStream, answers: Sequence[Answer], since: datetime, out: TextIO
 ) -> dict[str, Any]:
     """Prints the demo's report; returns the figures it printed (for the tests)."""
-    from nrtsync.latency import percentiles  # noqa: PLC0415
+    from nrtsync.domain.latency import percentiles  # noqa: PLC0415
 
     figures: dict[str, Any] = {}
     section(out, "Callouts (HTTP answers of the callout URL)")
@@ -180,7 +180,7 @@ def reconciliation_report(
 ) -> dict[str, Any]:
     """What the reconcile run read and queued, the lost changes now in Salesforce, the trail of one recovered
     record and of the deleted one; returns its figures (for the tests)."""
-    from nrtsync.mapping import load_mapping  # noqa: PLC0415 - the layer, imported once the stack set the environment
+    from nrtsync.domain.mapping import load_mapping  # noqa: PLC0415 - the layer, imported once the stack set the environment
 
     mapping = load_mapping()
     section(out, "Reconciliation: the callouts Zuora gave up on, and a delete")

@@ -58,7 +58,7 @@ class Observation:
 
 def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
     """What Salesforce must hold: per record, the newest (by Zuora's updatedDate) change delivered validly."""
-    from nrtsync.mapping import build_record, load_mapping  # noqa: PLC0415 - the layer, once the stack set it up
+    from nrtsync.domain.mapping import build_record, load_mapping  # noqa: PLC0415 - the layer, once the stack set it up
 
     mapping = load_mapping()
     newest: dict[tuple[str, str], Version] = {}

@@ -58,7 +58,7 @@ class Change:
 
     def queued_body(self, received_at: datetime) -> str:
         """The queue message ingest would send for this change, received now."""
-        from nrtsync.models.callout import QueuedChange  # noqa: PLC0415 - the layer, imported once the stack runs
+        from nrtsync.domain.models.callout import QueuedChange  # noqa: PLC0415 - the layer, imported once the stack runs
 
         return QueuedChange(
             object_type=self.object_type,

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from nrtsync.models.callout import QueuedChange
+from nrtsync.domain.models.callout import QueuedChange
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import RetryScheduler
+    from nrtsync.ports.queue import RetryScheduler
     from nrtsync_local.processes import StandinClient
     from nrtsync_local.stack.deployment import LocalDeployment
 
@@ -191,7 +191,7 @@ class PauseDrill:
     # -- sending and checking ------------------------------------------------------------------------------------
 
     def _send(self, ids: list[str], *, version: int, newest: dict[str, str], figures: PauseFigures) -> None:
-        from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415 - the layer, loaded with the stack
+        from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415 - the layer, loaded with the stack
 
         queue = SqsChangeQueue(self.stack.resources.queue_url, client=self.stack.client("sqs"))
         base = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -234,7 +234,7 @@ class PauseDrill:
             )
 
     def _breaker_item(self) -> dict[str, str]:
-        from nrtsync.tables import BREAKER_KEY  # noqa: PLC0415
+        from nrtsync.adapters.aws.tables import BREAKER_KEY  # noqa: PLC0415
 
         item = (
             self.stack.client("dynamodb")

@@ -44,7 +44,8 @@ from nrtsync_local.stack.zuora import LocalZuora, ZuoraTenant, ca_bundle
 from nrtsync_local.template import load_template
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import RetryScheduler, SalesforcePort
+    from nrtsync.ports.queue import RetryScheduler
+    from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync_cli.operations import Operations
     from nrtsync_local.processes import ZuoraStandinClient
 

@@ -72,7 +72,7 @@ class SalesforceOrg:
 
     @staticmethod
     def _validate(secret: Mapping[str, str]) -> None:
-        from nrtsync.models.salesforce import SalesforceCredentials  # noqa: PLC0415 - the layer's model, same rules
+        from nrtsync.domain.models.salesforce import SalesforceCredentials  # noqa: PLC0415 - the layer's model, same rules
 
         try:
             SalesforceCredentials.model_validate(dict(secret))

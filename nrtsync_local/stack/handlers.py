@@ -1,4 +1,4 @@
-"""The functions' handlers in this process: built by ``nrtsync.wiring`` from each function's environment,
+"""The functions' handlers in this process: built by ``nrtsync.app`` from each function's environment,
 installed in the handlers' ``Lazy`` holders, and invoked one at a time under one lock; the fault drill's wrappers
 go around the sync handler (as the poller calls it) and the sync service's Salesforce port."""
 
@@ -21,7 +21,8 @@ from nrtsync_local.template import function_properties
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from nrtsync.ports.sync import RetryScheduler, SalesforcePort
+    from nrtsync.ports.queue import RetryScheduler
+    from nrtsync.ports.salesforce import SalesforcePort
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -83,40 +84,44 @@ class LocalHandlers:
         # Imported only now: Powertools reads POWERTOOLS_* when nrtsync.observability is first imported.
         from functions.ingest import app as ingest_app  # noqa: PLC0415
         from functions.sync import app as sync_app  # noqa: PLC0415
-        from nrtsync import wiring  # noqa: PLC0415
-        from nrtsync.settings import IngestSettings, SyncSettings  # noqa: PLC0415
+        from nrtsync.app.authorizer import build_authorizer  # noqa: PLC0415
+        from nrtsync.app.ingest import build_ingest  # noqa: PLC0415
+        from nrtsync.app.metrics import build_metrics  # noqa: PLC0415
+        from nrtsync.app.reconcile import build_reconcile  # noqa: PLC0415
+        from nrtsync.app.shared import build_salesforce  # noqa: PLC0415
+        from nrtsync.app.sync import build_sync  # noqa: PLC0415
+        from nrtsync.services.ingest.settings import IngestSettings  # noqa: PLC0415
+        from nrtsync.services.sync.settings import SyncSettings  # noqa: PLC0415
 
-        ingest_app.endpoint.use(wiring.build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
+        ingest_app.endpoint.use(build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
         self._authorizer = authorizer = authorizer_function(self._template)
         if authorizer is not None:
             from functions.authorizer import app as authorizer_app  # noqa: PLC0415
-            from nrtsync.settings import AuthorizerSettings  # noqa: PLC0415
+            from nrtsync.services.ingest.settings import AuthorizerSettings  # noqa: PLC0415
 
-            authorizer_app.authorizer.use(
-                wiring.build_authorizer(AuthorizerSettings.from_env(dict(environments[authorizer])))
-            )
+            authorizer_app.authorizer.use(build_authorizer(AuthorizerSettings.from_env(dict(environments[authorizer]))))
         sync_settings = SyncSettings.from_env(dict(environments[SYNC]))
-        salesforce = wiring.build_salesforce(sync_settings)
+        salesforce = build_salesforce(sync_settings)
         if self._salesforce_wrapper is not None:
             salesforce = self._salesforce_wrapper(salesforce)
         extra: dict[str, Any] = {"clock": self._sync_clock} if self._sync_clock is not None else {}
         if self._retries_wrapper is not None:
-            from nrtsync.adapters.sqs import SqsChangeQueue  # noqa: PLC0415
+            from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
 
             extra["retries"] = self._retries_wrapper(SqsChangeQueue(sync_settings.queue_url))
-        sync_app.service.use(wiring.build_sync(sync_settings, salesforce=salesforce, event_source=self.switch, **extra))
+        sync_app.service.use(build_sync(sync_settings, salesforce=salesforce, event_source=self.switch, **extra))
         if RECONCILE in environments:
             from functions.reconcile import app as reconcile_app  # noqa: PLC0415
-            from nrtsync.settings import ReconcileSettings  # noqa: PLC0415
+            from nrtsync.services.reconcile.settings import ReconcileSettings  # noqa: PLC0415
 
-            reconcile_app.service.use(wiring.build_reconcile(ReconcileSettings.from_env(dict(environments[RECONCILE]))))
+            reconcile_app.service.use(build_reconcile(ReconcileSettings.from_env(dict(environments[RECONCILE]))))
             self.runs_reconcile = True
         if self._with_metrics:
             try:
                 from functions.metrics import app as metrics_app  # noqa: PLC0415
-                from nrtsync.settings import MetricsSettings  # noqa: PLC0415
+                from nrtsync.services.metrics.settings import MetricsSettings  # noqa: PLC0415
 
-                metrics_app.service.use(wiring.build_metrics(MetricsSettings.from_env(dict(environments[METRICS]))))
+                metrics_app.service.use(build_metrics(MetricsSettings.from_env(dict(environments[METRICS]))))
             except Exception as exc:  # the stack runs without metrics rather than not at all (printed below)
                 self.metrics_error = f"{type(exc).__name__}: {exc}"
                 log.exception("MetricsFunction cannot be imported; the local stack runs without metrics")

@@ -50,7 +50,7 @@ class ZuoraTenant:
             "client_id": values["ZUORA_CLIENT_ID"],
             "client_secret": values["ZUORA_CLIENT_SECRET"],
         }
-        from nrtsync.models.zuora import ZuoraCredentials  # noqa: PLC0415 - the layer's model, same rules
+        from nrtsync.domain.models.zuora import ZuoraCredentials  # noqa: PLC0415 - the layer's model, same rules
 
         try:
             ZuoraCredentials.model_validate(secret)

@@ -16,7 +16,7 @@
   ``config``) shortens it for tests; 0 turns expiry off.
 - A deleted record is no longer returned by a query (Zuora's data objects are deleted, not flagged).
 
-Only the ZOQL subset the product emits (``nrtsync.zoql.changes_query``) is understood; anything else is
+Only the ZOQL subset the product emits (``nrtsync.domain.zoql.changes_query``) is understood; anything else is
 refused with Zuora's action error shape (``{"faultcode": "fns:MALFORMED_QUERY", "faultstring"}``), so a query
 the product starts emitting that the stand-in cannot answer fails the tests instead of being half-answered.
 """
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nrtsync.zuora_dates import parse_zuora_datetime
+from nrtsync.domain.zuora_dates import parse_zuora_datetime
 
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TOKEN_SECONDS = 3599

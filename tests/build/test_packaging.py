@@ -34,12 +34,12 @@ HOST_MACHINES = {"x86_64": 62, "aarch64": EM_AARCH64, "arm64": EM_AARCH64}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 DEV_ONLY = {"moto", "pytest", "_pytest", "hypothesis", "mypy", "ruff", "trustme", "responses", "boto3_stubs"}
 SETTINGS_CLASS = {
-    "CalloutAuthorizerFunction": "AuthorizerSettings",
-    "IngestFunction": "IngestSettings",
-    "SyncFunction": "SyncSettings",
-    "MetricsFunction": "MetricsSettings",
-    "ReconcileFunction": "ReconcileSettings",
-    "BackfillFunction": "BackfillSettings",
+    "CalloutAuthorizerFunction": "nrtsync.services.ingest.settings:AuthorizerSettings",
+    "IngestFunction": "nrtsync.services.ingest.settings:IngestSettings",
+    "SyncFunction": "nrtsync.services.sync.settings:SyncSettings",
+    "MetricsFunction": "nrtsync.services.metrics.settings:MetricsSettings",
+    "ReconcileFunction": "nrtsync.services.reconcile.settings:ReconcileSettings",
+    "BackfillFunction": "nrtsync.services.backfill.settings:BackfillSettings",
 }
 DUMMY_REFS = {
     "AWS::StackName": "nrtsync-build-test",
@@ -209,7 +209,8 @@ socket.socket.connect = no_network
 socket.create_connection = no_network
 
 app = importlib.import_module("app")
-settings = getattr(importlib.import_module("nrtsync.settings"), settings_class).from_env()
+settings_module, settings_name = settings_class.split(":")
+settings = getattr(importlib.import_module(settings_module), settings_name).from_env()
 allowed = (function_dir + "/", layer_dir + "/", *stdlib)
 outside = sorted(
     name for name, module in list(sys.modules.items())
@@ -256,7 +257,7 @@ def test_function_imports_with_only_its_code_and_the_layer(function: str, host_l
     assert result["callable"] is True
     assert result["app"] == str(function_dir / "app.py")
     assert result["outside"] == []
-    assert result["settings"] == SETTINGS_CLASS[function]
+    assert result["settings"] == SETTINGS_CLASS[function].split(":")[1]
     if result["pydantic_core"] is not None:
         assert result["pydantic_core"].startswith(str(host_layer))
 
@@ -284,7 +285,16 @@ def test_probe_fails_when_a_runtime_dependency_is_missing(host_layer: Path, tmp_
     shutil.copytree(host_layer, broken, symlinks=True, ignore=shutil.ignore_patterns("pydantic"))
     # When the ingest handler is imported from it
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", IMPORT_PROBE, str(BUILD / "IngestFunction"), str(broken), "IngestSettings"],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            IMPORT_PROBE,
+            str(BUILD / "IngestFunction"),
+            str(broken),
+            "nrtsync.services.ingest.settings:IngestSettings",
+        ],
         env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": os.defpath},
         capture_output=True,
         text=True,

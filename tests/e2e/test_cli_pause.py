@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.models.callout import QueuedChange
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync_cli.cli import run
 from nrtsync_local.stack import LocalDeployment
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from nrtsync.latency import percentile
+from nrtsync.domain.latency import percentile
 from nrtsync_local.stack import LocalDeployment
 from tests.support.events import event_body, load_event
 

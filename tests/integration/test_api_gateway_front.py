@@ -1,7 +1,7 @@
 """The local API Gateway front over real HTTP on 127.0.0.1, configured from template.yaml's own CalloutApi.
 
 The function behind it is a small stand-in that records its calls; the authorizer is the real authorizer
-logic (``nrtsync.authorizer``) with the test credentials, or a stand-in where a test needs another answer.
+logic (``services.ingest.authorizer``) with the test credentials, or a stand-in where a test needs another answer.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from nrtsync.authorizer import AuthorizerRequest, NotAuthenticatedError, authorize
-from nrtsync.basic_auth import CalloutCredentials
+from nrtsync.domain.basic_auth import CalloutCredentials
+from nrtsync.services.ingest.authorizer import AuthorizerRequest, NotAuthenticatedError, authorize
 from nrtsync_local.front import (
     MAX_PAYLOAD_BYTES,
     ApiGatewayFront,

@@ -18,9 +18,9 @@ import pytest
 from botocore.exceptions import NoRegionError
 from moto import mock_aws
 
+from nrtsync.app.backfill import build_backfill
 from nrtsync.ports.backfill import BackfillRun, BackfillStatus
-from nrtsync.settings import BackfillSettings
-from nrtsync.wiring import build_backfill
+from nrtsync.services.backfill.settings import BackfillSettings
 from nrtsync_cli.backfill_commands import BackfillTarget, backfill_service, run_backfill_command
 from nrtsync_cli.cli import build_parser
 from nrtsync_local.processes import ZuoraStandinClient
@@ -253,7 +253,7 @@ def test_the_handler_steps_a_run_to_done_as_the_state_machine_loops_it(
 
 
 def _mapping() -> Any:
-    from nrtsync.mapping import load_mapping  # noqa: PLC0415
+    from nrtsync.domain.mapping import load_mapping  # noqa: PLC0415
 
     return load_mapping()
 

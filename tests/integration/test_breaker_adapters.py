@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.breaker_store import DynamoBreakerStore
-from nrtsync.adapters.event_source import LambdaEventSourceSwitch
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
 from nrtsync.ports.breaker import BreakerReason, BreakerState, BreakerUnavailableError
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sync_world import STATE_TABLE, create_tables

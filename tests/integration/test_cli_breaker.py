@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from nrtsync.adapters.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync_cli.breaker_commands import breaker_status
 from nrtsync_cli.cli import run

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from nrtsync.ports.sync import ApiUsage
-from nrtsync.tables import api_usage_item
+from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import run
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
 

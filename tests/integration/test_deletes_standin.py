@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
-from nrtsync.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceCredentials
+from nrtsync.domain.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceCredentials
 from tests.integration.test_salesforce_standin import API, collection_sub, composite, token_for, upsert
 from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
 

@@ -12,8 +12,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 import functions.ingest.app as ingest_app
-from nrtsync.models.callout import QueuedChange
-from nrtsync.settings import ingest_settings
+from nrtsync.app.ingest import ingest_settings
+from nrtsync.domain.models.callout import QueuedChange
 from tests.support.events import callout_secret, header, load_event
 from tests.support.lambda_context import FakeLambdaContext
 

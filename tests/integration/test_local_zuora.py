@@ -17,13 +17,13 @@ import boto3
 import pytest
 import requests
 
-from nrtsync.mapping import load_mapping
-from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.wiring import build_zuora
-from nrtsync.zoql import query_changes
+from nrtsync.app.shared import build_zuora
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.zuora import ZuoraCredentials
 from nrtsync_local.stack import SYNC, LocalDeployment, ZuoraTenant
 from nrtsync_local.stack.state_file import STATE_FILE_NAME
 from nrtsync_local.template import load_template
+from tests.support.zuora import query_changes
 
 pytestmark = pytest.mark.integration
 

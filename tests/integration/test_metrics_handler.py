@@ -18,13 +18,13 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from functions.metrics import app
-from nrtsync.adapters.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
-from nrtsync.latency import percentile
-from nrtsync.metrics.names import METRIC_NAMES
-from nrtsync.metrics.service import MetricsService
-from nrtsync.settings import MetricsSettings
-from nrtsync.tables import ROLLUP_PK
+from nrtsync.adapters.aws.cloudwatch import CloudWatchPublisher
+from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.aws.tables import ROLLUP_PK
+from nrtsync.domain.latency import percentile
+from nrtsync.observability.names import METRIC_NAMES
+from nrtsync.services.metrics.service import MetricsService
+from nrtsync.services.metrics.settings import MetricsSettings
 from tests.support.sync_world import create_tables
 
 pytestmark = pytest.mark.integration

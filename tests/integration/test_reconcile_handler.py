@@ -14,14 +14,15 @@ import pytest
 from moto import mock_aws
 
 from functions.reconcile import app
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints
-from nrtsync.mapping import load_mapping
-from nrtsync.metrics.names import RECONCILE_RECORDS_READ, RECOVERED_BY_RECONCILIATION
-from nrtsync.models.callout import QueuedChange
-from nrtsync.reconcile import RECONCILE_SWEEP, ReconcileError
-from nrtsync.settings import ReconcileSettings
-from nrtsync.wiring import build_reconcile, build_zuora_from_secret
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints
+from nrtsync.app.reconcile import build_reconcile
+from nrtsync.app.shared import build_zuora_from_secret
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.observability.names import RECONCILE_RECORDS_READ, RECOVERED_BY_RECONCILIATION
+from nrtsync.services.reconcile.service import RECONCILE_SWEEP, ReconcileError
+from nrtsync.services.reconcile.settings import ReconcileSettings
 from nrtsync_local.processes import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import STATE_TABLE, create_tables

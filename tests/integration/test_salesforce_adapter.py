@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.salesforce import (
     CollectionUpsert,
     RecordError,
     SalesforceAuthError,

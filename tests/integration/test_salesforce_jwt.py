@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
-from nrtsync.models.salesforce import SalesforceAuthError, SalesforceCredentials
+from nrtsync.domain.models.salesforce import SalesforceAuthError, SalesforceCredentials
 from tests.support.salesforce import (
     ConnectedAppKeys,
     StandinClient,

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from functions.sync import app
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.mapping import DEFAULT_MAPPING_PATH
-from nrtsync.models.callout import QueuedChange
-from nrtsync.outcomes import Outcome
-from nrtsync.settings import SyncSettings
-from nrtsync.sync import QueueMessage
-from nrtsync.wiring import build_sync
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.app.sync import build_sync
+from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.outcomes import Outcome
+from nrtsync.services.sync.service import QueueMessage
+from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.aws import LocalResources, MotoServer, client, provision
 from nrtsync_local.poller import MappingSwitch, SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin

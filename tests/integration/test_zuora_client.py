@@ -9,12 +9,12 @@ import pytest
 import requests
 
 from nrtsync.adapters.zuora import ZuoraClient
-from nrtsync.mapping import load_mapping
-from nrtsync.models.zuora import ZuoraAuthError, ZuoraCredentials, ZuoraRequestError, ZuoraRetryableError
-from nrtsync.wiring import build_zuora
-from nrtsync.zoql import changes_query, query_changes
+from nrtsync.app.shared import build_zuora
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.zuora import ZuoraAuthError, ZuoraCredentials, ZuoraRequestError, ZuoraRetryableError
+from nrtsync.domain.zoql import changes_query
 from nrtsync_local.processes import ZuoraStandinClient, trusting_session
-from tests.support.zuora import running_zuora_standin
+from tests.support.zuora import query_changes, running_zuora_standin
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from nrtsync.mapping import load_mapping
-from nrtsync.models.zuora import ZuoraCredentials, ZuoraRequestError
+from nrtsync.app.shared import build_zuora
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.zuora import ZuoraCredentials, ZuoraRequestError
+from nrtsync.domain.zoql import changes_query
+from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync.ports.zuora import ZuoraPort
-from nrtsync.wiring import build_zuora
-from nrtsync.zoql import changes_query, query_changes
-from nrtsync.zuora_dates import parse_zuora_datetime
 from nrtsync_local.processes import ZuoraStandinClient, trusting_session
-from tests.support.zuora import running_zuora_standin
+from tests.support.zuora import query_changes, running_zuora_standin
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from nrtsync.backfill import BackfillService, Pacing
-from nrtsync.mapping import MappingConfig, load_mapping
-from nrtsync.models.callout import QueuedChange
+from nrtsync.domain.mapping import MappingConfig, load_mapping
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.backfill import BackfillExistsError, BackfillRun
 from nrtsync.ports.breaker import BreakerReason, BreakerState
-from nrtsync.ports.sync import ApiUsage
-from nrtsync.sweep import Sweep
+from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.services.backfill.service import BackfillService, Pacing
+from nrtsync.services.sweep.service import Sweep
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.salesforce import (
     CollectionDelete,
     CollectionUpsert,
     RecordError,
@@ -20,7 +20,7 @@ from nrtsync.models.salesforce import (
     SalesforceRequestError,
 )
 from nrtsync.ports.breaker import BreakerUnavailableError
-from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
+from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
 # Which sObject a relationship field points to, as in Zuora 360.
 RELATIONSHIPS = {

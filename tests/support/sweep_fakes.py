@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.zuora import ZuoraRequestError
-from nrtsync.ports.ingest import QueueUnavailableError
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.models.zuora import ZuoraRecord, ZuoraRequestError
+from nrtsync.domain.zuora_dates import parse_zuora_datetime
+from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.sweep import SweepCursor
-from nrtsync.ports.zuora import QueryPage, ZuoraRecord
-from nrtsync.zuora_dates import parse_zuora_datetime
+from nrtsync.ports.zuora import QueryPage
 
 _BOUND = "UpdatedDate >= '"
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import boto3
 
-from nrtsync.adapters.breaker_store import DynamoBreakerStore
-from nrtsync.adapters.history import DynamoHistoryWriter
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.breaker import CircuitBreaker
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
-from nrtsync.settings import SyncSettings
-from nrtsync.sync import QueueMessage, SyncService
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.services.breaker.service import CircuitBreaker
+from nrtsync.services.sync.service import QueueMessage, SyncService
+from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.template import load_template, table_definition
 from tests.support.fakes import FakeEventSourceSwitch, FakeRetryScheduler, FakeSalesforce
 

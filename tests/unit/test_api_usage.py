@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.history_reader import DynamoApiUsageSource
-from nrtsync.outcomes import Outcome
-from nrtsync.ports.sync import ApiUsage
+from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource
+from nrtsync.domain.outcomes import Outcome
+from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sync_world import STATE_TABLE, SyncWorld, change, create_tables, message
 

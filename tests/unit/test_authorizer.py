@@ -14,7 +14,9 @@ import pytest
 from moto import mock_aws
 
 import functions.authorizer.app as authorizer_app
-from nrtsync.authorizer import (
+from nrtsync.app.authorizer import authorizer_settings
+from nrtsync.domain.basic_auth import CalloutCredentials
+from nrtsync.services.ingest.authorizer import (
     AuthorizerRequest,
     MalformedAuthorizerEventError,
     NotAuthenticatedError,
@@ -22,8 +24,6 @@ from nrtsync.authorizer import (
     authorize,
     stage_wide_resource,
 )
-from nrtsync.basic_auth import CalloutCredentials
-from nrtsync.settings import authorizer_settings
 from tests.support.events import CALLOUT_USERNAME, basic_authorization, callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -1,4 +1,4 @@
-"""A backfill run (``nrtsync.backfill``): parents before children, resuming, pacing, a fixed window, failures."""
+"""A backfill run (``services.backfill``): parents before children, resuming, pacing, a fixed window, failures."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.backfill import ZUORA_EPOCH, BackfillNotFoundError, BackfillRequestError, summary
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.zuora import ZuoraAuthError, ZuoraRetryableError
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.models.zuora import ZuoraAuthError, ZuoraRetryableError
 from nrtsync.ports.backfill import BackfillStatus
-from nrtsync.ports.ingest import SecretInvalidError
+from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.ports.secrets import SecretInvalidError
 from nrtsync.ports.sweep import SweepCursor
-from nrtsync.ports.sync import ApiUsage
 from nrtsync.ports.zuora import QueryPage
+from nrtsync.services.backfill.service import ZUORA_EPOCH, BackfillNotFoundError, BackfillRequestError, summary
 from tests.support.backfill_fakes import NOW, BackfillWorld
 from tests.support.sweep_fakes import zuora_account
 

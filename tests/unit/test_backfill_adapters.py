@@ -10,11 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.backfill_store import DynamoBackfillStore
-from nrtsync.adapters.sqs import SqsChangeQueue
+from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.ports.backfill import BackfillExistsError, BackfillRun, BackfillStatus, ObjectProgress
-from nrtsync.ports.ingest import QueueUnavailableError
-from nrtsync.ports.sync import StateUnavailableError
+from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.state import StateUnavailableError
 from tests.support.sync_world import STATE_TABLE, create_tables
 
 REGION = "eu-west-1"

@@ -16,8 +16,8 @@ from bench.backfill_bench import (
     zuora_records,
 )
 from bench.report import BACKFILL_END, BACKFILL_START, render_backfill
-from nrtsync.mapping import cached_mapping
-from nrtsync.zuora_dates import parse_zuora_datetime
+from nrtsync.domain.mapping import cached_mapping
+from nrtsync.domain.zuora_dates import parse_zuora_datetime
 
 FIRST = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
 LAST = FIRST + timedelta(hours=3)

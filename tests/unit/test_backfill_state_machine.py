@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from nrtsync.backfill import failed_payload
 from nrtsync.ports.backfill import BackfillStatus
+from nrtsync.services.backfill.service import failed_payload
 from nrtsync_local.template import load_template
 from tests.support.backfill_fakes import BackfillWorld
 

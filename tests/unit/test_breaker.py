@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from functions.sync import app
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.salesforce import (
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
     SalesforceLimitExceededError,
@@ -21,7 +21,7 @@ from nrtsync.models.salesforce import (
     SalesforceRetryableError,
 )
 from nrtsync.ports.breaker import BreakerReason
-from nrtsync.sync import QueueMessage
+from nrtsync.services.sync.service import QueueMessage
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from nrtsync_local.stack.schedule import scheduled_event
 from tests.support.fakes import FakeSalesforce

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import MAX_VALUE_CHARS, Callout, QueuedChange
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import MAX_VALUE_CHARS, Callout, QueuedChange
 
 OBJECT_TYPES = frozenset(load_mapping().objects)
 

@@ -18,9 +18,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.sync import ApiUsage
-from nrtsync.tables import api_usage_item
+from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import main, run
 from nrtsync_cli.operations import Operations, StackResources
 from tests.support.sqs_move_tasks import SqsWithMoveTasks

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nrtsync.coalesce import IncomingChange, coalesce
+from nrtsync.domain.coalesce import IncomingChange, coalesce
 from tests.support.sync_world import T0, change
 
 change_specs = st.lists(

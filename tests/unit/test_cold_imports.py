@@ -49,7 +49,7 @@ PROBE = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import app
-from nrtsync.wiring import Lazy
+from nrtsync.app.shared import Lazy
 imported = sorted(sys.modules)
 [holder] = [value for value in vars(app).values() if isinstance(value, Lazy)]
 holder.get()
@@ -103,7 +103,13 @@ def test_functions_that_never_call_salesforce_never_load_its_client(function: st
     # Given a function that does not talk to Salesforce, imported and its service built
     built = _loaded(function)["built"]
     # Then neither simple-salesforce (with zeep and lxml) nor our Salesforce adapter and models were loaded
-    salesforce = ("simple_salesforce", "zeep", "lxml", "nrtsync.adapters.salesforce", "nrtsync.models.salesforce")
+    salesforce = (
+        "simple_salesforce",
+        "zeep",
+        "lxml",
+        "nrtsync.adapters.salesforce",
+        "nrtsync.domain.models.salesforce",
+    )
     assert _packages(built, *salesforce) == []
     # nor cryptography, which only a JWT bearer Salesforce secret needs
     assert _packages(built, "cryptography", "jwt") == []

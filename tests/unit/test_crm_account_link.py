@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.ports.sync import StateUnavailableError
-from nrtsync.sync import SyncService
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.ports.state import StateUnavailableError
+from nrtsync.services.sync.service import SyncService
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sync_world import STATE_TABLE, T0, SyncWorld, change, create_tables, message
 

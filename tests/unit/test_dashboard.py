@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
-from nrtsync.ingest import IngestOutcome
-from nrtsync.metrics.names import (
+from nrtsync.app.ingest import report_callout
+from nrtsync.app.metrics import report_metrics_run
+from nrtsync.app.reconcile import report_reconcile
+from nrtsync.app.sync import report_session
+from nrtsync.observability import metrics
+from nrtsync.observability.names import (
     BREAKER_METRIC_NAMES,
     DIMENSION_SETS,
     INGEST_METRIC_NAMES,
@@ -19,12 +23,11 @@ from nrtsync.metrics.names import (
     SYNC_SESSION_METRIC_NAMES,
     WINDOWS,
 )
-from nrtsync.metrics.service import MetricsRunResult
-from nrtsync.observability import metrics
-from nrtsync.ports.sync import SessionSummary
-from nrtsync.reconcile import ObjectReport, ReconcileResult
-from nrtsync.reporting import report_callout, report_metrics_run, report_reconcile, report_session
-from nrtsync.sync import SyncResult
+from nrtsync.ports.history import SessionSummary
+from nrtsync.services.ingest.endpoint import IngestOutcome
+from nrtsync.services.metrics.service import MetricsRunResult
+from nrtsync.services.reconcile.service import ObjectReport, ReconcileResult
+from nrtsync.services.sync.service import SyncResult
 from nrtsync_local.template import load_template, resolve
 
 NAMESPACE = "NrtSync/nrtsync-test"

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.models.callout import QueuedChange
-from nrtsync.outcomes import Outcome
-from nrtsync.sync import SyncResult
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.outcomes import Outcome
+from nrtsync.services.sync.service import SyncResult
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
 from tests.unit.test_ingest_logic import document, fields_named, headers, receive

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.ingest import CalloutEndpoint
-from nrtsync.metrics.names import METRIC_NAMES, RUN_METRIC_NAMES, SYNC_SESSION_METRIC_NAMES
-from nrtsync.models.callout import QueuedChange
-from nrtsync.settings import IngestSettings
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.observability.names import METRIC_NAMES, RUN_METRIC_NAMES, SYNC_SESSION_METRIC_NAMES
+from nrtsync.services.ingest.endpoint import CalloutEndpoint
+from nrtsync.services.ingest.settings import IngestSettings
 from nrtsync_local.template import load_template, parameter_defaults
 from tests.support.events import basic_authorization, callout_secret, load_event, with_fields, with_headers
 from tests.support.lambda_context import FakeLambdaContext

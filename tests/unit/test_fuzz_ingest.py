@@ -27,13 +27,14 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 import functions.ingest.app as ingest_app
-from nrtsync.adapters.secrets import CachedSecretSource
-from nrtsync.adapters.sqs import SqsChangeQueue
-from nrtsync.ingest import CalloutEndpoint
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.ingest import QueueUnavailableError, SecretUnavailableError
-from nrtsync.settings import IngestSettings
+from nrtsync.adapters.aws.secrets import CachedSecretSource
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.secrets import SecretUnavailableError
+from nrtsync.services.ingest.endpoint import CalloutEndpoint
+from nrtsync.services.ingest.settings import IngestSettings
 from tests.support.events import CALLOUT_PASSWORD, CALLOUT_USERNAME, basic_authorization, callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from functions.metrics import app
-from nrtsync.adapters.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
-from nrtsync.latency import percentile
-from nrtsync.metrics.names import (
+from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.aws.tables import ROLLUP_PK, WATERMARK_KEY, hour_key
+from nrtsync.domain.latency import percentile
+from nrtsync.observability.names import (
     ALL_OBJECT_TYPES,
     OBJECT_TYPE_DIMENSION,
     PERCENTILES,
@@ -39,10 +40,9 @@ from nrtsync.metrics.names import (
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.metrics.service import MetricsService
-from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour
-from nrtsync.settings import MetricsSettings
-from nrtsync.tables import ROLLUP_PK, WATERMARK_KEY, hour_key, minute_key
+from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour, minute_key
+from nrtsync.services.metrics.service import MetricsService
+from nrtsync.services.metrics.settings import MetricsSettings
 from tests.support.lambda_context import FakeLambdaContext
 
 HISTORY = "fuzz-metrics-history"

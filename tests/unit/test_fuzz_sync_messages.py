@@ -24,8 +24,8 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from functions.sync import app
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import HISTORY_TABLE, SyncWorld, create_tables
 

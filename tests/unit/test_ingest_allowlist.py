@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.ingest import CalloutEndpoint, CalloutRequest, source_allowed
-from nrtsync.models.callout import QueuedChange
-from nrtsync.settings import IngestSettings, SettingsError
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.settings import SettingsError
+from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest, source_allowed
+from nrtsync.services.ingest.settings import IngestSettings
 from nrtsync_local.template import function_environment, load_template
 from tests.support.events import callout_secret, load_event, with_headers
 from tests.support.lambda_context import FakeLambdaContext

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nrtsync.basic_auth import CalloutCredentials, check_basic_auth
-from nrtsync.ingest import CalloutRequest, check_signature, receive_callout
-from nrtsync.models.callout import QueuedChange
+from nrtsync.domain.basic_auth import CalloutCredentials, check_basic_auth
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.services.ingest.endpoint import CalloutRequest, check_signature, receive_callout
 
 CREDENTIALS = CalloutCredentials(username="zuora-callout", password="s3cret:with:colons")
 KEY = "hmac-test-key"

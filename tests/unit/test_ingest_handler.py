@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 import functions.ingest.app as ingest_app
-from nrtsync.models.callout import QueuedChange
-from nrtsync.settings import ingest_settings
+from nrtsync.app.ingest import ingest_settings
+from nrtsync.domain.models.callout import QueuedChange
 from tests.support.events import (
     CALLOUT_PASSWORD,
     basic_authorization,

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from nrtsync.basic_auth import CalloutCredentials
-from nrtsync.ingest import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.ingest import QueueUnavailableError, SecretInvalidError, SecretUnavailableError
-from nrtsync.settings import IngestSettings
+from nrtsync.domain.basic_auth import CalloutCredentials
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.secrets import SecretInvalidError, SecretUnavailableError
+from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
+from nrtsync.services.ingest.settings import IngestSettings
 from tests.support.events import basic_authorization, event_body, load_event
 
 NOW = datetime(2024, 3, 5, 18, 22, 41, tzinfo=UTC)

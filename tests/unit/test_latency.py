@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nrtsync.latency import (
+from nrtsync.domain.latency import (
     HistogramFormatError,
     LatencyHistogram,
     percentile,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from nrtsync.mapping import MappingConfig, MappingError, build_record, coerce_value, load_mapping, parent_ids
-from nrtsync.models.callout import FieldValue
-from nrtsync.outcomes import ErrorKind, classify
+from nrtsync.domain.mapping import MappingConfig, MappingError, build_record, coerce_value, load_mapping, parent_ids
+from nrtsync.domain.models.callout import FieldValue
+from nrtsync.domain.outcomes import ErrorKind, classify
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""One registry of metric names (nrtsync.metrics.names) that every emitter uses; one name per quantity and one
+"""One registry of metric names (nrtsync.observability.names) that every emitter uses; one name per quantity and one
 meaning per name (issue 10: ``RecordsFailed`` was a session count and a window total, and the API usage went out
 as both ``SalesforceApiUsagePercent`` and ``ApiUsagePercent``)."""
 
@@ -8,7 +8,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from nrtsync.metrics.names import INGEST_METRIC_NAMES, METRIC_NAMES, RUN_METRIC_NAMES, SYNC_SESSION_METRIC_NAMES
+from nrtsync.observability.names import INGEST_METRIC_NAMES, METRIC_NAMES, RUN_METRIC_NAMES, SYNC_SESSION_METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 EMITTERS = {

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from nrtsync.adapters.cloudwatch import MAX_VALUES_PER_METRIC, CloudWatchPublisher, chunk_data, split_values, to_datum
+from nrtsync.adapters.aws.cloudwatch import (
+    MAX_VALUES_PER_METRIC,
+    CloudWatchPublisher,
+    chunk_data,
+    split_values,
+    to_datum,
+)
 from nrtsync.ports.metrics import MetricPoint, MetricsPublishError
 
 T = datetime(2025, 6, 2, 10, 37, tzinfo=UTC)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.metrics.service import MetricsService, distribution_points
 from nrtsync.ports.metrics import (
     HOUR,
     HourRollup,
@@ -19,8 +18,9 @@ from nrtsync.ports.metrics import (
     RolledHours,
     ceil_hour,
 )
-from nrtsync.ports.sync import ApiUsage
-from nrtsync.settings import MetricsSettings
+from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.services.metrics.service import MetricsService, distribution_points
+from nrtsync.services.metrics.settings import MetricsSettings
 
 NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
 

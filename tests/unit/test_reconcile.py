@@ -7,14 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.zuora import ZuoraRequestError
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.models.zuora import ZuoraRequestError
+from nrtsync.domain.zoql import RECONCILE_SOURCE, change_source
 from nrtsync.ports.breaker import BreakerState
 from nrtsync.ports.zuora import QueryPage
-from nrtsync.reconcile import BREAKER_OPEN, NOT_REACHED, RECONCILE_SWEEP, ReconcileError, Reconciler, ReconcileWindows
-from nrtsync.sweep import Sweep
-from nrtsync.zoql import is_from_reconciliation
+from nrtsync.services.reconcile.service import (
+    BREAKER_OPEN,
+    NOT_REACHED,
+    RECONCILE_SWEEP,
+    ReconcileError,
+    Reconciler,
+    ReconcileWindows,
+)
+from nrtsync.services.sweep.service import Sweep
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
 
 MAPPING = load_mapping()
@@ -110,7 +117,7 @@ def test_the_first_run_reads_the_lookback_up_to_the_settle_time_and_sets_the_wat
 
     # Then only the record inside the window is queued, marked as reconciliation's
     assert world.queued_ids() == ["in-window"]
-    assert all(is_from_reconciliation(c) for c in world.sink.sent)
+    assert all(change_source(c) == RECONCILE_SOURCE for c in world.sink.sent)
     [account] = [o for o in result.objects if o.object_type == "Account"]
     assert (account.since, account.until) == (NOW - timedelta(hours=24), NOW - timedelta(minutes=2))
     assert account.finished

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from nrtsync.adapters.salesforce import _token_form
-from nrtsync.models.salesforce import SalesforceCredentials
+from nrtsync.domain.models.salesforce import SalesforceCredentials
 
 SITE = "https://acme.my.site.com/customers"
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.salesforce import (
     RecordError,
     RecordResult,
     SalesforceCredentials,
@@ -18,7 +18,7 @@ from nrtsync.models.salesforce import (
     SalesforceRequestError,
     SalesforceRetryableError,
 )
-from nrtsync.ports.sync import ApiUsage
+from nrtsync.ports.salesforce import ApiUsage
 
 
 @cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nrtsync.mapping import FieldType, build_record, load_mapping
+from nrtsync.domain.mapping import FieldType, build_record, load_mapping
 from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS, SalesforceType, deserialization_error
 
 # The Salesforce field types a mapping type's converted value deserializes into.

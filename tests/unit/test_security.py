@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.ingest import CalloutEndpoint
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.salesforce import SalesforceCredentials
-from nrtsync.ports.ingest import QueueUnavailableError
-from nrtsync.reporting import report_session
-from nrtsync.settings import IngestSettings
-from nrtsync.sync import QueueMessage
+from nrtsync.app.sync import report_session
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.models.salesforce import SalesforceCredentials
+from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.services.ingest.endpoint import CalloutEndpoint
+from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync.services.sync.service import QueueMessage
 from nrtsync_local.template import load_template
 from tests.support.events import (
     CALLOUT_PASSWORD,

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.ingest import QueueUnavailableError
-from nrtsync.sweep import Sweep, is_newer_than_settled
-from nrtsync.zoql import change_source, is_from_reconciliation
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.zoql import RECONCILE_SOURCE, change_source
+from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.services.sweep.service import Sweep, is_newer_than_settled
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
 
 MAPPING = load_mapping()
@@ -125,7 +125,7 @@ def test_queued_changes_are_the_canonical_changes_marked_with_their_source() -> 
     assert change.fields["Status"] is None
     assert change.received_at == NOW
     assert change_source(change) == "backfill"
-    assert not is_from_reconciliation(change)
+    assert change_source(change) != RECONCILE_SOURCE
     assert change.notification_id.startswith("backfill:Account:A1:")
 
 

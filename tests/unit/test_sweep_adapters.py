@@ -11,14 +11,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.sqs import SQS_BATCH_BYTES_MAX, SqsChangeQueue
-from nrtsync.adapters.state import DynamoVersionStore
-from nrtsync.adapters.sweep_store import DynamoSweepCheckpoints
-from nrtsync.mapping import load_mapping
-from nrtsync.models.callout import QueuedChange
-from nrtsync.ports.ingest import QueueUnavailableError
+from nrtsync.adapters.aws.sqs import SQS_BATCH_BYTES_MAX, SqsChangeQueue
+from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.sweep import SweepCursor
-from nrtsync.sweep import Sweep
+from nrtsync.services.sweep.service import Sweep
 from tests.support.sweep_fakes import MemoryZuora, zuora_account
 from tests.support.sync_world import STATE_TABLE, create_tables
 
@@ -139,7 +139,7 @@ class _RefusesSomeEntries:
 
 
 def test_entries_sqs_refuses_are_sent_again_and_persistent_refusal_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nrtsync.adapters.sqs.time.sleep", lambda _s: None)
+    monkeypatch.setattr("nrtsync.adapters.aws.sqs.time.sleep", lambda _s: None)
     flaky = _RefusesSomeEntries({"2", "5"}, times=1)
     SqsChangeQueue("q", flaky).send_batch([_change(f"A{i}") for i in range(8)])  # type: ignore[arg-type]
     assert flaky.entries_per_call == [[str(i) for i in range(8)], ["2", "5"]]

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.mapping import load_mapping
-from nrtsync.zoql import change_from_record
+from nrtsync.domain.mapping import load_mapping
+from nrtsync.domain.zoql import change_from_record
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sweep_fakes import zuora_account
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message

@@ -11,15 +11,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.models.callout import QueuedChange
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.domain.models.salesforce import (
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
     SalesforceLimitExceededError,
     SalesforceRetryableError,
 )
-from nrtsync.outcomes import Outcome
-from nrtsync.sweep import is_newer_than_settled
+from nrtsync.domain.outcomes import Outcome
+from nrtsync.services.sweep.service import is_newer_than_settled
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.fakes import FakeSalesforce
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
@@ -310,7 +310,7 @@ def test_more_than_five_collections_take_another_call_parents_first(
     world: SyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given collections of 2 records (to keep the test small), 11 accounts and a subscription of the last one
-    monkeypatch.setattr("nrtsync.sync.SOBJECT_COLLECTION_MAX", 2)
+    monkeypatch.setattr("nrtsync.services.sync.service.SOBJECT_COLLECTION_MAX", 2)
     accounts = [message(change("Account", f"A{i:02d}")) for i in range(11)]
     sub = message(change("Subscription", "S1", AccountId="A10"))
 

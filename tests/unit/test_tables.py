@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from nrtsync.ports.sync import ApiUsage
-from nrtsync.tables import (
+from nrtsync.adapters.aws.tables import (
     api_usage_item,
     api_usage_of,
     hour_key,
-    minute_key,
     minute_pk,
     parse_hour_key,
     parse_minute_key,
     plain_item,
     to_item,
 )
+from nrtsync.ports.metrics import minute_key
+from nrtsync.ports.salesforce import ApiUsage
 
 
 def test_minute_and_hour_keys_are_utc_and_read_back() -> None:

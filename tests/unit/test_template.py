@@ -16,16 +16,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from nrtsync.basic_auth import basic_challenge
-from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.settings import (
-    AuthorizerSettings,
-    BackfillSettings,
-    IngestSettings,
-    MetricsSettings,
-    ReconcileSettings,
-    SyncSettings,
-)
+from nrtsync.domain.basic_auth import basic_challenge
+from nrtsync.domain.models.zuora import ZuoraCredentials
+from nrtsync.services.backfill.settings import BackfillSettings
+from nrtsync.services.ingest.settings import AuthorizerSettings, IngestSettings
+from nrtsync.services.metrics.settings import MetricsSettings
+from nrtsync.services.reconcile.settings import ReconcileSettings
+from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.template import (
     TemplateError,
     api_authorizer,
@@ -1136,8 +1133,8 @@ def test_sync_state_never_expires_although_its_table_has_ttl_on(template: Templa
     # last written version must not expire, or a re-delivered old change would be written over a newer one.
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
-    from nrtsync.adapters.state import DynamoVersionStore  # noqa: PLC0415 - after moto
-    from nrtsync.ports.sync import ApiUsage  # noqa: PLC0415
+    from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415 - after moto
+    from nrtsync.ports.salesforce import ApiUsage  # noqa: PLC0415
 
     assert "never expire" in template["Parameters"]["HistoryTtlDays"]["Description"]
     with moto.mock_aws():

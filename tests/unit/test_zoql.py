@@ -6,16 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from nrtsync.mapping import MappingError, load_mapping
-from nrtsync.models.callout import Callout, QueuedChange
-from nrtsync.ports.zuora import QueryPage
-from nrtsync.zoql import (
+from nrtsync.domain.mapping import MappingError, load_mapping
+from nrtsync.domain.models.callout import Callout, QueuedChange
+from nrtsync.domain.zoql import (
+    RECONCILE_SOURCE,
     change_from_record,
+    change_source,
     changes_query,
-    is_from_reconciliation,
     queried_fields,
-    query_changes,
 )
+from nrtsync.ports.zuora import QueryPage
 
 MAPPING = load_mapping()
 SINCE = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -89,7 +89,7 @@ def test_a_record_becomes_the_change_a_callout_with_the_same_values_would_queue(
     assert change.fields["Status"] is None
     assert set(change.fields) == set(MAPPING.objects["Account"].fields)
     # And it is marked as read from Zuora's API, with an id stable for the same record version
-    assert is_from_reconciliation(change)
+    assert change_source(change) == RECONCILE_SOURCE
     assert change.notification_id == f"reconcile:Account:{record['Id']}:2026-11-30T10:05:00+00:00"
     assert change_from_record(MAPPING, "Account", record, received_at=NOW + timedelta(hours=1)).notification_id == (
         change.notification_id
@@ -99,7 +99,7 @@ def test_a_record_becomes_the_change_a_callout_with_the_same_values_would_queue(
 def test_a_change_from_a_callout_is_not_marked_as_reconciled() -> None:
     callout = Callout.model_validate({"objectType": "Account", "id": "A1", "updatedDate": "2026-11-30T10:00:00Z"})
     change = QueuedChange.from_callout(callout, notification_id="n-1", request_id=None, received_at=NOW)
-    assert not is_from_reconciliation(change)
+    assert change_source(change) != RECONCILE_SOURCE
 
 
 @pytest.mark.parametrize(
@@ -132,22 +132,3 @@ class _PagedZuora:
     def query_more(self, query_locator: str) -> QueryPage:
         self.calls.append(("queryMore", query_locator))
         return self._pages[int(query_locator)]
-
-
-def test_query_changes_follows_each_locator_until_done_and_yields_one_list_per_page() -> None:
-    def rec(n: int) -> dict[str, object]:
-        return {"Id": f"A{n}", "UpdatedDate": "2026-11-30T10:01:00Z"}
-
-    zuora = _PagedZuora(
-        [
-            QueryPage([rec(1), rec(2)], done=False, query_locator="1"),
-            QueryPage([rec(3)], done=False, query_locator="2"),
-            QueryPage([rec(4)], done=True),
-        ]
-    )
-
-    pages = list(query_changes(zuora, MAPPING, "Account", SINCE, UNTIL, now=NOW))
-
-    assert [[c.record_id for c in page] for page in pages] == [["A1", "A2"], ["A3"], ["A4"]]
-    assert [call[0] for call in zuora.calls] == ["query", "queryMore", "queryMore"]
-    assert zuora.calls[1:] == [("queryMore", "1"), ("queryMore", "2")]

@@ -8,7 +8,7 @@ import requests
 import responses
 
 from nrtsync.adapters.zuora import ZuoraClient
-from nrtsync.models.zuora import ZuoraCredentials, ZuoraRetryableError
+from nrtsync.domain.models.zuora import ZuoraCredentials, ZuoraRetryableError
 
 BASE = "https://rest.test.zuora.example"
 

@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from nrtsync.adapters.zuora import ZuoraClient
-from nrtsync.models.zuora import ZuoraCredentials
-from nrtsync.ports.ingest import SecretInvalidError
-from nrtsync.settings import SweepSettings
-from nrtsync.wiring import build_zuora_from_secret
+from nrtsync.app.shared import build_zuora_from_secret
+from nrtsync.domain.models.zuora import ZuoraCredentials
+from nrtsync.ports.secrets import SecretInvalidError
+from nrtsync.services.sweep.settings import SweepSettings
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 import functions.ingest.app as ingest_app
-from nrtsync.mapping import MappingError, coerce_value, load_mapping
-from nrtsync.models.callout import Callout, QueuedChange
-from nrtsync.settings import ingest_settings
-from nrtsync.zuora_dates import ZuoraDateError, parse_zuora_date, parse_zuora_datetime
+from nrtsync.app.ingest import ingest_settings
+from nrtsync.domain.mapping import MappingError, coerce_value, load_mapping
+from nrtsync.domain.models.callout import Callout, QueuedChange
+from nrtsync.domain.zuora_dates import ZuoraDateError, parse_zuora_date, parse_zuora_datetime
 from tests.support.events import callout_secret, load_event, with_fields
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -26,7 +26,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceError
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from nrtsync.models.salesforce import (
+from nrtsync.domain.models.salesforce import (
     CollectionDelete,
     CollectionUpsert,
     RecordResult,
@@ -39,7 +39,7 @@ from nrtsync.models.salesforce import (
     SalesforceRetryableError,
 )
 from nrtsync.observability import logger
-from nrtsync.ports.sync import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
+from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
 __all__ = ["MAX_RECORDS_PER_CALL", "SimpleSalesforceAdapter"]
 

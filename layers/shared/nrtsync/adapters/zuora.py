@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from nrtsync.models.zuora import (
+from nrtsync.domain.models.zuora import (
     ZuoraAuthError,
     ZuoraCredentials,
     ZuoraError,

@@ -1,4 +1,4 @@
-"""The contracts of a backfill (``nrtsync.backfill``): its run as stored, and what paces it so that live callouts
+"""The contracts of a backfill (``services.backfill``): its run as stored, and what paces it so that live callouts
 are not starved (the callout queue's backlog, the org's API usage, the circuit breaker)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from nrtsync.ports.sync import ApiUsage
+    from nrtsync.ports.salesforce import ApiUsage
 
 
 class BackfillStatus(StrEnum):
@@ -78,7 +78,7 @@ class BackfillRun:
 
     @property
     def sweep_name(self) -> str:
-        """The name of its sweep: cursors ``SWEEP#backfill-<run_id>#<object>`` (``nrtsync.tables``)."""
+        """The name of its sweep: cursors ``SWEEP#backfill-<run_id>#<object>`` (``nrtsync.adapters.aws.tables``)."""
         return f"backfill-{self.run_id}"
 
 

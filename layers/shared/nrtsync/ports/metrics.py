@@ -8,11 +8,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from nrtsync.latency import DEFAULT_RELATIVE_ERROR, LatencyHistogram
-from nrtsync.ports.sync import ApiUsage
+from nrtsync.domain.latency import DEFAULT_RELATIVE_ERROR, LatencyHistogram
+from nrtsync.ports.salesforce import ApiUsage
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+
+
+# The UTC minute as the history table spells it (and as log lines name a minute).
+MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def minute_key(minute: datetime) -> str:
+    """The UTC minute as the history table spells it: ``YYYY-MM-DDTHH:MM``."""
+    return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
 
 
 def floor_minute(moment: datetime) -> datetime:

@@ -1,5 +1,5 @@
 """The contracts of a sweep: reading Zuora's records of one object over a time window, page by page, and queueing
-the changes Salesforce does not have yet (reconciliation and backfill share it: ``nrtsync.sweep``)."""
+the changes Salesforce does not have yet (reconciliation and backfill share it: ``nrtsync.services.sweep.service``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from nrtsync.models.callout import QueuedChange
+    from nrtsync.domain.models.callout import QueuedChange
 
 
 @dataclass(frozen=True)

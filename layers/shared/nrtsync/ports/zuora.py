@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-ZuoraRecord = dict[str, Any]
-"""One record of a query result: Zuora field name -> value; fields whose value is null are left out."""
+from nrtsync.domain.models.zuora import ZuoraRecord
 
 
 @dataclass(frozen=True)

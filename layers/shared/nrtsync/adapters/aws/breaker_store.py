@@ -1,0 +1,69 @@
+"""The circuit breaker's state: the ``ORG#BREAKER`` item of the SyncStateTable (``nrtsync.adapters.aws.tables``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.adapters.aws.tables import BREAKER_KEY, DYNAMODB_CONFIG, breaker_item, breaker_of
+from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoBreakerStore:
+    """BreakerStore on the SyncStateTable."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+    def read(self) -> BreakerState:
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": BREAKER_KEY}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not read the breaker") from exc
+        return breaker_of(response.get("Item"))
+
+    def write(self, state: BreakerState) -> None:
+        try:
+            self._client.put_item(TableName=self._table, Item=breaker_item(state))
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not write the breaker") from exc
+
+    def count_failure(self, at: datetime) -> int:
+        # ADD is atomic: concurrent invocations each count their failed call once.
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": BREAKER_KEY}},
+                UpdateExpression="ADD failures :one SET last_failure_at = :t",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":t": {"S": at.astimezone(UTC).isoformat(timespec="seconds")},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not count a failed call") from exc
+        return int(response.get("Attributes", {}).get("failures", {}).get("N", "1"))
+
+    def reset_failures(self) -> None:
+        # Conditional, so a healthy session (the common case) only reads the count, and writes nothing.
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": BREAKER_KEY}},
+                UpdateExpression="SET failures = :zero",
+                ConditionExpression="failures > :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise BreakerUnavailableError("could not reset the failure count") from exc
+        except BotoCoreError as exc:
+            raise BreakerUnavailableError("could not reset the failure count") from exc

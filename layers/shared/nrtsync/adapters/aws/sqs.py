@@ -1,0 +1,119 @@
+"""The callout queue: what ingest writes and the sync function adjusts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.queue import QueueUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
+
+# Short timeouts: API Gateway gives up after 29 s, and a 5xx that Zuora retries beats a 504 it cannot read.
+_SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+SQS_BATCH_MAX = 10
+# SendMessageBatch's payload limit, all entries together (SQS quotas: 256 KiB; the 1 MiB raised in 2025 applies
+# to single messages in some regions only, so the lower figure is the safe one).
+SQS_BATCH_BYTES_MAX = 256 * 1024
+_SEND_BATCH_TRIES = 4
+
+
+class SqsChangeQueue:
+    """Sends accepted changes to the callout queue."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client: SQSClient = client or boto3.client("sqs", config=_SQS_CONFIG)
+
+    def send(self, change: QueuedChange) -> str:
+        """Queue one change and return its SQS message id."""
+        try:
+            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=change.model_dump_json())
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueUnavailableError("the callout queue did not take the change") from exc
+        return response["MessageId"]
+
+    def send_batch(self, changes: Sequence[QueuedChange]) -> None:
+        """Queue every change, ten (and at most 256 KiB) per SendMessageBatch; entries SQS refuses are sent again.
+
+        Raises QueueUnavailableError if some change is still not queued after the retries: the caller (a sweep)
+        has not moved its cursor, so it reads the page again later.
+        """
+        bodies = [change.model_dump_json() for change in changes]
+        for chunk in _chunks(bodies):
+            pending = dict(enumerate(chunk))
+            for attempt in range(_SEND_BATCH_TRIES):
+                entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                    {"Id": str(i), "MessageBody": body} for i, body in pending.items()
+                ]
+                try:
+                    response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+                except (ClientError, BotoCoreError) as exc:
+                    if attempt == _SEND_BATCH_TRIES - 1:
+                        raise QueueUnavailableError("the callout queue did not take a batch of changes") from exc
+                else:
+                    pending = {int(e["Id"]): pending[int(e["Id"])] for e in response.get("Failed", [])}
+                    if not pending:
+                        break
+                time.sleep(0.1 * 2**attempt)
+            else:
+                raise QueueUnavailableError(f"the callout queue refused {len(pending)} changes of a batch")
+
+    def backlog(self) -> int:
+        """Messages waiting to be received (``ApproximateNumberOfMessages``; in-flight and delayed ones excluded).
+
+        What a live callout queues behind, so what a backfill paces itself by (nrtsync.services.backfill.service).
+        """
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueUnavailableError("could not read the callout queue's backlog") from exc
+        return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+
+    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
+        """Make messages visible again after ``seconds`` (a short retry instead of the full visibility timeout).
+
+        Returns the receipt handles whose visibility could not be changed; those simply come back after the
+        queue's visibility timeout, so a failure here delays a retry but loses nothing.
+        """
+        handles = list(receipt_handles)
+        failed: list[str] = []
+        for start in range(0, len(handles), SQS_BATCH_MAX):
+            chunk = handles[start : start + SQS_BATCH_MAX]
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds} for i, handle in enumerate(chunk)
+            ]
+            try:
+                response = self._client.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+            except (ClientError, BotoCoreError):
+                failed.extend(chunk)
+                continue
+            failed.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
+        return failed
+
+
+def _chunks(bodies: list[str]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if chunk and (len(chunk) == SQS_BATCH_MAX or size + length > SQS_BATCH_BYTES_MAX):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(body)
+        size += length
+    if chunk:
+        yield chunk

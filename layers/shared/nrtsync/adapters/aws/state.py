@@ -1,0 +1,260 @@
+"""The sync state: the last version written per record, and per-record leases, in DynamoDB.
+
+Newest wins across concurrent invocations because a change is written to Salesforce only under a lease on
+its record, taken with a conditional write that also checks that nothing newer (or the same change) has
+been written. A lease outlives the invocation that holds it, so a crashed writer blocks the record only
+until its lease expires; the blocked change is retried, never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync.adapters.aws.tables import API_USAGE_KEY, DYNAMODB_CONFIG, KEPT_PREFIX, api_usage_item, api_usage_of
+from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
+_BATCH_GET_TRIES = 4
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DynamoVersionStore:
+    """VersionStore on the SyncStateTable (key ``pk``)."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
+        """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="SET lease_owner = :o, lease_until = :u, lease_version = :v, lease_hash = :h",
+                ConditionExpression=(
+                    "(attribute_not_exists(written_version) OR written_version < :v)"
+                    " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
+                    " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":o": {"S": owner},
+                    ":u": {"N": str(lease_until_ms)},
+                    ":v": {"S": version},
+                    ":h": {"S": content_hash},
+                    ":now": {"N": str(_now_ms())},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not claim {record_key}") from exc
+            returned: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure=ALL_OLD
+            old = returned if isinstance(returned, dict) else self._read(record_key)
+            return _why_not(old, version, content_hash)
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not claim {record_key}") from exc
+        return Claim(ClaimStatus.CLAIMED)
+
+    def commit(
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        salesforce_id: str | None,
+        kept: Mapping[str, str | None] | None = None,
+        deleted: bool = False,
+    ) -> bool:
+        """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``deleted``: the version is a delete. The item stays as a tombstone (``written_version``, ``deleted``,
+        the Id that was deleted), so the claim's ``written_version < :v`` keeps every older change stale; a newer
+        change claims as usual and its commit sets ``deleted`` back to false (docs/CALLOUTS.md, "Deletes").
+
+        ``kept``: field values of this change that children inherit (None: the change had it empty). They are
+        written in the same conditional update, so they always belong to the version recorded as written.
+        """
+        values: dict[str, Any] = {
+            ":o": {"S": owner},
+            ":v": {"S": version},
+            ":h": {"S": content_hash},
+            ":t": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+            ":sf": {"S": salesforce_id} if salesforce_id else {"NULL": True},
+            ":d": {"BOOL": deleted},
+        }
+        names: dict[str, str] = {}
+        sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf, deleted = :d"
+        for n, (field, value) in enumerate(sorted((kept or {}).items())):
+            names[f"#k{n}"] = KEPT_PREFIX + field
+            values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
+            sets += f", #k{n} = :k{n}"
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression=sets + " REMOVE lease_owner, lease_until, lease_version, lease_hash",
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues=values,
+                **extra,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StateUnavailableError(f"could not commit {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not commit {record_key}") from exc
+        return True
+
+    def release(self, record_key: str, *, owner: str) -> None:
+        """Drop our lease without recording a write; a lease already gone is fine (it expired)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="REMOVE lease_owner, lease_until, lease_version, lease_hash",
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not release {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]:
+        """The kept fields of each record that has any: record key -> {field: value or None (known empty)}."""
+        keys = sorted(set(record_keys))
+        found: dict[str, dict[str, str | None]] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                kept = {
+                    name.removeprefix(KEPT_PREFIX): value.get("S")
+                    for name, value in item.items()
+                    if name.startswith(KEPT_PREFIX)
+                }
+                if kept:
+                    found[item["pk"]["S"]] = kept
+        return found
+
+    def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The Salesforce Id kept for each record that has one (a delete finds its record by it)."""
+        keys = sorted(set(record_keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                salesforce_id = item.get("salesforce_id", {}).get("S")
+                if salesforce_id:
+                    found[item["pk"]["S"]] = salesforce_id
+        return found
+
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The newer of the version last written and the version last parked, per record that has either
+        (a sweep queues only what is newer)."""
+        keys = sorted(set(record_keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX):
+            for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                versions = [item.get(name, {}).get("S") for name in ("written_version", "parked_version")]
+                if known := [v for v in versions if v]:
+                    found[item["pk"]["S"]] = max(known)
+        return found
+
+    def mark_parked(self, record_key: str, version: str) -> None:
+        """Remember that ``version`` is on the failure list, unless a newer one already is."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="SET parked_version = :v",
+                ConditionExpression="attribute_not_exists(parked_version) OR parked_version < :v",
+                ExpressionAttributeValues={":v": {"S": version}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not mark {record_key} parked") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not mark {record_key} parked") from exc
+
+    def is_deleted(self, record_key: str) -> bool:
+        """Whether the record's last written version is a delete (operators and tests)."""
+        item = self._read(record_key)
+        return bool(item and item.get("deleted", {}).get("BOOL"))
+
+    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
+        items: list[dict[str, Any]] = []
+        for attempt in range(_BATCH_GET_TRIES):
+            try:
+                response = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise StateUnavailableError("could not read the state items") from exc
+            items += response.get("Responses", {}).get(self._table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(0.05 * 2**attempt)  # DynamoDB returns unprocessed keys under throttling: back off
+        raise StateUnavailableError("could not read the state items: keys left unprocessed")
+
+    def written_version(self, record_key: str) -> str | None:
+        """The version last written for a record (operators and tests)."""
+        item = self._read(record_key)
+        return item.get("written_version", {}).get("S") if item else None
+
+    def api_usage(self) -> ApiUsage | None:
+        item = self._read(API_USAGE_KEY)
+        if not item:
+            return None
+        try:
+            return api_usage_of(item)
+        except ValueError:
+            return None
+
+    def save_api_usage(self, usage: ApiUsage) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=api_usage_item(usage),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StateUnavailableError("could not save the API usage") from exc
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StateUnavailableError(f"could not read {key}") from exc
+        return dict(response["Item"]) if "Item" in response else None
+
+
+def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Claim:
+    """Why a claim's condition failed, from the item as it was."""
+    if not old:
+        return Claim(ClaimStatus.BUSY)  # raced with a writer that has since cleaned up: try again shortly
+    written_version = old.get("written_version", {}).get("S")
+    if old.get("written_hash", {}).get("S") == content_hash:
+        return Claim(ClaimStatus.DUPLICATE, written_version)
+    if written_version is not None and written_version >= version:
+        return Claim(ClaimStatus.STALE, written_version)
+    lease_version = old.get("lease_version", {}).get("S")
+    if old.get("lease_hash", {}).get("S") == content_hash:
+        return Claim(ClaimStatus.DUPLICATE, written_version)  # another invocation is writing this very change
+    if lease_version is not None and lease_version > version:
+        return Claim(ClaimStatus.STALE, written_version)  # a newer version is being written right now
+    lease_until = old.get("lease_until", {}).get("N")
+    return Claim(ClaimStatus.BUSY, written_version, int(lease_until) if lease_until else None)

@@ -1,0 +1,27 @@
+"""The callout queue's contracts: putting a change on it, and putting one back for a later retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
+    # Salesforce models.
+    from nrtsync.domain.models.callout import QueuedChange
+
+from nrtsync.domain.models.callout import QueuedChange
+
+
+class RetryScheduler(Protocol):
+    """Hands messages back to the queue, visible again after ``seconds``; returns the handles it could not."""
+
+    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]: ...
+
+
+class QueueUnavailableError(RuntimeError):
+    """The change could not be stored on the queue (retryable: the caller answers 5xx so Zuora retries)."""
+
+
+class ChangeQueue(Protocol):
+    def send(self, change: QueuedChange) -> str: ...

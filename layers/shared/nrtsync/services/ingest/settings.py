@@ -1,0 +1,47 @@
+"""The ingest and authorizer functions' settings."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from nrtsync.domain.settings import EnvSettings, IpNetwork
+
+
+class IngestSettings(EnvSettings):
+    """What the callout endpoint needs."""
+
+    queue_url: str = Field(alias="CALLOUT_QUEUE_URL", min_length=1)
+    callout_secret_id: str = Field(alias="CALLOUT_SECRET_ID", min_length=1)
+    max_body_bytes: int = Field(alias="MAX_CALLOUT_BYTES", default=65_536, ge=1_024, le=262_144)
+    hmac_header: str = Field(alias="CALLOUT_HMAC_HEADER", default="X-Zuora-Signature", min_length=1)
+    auth_realm: str = Field(alias="CALLOUT_AUTH_REALM", default="nrtsync", pattern=r'^[^"\\]+$')
+    secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
+    mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+    # Comma-separated CIDRs (IPv4 and IPv6) a callout may come from; empty allows every source address.
+    allowed_source_cidrs: tuple[IpNetwork, ...] = Field(alias="ALLOWED_SOURCE_CIDRS", default=())
+
+    @field_validator("allowed_source_cidrs", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for text in (part.strip() for part in value.split(",")):
+            if not text:
+                continue
+            try:
+                # strict: a CIDR with host bits set (10.0.0.1/8) is a typo more often than a wish for 10.0.0.0/8.
+                networks.append(ipaddress.ip_network(text, strict=True))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a CIDR block such as 192.0.2.0/24 or 2001:db8::/32: {exc}") from exc
+        return tuple(networks)
+
+
+class AuthorizerSettings(EnvSettings):
+    """What the callout API's Lambda authorizer needs: the callout secret, nothing else."""
+
+    callout_secret_id: str = Field(alias="CALLOUT_SECRET_ID", min_length=1)
+    secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
