@@ -25,6 +25,7 @@ from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_loca
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.plan_command import PLAN_COMMAND, add_plan_command, run_plan
 from nrtsync_cli.render import ProgressBar, print_table
+from nrtsync_cli.zuora_setup import ZUORA_COMMAND, TargetError, add_zuora_command, resolve_side, run_zuora
 
 # StartMessageMoveTask's MaxNumberOfMessagesPerSecond is at most 500 (SQS API Reference, StartMessageMoveTask).
 MAX_MOVE_RATE = 500
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
+    add_zuora_command(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -226,6 +228,8 @@ def run(
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {usage}", file=sys.stderr)
         return 2
+    if args.command == ZUORA_COMMAND:
+        return _zuora(args, out)
     try:
         if operations is None and args.stack:
             operations = _aws_operations(args.stack, region=args.region, profile=args.profile)
@@ -238,6 +242,14 @@ def run(
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except OperationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _zuora(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        return run_zuora(args, out, resolve_side(args), sys.stderr)
+    except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
 

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs
 import trustme
 
 from nrtsync_local.standin_tls import serve_tls, write_atomically
+from nrtsync_local.zuora.describe import describe_xml
+from nrtsync_local.zuora.notifications import Notifications
 from nrtsync_local.zuora.state import DEFAULT_PAGE_SIZE, Answer, ZuoraState
 
 
@@ -37,18 +39,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("ZUORA_STANDIN_ACCESS_LOG"):
             super().log_message(format, *args)
 
     def _dispatch(self, method: str) -> None:
         state = self.server.state
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            if path.startswith("/__standin/"):
+            if path == "/__standin/notifications" and method == "POST":
+                answer = Answer(200, self.server.notifications.control(json.loads(raw or b"{}")))
+            elif path.startswith("/__standin/"):
                 answer = state.control(method, path.removeprefix("/__standin/"), json.loads(raw or b"{}"))
+            elif Notifications.serves(path):
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                form = {key: values[0] for key, values in parse_qs(query).items()}
+                answer = self.server.notifications.handle(method, path, form, json.loads(raw) if raw else None, headers)
+            elif path.startswith("/v1/describe/") and method == "GET":
+                answer = self._describe(path.removeprefix("/v1/describe/"))
             elif path == "/oauth/token":
                 form = {key: values[0] for key, values in parse_qs(raw.decode()).items()}
                 answer = state.handle(method, path, form, None, "")
@@ -57,23 +70,35 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = state.handle(method, path, {}, body, self.headers.get("Authorization", ""))
         except (ValueError, TypeError, KeyError) as exc:
             answer = Answer(400, {"faultcode": "fns:MALFORMED_QUERY", "faultstring": str(exc)})
-        payload = json.dumps(answer.body).encode()
+        xml = isinstance(answer.body, str)
+        payload = answer.body.encode() if xml else json.dumps(answer.body).encode()
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", "application/xml; charset=utf-8" if xml else "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 
+    def _describe(self, object_type: str) -> Answer:
+        if not self.server.state.authorized(self.headers.get("Authorization", "")):
+            return Answer(401, {"message": "Authentication error"})
+        document = describe_xml(object_type)
+        if document is None:
+            return Answer(
+                404, {"success": False, "reasons": [{"code": "NOT_FOUND", "message": f"no object {object_type}"}]}
+            )
+        return Answer(200, document)
+
 
 class _ZuoraHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], state: ZuoraState) -> None:
+    def __init__(self, address: tuple[str, int], state: ZuoraState, notifications: Notifications) -> None:
         super().__init__(address, _Handler)
         self.state = state
+        self.notifications = notifications
 
 
 class ZuoraStandin:
@@ -81,6 +106,7 @@ class ZuoraStandin:
 
     def __init__(self, state: ZuoraState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state or ZuoraState()
+        self.notifications = Notifications(self.state.authorized)
         self._host = host
         self._port = port
         self._ca = trustme.CA()
@@ -98,7 +124,7 @@ class ZuoraStandin:
         return path
 
     def start(self) -> ZuoraStandin:
-        server = _ZuoraHTTPServer((self._host, self._port), self.state)
+        server = _ZuoraHTTPServer((self._host, self._port), self.state, self.notifications)
         serve_tls(server, self._ca)
         self._server = server
         self._thread = threading.Thread(

@@ -132,6 +132,11 @@ class ZuoraState:
                 return self._query(body.get("queryString"))
             return self._query_more(body.get("queryLocator"))
 
+    def authorized(self, authorization: str) -> bool:
+        """Whether ``authorization`` carries a bearer token this tenant issued."""
+        with self.lock:
+            return authorization.removeprefix("Bearer ").strip() in self.tokens
+
     def _next_fault(self, body: Any) -> dict[str, Any] | None:
         """The first queued fault for this request: one with ``query_contains`` waits for a query naming it."""
         query = body.get("queryString") if isinstance(body, dict) else None
