@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 import trustme
 
 from nrtsync_local.standin_tls import serve_tls, write_atomically
+from nrtsync_local.zuora.callouts import CalloutSender
 from nrtsync_local.zuora.describe import describe_xml
 from nrtsync_local.zuora.notifications import Notifications
 from nrtsync_local.zuora.state import DEFAULT_PAGE_SIZE, Answer, ZuoraState
@@ -52,7 +53,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            if path == "/__standin/notifications" and method == "POST":
+            if path == "/__standin/callouts":
+                answer = Answer(200, self.server.callouts.control(method, json.loads(raw or b"{}")))
+            elif path == "/__standin/notifications" and method == "POST":
                 answer = Answer(200, self.server.notifications.control(json.loads(raw or b"{}")))
             elif path.startswith("/__standin/"):
                 answer = state.control(method, path.removeprefix("/__standin/"), json.loads(raw or b"{}"))
@@ -95,10 +98,11 @@ class _ZuoraHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], state: ZuoraState, notifications: Notifications) -> None:
+    def __init__(self, address: tuple[str, int], standin: ZuoraStandin) -> None:
         super().__init__(address, _Handler)
-        self.state = state
-        self.notifications = notifications
+        self.state = standin.state
+        self.notifications = standin.notifications
+        self.callouts = standin.callouts
 
 
 class ZuoraStandin:
@@ -107,6 +111,8 @@ class ZuoraStandin:
     def __init__(self, state: ZuoraState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state or ZuoraState()
         self.notifications = Notifications(self.state.authorized)
+        self.callouts = CalloutSender(self.state, self.notifications)
+        self.state.on_change.append(self.callouts.changed)
         self._host = host
         self._port = port
         self._ca = trustme.CA()
@@ -124,7 +130,8 @@ class ZuoraStandin:
         return path
 
     def start(self) -> ZuoraStandin:
-        server = _ZuoraHTTPServer((self._host, self._port), self.state, self.notifications)
+        server = _ZuoraHTTPServer((self._host, self._port), self)
+        self.callouts.start()
         serve_tls(server, self._ca)
         self._server = server
         self._thread = threading.Thread(
@@ -136,6 +143,7 @@ class ZuoraStandin:
     def stop(self) -> None:
         if self._server is None:
             return
+        self.callouts.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
