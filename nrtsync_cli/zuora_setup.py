@@ -8,6 +8,7 @@ to do), 3 the stack or Zuora could not be reached.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_loca
 from nrtsync_cli.render import print_table
 
 ZUORA_COMMAND = "zuora"
+LOCAL_STACK_NAME = "local"
+"""What the local stack is called in Zuora's names (``nrtsync-local-Account-update``...)."""
 
 
 class TargetError(RuntimeError):
@@ -55,7 +58,7 @@ def local_side(state_file: Path) -> StackSide:
     secrets = local.client("secretsmanager")
     values = local.values
     return StackSide(
-        stack=str(values.get("stack_name") or "local"),
+        stack=LOCAL_STACK_NAME,
         callout_url=str(values["callout_url"]),
         callout_secret=_secret_json(secrets, str(values["callout_secret_id"])),
         zuora_secret=_secret_json(secrets, str(values["zuora_secret_id"])),
@@ -149,6 +152,13 @@ def _check(drifts: list[Any], args: argparse.Namespace, out: TextIO) -> int:
     else:
         print("no drift: Zuora calls this stack as the mapping says", file=out)
     return 1 if rows else 0
+
+
+def setup_zuora(side: StackSide, *, mapping: str | None = None) -> str | None:
+    """``zuora setup`` for a stack started in this process (the local stack); None when done, else the error."""
+    args = argparse.Namespace(action="setup", dry_run=False, json=True, mapping=Path(mapping) if mapping else None)
+    out, err = io.StringIO(), io.StringIO()
+    return None if run_zuora(args, out, side, err) == 0 else err.getvalue().strip()
 
 
 def resolve_side(args: argparse.Namespace) -> StackSide:
