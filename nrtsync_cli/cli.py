@@ -21,6 +21,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
+from nrtsync_cli.check import CHECK_COMMAND, add_check_command, resolve_sources, run_check
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.plan_command import PLAN_COMMAND, add_plan_command, run_plan
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
     add_zuora_command(lambda name, text: add_command(commands, name, text))
+    add_check_command(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -228,8 +230,8 @@ def run(
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {usage}", file=sys.stderr)
         return 2
-    if args.command == ZUORA_COMMAND:
-        return _zuora(args, out)
+    if args.command in (ZUORA_COMMAND, CHECK_COMMAND):
+        return _zuora_or_check(args, out)
     try:
         if operations is None and args.stack:
             operations = _aws_operations(args.stack, region=args.region, profile=args.profile)
@@ -246,8 +248,10 @@ def run(
         return 3
 
 
-def _zuora(args: argparse.Namespace, out: TextIO) -> int:
+def _zuora_or_check(args: argparse.Namespace, out: TextIO) -> int:
     try:
+        if args.command == CHECK_COMMAND:
+            return run_check(args, out, resolve_sources(args, LOCAL_STACK_FILE))
         return run_zuora(args, out, resolve_side(args), sys.stderr)
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)

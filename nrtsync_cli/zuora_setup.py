@@ -60,8 +60,8 @@ def local_side(state_file: Path) -> StackSide:
     return StackSide(
         stack=LOCAL_STACK_NAME,
         callout_url=str(values["callout_url"]),
-        callout_secret=_secret_json(secrets, str(values["callout_secret_id"])),
-        zuora_secret=_secret_json(secrets, str(values["zuora_secret_id"])),
+        callout_secret=secret_json(secrets, str(values["callout_secret_id"])),
+        zuora_secret=secret_json(secrets, str(values["zuora_secret_id"])),
         ca_file=values.get("zuora_ca_file"),
     )
 
@@ -75,8 +75,8 @@ def stack_side(stack: str, *, region: str | None, profile: str | None) -> StackS
         return StackSide(
             stack=stack,
             callout_url=outputs.get("CalloutUrl"),
-            callout_secret=_secret_json(secrets, outputs["CalloutSecretArn"]),
-            zuora_secret=_secret_json(secrets, outputs["ZuoraSecretArn"]),
+            callout_secret=secret_json(secrets, outputs["CalloutSecretArn"]),
+            zuora_secret=secret_json(secrets, outputs["ZuoraSecretArn"]),
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack} has no output {exc}") from exc
@@ -84,7 +84,7 @@ def stack_side(stack: str, *, region: str | None, profile: str | None) -> StackS
         raise TargetError(f"cannot read stack {stack}: {exc}") from exc
 
 
-def _secret_json(secrets: Any, secret_id: str) -> dict[str, Any]:
+def secret_json(secrets: Any, secret_id: str) -> dict[str, Any]:
     try:
         value = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
     except (ClientError, BotoCoreError, ValueError, KeyError) as exc:

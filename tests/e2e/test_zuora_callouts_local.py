@@ -4,14 +4,17 @@ changed in the Zuora stand-in reaches the Salesforce stand-in by the stand-in's 
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH
 from nrtsync_cli.cli import run
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.stack.state_file import STATE_FILE_NAME
@@ -82,3 +85,31 @@ def test_a_change_in_zuora_reaches_salesforce_by_itself(stack: LocalDeployment) 
     trail = io.StringIO()
     assert run(["--local", "--state-file", str(stack.state_file), "trail", "Account", "ZA1"], out=trail) == 0
     assert trail.getvalue().count("written") >= 1
+
+
+def test_check_on_the_default_mapping_and_on_a_broken_one(stack: LocalDeployment, tmp_path: Path) -> None:
+    assert stack.state_file is not None
+    broken = json.loads(DEFAULT_MAPPING_PATH.read_text())
+    broken["objects"]["Account"]["fields"]["Nmae"] = broken["objects"]["Account"]["fields"].pop("Name")
+    broken["objects"]["Invoice"]["fields"]["Amount"]["to"] = "Zuora__Missing__c"
+    broken["objects"]["Invoice"]["fields"]["DueDate"]["type"] = "boolean"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    default_out, broken_out = io.StringIO(), io.StringIO()
+    where = ["--local", "--state-file", str(stack.state_file)]
+
+    default = run([*where, "check", "--json"], out=default_out)
+    failed = run([*where, "check", "--json", "--mapping", str(tmp_path / "broken.json")], out=broken_out)
+
+    found = {(f["what"], f["problem"]) for f in json.loads(broken_out.getvalue())}
+    defaults = {(f["severity"], f["what"], f["problem"]) for f in json.loads(default_out.getvalue())}
+    assert failed == 1
+    assert ("Zuora Account.Nmae", "not in Zuora's describe") in found
+    assert ("Zuora__ZInvoice__c.Zuora__Missing__c", "missing (or not visible to the integration user)") in found
+    assert ("Zuora__ZInvoice__c.Zuora__DueDate__c", "type date does not take the mapping's boolean") in found
+    # Zuora 360 marks Zuora__External_Id__c on payments deprecated and not unique (Zuora__EXT_ID__c replaces it);
+    # the shipped mapping still upserts payments on it, and that is all check finds in it.
+    assert defaults == {
+        ("block", "Zuora__Payment__c.Zuora__External_Id__c", "the external id field is not unique"),
+        ("warn", "Zuora__Payment__c.Zuora__External_Id__c", "deprecated"),
+    }
+    assert default == 1

@@ -21,7 +21,13 @@ class ZuoraField:
     required: bool = False
 
 
-class ZuoraNotificationsPort(Protocol):
+class ZuoraDescribePort(Protocol):
+    def describe(self, object_type: str) -> list[ZuoraField] | None:
+        """``GET /v1/describe/{object}``: the object's fields, or None when the tenant has no such object."""
+        ...
+
+
+class ZuoraNotificationsPort(ZuoraDescribePort, Protocol):
     def event_triggers(self, event_type_name: str) -> list[dict[str, Any]]:
         """``GET /events/event-triggers?eventTypeName=...``: the triggers of that event type."""
         ...
@@ -37,7 +43,3 @@ class ZuoraNotificationsPort(Protocol):
     def create_notification_definition(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]: ...
 
     def update_notification_definition(self, definition_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    def describe(self, object_type: str) -> list[ZuoraField] | None:
-        """``GET /v1/describe/{object}``: the object's fields, or None when the tenant has no such object."""
-        ...
