@@ -13,9 +13,9 @@ import uuid
 from typing import Any
 
 from bench.common import REGION, progress, quiet_handlers
-from bench.memory import InMemoryQueue, StaticSecrets
 from nrtsync.app.ingest import build_ingest
 from nrtsync.ports.queue import ChangeQueue
+from nrtsync_fakes.state import InMemoryQueue, StaticSecrets
 from nrtsync_local.poller import LocalContext
 
 EVENTS = ("callout_account", "callout_subscription", "callout_invoice", "callout_payment")

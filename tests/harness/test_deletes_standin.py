@@ -12,7 +12,7 @@ import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.domain.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceCredentials
-from tests.integration.test_salesforce_standin import API, collection_sub, composite, token_for, upsert
+from tests.harness.test_salesforce_standin import API, collection_sub, composite, token_for, upsert
 from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
 
 pytestmark = pytest.mark.integration

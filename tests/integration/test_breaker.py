@@ -22,9 +22,9 @@ from nrtsync.domain.models.salesforce import (
 )
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.services.sync.service import QueueMessage
+from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from nrtsync_local.stack.schedule import scheduled_event
-from tests.support.fakes import FakeSalesforce
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import SyncWorld, change, create_tables, message
 

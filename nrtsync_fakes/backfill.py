@@ -1,5 +1,5 @@
 """In-memory stand-ins for a backfill's ports (``nrtsync.ports.backfill``), and a world that wires them with the
-sweep's fakes (``tests.support.sweep_fakes``) into a ``BackfillService`` on a simulated clock."""
+sweep's fakes (``nrtsync_fakes.sweep``) into a ``BackfillService`` on a simulated clock."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.services.backfill.service import BackfillService, Pacing
 from nrtsync.services.sweep.service import Sweep
-from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora
+from nrtsync_fakes.sweep import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

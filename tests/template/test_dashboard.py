@@ -122,7 +122,7 @@ def test_alarms_watch_published_metrics_and_cover_the_promises(template: dict[st
     assert {"EndToEndLatencyP50", "EndToEndLatencyP90", "ApiUsagePercent", "SyncPaused", "CalloutsRejected"} <= watched
     assert aws <= watched
     for props in alarms.values():
-        # Latency and the breaker breach on missing data (tests/unit/test_template.py says which); the rest do not.
+        # Latency and the breaker breach on missing data (tests/template/test_template.py says which); the rest do not.
         assert props["TreatMissingData"] in {"breaching", "notBreaching"}
         assert "AlarmActions" in props
         assert "OKActions" in props

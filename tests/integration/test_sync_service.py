@@ -20,8 +20,8 @@ from nrtsync.domain.models.salesforce import (
 )
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sweep.service import is_newer_than_settled
+from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.fakes import FakeSalesforce
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
