@@ -34,7 +34,9 @@ from nrtsync.ports.queue import RetryScheduler
 from nrtsync.ports.state import VersionStore
 from nrtsync.services.sync.service import SyncService
 from nrtsync.services.sync.settings import SyncSettings
-from nrtsync_fakes.state import InMemoryRetries, InMemoryVersionStore, in_memory_history
+from nrtsync_fakes.history import in_memory_history
+from nrtsync_fakes.queue import FakeRetryScheduler
+from nrtsync_fakes.state import InMemoryVersionStore
 from nrtsync_local.poller import LocalContext
 from nrtsync_local.processes import StandinClient
 
@@ -168,7 +170,7 @@ def _rates(runs: list[SyncRun]) -> dict[str, Any]:
 
 def in_memory_service(standin: StandinClient, settings: SyncSettings) -> SyncService:
     history, _ = in_memory_history()
-    return build_service(standin, settings, state=InMemoryVersionStore(), history=history, retries=InMemoryRetries())
+    return build_service(standin, settings, state=InMemoryVersionStore(), history=history, retries=FakeRetryScheduler())
 
 
 def compare_at_latency(

@@ -1,11 +1,11 @@
-"""In-memory stand-ins for the sync service's ports (unit tests; the HTTPS stand-in covers the real API)."""
+"""An in-memory Salesforce (``SalesforcePort``); the HTTPS stand-in (``nrtsync_local.salesforce``) speaks its API."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,6 @@ from nrtsync.domain.models.salesforce import (
     SalesforceLimitExceededError,
     SalesforceRequestError,
 )
-from nrtsync.ports.breaker import BreakerUnavailableError
 from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
 # Which sObject a relationship field points to, as in Zuora 360.
@@ -184,30 +183,3 @@ class FakeSalesforce:
         sf_id = existing["Id"] if existing else f"a0{next(self._ids):016d}"
         table[ext_id] = {**(existing or {}), **record, "Id": sf_id}
         return RecordResult(success=True, salesforce_id=sf_id, created=created)
-
-
-@dataclass
-class FakeRetryScheduler:
-    """Records the visibility delays the service asks for."""
-
-    delays: dict[str, int] = field(default_factory=dict)
-
-    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
-        for handle in receipt_handles:
-            self.delays[handle] = seconds
-        return []
-
-
-@dataclass
-class FakeEventSourceSwitch:
-    """The sync function's event source mapping: its enabled state and every change asked for."""
-
-    enabled: bool = True
-    changes: list[bool] = field(default_factory=list)
-    fail: bool = False  # the Lambda API refuses the next changes
-
-    def set_enabled(self, enabled: bool) -> None:
-        if self.fail:
-            raise BreakerUnavailableError("injected: UpdateEventSourceMapping refused")
-        self.changes.append(enabled)
-        self.enabled = enabled

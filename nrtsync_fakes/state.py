@@ -1,26 +1,21 @@
-"""In-memory implementations of the sync service's state and history ports, and of ingest's queue and secrets.
-
-They keep the semantics the service relies on, so that the benchmark measures our code rather than moto:
+"""In-memory stand-ins for the state table's ports (``nrtsync.ports.state``, ``SettledVersions``).
 
 * ``InMemoryVersionStore``: the conditional claim (nothing newer or identical written, no live lease of another
   owner), conditional commit and release (only by the lease owner), with the same item shape and the same
-  "why not" decision (``nrtsync.adapters.aws.state._why_not``) as ``DynamoVersionStore``.
-* ``in_memory_history()``: the real ``DynamoHistoryWriter`` (item building, serialisation, chunks of 25)
-  over a table that keeps the items in a dict instead of answering over HTTP.
+  "why not" decision (``nrtsync.adapters.aws.state._why_not``) as ``DynamoVersionStore``; the benchmark uses it
+  to measure our code rather than moto.
+* ``MemoryVersions``: the versions a sweep reads to skip what Salesforce already holds.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
-from nrtsync.adapters.aws.history import DynamoHistoryWriter
 from nrtsync.adapters.aws.state import _why_not
 from nrtsync.adapters.aws.tables import KEPT_PREFIX
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus
 
@@ -141,59 +136,11 @@ class InMemoryVersionStore:
         return item.get("written_version", {}).get("S") if item else None
 
 
-class InMemoryTable:
-    """The one DynamoDB call the history writer makes, BatchWriteItem, into a dict (everything processed)."""
+@dataclass
+class MemoryVersions:
+    versions: dict[str, str] = field(default_factory=dict)
+    reads: int = 0
 
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def batch_write_item(self, *, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
-        with self._lock:
-            self.calls += 1
-            for requests in RequestItems.values():
-                for request in requests:
-                    item = request["PutRequest"]["Item"]
-                    self.items[(item["pk"]["S"], item["sk"]["S"])] = item
-        return {"UnprocessedItems": {}}
-
-
-def in_memory_history(table: InMemoryTable | None = None) -> tuple[DynamoHistoryWriter, InMemoryTable]:
-    """The production history writer over an in-memory table."""
-    table = table or InMemoryTable()
-    return DynamoHistoryWriter("bench-history", ttl_days=30, client=table), table  # type: ignore[arg-type]
-
-
-class InMemoryRetries:
-    """``RetryScheduler``: records the visibility delays asked for (none on a clean batch)."""
-
-    def __init__(self) -> None:
-        self.delays: dict[str, int] = {}
-
-    def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
-        for handle in receipt_handles:
-            self.delays[handle] = seconds
-        return []
-
-
-class InMemoryQueue:
-    """``ChangeQueue``: serialises the change as the SQS adapter does, and keeps the body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-        self._ids = itertools.count(1)
-
-    def send(self, change: QueuedChange) -> str:
-        self.bodies.append(change.model_dump_json())
-        return f"m-{next(self._ids)}"
-
-
-class StaticSecrets:
-    """``SecretSource`` with fixed secrets (ingest caches its secret for minutes anyway)."""
-
-    def __init__(self, secrets: dict[str, dict[str, Any]]) -> None:
-        self._secrets = secrets
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        return dict(self._secrets[secret_id])
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        self.reads += 1
+        return {k: self.versions[k] for k in record_keys if k in self.versions}

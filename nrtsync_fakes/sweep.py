@@ -1,106 +1,11 @@
-"""In-memory stand-ins for a sweep's ports (``nrtsync.ports.sweep``, ``nrtsync.ports.zuora``), for unit tests.
-
-``MemoryZuora`` pages as Zuora's query actions do (at most ``page_size`` records a page, a locator per next page,
-no order guaranteed: it shuffles each result) and can forget its locators, as a Zuora locator that expired. The
-HTTPS stand-in (``nrtsync_local.zuora``) is what integration tests use.
-"""
+"""An in-memory store of a sweep's checkpoints and watermarks (``nrtsync.ports.sweep.SweepCheckpoints``)."""
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.domain.models.zuora import ZuoraRecord, ZuoraRequestError
-from nrtsync.domain.zuora_dates import parse_zuora_datetime
-from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.sweep import SweepCursor
-from nrtsync.ports.zuora import QueryPage
-
-_BOUND = "UpdatedDate >= '"
-
-
-@dataclass
-class MemoryZuora:
-    """Zuora's ``action/query`` and ``queryMore`` over records held in memory (``records[object][id]``)."""
-
-    page_size: int = 2000
-    records: dict[str, dict[str, ZuoraRecord]] = field(default_factory=dict)
-    queries: list[str] = field(default_factory=list)
-    query_more_calls: int = 0
-    _locators: dict[str, list[ZuoraRecord]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
-    _shuffle: random.Random = field(default_factory=lambda: random.Random(7))  # noqa: S311 - order only
-
-    def put(self, object_type: str, *records: ZuoraRecord) -> None:
-        table = self.records.setdefault(object_type, {})
-        for record in records:
-            table[record["Id"]] = dict(record)
-
-    def forget_locators(self) -> None:
-        """Every locator handed out is refused from now on (Zuora's locators do not live for ever)."""
-        self._locators.clear()
-
-    def query(self, zoql: str) -> QueryPage:
-        self.queries.append(zoql)
-        object_type = zoql.split(" from ", 1)[1].split(" ", 1)[0]
-        since, until = _window(zoql)
-        rows = [
-            dict(r)
-            for r in self.records.get(object_type, {}).values()
-            if since <= (updated := parse_zuora_datetime(r["UpdatedDate"])) and (until is None or updated < until)
-        ]
-        self._shuffle.shuffle(rows)
-        return self._page(rows)
-
-    def query_more(self, query_locator: str) -> QueryPage:
-        self.query_more_calls += 1
-        if query_locator not in self._locators:
-            raise ZuoraRequestError("invalid queryLocator", code="INVALID_VALUE", http_status=400)
-        return self._page(self._locators.pop(query_locator))
-
-    def _page(self, rows: list[ZuoraRecord]) -> QueryPage:
-        page, rest = rows[: self.page_size], rows[self.page_size :]
-        if not rest:
-            return QueryPage(records=page, done=True)
-        locator = f"loc-{next(self._ids)}"
-        self._locators[locator] = rest
-        return QueryPage(records=page, done=False, query_locator=locator)
-
-
-def _window(zoql: str) -> tuple[datetime, datetime | None]:
-    where = zoql.split(" where ", 1)[1]
-    bounds = [part.split("'")[1] for part in where.split(" and ")]
-    return parse_zuora_datetime(bounds[0]), parse_zuora_datetime(bounds[1]) if len(bounds) > 1 else None
-
-
-@dataclass
-class MemorySink:
-    """The callout queue: what was sent, in order; ``fail_after`` sends succeed, then every send fails."""
-
-    sent: list[QueuedChange] = field(default_factory=list)
-    calls: int = 0
-    fail_after: int | None = None
-
-    def send_batch(self, changes: Sequence[QueuedChange]) -> None:
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise QueueUnavailableError("the queue is down")
-        self.calls += 1
-        self.sent.extend(changes)
-
-
-@dataclass
-class MemoryVersions:
-    versions: dict[str, str] = field(default_factory=dict)
-    reads: int = 0
-
-    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
-        self.reads += 1
-        return {k: self.versions[k] for k in record_keys if k in self.versions}
 
 
 @dataclass
@@ -122,8 +27,3 @@ class MemoryCheckpoints:
 
     def watermark(self, sweep: str, object_type: str) -> datetime | None:
         return self.watermarks.get((sweep, object_type))
-
-
-def zuora_account(record_id: str, updated: datetime, **fields: Any) -> ZuoraRecord:
-    """A Zuora Account as a query returns it (``UpdatedDate`` with an offset, as Zuora's REST API writes it)."""
-    return {"Id": record_id, "UpdatedDate": updated.isoformat(), "Name": f"Account {record_id}", **fields}

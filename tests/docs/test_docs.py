@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.observability.names import METRIC_NAMES, RUN_METRIC_NAMES, SYNC_SESSION_METRIC_NAMES
 from nrtsync.services.ingest.endpoint import CalloutEndpoint
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from nrtsync_local.template import load_template, parameter_defaults
 from tests.support.events import basic_authorization, callout_secret, load_event, with_fields, with_headers
 from tests.support.lambda_context import FakeLambdaContext
@@ -45,23 +46,6 @@ def table_rows(markdown: str, status: str) -> list[str]:
 
 
 # --- the endpoint's answers ---------------------------------------------------------------------------------
-
-
-class MemoryQueue:
-    def __init__(self) -> None:
-        self.sent: list[QueuedChange] = []
-
-    def send(self, change: QueuedChange) -> str:
-        self.sent.append(change)
-        return "m1"
-
-
-class MemorySecrets:
-    def __init__(self, hmac_key: str | None) -> None:
-        self.hmac_key = hmac_key
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        return dict(callout_secret(hmac_key=self.hmac_key))
 
 
 def from_source(event: dict[str, Any], source_ip: str) -> dict[str, Any]:
@@ -100,7 +84,11 @@ SCENARIOS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str,
 def answer(scenario: str) -> tuple[int, str, int]:
     change, env, hmac_key, _, _ = SCENARIOS[scenario]
     queue = MemoryQueue()
-    endpoint = CalloutEndpoint(IngestSettings.from_env(BASE_ENV | env), queue=queue, secrets=MemorySecrets(hmac_key))
+    endpoint = CalloutEndpoint(
+        IngestSettings.from_env(BASE_ENV | env),
+        queue=queue,
+        secrets=MemorySecrets(default=callout_secret(hmac_key=hmac_key)),
+    )
     ingest_app.endpoint.use(endpoint)
     try:
         response = ingest_app.lambda_handler(change(load_event("callout_account")), FakeLambdaContext())

@@ -17,6 +17,7 @@ import requests
 
 from nrtsync.domain.basic_auth import CalloutCredentials
 from nrtsync.services.ingest.authorizer import AuthorizerRequest, NotAuthenticatedError, authorize
+from nrtsync_fakes.clock import FakeClock
 from nrtsync_local.front import (
     MAX_PAYLOAD_BYTES,
     ApiGatewayFront,
@@ -73,18 +74,10 @@ def real_authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class Front:
     front: ApiGatewayFront
     function: Function
-    clock: Clock
+    clock: FakeClock
     http: requests.Session
 
     @property
@@ -102,9 +95,9 @@ def start_front(
     routes: list[Route] | None = None,
     integration_timeout: float = 29.0,
     function: Function | None = None,
-) -> tuple[ApiGatewayFront, Function, Clock]:
+) -> tuple[ApiGatewayFront, Function, FakeClock]:
     function = function or Function()
-    clock = Clock()
+    clock = FakeClock()
     authorizer = LambdaAuthorizer.from_template(TEMPLATE, API, authorizer_handler)
     front = ApiGatewayFront(
         function,
@@ -116,7 +109,7 @@ def start_front(
         authorizer=authorizer,
         integration_timeout_seconds=integration_timeout,
         region="eu-west-1",
-        clock=clock,
+        clock=clock.monotonic,
     ).start()
     return front, function, clock
 
@@ -176,7 +169,7 @@ def test_good_credentials_reach_the_function_and_the_allow_is_cached_for_the_ttl
     # When the same caller sends three callouts, the last one after the authorizer's TTL
     first = running.post(auth=AUTH)
     second = running.post(auth=AUTH)
-    running.clock.now += ttl + 1
+    running.clock.advance(ttl + 1)
     third = running.post(auth=AUTH)
 
     # Then all reach the function; the authorizer ran for the first and again once the cached Allow expired

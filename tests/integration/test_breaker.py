@@ -22,19 +22,12 @@ from nrtsync.domain.models.salesforce import (
 )
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.services.sync.service import QueueMessage
+from nrtsync_fakes.clock import FakeClock
 from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from nrtsync_local.stack.schedule import scheduled_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import SyncWorld, change, create_tables, message
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -43,7 +36,7 @@ def world() -> Iterator[SyncWorld]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_tables(client)
-        yield SyncWorld(dynamodb=client, clock=Clock(), overrides={"BREAKER_FAILURE_THRESHOLD": 3})
+        yield SyncWorld(dynamodb=client, clock=FakeClock(), overrides={"BREAKER_FAILURE_THRESHOLD": 3})
 
 
 class NotFoundError(SalesforceRequestError):

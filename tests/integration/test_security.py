@@ -17,12 +17,12 @@ import pytest
 
 import functions.ingest.app as ingest_app
 from nrtsync.app.sync import report_session
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.salesforce import SalesforceCredentials
-from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.services.ingest.endpoint import CalloutEndpoint
 from nrtsync.services.ingest.settings import IngestSettings
 from nrtsync.services.sync.service import QueueMessage
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from nrtsync_local.template import load_template
 from tests.support.events import (
     CALLOUT_PASSWORD,
@@ -77,21 +77,6 @@ def assert_no_personal_data(output: str) -> None:
 # --- ingest ----------------------------------------------------------------------------------------------------
 
 
-class MemoryQueue:
-    def __init__(self, *, down: bool = False) -> None:
-        self.down = down
-
-    def send(self, change: QueuedChange) -> str:
-        if self.down:
-            raise QueueUnavailableError("injected")
-        return "m1"
-
-
-class MemorySecrets:
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        return dict(callout_secret(hmac_key=HMAC_KEY))
-
-
 def _signed(event: dict[str, Any]) -> dict[str, Any]:
     import hashlib  # noqa: PLC0415
     import hmac  # noqa: PLC0415
@@ -119,7 +104,13 @@ def test_ingest_logs_hold_no_credentials_and_no_field_values(case: str, logs: An
     build, queue_down, status = INGEST_CASES[case]
     event = build(copy.deepcopy(load_event("callout_account")))
     settings = IngestSettings.from_env({"CALLOUT_QUEUE_URL": "q", "CALLOUT_SECRET_ID": "s"})
-    ingest_app.endpoint.use(CalloutEndpoint(settings, queue=MemoryQueue(down=queue_down), secrets=MemorySecrets()))
+    ingest_app.endpoint.use(
+        CalloutEndpoint(
+            settings,
+            queue=MemoryQueue(failing=queue_down),
+            secrets=MemorySecrets(default=callout_secret(hmac_key=HMAC_KEY)),
+        )
+    )
 
     # When
     try:

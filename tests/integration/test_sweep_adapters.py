@@ -19,7 +19,7 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.sweep import SweepCursor
 from nrtsync.services.sweep.service import Sweep
-from nrtsync_fakes.sweep import MemoryZuora, zuora_account
+from nrtsync_fakes.zuora import MemoryZuora, zuora_account
 from tests.support.sync_world import STATE_TABLE, create_tables
 
 SINCE = datetime(2026, 11, 30, tzinfo=UTC)

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.zoql import change_from_record
-from nrtsync_fakes.sweep import zuora_account
+from nrtsync_fakes.zuora import zuora_account
 from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
 

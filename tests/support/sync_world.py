@@ -19,7 +19,9 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
-from nrtsync_fakes.salesforce import FakeEventSourceSwitch, FakeRetryScheduler, FakeSalesforce
+from nrtsync_fakes.breaker import FakeEventSourceSwitch
+from nrtsync_fakes.queue import FakeRetryScheduler
+from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.template import load_template, table_definition
 
 STATE_TABLE = "sync-state"

@@ -4,48 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from nrtsync.domain.basic_auth import CalloutCredentials
-from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.secrets import SecretInvalidError, SecretUnavailableError
 from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from tests.support.events import basic_authorization, event_body, load_event
 
 NOW = datetime(2024, 3, 5, 18, 22, 41, tzinfo=UTC)
 CREDENTIALS = CalloutCredentials(username="zuora-callout", password="local-test-only-password")
 OBJECT_TYPES = frozenset({"Account", "Subscription", "Invoice", "Payment"})
 MAX_BYTES = 32_768
-
-
-@dataclass
-class FakeQueue:
-    sent: list[QueuedChange] = field(default_factory=list)
-    failing: bool = False
-
-    def send(self, change: QueuedChange) -> str:
-        if self.failing:
-            raise QueueUnavailableError("the queue is down")
-        self.sent.append(change)
-        return f"msg-{len(self.sent)}"
-
-
-@dataclass
-class FakeSecrets:
-    value: dict[str, Any] | Exception
-    asked: list[str] = field(default_factory=list)
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        self.asked.append(secret_id)
-        if isinstance(self.value, Exception):
-            raise self.value
-        return self.value
 
 
 def headers(**extra: str) -> dict[str, str]:
@@ -74,10 +49,10 @@ def receive(
     body: bytes | dict[str, Any] | str,
     request_headers: dict[str, str] | None = None,
     *,
-    queue: FakeQueue | None = None,
+    queue: MemoryQueue | None = None,
     query: dict[str, list[str]] | None = None,
-) -> tuple[IngestOutcome, FakeQueue]:
-    queue = queue if queue is not None else FakeQueue()
+) -> tuple[IngestOutcome, MemoryQueue]:
+    queue = queue if queue is not None else MemoryQueue()
     raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
     outcome = receive_callout(
         CalloutRequest.of(raw, headers() if request_headers is None else request_headers, query),
@@ -212,7 +187,7 @@ def test_a_body_at_the_limit_is_read() -> None:
 
 
 def test_a_queue_failure_is_503_so_that_zuora_retries() -> None:
-    outcome, queue = receive(document(), queue=FakeQueue(failing=True))
+    outcome, queue = receive(document(), queue=MemoryQueue(failing=True))
 
     assert outcome.status_code == 503
     assert outcome.reason == "queue_unavailable"
@@ -341,7 +316,10 @@ def request() -> CalloutRequest:
 
 
 def test_the_endpoint_reads_the_named_secret_and_queues() -> None:
-    queue, secrets = FakeQueue(), FakeSecrets({"username": "zuora-callout", "password": "local-test-only-password"})
+    queue, secrets = (
+        MemoryQueue(),
+        MemorySecrets(default={"username": "zuora-callout", "password": "local-test-only-password"}),
+    )
     endpoint = CalloutEndpoint(settings(), queue=queue, secrets=secrets, object_types=OBJECT_TYPES)
 
     outcome = endpoint.handle(request())
@@ -360,8 +338,10 @@ def test_the_endpoint_reads_the_named_secret_and_queues() -> None:
     ],
 )
 def test_a_secret_problem_is_a_server_error(secret: Any, status: int, reason: str) -> None:
-    queue = FakeQueue()
-    endpoint = CalloutEndpoint(settings(), queue=queue, secrets=FakeSecrets(secret), object_types=OBJECT_TYPES)
+    queue = MemoryQueue()
+    endpoint = CalloutEndpoint(
+        settings(), queue=queue, secrets=MemorySecrets(default=secret), object_types=OBJECT_TYPES
+    )
 
     outcome = endpoint.handle(request())
 
@@ -370,8 +350,8 @@ def test_a_secret_problem_is_a_server_error(secret: Any, status: int, reason: st
 
 
 def test_the_endpoint_takes_object_types_from_the_mapping() -> None:
-    queue = FakeQueue()
-    secrets = FakeSecrets({"username": "zuora-callout", "password": "local-test-only-password"})
+    queue = MemoryQueue()
+    secrets = MemorySecrets(default={"username": "zuora-callout", "password": "local-test-only-password"})
     endpoint = CalloutEndpoint(settings(), queue=queue, secrets=secrets)
 
     outcome = endpoint.handle(CalloutRequest.of(json.dumps(document(objectType="Payment")).encode(), headers()))

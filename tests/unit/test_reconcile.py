@@ -22,7 +22,10 @@ from nrtsync.services.reconcile.service import (
     ReconcileWindows,
 )
 from nrtsync.services.sweep.service import Sweep
-from nrtsync_fakes.sweep import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
+from nrtsync_fakes.queue import MemorySink
+from nrtsync_fakes.state import MemoryVersions
+from nrtsync_fakes.sweep import MemoryCheckpoints
+from nrtsync_fakes.zuora import MemoryZuora, zuora_account
 
 MAPPING = load_mapping()
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
