@@ -12,13 +12,21 @@ import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.domain.models.salesforce import CollectionDelete, CollectionUpsert, RecordResult, SalesforceCredentials
-from tests.harness.test_salesforce_standin import API, collection_sub, composite, token_for, upsert
-from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
+from tests.support.salesforce import (
+    ACCOUNTS,
+    API,
+    EXT,
+    SUBSCRIPTIONS,
+    StandinClient,
+    collection_sub,
+    composite,
+    running_salesforce_standin,
+    token_for,
+    trusting_session,
+    upsert,
+)
 
 pytestmark = pytest.mark.integration
-ACCOUNTS = "Zuora__CustomerAccount__c"
-SUBSCRIPTIONS = "Zuora__Subscription__c"
-EXT = "Zuora__External_Id__c"
 
 
 @pytest.fixture(scope="module")

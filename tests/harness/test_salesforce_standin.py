@@ -14,14 +14,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from nrtsync_local.salesforce import SalesforceStandin, StandinConfig, salesforce_id
-from tests.support.salesforce import StandinClient, running_salesforce_standin, trusting_session
+from tests.support.salesforce import (
+    ACCOUNTS,
+    API,
+    EXT,
+    SUBSCRIPTIONS,
+    StandinClient,
+    collection_sub,
+    composite,
+    running_salesforce_standin,
+    token_for,
+    trusting_session,
+    upsert,
+)
 
 pytestmark = pytest.mark.integration
-
-API = "/services/data/v62.0"
-ACCOUNTS = "Zuora__CustomerAccount__c"
-SUBSCRIPTIONS = "Zuora__Subscription__c"
-EXT = "Zuora__External_Id__c"
 
 
 @pytest.fixture(scope="module")
@@ -40,32 +47,6 @@ def http(standin: StandinClient) -> Iterator[requests.Session]:
     session = trusting_session(standin.ca_file)
     yield session
     session.close()
-
-
-def token_for(standin: StandinClient, http: requests.Session) -> str:
-    form = {"grant_type": "client_credentials", "client_id": standin.client_id, "client_secret": standin.client_secret}
-    response = http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def upsert(
-    standin: StandinClient,
-    http: requests.Session,
-    records: list[dict[str, Any]],
-    *,
-    sobject: str = ACCOUNTS,
-    all_or_none: bool = False,
-    token: str | None = None,
-) -> requests.Response:
-    body = {"allOrNone": all_or_none, "records": [{"attributes": {"type": sobject}, **r} for r in records]}
-    return http.patch(
-        f"{standin.url}{API}/composite/sobjects/{sobject}/{EXT}",
-        json=body,
-        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
-        timeout=5,
-    )
 
 
 def test_client_credentials_token_has_salesforce_shape(standin, http):
@@ -469,32 +450,6 @@ def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call
     assert stats["records_per_call"] == [1, 1, 1, 1, 1]
     assert updated.headers["Sforce-Limit-Info"].startswith("api-usage=3/")
     standin.set_faults(latency_ms=0)
-
-
-def composite(
-    standin: StandinClient,
-    http: requests.Session,
-    subrequests: list[dict[str, Any]],
-    *,
-    token: str | None = None,
-    all_or_none: bool = False,
-) -> requests.Response:
-    body = {"allOrNone": all_or_none, "collateSubrequests": False, "compositeRequest": subrequests}
-    return http.post(
-        f"{standin.url}{API}/composite",
-        json=body,
-        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
-        timeout=5,
-    )
-
-
-def collection_sub(reference: str, sobject: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "method": "PATCH",
-        "url": f"{API}/composite/sobjects/{sobject}/{EXT}",
-        "referenceId": reference,
-        "body": {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in records]},
-    }
 
 
 def test_composite_writes_parents_then_children_in_one_api_call(standin, http):

@@ -7,27 +7,14 @@ means nothing is left: 100 %, the safe reading.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.ports.salesforce import ApiUsage
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import STATE_TABLE, SyncWorld, change, create_tables, message
-
-
-@pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client)
+from tests.support.sync_world import STATE_TABLE, SyncWorld, change, message
 
 
 def test_an_allocation_of_zero_is_used_up() -> None:

@@ -4,13 +4,10 @@ pause and resume it; state in moto's DynamoDB (the real adapter), the event sour
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from functions.sync import app
 from nrtsync.domain.models.salesforce import (
@@ -24,19 +21,16 @@ from nrtsync.ports.breaker import BreakerReason
 from nrtsync.services.sync.service import QueueMessage
 from nrtsync_fakes.clock import FakeClock
 from nrtsync_fakes.salesforce import FakeSalesforce
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
 from nrtsync_local.stack.schedule import scheduled_event
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.sync_world import SyncWorld, change, create_tables, message
+from tests.support.sync_world import SyncWorld, change, message
 
 
 @pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client, clock=FakeClock(), overrides={"BREAKER_FAILURE_THRESHOLD": 3})
+def world(world: SyncWorld) -> SyncWorld:
+    world.clock = FakeClock()
+    world.overrides = {"BREAKER_FAILURE_THRESHOLD": 3}
+    return world
 
 
 class NotFoundError(SalesforceRequestError):

@@ -3,32 +3,20 @@ real DynamoDB state adapter (moto, tables built from template.yaml) and the in-m
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import timedelta
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.ports.state import StateUnavailableError
 from nrtsync.services.sync.service import SyncService
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import STATE_TABLE, T0, SyncWorld, change, create_tables, message
+from tests.support.sync_world import STATE_TABLE, T0, SyncWorld, change, message
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 CHILDREN = {"Subscription": "Zuora__Subscription__c", "Invoice": "Zuora__ZInvoice__c", "Payment": "Zuora__Payment__c"}
 CRM_ID = "0015g00000XyZ12AAB"
 OTHER_CRM_ID = "0015g00000AbC34DDE"
-
-
-@pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client)
 
 
 def outcomes(result) -> dict[str, str]:

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sync.service import SyncResult
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
-from tests.unit.test_ingest_logic import document, fields_named, headers, receive
+from tests.support.callouts import document, fields_named, headers, receive
+from tests.support.sync_world import T0, SyncWorld, change, message
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"
-
-
-@pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client)
 
 
 def deleted(object_type: str = "Account", record_id: str = "A1", *, updated: datetime = T0) -> QueuedChange:

@@ -169,7 +169,7 @@ def test_a_slow_salesforce_is_cut_off_at_the_deadline(standin):
     # ... and, as in Salesforce, the abandoned request is still applied (the retry must be idempotent)
     landed = time.monotonic() + 5
     while not standin.records(ACCOUNTS) and time.monotonic() < landed:
-        time.sleep(0.05)
+        time.sleep(0.05)  # polls the stand-in process, which applies the abandoned request in its own time
     assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A1"]
 
 

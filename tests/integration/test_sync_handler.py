@@ -8,26 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from functions.sync import app
 from tests.support.lambda_context import FakeLambdaContext as LambdaContext
-from tests.support.sync_world import SyncWorld, create_tables
+from tests.support.sync_world import SyncWorld
 
 EVENT = json.loads((Path(__file__).parents[2] / "events" / "sqs_callout_batch.json").read_text())
 
 
 @pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        world = SyncWorld(dynamodb=client)
-        app.service.use(world.service())
-        yield world
-        app.service.use(None)
+def world(world: SyncWorld) -> Iterator[SyncWorld]:
+    # The handler's service is this world's.
+    app.service.use(world.service())
+    yield world
+    app.service.use(None)
 
 
 def test_the_sample_batch_is_written_parents_first(world: SyncWorld, caplog: pytest.LogCaptureFixture) -> None:

@@ -3,27 +3,12 @@ change came from, and the session log line counts the ones it recovered into Sal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.zoql import change_from_record
 from nrtsync_fakes.zuora import zuora_account
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
-
-
-@pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client)
+from tests.support.sync_world import T0, SyncWorld, change, message
 
 
 def test_the_trail_and_the_session_line_show_which_changes_reconciliation_recovered(world: SyncWorld) -> None:

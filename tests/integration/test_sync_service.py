@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.salesforce import (
@@ -21,20 +18,10 @@ from nrtsync.domain.models.salesforce import (
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sweep.service import is_newer_than_settled
 from nrtsync_fakes.salesforce import FakeSalesforce
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import T0, SyncWorld, change, create_tables, message
+from tests.support.sync_world import T0, SyncWorld, change, message
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"
-
-
-@pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield SyncWorld(dynamodb=client)
 
 
 def statuses(result) -> dict[str, list[str]]:
