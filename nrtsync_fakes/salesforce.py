@@ -98,6 +98,7 @@ class FakeSalesforce:
         """One API call, collections executed in order (so a parent written first is found by its children)."""
         assert 1 <= len(requests) <= MAX_COLLECTIONS_PER_COMPOSITE
         if self.latency_s:
+            # Real time on purpose: sessions running in threads must overlap inside a call, as they do in an org.
             time.sleep(self.latency_s)
         if self.on_call is not None:
             self.on_call()

@@ -61,6 +61,7 @@ class Function:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.events.append(event)
+        # Real time: the front under test (a real HTTP server) times the integration out on its own thread.
         time.sleep(self.delay)
         return self.answer
 

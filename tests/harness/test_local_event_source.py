@@ -79,6 +79,7 @@ class OneMessageThenEmpty(CountingSqs):
         self.waits.append(kwargs["WaitTimeSeconds"])
         if self.receives == 1:
             return {"Messages": [{"MessageId": "m1", "ReceiptHandle": "r1", "Body": "{}"}]}
+        # Real time: the poller under test times its batching window with time.monotonic (it takes no clock).
         time.sleep(kwargs["WaitTimeSeconds"])
         return {"Messages": []}
 

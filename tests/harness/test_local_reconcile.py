@@ -133,7 +133,7 @@ def test_the_reconcile_function_runs_on_its_schedule() -> None:
         # When the schedule runs the function (every second here) for a while
         deadline = time.monotonic() + 20
         while record["Id"] not in held_names(stack) and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.2)  # polls the running stack (its schedule thread, the stand-ins) until the deadline
 
         # Then the account reached Salesforce without anyone asking
         assert held_names(stack).get(record["Id"]) == record["Name"]

@@ -147,7 +147,7 @@ def test_a_query_locator_is_refused_with_zuoras_fault_once_it_has_expired(
     # When the next page is asked for in time, it comes; when the one after is asked for too late, it does not
     second = zuora.query_more(first.query_locator)
     assert second.query_locator is not None
-    time.sleep(0.5)
+    time.sleep(0.5)  # real time: the stand-in is its own process and ages its locators by its own clock
     with pytest.raises(ZuoraRequestError) as raised:
         zuora.query_more(second.query_locator)
 
