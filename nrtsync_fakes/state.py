@@ -121,6 +121,17 @@ class InMemoryVersionStore:
             if item.get("parked_version", {}).get("S", "") < version:
                 item["parked_version"] = {"S": version}
 
+    def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
+        """The newer of the version last written and the version last parked, per record that has either."""
+        with self._lock:
+            self.calls += 1
+            found: dict[str, str] = {}
+            for key in set(record_keys):
+                item = self._items.get(key, {})
+                if known := [v for name in ("written_version", "parked_version") if (v := item.get(name, {}).get("S"))]:
+                    found[key] = max(known)
+            return found
+
     def api_usage(self) -> ApiUsage | None:
         with self._lock:
             self.calls += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -14,14 +15,20 @@ from tests.support.sync_world import SyncWorld, create_tables
 
 
 @pytest.fixture
-def world() -> Iterator[SyncWorld]:
-    """A sync service on moto's DynamoDB (tables as template.yaml declares them) and the in-memory Salesforce."""
+def dynamodb() -> Iterator[Any]:
+    """moto's DynamoDB in process, with the state and history tables as template.yaml declares them."""
     # DynamoDB applies a conditional write atomically; moto does not unless patched, and the sync's leases rely on it.
     make_dynamodb_writes_atomic()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_tables(client)
-        yield SyncWorld(dynamodb=client)
+        yield client
+
+
+@pytest.fixture
+def world(dynamodb: Any) -> SyncWorld:
+    """A sync service on moto's DynamoDB and the in-memory Salesforce."""
+    return SyncWorld(dynamodb=dynamodb)
 
 
 @pytest.fixture(scope="module")
