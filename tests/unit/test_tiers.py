@@ -7,7 +7,10 @@ or in nrtsync_fakes, so that moving or deleting one test file cannot break anoth
 from __future__ import annotations
 
 import ast
+import socket
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 # What only an integration test may start: AWS in process or over HTTP, and the stand-ins' processes.
@@ -54,3 +57,9 @@ def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
 
     # When its imports are read / Then both are found
     assert {"moto", "tests.unit.test_other"} <= imported_modules(probe)
+
+
+def test_a_unit_test_cannot_open_a_connection() -> None:
+    # Given the unit tier's guard (tests/unit/conftest.py) / When a test connects anywhere / Then it fails at once
+    with pytest.raises(RuntimeError, match="unit tests run without network"):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
