@@ -18,6 +18,9 @@ from nrtsync.ports.metrics import (
 )
 from nrtsync.ports.salesforce import ApiUsage
 
+# PutMetricData refuses values outside this range (MetricDatum, CloudWatch API Reference).
+CLOUDWATCH_MAX = 2.0**360
+
 
 class FakeHistory:
     """``MetricsHistory``: minute summaries given up front, rollups and the watermark kept in dicts."""
@@ -63,7 +66,8 @@ class FakeUsage:
 
 
 class FakePublisher:
-    """``MetricPublisher``: keeps the points; ``fail`` refuses any publication that carries values."""
+    """``MetricPublisher``: keeps the points and refuses what CloudWatch refuses (a value beyond 2^360 either way);
+    ``fail`` refuses any publication that carries values."""
 
     def __init__(self, fail: bool = False) -> None:
         self.points: list[MetricPoint] = []
@@ -72,6 +76,10 @@ class FakePublisher:
     def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int:
         if self.fail and any(p.values for p in points):
             raise MetricsPublishError("CloudWatch said no")
+        for point in points:
+            values = [point.value] if point.value is not None else list(point.values)
+            if not all(-CLOUDWATCH_MAX <= v <= CLOUDWATCH_MAX for v in values):
+                raise MetricsPublishError(f"{point.name}: a value outside CloudWatch's range")
         self.points.extend(points)
         return len(points)
 

@@ -31,10 +31,11 @@ from nrtsync.adapters.aws.secrets import CachedSecretSource
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.secrets import SecretUnavailableError
 from nrtsync.services.ingest.endpoint import CalloutEndpoint
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from tests.support.events import CALLOUT_PASSWORD, CALLOUT_USERNAME, basic_authorization, callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -344,40 +345,16 @@ def test_bad_input_is_a_4xx_naming_a_field_and_only_a_200_queues(
     assert change.notification_id == answer["notificationId"]
 
 
-class FlakyQueue:
-    """A queue that is down, or up and counting."""
-
-    def __init__(self, *, down: bool) -> None:
-        self.down = down
-        self.sent: list[str] = []
-
-    def send(self, change: QueuedChange) -> str:
-        if self.down:
-            raise QueueUnavailableError("injected")
-        self.sent.append(change.model_dump_json())
-        return f"m{len(self.sent)}"
-
-
-class FlakySecrets:
-    def __init__(self, *, down: bool) -> None:
-        self.down = down
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        if self.down:
-            raise SecretUnavailableError("injected")
-        return dict(callout_secret())
-
-
 @settings(FUZZ, max_examples=60)
 @given(request=requests(), outage=st.sampled_from(["queue", "secret"]))
 def test_5xx_only_when_the_queue_or_the_secret_is_down(request: Request, outage: str) -> None:
     # Given the answer of a working endpoint
-    def endpoint(*, queue_down: bool, secret_down: bool) -> tuple[CalloutEndpoint, FlakyQueue]:
-        queue = FlakyQueue(down=queue_down)
+    def endpoint(*, queue_down: bool, secret_down: bool) -> tuple[CalloutEndpoint, MemoryQueue]:
+        queue = MemoryQueue(failing=queue_down)
         built = CalloutEndpoint(
             ingest_settings_for("plain"),
             queue=queue,
-            secrets=FlakySecrets(down=secret_down),
+            secrets=MemorySecrets(default=SecretUnavailableError("injected") if secret_down else callout_secret()),
             object_types=OBJECT_TYPES,
         )
         return built, queue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,9 +40,10 @@ from nrtsync.observability.names import (
     WINDOW_DIMENSION,
     WINDOWS,
 )
-from nrtsync.ports.metrics import HOUR, MetricPoint, MetricsPublishError, ceil_hour, floor_hour, minute_key
+from nrtsync.ports.metrics import HOUR, ceil_hour, floor_hour, minute_key
 from nrtsync.services.metrics.service import MetricsService
 from nrtsync.services.metrics.settings import MetricsSettings
+from nrtsync_fakes.metrics import FakePublisher
 from tests.support.lambda_context import FakeLambdaContext
 
 HISTORY = "fuzz-metrics-history"
@@ -54,7 +55,6 @@ MINUTES = [CURRENT - timedelta(minutes=n) for n in range(1, 61)]
 EVENT = json.loads((Path(__file__).parents[2] / "events" / "scheduled_metrics.json").read_text())
 OBJECT_TYPES = ["Account", "Invoice"]
 # CloudWatch's documented range for a metric value (PutMetricData): -2^360 .. 2^360, finite.
-CLOUDWATCH_MAX = 2.0**360
 # A run costs ~0.5 s in moto (60 minute queries and the 7-day rollup partition, whatever the items), so fewer
 # examples, each with more items.
 FUZZ = settings(
@@ -65,38 +65,25 @@ FUZZ = settings(
 )
 
 
-class RecordingPublisher:
-    """Keeps what would go to CloudWatch and refuses what CloudWatch refuses."""
+def window(published: FakePublisher, name: str, label: str, object_type: str) -> float | None:
+    found = [
+        p.value
+        for p in published.points
+        if p.name == name
+        and p.dimension(WINDOW_DIMENSION) == label
+        and p.dimension(OBJECT_TYPE_DIMENSION) == object_type
+    ]
+    assert len(found) <= 1, (name, label, object_type, found)
+    return found[0] if found else None
 
-    def __init__(self) -> None:
-        self.points: list[MetricPoint] = []
 
-    def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int:
-        for point in points:
-            values = [point.value] if point.value is not None else list(point.values)
-            if not all(-CLOUDWATCH_MAX <= v <= CLOUDWATCH_MAX for v in values):
-                raise MetricsPublishError(f"{point.name}: a value outside CloudWatch's range")
-        self.points.extend(points)
-        return len(points)
-
-    def window(self, name: str, label: str, object_type: str) -> float | None:
-        found = [
-            p.value
-            for p in self.points
-            if p.name == name
-            and p.dimension(WINDOW_DIMENSION) == label
-            and p.dimension(OBJECT_TYPE_DIMENSION) == object_type
-        ]
-        assert len(found) <= 1, (name, label, object_type, found)
-        return found[0] if found else None
-
-    def distribution(self, object_type: str) -> Counter[float]:
-        values: Counter[float] = Counter()
-        for p in self.points:
-            if p.name == SYNC_LATENCY and p.dimension(OBJECT_TYPE_DIMENSION) == object_type:
-                for value, count in zip(p.values, p.counts, strict=True):
-                    values[value] += int(count)
-        return values
+def distribution(published: FakePublisher, object_type: str) -> Counter[float]:
+    values: Counter[float] = Counter()
+    for p in published.points:
+        if p.name == SYNC_LATENCY and p.dimension(OBJECT_TYPE_DIMENSION) == object_type:
+            for value, count in zip(p.values, p.counts, strict=True):
+                values[value] += int(count)
+    return values
 
 
 # --- items ---------------------------------------------------------------------------------------------------
@@ -250,8 +237,8 @@ class World:
         self.written.clear()
         self.dynamodb.delete_item(TableName=HISTORY, Key=WATERMARK_KEY)
 
-    def run(self) -> tuple[dict[str, Any], RecordingPublisher]:
-        publisher = RecordingPublisher()
+    def run(self) -> tuple[dict[str, Any], FakePublisher]:
+        publisher = FakePublisher()
         metrics_settings = MetricsSettings.from_env(
             {
                 "SYNC_HISTORY_TABLE": HISTORY,
@@ -345,15 +332,15 @@ def test_bad_history_items_are_skipped_counted_and_change_no_figure(
             values, failed, items = _expected_window(good_items, label, object_type)
             if not items and object_type != ALL_OBJECT_TYPES:
                 continue
-            assert published.window(SYNC_LATENCY_COUNT, label, object_type) == len(values)
-            assert published.window(RECORDS_SYNCED_IN_WINDOW, label, object_type) == len(values)
-            assert published.window(RECORDS_FAILED_IN_WINDOW, label, object_type) == failed
+            assert window(published, SYNC_LATENCY_COUNT, label, object_type) == len(values)
+            assert window(published, RECORDS_SYNCED_IN_WINDOW, label, object_type) == len(values)
+            assert window(published, RECORDS_FAILED_IN_WINDOW, label, object_type) == failed
             for pct in PERCENTILES:
-                assert published.window(SYNC_LATENCY_PERCENTILES[pct], label, object_type) == percentile(values, pct)
+                assert window(published, SYNC_LATENCY_PERCENTILES[pct], label, object_type) == percentile(values, pct)
     # and the raw distribution of each settled minute holds exactly the good values
     last_settled = CURRENT - timedelta(minutes=3)
     settled = Counter(float(v) for g in good_items if g.minute <= last_settled for v in g.sync_ms)
-    assert published.distribution(ALL_OBJECT_TYPES) == settled
+    assert distribution(published, ALL_OBJECT_TYPES) == settled
 
 
 # --- items that parse, then would break the run (found by fuzzing, fixed) -----------------------------------
