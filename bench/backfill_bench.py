@@ -71,7 +71,7 @@ SPOT_CHECKS = 40
 BACKLOG_REASON = "callout queue backlog"
 
 
-# --- pure helpers (tests/unit/test_backfill_bench.py) -------------------------------------------------------------
+# --- pure helpers (tests/bench/test_backfill_bench.py) -------------------------------------------------------------
 
 
 def record_counts(total: int, shares: tuple[tuple[str, int], ...] = SHARES) -> dict[str, int]:
