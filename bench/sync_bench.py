@@ -36,7 +36,7 @@ from nrtsync.ports.state import VersionStore
 from nrtsync.services.sync.service import SyncService
 from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.poller import LocalContext
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.standin.process import StandinClient
 
 if TYPE_CHECKING:
     from nrtsync_local.aws import LocalResources

@@ -15,7 +15,7 @@ from typing import Any
 
 from nrtsync.domain.mapping import MappingConfig, build_record, cached_mapping
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.standin.process import StandinClient
 
 BATCH = 200
 MIX = (("Account", 40), ("Subscription", 60), ("Invoice", 60), ("Payment", 40))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nrtsync_local.demo.steps import Version, zuora_date
 
 if TYPE_CHECKING:
-    from nrtsync_local.processes import ZuoraStandinClient
+    from nrtsync_local.standin.process import ZuoraStandinClient
 
 
 class DemoTenant:

@@ -29,8 +29,8 @@ from nrtsync.domain.models.callout import QueuedChange
 
 if TYPE_CHECKING:
     from nrtsync.ports.queue import RetryScheduler
-    from nrtsync_local.processes import StandinClient
     from nrtsync_local.stack.deployment import LocalDeployment
+    from nrtsync_local.standin.process import StandinClient
 
 CONDITIONS = ("budget", "allocation", "credentials", "outage")
 ACCOUNTS = "Zuora__CustomerAccount__c"

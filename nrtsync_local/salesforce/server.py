@@ -35,7 +35,7 @@ from nrtsync_local.salesforce.config import DEFAULT_API_LIMIT, StandinConfig
 from nrtsync_local.salesforce.control import control
 from nrtsync_local.salesforce.oauth import load_verification_key
 from nrtsync_local.salesforce.state import SalesforceState
-from nrtsync_local.standin_tls import serve_tls, write_atomically
+from nrtsync_local.standin.tls import serve_tls, write_atomically
 
 
 class _Handler(BaseHTTPRequestHandler):

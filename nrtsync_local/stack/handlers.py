@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrtsync_local.front import Handler
+from nrtsync_local.gateway.server import Handler
 from nrtsync_local.poller import LocalContext, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
 from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, RECONCILE, SYNC, authorizer_function
@@ -50,7 +50,7 @@ class LocalHandlers:
         self._region = region
         self._stack_name = stack_name
         self._with_metrics = with_metrics
-        # Fault drills (nrtsync_local.faults) wrap the sync handler the poller invokes, e.g. to "kill" an
+        # Fault drills (nrtsync_local.drill.run) wrap the sync handler the poller invokes, e.g. to "kill" an
         # invocation after it returned but before the poller deleted its messages.
         self._sync_handler_wrapper = sync_handler_wrapper
         # ... and the sync service's Salesforce port, e.g. to die after Salesforce answered a call.

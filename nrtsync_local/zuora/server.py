@@ -1,5 +1,5 @@
 """The Zuora stand-in's HTTPS server and command line (TLS from a throwaway trustme CA, shared with the
-Salesforce stand-in in ``nrtsync_local.standin_tls``).
+Salesforce stand-in in ``nrtsync_local.standin.tls``).
 
 Run as a process::
 
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import trustme
 
-from nrtsync_local.standin_tls import serve_tls, write_atomically
+from nrtsync_local.standin.tls import serve_tls, write_atomically
 from nrtsync_local.zuora.state import DEFAULT_PAGE_SIZE, Answer, ZuoraState
 
 

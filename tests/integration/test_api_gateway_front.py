@@ -17,7 +17,7 @@ import requests
 
 from nrtsync.domain.basic_auth import CalloutCredentials
 from nrtsync.services.ingest.authorizer import AuthorizerRequest, NotAuthenticatedError, authorize
-from nrtsync_local.front import (
+from nrtsync_local.gateway.server import (
     MAX_PAYLOAD_BYTES,
     ApiGatewayFront,
     GatewayResponse,

@@ -12,7 +12,7 @@ from nrtsync.domain.mapping import MappingConfig
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.zoql import change_from_record, changes_query
 from nrtsync.ports.zuora import ZuoraPort
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
+from nrtsync_local.standin.process import ZuoraStandinClient, ZuoraStandinProcess
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The fault drill: thousands of Zuora changes through the local pipeline while everything around it misbehaves.
 
-    .venv/bin/python -m nrtsync_local.faults                     # the short drill (1,000 changes, ~1.5 min)
-    .venv/bin/python -m nrtsync_local.faults --changes 20000     # the soak (``make soak``)
+    .venv/bin/python -m nrtsync_local.drill                     # the short drill (1,000 changes, ~1.5 min)
+    .venv/bin/python -m nrtsync_local.drill --changes 20000     # the soak (``make soak``)
 
 What it does (docs/RELIABILITY.md has the why): a seeded generator makes versions of a few hundred Zuora
 accounts and subscriptions and delivers them at a steady rate, part over HTTP through the local API Gateway
@@ -46,14 +46,14 @@ from nrtsync_local.drill.generator import ChangeGenerator
 from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantine
 from nrtsync_local.drill.sender import DrillFailedError, Sender
 from nrtsync_local.drill.verdict import DrillReport, Verdict
-from nrtsync_local.front import Handler
+from nrtsync_local.gateway.server import Handler
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, resource
 
 if TYPE_CHECKING:
     from nrtsync.ports.salesforce import SalesforcePort
 
-log = logging.getLogger("nrtsync_local.faults")
+log = logging.getLogger("nrtsync_local.drill.run")
 
 __all__ = ["DrillConfig", "DrillFailedError", "DrillReport", "DrillTimeoutError", "FaultDrill", "main", "run_drill"]
 
@@ -348,7 +348,7 @@ def run_drill(
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = DrillConfig()
-    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.faults", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.drill", description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=defaults.changes, help="changes to send (soak: 20000)")
     parser.add_argument(
         "--records", type=int, help="distinct records (default: about a quarter of --changes, 250..5000)"

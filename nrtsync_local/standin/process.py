@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 5.0
 
