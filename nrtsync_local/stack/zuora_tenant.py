@@ -96,7 +96,7 @@ class LocalZuora:
             secret = dict(self._tenant.secret)
         else:
             self._process = ZuoraStandinProcess(workdir)
-            self.client = self._process.start_zuora()
+            self.client = self._process.start()
             secret = {
                 "base_url": self.client.url,
                 "client_id": self.client.client_id,

@@ -20,7 +20,7 @@ def running_zuora_standin() -> Iterator[ZuoraStandinClient]:
     """Starts ``python -m nrtsync_local.zuora``; yields its control client; closes it and stops the process."""
     with tempfile.TemporaryDirectory(prefix="zuora-standin-") as workdir:
         process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
+        client = process.start()
         try:
             yield client
         finally:
