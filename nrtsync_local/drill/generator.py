@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nrtsync_local.drill.run import DrillConfig
+    from nrtsync_local.drill.config import DrillConfig
 
 REFUSED_NAME = "Refused by the drill's validation rule"
 UNCONVERTIBLE = "not-a-number"

@@ -18,9 +18,10 @@ final outcome in the sync history, that the failure list holds exactly the inval
 nothing, and it prints the figures. ``run_drill`` returns a ``DrillReport``; the exit status is 0 if the report has
 no problems, 1 otherwise.
 
-This module is the drill itself (its knobs, the kill switch, the run); its parts are in ``nrtsync_local.drill``:
-``generator`` (the change stream), ``sender`` (HTTP and queue delivery), ``scheduler`` (delivery timing, the
-fault schedule), ``verdict`` (the checks and the report).
+This module is the drill itself (the kill switch, the run, the command line); its parts are beside it in
+``nrtsync_local.drill``, none of which imports this one: ``config`` (the knobs), ``generator`` (the change
+stream), ``sender`` (HTTP and queue delivery), ``scheduler`` (delivery timing, the fault schedule), ``verdict``
+(the checks and the report).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from nrtsync_local.drill.config import DrillConfig
 from nrtsync_local.drill.generator import ChangeGenerator
 from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantine
 from nrtsync_local.drill.sender import DrillFailedError, Sender
@@ -53,7 +54,7 @@ from nrtsync_local.template import load_template, resource
 if TYPE_CHECKING:
     from nrtsync.ports.salesforce import SalesforcePort
 
-log = logging.getLogger("nrtsync_local.drill.run")
+log = logging.getLogger("nrtsync_local.drill")
 
 __all__ = ["DrillConfig", "DrillFailedError", "DrillReport", "DrillTimeoutError", "FaultDrill", "main", "run_drill"]
 
@@ -66,34 +67,6 @@ class DrillTimeoutError(DrillFailedError):
 
 class SimulatedKillError(Exception):
     """Raised where the drill kills the sync handler; the poller treats it as Lambda treats a crash."""
-
-
-@dataclass(frozen=True)
-class DrillConfig:
-    """The drill's knobs. The defaults are the short drill; ``changes`` scales it into a soak."""
-
-    changes: int = 1_000
-    records: int = 250
-    rate_per_second: float = 14.0
-    http_share: float = 0.35
-    """Part of the changes sent over HTTP through the API Gateway front (ingest); the rest go onto the queue."""
-    redeliver_share: float = 0.06
-    reorder_share: float = 0.06
-    seed: int = 20_260_501
-    sync_timeout_seconds: int = 10
-    """The sync function's timeout for the drill (template: 60): a killed invocation's leases last this + 60 s."""
-    visibility_timeout_seconds: int = 10
-    """The callout queue's visibility timeout for the drill (template: 360): how soon a killed batch comes back."""
-    retry_delay_seconds: int = 1
-    api_recheck_seconds: int = 2
-    batch_window_seconds: float = 1.0
-    cycle_seconds: float = 100.0
-    """The fault schedule repeats every cycle while changes are being sent (one cycle in the short drill)."""
-    max_queue_depth: int = 200
-    """Generation pauses while more messages than this are visible (moto's SQS slows with depth)."""
-    drain_timeout_seconds: float = 120.0
-    quarantine_lead_seconds: float = 4.0
-    """New changes to records a killed invocation still leases wait until this long before the lease ends."""
 
 
 class KillSwitch:
@@ -397,7 +370,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\n".join(report.lines()))
     return 0 if not report.problems else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
