@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, cast
 from nrtsync_local.drill.config import DrillConfig
 from nrtsync_local.drill.generator import ChangeGenerator
 from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantine
-from nrtsync_local.drill.sender import DrillFailedError, Sender
+from nrtsync_local.drill.sender import Sender
 from nrtsync_local.drill.verdict import DrillReport, Verdict
 from nrtsync_local.gateway.server import Handler
 from nrtsync_local.stack import LocalDeployment
@@ -59,6 +59,10 @@ log = logging.getLogger("nrtsync_local.drill")
 __all__ = ["DrillConfig", "DrillFailedError", "DrillReport", "DrillTimeoutError", "FaultDrill", "main", "run_drill"]
 
 _TICK_SECONDS = 0.05
+
+
+class DrillFailedError(RuntimeError):
+    """The drill could not run to its verdict."""
 
 
 class DrillTimeoutError(DrillFailedError):
