@@ -47,7 +47,7 @@ from nrtsync_local.drill.generator import ChangeGenerator
 from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantine
 from nrtsync_local.drill.sender import Sender
 from nrtsync_local.drill.verdict import DrillReport, Verdict
-from nrtsync_local.gateway.server import Handler
+from nrtsync_local.gateway.rules import Handler
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, resource
 

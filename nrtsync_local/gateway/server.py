@@ -30,8 +30,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from nrtsync_local.gateway.rules import (
-    LOCAL_ACCOUNT_ID,
-    GatewayResponse,
     GatewayResponses,
     Handler,
     HttpRequest,
@@ -45,19 +43,6 @@ from nrtsync_local.gateway.rules import (
 )
 from nrtsync_local.gateway.rules import json_body as _json
 from nrtsync_local.poller import LocalContext
-
-# The names other modules (the local stack, the drill, the tests) import from here.
-__all__ = [
-    "LOCAL_ACCOUNT_ID",
-    "MAX_PAYLOAD_BYTES",
-    "ApiGatewayFront",
-    "GatewayResponse",
-    "GatewayResponses",
-    "Handler",
-    "LambdaAuthorizer",
-    "Route",
-    "remap_response_headers",
-]
 
 # API Gateway's payload limit for REST APIs ("Amazon API Gateway quotas": payload size 10 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from nrtsync_local.aws import REGION, STACK, LocalResources, MotoServer, client, provision
-from nrtsync_local.gateway.server import ApiGatewayFront, Handler
+from nrtsync_local.gateway.rules import Handler
+from nrtsync_local.gateway.server import ApiGatewayFront
 from nrtsync_local.poller import PollStats, SqsEventSourcePoller
 from nrtsync_local.stack.environment import (
     ProcessEnvironment,

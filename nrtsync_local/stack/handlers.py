@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrtsync_local.gateway.server import Handler
+from nrtsync_local.gateway.rules import Handler
 from nrtsync_local.poller import LocalContext, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
 from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, RECONCILE, SYNC, authorizer_function

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nrtsync_local.gateway.server import Route
+from nrtsync_local.gateway.rules import Route
 from nrtsync_local.template import api_authorizer, resource
 
 # One logger name for the whole package: the fault drill hides its simulated kills with a filter on this very
