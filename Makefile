@@ -84,7 +84,7 @@ bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, 
 	$(BIN)/python -m bench.run
 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
-	$(BIN)/python -m nrtsync_local.faults --changes 20000
+	$(BIN)/python -m nrtsync_local.drill --changes 20000
 
 deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
 	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided

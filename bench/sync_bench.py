@@ -38,7 +38,7 @@ from nrtsync_fakes.history import in_memory_history
 from nrtsync_fakes.queue import FakeRetryScheduler
 from nrtsync_fakes.state import InMemoryVersionStore
 from nrtsync_local.poller import LocalContext
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.standin.process import StandinClient
 
 if TYPE_CHECKING:
     from nrtsync_local.aws import LocalResources

@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from nrtsync_cli.cli import run
-from nrtsync_local.front import MAX_PAYLOAD_BYTES
-from nrtsync_local.processes import StandinClient, trusting_session
+from nrtsync_local.gateway.server import MAX_PAYLOAD_BYTES
 from nrtsync_local.stack import LocalDeployment, LocalDeploymentError, schedule_seconds
+from nrtsync_local.standin.process import StandinClient, trusting_session
 from nrtsync_local.template import gateway_responses, load_template, parameter_defaults
 from tests.support.events import event_body, load_event
 

@@ -18,9 +18,7 @@ import requests
 from nrtsync.domain.basic_auth import CalloutCredentials
 from nrtsync.services.ingest.authorizer import AuthorizerRequest, NotAuthenticatedError, authorize
 from nrtsync_fakes.clock import FakeClock
-from nrtsync_local.front import (
-    MAX_PAYLOAD_BYTES,
-    ApiGatewayFront,
+from nrtsync_local.gateway.rules import (
     GatewayResponse,
     GatewayResponses,
     Handler,
@@ -28,6 +26,7 @@ from nrtsync_local.front import (
     Route,
     remap_response_headers,
 )
+from nrtsync_local.gateway.server import MAX_PAYLOAD_BYTES, ApiGatewayFront
 from nrtsync_local.template import api_authorizer, gateway_responses, load_template, parameter_defaults
 from tests.support.events import CALLOUT_PASSWORD, CALLOUT_USERNAME, callout_secret
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from nrtsync_local.faults import SimulatedKillError, _quiet_kills
+from nrtsync_local.drill.run import SimulatedKillError, _quiet_kills
 from nrtsync_local.stack import SYNC
 from nrtsync_local.stack.handlers import LocalHandlers
 from nrtsync_local.stack.threads import run_poller

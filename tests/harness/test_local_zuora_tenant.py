@@ -9,7 +9,7 @@ import certifi
 import pytest
 
 from nrtsync_local.stack import LocalDeploymentError, ZuoraTenant
-from nrtsync_local.stack.zuora import ca_bundle
+from nrtsync_local.stack.zuora_tenant import ca_bundle
 
 TENANT = {
     "ZUORA_BASE_URL": "https://rest.apisandbox.zuora.com",

@@ -16,7 +16,7 @@ from nrtsync.domain.models.zuora import ZuoraCredentials, ZuoraRequestError
 from nrtsync.domain.zoql import changes_query
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync.ports.zuora import ZuoraPort
-from nrtsync_local.processes import ZuoraStandinClient, trusting_session
+from nrtsync_local.standin.process import ZuoraStandinClient, trusting_session
 from tests.support.zuora import query_changes, running_zuora_standin
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.zuora import ZuoraAuthError, ZuoraCredentials, ZuoraRequestError, ZuoraRetryableError
 from nrtsync.domain.zoql import changes_query
 from nrtsync_fakes.clock import FakeClock
-from nrtsync_local.processes import ZuoraStandinClient, trusting_session
+from nrtsync_local.standin.process import ZuoraStandinClient, trusting_session
 from tests.support.zuora import query_changes, running_zuora_standin
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 
-from nrtsync_local.processes import StandinClient, StandinProcess, trusting_session
+from nrtsync_local.standin.process import StandinClient, StandinProcess, trusting_session
 
 __all__ = [
     "ACCOUNTS",

@@ -14,7 +14,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 # What only an integration test may start: AWS in process or over HTTP, and the stand-ins' processes.
-INTEGRATION_ONLY = ("moto", "nrtsync_local.aws", "nrtsync_local.processes")
+INTEGRATION_ONLY = ("moto", "nrtsync_local.aws", "nrtsync_local.standin.process")
 
 
 def imported_modules(path: Path) -> set[str]:

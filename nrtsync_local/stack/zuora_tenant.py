@@ -14,8 +14,8 @@ from typing import Any
 import certifi
 from pydantic import ValidationError
 
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
 from nrtsync_local.stack.spec import LocalDeploymentError
+from nrtsync_local.standin.process import ZuoraStandinClient, ZuoraStandinProcess
 
 ZUORA_VARIABLES = ("ZUORA_BASE_URL", "ZUORA_CLIENT_ID", "ZUORA_CLIENT_SECRET")
 
@@ -96,7 +96,7 @@ class LocalZuora:
             secret = dict(self._tenant.secret)
         else:
             self._process = ZuoraStandinProcess(workdir)
-            self.client = self._process.start_zuora()
+            self.client = self._process.start()
             secret = {
                 "base_url": self.client.url,
                 "client_id": self.client.client_id,

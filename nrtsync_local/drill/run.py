@@ -1,7 +1,7 @@
 """The fault drill: thousands of Zuora changes through the local pipeline while everything around it misbehaves.
 
-    .venv/bin/python -m nrtsync_local.faults                     # the short drill (1,000 changes, ~1.5 min)
-    .venv/bin/python -m nrtsync_local.faults --changes 20000     # the soak (``make soak``)
+    .venv/bin/python -m nrtsync_local.drill                     # the short drill (1,000 changes, ~1.5 min)
+    .venv/bin/python -m nrtsync_local.drill --changes 20000     # the soak (``make soak``)
 
 What it does (docs/RELIABILITY.md has the why): a seeded generator makes versions of a few hundred Zuora
 accounts and subscriptions and delivers them at a steady rate, part over HTTP through the local API Gateway
@@ -18,9 +18,10 @@ final outcome in the sync history, that the failure list holds exactly the inval
 nothing, and it prints the figures. ``run_drill`` returns a ``DrillReport``; the exit status is 0 if the report has
 no problems, 1 otherwise.
 
-This module is the drill itself (its knobs, the kill switch, the run); its parts are in ``nrtsync_local.drill``:
-``generator`` (the change stream), ``sender`` (HTTP and queue delivery), ``scheduler`` (delivery timing, the
-fault schedule), ``verdict`` (the checks and the report).
+This module is the drill itself (the kill switch, the run, the command line); its parts are beside it in
+``nrtsync_local.drill``, none of which imports this one: ``config`` (the knobs), ``generator`` (the change
+stream), ``sender`` (HTTP and queue delivery), ``scheduler`` (delivery timing, the fault schedule), ``verdict``
+(the checks and the report).
 """
 
 from __future__ import annotations
@@ -39,25 +40,29 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from nrtsync_local.drill.config import DrillConfig
 from nrtsync_local.drill.generator import ChangeGenerator
 from nrtsync_local.drill.scheduler import FaultSchedule, Kill, Outbox, Quarantine
-from nrtsync_local.drill.sender import DrillFailedError, Sender
+from nrtsync_local.drill.sender import Sender
 from nrtsync_local.drill.verdict import DrillReport, Verdict
-from nrtsync_local.front import Handler
+from nrtsync_local.gateway.rules import Handler
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, resource
 
 if TYPE_CHECKING:
     from nrtsync.ports.salesforce import SalesforcePort
 
-log = logging.getLogger("nrtsync_local.faults")
+log = logging.getLogger("nrtsync_local.drill")
 
 __all__ = ["DrillConfig", "DrillFailedError", "DrillReport", "DrillTimeoutError", "FaultDrill", "main", "run_drill"]
 
 _TICK_SECONDS = 0.05
+
+
+class DrillFailedError(RuntimeError):
+    """The drill could not run to its verdict."""
 
 
 class DrillTimeoutError(DrillFailedError):
@@ -66,34 +71,6 @@ class DrillTimeoutError(DrillFailedError):
 
 class SimulatedKillError(Exception):
     """Raised where the drill kills the sync handler; the poller treats it as Lambda treats a crash."""
-
-
-@dataclass(frozen=True)
-class DrillConfig:
-    """The drill's knobs. The defaults are the short drill; ``changes`` scales it into a soak."""
-
-    changes: int = 1_000
-    records: int = 250
-    rate_per_second: float = 14.0
-    http_share: float = 0.35
-    """Part of the changes sent over HTTP through the API Gateway front (ingest); the rest go onto the queue."""
-    redeliver_share: float = 0.06
-    reorder_share: float = 0.06
-    seed: int = 20_260_501
-    sync_timeout_seconds: int = 10
-    """The sync function's timeout for the drill (template: 60): a killed invocation's leases last this + 60 s."""
-    visibility_timeout_seconds: int = 10
-    """The callout queue's visibility timeout for the drill (template: 360): how soon a killed batch comes back."""
-    retry_delay_seconds: int = 1
-    api_recheck_seconds: int = 2
-    batch_window_seconds: float = 1.0
-    cycle_seconds: float = 100.0
-    """The fault schedule repeats every cycle while changes are being sent (one cycle in the short drill)."""
-    max_queue_depth: int = 200
-    """Generation pauses while more messages than this are visible (moto's SQS slows with depth)."""
-    drain_timeout_seconds: float = 120.0
-    quarantine_lead_seconds: float = 4.0
-    """New changes to records a killed invocation still leases wait until this long before the lease ends."""
 
 
 class KillSwitch:
@@ -348,7 +325,7 @@ def run_drill(
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = DrillConfig()
-    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.faults", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nrtsync_local.drill", description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=defaults.changes, help="changes to send (soak: 20000)")
     parser.add_argument(
         "--records", type=int, help="distinct records (default: about a quarter of --changes, 250..5000)"
@@ -397,7 +374,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\n".join(report.lines()))
     return 0 if not report.problems else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """What API Gateway's REST API does around a Lambda proxy integration, for the local front
-(``nrtsync_local.front``, the HTTP server): the proxy event it sends the function, the response headers it
+(``nrtsync_local.gateway.server``, the HTTP server): the proxy event it sends the function, the response headers it
 remaps or drops, its own answers (gateway responses, from the template's ``GatewayResponses``) and the REQUEST
 Lambda authorizer (its settings from the template's ``Auth``, the result cache, the policy check)."""
 

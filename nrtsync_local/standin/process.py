@@ -18,11 +18,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -36,8 +36,8 @@ def trusting_session(ca_file: str) -> requests.Session:
 
 
 @dataclass
-class StandinClient:
-    """Where the stand-in listens, its credentials, and its control API (``/__standin/...``)."""
+class ControlClient:
+    """Where a stand-in listens, its OAuth client, and its control API (``/__standin/...``)."""
 
     url: str
     ca_file: str
@@ -46,13 +46,29 @@ class StandinClient:
     pid: int
     _control: requests.Session = field(repr=False)
 
-    @property
-    def login_url(self) -> str:
-        return self.url
-
     def session(self) -> requests.Session:
         """A fresh session that trusts the stand-in's CA (see the module docstring)."""
         return trusting_session(self.ca_file)
+
+    def close(self) -> None:
+        self._control.close()
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 5
+    ) -> dict[str, Any]:
+        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=timeout)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+@dataclass
+class StandinClient(ControlClient):
+    """The Salesforce stand-in's client: its login URL and its control API."""
+
+    @property
+    def login_url(self) -> str:
+        return self.url
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """e.g. ``latency_ms=150``, ``fail_next=[{"status": 503}]``, ``validation_rules=[...]``, ``api_used``."""
@@ -89,28 +105,20 @@ class StandinClient:
         """Forgets records, faults, counters and API usage (sessions and configuration stay)."""
         self._call("POST", "reset")
 
-    def close(self) -> None:
-        self._control.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=5)
-        response.raise_for_status()
-        answer: dict[str, Any] = response.json()
-        return answer
+class ChildStandin[ClientT: ControlClient]:
+    """``python -m <module>`` on a free 127.0.0.1 port, files under ``workdir``; stopped by its pid."""
 
-
-class StandinProcess:
-    """``python -m nrtsync_local.salesforce`` on a free 127.0.0.1 port, files under ``workdir``."""
-
-    module = "nrtsync_local.salesforce"
-    name = "salesforce-standin"
-    title = "the Salesforce stand-in"
+    module: ClassVar[str]
+    name: ClassVar[str]
+    title: ClassVar[str]
+    client_type: type[ClientT]
 
     def __init__(self, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
         self._workdir = workdir
         self._extra_args = extra_args
         self._process: subprocess.Popen[bytes] | None = None
-        self.client: StandinClient | None = None
+        self.client: ClientT | None = None
 
     @property
     def log_path(self) -> Path:
@@ -120,7 +128,7 @@ class StandinProcess:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def start(self) -> StandinClient:
+    def start(self) -> ClientT:
         """Starts the child and waits until it has written its ready file (URL, CA, client credentials)."""
         ready_file = self._workdir / f"{self.name}.json"
         ready_file.unlink(missing_ok=True)
@@ -156,7 +164,7 @@ class StandinProcess:
         except BaseException:
             self.stop()
             raise
-        self.client = StandinClient(
+        self.client = self.client_type(
             url=ready["url"],
             ca_file=ready["ca_file"],
             client_id=ready["client_id"],
@@ -196,19 +204,8 @@ class StandinProcess:
 
 
 @dataclass
-class ZuoraStandinClient:
-    """Where the Zuora stand-in listens, its OAuth client, and its control API (``/__standin/...``)."""
-
-    url: str
-    ca_file: str
-    client_id: str
-    client_secret: str
-    pid: int
-    _control: requests.Session = field(repr=False)
-
-    def session(self) -> requests.Session:
-        """A fresh session that trusts the stand-in's CA (see the module docstring)."""
-        return trusting_session(self.ca_file)
+class ZuoraStandinClient(ControlClient):
+    """The Zuora stand-in's client: its control API."""
 
     def seed(self, object_type: str, records: list[dict[str, Any]], *, timeout: float = 60) -> int:
         """Stores Zuora records (each with ``Id`` and ``UpdatedDate``) as the tenant's, replacing same ids, in one
@@ -251,35 +248,20 @@ class ZuoraStandinClient:
         """Forgets records, open locators, faults and counters (credentials and tokens stay)."""
         self._call("POST", "reset", {})
 
-    def close(self) -> None:
-        self._control.close()
 
-    def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 5
-    ) -> dict[str, Any]:
-        response = self._control.request(method, f"{self.url}/__standin/{path}", json=body, timeout=timeout)
-        response.raise_for_status()
-        answer: dict[str, Any] = response.json()
-        return answer
+class StandinProcess(ChildStandin[StandinClient]):
+    """``python -m nrtsync_local.salesforce`` on a free 127.0.0.1 port, files under ``workdir``."""
+
+    module = "nrtsync_local.salesforce"
+    name = "salesforce-standin"
+    title = "the Salesforce stand-in"
+    client_type = StandinClient
 
 
-class ZuoraStandinProcess(StandinProcess):
+class ZuoraStandinProcess(ChildStandin[ZuoraStandinClient]):
     """``python -m nrtsync_local.zuora`` on a free 127.0.0.1 port, files under ``workdir``."""
 
     module = "nrtsync_local.zuora"
     name = "zuora-standin"
     title = "the Zuora stand-in"
-
-    def start_zuora(self) -> ZuoraStandinClient:
-        """Starts the child and returns the client of its control API."""
-        salesforce_shaped = self.start()
-        self.client = None  # the Salesforce-shaped client is not this stand-in's: close its session, keep ours
-        salesforce_shaped.close()
-        return ZuoraStandinClient(
-            url=salesforce_shaped.url,
-            ca_file=salesforce_shaped.ca_file,
-            client_id=salesforce_shaped.client_id,
-            client_secret=salesforce_shaped.client_secret,
-            pid=salesforce_shaped.pid,
-            _control=trusting_session(salesforce_shaped.ca_file),
-        )
+    client_type = ZuoraStandinClient

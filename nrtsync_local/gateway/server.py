@@ -4,7 +4,7 @@ Each HTTP request becomes the proxy event API Gateway would send (``resource``, 
 single- and multi-value headers and query parameters, the body, ``requestContext``); the handler's answer
 (``statusCode``, headers, body) goes back to the client. What API Gateway does around the function, it does
 here too, from the template's own ``Auth`` and ``GatewayResponses`` (never a copy in Python; those rules, and
-the proxy event's shape, are in ``nrtsync_local.gateway``):
+the proxy event's shape, are in ``nrtsync_local.gateway.rules``):
 
 * a body over 10 MB: 413 ``Request Too Long`` (a REQUEST_TOO_LARGE gateway response cannot be customized);
 * a path or method that is not a route: the MISSING_AUTHENTICATION_TOKEN gateway response (403 by default);
@@ -29,9 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from nrtsync_local.gateway import (
-    LOCAL_ACCOUNT_ID,
-    GatewayResponse,
+from nrtsync_local.gateway.rules import (
     GatewayResponses,
     Handler,
     HttpRequest,
@@ -43,21 +41,8 @@ from nrtsync_local.gateway import (
     proxy_event,
     remap_response_headers,
 )
-from nrtsync_local.gateway import json_body as _json
+from nrtsync_local.gateway.rules import json_body as _json
 from nrtsync_local.poller import LocalContext
-
-# The names other modules (the local stack, the drill, the tests) import from here.
-__all__ = [
-    "LOCAL_ACCOUNT_ID",
-    "MAX_PAYLOAD_BYTES",
-    "ApiGatewayFront",
-    "GatewayResponse",
-    "GatewayResponses",
-    "Handler",
-    "LambdaAuthorizer",
-    "Route",
-    "remap_response_headers",
-]
 
 # API Gateway's payload limit for REST APIs ("Amazon API Gateway quotas": payload size 10 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
