@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import argparse
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
@@ -26,8 +24,7 @@ from nrtsync.ports.breaker import (
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.services.breaker.service import CircuitBreaker, pause
 from nrtsync_cli.breaker_commands import BreakerTarget, run_breaker_command
-from nrtsync_local.moto_atomic import make_dynamodb_writes_atomic
-from tests.support.sync_world import STATE_TABLE, create_tables
+from tests.support.sync_world import STATE_TABLE
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 OPERATOR = "operator:oncall"
@@ -122,76 +119,72 @@ class World:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    make_dynamodb_writes_atomic()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        yield World(client)
+def race(dynamodb: Any) -> World:
+    return World(dynamodb)
 
 
-def test_a_pause_made_while_the_probe_calls_salesforce_stands(world: World) -> None:
+def test_a_pause_made_while_the_probe_calls_salesforce_stands(race: World) -> None:
     # Given the breaker opened for an outage, and an operator pausing while the probe's /limits call is in flight
-    world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
-    world.salesforce.during_call = world.operator_pauses
+    race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+    race.salesforce.during_call = race.operator_pauses
 
     # When the probe finds Salesforce answering
-    result = world.breaker.probe(deadline=10.0)
+    result = race.breaker.probe(deadline=10.0)
 
     # Then the operator's pause stands and the mapping stays disabled
-    stored = world.real.read()
+    stored = race.real.read()
     assert (stored.is_open, stored.reason, stored.by) == (True, BreakerReason.MANUAL, OPERATOR)
-    assert world.switch.enabled is False
+    assert race.switch.enabled is False
     assert result.action == "manual"
 
 
-def test_a_pause_between_the_probes_close_and_its_enable_disables_the_mapping_again(world: World) -> None:
+def test_a_pause_between_the_probes_close_and_its_enable_disables_the_mapping_again(race: World) -> None:
     # Given the breaker opened for an outage, and an operator pausing just before the probe's enable lands
-    world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
-    world.switch.before_enable = world.operator_pauses
+    race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+    race.switch.before_enable = race.operator_pauses
 
     # When the probe closes the breaker
-    result = world.breaker.probe(deadline=10.0)
+    result = race.breaker.probe(deadline=10.0)
 
     # Then the pause stands and the mapping ends disabled, as the operator asked
-    assert world.real.read().reason is BreakerReason.MANUAL
-    assert world.switch.enabled is False
+    assert race.real.read().reason is BreakerReason.MANUAL
+    assert race.switch.enabled is False
     assert result.action == "manual"
 
 
-def test_a_trip_never_replaces_a_pause_made_after_it_read_the_breaker(world: World) -> None:
+def test_a_trip_never_replaces_a_pause_made_after_it_read_the_breaker(race: World) -> None:
     # Given the sync reads the breaker closed, then an operator pauses before the trip writes
-    world.store.before_write = world.operator_pauses
+    race.store.before_write = race.operator_pauses
 
     # When the sync trips for an outage
-    state = world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+    state = race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
 
     # Then the pause stands (the probe would have closed an outage, never a pause)
-    assert (state.reason, world.real.read().reason) == (BreakerReason.MANUAL, BreakerReason.MANUAL)
-    assert world.switch.enabled is False
-    assert world.breaker.probe(deadline=10.0).action == "manual"
+    assert (state.reason, race.real.read().reason) == (BreakerReason.MANUAL, BreakerReason.MANUAL)
+    assert race.switch.enabled is False
+    assert race.breaker.probe(deadline=10.0).action == "manual"
 
 
-def test_two_concurrent_trips_keep_the_first_reason_and_since(world: World) -> None:
+def test_two_concurrent_trips_keep_the_first_reason_and_since(race: World) -> None:
     # Given two invocations that both read the breaker closed; the other one writes first
     first: list[BreakerState] = []
-    other = world.breaker_with(world.switch, store=world.real)
-    world.store.before_write = lambda: first.append(other.trip(BreakerReason.API_BUDGET_REACHED, "budget"))
+    other = race.breaker_with(race.switch, store=race.real)
+    race.store.before_write = lambda: first.append(other.trip(BreakerReason.API_BUDGET_REACHED, "budget"))
 
     # When this one trips for another reason
-    state = world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+    state = race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
 
     # Then both see the first opening, once, and the mapping is disabled
-    assert state == first[0] == world.real.read()
+    assert state == first[0] == race.real.read()
     assert state.reason is BreakerReason.API_BUDGET_REACHED
-    assert world.switch.enabled is False
+    assert race.switch.enabled is False
 
 
-def test_an_unconditional_operator_write_always_lands(world: World) -> None:
-    world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+def test_an_unconditional_operator_write_always_lands(race: World) -> None:
+    race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
 
-    assert world.real.write(BreakerState(is_open=False, by=OPERATOR, updated_at=NOW)) is True
-    assert world.real.read().is_open is False
+    assert race.real.write(BreakerState(is_open=False, by=OPERATOR, updated_at=NOW)) is True
+    assert race.real.read().is_open is False
 
 
 # --- the mapping while it changes state ------------------------------------------------------------------------
@@ -237,25 +230,25 @@ def test_a_mapping_busy_past_the_waits_is_in_progress_not_a_failure() -> None:
     assert lam.updates == []
 
 
-def test_the_probe_reports_a_busy_mapping_as_kept_open_and_asks_again_next_time(world: World) -> None:
+def test_the_probe_reports_a_busy_mapping_as_kept_open_and_asks_again_next_time(race: World) -> None:
     class BusySwitch(Switch):
         def set_enabled(self, enabled: bool) -> None:
             if enabled:
                 raise EventSourceBusyError("still Disabling")
             super().set_enabled(enabled)
 
-    world.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
-    breaker = world.breaker_with(BusySwitch())
+    race.breaker.trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
+    breaker = race.breaker_with(BusySwitch())
 
     result = breaker.probe(deadline=10.0)
 
     # The close is undone (the queue must not stay unread with the breaker closed), and the next probe tries again
     assert result.action == "kept_open"
     assert result.error == "the event source mapping not enabled"
-    assert world.real.read().is_open is True
+    assert race.real.read().is_open is True
 
 
-def test_pause_while_the_mapping_changes_state_is_recorded_and_reported_in_progress(world: World) -> None:
+def test_pause_while_the_mapping_changes_state_is_recorded_and_reported_in_progress(race: World) -> None:
     class BusySwitch(Switch):
         def set_enabled(self, enabled: bool) -> None:
             raise EventSourceBusyError("the resource is in use: Enabling")
@@ -263,8 +256,8 @@ def test_pause_while_the_mapping_changes_state_is_recorded_and_reported_in_progr
     out = io.StringIO()
     args = argparse.Namespace(command="pause", reason="maintenance", by="oncall", json=False)
 
-    code = run_breaker_command(args, None, out, target=BreakerTarget(world.real, BusySwitch()))
+    code = run_breaker_command(args, None, out, target=BreakerTarget(race.real, BusySwitch()))
 
     assert code == 0
     assert "in progress" in out.getvalue()
-    assert world.real.read().reason is BreakerReason.MANUAL
+    assert race.real.read().reason is BreakerReason.MANUAL

@@ -6,28 +6,20 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.ports.state import ClaimStatus
 from nrtsync_cli.cli import run
 from nrtsync_cli.operations import Operations, StackResources
-from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, create_tables
+from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE
+from tests.support.terminal import Tty
 
 KEY = "Account#A1"
 FUTURE = "99999999999999999.00000000000000001"  # a version from 9999-12-31 (the date was accepted before the skew)
-
-
-class Tty(io.StringIO):
-    """An operator at a terminal who will type what the StringIO holds."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 @dataclass
@@ -43,12 +35,9 @@ class World:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_tables(client)
-        resources = StackResources(HISTORY_TABLE, "unused-queue", "unused-dlq", state_table=STATE_TABLE)
-        yield World(DynamoVersionStore(STATE_TABLE, client=client), Operations(resources, dynamodb=client))
+def cli(dynamodb: Any) -> World:
+    resources = StackResources(HISTORY_TABLE, "unused-queue", "unused-dlq", state_table=STATE_TABLE)
+    return World(DynamoVersionStore(STATE_TABLE, client=dynamodb), Operations(resources, dynamodb=dynamodb))
 
 
 def written_in_the_future(store: DynamoVersionStore) -> None:
@@ -56,40 +45,40 @@ def written_in_the_future(store: DynamoVersionStore) -> None:
     assert store.commit(KEY, FUTURE, "h-future", owner="sync-1", salesforce_id="001A")
 
 
-def test_after_confirmation_the_record_is_forgotten_and_its_next_change_is_written(world: World) -> None:
+def test_after_confirmation_the_record_is_forgotten_and_its_next_change_is_written(cli: World) -> None:
     # Given a record whose written version came from a date in the future: every real change is stale
-    written_in_the_future(world.store)
+    written_in_the_future(cli.store)
     lease = int(time.time() * 1000) + 60_000
-    assert world.store.claim(KEY, "00000000000000001.1", "h-real", owner="s", lease_until_ms=lease).status is (
+    assert cli.store.claim(KEY, "00000000000000001.1", "h-real", owner="s", lease_until_ms=lease).status is (
         ClaimStatus.STALE
     )
 
     # When the operator forgets it and says yes
-    code, out = world.forget("Account", "A1", answer="y\n")
+    code, out = cli.forget("Account", "A1", answer="y\n")
 
     # Then the state is gone and the next real change claims
     assert code == 0
     assert "forgot the sync state of Account A1" in out
-    assert world.store.written_version(KEY) is None
-    assert world.store.claim(KEY, "00000000000000001.1", "h-real", owner="s", lease_until_ms=lease).status is (
+    assert cli.store.written_version(KEY) is None
+    assert cli.store.claim(KEY, "00000000000000001.1", "h-real", owner="s", lease_until_ms=lease).status is (
         ClaimStatus.CLAIMED
     )
 
 
-def test_saying_no_or_having_no_terminal_forgets_nothing(world: World) -> None:
-    written_in_the_future(world.store)
+def test_saying_no_or_having_no_terminal_forgets_nothing(cli: World) -> None:
+    written_in_the_future(cli.store)
 
-    declined, _ = world.forget("Account", "A1", answer="n\n")
-    no_terminal, _ = world.forget("Account", "A1")
+    declined, _ = cli.forget("Account", "A1", answer="n\n")
+    no_terminal, _ = cli.forget("Account", "A1")
 
     assert (declined, no_terminal) == (1, 2)
-    assert world.store.written_version(KEY) == FUTURE
+    assert cli.store.written_version(KEY) == FUTURE
 
 
-def test_yes_skips_the_question_and_json_shows_what_was_there(world: World) -> None:
-    written_in_the_future(world.store)
+def test_yes_skips_the_question_and_json_shows_what_was_there(cli: World) -> None:
+    written_in_the_future(cli.store)
 
-    code, out = world.forget("Account", "A1", "--yes", "--json")
+    code, out = cli.forget("Account", "A1", "--yes", "--json")
 
     answer = json.loads(out)
     assert code == 0
@@ -97,17 +86,17 @@ def test_yes_skips_the_question_and_json_shows_what_was_there(world: World) -> N
     assert answer["was"]["written_version"] == FUTURE
 
 
-def test_a_record_being_written_is_refused_and_a_record_without_state_says_so(world: World) -> None:
+def test_a_record_being_written_is_refused_and_a_record_without_state_says_so(cli: World) -> None:
     lease = int(time.time() * 1000) + 60_000
-    assert world.store.claim(KEY, "00000000000000002.1", "h", owner="sync-2", lease_until_ms=lease).status is (
+    assert cli.store.claim(KEY, "00000000000000002.1", "h", owner="sync-2", lease_until_ms=lease).status is (
         ClaimStatus.CLAIMED
     )
 
-    leased, _ = world.forget("Account", "A1", "--yes")
-    missing, out = world.forget("Account", "NEVER", "--yes")
+    leased, _ = cli.forget("Account", "A1", "--yes")
+    missing, out = cli.forget("Account", "NEVER", "--yes")
 
     assert leased == 1
-    assert world.store.claim(KEY, "00000000000000003.1", "h3", owner="x", lease_until_ms=lease).status is (
+    assert cli.store.claim(KEY, "00000000000000003.1", "h3", owner="x", lease_until_ms=lease).status is (
         ClaimStatus.BUSY
     )
     assert (missing, "nothing to forget" in out) == (1, True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -14,10 +13,10 @@ from urllib.parse import urlencode
 import pytest
 
 from nrtsync.domain.basic_auth import CalloutCredentials
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.queue import MAX_MESSAGE_BYTES
 from nrtsync.services.ingest.endpoint import CalloutRequest, IngestOutcome, receive_callout
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
 from tests.support.events import basic_authorization
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -25,15 +24,6 @@ HMAC_KEY = "hostile-test-hmac-key"
 PLAIN = CalloutCredentials(username="zuora-callout", password="local-test-only-password")
 SIGNED = CalloutCredentials(username="zuora-callout", password="local-test-only-password", hmac_key=HMAC_KEY)
 LARGEST_BODY = 131_072  # the template's MaxValue of MaxCalloutBytes
-
-
-@dataclass
-class RecordingQueue:
-    sent: list[QueuedChange] = field(default_factory=list)
-
-    def send(self, change: QueuedChange) -> str:
-        self.sent.append(change)
-        return f"msg-{len(self.sent)}"
 
 
 def callout(updated: str = "2026-12-07T11:59:00Z", **fields: Any) -> bytes:
@@ -54,8 +44,8 @@ def receive(
     max_skew: timedelta = timedelta(minutes=10),
     max_body_bytes: int = LARGEST_BODY,
     headers: dict[str, str] | None = None,
-) -> tuple[IngestOutcome, RecordingQueue]:
-    queue = RecordingQueue()
+) -> tuple[IngestOutcome, MemoryQueue]:
+    queue = MemoryQueue()
     sent_headers = {"Authorization": basic_authorization(), "Content-Type": content_type, **(headers or {})}
     outcome = receive_callout(
         CalloutRequest.of(body, sent_headers, query),
