@@ -33,8 +33,11 @@ class MemoryBreakerStore:
     def read(self) -> BreakerState:
         return self.state
 
-    def write(self, state: BreakerState) -> None:
+    def write(self, state: BreakerState, *, expected: BreakerState | None = None) -> bool:
+        if expected is not None and not _still(self.state, expected):
+            return False
         self.state = replace(state, since=_to_the_second(state.since), updated_at=_to_the_second(state.updated_at))
+        return True
 
     def count_failure(self, at: datetime) -> int:
         self.state = replace(self.state, failures=self.state.failures + 1)
@@ -47,3 +50,16 @@ class MemoryBreakerStore:
 
 def _to_the_second(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _still(stored: BreakerState, expected: BreakerState) -> bool:
+    """The stored item's condition as DynamoBreakerStore writes it: closed matches any closed state; open matches
+    the same opening (reason, by, updated_at to the second)."""
+    if not expected.is_open:
+        return not stored.is_open
+    return (
+        stored.is_open
+        and stored.reason == expected.reason
+        and stored.by == expected.by
+        and stored.updated_at == _to_the_second(expected.updated_at)
+    )

@@ -25,6 +25,7 @@ from nrtsync_cli.cli import main, run
 from nrtsync_cli.operations import Operations, StackResources
 from tests.support.sqs_move_tasks import SqsWithMoveTasks
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
+from tests.support.terminal import Tty
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -293,13 +294,6 @@ def test_the_lambda_layer_holds_no_operator_cli() -> None:
 
 STACK = "nrtsync-test"
 BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
-
-
-class Tty(io.StringIO):
-    """An operator at a terminal who will type ``answer``."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 @pytest.fixture

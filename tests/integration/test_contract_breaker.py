@@ -67,3 +67,25 @@ def test_writing_a_state_keeps_the_failures_it_carries(store) -> None:
 
     # Then the next failure counts on from there
     assert store.count_failure(AT) == 3
+
+
+def test_a_conditional_write_lands_only_on_the_state_it_expects(store) -> None:
+    # Given the breaker opened for an outage, as the sync read it
+    outage = BreakerState(
+        is_open=True, reason=BreakerReason.SALESFORCE_UNAVAILABLE, message="outage", since=AT, by="sync", updated_at=AT
+    )
+    assert store.write(outage, expected=BreakerState(is_open=False)) is True
+    read = store.read()
+
+    # When an operator pauses (unconditionally), then the probe tries to close what it read before the pause
+    pause = BreakerState(is_open=True, reason=BreakerReason.MANUAL, message="hold", since=AT, by="operator:ana")
+    assert store.write(pause) is True
+    closed = store.write(BreakerState(is_open=False, by="probe"), expected=read)
+
+    # Then the close is refused and the pause stands; a trip expecting closed is refused too
+    assert closed is False
+    assert store.write(outage, expected=BreakerState(is_open=False)) is False
+    assert store.read().reason is BreakerReason.MANUAL
+    # And a write expecting exactly the stored state lands
+    assert store.write(BreakerState(is_open=False, by="probe"), expected=store.read()) is True
+    assert store.read().is_open is False

@@ -1032,6 +1032,7 @@ SETTING_PARAMETERS = {
     "SyncMappingPath": "SYNC_MAPPING_PATH",
     "AllowedSourceCidrs": "ALLOWED_SOURCE_CIDRS",
     "MaxCalloutBytes": "MAX_CALLOUT_BYTES",
+    "MaxClockSkewSeconds": "MAX_CLOCK_SKEW_SECONDS",
     "HistoryTtlDays": "HISTORY_TTL_DAYS",
     "BackfillMaxQueueBacklog": "BACKFILL_MAX_QUEUE_BACKLOG",
     "BackfillMaxApiUsagePercent": "BACKFILL_MAX_API_USAGE_PERCENT",
