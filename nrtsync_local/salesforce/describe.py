@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nrtsync_local.salesforce.answers import Answer, error_list
+from nrtsync_local.salesforce.answers import error_list
 from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS
+from nrtsync_local.standin.server import Answer
 
 DESCRIBE_PATH = re.compile(r"^/sobjects/(?P<sobject>[A-Za-z0-9_]+)/describe/?$")
 _MASTER_DETAIL = {("Zuora__CustomerAccount__c", "Zuora__Account__c"), ("Zuora__Payment__c", "Zuora__BillingAccount__c")}

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nrtsync_local.standin.server import Answer
 from nrtsync_local.zuora.describe import field_types
-from nrtsync_local.zuora.state import ZOQL_OBJECTS, Answer
+from nrtsync_local.zuora.state import ZOQL_OBJECTS
 
 _EVENT_NAME = re.compile(r"^[A-Za-z][\w\-]*$")
 _TRIGGERS = "/events/event-triggers"

@@ -30,9 +30,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
+from nrtsync_local.standin.server import Answer
+
+if TYPE_CHECKING:
+    from nrtsync_local.zuora.callouts import CalloutSender
+    from nrtsync_local.zuora.notifications import Notifications
 
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TOKEN_SECONDS = 3599
@@ -42,13 +47,6 @@ _QUERY = re.compile(
     r"select (?P<fields>[A-Za-z][A-Za-z0-9_]*(?:, ?[A-Za-z][A-Za-z0-9_]*)*) from (?P<object>[A-Za-z][A-Za-z0-9_]*)"
     r" where UpdatedDate >= '(?P<since>[^']+)'(?: and UpdatedDate < '(?P<until>[^']+)')?"
 )
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 # Zuora's standard objects that ZOQL queries (docs.zuora.com, "ZOQL" > "Objects you can query"; the ones a
@@ -104,6 +102,10 @@ class ZuoraState:
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_change: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
+    notifications: Notifications | None = None
+    """The tenant's event triggers and notification definitions, and the sender of their callouts: set by the
+    ``ZuoraStandin`` that serves this state."""
+    callouts: CalloutSender | None = None
     """Called, under the lock, with (object, INSERT/UPDATE/DELETE, the record) for every stored change: how the
     stand-in's event triggers see changes (``nrtsync_local.zuora.callouts``). A listener must not block."""
 

@@ -18,7 +18,7 @@ from nrtsync.domain.zuora_notifications import CalloutTarget, SetupError
 from nrtsync.services.zuora_setup.service import ZuoraSetup
 from nrtsync_cli.cli import build_parser
 from nrtsync_cli.zuora_setup import StackSide, run_zuora
-from nrtsync_local.processes import trusting_session
+from nrtsync_local.standin.process import trusting_session
 from nrtsync_local.zuora import ZuoraStandin
 from nrtsync_local.zuora.describe import FIELDS_FILE
 
