@@ -113,3 +113,14 @@ def test_check_on_the_default_mapping_and_on_a_broken_one(stack: LocalDeployment
         ("warn", "Zuora__Payment__c.Zuora__External_Id__c", "deprecated"),
     }
     assert default == 1
+
+
+def test_permissions_against_the_org_leave_out_its_required_fields(stack: LocalDeployment) -> None:
+    assert stack.state_file is not None
+    out = io.StringIO()
+
+    code = run(["--local", "--state-file", str(stack.state_file), "salesforce", "permissions"], out=out)
+
+    assert code == 0
+    assert "<field>Zuora__CustomerAccount__c.Zuora__Account__c</field>" not in out.getvalue()  # master-detail
+    assert "<field>Zuora__Subscription__c.Zuora__Account__c</field>" in out.getvalue()  # a lookup
