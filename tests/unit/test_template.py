@@ -524,6 +524,8 @@ TAGGED_TYPES = {
     "AWS::SNS::Topic",
     "AWS::CloudWatch::Alarm",
     "AWS::ApiGateway::DomainName",
+    "AWS::KMS::Key",
+    "AWS::WAFv2::WebACL",
 }
 # Types CloudFormation cannot tag (no Tags property).
 UNTAGGABLE_TYPES = {
@@ -531,6 +533,9 @@ UNTAGGABLE_TYPES = {
     "AWS::Serverless::LayerVersion",
     "AWS::ApiGateway::BasePathMapping",
     "AWS::Route53::RecordSet",
+    "AWS::KMS::Alias",
+    "AWS::SNS::TopicPolicy",
+    "AWS::WAFv2::WebACLAssociation",
 }
 
 
