@@ -1,8 +1,8 @@
 """What AWS does with template.yaml that neither cfn-lint nor `sam validate --lint` knows about.
 
-Alarms that reach someone, an allow-list evaluated before authentication, partition-neutral ARNs, table
-encryption chosen on purpose. As in test_template.py, each rule returns the problems it finds; every rule passes
-on the real template and reports the mistake it is there for on a mutated copy.
+Alarms that reach someone and see stuck changes, an allow-list evaluated before authentication, partition-neutral
+ARNs, table encryption chosen on purpose. As in test_template.py, each rule returns the problems it finds;
+every rule passes on the real template and reports the mistake it is there for on a mutated copy.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from nrtsync.observability.names import OLDEST_WAITING_CHANGE_AGE
 from nrtsync_local.template import apply_conditions, load_template, parameter_defaults, resource_exists
 
 Template = dict[str, Any]
@@ -201,10 +202,38 @@ def waf_problems(template: Template) -> list[str]:
     return problems
 
 
+def waiting_age_problems(template: Template) -> list[str]:
+    """An alarm on the sync's own age of the oldest waiting change, against the P90 SLO; SQS's as a backstop."""
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    own = [
+        spec["Properties"]
+        for spec in alarms.values()
+        if spec["Properties"].get("MetricName") == OLDEST_WAITING_CHANGE_AGE
+        and spec["Properties"].get("Namespace") == {"Fn::Sub": "NrtSync/${AWS::StackName}"}
+        and spec["Properties"].get("Dimensions") == [{"Name": "service", "Value": "sync"}]
+    ]
+    problems = [] if len(own) == 1 else [f"{len(own)} alarms on the sync's {OLDEST_WAITING_CHANGE_AGE}, not 1"]
+    for alarm in own:
+        if alarm.get("Statistic") != "Maximum" or alarm.get("ComparisonOperator") != "GreaterThanThreshold":
+            problems.append("the waiting-age alarm does not fire on the oldest change over the threshold")
+        if alarm.get("Threshold") != {"Ref": "LatencyP90SloSeconds"}:
+            problems.append("the waiting-age alarm is not held against the P90 latency SLO")
+    backstop = [
+        spec
+        for spec in alarms.values()
+        if spec["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+        and spec["Properties"].get("Threshold") == {"Ref": "LatencyP90SloSeconds"}
+    ]
+    if not backstop:
+        problems.append("SQS's ApproximateAgeOfOldestMessage alarm is gone; it is the backstop")
+    return problems
+
+
 RULES: dict[str, Callable[[Template], list[str]]] = {
     "alarm_topic": alarm_topic_problems,
     "allow_list": allow_list_problems,
     "waf": waf_problems,
+    "waiting_age": waiting_age_problems,
 }
 
 
@@ -253,6 +282,12 @@ MISTAKES: dict[str, tuple[Callable[[Template], list[str]], Callable[[Template], 
         allow_list_problems,
         lambda t: props(t, "IngestFunction")["Environment"]["Variables"].pop("ALLOWED_SOURCE_CIDRS"),
     ),
+    "no_waiting_age_alarm": (waiting_age_problems, lambda t: t["Resources"].pop("WaitingChangeAgeAlarm")),
+    "waiting_age_against_a_literal": (
+        waiting_age_problems,
+        lambda t: props(t, "WaitingChangeAgeAlarm").update(Threshold=600),
+    ),
+    "sqs_backstop_dropped": (waiting_age_problems, lambda t: t["Resources"].pop("CalloutQueueAgeAlarm")),
     "waf_on_by_default": (waf_problems, lambda t: t["Parameters"]["WafRateLimitPer5Minutes"].update(Default="100")),
     "waf_counting_only": (
         waf_problems,
