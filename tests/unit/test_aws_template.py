@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,3 +318,25 @@ def test_cloudwatch_may_use_the_key_only_for_this_stacks_alarms(template: Templa
     for name, spec in resources_of_type(template, "AWS::CloudWatch::Alarm").items():
         assert spec["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), name
     assert json.dumps(template).count(AWS_MANAGED_SNS_KEY) == 0
+
+
+def _deployed_strings(node: Any, key: str = "") -> Iterator[str]:
+    """Every string the template deploys; descriptions and parameter hints are text for a person."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _deployed_strings(value, name)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _deployed_strings(item, key)
+    elif isinstance(node, str) and key not in {"Description", "ConstraintDescription", "AlarmDescription"}:
+        yield node
+
+
+def test_no_arn_names_the_aws_partition(template: Template) -> None:
+    # The stack deploys in aws-cn and aws-us-gov too: ARNs take ${AWS::Partition}, the state machine its
+    # Partition substitution, the authorizer the partition of the method ARN it is given
+    root = Path(__file__).resolve().parents[2]
+    sources = [*sorted((root / "layers" / "shared" / "nrtsync").rglob("*.py")), *sorted(root.glob("functions/*/*.py"))]
+    sources += sorted((root / "statemachine").glob("*.json"))
+    assert [str(path.relative_to(root)) for path in sources if "arn:aws:" in path.read_text(encoding="utf-8")] == []
+    assert [text for text in _deployed_strings(template) if "arn:aws:" in text] == []
