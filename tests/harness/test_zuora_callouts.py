@@ -198,3 +198,17 @@ def _wait_history(zuora: ZuoraStandin, count: int) -> list[dict[str, Any]]:
             return history
         done.wait(0.05)
     return _delivered(zuora)
+
+
+def test_success_parsing_wants_success_true_and_preemptive_sends_credentials_first(
+    zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]
+) -> None:
+    inbox, _, _ = receiver
+    zuora.callouts.control("POST", {"success_parsing": True, "preemptive": True, "retries": 1})
+
+    _seed(zuora, "Account", {"Id": "A4", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Delta"})
+    history = _wait_history(zuora, 2)
+
+    # the receiver answers 200 with an empty body: not a success when Zuora parses the answer, so retried once
+    assert [(h["status"], h["delivered"], h["attempt"]) for h in history] == [(200, False, 1), (200, False, 2)]
+    assert all("authorization" in r["headers"] for r in inbox.wait_for(2))
