@@ -137,7 +137,7 @@ def run_zuora(args: argparse.Namespace, out: TextIO, side: StackSide, err: TextI
         print(f"{verb} {step.line()}", file=out)
     if not changes:
         print(f"nothing to change: {len(steps) // 2} event triggers and notification definitions in step", file=out)
-    print("tenant settings the API does not expose (check them in Zuora):", file=out)
+    print("callout settings the endpoint relies on:", file=out)
     for name, where in TENANT_SETTINGS:
         print(f"  {name}: {where}", file=out)
     return 0

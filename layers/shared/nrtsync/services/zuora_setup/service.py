@@ -29,8 +29,14 @@ from nrtsync.ports.zuora_setup import ZuoraNotificationsPort
 Action = Literal["create", "update", "unchanged"]
 Kind = Literal["event trigger", "notification definition"]
 
-# What the API does not expose: tenant callout settings an admin sets in Zuora's UI ("Configure callout settings").
+# The callout settings the endpoint relies on. Preemptive authentication is a callout's (``calloutAuth``), which
+# ``setup`` writes; the other two are the tenant's, set in Zuora's UI ("Configure callout settings"), not exposed.
 TENANT_SETTINGS = (
+    (
+        "preemptive authentication",
+        "off in every callout setup makes: Zuora sends the credentials after the endpoint's 401 challenge (on "
+        "would work too, one round trip fewer)",
+    ),
     (
         "empty strings as null",
         "Settings > Notifications > callout settings: switch on 'For custom event triggered callouts, send empty "
