@@ -16,10 +16,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `sam build` looks for python3.13 on PATH to build the functions and the layer.
 SAM_PATH := $(dir $(RUNTIME_PY)):$(PATH)
 
-.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench soak deploy clean
+.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench soak deploy deploy-guided clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@[ -n "$(RUNTIME_PY)" ] || { echo "Python $(PY_VERSION) not found: install it (e.g. pyenv install $(PY_VERSION))" >&2; exit 1; }
@@ -86,8 +86,15 @@ bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
 	$(BIN)/python -m nrtsync_local.faults --changes 20000
 
-deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
-	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided
+# SAMCONFIG=samconfig.local.toml deploys with your untracked copy; ENV=staging|prod one of its environments.
+SAMCONFIG ?= samconfig.toml
+ENV ?= default
+
+deploy-guided: build ## First deploy: SAM asks for every parameter and saves the answers (to SAMCONFIG, default samconfig.toml)
+	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided --config-file $(SAMCONFIG) --config-env $(ENV)
+
+deploy: build ## Deploy with the saved configuration (SAMCONFIG=..., ENV=default|staging|prod); asks nothing but the change set
+	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --config-file $(SAMCONFIG) --config-env $(ENV)
 
 clean: ## Remove virtualenvs, build output and caches
 	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
+from nrtsync import __version__
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
@@ -105,6 +106,7 @@ def _rate(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nrtsync", description=__doc__.splitlines()[0], parents=[_options(top=True)])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # No default target: a command meant for the local stack must never land on a deployed one, or back.
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
