@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `sam build` looks for python3.13 on PATH to build the functions and the layer.
 SAM_PATH := $(dir $(RUNTIME_PY)):$(PATH)
 
-.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench soak deploy deploy-guided clean
+.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench bench-backfill soak deploy deploy-guided clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,8 +80,11 @@ demo: venv ## Run the pipeline on this machine on a realistic callout stream, sh
 local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C
 	$(BIN)/python -m nrtsync_local.stack
 
-bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, e2e latency, imports, memory
+bench: venv ## Headline figures and the cost model (under 10 minutes): API calls, throughput, latency, imports, memory, cost
 	$(BIN)/python -m bench.run
+
+bench-backfill: venv ## The 100,000-record initial load and a reconcile over it (about an hour)
+	$(BIN)/python -m bench.run --only backfill
 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
 	$(BIN)/python -m nrtsync_local.faults --changes 20000
