@@ -405,6 +405,7 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def nrtsync_commands(line: str) -> Iterator[list[str]]:
+    line = re.sub(r"(^|\s)#.*$", "", line)  # a shell comment
     for found in re.finditer(r"(?:^|[\s;&(/])nrtsync((?: [^#|;&)]*)?)", line):
         yield [token for token in found[1].split() if token]
 
@@ -432,3 +433,58 @@ def test_every_nrtsync_command_the_docs_spell_exists_with_its_options() -> None:
                             wrong.append(f"{doc.relative_to(ROOT)}: command {command!r} in {line.strip()!r}")
                             break
     assert wrong == []
+
+
+# --- the runbook ---------------------------------------------------------------------------------------------
+
+RUNBOOK = ROOT / "docs/RUNBOOK.md"
+
+
+def runbook_sections() -> dict[str, str]:
+    parts = re.split(r"(?m)^## ", text(RUNBOOK))[1:]
+    return {part.split("\n", 1)[0].strip(): part for part in parts}
+
+
+def test_the_runbook_has_a_section_per_alarm_with_meaning_commands_action_and_escalation() -> None:
+    sections = runbook_sections()
+    assert set(sections) == alarm_names(load_template())
+    for name, section in sections.items():
+        for part in ("**Means:**", "**Shows why:**", "**Do", "**Escalate**"):
+            assert part in section, f"{name}: no {part}"
+        assert re.search(r"(?m)^nrtsync |`nrtsync ", section) or "aws logs tail" in section, name
+
+
+def test_every_alarm_description_links_to_its_runbook_section() -> None:
+    for resource in load_template()["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        properties = resource["Properties"]
+        name = str(properties["AlarmName"]["Fn::Sub"]).removeprefix("${AWS::StackName}-")
+        description = properties["AlarmDescription"]
+        description = description.get("Fn::Sub", description) if isinstance(description, dict) else description
+        assert f"docs/RUNBOOK.md#{name} " in f"{description} ", name
+
+
+# --- links between the docs ----------------------------------------------------------------------------------
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_reaches_a_file_and_a_heading() -> None:
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", text(doc)):
+            if re.match(r"[a-z]+://", target) or target.startswith("mailto:"):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / path).resolve() if path else doc
+            if not linked.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = {slug(h) for h in re.findall(r"(?m)^#+ (.+)$", text(linked))}
+                if anchor not in headings:
+                    broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert broken == []
