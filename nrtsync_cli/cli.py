@@ -24,6 +24,13 @@ from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFou
 from nrtsync import __version__
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
+from nrtsync_cli.dashboard import CloudWatchSource, MetricSource
+from nrtsync_cli.dashboard_command import (
+    add_dashboard_command,
+    dashboard_body_of_stack,
+    local_target,
+    write_dashboard,
+)
 from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
@@ -52,6 +59,7 @@ EXAMPLES = {
     "plan": "nrtsync plan --changes-per-day 200000 --licences 50",
     "backfill": "nrtsync --stack nrtsync-prod backfill --object Account --since 2026-01-01T00:00:00Z",
     "backfill-status": "nrtsync --stack nrtsync-prod backfill-status",
+    "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
 }
 EPILOG = f"""\
 The stack: --stack NAME, --local, or the environment variable {STACK_VARIABLE}; before or after the command,
@@ -224,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
+    add_dashboard_command(lambda name, text: add_command(commands, name, text), _duration)
     return parser
 
 
@@ -242,12 +251,11 @@ def _local_operations(state_file: Path) -> Operations:
     return Operations(resources, dynamodb=local.client("dynamodb"), sqs=local.client("sqs"))
 
 
-def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> Operations:
-    """Operations on a deployed stack; one boto3 Session (``--profile``, ``--region``) makes every client."""
+def _aws_session(*, region: str | None, profile: str | None) -> boto3.Session:
+    """One boto3 Session (``--profile``, ``--region``) for every client of a command, with credentials."""
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
-        cloudformation, cloudwatch = session.client("cloudformation"), session.client("cloudwatch")
-        dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+        session.client("cloudformation")  # fails now, not mid-command, without a region
     except ProfileNotFound as exc:
         raise UsageError(f"--profile {profile}: {exc}") from exc
     except NoRegionError as exc:
@@ -257,6 +265,14 @@ def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> O
         raise OperationError(
             "no AWS credentials: give --profile, set AWS_PROFILE, or log in (aws configure / aws sso login)"
         ) from NoCredentialsError()
+    return session
+
+
+def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> Operations:
+    """Operations on a deployed stack, every client from one session."""
+    session = _aws_session(region=region, profile=profile)
+    cloudformation, cloudwatch = session.client("cloudformation"), session.client("cloudwatch")
+    dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
     return Operations(
         StackResources.from_stack(stack, cloudformation),
         dynamodb=dynamodb,
@@ -582,10 +598,22 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
 _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {
     "redrive-dlq": _redrive,
     "retry": _retry,
+    "dashboard": lambda args, ops, term: _dashboard(args, ops, term.out),
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
     "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
 }
+
+
+def _dashboard(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    source: MetricSource
+    if args.stack:
+        cloudwatch = _aws_session(region=args.region, profile=args.profile).client("cloudwatch")
+        body, source = dashboard_body_of_stack(args.stack, cloudwatch), CloudWatchSource(cloudwatch)
+    else:
+        body, source = local_target(args.state_file or LOCAL_STACK_FILE)
+    write_dashboard(args, ops, out, body=body, source=source)
+    return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
