@@ -22,6 +22,8 @@ import boto3
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
 from nrtsync import __version__
+from nrtsync.services.backfill.service import BackfillRequestError
+from nrtsync_cli.backfill_commands import _check_options as check_backfill_options
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.dashboard import CloudWatchSource, MetricSource
@@ -284,17 +286,23 @@ def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> O
 
 def _usage_error(args: argparse.Namespace, *, given: bool, interactive: bool) -> str | None:
     """What is wrong with the command line, found before anything is contacted."""
-    if args.stack and args.local:
-        return "--stack and --local: say one"
-    if args.state_file and not args.local:
-        return "--state-file goes with --local"
-    if not (given or args.stack or args.local):
-        return NO_TARGET
-    if args.command == "retry" and not (args.all or args.object_type or args.error_code):
-        return "say which failures to retry: --object, --code, or --all"
-    if _asks(args) and not interactive:
-        return f"no terminal to confirm on: add --yes to {args.command} without asking"
-    return None
+    checks = [
+        (args.stack and args.local, "--stack and --local: say one"),
+        (args.state_file and not args.local, "--state-file goes with --local"),
+        (not (given or args.stack or args.local), NO_TARGET),
+        (
+            args.command == "retry" and not (args.all or args.object_type or args.error_code),
+            "say which failures to retry: --object, --code, or --all",
+        ),
+        (_asks(args) and not interactive, f"no terminal to confirm on: add --yes to {args.command} without asking"),
+    ]
+    wrong = next((message for failed, message in checks if failed), None)
+    if wrong is None and args.command == "backfill":
+        try:
+            check_backfill_options(args)
+        except BackfillRequestError as exc:
+            wrong = str(exc)
+    return wrong
 
 
 def _asks(args: argparse.Namespace) -> bool:

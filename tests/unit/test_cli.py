@@ -751,8 +751,17 @@ def test_missing_credentials_are_not_reported_as_a_missing_stack(
         ["--stack", "no-such-stack", "retry", "--all"],  # asks, no terminal, no --yes
         ["--stack", "no-such-stack", "redrive-dlq"],  # asks, no terminal, no --yes
         ["--stack", "no-such-stack", "sessions", "--since", "soon"],  # argparse's own error
+        ["--stack", "no-such-stack", "backfill", "--resume", "R1", "--object", "Account"],
+        ["--local", "--state-file", "/nonexistent/stack.json", "backfill", "--detach"],
     ],
-    ids=["retry-no-filter", "retry-all-no-yes", "redrive-no-yes", "bad-duration"],
+    ids=[
+        "retry-no-filter",
+        "retry-all-no-yes",
+        "redrive-no-yes",
+        "bad-duration",
+        "resume-with-objects",
+        "local-detach",
+    ],
 )
 def test_usage_errors_exit_2_before_anything_is_contacted(
     cli: Cli, argv: list[str], capsys: pytest.CaptureFixture[str]
