@@ -599,9 +599,9 @@ def render_readme(r: dict[str, Any]) -> str:
             f"| reconcile over that org, in step | {rec['queued']} changes queued, {rec['salesforce_api_calls']} "
             f"Salesforce API calls | 0 calls | {_pass(backfill_targets(b)['reconcile_in_step_api_calls'])} |",
         ]
-    measured = f"the sync, latency, memory and imports {r['measured_at'][:10]} (`make bench`)"
+    measured = f"the sync, latency, memory and imports {r['measured_at'][:10]} (`{measured_by(r, 'headline')}`)"
     if "backfill" in r:
-        measured += f", the initial load {r['backfill']['measured_at'][:10]} (`make bench-backfill`)"
+        measured += f", the initial load {r['backfill']['measured_at'][:10]} (`{measured_by(r, 'backfill')}`)"
     lines += ["", f"Measured on {r['machine']['nproc']} CPU cores: {measured}.", "", README_END]
     return "\n".join(lines)
 
