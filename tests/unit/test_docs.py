@@ -10,6 +10,7 @@ import argparse
 import copy
 import json
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -488,3 +489,14 @@ def test_every_link_between_the_docs_reaches_a_file_and_a_heading() -> None:
                 if anchor not in headings:
                     broken.append(f"{doc.relative_to(ROOT)}: {target}")
     assert broken == []
+
+
+def test_the_readme_asks_for_the_pythons_the_project_declares() -> None:
+    pyproject = tomllib.loads(text(ROOT / "pyproject.toml"))
+    oldest = pyproject["project"]["requires-python"].removeprefix(">=")
+    runtime = re.search(r"(?m)^PY_VERSION := (\S+)$", text(ROOT / "Makefile"))
+    assert runtime is not None
+    readme = text(README)
+    assert f"Python {oldest} or newer" in readme  # the CLI's
+    assert f"Python {runtime[1]}" in readme  # make demo / make test, the functions' runtime
+    assert f"python{runtime[1]}" in readme
