@@ -47,7 +47,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy, strict
-	$(BIN)/mypy layers/shared/nrtsync nrtsync_cli functions nrtsync_local tests bench
+	$(BIN)/mypy layers/shared/nrtsync nrtsync_cli functions nrtsync_local nrtsync_fakes tests bench
 
 unit: venv ## Unit tests (no network)
 	$(BIN)/pytest tests/unit -q
@@ -74,7 +74,7 @@ browser: ## Install Debian's chromium for the dashboard page's browser test (ski
 
 test: lint typecheck template browser ## Everything CI runs: lint, types, template checks, all tests, sam build
 	@# Two workers, whole files each: the e2e files start servers per file; most tests wait on I/O.
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/harness tests/bench tests/docs tests/template tests/e2e
 	$(MAKE) --no-print-directory package-test
 
 demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce, write the dashboard page
@@ -90,7 +90,7 @@ bench-backfill: venv ## The 100,000-record initial load and a reconcile over it 
 	$(BIN)/python -m bench.run --only backfill
 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
-	$(BIN)/python -m nrtsync_local.faults --changes 20000
+	$(BIN)/python -m nrtsync_local.drill --changes 20000
 
 # SAMCONFIG=samconfig.local.toml deploys with your untracked copy; ENV=staging|prod one of its environments.
 SAMCONFIG ?= samconfig.toml

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
-from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceSwitch
+from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceBusyError, EventSourceSwitch
 from nrtsync.services.breaker.service import pause, resume
 from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
@@ -139,6 +139,14 @@ def run_breaker_command(
         return report_error(str(exc), EXIT_USAGE, as_json=getattr(args, "json", False))
     except BreakerTargetError as exc:
         return report_error(str(exc), EXIT_UNREACHABLE, as_json=getattr(args, "json", False))
+    except EventSourceBusyError as exc:
+        # The state is written; the mapping is still finishing an earlier change (Enabling, Disabling, Updating).
+        print(
+            f"{args.command} recorded; the event source mapping is changing state ({exc}): in progress, run "
+            f"`nrtsync {args.command}` again in a minute to make sure it lands",
+            file=out,
+        )
+        return 0
     except BreakerUnavailableError as exc:
         message = f"{exc}; run `nrtsync {args.command}` again"
         return report_error(message, EXIT_NOT_ALL, as_json=getattr(args, "json", False))

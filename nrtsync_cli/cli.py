@@ -22,7 +22,9 @@ import boto3
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
 from nrtsync import __version__
+from nrtsync.adapters.aws.state import RecordLeasedError
 from nrtsync.services.backfill.service import BackfillRequestError
+from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
 from nrtsync_cli.backfill_commands import _check_options as check_backfill_options
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
@@ -62,6 +64,8 @@ EXAMPLES = {
     "backfill": "nrtsync --stack nrtsync-prod backfill --object Account --since 2026-01-01T00:00:00Z",
     "backfill-status": "nrtsync --stack nrtsync-prod backfill-status",
     "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
+    "forget": "nrtsync --stack nrtsync-prod forget Account 2c92a0f96abc1234",
+    "alarm-test": "nrtsync --stack nrtsync-prod alarm-test --alarm nrtsync-prod-dead-letters",
 }
 EPILOG = f"""\
 The stack: --stack NAME, --local, or the environment variable {STACK_VARIABLE}; before or after the command,
@@ -220,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--dry-run", action="store_true", help="show what would be retried")
             sub.add_argument("--yes", action="store_true", help="--all without asking (needed without a terminal)")
 
+    forget = add_command(
+        commands, "forget", "forget one record's version state (for a wrong future date that got in): asks first"
+    )
+    forget.add_argument("object_type", help="Zuora object, e.g. Account")
+    forget.add_argument("record_id", help="the Zuora Id")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+
     redrive = add_command(commands, "redrive-dlq", "move the dead-letter queue's messages back to the callout queue")
     redrive.add_argument("--dry-run", action="store_true", help="show how many messages would move; move none")
     redrive.add_argument(
@@ -235,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
     add_dashboard_command(lambda name, text: add_command(commands, name, text), _duration)
+    add_alarm_commands(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -307,8 +319,8 @@ def _usage_error(args: argparse.Namespace, *, given: bool, interactive: bool) ->
 
 def _asks(args: argparse.Namespace) -> bool:
     """Whether the command will ask for confirmation (``--yes`` and ``--dry-run`` ask nothing)."""
-    asking = args.command == "redrive-dlq" or (args.command == "retry" and args.all)
-    return asking and not (args.yes or args.dry_run)
+    asking = args.command in {"redrive-dlq", "forget"} or (args.command == "retry" and args.all)
+    return asking and not (args.yes or getattr(args, "dry_run", False))
 
 
 def _parse(argv: list[str], environ: Mapping[str, str], *, given: bool, interactive: bool) -> argparse.Namespace:
@@ -406,7 +418,7 @@ def _retry(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
         _say(args, out, {"retried": 0, "not_retried": 0}, "no failures to retry")
         return EXIT_OK
     if args.all:
-        refused = _refused(args, f"Retry all {len(chosen)} failures on the failure list?", term)
+        refused = _refused(args, f"Retry all {len(chosen)} failures on the failure list?", term, verb="retry")
         if refused is not None:
             return refused
     done, failed = ops.retry_failures(chosen, progress=ProgressBar("retrying"))
@@ -533,17 +545,41 @@ def _redrive(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
     return 1 if failed else 0
 
 
-def _refused(args: argparse.Namespace, question: str, term: Terminal) -> int | None:
+def _refused(args: argparse.Namespace, question: str, term: Terminal, *, verb: str = "move") -> int | None:
     """``None`` to go ahead (``--yes`` or the operator said yes), else the exit code."""
     if args.yes:
         return None
     if not term.stdin.isatty():  # found before anything was contacted too (_usage_error); kept for safety
-        return report_error("no terminal to confirm on: add --yes", EXIT_USAGE, as_json=args.json)
+        message = f"no terminal to confirm on: add --yes to {verb} without asking"
+        return report_error(message, EXIT_USAGE, as_json=args.json)
     print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
     if term.stdin.readline().strip().lower() in {"y", "yes"}:
         return None
-    print("declined: nothing done", file=sys.stderr)
+    print(f"nothing done: did not {verb}", file=sys.stderr)
     return EXIT_NOT_ALL
+
+
+def _forget(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
+    what = f"{args.object_type} {args.record_id}"
+    state = ops.record_state(args.object_type, args.record_id)
+    if state is None:
+        _say(args, term.out, {"record": what, "forgotten": False}, f"{what} has no sync state: nothing to forget")
+        return 1
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(state.items()) if not k.startswith("kept_"))
+    question = (
+        f"Forget the sync state of {what} ({shown})? Its next change is then written whatever its date, and its "
+        "Salesforce record is kept as it is."
+    )
+    refused = _refused(args, question, term, verb="forget")
+    if refused is not None:
+        return refused
+    try:
+        old = ops.forget_record(args.object_type, args.record_id)
+    except RecordLeasedError as exc:
+        return report_error(str(exc), EXIT_NOT_ALL, as_json=args.json)
+    text = f"forgot the sync state of {what}" if old else f"{what} had no sync state any more"
+    _say(args, term.out, {"record": what, "forgotten": old is not None, "was": old}, text)
+    return 0
 
 
 def _move_server_side(args: argparse.Namespace, ops: Operations, term: Terminal, plan: dict[str, Any]) -> int:
@@ -607,9 +643,12 @@ _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int
     "redrive-dlq": _redrive,
     "retry": _retry,
     "dashboard": lambda args, ops, term: _dashboard(args, ops, term.out),
+    "forget": _forget,
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
     "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+    # Builds its own CloudWatch client: it writes alarm state, which the read-only operations never do.
+    "alarm-test": lambda args, _ops, term: run_alarm_command(args, term.out, term.sleep),
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_dashboard_page import template_dashboard, write_page
+from tests.support.dashboard import template_dashboard, write_page
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")

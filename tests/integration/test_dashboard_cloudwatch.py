@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from nrtsync_cli.cli import run
+from tests.support.dashboard import template_dashboard
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, create_tables
-from tests.unit.test_dashboard_page import template_dashboard
 
 pytestmark = pytest.mark.integration
 STACK = "nrtsync-test"
