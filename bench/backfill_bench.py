@@ -127,12 +127,14 @@ def changes_written(result: Mapping[str, Any]) -> int:
 
 
 def targets(result: Mapping[str, Any]) -> dict[str, bool]:
-    """PASS/FAIL of the issue's two targets: <= 1 call per 190 records written, every backfilled record there and
-    as Zuora has it; the reconcile over the org in step reads them all, queues 0 and spends 0 calls."""
+    """PASS/FAIL of the two targets: <= 1 Salesforce call per 190 of the backfill's own records, every backfilled
+    record there and as Zuora has it; the reconcile over the org in step reads them all, queues 0 and spends 0
+    calls. Live callouts written in the same batches are not counted: they would flatter the backfill's figure
+    (``changes_written`` gives the blended figure shown beside it)."""
     backfill, reconcile = result["backfill"], result["reconcile"]
     return {
         "backfill_api_calls_per_record": backfill["salesforce_api_calls"]
-        <= changes_written(result) * TARGET_CALLS_PER_RECORD
+        <= backfill["records"] * TARGET_CALLS_PER_RECORD
         and backfill["in_salesforce"] == backfill["records"]
         and not backfill.get("spot_check_differences"),
         "reconcile_in_step_api_calls": reconcile["salesforce_api_calls"] == TARGET_RECONCILE_CALLS

@@ -41,6 +41,7 @@ from nrtsync.services.backfill.service import (
 )
 from nrtsync.services.backfill.settings import BackfillSettings
 from nrtsync.services.sweep.service import DEFAULT_PAGE_RESERVE_S
+from nrtsync_cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
 
@@ -386,11 +387,9 @@ def run_backfill_command(
             args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress, settings=settings
         )
     except BackfillRequestError as exc:
-        print(f"nrtsync: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(str(exc), EXIT_USAGE, as_json=getattr(args, "json", False))
     except (BackfillNotFoundError, BackfillCommandError, StateUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), EXIT_UNREACHABLE, as_json=getattr(args, "json", False))
 
 
 def _backfill(

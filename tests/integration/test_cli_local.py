@@ -150,7 +150,8 @@ def test_local_status_reads_the_queues_and_the_state_table(local_stack: dict[str
     # Then the queues, the API usage, the breaker and the session are the local stack's; what moto cannot know
     # (SQS's CloudWatch age metric, alarms) is said to be unavailable
     status = json.loads(output)
-    assert (code, table_code) == (0, 0)
+    assert (code, table_code) == (1, 1)  # degraded: the breaker open, a dead letter waiting
+    assert status["problems"] == ["breaker open: API_BUDGET_REACHED", "1 dead letters waiting"]
     assert (status["queue"]["visible"], status["dead_letter_queue"]["visible"]) == (1, 1)
     assert status["api_usage"]["percent"] == 91.0
     assert (status["breaker"]["state"], status["breaker"]["reason"]) == ("open", "API_BUDGET_REACHED")
