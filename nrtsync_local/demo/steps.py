@@ -155,10 +155,6 @@ class DemoStream:
     deleted: set[tuple[str, str]] = field(default_factory=set)
     """Records deleted in Zuora (their delete callout delivered): must not be in Salesforce."""
 
-    @property
-    def step_count(self) -> int:
-        return sum(len(phase.steps) for phase in self.phases)
-
 
 class Stamper:
     """Gives each change its ``updatedDate`` when it happens: now minus Zuora's callout delay, and always

@@ -191,11 +191,6 @@ class DynamoVersionStore:
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not mark {record_key} parked") from exc
 
-    def is_deleted(self, record_key: str) -> bool:
-        """Whether the record's last written version is a delete (operators and tests)."""
-        item = self._read(record_key)
-        return bool(item and item.get("deleted", {}).get("BOOL"))
-
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
         items: list[dict[str, Any]] = []
