@@ -41,7 +41,7 @@ from nrtsync.domain.models.salesforce import (
     SalesforceLimitExceededError,
     SalesforceRequestError,
 )
-from nrtsync.domain.outcomes import ErrorKind, Outcome, classify
+from nrtsync.domain.outcomes import ErrorKind, Outcome, ParkReason, RetryReason, classify
 from nrtsync.observability import logger
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.history import Failure, HistoryUnavailableError, HistoryWriter, RecordOutcome, SessionSummary
@@ -181,14 +181,16 @@ class SyncService:
             if self._breaker is not None and self._breaker.current().is_open:
                 ledger.breaker_open = True
                 for incoming in batch.winners:
-                    ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, "BREAKER_OPEN")
+                    ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, RetryReason.BREAKER_OPEN)
             elif self._budget.allows(deadline):
                 self._sync_winners(ledger, batch.winners, deadline, remaining_seconds)
             else:
                 ledger.api_blocked = True
                 self._trip(ledger, BreakerReason.API_BUDGET_REACHED, "API usage at or over the budget")
                 for incoming in batch.winners:
-                    ledger.schedule_retry(incoming, self._settings.api_usage_recheck_seconds, "API_BUDGET_REACHED")
+                    ledger.schedule_retry(
+                        incoming, self._settings.api_usage_recheck_seconds, RetryReason.API_BUDGET_REACHED
+                    )
 
         return self._finish(ledger, started_at, len(messages), api_calls_before)
 
@@ -234,14 +236,14 @@ class SyncService:
         for incoming, result in _parallel(claim, winners):
             status = result.status if result else None
             if status is None:
-                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
             elif status is ClaimStatus.DUPLICATE:
                 ledger.record(incoming, Outcome.DUPLICATE)
             elif status is ClaimStatus.STALE:
                 ledger.record(incoming, Outcome.STALE)
             elif status is ClaimStatus.BUSY:
                 delay = self._retry_policy.busy_delay(incoming.receive_count, result)
-                ledger.schedule_retry(incoming, delay, "RECORD_BUSY")
+                ledger.schedule_retry(incoming, delay, RetryReason.RECORD_BUSY)
             else:
                 to_build.append(incoming)
         claimed = self._build_records(ledger, [i for i in to_build if not i.change.is_delete])
@@ -271,7 +273,7 @@ class SyncService:
             # Writing without the inherited field would lose it for this change: those wait instead.
             blocked = [i for i in claimed if parents_to_read(self._mapping, [i.change])]
             for incoming in blocked:
-                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
             self._release(blocked, ledger)
             blocked_ids = {i.message_id for i in blocked}
             claimed, stored = [i for i in claimed if i.message_id not in blocked_ids], {}
@@ -283,7 +285,7 @@ class SyncService:
                 fields = with_inherited(self._mapping, change, known)
                 record = build_record(self._mapping, change.object_type, change.record_id, fields)
             except MappingError as exc:
-                ledger.park(incoming, "MAPPING_ERROR", str(exc))
+                ledger.park(incoming, ParkReason.MAPPING_ERROR, str(exc))
                 self._release([incoming], ledger)
                 continue
             built.append((incoming, record))
@@ -301,7 +303,7 @@ class SyncService:
             kept = self._state.salesforce_ids([i.change.record_key for i in deletes])
         except StateUnavailableError:
             for incoming in deletes:
-                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
             self._release(deletes, ledger)
             return []
         targets: list[tuple[IncomingChange, dict[str, Any]]] = []
@@ -357,7 +359,7 @@ class SyncService:
                 # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
                 for incoming in chunk.changes:
                     delay = self._retry_policy.backoff(incoming.receive_count)
-                    ledger.schedule_retry(incoming, delay, "UNPAIRED_RESPONSE")
+                    ledger.schedule_retry(incoming, delay, RetryReason.UNPAIRED_RESPONSE)
                 self._release(chunk.changes, ledger)
             elif chunk.delete:
                 results = [_deleted(result, record["Id"]) for result, record in zip(answer, chunk.records, strict=True)]
@@ -380,13 +382,13 @@ class SyncService:
             message = f"not isolated from a collection refused whole before this invocation ended: {chunk.refusal}"
         for incoming in chunk.changes:
             if ledger.api_blocked:
-                delay, reason = self._settings.api_usage_recheck_seconds, "API_LIMIT_EXCEEDED"
+                delay, reason = self._settings.api_usage_recheck_seconds, RetryReason.API_LIMIT_EXCEEDED
             elif ledger.breaker_open:
-                delay, reason = self._settings.api_usage_recheck_seconds, "BREAKER_OPEN"
+                delay, reason = self._settings.api_usage_recheck_seconds, RetryReason.BREAKER_OPEN
             elif ledger.concurrency_limited:
-                delay, reason = self._retry_policy.backoff(incoming.receive_count), "CONCURRENT_REQUEST_LIMIT"
+                delay, reason = self._retry_policy.backoff(incoming.receive_count), RetryReason.CONCURRENT_REQUEST_LIMIT
             else:
-                delay, reason = 0, "OUT_OF_TIME"
+                delay, reason = 0, RetryReason.OUT_OF_TIME
             ledger.schedule_retry(incoming, delay, reason, message)
 
     def _call_failed(self, ledger: SessionLedger, changes: list[IncomingChange], exc: SalesforceError) -> None:
@@ -401,18 +403,18 @@ class SyncService:
             # and leave the allocation guard (api_blocked, the recheck period) alone.
             ledger.concurrency_limited = True
             logger.warning("Salesforce concurrent long-running request limit reached; changes wait briefly")
-            delay, code = 0, "CONCURRENT_REQUEST_LIMIT"
+            delay, code = 0, RetryReason.CONCURRENT_REQUEST_LIMIT
         elif isinstance(exc, SalesforceLimitExceededError):
             ledger.api_blocked = True
             logger.warning("Salesforce API allocation used up; changes wait on the queue")
-            delay, code = self._settings.api_usage_recheck_seconds, "REQUEST_LIMIT_EXCEEDED"
+            delay, code = self._settings.api_usage_recheck_seconds, RetryReason.REQUEST_LIMIT_EXCEEDED
             self._trip(ledger, BreakerReason.REQUEST_LIMIT_EXCEEDED, exc.message)
         elif isinstance(exc, SalesforceAuthError):
             logger.error("Salesforce refused our credentials; changes wait on the queue", extra={"error": str(exc)})
-            delay, code = MAX_RETRY_DELAY_SECONDS, "SALESFORCE_AUTH"
+            delay, code = MAX_RETRY_DELAY_SECONDS, RetryReason.SALESFORCE_AUTH
             self._trip(ledger, BreakerReason.SALESFORCE_AUTH, exc.message)
         else:
-            delay, code = 0, "SALESFORCE_UNAVAILABLE"
+            delay, code = 0, RetryReason.SALESFORCE_UNAVAILABLE
             if self._breaker is not None and self._breaker.call_failed(exc.message):
                 ledger.breaker_open = True
         for incoming in changes:
@@ -457,7 +459,7 @@ class SyncService:
             # the same version again on retry is harmless, so the change goes back to the queue.
             if not committed:
                 logger.warning("written but not recorded; will rewrite", extra={"record": incoming.change.record_key})
-                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
             else:
                 ledger.record(incoming, Outcome.WRITTEN, at=answered_at, salesforce_id=result.salesforce_id)
 
