@@ -14,7 +14,8 @@ from nrtsync.services.backfill.settings import BackfillSettings
 
 if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
-    from nrtsync.ports.backfill import ApiUsageReader, BackfillRun, BackfillStore, QueueBacklog
+    from nrtsync.ports.api_usage import ApiUsageReader
+    from nrtsync.ports.backfill import BackfillRun, BackfillStore, QueueBacklog
     from nrtsync.ports.breaker import BreakerReader
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
     from nrtsync.ports.zuora import ZuoraPort

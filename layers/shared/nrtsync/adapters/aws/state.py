@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import API_USAGE_KEY, DYNAMODB_CONFIG, KEPT_PREFIX, api_usage_item, api_usage_of
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.tables import DYNAMODB_CONFIG, KEPT_PREFIX
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError
 
@@ -37,6 +38,7 @@ class DynamoVersionStore:
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+        self._usage = DynamoApiUsageStore(table_name, client=self._client)
 
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
         """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
@@ -212,22 +214,10 @@ class DynamoVersionStore:
         return item.get("written_version", {}).get("S") if item else None
 
     def api_usage(self) -> ApiUsage | None:
-        item = self._read(API_USAGE_KEY)
-        if not item:
-            return None
-        try:
-            return api_usage_of(item)
-        except ValueError:
-            return None
+        return self._usage.api_usage()
 
     def save_api_usage(self, usage: ApiUsage) -> None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=api_usage_item(usage),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateUnavailableError("could not save the API usage") from exc
+        self._usage.save_api_usage(usage)
 
     def _read(self, key: str) -> dict[str, Any] | None:
         try:

@@ -36,7 +36,8 @@ from nrtsync.ports.state import StateUnavailableError
 
 if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
-    from nrtsync.ports.backfill import ApiUsageReader, BackfillStore, QueueBacklog
+    from nrtsync.ports.api_usage import ApiUsageReader
+    from nrtsync.ports.backfill import BackfillStore, QueueBacklog
     from nrtsync.ports.breaker import BreakerReader
     from nrtsync.ports.sweep import SweepCheckpoints, SweepCursor
     from nrtsync.services.sweep.service import Sweep
