@@ -33,13 +33,13 @@ from nrtsync.domain.mapping import MappingConfig, load_mapping
 from nrtsync.domain.models.zuora import ZuoraCredentials
 from nrtsync.ports.backfill import BackfillRun, BackfillStatus
 from nrtsync.ports.state import StateUnavailableError
-from nrtsync.services.backfill.service import (
+from nrtsync.services.backfill.settings import BackfillSettings
+from nrtsync.services.backfill.step import (
     BackfillNotFoundError,
     BackfillRequestError,
     BackfillService,
     summary,
 )
-from nrtsync.services.backfill.settings import BackfillSettings
 from nrtsync.services.sweep.service import DEFAULT_PAGE_RESERVE_S
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table

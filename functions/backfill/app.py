@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nrtsync.app.backfill import backfill_settings, build_backfill, report_backfill_step
 from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger
-from nrtsync.services.backfill.service import (
+from nrtsync.services.backfill.step import (
     BackfillNotFoundError,
     BackfillRequestError,
     BackfillService,

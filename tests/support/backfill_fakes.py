@@ -12,7 +12,7 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.backfill import BackfillExistsError, BackfillRun
 from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.salesforce import ApiUsage
-from nrtsync.services.backfill.service import BackfillService, Pacing
+from nrtsync.services.backfill.step import BackfillService, Pacing
 from nrtsync.services.sweep.service import Sweep
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora
 

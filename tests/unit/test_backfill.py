@@ -14,7 +14,7 @@ from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.secrets import SecretInvalidError
 from nrtsync.ports.sweep import SweepCursor
 from nrtsync.ports.zuora import QueryPage
-from nrtsync.services.backfill.service import ZUORA_EPOCH, BackfillNotFoundError, BackfillRequestError, summary
+from nrtsync.services.backfill.step import ZUORA_EPOCH, BackfillNotFoundError, BackfillRequestError, summary
 from tests.support.backfill_fakes import NOW, BackfillWorld
 from tests.support.sweep_fakes import zuora_account
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nrtsync.ports.backfill import BackfillStatus
-from nrtsync.services.backfill.service import failed_payload
+from nrtsync.services.backfill.step import failed_payload
 from nrtsync_local.template import load_template
 from tests.support.backfill_fakes import BackfillWorld
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.breaker import BreakerReader
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
     from nrtsync.ports.zuora import ZuoraPort
-    from nrtsync.services.backfill.service import BackfillService
+    from nrtsync.services.backfill.step import BackfillService
     from nrtsync.services.sweep.service import Sweep
 
 
@@ -53,7 +53,7 @@ def build_backfill(
     from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
     from nrtsync.domain.mapping import cached_mapping  # noqa: PLC0415
     from nrtsync.domain.zoql import BACKFILL_SOURCE  # noqa: PLC0415
-    from nrtsync.services.backfill.service import BackfillService, Pacing  # noqa: PLC0415
+    from nrtsync.services.backfill.step import BackfillService, Pacing  # noqa: PLC0415
 
     resolved_mapping = mapping or cached_mapping(settings.mapping_path)
     # Only what is not given is built: a client built needs a region, which an operator's CLI names itself.

@@ -73,7 +73,7 @@ class SqsChangeQueue:
     def backlog(self) -> int:
         """Messages waiting to be received (``ApproximateNumberOfMessages``; in-flight and delayed ones excluded).
 
-        What a live callout queues behind, so what a backfill paces itself by (nrtsync.services.backfill.service).
+        What a live callout queues behind, so what a backfill paces itself by (nrtsync.services.backfill.step).
         """
         try:
             response = self._client.get_queue_attributes(

@@ -9,7 +9,7 @@ from nrtsync.services.sweep.settings import SweepSettings
 
 class BackfillSettings(SweepSettings):
     """What the backfill function needs: a sweep's settings and the pacing that keeps live callouts first
-    (``nrtsync.services.backfill.service.Pacing``; docs/ZUORA.md, "Initial load and replay")."""
+    (``nrtsync.services.backfill.step.Pacing``; docs/ZUORA.md, "Initial load and replay")."""
 
     # 2,000 = 10 full sync batches of 200: a live callout queued behind the backfill waits for at most that.
     max_queue_backlog: int = Field(alias="BACKFILL_MAX_QUEUE_BACKLOG", default=2_000, ge=10, le=1_000_000)
