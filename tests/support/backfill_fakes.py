@@ -1,5 +1,6 @@
 """In-memory stand-ins for a backfill's ports (``nrtsync.ports.backfill``), and a world that wires them with the
-sweep's fakes (``tests.support.sweep_fakes``) into a ``BackfillService`` on a simulated clock."""
+sweep's fakes (``tests.support.sweep_fakes``) into the backfill's services (``BackfillAdmin``, ``BackfillStep``)
+on a simulated clock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.backfill import BackfillExistsError, BackfillRun
 from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.salesforce import ApiUsage
-from nrtsync.services.backfill.step import BackfillService, Pacing
+from nrtsync.services.backfill.admin import BackfillAdmin
+from nrtsync.services.backfill.step import BackfillStep, Pacing
 from nrtsync.services.sweep.service import Sweep
 from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora
 
@@ -77,17 +79,20 @@ class BackfillWorld:
         self.monotonic_now = 0.0
         self.seconds_per_page = 0.0
         """Simulated time each page takes (a deadline then comes after so many pages)."""
-        self.service = BackfillService(
+        self.admin = BackfillAdmin(
+            store=self.store, mapping=self.mapping, checkpoints=self.checkpoints, clock=lambda: self.now
+        )
+        self.service = BackfillStep(
             store=self.store,
-            mapping=self.mapping,
             sweeps=self._sweep,
             checkpoints=self.checkpoints,
             backlog=self.pacer,
             api_usage=self.pacer,
             breaker=self.pacer,
-            pacing=Pacing(max_backlog=2_000, max_api_percent=80.0, wait_seconds=45),
+            pacing=Pacing(
+                max_backlog=2_000, max_api_percent=80.0, wait_seconds=45, usage_max_age=timedelta(minutes=30)
+            ),
             clock=lambda: self.now,
-            monotonic=self._tick,
         )
 
     def _tick(self) -> float:

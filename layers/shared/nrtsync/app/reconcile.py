@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from nrtsync.app.shared import LazyZuora, build_sweep
+from nrtsync.app.shared import LazyZuora, build_sweep, build_zuora_from_secret
 from nrtsync.observability import logger, metrics
 from nrtsync.observability.names import (
     RECONCILE_MALFORMED_RECORDS,
@@ -58,7 +58,7 @@ def build_reconcile(
         state_table=settings.state_table,
         queue_url=settings.queue_url,
         mapping=mapping,
-        zuora=zuora or LazyZuora(settings),
+        zuora=zuora or LazyZuora(lambda: build_zuora_from_secret(settings)),
         versions=versions,
         sink=sink,
         checkpoints=checkpoints,

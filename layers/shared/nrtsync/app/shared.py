@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from nrtsync.services.sweep.settings import SweepSettings
 from nrtsync.services.sync.settings import SyncSettings
@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
     from nrtsync.ports.zuora import QueryPage, ZuoraPort
     from nrtsync.services.sweep.service import Sweep
+
+
+class HasRemainingTime(Protocol):
+    """What a deadline needs of the Lambda context."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def deadline_of(context: HasRemainingTime) -> float:
+    """The invocation's deadline as a ``time.monotonic()`` value: what every handler hands its service."""
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000
 
 
 class Lazy[T]:
@@ -139,16 +150,18 @@ def build_zuora_from_secret(
 
 
 class LazyZuora:
-    """The Zuora client from the ZuoraSecret, read on the first query (not at build: a secret an operator has not
-    filled in yet fails the run that needs it, and the next run reads it again)."""
+    """A Zuora client built on its first query (the reconcile and backfill functions: from the ZuoraSecret; the
+    CLI's local backfill: from the local stack's secret). A secret an operator has not filled in yet then fails
+    the run that needs it, not the function's cold start or a command that never queries; a build that fails is
+    tried again on the next query."""
 
-    def __init__(self, settings: SweepSettings) -> None:
-        self._settings = settings
+    def __init__(self, build: Callable[[], ZuoraPort]) -> None:
+        self._build = build
         self._client: ZuoraPort | None = None
 
     def _get(self) -> ZuoraPort:
         if self._client is None:
-            self._client = build_zuora_from_secret(self._settings)
+            self._client = self._build()
         return self._client
 
     def query(self, zoql: str) -> QueryPage:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 
 class BackfillStatus(StrEnum):
-    """What ``BackfillService.step`` answers; the state machine's Choice state branches on these very strings."""
+    """What a backfill step (``BackfillStep.run``) answers; the state machine's Choice state branches on these very strings."""
 
     RUNNING = "running"
     """Not finished: call ``step`` again now."""
