@@ -76,7 +76,6 @@ def build_reconcile(
             lookback=timedelta(hours=settings.lookback_hours),
         ),
         clock=clock,
-        monotonic=monotonic,
     )
 
 
@@ -91,7 +90,7 @@ def report_reconcile(result: ReconcileResult) -> None:
             logger.warning("reconcile object", extra=line)
         else:
             logger.info("reconcile object", extra=line)
-    logger.info("reconcile run", extra=result.as_log())
+    logger.info("reconcile run", extra=result.as_dict())
     metrics.add_metric(name=RECOVERED_BY_RECONCILIATION, unit=MetricUnit.Count, value=result.queued)
     metrics.add_metric(name=RECONCILE_RECORDS_READ, unit=MetricUnit.Count, value=result.read)
     metrics.add_metric(name=RECONCILE_MALFORMED_RECORDS, unit=MetricUnit.Count, value=result.malformed)

@@ -10,7 +10,8 @@ from typing import Protocol
 
 
 class BackfillStatus(StrEnum):
-    """What a backfill step (``BackfillStep.run``) answers; the state machine's Choice state branches on these very strings."""
+    """What a backfill step (``BackfillStep.run``) answers; the state machine's Choice state branches on these
+    very strings."""
 
     RUNNING = "running"
     """Not finished: call ``step`` again now."""
