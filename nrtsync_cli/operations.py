@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
+from nrtsync.adapters.aws.tables import (
+    API_USAGE_KEY,
+    BREAKER_KEY,
+    FAILURE_PK,
+    api_usage_of,
+    plain_item,
+    record_pk,
+    session_pk,
+)
+from nrtsync.ports.queue import QueueUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -23,9 +33,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 
-# The breaker's item in the state table (``adapters.aws.tables.BREAKER_KEY``). The CLI only reads it: pause and
-# resume are the breaker's own commands.
-BREAKER_KEY: Final = "ORG#BREAKER"
 # How far back ``status`` looks for the last session: a stack idle longer than this shows none.
 LAST_SESSION_WINDOW: Final = timedelta(days=7)
 # SQS publishes its queue metrics to CloudWatch once a minute; a quarter of an hour finds the latest one
@@ -104,6 +111,7 @@ class Operations:
         self._res = resources
         self._ddb: DynamoDBClient = dynamodb or boto3.client("dynamodb")
         self._sqs: SQSClient = sqs or boto3.client("sqs")
+        self._queue = SqsChangeQueue(resources.queue_url, client=self._sqs)
         self._cloudwatch = cloudwatch
         self.server_side_redrive = server_side_redrive
 
@@ -171,13 +179,13 @@ class Operations:
         done = failed = 0
         for n, failure in enumerate(failures, 1):
             try:
-                self._sqs.send_message(QueueUrl=self._res.queue_url, MessageBody=str(failure["body"]))
+                self._queue.send_body(str(failure["body"]))
                 self._ddb.delete_item(
                     TableName=self._res.history_table,
                     Key={"pk": {"S": FAILURE_PK}, "sk": {"S": str(failure["sk"])}},
                 )
                 done += 1
-            except (ClientError, BotoCoreError, KeyError):
+            except (QueueUnavailableError, ClientError, BotoCoreError, KeyError):
                 failed += 1
             if progress:
                 progress(n, len(failures))
@@ -203,10 +211,10 @@ class Operations:
                 break
             for msg in batch:
                 try:
-                    self._sqs.send_message(QueueUrl=self._res.queue_url, MessageBody=msg["Body"])
+                    self._queue.send_body(msg["Body"])
                     self._sqs.delete_message(QueueUrl=self._res.dlq_url, ReceiptHandle=msg["ReceiptHandle"])
                     moved += 1
-                except (ClientError, BotoCoreError):
+                except (QueueUnavailableError, ClientError, BotoCoreError):
                     failed += 1  # stays on the DLQ, visible again after 60 s
                 if progress:
                     progress(moved + failed, max(total, moved + failed))

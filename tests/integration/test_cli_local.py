@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.adapters.aws.tables import BREAKER_KEY, api_usage_item
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import run
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
@@ -23,7 +23,6 @@ from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, chan
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
-BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,13 @@ class SqsChangeQueue:
 
     def send(self, change: QueuedChange) -> str:
         """Queue one change and return its SQS message id."""
+        return self.send_body(change.model_dump_json())
+
+    def send_body(self, body: str) -> str:
+        """Queue a message body as it is (a parked or dead-lettered one, which the sync reads again); returns its
+        SQS message id."""
         try:
-            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=change.model_dump_json())
+            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=body)
         except (ClientError, BotoCoreError) as exc:
             raise QueueUnavailableError("the callout queue did not take the change") from exc
         return response["MessageId"]
