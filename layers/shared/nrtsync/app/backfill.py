@@ -49,7 +49,7 @@ def build_backfill(
     The Zuora client is built from the ``ZuoraSecret`` on the first query (never at cold start, so a secret not
     yet filled in fails that run with its reason, not the function), then kept for the container.
     """
-    from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore  # noqa: PLC0415 - see nrtsync.app
     from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore  # noqa: PLC0415
     from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
@@ -90,7 +90,7 @@ def assemble_backfill_step(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> BackfillStep:
     """The step service from its parts (the function's, or the CLI's for a run it steps itself)."""
-    from nrtsync.domain.zoql import BACKFILL_SOURCE  # noqa: PLC0415 - see the module docstring
+    from nrtsync.domain.zoql import BACKFILL_SOURCE  # noqa: PLC0415 - see nrtsync.app
     from nrtsync.services.backfill.step import BackfillStep  # noqa: PLC0415
     from nrtsync.services.sweep.service import Sweep  # noqa: PLC0415
 
@@ -123,7 +123,7 @@ def build_backfill_admin(
     state_table: str, *, mapping: MappingConfig, dynamodb: DynamoDBClient | None = None
 ) -> BackfillAdmin:
     """The CLI's backfill administration: runs and their cursors in the state table (no Zuora, no queue)."""
-    from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore  # noqa: PLC0415 - see nrtsync.app
     from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
     from nrtsync.services.backfill.admin import BackfillAdmin  # noqa: PLC0415
 

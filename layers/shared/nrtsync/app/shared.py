@@ -83,7 +83,7 @@ def build_zuora(credentials: ZuoraCredentials, *, session: requests.Session | No
 
     Reconciliation and backfill read the ``ZuoraSecret`` and call this.
     """
-    from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see nrtsync.app
 
     return ZuoraClient(credentials, session=session)
 
@@ -107,7 +107,7 @@ def build_sweep(
     Its checkpoints and the settled versions it compares with live in the state table; its changes go to the
     callout queue, where the sync function takes them as it takes callouts.
     """
-    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415 - see nrtsync.app
     from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
     from nrtsync.services.sweep.service import Sweep  # noqa: PLC0415
