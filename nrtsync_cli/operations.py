@@ -224,7 +224,10 @@ class Operations:
         return self.queue_depth(self._res.dlq_url)["visible"]
 
     def queue_arn(self, url: str) -> str:
-        return self._attributes(url, ["QueueArn"])["QueueArn"]
+        try:
+            return SqsChangeQueue(url, client=self._sqs).arn()
+        except QueueUnavailableError as exc:
+            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
 
     def start_dead_letter_move(self, *, rate: int | None = None) -> str:
         """Start an SQS message move task from the DLQ to the callout queue; returns its task handle.
@@ -253,28 +256,13 @@ class Operations:
         return dict(results[0]) if results else None
 
     # -- status ------------------------------------------------------------------------------------------------
-    def _attributes(self, url: str, names: list[Any]) -> dict[str, str]:
-        try:
-            attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-            return {str(k): v for k, v in attributes.items()}
-        except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
-
     def queue_depth(self, url: str) -> dict[str, int]:
         """Visible, in-flight and delayed messages (approximate, as SQS says)."""
-        attrs = self._attributes(
-            url,
-            [
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )
-        return {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        try:
+            depth = SqsChangeQueue(url, client=self._sqs).depth()
+        except QueueUnavailableError as exc:
+            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
+        return {"visible": depth.visible, "in_flight": depth.in_flight, "delayed": depth.delayed}
 
     def oldest_message_age(self, url: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The queue's ``ApproximateAgeOfOldestMessage`` in seconds, the latest minute CloudWatch has.

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
-    # Salesforce models.
-    from nrtsync.domain.models.callout import QueuedChange
+from dataclasses import dataclass
+from typing import Protocol
 
 from nrtsync.domain.models.callout import QueuedChange
 
@@ -21,6 +17,18 @@ class RetryScheduler(Protocol):
 
 class QueueUnavailableError(RuntimeError):
     """The change could not be stored on the queue (retryable: the caller answers 5xx so Zuora retries)."""
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """A queue's messages as SQS counts them (approximate)."""
+
+    visible: int
+    """Waiting to be received (``ApproximateNumberOfMessages``)."""
+    in_flight: int
+    """Received and not yet deleted or made visible again (``ApproximateNumberOfMessagesNotVisible``)."""
+    delayed: int
+    """Not visible yet (``ApproximateNumberOfMessagesDelayed``)."""
 
 
 class ChangeQueue(Protocol):
