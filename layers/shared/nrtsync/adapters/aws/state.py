@@ -208,11 +208,6 @@ class DynamoVersionStore:
             time.sleep(0.05 * 2**attempt)  # DynamoDB returns unprocessed keys under throttling: back off
         raise StateUnavailableError("could not read the state items: keys left unprocessed")
 
-    def written_version(self, record_key: str) -> str | None:
-        """The version last written for a record (operators and tests)."""
-        item = self._read(record_key)
-        return item.get("written_version", {}).get("S") if item else None
-
     def api_usage(self) -> ApiUsage | None:
         return self._usage.api_usage()
 
