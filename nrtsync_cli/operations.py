@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.adapters.aws.tables import (
-    API_USAGE_KEY,
-    BREAKER_KEY,
     FAILURE_PK,
-    api_usage_of,
     plain_item,
     record_pk,
     session_pk,
 )
+from nrtsync.ports.breaker import BreakerUnavailableError
 from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.state import StateUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -291,27 +292,23 @@ class Operations:
         latest = max(points, key=lambda p: p["Timestamp"])
         return {"seconds": float(latest.get("Maximum", 0.0)), "at": latest["Timestamp"].isoformat(), "note": None}
 
-    def _state_item(self, key: str) -> dict[str, Any] | None:
+    def _state_table(self) -> str:
         if self._res.state_table is None:
             # Not "never opened" or "not seen yet": without the table's name nothing can be said.
             raise StateTableUnknownError
-        try:
-            item = self._ddb.get_item(TableName=self._res.state_table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
-                "Item"
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read the state table ({self._res.state_table}): {exc}") from exc
-        return item
+        return self._res.state_table
 
     def api_usage(self) -> dict[str, Any] | None:
         """The org's API usage as the sync function last saw it (``ORG#API_USAGE``), or ``None`` before any."""
-        item = self._state_item(API_USAGE_KEY)
-        if item is None:
-            return None
+        table = self._state_table()
         try:
-            usage = api_usage_of(item)
+            usage = DynamoApiUsageStore(table, client=self._ddb).read()
+        except StateUnavailableError as exc:
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
         except ValueError as exc:
             return {"error": f"unreadable: {exc}"}
+        if usage is None:
+            return None
         return {
             "used": usage.used,
             "limit": usage.limit,
@@ -321,8 +318,11 @@ class Operations:
 
     def breaker(self) -> dict[str, Any] | None:
         """The circuit breaker's item (read only), or ``None`` when the breaker never opened (or is not deployed)."""
-        item = self._state_item(BREAKER_KEY)
-        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+        table = self._state_table()
+        try:
+            return DynamoBreakerStore(table, client=self._ddb).stored()
+        except BreakerUnavailableError as exc:
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
 
     def alarms(self) -> list[dict[str, Any]] | None:
         """The stack's CloudWatch alarms (named ``<stack>-…`` by the template) and their states.

@@ -32,19 +32,22 @@ class DynamoApiUsageStore:
 
     def api_usage(self) -> ApiUsage | None:
         try:
+            return self.read()
+        except ValueError as exc:
+            logger.warning("malformed API usage item read as no reading", extra={"reason": str(exc)})
+            return None
+
+    def read(self) -> ApiUsage | None:
+        """The stored usage, None before the first; a malformed item raises ``ValueError`` saying what it lacks
+        (an operator's status shows that, where the functions read no reading)."""
+        try:
             response = self._client.get_item(
                 TableName=self._table, Key={"pk": {"S": API_USAGE_KEY}}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as exc:
             raise StateUnavailableError("could not read the API usage") from exc
         item = response.get("Item")
-        if item is None:
-            return None
-        try:
-            return api_usage_of(item)
-        except ValueError as exc:
-            logger.warning("malformed API usage item read as no reading", extra={"reason": str(exc)})
-            return None
+        return None if item is None else api_usage_of(item)
 
     def save_api_usage(self, usage: ApiUsage) -> None:
         try:
