@@ -17,12 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
-from nrtsync.adapters.aws.tables import (
-    FAILURE_PK,
-    plain_item,
-    record_pk,
-    session_pk,
-)
+from nrtsync.adapters.aws.state import DynamoVersionStore, RecordLeasedError
+from nrtsync.adapters.aws.tables import FAILURE_PK, plain_item, record_pk, session_pk
+from nrtsync.domain.models.callout import record_key_of
 from nrtsync.ports.breaker import BreakerUnavailableError
 from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.state import StateUnavailableError
@@ -297,6 +294,37 @@ class Operations:
             # Not "never opened" or "not seen yet": without the table's name nothing can be said.
             raise StateTableUnknownError
         return self._res.state_table
+
+    def _state_item(self, key: str) -> dict[str, Any] | None:
+        table = self._state_table()
+        try:
+            item = self._ddb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
+        return item
+
+    def record_state(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """The record's version state in the state table (what the sync last wrote of it), or None."""
+        try:
+            item = self._state_item(record_key_of(object_type, record_id))
+        except StateTableUnknownError as exc:
+            raise OperationError(NO_STATE_TABLE) from exc
+        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+
+    def forget_record(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """Delete the record's version state (``DynamoVersionStore.forget``); returns what it was, or None.
+
+        Raises RecordLeasedError while a sync is writing the record."""
+        if self._res.state_table is None:
+            raise OperationError(NO_STATE_TABLE)
+        store = DynamoVersionStore(self._res.state_table, client=self._ddb)
+        try:
+            old = store.forget(record_key_of(object_type, record_id))
+        except RecordLeasedError:
+            raise
+        except StateUnavailableError as exc:
+            raise OperationError(str(exc)) from exc
+        return None if old is None else {k: v for k, v in plain_item(old).items() if k != "pk"}
 
     def api_usage(self) -> dict[str, Any] | None:
         """The org's API usage as the sync function last saw it (``ORG#API_USAGE``), or ``None`` before any."""

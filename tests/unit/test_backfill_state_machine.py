@@ -14,7 +14,7 @@ import pytest
 from nrtsync.ports.backfill import BackfillStatus
 from nrtsync.services.backfill.step import StepRefused
 from nrtsync_local.template import load_template
-from tests.support.backfill_fakes import BackfillWorld
+from tests.support.backfill_world import BackfillWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION: dict[str, Any] = json.loads((ROOT / "statemachine" / "backfill.asl.json").read_text(encoding="utf-8"))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from nrtsync.domain.models.callout import QueuedChange
+if TYPE_CHECKING:
+    from nrtsync.domain.models.callout import QueuedChange
+
+# The callout queue's MaximumMessageSize (template.yaml) and SQS's ceiling for it: a larger change is never queued.
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class RetryScheduler(Protocol):
