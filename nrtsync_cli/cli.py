@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
 from nrtsync.adapters.aws.state import RecordLeasedError
+from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
+    add_alarm_commands(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -501,6 +503,8 @@ _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
     "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+    # Builds its own CloudWatch client: it writes alarm state, which the read-only operations never do.
+    "alarm-test": lambda args, _ops, term: run_alarm_command(args, term.out, term.sleep),
 }
 
 

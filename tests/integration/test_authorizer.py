@@ -107,6 +107,15 @@ def test_the_header_name_is_case_insensitive() -> None:
             "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/",
             "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/*/*",
         ),
+        # The partition comes from the method ARN: the same authorizer serves aws-cn and aws-us-gov
+        (
+            "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3d4e5/prod/POST/callouts",
+            "arn:aws-cn:execute-api:cn-north-1:123456789012:a1b2c3d4e5/prod/*/*",
+        ),
+        (
+            "arn:aws-us-gov:execute-api:us-gov-west-1:123456789012:a1b2c3d4e5/prod/POST/callouts",
+            "arn:aws-us-gov:execute-api:us-gov-west-1:123456789012:a1b2c3d4e5/prod/*/*",
+        ),
     ],
 )
 def test_stage_wide_resource(method_arn: str, expected: str) -> None:
@@ -114,7 +123,13 @@ def test_stage_wide_resource(method_arn: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "method_arn", ["arn:aws:lambda:eu-west-1:123456789012:function:x", "arn:aws:execute-api:eu-west-1:1:apionly", ""]
+    "method_arn",
+    [
+        "arn:aws:lambda:eu-west-1:123456789012:function:x",
+        "arn:aws:execute-api:eu-west-1:1:apionly",
+        "arn:awsx:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/callouts",
+        "",
+    ],
 )
 def test_a_method_arn_that_is_not_one_is_a_configuration_error(method_arn: str) -> None:
     with pytest.raises(MalformedAuthorizerEventError):

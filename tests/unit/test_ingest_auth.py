@@ -144,7 +144,7 @@ def _receive(headers: dict[str, str], *, hmac_key: str | None = KEY) -> tuple[in
         max_body_bytes=65_536,
         hmac_header="X-Zuora-Signature",
         realm="nrtsync",
-        clock=lambda: datetime(2024, 3, 5, tzinfo=UTC),
+        clock=lambda: datetime(2024, 3, 5, 10, 23, tzinfo=UTC),
     )
     return outcome.status_code, queue, outcome.headers, outcome.body
 

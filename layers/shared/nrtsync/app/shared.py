@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from nrtsync.services.sweep.settings import SweepSettings
 from nrtsync.services.sync.settings import SyncSettings
@@ -14,6 +14,7 @@ from nrtsync.services.sync.settings import SyncSettings
 if TYPE_CHECKING:
     import requests
 
+    from nrtsync.app.invocation import RemainingTime
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.domain.models.salesforce import SalesforceCredentials
     from nrtsync.domain.models.zuora import ZuoraCredentials
@@ -24,13 +25,7 @@ if TYPE_CHECKING:
     from nrtsync.services.sweep.service import Sweep
 
 
-class HasRemainingTime(Protocol):
-    """What a deadline needs of the Lambda context."""
-
-    def get_remaining_time_in_millis(self) -> int: ...
-
-
-def deadline_of(context: HasRemainingTime) -> float:
+def deadline_of(context: RemainingTime) -> float:
     """The invocation's deadline as a ``time.monotonic()`` value: what every handler hands its service."""
     return time.monotonic() + context.get_remaining_time_in_millis() / 1000
 

@@ -14,15 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.clients import STANDARD_CONFIG
 from nrtsync.ports.breaker import BreakerUnavailableError, EventSourceBusyError
 
 # UpdateEventSourceMapping answers ResourceInUseException while the mapping is Enabling, Disabling or Updating
 # (Lambda API reference, UpdateEventSourceMapping, Errors); those last seconds, so a few short waits cover them.
 _BUSY_WAITS = (0.5, 1.0, 2.0)
-_LAMBDA_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
 
 
 class LambdaEventSourceSwitch:
@@ -39,7 +38,7 @@ class LambdaEventSourceSwitch:
         self._function_name = function_name
         self._queue_arn = queue_arn
         # No mypy_boto3_lambda stubs pinned: the two calls used are checked by the moto integration test.
-        self._client: Any = client or boto3.client("lambda", config=_LAMBDA_CONFIG)
+        self._client: Any = client or boto3.client("lambda", config=STANDARD_CONFIG)
         self._uuid: str | None = None
         self._sleep = sleep
 
