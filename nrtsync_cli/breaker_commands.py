@@ -23,7 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceBusyError, EventSourceSwitch
+from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.services.breaker.service import pause, resume
 from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
@@ -54,12 +56,10 @@ class BreakerTarget:
                 outputs["SyncFunctionName"],
                 outputs["CalloutQueueUrl"],
             )
-            queue_arn = session.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
+            queue_arn = SqsChangeQueue(queue_url, client=session.client("sqs")).arn()
         except KeyError as exc:
             raise BreakerTargetError(f"stack {stack_name} has no output {exc}") from exc
-        except (ClientError, BotoCoreError, IndexError) as exc:
+        except (ClientError, BotoCoreError, IndexError, QueueUnavailableError) as exc:
             raise BreakerTargetError(f"cannot read stack {stack_name}: {exc}") from exc
         return cls(
             DynamoBreakerStore(table, client=session.client("dynamodb")),

@@ -23,7 +23,7 @@ from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFou
 
 from nrtsync import __version__
 from nrtsync.adapters.aws.state import RecordLeasedError
-from nrtsync.services.backfill.service import BackfillRequestError
+from nrtsync.services.backfill.admin import BackfillRequestError
 from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
 from nrtsync_cli.backfill_commands import _check_options as check_backfill_options
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command

@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.adapters.aws.tables import BREAKER_KEY, api_usage_item
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import EXAMPLES, build_parser, main, run
@@ -299,7 +299,6 @@ def test_the_lambda_layer_holds_no_operator_cli() -> None:
 # --- issue 11: status, --json everywhere, --region/--profile, redrive-dlq with StartMessageMoveTask ------------
 
 STACK = "nrtsync-test"
-BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.adapters.aws.tables import BREAKER_KEY, api_usage_item
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import run
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
@@ -22,7 +22,6 @@ from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, chan
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
-BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 @pytest.fixture
