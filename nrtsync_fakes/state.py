@@ -39,10 +39,13 @@ class InMemoryVersionStore:
             written_version = item.get("written_version", {}).get("S") if item else None
             written_hash = item.get("written_hash", {}).get("S") if item else None
             lease_until = item.get("lease_until", {}).get("N") if item else None
+            doubt_until = item.get("doubt_until", {}).get("N") if item else None
+            doubt_hash = item.get("doubt_hash", {}).get("S") if item else None
             if (
                 (written_version is None or written_version < version)
                 and (written_hash is None or written_hash != content_hash)
                 and (lease_until is None or int(lease_until) < now_ms)
+                and (doubt_until is None or int(doubt_until) < now_ms or doubt_hash == content_hash)
             ):
                 updated = dict(item or {"pk": {"S": record_key}})
                 updated |= {
@@ -113,6 +116,15 @@ class InMemoryVersionStore:
             item = self._items.get(record_key)
             if item is not None and item.get("lease_owner", {}).get("S") == owner:
                 self._items[record_key] = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
+
+    def release_in_doubt(self, record_key: str, content_hash: str, *, owner: str, until_ms: int) -> None:
+        with self._lock:
+            self.calls += 1
+            item = self._items.get(record_key)
+            if item is not None and item.get("lease_owner", {}).get("S") == owner:
+                updated = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
+                updated |= {"doubt_until": {"N": str(until_ms)}, "doubt_hash": {"S": content_hash}}
+                self._items[record_key] = updated
 
     def mark_parked(self, record_key: str, version: str) -> None:
         with self._lock:

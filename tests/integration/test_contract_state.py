@@ -99,3 +99,29 @@ def test_the_api_usage_saved_is_the_one_read_back(store) -> None:
     store.save_api_usage(usage)
 
     assert store.api_usage() == usage
+
+
+def test_after_a_release_in_doubt_only_the_same_change_claims_until_the_doubt_ends(store) -> None:
+    # Given a's write of v1 failed in doubt (Salesforce may still commit it)
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    doubt_until = later(660)
+    store.release_in_doubt(KEY, "h1", owner="a", until_ms=doubt_until)
+
+    # When a newer change claims / Then it is busy until the doubt ends
+    busy = store.claim(KEY, "v2", "h2", owner="b", lease_until_ms=later())
+    assert (busy.status, busy.lease_until_ms) == (ClaimStatus.BUSY, doubt_until)
+
+    # And the same change claims at once, to be sent again
+    assert store.claim(KEY, "v1", "h1", owner="c", lease_until_ms=later()).status is ClaimStatus.CLAIMED
+
+    # And once the doubt has ended, a newer change claims as usual
+    store.claim("Account#A2", "v1", "h1", owner="a", lease_until_ms=later())
+    store.release_in_doubt("Account#A2", "h1", owner="a", until_ms=later(-1))
+    assert store.claim("Account#A2", "v2", "h2", owner="b", lease_until_ms=later()).status is ClaimStatus.CLAIMED
+
+
+def test_only_the_lease_owner_releases_in_doubt(store) -> None:
+    # Given a's lease / When b releases it in doubt / Then nothing changed: a's lease still holds the record
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    store.release_in_doubt(KEY, "h1", owner="b", until_ms=later(660))
+    assert store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A") is True

@@ -48,6 +48,11 @@ class VersionStore(ApiUsageStore, Protocol):
 
     def release(self, record_key: str, *, owner: str) -> None: ...
 
+    def release_in_doubt(self, record_key: str, content_hash: str, *, owner: str, until_ms: int) -> None:
+        """Drop our lease after a write that may still commit in Salesforce: until ``until_ms`` only the same
+        change (``content_hash``) may claim the record again (to re-send it); any other change is BUSY."""
+        ...
+
     def mark_parked(self, record_key: str, version: str) -> None:
         """``version`` is on the failure list (an operator's job): a sweep of Zuora must not queue it again."""
         ...

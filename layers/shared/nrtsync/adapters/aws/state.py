@@ -4,6 +4,10 @@ Newest wins across concurrent invocations because a change is written to Salesfo
 its record, taken with a conditional write that also checks that nothing newer (or the same change) has
 been written. A lease outlives the invocation that holds it, so a crashed writer blocks the record only
 until its lease expires; the blocked change is retried, never dropped.
+
+A write whose failure leaves it in doubt (Salesforce may still commit it) leaves ``doubt_until`` and
+``doubt_hash`` behind: until then only that same change may claim the record (re-sending it is harmless), so no
+other version is written for the late commit to overwrite.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class DynamoVersionStore:
                     "(attribute_not_exists(written_version) OR written_version < :v)"
                     " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
                     " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                    " AND (attribute_not_exists(doubt_until) OR doubt_until < :now OR doubt_hash = :h)"
                 ),
                 ExpressionAttributeValues={
                     ":o": {"S": owner},
@@ -136,6 +141,24 @@ class DynamoVersionStore:
                 UpdateExpression="REMOVE lease_owner, lease_until, lease_version, lease_hash",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues={":o": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not release {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def release_in_doubt(self, record_key: str, content_hash: str, *, owner: str, until_ms: int) -> None:
+        """Drop our lease but close the record to every other change until ``until_ms`` (see the module's doc)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression=(
+                    "SET doubt_until = :u, doubt_hash = :h REMOVE lease_owner, lease_until, lease_version, lease_hash"
+                ),
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": {"S": owner}, ":u": {"N": str(until_ms)}, ":h": {"S": content_hash}},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -254,7 +277,7 @@ class DynamoVersionStore:
 
 
 def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Claim:
-    """Why a claim's condition failed, from the item as it was."""
+    """Why a claim's condition failed, from the item as it was (``claim``'s condition, read back)."""
     if not old:
         return Claim(ClaimStatus.BUSY)  # raced with a writer that has since cleaned up: try again shortly
     written_version = old.get("written_version", {}).get("S")
@@ -268,4 +291,9 @@ def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Cla
     if lease_version is not None and lease_version > version:
         return Claim(ClaimStatus.STALE, written_version)  # a newer version is being written right now
     lease_until = old.get("lease_until", {}).get("N")
-    return Claim(ClaimStatus.BUSY, written_version, int(lease_until) if lease_until else None)
+    until = int(lease_until) if lease_until else None
+    doubt_until = old.get("doubt_until", {}).get("N")
+    if doubt_until and old.get("doubt_hash", {}).get("S") != content_hash:
+        # A write in doubt may still commit: another change waits until Salesforce has surely ended it.
+        until = max(until or 0, int(doubt_until))
+    return Claim(ClaimStatus.BUSY, written_version, until)

@@ -5,6 +5,7 @@ DynamoDB round trips dominate a session; boto3 clients are thread-safe, so they 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,11 @@ from nrtsync.ports.history import Failure
 from nrtsync.ports.state import Claim, StateUnavailableError, VersionStore
 
 _STATE_WORKERS = 16
+# Salesforce's longest request: an Apex transaction runs at most 10 minutes (Apex Developer Guide, "Execution
+# Governors and Limits": maximum execution time for each Apex transaction), whatever the client's timeout.
+SALESFORCE_LONGEST_REQUEST_SECONDS = 600
+# Beyond it, for the clocks of Salesforce and of the state table's readers to disagree.
+_DOUBT_MARGIN_SECONDS = 60
 
 
 def parallel[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -80,6 +86,29 @@ class RecordLeases:
             except StateUnavailableError:
                 # The lease expires by itself; until then the record's next change waits.
                 logger.warning("lease not released", extra={"record": incoming.change.record_key})
+
+        parallel(release, list(changes))
+
+    def release_in_doubt(self, changes: Sequence[IncomingChange], *, owner: str) -> None:
+        """Release after a failure that does not prove Salesforce never ran the write (a read timeout, a 5xx).
+
+        Salesforce goes on executing a request after its client gave up, for as long as its longest request time,
+        so the write may still commit. Of the two ways to keep a newer version from being overwritten by that late
+        commit (hold the lease that long; re-send the same version before any newer one), this does both in the one
+        way that costs no latency for the change itself: until the longest request time has passed, the record is
+        closed to every other change (BUSY), while the same change may claim it again at once and is re-sent, which
+        is harmless whenever the first request lands, since both carry the same values.
+        """
+        # Wall time, as the state table's conditions compare it (leases are set the same way).
+        until_ms = int(time.time() * 1000) + (SALESFORCE_LONGEST_REQUEST_SECONDS + _DOUBT_MARGIN_SECONDS) * 1000
+
+        def release(incoming: IncomingChange) -> None:
+            change = incoming.change
+            try:
+                self._state.release_in_doubt(change.record_key, change.content_hash, owner=owner, until_ms=until_ms)
+            except StateUnavailableError:
+                # The lease then expires by itself, sooner than the doubt: logged for an operator to compare.
+                logger.warning("in-doubt write not recorded", extra={"record": change.record_key})
 
         parallel(release, list(changes))
 

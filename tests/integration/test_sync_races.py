@@ -1,0 +1,145 @@
+"""Writes that may still commit after a failure, refusals of the call itself, and a record that crashes its
+collection: the sync session against moto's DynamoDB and the in-memory Salesforce."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from nrtsync.domain.models.salesforce import (
+    SalesforceConcurrencyLimitError,
+    SalesforceRequestError,
+    SalesforceRetryableError,
+)
+from nrtsync.domain.outcomes import RetryReason
+from nrtsync.ports.breaker import BreakerReason
+from nrtsync.ports.state import ClaimStatus
+from nrtsync.services.sync.leases import SALESFORCE_LONGEST_REQUEST_SECONDS
+from tests.support.sync_world import T0, SyncWorld, change, message
+
+ACCOUNTS = "Zuora__CustomerAccount__c"
+PAYMENTS = "Zuora__Payment__c"
+
+
+def outcomes(result) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for o in result.outcomes:
+        by.setdefault(o.outcome.value, []).append(o.change.record_id)
+    return by
+
+
+def reasons(result) -> dict[str, str | None]:
+    return {o.change.record_id: o.error_code for o in result.outcomes if o.outcome.value == "waiting"}
+
+
+def test_after_a_write_in_doubt_only_the_same_change_is_written_until_salesforce_has_surely_ended_it(
+    world: SyncWorld,
+) -> None:
+    # Given v1 of A1 whose call timed out: Salesforce may still commit it
+    v1 = change("Account", "A1", Name="first")
+    world.salesforce.fail_calls.append(SalesforceRetryableError)  # in doubt unless proven otherwise
+    assert outcomes(world.run(message(v1))) == {"waiting": ["A1"]}
+
+    # When v2 arrives before v1 came back
+    v2 = change("Account", "A1", updated=T0 + timedelta(seconds=1), Name="second")
+    result = world.run(message(v2))
+
+    # Then v2 waits for Salesforce's longest request time (a late commit of v1 would overwrite it), and nothing
+    # was sent for it
+    assert outcomes(result) == {"waiting": ["A1"]}
+    assert reasons(result) == {"A1": RetryReason.RECORD_BUSY}
+    assert ACCOUNTS not in world.salesforce.records
+
+    # And v1's own redelivery is re-sent at once (the same values, harmless whenever the first call lands)
+    assert outcomes(world.run(message(v1, receive_count=2))) == {"written": ["A1"]}
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "first"
+
+    # And v2 still waits while the doubt lasts
+    assert outcomes(world.run(message(v2, receive_count=2))) == {"waiting": ["A1"]}
+
+
+def test_the_doubt_lasts_past_salesforces_longest_request_time(world: SyncWorld) -> None:
+    # Given a write in doubt
+    world.salesforce.fail_calls.append(SalesforceRetryableError)
+    world.run(message(change("Account", "A1")))
+
+    # When another change claims the record (a version newer than any date)
+    claim = world.state.claim("Account#A1", "9999", "another", owner="probe", lease_until_ms=0)
+
+    # Then it is busy until at least Salesforce's longest request time from now
+    assert claim.status is ClaimStatus.BUSY
+    assert claim.lease_until_ms is not None
+    assert claim.lease_until_ms >= (time.time() + SALESFORCE_LONGEST_REQUEST_SECONDS) * 1000
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SalesforceConcurrencyLimitError, lambda message: SalesforceRetryableError(message, in_doubt=False)],
+    ids=["concurrent-request-limit", "connection-refused"],
+)
+def test_a_failure_that_proves_nothing_ran_frees_the_record_at_once(world: SyncWorld, error) -> None:
+    # Given v1 refused before Salesforce ran it
+    world.salesforce.fail_calls.append(error)
+    world.run(message(change("Account", "A1", Name="first")))
+
+    # When v2 arrives / Then it is written at once
+    v2 = change("Account", "A1", updated=T0 + timedelta(seconds=1), Name="second")
+    assert outcomes(world.run(message(v2))) == {"written": ["A1"]}
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+
+
+def _call_refusal(http_status: int, code: str) -> type[SalesforceRequestError]:
+    class CallRefusedError(SalesforceRequestError):
+        def __init__(self, message: str) -> None:
+            super().__init__(f"{code}: {message}", status_code=code, http_status=http_status)
+
+    return CallRefusedError
+
+
+@pytest.mark.parametrize(
+    ("http_status", "code"),
+    [(403, "API_DISABLED_FOR_ORG"), (410, "GONE"), (404, "NOT_FOUND"), (401, "INVALID_SESSION_ID")],
+)
+def test_a_call_refused_for_every_record_opens_the_breaker_and_parks_nothing(
+    world: SyncWorld, http_status: int, code: str
+) -> None:
+    # Given Salesforce refuses the call itself (the API switched off, the API version retired)
+    world.salesforce.fail_calls.append(_call_refusal(http_status, code))
+    batch = [message(change("Account", f"A{i}")) for i in range(3)]
+
+    # When the batch is synced
+    result = world.run(*batch)
+
+    # Then every change waits, none is parked (parked, it would count as settled), and the breaker is open with
+    # the reason, so the queue is no longer received from
+    assert sorted(result.retry_message_ids) == sorted(m.message_id for m in batch)
+    assert set(reasons(result).values()) == {RetryReason.SALESFORCE_REFUSED}
+    assert world.history("FAILURE") == []
+    state = world.breaker_store.read()
+    assert state.is_open
+    assert state.reason is BreakerReason.SALESFORCE_REFUSED
+    assert code in (state.message or "")
+
+
+def test_one_record_that_crashes_its_collection_is_isolated_after_the_second_failure(world: SyncWorld) -> None:
+    # Given 200 payments, one of which makes Salesforce fail the whole collection with 500 UNKNOWN_EXCEPTION
+    world.salesforce.crash_collection.add("P137")
+    payments = [change("Payment", f"P{i:03d}", Amount=str(i)) for i in range(200)]
+
+    # When they fail once / Then they all wait: a first 5xx may be an outage
+    first = world.run(*(message(p) for p in payments))
+    assert outcomes(first) == {"waiting": [p.record_id for p in payments]}
+    assert len(world.salesforce.api_requests) == 1
+
+    # When they come back and fail again
+    second = world.run(*(message(p, receive_count=2) for p in payments))
+
+    # Then the collection is bisected down to the bad record: 199 written, P137 alone waits (to reach the
+    # dead-letter queue alone), nothing parked
+    by = outcomes(second)
+    assert by["waiting"] == ["P137"]
+    assert len(by["written"]) == 199
+    assert world.history("FAILURE") == []
+    assert len(world.salesforce.api_requests) - 1 <= 9
