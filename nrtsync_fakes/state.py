@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from nrtsync.adapters.aws.state import _why_not
+from nrtsync.adapters.aws.state import _why_not, settled_notifications_after, settled_of
 from nrtsync.adapters.aws.tables import KEPT_PREFIX
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus
@@ -31,7 +31,16 @@ class InMemoryVersionStore:
         self._lock = threading.Lock()
         self.calls = 0
 
-    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
+    def claim(
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        lease_until_ms: int,
+        notification_id: str | None = None,
+    ) -> Claim:
         now_ms = int(time.time() * 1000)
         with self._lock:
             self.calls += 1
@@ -46,6 +55,7 @@ class InMemoryVersionStore:
                 and (written_hash is None or written_hash != content_hash)
                 and (lease_until is None or int(lease_until) < now_ms)
                 and (doubt_until is None or int(doubt_until) < now_ms or doubt_hash == content_hash)
+                and not (notification_id and item and notification_id in settled_of(item))
             ):
                 updated = dict(item or {"pk": {"S": record_key}})
                 updated |= {
@@ -55,8 +65,8 @@ class InMemoryVersionStore:
                     "lease_hash": {"S": content_hash},
                 }
                 self._items[record_key] = updated
-                return Claim(ClaimStatus.CLAIMED)
-            return _why_not(dict(item) if item else None, version, content_hash)
+                return Claim(ClaimStatus.CLAIMED, settled=settled_of(item or {}))
+            return _why_not(dict(item) if item else None, version, content_hash, notification_id)
 
     def commit(
         self,
@@ -68,6 +78,8 @@ class InMemoryVersionStore:
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
         deleted: bool = False,
+        notification_id: str | None = None,
+        settled: Mapping[str, int] | None = None,
     ) -> bool:
         with self._lock:
             self.calls += 1
@@ -86,6 +98,9 @@ class InMemoryVersionStore:
                 KEPT_PREFIX + name: {"S": value} if value is not None else {"NULL": "true"}
                 for name, value in (kept or {}).items()
             }
+            if notification_id:
+                kept_ids = settled_notifications_after(settled or {}, notification_id, int(time.time() * 1000))
+                updated["settled"] = {"M": {nid: {"N": str(ms)} for nid, ms in kept_ids.items()}}  # type: ignore[dict-item]
             self._items[record_key] = updated
             return True
 

@@ -125,3 +125,22 @@ def test_only_the_lease_owner_releases_in_doubt(store) -> None:
     store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
     store.release_in_doubt(KEY, "h1", owner="b", until_ms=later(660))
     assert store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A") is True
+
+
+def test_a_notification_id_already_settled_for_the_record_is_a_duplicate_whatever_its_version(store) -> None:
+    # Given n1 (v1) then n2 (v2) written for the record
+    for version, content, notification in (("v1", "h1", "n1"), ("v2", "h2", "n2")):
+        claim = store.claim(KEY, version, content, owner="a", lease_until_ms=later(), notification_id=notification)
+        assert claim.status is ClaimStatus.CLAIMED
+        store.commit(
+            KEY, version, content, owner="a", salesforce_id="001A", notification_id=notification, settled=claim.settled
+        )
+
+    # When Zuora's retry of n1 comes with a newer version (a later receive time) / Then it is a duplicate
+    retry = store.claim(KEY, "v3", "h1", owner="b", lease_until_ms=later(), notification_id="n1")
+    assert retry.status is ClaimStatus.DUPLICATE
+
+    # And a new notification with that version claims, and finds both ids settled
+    fresh = store.claim(KEY, "v3", "h3", owner="b", lease_until_ms=later(), notification_id="n3")
+    assert fresh.status is ClaimStatus.CLAIMED
+    assert set(fresh.settled) == {"n1", "n2"}

@@ -143,3 +143,23 @@ def test_one_record_that_crashes_its_collection_is_isolated_after_the_second_fai
     assert len(by["written"]) == 199
     assert world.history("FAILURE") == []
     assert len(world.salesforce.api_requests) - 1 <= 9
+
+
+def test_zuoras_retry_of_an_earlier_change_in_the_same_second_does_not_overwrite_the_later_one(
+    world: SyncWorld,
+) -> None:
+    # Given two changes of A1 within one second of Zuora's (same UpdatedDate), both written in order
+    earlier = change("Account", "A1", received=T0 + timedelta(seconds=1), Name="earlier")
+    earlier = earlier.model_copy(update={"notification_id": "n-earlier"})
+    later = change("Account", "A1", received=T0 + timedelta(seconds=2), Name="later")
+    later = later.model_copy(update={"notification_id": "n-later"})
+    assert outcomes(world.run(message(earlier))) == {"written": ["A1"]}
+    assert outcomes(world.run(message(later))) == {"written": ["A1"]}
+
+    # When Zuora retries the earlier change (same notification id), received after the later one was written
+    retry = earlier.model_copy(update={"received_at": T0 + timedelta(seconds=30)})
+    result = world.run(message(retry))
+
+    # Then the retry is a duplicate and Salesforce keeps the later value
+    assert outcomes(result) == {"duplicate": ["A1"]}
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "later"

@@ -57,13 +57,16 @@ def change(
     received: datetime | None = None,
     **fields: Any,
 ) -> QueuedChange:
+    received_at = received or updated + timedelta(seconds=1)
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated,
         fields=fields or {"Name": f"{record_id} at {updated.isoformat()}"},
-        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}",
-        received_at=received or updated + timedelta(seconds=1),
+        # Zuora's retry of a notification keeps its id: the same arguments make the same notification, two changes
+        # received apart are two notifications (even within one second of Zuora's).
+        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}-{received_at.timestamp()}",
+        received_at=received_at,
     )
 
 

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
+# A settled notification id is kept as long as Zuora's retry of it can still be on the queue: the callout queue's
+# MessageRetentionPeriod (template.yaml's CalloutQueue, 14 days)...
+SETTLED_NOTIFICATION_RETENTION_MS = 1_209_600 * 1000
+# ... and at most this many per record, newest kept: 100 ids of at most 200 characters are under 25 KB of the
+# item's 400 KB, whatever else it holds.
+SETTLED_NOTIFICATIONS_MAX = 100
 _BATCH_GET_TRIES = 4
 
 
@@ -48,19 +54,34 @@ class DynamoVersionStore:
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
         self._usage = DynamoApiUsageStore(table_name, client=self._client)
 
-    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
-        """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
+    def claim(
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        lease_until_ms: int,
+        notification_id: str | None = None,
+    ) -> Claim:
+        """Take the record's lease for ``version`` unless it is stale, a duplicate (the same content, or a
+        notification id already settled for the record), or leased by another."""
+        condition = (
+            "(attribute_not_exists(written_version) OR written_version < :v)"
+            " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
+            " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            " AND (attribute_not_exists(doubt_until) OR doubt_until < :now OR doubt_hash = :h)"
+        )
+        extra: dict[str, Any] = {}
+        if notification_id:
+            condition += " AND attribute_not_exists(settled.#nid)"
+            extra["ExpressionAttributeNames"] = {"#nid": notification_id}
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 UpdateExpression="SET lease_owner = :o, lease_until = :u, lease_version = :v, lease_hash = :h",
-                ConditionExpression=(
-                    "(attribute_not_exists(written_version) OR written_version < :v)"
-                    " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
-                    " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-                    " AND (attribute_not_exists(doubt_until) OR doubt_until < :now OR doubt_hash = :h)"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":o": {"S": owner},
                     ":u": {"N": str(lease_until_ms)},
@@ -68,17 +89,19 @@ class DynamoVersionStore:
                     ":h": {"S": content_hash},
                     ":now": {"N": str(_now_ms())},
                 },
+                ReturnValues="ALL_OLD",  # the settled ids, which the commit carries on
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StateUnavailableError(f"could not claim {record_key}") from exc
             returned: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure=ALL_OLD
             old = returned if isinstance(returned, dict) else self._read(record_key)
-            return _why_not(old, version, content_hash)
+            return _why_not(old, version, content_hash, notification_id)
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not claim {record_key}") from exc
-        return Claim(ClaimStatus.CLAIMED)
+        return Claim(ClaimStatus.CLAIMED, settled=settled_of(response.get("Attributes") or {}))
 
     def commit(
         self,
@@ -90,8 +113,14 @@ class DynamoVersionStore:
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
         deleted: bool = False,
+        notification_id: str | None = None,
+        settled: Mapping[str, int] | None = None,
     ) -> bool:
         """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``notification_id`` joins the record's settled ids (``settled``, as the claim returned them), pruned to
+        their bound (``settled_notifications_after``): a retry of it by Zuora is then a duplicate. Only the
+        lease's owner commits, so nothing changed them between the claim and this write.
 
         ``deleted``: the version is a delete. The item stays as a tombstone (``written_version``, ``deleted``,
         the Id that was deleted), so the claim's ``written_version < :v`` keeps every older change stale; a newer
@@ -110,6 +139,10 @@ class DynamoVersionStore:
         }
         names: dict[str, str] = {}
         sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf, deleted = :d"
+        if notification_id:
+            kept_ids = settled_notifications_after(settled or {}, notification_id, _now_ms())
+            values[":n"] = {"M": {nid: {"N": str(ms)} for nid, ms in kept_ids.items()}}
+            sets += ", settled = :n"
         for n, (field, value) in enumerate(sorted((kept or {}).items())):
             names[f"#k{n}"] = KEPT_PREFIX + field
             values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
@@ -276,12 +309,30 @@ class DynamoVersionStore:
         return dict(response["Item"]) if "Item" in response else None
 
 
-def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Claim:
+def settled_notifications_after(settled: Mapping[str, int], notification_id: str, now_ms: int) -> dict[str, int]:
+    """The record's settled notification ids once ``notification_id`` is settled at ``now_ms``: those settled within
+    the callout queue's retention (``SETTLED_NOTIFICATION_RETENTION_MS``, 14 days: after it no retry of them is
+    left on the queue) and at most ``SETTLED_NOTIFICATIONS_MAX`` of them, the newest kept."""
+    recent = {nid: ms for nid, ms in settled.items() if ms >= now_ms - SETTLED_NOTIFICATION_RETENTION_MS}
+    recent[notification_id] = now_ms
+    newest = sorted(recent.items(), key=lambda item: item[1], reverse=True)[:SETTLED_NOTIFICATIONS_MAX]
+    return dict(newest)
+
+
+def settled_of(item: Mapping[str, Any]) -> dict[str, int]:
+    """The settled notification ids of a state item (id -> epoch ms)."""
+    stored = item.get("settled", {}).get("M", {})
+    return {nid: int(value["N"]) for nid, value in stored.items() if "N" in value}
+
+
+def _why_not(old: dict[str, Any] | None, version: str, content_hash: str, notification_id: str | None = None) -> Claim:
     """Why a claim's condition failed, from the item as it was (``claim``'s condition, read back)."""
     if not old:
         return Claim(ClaimStatus.BUSY)  # raced with a writer that has since cleaned up: try again shortly
     written_version = old.get("written_version", {}).get("S")
-    if old.get("written_hash", {}).get("S") == content_hash:
+    # The same content written, or Zuora's retry of a change already settled (whatever its receive time made of
+    # its version).
+    if old.get("written_hash", {}).get("S") == content_hash or (notification_id and notification_id in settled_of(old)):
         return Claim(ClaimStatus.DUPLICATE, written_version)
     if written_version is not None and written_version >= version:
         return Claim(ClaimStatus.STALE, written_version)

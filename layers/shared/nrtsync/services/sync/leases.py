@@ -6,7 +6,7 @@ DynamoDB round trips dominate a session; boto3 clients are thread-safe, so they 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from nrtsync.domain.coalesce import IncomingChange
@@ -16,7 +16,7 @@ from nrtsync.domain.models.callout import record_key_of
 from nrtsync.domain.models.salesforce import RecordResult
 from nrtsync.observability import logger
 from nrtsync.ports.history import Failure
-from nrtsync.ports.state import Claim, StateUnavailableError, VersionStore
+from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError, VersionStore
 
 _STATE_WORKERS = 16
 # Salesforce's longest request: an Apex transaction runs at most 10 minutes (Apex Developer Guide, "Execution
@@ -40,6 +40,9 @@ class RecordLeases:
     def __init__(self, state: VersionStore, mapping: MappingConfig) -> None:
         self._state = state
         self._mapping = mapping
+        # Per record claimed: its settled notification ids as the claim found them, for the commit to carry on.
+        # Only the lease's owner writes them, so they are still current at commit.
+        self._settled: dict[str, Mapping[str, int]] = {}
 
     def claim(
         self, changes: Sequence[IncomingChange], *, owner: str, lease_until_ms: int
@@ -50,10 +53,17 @@ class RecordLeases:
             change = incoming.change
             try:
                 result = self._state.claim(
-                    change.record_key, change.version, change.content_hash, owner=owner, lease_until_ms=lease_until_ms
+                    change.record_key,
+                    change.version,
+                    change.content_hash,
+                    owner=owner,
+                    lease_until_ms=lease_until_ms,
+                    notification_id=change.notification_id,
                 )
             except StateUnavailableError:
                 return incoming, None
+            if result.status is ClaimStatus.CLAIMED:
+                self._settled[change.record_key] = result.settled
             return incoming, result
 
         return parallel(claim, changes)
@@ -73,6 +83,8 @@ class RecordLeases:
                     salesforce_id=result.salesforce_id,
                     kept=None if change.is_delete else kept_of(self._mapping, change),
                     deleted=change.is_delete,
+                    notification_id=change.notification_id,
+                    settled=self._settled.pop(change.record_key, {}),
                 )
             except StateUnavailableError:
                 return False
@@ -81,6 +93,7 @@ class RecordLeases:
 
     def release(self, changes: Sequence[IncomingChange], *, owner: str) -> None:
         def release(incoming: IncomingChange) -> None:
+            self._settled.pop(incoming.change.record_key, None)
             try:
                 self._state.release(incoming.change.record_key, owner=owner)
             except StateUnavailableError:
@@ -104,6 +117,7 @@ class RecordLeases:
 
         def release(incoming: IncomingChange) -> None:
             change = incoming.change
+            self._settled.pop(change.record_key, None)
             try:
                 self._state.release_in_doubt(change.record_key, change.content_hash, owner=owner, until_ms=until_ms)
             except StateUnavailableError:
