@@ -65,7 +65,7 @@ class InMemoryVersionStore:
                     "lease_hash": {"S": content_hash},
                 }
                 self._items[record_key] = updated
-                return Claim(ClaimStatus.CLAIMED, settled=settled_of(item or {}))
+                return Claim(ClaimStatus.CLAIMED, written_version, settled=settled_of(item or {}))
             return _why_not(dict(item) if item else None, version, content_hash, notification_id)
 
     def commit(
@@ -80,13 +80,16 @@ class InMemoryVersionStore:
         deleted: bool = False,
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
+        recheck: bool = False,
     ) -> bool:
         with self._lock:
             self.calls += 1
             item = self._items.get(record_key)
             if item is None or item.get("lease_owner", {}).get("S") != owner:
                 return False
-            updated = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
+            updated = {k: v for k, v in item.items() if k not in (*_LEASE_FIELDS, "recheck")}
+            if recheck:
+                updated["recheck"] = {"BOOL": "true"}
             updated |= {
                 "written_version": {"S": version},
                 "written_hash": {"S": content_hash},
@@ -141,6 +144,12 @@ class InMemoryVersionStore:
                 updated |= {"doubt_until": {"N": str(until_ms)}, "doubt_hash": {"S": content_hash}}
                 self._items[record_key] = updated
 
+    def clear_recheck(self, record_key: str) -> None:
+        with self._lock:
+            self.calls += 1
+            if record_key in self._items:
+                self._items[record_key].pop("recheck", None)
+
     def mark_parked(self, record_key: str, version: str) -> None:
         with self._lock:
             self.calls += 1
@@ -155,6 +164,8 @@ class InMemoryVersionStore:
             found: dict[str, str] = {}
             for key in set(record_keys):
                 item = self._items.get(key, {})
+                if "recheck" in item:
+                    continue
                 if known := [v for name in ("written_version", "parked_version") if (v := item.get(name, {}).get("S"))]:
                     found[key] = max(known)
             return found

@@ -144,3 +144,23 @@ def test_a_notification_id_already_settled_for_the_record_is_a_duplicate_whateve
     fresh = store.claim(KEY, "v3", "h3", owner="b", lease_until_ms=later(), notification_id="n3")
     assert fresh.status is ClaimStatus.CLAIMED
     assert set(fresh.settled) == {"n1", "n2"}
+
+
+def test_a_record_marked_for_recheck_is_unsettled_until_the_mark_is_cleared(store) -> None:
+    # Given v1 committed with a recheck mark
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A", recheck=True)
+
+    # Then a sweep finds it unsettled; once cleared, settled at v1
+    assert store.settled_versions([KEY]) == {}
+    store.clear_recheck(KEY)
+    assert store.settled_versions([KEY]) == {KEY: "v1"}
+
+    # And a commit without the mark clears it too; clearing a record with no state creates none
+    store.claim(KEY, "v2", "h2", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v2", "h2", owner="a", salesforce_id="001A", recheck=True)
+    store.claim(KEY, "v3", "h3", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v3", "h3", owner="a", salesforce_id="001A")
+    assert store.settled_versions([KEY]) == {KEY: "v3"}
+    store.clear_recheck("Account#none")
+    assert store.claim("Account#none", "v1", "h1", owner="a", lease_until_ms=later()).written_version is None

@@ -4,10 +4,11 @@ collection: the sync session against moto's DynamoDB and the in-memory Salesforc
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.salesforce import (
     SalesforceConcurrencyLimitError,
     SalesforceRequestError,
@@ -16,6 +17,7 @@ from nrtsync.domain.models.salesforce import (
 from nrtsync.domain.outcomes import RetryReason
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.state import ClaimStatus
+from nrtsync.services.sweep.service import is_newer_than_settled
 from nrtsync.services.sync.leases import SALESFORCE_LONGEST_REQUEST_SECONDS
 from tests.support.sync_world import T0, SyncWorld, change, message
 
@@ -163,3 +165,56 @@ def test_zuoras_retry_of_an_earlier_change_in_the_same_second_does_not_overwrite
     # Then the retry is a duplicate and Salesforce keeps the later value
     assert outcomes(result) == {"duplicate": ["A1"]}
     assert world.sf_record(ACCOUNTS, "A1")["Name"] == "later"
+
+
+def _from_reconcile(queued: QueuedChange, *, received: datetime) -> QueuedChange:
+    """The change a reconcile run reads from Zuora for the record (its notification id names the sweep)."""
+    notification = f"reconcile:{queued.object_type}:{queued.record_id}:{queued.updated_date.isoformat()}"
+    return queued.model_copy(update={"notification_id": notification, "received_at": received})
+
+
+def test_two_contents_with_one_updated_date_mark_the_record_for_the_next_reconcile_run(world: SyncWorld) -> None:
+    # Given two different changes of A1 in one second of Zuora's (the same UpdatedDate), received in an order
+    # that need not be Zuora's
+    first = change("Account", "A1", received=T0 + timedelta(seconds=1), Name="first")
+    second = change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")
+    world.run(message(first))
+
+    # When the second is written
+    assert outcomes(world.run(message(second))) == {"written": ["A1"]}
+
+    # Then the later receive is in Salesforce, and the record counts as unsettled for the next reconcile run,
+    # whatever its dates say
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+    assert world.state.settled_versions(["Account#A1"]) == {}
+    assert is_newer_than_settled(first, None)
+
+    # When that run reads Zuora's current values and they are what was written / Then the mark goes
+    current = _from_reconcile(second, received=T0 + timedelta(minutes=30))
+    assert outcomes(world.run(message(current))) == {"duplicate": ["A1"]}
+    assert world.state.settled_versions(["Account#A1"]) == {"Account#A1": second.version}
+
+
+def test_a_reconcile_reading_other_values_than_written_writes_them_and_settles_the_record(world: SyncWorld) -> None:
+    # Given a record marked after two contents of one UpdatedDate
+    world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")))
+    world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=3), Name="third")))
+    assert world.state.settled_versions(["Account#A1"]) == {}
+
+    # When the reconcile run reads Zuora's current values: the second's after all (Zuora's own order)
+    zuora_now = _from_reconcile(
+        change("Account", "A1", received=T0 + timedelta(seconds=1), Name="second"), received=T0 + timedelta(minutes=30)
+    )
+    assert outcomes(world.run(message(zuora_now))) == {"written": ["A1"]}
+
+    # Then Zuora's values are in Salesforce and the record is settled again
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+    assert world.state.settled_versions(["Account#A1"]) == {"Account#A1": zuora_now.version}
+
+
+def test_a_change_with_a_newer_updated_date_leaves_no_mark(world: SyncWorld) -> None:
+    world.run(message(change("Account", "A1", Name="first")))
+    newer = change("Account", "A1", updated=T0 + timedelta(seconds=1), Name="second")
+    world.run(message(newer))
+
+    assert world.state.settled_versions(["Account#A1"]) == {"Account#A1": newer.version}

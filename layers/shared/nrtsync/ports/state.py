@@ -29,7 +29,7 @@ class Claim:
     """For BUSY: when the other writer's lease expires (a retry before then is wasted)."""
     settled: Mapping[str, int] = field(default_factory=dict)
     """For CLAIMED: the Zuora notification ids already settled for the record (id -> when, epoch ms), which the
-    commit carries on with this change's own id."""
+    commit carries on with this change's own id; ``written_version`` is then the version written before."""
 
 
 class VersionStore(ApiUsageStore, Protocol):
@@ -59,9 +59,16 @@ class VersionStore(ApiUsageStore, Protocol):
         deleted: bool = False,
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
+        recheck: bool = False,
     ) -> bool:
         """Record ``version`` as written (``deleted``: as a tombstone, so an older change stays stale), and
-        ``notification_id`` among the record's settled ids (``settled``: the claim's, pruned to their bound)."""
+        ``notification_id`` among the record's settled ids (``settled``: the claim's, pruned to their bound).
+        ``recheck``: mark the record for the next reconcile run to read it again from Zuora (it counts as unsettled
+        until then); without it, a mark is cleared."""
+        ...
+
+    def clear_recheck(self, record_key: str) -> None:
+        """A reconcile run's read of the record matched what was written: its recheck mark goes."""
         ...
 
     def release(self, record_key: str, *, owner: str) -> None: ...

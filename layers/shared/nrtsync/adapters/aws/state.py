@@ -102,7 +102,8 @@ class DynamoVersionStore:
             return _why_not(old, version, content_hash, notification_id)
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not claim {record_key}") from exc
-        return Claim(ClaimStatus.CLAIMED, settled=settled_of(response.get("Attributes") or {}))
+        old_item = response.get("Attributes") or {}
+        return Claim(ClaimStatus.CLAIMED, old_item.get("written_version", {}).get("S"), settled=settled_of(old_item))
 
     def commit(
         self,
@@ -116,8 +117,12 @@ class DynamoVersionStore:
         deleted: bool = False,
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
+        recheck: bool = False,
     ) -> bool:
         """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``recheck``: the record gets ``recheck`` (``settled_versions`` then leaves it out, so the next reconcile run
+        reads it again from Zuora); without it the mark is removed.
 
         ``notification_id`` joins the record's settled ids (``settled``, as the claim returned them), pruned to
         their bound (``settled_notifications_after``): a retry of it by Zuora is then a duplicate. Only the
@@ -144,6 +149,10 @@ class DynamoVersionStore:
             kept_ids = settled_notifications_after(settled or {}, notification_id, _now_ms())
             values[":n"] = {"M": {nid: {"N": str(ms)} for nid, ms in kept_ids.items()}}
             sets += ", settled = :n"
+        if recheck:
+            values[":r"] = {"BOOL": True}
+            sets += ", recheck = :r"
+        removed = "lease_owner, lease_until, lease_version, lease_hash" + ("" if recheck else ", recheck")
         for n, (field, value) in enumerate(sorted((kept or {}).items())):
             names[f"#k{n}"] = KEPT_PREFIX + field
             values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
@@ -153,7 +162,7 @@ class DynamoVersionStore:
             lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
-                UpdateExpression=sets + " REMOVE lease_owner, lease_until, lease_version, lease_hash",
+                UpdateExpression=f"{sets} REMOVE {removed}",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues=values,
                 **extra,
@@ -194,6 +203,20 @@ class DynamoVersionStore:
                 raise StateUnavailableError(f"could not release {record_key}") from exc
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def clear_recheck(self, record_key: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="REMOVE recheck",
+                ConditionExpression="attribute_exists(recheck)",  # else an absent record would be created
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not clear {record_key}'s recheck") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not clear {record_key}'s recheck") from exc
 
     def forget(self, record_key: str) -> dict[str, Any] | None:
         """Delete the record's version state (written version and hash, tombstone, kept values, parked version), for
@@ -244,11 +267,14 @@ class DynamoVersionStore:
 
     def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
         """The newer of the version last written and the version last parked, per record that has either
-        (a sweep queues only what is newer)."""
+        (a sweep queues only what is newer). A record marked ``recheck`` is left out: unsettled, whatever its
+        dates, so the next sweep reads it again."""
         keys = sorted(set(record_keys))
         found: dict[str, str] = {}
         for start in range(0, len(keys), _BATCH_GET_MAX):
             for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                if item.get("recheck", {}).get("BOOL"):
+                    continue
                 versions = [item.get(name, {}).get("S") for name in ("written_version", "parked_version")]
                 if known := [v for v in versions if v]:
                     found[item["pk"]["S"]] = max(known)

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from nrtsync.domain.coalesce import IncomingChange
 from nrtsync.domain.inherit import kept_of
 from nrtsync.domain.mapping import MappingConfig
-from nrtsync.domain.models.callout import record_key_of
+from nrtsync.domain.models.callout import QueuedChange, record_key_of
 from nrtsync.domain.models.salesforce import RecordResult
+from nrtsync.domain.zoql import CALLOUT_SOURCE, change_source
 from nrtsync.observability import logger
 from nrtsync.ports.history import Failure
 from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError, VersionStore
+from nrtsync.services.sweep.service import version_date_part
 
 _STATE_WORKERS = 16
 # Salesforce's longest request: an Apex transaction runs at most 10 minutes (Apex Developer Guide, "Execution
@@ -43,6 +45,8 @@ class RecordLeases:
         # Per record claimed: its settled notification ids as the claim found them, for the commit to carry on.
         # Only the lease's owner writes them, so they are still current at commit.
         self._settled: dict[str, Mapping[str, int]] = {}
+        # Records claimed for a callout whose UpdatedDate equals the written one's, with other content: to recheck.
+        self._ties: set[str] = set()
 
     def claim(
         self, changes: Sequence[IncomingChange], *, owner: str, lease_until_ms: int
@@ -51,6 +55,8 @@ class RecordLeases:
 
         def claim(incoming: IncomingChange) -> tuple[IncomingChange, Claim | None]:
             change = incoming.change
+            # Only Zuora retries a notification; a sweep's id names the record and date, the same on every run.
+            from_callout = change_source(change) == CALLOUT_SOURCE
             try:
                 result = self._state.claim(
                     change.record_key,
@@ -58,12 +64,16 @@ class RecordLeases:
                     change.content_hash,
                     owner=owner,
                     lease_until_ms=lease_until_ms,
-                    notification_id=change.notification_id,
+                    notification_id=change.notification_id if from_callout else None,
                 )
             except StateUnavailableError:
                 return incoming, None
             if result.status is ClaimStatus.CLAIMED:
                 self._settled[change.record_key] = result.settled
+                if from_callout and _same_updated_date(result.written_version, change):
+                    self._ties.add(change.record_key)
+            elif result.status is ClaimStatus.DUPLICATE and not from_callout:
+                self._recheck_done(change.record_key)
             return incoming, result
 
         return parallel(claim, changes)
@@ -85,6 +95,7 @@ class RecordLeases:
                     deleted=change.is_delete,
                     notification_id=change.notification_id,
                     settled=self._settled.pop(change.record_key, {}),
+                    recheck=_pop(self._ties, change.record_key),
                 )
             except StateUnavailableError:
                 return False
@@ -94,6 +105,7 @@ class RecordLeases:
     def release(self, changes: Sequence[IncomingChange], *, owner: str) -> None:
         def release(incoming: IncomingChange) -> None:
             self._settled.pop(incoming.change.record_key, None)
+            self._ties.discard(incoming.change.record_key)
             try:
                 self._state.release(incoming.change.record_key, owner=owner)
             except StateUnavailableError:
@@ -118,6 +130,7 @@ class RecordLeases:
         def release(incoming: IncomingChange) -> None:
             change = incoming.change
             self._settled.pop(change.record_key, None)
+            self._ties.discard(change.record_key)
             try:
                 self._state.release_in_doubt(change.record_key, change.content_hash, owner=owner, until_ms=until_ms)
             except StateUnavailableError:
@@ -125,6 +138,14 @@ class RecordLeases:
                 logger.warning("in-doubt write not recorded", extra={"record": change.record_key})
 
         parallel(release, list(changes))
+
+    def _recheck_done(self, record_key: str) -> None:
+        """A sweep read the record from Zuora after a recheck mark and found what was written: the mark goes."""
+        try:
+            self._state.clear_recheck(record_key)
+        except StateUnavailableError:
+            # The next reconcile run reads the record once more and comes back here.
+            logger.warning("recheck mark not cleared", extra={"record": record_key})
 
     def mark_parked(self, parked: Sequence[Failure]) -> None:
         def mark(failure: Failure) -> None:
@@ -135,3 +156,19 @@ class RecordLeases:
                 logger.warning("parked version not recorded", extra={"record": failure.record_id})
 
         parallel(mark, parked)
+
+
+def _same_updated_date(written_version: str | None, change: QueuedChange) -> bool:
+    """Two contents of the record share Zuora's ``UpdatedDate`` (whole seconds: two changes in one second do): the
+    receive time orders them, which is not necessarily Zuora's order. The later receive is written, and the record is
+    marked so the next reconcile run reads its current values from Zuora, whatever the dates say. A delete is
+    left out: it outranks every change of its date by design."""
+    if written_version is None or change.is_delete:
+        return False
+    return version_date_part(written_version) == version_date_part(change.version)
+
+
+def _pop(items: set[str], item: str) -> bool:
+    found = item in items
+    items.discard(item)
+    return found
