@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from nrtsync_local.aws import LocalResources
 from nrtsync_local.gateway.rules import GatewayResponses, LambdaAuthorizer, ResourcePolicy
@@ -26,6 +26,9 @@ from nrtsync_local.stack.spec import (
     authorizer_function,
 )
 from nrtsync_local.template import event_source, function_properties, parameter_defaults
+
+if TYPE_CHECKING:
+    import trustme
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -58,10 +61,12 @@ def start_front(
     handlers: LocalHandlers,
     *,
     region: str,
+    tls: trustme.CA | None = None,
     parameters: Mapping[str, str] | None = None,
 ) -> ApiGatewayFront:
     """The ingest function's API, with the template's stage, routes, resource policy, authorizer and gateway
-    responses, started. ``parameters`` override the template's parameter defaults (``AllowedSourceCidrs``)."""
+    responses, started; HTTPS with a certificate from ``tls`` when given. ``parameters`` override the template's
+    parameter defaults (``AllowedSourceCidrs``)."""
     stage = parameter_defaults(template)["StageName"]
     properties = function_properties(template, INGEST)
     api = api_of(template, INGEST)
@@ -89,6 +94,7 @@ def start_front(
         authorizer=authorizer,
         resource_policy=ResourcePolicy.from_template(template, api, refs=parameters),
         region=region,
+        tls=tls,
     ).start()
 
 
