@@ -263,7 +263,6 @@ class SqsEventSourcePoller:
         function_name: str = "SyncFunction",
         region: str = "eu-west-1",
         switch: MappingSwitch | None = None,
-        max_batch_bytes: int = LAMBDA_SYNC_PAYLOAD_BYTES,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -277,7 +276,6 @@ class SqsEventSourcePoller:
         self.stats = PollStats()
         self._invocation = 0
         self.switch = switch or MappingSwitch()
-        self._max_batch_bytes = max_batch_bytes
         self._held: list[dict[str, Any]] = []  # received, but over the last batch's size: the next one's first
 
     def _record_bytes(self, message: dict[str, Any]) -> int:
@@ -291,7 +289,7 @@ class SqsEventSourcePoller:
         def take(message: dict[str, Any]) -> None:
             nonlocal size
             size += self._record_bytes(message)
-            if size > self._max_batch_bytes and messages:
+            if size > LAMBDA_SYNC_PAYLOAD_BYTES and messages:
                 self._held.append(message)
             else:
                 messages.append(message)
