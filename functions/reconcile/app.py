@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nrtsync.app.reconcile import build_reconcile, reconcile_settings, report_reconcile
-from nrtsync.app.shared import Lazy
+from nrtsync.app.shared import Lazy, deadline_of
 from nrtsync.observability import logger, metrics
 from nrtsync.services.reconcile.service import Reconciler
 
@@ -23,7 +23,7 @@ service: Lazy[Reconciler] = Lazy(lambda: build_reconcile(reconcile_settings()))
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
-    result = service.get().run(remaining_seconds=context.get_remaining_time_in_millis() / 1000)
+    result = service.get().run(deadline=deadline_of(context))
     report_reconcile(result)
     result.raise_for_errors()
-    return result.as_log()
+    return result.as_dict()

@@ -210,11 +210,6 @@ class LocalDeployment:
         return self._handlers.switch.enabled
 
     @property
-    def event_source_changes(self) -> list[bool]:
-        """Every enable (True) / disable (False) the breaker asked of the mapping, in order."""
-        return list(self._handlers.switch.changes)
-
-    @property
     def sync_busy(self) -> bool:
         """Whether a sync invocation is running now."""
         return self._handlers.sync_busy

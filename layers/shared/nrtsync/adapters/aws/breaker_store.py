@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import BREAKER_KEY, DYNAMODB_CONFIG, breaker_item, breaker_of
+from nrtsync.adapters.aws.tables import BREAKER_KEY, DYNAMODB_CONFIG, breaker_item, breaker_of, plain_item
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError
 
 if TYPE_CHECKING:
@@ -28,6 +28,16 @@ class DynamoBreakerStore:
         except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailableError("could not read the breaker") from exc
         return breaker_of(response.get("Item"))
+
+    def stored(self) -> dict[str, Any] | None:
+        """The breaker's item as stored (plain values, its key left out), None when the breaker never opened: what
+        an operator's status shows, whatever the item holds."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": BREAKER_KEY}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not read the breaker") from exc
+        item = response.get("Item")
+        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
 
     def write(self, state: BreakerState, *, expected: BreakerState | None = None) -> bool:
         condition: dict[str, Any] = {}

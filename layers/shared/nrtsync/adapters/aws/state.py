@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import API_USAGE_KEY, DYNAMODB_CONFIG, KEPT_PREFIX, api_usage_item, api_usage_of
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.tables import DYNAMODB_CONFIG, KEPT_PREFIX
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError
 
@@ -41,6 +42,7 @@ class DynamoVersionStore:
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+        self._usage = DynamoApiUsageStore(table_name, client=self._client)
 
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
         """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
@@ -217,11 +219,6 @@ class DynamoVersionStore:
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not mark {record_key} parked") from exc
 
-    def is_deleted(self, record_key: str) -> bool:
-        """Whether the record's last written version is a delete (operators and tests)."""
-        item = self._read(record_key)
-        return bool(item and item.get("deleted", {}).get("BOOL"))
-
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
         items: list[dict[str, Any]] = []
@@ -238,27 +235,15 @@ class DynamoVersionStore:
         raise StateUnavailableError("could not read the state items: keys left unprocessed")
 
     def written_version(self, record_key: str) -> str | None:
-        """The version last written for a record (operators and tests)."""
+        """The version last written for a record (an operator's ``nrtsync forget`` shows it)."""
         item = self._read(record_key)
         return item.get("written_version", {}).get("S") if item else None
 
     def api_usage(self) -> ApiUsage | None:
-        item = self._read(API_USAGE_KEY)
-        if not item:
-            return None
-        try:
-            return api_usage_of(item)
-        except ValueError:
-            return None
+        return self._usage.api_usage()
 
     def save_api_usage(self, usage: ApiUsage) -> None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=api_usage_item(usage),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateUnavailableError("could not save the API usage") from exc
+        self._usage.save_api_usage(usage)
 
     def _read(self, key: str) -> dict[str, Any] | None:
         try:

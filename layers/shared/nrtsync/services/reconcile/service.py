@@ -12,7 +12,6 @@ next run after the pause cover the gap.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -120,7 +119,7 @@ class ReconcileResult:
         if self.errors:
             raise ReconcileError("; ".join(f"{o.object_type}: {o.error}" for o in self.errors))
 
-    def as_log(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "started_at": self.started_at.isoformat(),
             "objects": len(self.objects),
@@ -149,7 +148,6 @@ class Reconciler:
         mapping: MappingConfig,
         windows: ReconcileWindows,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sweep = sweep
         self._checkpoints = checkpoints
@@ -157,7 +155,6 @@ class Reconciler:
         self._mapping = mapping
         self._windows = windows
         self._clock = clock
-        self._monotonic = monotonic
 
     def window(self, object_type: str, now: datetime) -> tuple[datetime, datetime]:
         """The window a new sweep of ``object_type`` reads (a sweep in progress keeps its saved one)."""
@@ -165,10 +162,11 @@ class Reconciler:
         since = now - self._windows.lookback if watermark is None else watermark - self._windows.overlap
         return since, now - self._windows.settle
 
-    def run(self, *, remaining_seconds: float) -> ReconcileResult:
-        """Sweeps each mapped object, parents first, until done, out of time or the breaker opens."""
+    def run(self, *, deadline: float) -> ReconcileResult:
+        """Sweeps each mapped object, parents first, until done, out of time (``deadline``, a ``time.monotonic()``
+        value, less a reserve for reporting) or the breaker opens."""
         now = self._clock()
-        deadline = self._monotonic() + remaining_seconds - END_RESERVE_S
+        deadline -= END_RESERVE_S
         result = ReconcileResult(started_at=now)
         stop: str | None = None
         for object_type in self._mapping.write_order():
