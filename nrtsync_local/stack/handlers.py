@@ -95,9 +95,13 @@ class LocalHandlers:
         from nrtsync.app.reconcile import build_reconcile  # noqa: PLC0415
         from nrtsync.app.shared import build_salesforce  # noqa: PLC0415
         from nrtsync.app.sync import build_sync  # noqa: PLC0415
+        from nrtsync.observability import metrics  # noqa: PLC0415
         from nrtsync.services.ingest.settings import IngestSettings  # noqa: PLC0415
         from nrtsync.services.sync.settings import SyncSettings  # noqa: PLC0415
 
+        # A caller may have imported the layer before the stack set the environment (make demo's dashboard page
+        # does): Powertools then read no namespace, and every flush would fail. The stack's environment decides.
+        metrics.namespace = dict(environments[INGEST]).get("POWERTOOLS_METRICS_NAMESPACE") or metrics.namespace
         ingest_app.endpoint.use(build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
         self._authorizer = authorizer = authorizer_function(self._template)
         if authorizer is not None:
