@@ -43,6 +43,7 @@ from nrtsync.services.sweep.service import DEFAULT_PAGE_RESERVE_S
 from nrtsync_cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from nrtsync.ports.zuora import ZuoraPort
@@ -137,19 +138,15 @@ class BackfillTarget:
     @classmethod
     def of_stack(cls, stack: str, session: boto3.Session) -> BackfillTarget:
         try:
-            stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise BackfillCommandError(f"cannot read stack {stack}: {exc}") from exc
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
+            outputs = read_stack_outputs(session.client("cloudformation"), stack)
             return cls(
                 state_table=outputs["SyncStateTableName"],
                 queue_url=outputs["CalloutQueueUrl"],
                 client=session.client,  # type: ignore[arg-type]
                 state_machine_arn=outputs["BackfillStateMachineArn"],
             )
-        except KeyError as exc:
-            raise BackfillCommandError(f"stack {stack} has no output {exc} (deploy this version first)") from exc
+        except StackReadError as exc:
+            raise BackfillCommandError(str(exc)) from exc
 
     @classmethod
     def of_local(cls, state_file: Any) -> BackfillTarget:

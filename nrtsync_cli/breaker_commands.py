@@ -29,6 +29,7 @@ from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.services.breaker.service import pause, resume
 from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from nrtsync_cli.operations import Operations
@@ -49,17 +50,12 @@ class BreakerTarget:
     def of_stack(cls, stack_name: str, session: boto3.Session | None = None) -> BreakerTarget:
         session = session or boto3.Session()
         try:
-            stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-            table, function, queue_url = (
-                outputs["SyncStateTableName"],
-                outputs["SyncFunctionName"],
-                outputs["CalloutQueueUrl"],
-            )
-            queue_arn = SqsChangeQueue(queue_url, client=session.client("sqs")).arn()
-        except KeyError as exc:
-            raise BreakerTargetError(f"stack {stack_name} has no output {exc}") from exc
-        except (ClientError, BotoCoreError, IndexError, QueueUnavailableError) as exc:
+            outputs = read_stack_outputs(session.client("cloudformation"), stack_name)
+            table, function = outputs["SyncStateTableName"], outputs["SyncFunctionName"]
+            queue_arn = SqsChangeQueue(outputs["CalloutQueueUrl"], client=session.client("sqs")).arn()
+        except StackReadError as exc:
+            raise BreakerTargetError(str(exc)) from exc
+        except (ClientError, BotoCoreError, QueueUnavailableError) as exc:
             raise BreakerTargetError(f"cannot read stack {stack_name}: {exc}") from exc
         return cls(
             DynamoBreakerStore(table, client=session.client("dynamodb")),

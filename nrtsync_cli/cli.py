@@ -69,6 +69,9 @@ EXAMPLES = {
     "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
     "forget": "nrtsync --stack nrtsync-prod forget Account 2c92a0f96abc1234",
     "alarm-test": "nrtsync --stack nrtsync-prod alarm-test --alarm nrtsync-prod-dead-letters",
+    "zuora": "nrtsync --stack nrtsync-prod zuora setup --dry-run   # then without --dry-run; `zuora check` after",
+    "check": "nrtsync --stack nrtsync-prod check --json   # exit 0 only when nothing blocks syncing",
+    "salesforce": "nrtsync --stack nrtsync-prod salesforce permissions   # the permission set, as metadata XML",
 }
 EPILOG = f"""\
 The stack: --stack NAME, --local, or the environment variable {STACK_VARIABLE}; before or after the command,

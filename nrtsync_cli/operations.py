@@ -23,6 +23,7 @@ from nrtsync.domain.models.callout import record_key_of
 from nrtsync.ports.breaker import BreakerUnavailableError
 from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.state import StateUnavailableError
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -68,12 +69,7 @@ class StackResources:
     @classmethod
     def from_stack(cls, stack_name: str, cloudformation: Any = None) -> StackResources:
         try:
-            client = cloudformation or boto3.client("cloudformation")
-            stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read stack {stack_name}: {exc}") from exc
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
+            outputs = read_stack_outputs(cloudformation or boto3.client("cloudformation"), stack_name)
             return cls(
                 history_table=outputs["SyncHistoryTableName"],
                 queue_url=outputs["CalloutQueueUrl"],
@@ -81,8 +77,8 @@ class StackResources:
                 state_table=outputs.get("SyncStateTableName"),
                 stack_name=stack_name,
             )
-        except KeyError as exc:
-            raise OperationError(f"stack {stack_name} has no output {exc}") from exc
+        except StackReadError as exc:
+            raise OperationError(str(exc)) from exc
 
 
 def queue_name(url: str) -> str:

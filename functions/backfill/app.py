@@ -11,7 +11,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nrtsync.app.backfill import backfill_settings, build_backfill, report_backfill_step
-from nrtsync.app.shared import Lazy, deadline_of
+from nrtsync.app.invocation import deadline_of
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger
 from nrtsync.services.backfill.admin import BackfillNotFoundError, BackfillRequestError
 from nrtsync.services.backfill.step import BackfillStep, StepRefused, StepResult, run_id_of

@@ -9,8 +9,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nrtsync.app.invocation import deadline_of
 from nrtsync.app.reconcile import build_reconcile, reconcile_settings, report_reconcile
-from nrtsync.app.shared import Lazy, deadline_of
+from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
 from nrtsync.services.reconcile.service import Reconciler
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nrtsync.app.shared import Lazy, deadline_of
+from nrtsync.app.invocation import deadline_of
+from nrtsync.app.shared import Lazy
 from nrtsync.app.sync import build_sync, report_probe, report_session, sync_settings
 from nrtsync.observability import logger, metrics
 from nrtsync.services.breaker.service import is_probe_event

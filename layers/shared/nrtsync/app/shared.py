@@ -14,7 +14,6 @@ from nrtsync.services.sync.settings import SyncSettings
 if TYPE_CHECKING:
     import requests
 
-    from nrtsync.app.invocation import RemainingTime
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.domain.models.salesforce import SalesforceCredentials
     from nrtsync.domain.models.zuora import ZuoraCredentials
@@ -23,11 +22,6 @@ if TYPE_CHECKING:
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
     from nrtsync.ports.zuora import QueryPage, ZuoraPort
     from nrtsync.services.sweep.service import Sweep
-
-
-def deadline_of(context: RemainingTime) -> float:
-    """The invocation's deadline as a ``time.monotonic()`` value: what every handler hands its service."""
-    return time.monotonic() + context.get_remaining_time_in_millis() / 1000
 
 
 class Lazy[T]:

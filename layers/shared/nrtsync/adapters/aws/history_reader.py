@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import conditional_write
 from nrtsync.adapters.aws.tables import (
     DYNAMODB_CONFIG,
     ROLLUP_PK,
@@ -350,12 +351,7 @@ class DynamoMetricsHistory:
                 "ExpressionAttributeNames": {"#minute": "minute"},
                 "ExpressionAttributeValues": {":expected": {"S": minute_key(expected)}},
             }
-        try:
-            self._client.put_item(**args)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise HistoryReadError("could not move the distribution watermark") from exc
-        except BotoCoreError as exc:
-            raise HistoryReadError("could not move the distribution watermark") from exc
-        return True
+        landed = conditional_write(
+            lambda: self._client.put_item(**args), HistoryReadError, "could not move the distribution watermark"
+        )
+        return landed is not None

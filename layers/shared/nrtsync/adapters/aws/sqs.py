@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import limited_chunks
 from nrtsync.adapters.aws.clients import STANDARD_CONFIG
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.queue import QueueDepth, QueueUnavailableError
@@ -128,14 +129,6 @@ class SqsChangeQueue:
 
 
 def _chunks(bodies: list[str]) -> Iterable[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for body in bodies:
-        length = len(body.encode())
-        if chunk and (len(chunk) == SQS_BATCH_MAX or size + length > SQS_BATCH_BYTES_MAX):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(body)
-        size += length
-    if chunk:
-        yield chunk
+    return limited_chunks(
+        bodies, lambda body: len(body.encode()), max_count=SQS_BATCH_MAX, max_bytes=SQS_BATCH_BYTES_MAX
+    )
