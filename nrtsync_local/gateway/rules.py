@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nrtsync_local.template import TemplateError, api_authorizer, api_resource_policy, gateway_responses
+from nrtsync_local.template import (
+    TemplateError,
+    api_authorizer,
+    apply_conditions,
+    gateway_responses,
+    parameter_defaults,
+    resource,
+)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -342,3 +349,35 @@ def _as_list(value: Any) -> list[Any]:
 
 def json_body(document: dict[str, Any]) -> bytes:
     return json.dumps(document).encode("utf-8")
+
+
+def api_resource_policy(
+    template: Mapping[str, Any], api_logical_id: str, *, refs: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The ``AWS::Serverless::Api``'s ``Auth.ResourcePolicy.CustomStatements`` as API Gateway receives them:
+    conditions applied, and ``Ref``, ``Fn::Split`` and ``Fn::Join`` of parameters evaluated (``refs`` overrides a
+    parameter's default). Empty when the API has no resource policy."""
+    auth = resource(template, api_logical_id, "AWS::Serverless::Api").get("Properties", {}).get("Auth") or {}
+    statements = (auth.get("ResourcePolicy") or {}).get("CustomStatements") or []
+    applied = apply_conditions(statements, template, refs=refs)
+    names = {**parameter_defaults(template), **(refs or {})}
+    return [_evaluate_lists(statement, names, f"{api_logical_id}.ResourcePolicy") for statement in applied]
+
+
+def _evaluate_lists(value: Any, names: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, Mapping) and set(value) == {"Ref"}:
+        name = str(value["Ref"])
+        if name not in names:
+            raise TemplateError(f"{where} names {name}, which cannot be resolved without a deployed stack")
+        return names[name]
+    if isinstance(value, Mapping) and set(value) == {"Fn::Split"}:
+        delimiter, text = value["Fn::Split"]
+        return str(_evaluate_lists(text, names, where)).split(str(delimiter))
+    if isinstance(value, Mapping) and set(value) == {"Fn::Join"}:
+        delimiter, items = value["Fn::Join"]
+        return str(delimiter).join(str(item) for item in _evaluate_lists(items, names, where))
+    if isinstance(value, Mapping):
+        return {str(key): _evaluate_lists(item, names, where) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_evaluate_lists(item, names, where) for item in value]
+    return value
