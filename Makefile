@@ -78,7 +78,7 @@ test: lint typecheck template browser ## Everything CI runs: lint, types, templa
 	$(MAKE) --no-print-directory package-test
 
 demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce, write the dashboard page
-	$(BIN)/python -m nrtsync_cli.local_demo
+	$(BIN)/python -m nrtsync_local.demo.with_dashboard
 
 local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C
 	$(BIN)/python -m nrtsync_local.stack

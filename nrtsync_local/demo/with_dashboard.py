@@ -1,6 +1,6 @@
 """``make demo``: the local demo (``nrtsync_local.demo``), then its dashboard page, written while its stack runs.
 
-A checkout's tool, not the operator's: it imports the local harness, which is not part of the installed package.
+Part of the local harness (a checkout's tool): the installed CLI ships without it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def write_stack_dashboard(
 def main(argv: Sequence[str] | None = None) -> int:
     from nrtsync_local.demo.run import DemoOptions, run_demo  # noqa: PLC0415 - the checkout's harness
 
-    parser = argparse.ArgumentParser(prog="python -m nrtsync_cli.local_demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nrtsync_local.demo.with_dashboard", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--dashboard", type=Path, default=DEFAULT_PAGE, help="where to write the dashboard page")
     args = parser.parse_args(argv)
     written: list[Path] = []
