@@ -19,6 +19,7 @@ from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.state import ClaimStatus
 from nrtsync.services.sweep.service import is_newer_than_settled
 from nrtsync.services.sync.leases import SALESFORCE_LONGEST_REQUEST_SECONDS
+from nrtsync_fakes.zuora import MemoryZuora, zuora_account
 from tests.support.sync_world import T0, SyncWorld, change, message
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
@@ -218,3 +219,34 @@ def test_a_change_with_a_newer_updated_date_leaves_no_mark(world: SyncWorld) -> 
     world.run(message(newer))
 
     assert world.state.settled_versions(["Account#A1"]) == {"Account#A1": newer.version}
+
+
+def test_with_zuora_configured_two_contents_of_one_second_are_settled_by_reading_zuora(world: SyncWorld) -> None:
+    # Given Zuora readable, whose current values of A1 are the first change's (Zuora's own order)
+    zuora = MemoryZuora()
+    zuora.put("Account", zuora_account("A1", T0, Name="first"))
+    world.zuora = zuora
+    world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")))
+
+    # When a different change of the same second is received later
+    result = world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=3), Name="first")))
+
+    # Then Zuora was asked for the record by its Id, its current values are written, and nothing is left for a
+    # reconcile run
+    assert outcomes(result) == {"written": ["A1"]}
+    assert zuora.queries[-1].endswith("from Account where Id = 'A1'")
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "first"
+    assert world.state.settled_versions(["Account#A1"]) != {}
+
+
+def test_when_zuora_cannot_be_read_the_record_is_marked_for_reconcile(world: SyncWorld) -> None:
+    # Given Zuora configured but without the record (or failing)
+    world.zuora = MemoryZuora()
+    world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=1), Name="first")))
+
+    # When a different change of the same second arrives / Then the later receive is written and the record marked
+    assert outcomes(world.run(message(change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")))) == {
+        "written": ["A1"]
+    }
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+    assert world.state.settled_versions(["Account#A1"]) == {}

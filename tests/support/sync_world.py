@@ -16,6 +16,7 @@ from nrtsync.adapters.aws.history import DynamoHistoryWriter
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
@@ -88,6 +89,7 @@ class SyncWorld:
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    zuora: ZuoraPort | None = None  # the sync reads Zuora only for two changes of one second
 
     def service(self) -> SyncService:
         return SyncService(
@@ -98,6 +100,7 @@ class SyncWorld:
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
             breaker=self.breaker(),
+            zuora=self.zuora,
             clock=self.clock,
             monotonic=self.monotonic,
         )

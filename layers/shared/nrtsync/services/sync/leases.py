@@ -139,6 +139,14 @@ class RecordLeases:
 
         parallel(release, list(changes))
 
+    def ties_written(self, record_key: str) -> bool:
+        """The record's claimed change shares its ``UpdatedDate`` with the version written, with other content."""
+        return record_key in self._ties
+
+    def tie_settled(self, record_key: str) -> None:
+        """Zuora's current values replace the claimed change: nothing is left for a reconcile run to re-read."""
+        self._ties.discard(record_key)
+
     def _recheck_done(self, record_key: str) -> None:
         """A sweep read the record from Zuora after a recheck mark and found what was written: the mark goes."""
         try:
