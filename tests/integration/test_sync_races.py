@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.app.sync import build_sync
+from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.salesforce import (
     SalesforceConcurrencyLimitError,
@@ -20,7 +23,7 @@ from nrtsync.ports.state import ClaimStatus
 from nrtsync.services.sweep.service import is_newer_than_settled
 from nrtsync.services.sync.leases import SALESFORCE_LONGEST_REQUEST_SECONDS
 from nrtsync_fakes.zuora import MemoryZuora, zuora_account
-from tests.support.sync_world import T0, SyncWorld, change, message
+from tests.support.sync_world import HISTORY_TABLE, T0, SyncWorld, change, message, settings
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 PAYMENTS = "Zuora__Payment__c"
@@ -249,4 +252,30 @@ def test_when_zuora_cannot_be_read_the_record_is_marked_for_reconcile(world: Syn
         "written": ["A1"]
     }
     assert world.sf_record(ACCOUNTS, "A1")["Name"] == "second"
+    assert world.state.settled_versions(["Account#A1"]) == {}
+
+
+def test_the_sync_function_assembled_with_a_zuora_secret_it_cannot_read_falls_back_to_reconcile(
+    world: SyncWorld,
+) -> None:
+    # Given the sync function as assembled with ZUORA_SECRET_ID set, its secret missing from Secrets Manager
+    service = build_sync(
+        settings(ZUORA_SECRET_ID="nrtsync-zuora-missing"),
+        mapping=load_mapping(),
+        salesforce=world.salesforce,
+        state=world.state,
+        history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=world.dynamodb),
+        retries=world.retries,
+        breaker_store=world.breaker_store,
+        event_source=world.switch,
+    )
+    first = change("Account", "A1", received=T0 + timedelta(seconds=1), Name="first")
+    second = change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")
+    service.run([message(first)], deadline=time.monotonic() + 60)
+
+    # When a different change of the same second arrives
+    result = service.run([message(second)], deadline=time.monotonic() + 60)
+
+    # Then the change is written all the same, and the record waits for the next reconcile run
+    assert outcomes(result) == {"written": ["A1"]}
     assert world.state.settled_versions(["Account#A1"]) == {}
