@@ -118,11 +118,10 @@ class RecordLeases:
         """Release after a failure that does not prove Salesforce never ran the write (a read timeout, a 5xx).
 
         Salesforce goes on executing a request after its client gave up, for as long as its longest request time,
-        so the write may still commit. Of the two ways to keep a newer version from being overwritten by that late
-        commit (hold the lease that long; re-send the same version before any newer one), this does both in the one
-        way that costs no latency for the change itself: until the longest request time has passed, the record is
-        closed to every other change (BUSY), while the same change may claim it again at once and is re-sent, which
-        is harmless whenever the first request lands, since both carry the same values.
+        so the write may still commit. Two things keep a newer version from being overwritten by that late commit:
+        until the longest request time has passed, the record is closed to every other change (BUSY); meanwhile the
+        same change may claim it again at once and is re-sent, which is harmless whenever the first request lands
+        (both carry the same values) and costs the change itself no wait.
         """
         # Wall time, as the state table's conditions compare it (leases are set the same way).
         until_ms = int(time.time() * 1000) + (SALESFORCE_LONGEST_REQUEST_SECONDS + _DOUBT_MARGIN_SECONDS) * 1000
@@ -168,9 +167,10 @@ class RecordLeases:
 
 def _same_updated_date(written_version: str | None, change: QueuedChange) -> bool:
     """Two contents of the record share Zuora's ``UpdatedDate`` (whole seconds: two changes in one second do): the
-    receive time orders them, which is not necessarily Zuora's order. The later receive is written, and the record is
-    marked so the next reconcile run reads its current values from Zuora, whatever the dates say. A delete is
-    left out: it outranks every change of its date by design."""
+    receive time orders them, which is not necessarily Zuora's order. ``SameSecondChanges`` reads the record from
+    Zuora when it can; otherwise the later receive is written and the record marked, so the next reconcile run reads
+    its current values whatever the dates say. A delete is left out: it outranks every change of its date by
+    design."""
     if written_version is None or change.is_delete:
         return False
     return version_date_part(written_version) == version_date_part(change.version)
