@@ -45,6 +45,10 @@ class FakeSalesforce:
     crash_collection: set[str] = field(default_factory=set)
     on_call: Callable[[], None] | None = None  # runs at each API call (e.g. to advance a test clock)
     fail_calls: list[type[Exception]] = field(default_factory=list)  # exceptions raised by the next calls
+    # The next calls succeed only after an attempt in doubt (an adapter's retry after a read timeout): each one
+    # reports last_call_in_doubt.
+    doubt_calls: int = 0
+    last_call_in_doubt: bool = False
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
     api_requests: list[list[tuple[str, int]]] = field(default_factory=list)  # the collections of each API call
@@ -109,6 +113,8 @@ class FakeSalesforce:
             self._count_call()
             if self.fail_calls:
                 raise self.fail_calls.pop(0)("injected")
+            self.last_call_in_doubt = self.doubt_calls > 0
+            self.doubt_calls = max(0, self.doubt_calls - 1)
             answers: list[list[RecordResult] | SalesforceError] = []
             for request in requests:
                 if isinstance(request, CollectionDelete):

@@ -81,6 +81,7 @@ class InMemoryVersionStore:
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
         recheck: bool = False,
+        doubt_until_ms: int | None = None,
     ) -> bool:
         with self._lock:
             self.calls += 1
@@ -90,6 +91,8 @@ class InMemoryVersionStore:
             updated = {k: v for k, v in item.items() if k not in (*_LEASE_FIELDS, "recheck")}
             if recheck:
                 updated["recheck"] = {"BOOL": "true"}
+            if doubt_until_ms is not None:
+                updated |= {"doubt_until": {"N": str(doubt_until_ms)}, "doubt_hash": {"S": content_hash}}
             updated |= {
                 "written_version": {"S": version},
                 "written_hash": {"S": content_hash},

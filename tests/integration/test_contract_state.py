@@ -164,3 +164,14 @@ def test_a_record_marked_for_recheck_is_unsettled_until_the_mark_is_cleared(stor
     assert store.settled_versions([KEY]) == {KEY: "v3"}
     store.clear_recheck("Account#none")
     assert store.claim("Account#none", "v1", "h1", owner="a", lease_until_ms=later()).written_version is None
+
+
+def test_a_commit_in_doubt_keeps_other_changes_out_until_the_doubt_ends(store) -> None:
+    # Given v1 written by a call that succeeded only after an attempt in doubt
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    doubt_until = later(660)
+    assert store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A", doubt_until_ms=doubt_until)
+
+    # When a newer change claims / Then it is busy until the doubt ends
+    busy = store.claim(KEY, "v2", "h2", owner="b", lease_until_ms=later())
+    assert (busy.status, busy.lease_until_ms) == (ClaimStatus.BUSY, doubt_until)

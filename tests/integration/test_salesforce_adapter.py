@@ -586,3 +586,21 @@ def test_a_deadline_passed_before_any_attempt_is_not_in_doubt(standin):
     with pytest.raises(SalesforceRetryableError) as failed:
         upsert(adapter_for(standin), ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
     assert failed.value.in_doubt is False
+
+
+def test_a_call_answered_after_a_timed_out_attempt_says_it_was_in_doubt(standin):
+    # Given a token cached, then Salesforce holding only the next call past the client's timeout
+    adapter = adapter_for(standin, timeout_seconds=0.4, max_attempts=3)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(commit_late={"count": 1, "delay_ms": 1000})
+
+    # When a record is upserted: the first attempt times out, the second is answered
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the call succeeded but says an attempt of it may still commit
+    assert results[0].success
+    assert adapter.last_call_in_doubt
+
+    # And the next call, answered at once, is not in doubt
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+    assert not adapter.last_call_in_doubt

@@ -279,3 +279,15 @@ def test_the_sync_function_assembled_with_a_zuora_secret_it_cannot_read_falls_ba
     # Then the change is written all the same, and the record waits for the next reconcile run
     assert outcomes(result) == {"written": ["A1"]}
     assert world.state.settled_versions(["Account#A1"]) == {}
+
+
+def test_a_write_answered_only_after_an_attempt_in_doubt_keeps_newer_changes_out(world: SyncWorld) -> None:
+    # Given v1 written by a call that the adapter retried after a read timeout: that first attempt may still land
+    world.salesforce.doubt_calls = 1
+    assert outcomes(world.run(message(change("Account", "A1", Name="first")))) == {"written": ["A1"]}
+
+    # When v2 arrives / Then it waits, so the first attempt's late commit cannot overwrite it
+    v2 = change("Account", "A1", updated=T0 + timedelta(seconds=1), Name="second")
+    result = world.run(message(v2))
+    assert reasons(result) == {"A1": RetryReason.RECORD_BUSY}
+    assert world.sf_record(ACCOUNTS, "A1")["Name"] == "first"

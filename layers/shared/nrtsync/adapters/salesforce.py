@@ -100,6 +100,7 @@ class SimpleSalesforceAdapter:
         self._client: Salesforce | None = None
         self._api_usage: ApiUsage | None = None
         self._api_calls = 0
+        self._in_doubt = False  # an attempt of the current (or last) upsert_collections was in doubt
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -108,6 +109,10 @@ class SimpleSalesforceAdapter:
     @property
     def api_calls(self) -> int:
         return self._api_calls
+
+    @property
+    def last_call_in_doubt(self) -> bool:
+        return self._in_doubt
 
     def upsert_collections(
         self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
@@ -121,6 +126,7 @@ class SimpleSalesforceAdapter:
             raise ValueError(
                 f"upsert_collections takes 1 to {MAX_COLLECTIONS_PER_COMPOSITE} requests, not {len(requests)}"
             )
+        self._in_doubt = False
         if len(requests) == 1:
             [request] = requests
             method, path, body = _collection_call(request)
@@ -286,6 +292,7 @@ class SimpleSalesforceAdapter:
             except _TransientError as exc:
                 failures += 1
                 in_doubt = in_doubt or exc.in_doubt
+                self._in_doubt = self._in_doubt or exc.in_doubt
                 status = exc.http_status
                 if failures >= self._max_attempts:
                     raise SalesforceRetryableError(

@@ -60,11 +60,13 @@ class VersionStore(ApiUsageStore, Protocol):
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
         recheck: bool = False,
+        doubt_until_ms: int | None = None,
     ) -> bool:
         """Record ``version`` as written (``deleted``: as a tombstone, so an older change stays stale), and
         ``notification_id`` among the record's settled ids (``settled``: the claim's, pruned to their bound).
         ``recheck``: mark the record for the next reconcile run to read it again from Zuora (it counts as unsettled
-        until then); without it, a mark is cleared."""
+        until then); without it, a mark is cleared. ``doubt_until_ms``: an earlier attempt of this write may still
+        commit, so until then no other change may claim the record (as after ``release_in_doubt``)."""
         ...
 
     def clear_recheck(self, record_key: str) -> None:

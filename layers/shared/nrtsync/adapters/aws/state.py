@@ -118,8 +118,12 @@ class DynamoVersionStore:
         notification_id: str | None = None,
         settled: Mapping[str, int] | None = None,
         recheck: bool = False,
+        doubt_until_ms: int | None = None,
     ) -> bool:
         """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``doubt_until_ms``: the write succeeded only after an attempt in doubt, which may still commit: until then
+        the record stays closed to every other change (``doubt_until``, ``doubt_hash``), as after a failure in doubt.
 
         ``recheck``: the record gets ``recheck`` (``settled_versions`` then leaves it out, so the next reconcile run
         reads it again from Zuora); without it the mark is removed.
@@ -152,6 +156,9 @@ class DynamoVersionStore:
         if recheck:
             values[":r"] = {"BOOL": True}
             sets += ", recheck = :r"
+        if doubt_until_ms is not None:
+            values[":du"] = {"N": str(doubt_until_ms)}
+            sets += ", doubt_until = :du, doubt_hash = :h"
         removed = "lease_owner, lease_until, lease_version, lease_hash" + ("" if recheck else ", recheck")
         for n, (field, value) in enumerate(sorted((kept or {}).items())):
             names[f"#k{n}"] = KEPT_PREFIX + field

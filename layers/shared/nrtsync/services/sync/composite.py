@@ -109,6 +109,7 @@ class CollectionSender:
             return []
         self._calls.answered(ledger)
         answered_at = self._clock()
+        in_doubt = self._salesforce.last_call_in_doubt
         halves: list[Chunk] = []
         for chunk, answer in zip(chunks, answers, strict=True):
             if _refused_whole(answer) and len(chunk.pairs) > 1:
@@ -125,9 +126,11 @@ class CollectionSender:
                 self._leases.release(chunk.changes, owner=owner)
             elif chunk.delete:
                 results = [_deleted(result, record["Id"]) for result, record in zip(answer, chunk.records, strict=True)]
-                self._settler.settle(ledger, list(zip(chunk.changes, results, strict=True)), answered_at)
+                pairs = list(zip(chunk.changes, results, strict=True))
+                self._settler.settle(ledger, pairs, answered_at, in_doubt=in_doubt)
             else:
-                self._settler.settle(ledger, list(zip(chunk.changes, answer, strict=True)), answered_at)
+                pairs = list(zip(chunk.changes, answer, strict=True))
+                self._settler.settle(ledger, pairs, answered_at, in_doubt=in_doubt)
         return halves
 
     def _fail(self, ledger: SessionLedger, changes: list[IncomingChange], exc: SalesforceError) -> None:

@@ -78,8 +78,12 @@ class RecordLeases:
 
         return parallel(claim, changes)
 
-    def commit(self, written: Sequence[tuple[IncomingChange, RecordResult]], *, owner: str) -> list[bool]:
-        """Record each written change's version (a delete's as a tombstone); False where it was not recorded."""
+    def commit(
+        self, written: Sequence[tuple[IncomingChange, RecordResult]], *, owner: str, in_doubt: bool = False
+    ) -> list[bool]:
+        """Record each written change's version (a delete's as a tombstone); False where it was not recorded.
+        ``in_doubt``: the call succeeded only after an attempt that may still commit (``release_in_doubt``)."""
+        doubt_until_ms = _doubt_until_ms() if in_doubt else None
 
         def commit(pair: tuple[IncomingChange, RecordResult]) -> bool:
             incoming, result = pair
@@ -96,6 +100,7 @@ class RecordLeases:
                     notification_id=change.notification_id,
                     settled=self._settled.pop(change.record_key, {}),
                     recheck=_pop(self._ties, change.record_key),
+                    doubt_until_ms=doubt_until_ms,
                 )
             except StateUnavailableError:
                 return False
@@ -123,8 +128,7 @@ class RecordLeases:
         same change may claim it again at once and is re-sent, which is harmless whenever the first request lands
         (both carry the same values) and costs the change itself no wait.
         """
-        # Wall time, as the state table's conditions compare it (leases are set the same way).
-        until_ms = int(time.time() * 1000) + (SALESFORCE_LONGEST_REQUEST_SECONDS + _DOUBT_MARGIN_SECONDS) * 1000
+        until_ms = _doubt_until_ms()
 
         def release(incoming: IncomingChange) -> None:
             change = incoming.change
@@ -174,6 +178,11 @@ def _same_updated_date(written_version: str | None, change: QueuedChange) -> boo
     if written_version is None or change.is_delete:
         return False
     return version_date_part(written_version) == version_date_part(change.version)
+
+
+def _doubt_until_ms() -> int:
+    # Wall time, as the state table's conditions compare it (leases are set the same way).
+    return int(time.time() * 1000) + (SALESFORCE_LONGEST_REQUEST_SECONDS + _DOUBT_MARGIN_SECONDS) * 1000
 
 
 def _pop(items: set[str], item: str) -> bool:
