@@ -553,12 +553,22 @@ def test_a_read_timeout_is_in_doubt_and_the_write_commits_after_the_client_gave_
     assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A1"]
 
 
-@pytest.mark.parametrize(("status", "in_doubt"), [(429, False), (503, True), (500, True)])
-def test_a_5xx_is_in_doubt_and_a_429_is_not(standin, status, in_doubt):
-    # Given a token cached, then Salesforce answering the status once
+@pytest.mark.parametrize(
+    ("status", "body", "in_doubt"),
+    [
+        (429, None, False),  # refused before it ran
+        (503, None, False),  # Salesforce's SERVER_UNAVAILABLE: the server that had it answered
+        (500, None, False),  # Salesforce's UNKNOWN_EXCEPTION: its transaction ended, rolled back
+        (504, None, True),  # a front gave up waiting
+        (502, None, True),
+        (500, "<html>Internal error</html>", True),  # not Salesforce's own answer
+    ],
+)
+def test_a_5xx_from_a_front_is_in_doubt_and_salesforces_own_5xx_or_a_429_is_not(standin, status, body, in_doubt):
+    # Given a token cached, then an answer with that status once
     adapter = adapter_for(standin, max_attempts=1)
     adapter.fetch_api_usage(deadline=soon())
-    standin.set_faults(fail_next=[{"status": status}])
+    standin.set_faults(fail_next=[{"status": status, **({"body": body} if body else {})}])
 
     # When a record is upserted / Then the failure says whether the request may have run, and its status
     with pytest.raises(SalesforceRetryableError) as failed:

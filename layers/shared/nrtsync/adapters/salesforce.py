@@ -376,8 +376,9 @@ def _error_for(status: int, content: Any, what: str) -> Exception:
     """Maps a non-2xx answer (of a call or of a Composite subrequest) to a transient failure or one of our errors."""
     error_code, message = _first_error(content)
     if status >= 500 or status == 429:
-        # 429 refuses the request before it runs; a 5xx may come from a front that gave up on a running request.
-        return _TransientError(f"HTTP {status} {error_code}".strip(), in_doubt=status != 429, http_status=status)
+        return _TransientError(
+            f"HTTP {status} {error_code}".strip(), in_doubt=_may_still_run(status, error_code), http_status=status
+        )
     if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
         # One code for two limits: the daily allocation ("TotalRequests Limit exceeded.") and the concurrent
         # long-running requests ("ConcurrentPerOrgLongTxn Limit exceeded."), which clears in seconds.
@@ -406,6 +407,16 @@ def _first_error(content: Any) -> tuple[str, str]:
     if isinstance(first, dict):
         return str(first.get("errorCode", "")), str(first.get("message", ""))
     return "", str(content)[:300]
+
+
+def _may_still_run(status: int, error_code: str) -> bool:
+    """Whether the request may still be running in Salesforce after this answer. A 429 refuses it before it runs.
+    A 500 or 503 with Salesforce's own error code (``UNKNOWN_EXCEPTION``, ``SERVER_UNAVAILABLE``) is the answer of
+    the server that handled it: its transaction has ended, rolled back. A 502 or 504, or a 5xx without Salesforce's
+    error body, comes from a front that gave up waiting: the request may still commit."""
+    if status == 429:
+        return False
+    return not (status in (500, 503) and error_code)
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

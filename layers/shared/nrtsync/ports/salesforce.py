@@ -80,6 +80,6 @@ class SalesforcePort(Protocol):
 
     @property
     def last_call_in_doubt(self) -> bool:
-        """The last ``upsert_collections`` answered only after an attempt in doubt (a read timeout, a 5xx): that
-        attempt may still commit in Salesforce, after the answer (``SalesforceRetryableError.in_doubt``)."""
+        """The last ``upsert_collections`` answered only after an attempt in doubt (a read timeout, a gateway's
+        5xx): that attempt may still commit in Salesforce, after the answer (``SalesforceRetryableError.in_doubt``)."""
         ...

@@ -224,10 +224,11 @@ class SalesforceError(Exception):
 class SalesforceRetryableError(SalesforceError):
     """Salesforce could not be reached or answered 5xx until the attempts or the deadline ran out.
 
-    ``in_doubt``: the failure does not prove that Salesforce never ran the request (a read timeout, a 5xx, a
-    connection lost after the request went out): Salesforce keeps executing a request after its client gave up,
-    so the request may still commit. False only where nothing can have run (connection refused, 429, the
-    deadline reached before any attempt). ``http_status``: the last attempt's 5xx, when it had one.
+    ``in_doubt``: the failure does not prove that the request is over (a read timeout, a 502/504 from a front that
+    gave up waiting, a connection lost after the request went out): Salesforce keeps executing a request after its
+    client gave up, so the request may still commit. False where nothing can have run or the request has ended
+    (connection refused, 429, Salesforce's own 500/503 answer, the deadline reached before any attempt).
+    ``http_status``: the last attempt's 5xx, when it had one.
     """
 
     def __init__(self, message: str, *, in_doubt: bool = True, http_status: int | None = None) -> None:

@@ -120,7 +120,7 @@ class RecordLeases:
         parallel(release, list(changes))
 
     def release_in_doubt(self, changes: Sequence[IncomingChange], *, owner: str) -> None:
-        """Release after a failure that does not prove Salesforce never ran the write (a read timeout, a 5xx).
+        """Release after a failure that does not prove Salesforce never ran the write (a read timeout, a gateway's 5xx).
 
         Salesforce goes on executing a request after its client gave up, for as long as its longest request time,
         so the write may still commit. Two things keep a newer version from being overwritten by that late commit:
