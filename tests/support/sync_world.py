@@ -16,6 +16,7 @@ from nrtsync.adapters.aws.history import DynamoHistoryWriter
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
@@ -57,13 +58,16 @@ def change(
     received: datetime | None = None,
     **fields: Any,
 ) -> QueuedChange:
+    received_at = received or updated + timedelta(seconds=1)
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated,
         fields=fields or {"Name": f"{record_id} at {updated.isoformat()}"},
-        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}",
-        received_at=received or updated + timedelta(seconds=1),
+        # Zuora's retry of a notification keeps its id: the same arguments make the same notification, two changes
+        # received apart are two notifications (even within one second of Zuora's).
+        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}-{received_at.timestamp()}",
+        received_at=received_at,
     )
 
 
@@ -85,6 +89,7 @@ class SyncWorld:
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    zuora: ZuoraPort | None = None  # the sync reads Zuora only for two changes of one second
 
     def service(self) -> SyncService:
         return SyncService(
@@ -95,6 +100,7 @@ class SyncWorld:
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
             breaker=self.breaker(),
+            zuora=self.zuora,
             clock=self.clock,
             monotonic=self.monotonic,
         )
