@@ -88,14 +88,11 @@ def test_sessions_prints_a_table(cli: Cli) -> None:
 
 
 def test_trail_shows_a_record_from_callout_to_salesforce_id(cli: Cli) -> None:
-    # Given a record written, then a stale re-delivery
+    # Given a record written, then an older change of it delivered late (another notification)
     first = change("Account", "A1", Name="x")
     cli.world.run(message(first))
-    cli.world.run(
-        message(
-            first.model_copy(update={"fields": {"Name": "y"}, "updated_date": first.updated_date.replace(year=2025)})
-        )
-    )
+    older = {"fields": {"Name": "y"}, "updated_date": first.updated_date.replace(year=2025), "notification_id": "n-old"}
+    cli.world.run(message(first.model_copy(update=older)))
 
     # When the operator asks for its trail
     code, output = cli("--json", "trail", "Account", "A1")

@@ -69,12 +69,17 @@ class LambdaEventSourceSwitch:
 
     def state(self) -> str:
         """The mapping's ``State`` (``Enabled``, ``Disabled``, or while it changes ``Enabling``, ``Disabling``,
-        ``Updating``, ``Creating``), for an operator's status."""
+        ``Updating``, ``Creating``), for an operator's status; read with the same ``ListEventSourceMappings`` the
+        switch finds the mapping by, so the function's role needs nothing more."""
         try:
-            mapping = self._client.get_event_source_mapping(UUID=self._mapping_uuid())
+            mappings = self._client.list_event_source_mappings(
+                FunctionName=self._function_name, EventSourceArn=self._queue_arn
+            ).get("EventSourceMappings", [])
         except (ClientError, BotoCoreError) as exc:
             raise BreakerUnavailableError("could not read the event source mapping") from exc
-        return str(mapping.get("State", "unknown"))
+        if len(mappings) != 1:
+            raise BreakerUnavailableError(f"expected one event source mapping of {self._function_name}")
+        return str(mappings[0].get("State", "unknown"))
 
     def _mapping_uuid(self) -> str:
         if self._uuid is None:
