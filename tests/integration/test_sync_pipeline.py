@@ -18,7 +18,7 @@ import pytest
 from functions.sync import app
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.app.sync import build_sync
-from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH
+from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH, load_mapping
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sync.service import QueueMessage
@@ -88,7 +88,9 @@ class Pipeline:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def find(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
-        return next((r for r in self.sf.records(sobject) if r.get("Zuora__External_Id__c") == ext_id), None)
+        # Each sObject is matched on its mapping's external id (a payment on Zuora__EXT_ID__c).
+        ext_field = next(o.external_id_field for o in load_mapping().objects.values() if o.sobject == sobject)
+        return next((r for r in self.sf.records(sobject) if r.get(ext_field) == ext_id), None)
 
     def record(self, sobject: str, ext_id: str) -> dict[str, Any]:
         found = self.find(sobject, ext_id)
