@@ -13,6 +13,7 @@ import boto3
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.adapters.aws.holds import DynamoHoldStore
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
@@ -83,6 +84,7 @@ class SyncWorld:
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    holds: bool = False  # True: accounts without a CRM link are held, as the deployed function does
 
     def service(self) -> SyncService:
         return SyncService(
@@ -93,6 +95,7 @@ class SyncWorld:
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
             breaker=self.breaker(),
+            holds=DynamoHoldStore(STATE_TABLE, client=self.dynamodb) if self.holds else None,
             clock=self.clock,
             monotonic=self.monotonic,
         )

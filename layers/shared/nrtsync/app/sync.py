@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.history import HistoryWriter
+    from nrtsync.ports.holds import HoldStore
     from nrtsync.ports.queue import RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync.ports.state import VersionStore
@@ -51,6 +52,7 @@ def build_sync(
     retries: RetryScheduler | None = None,
     breaker_store: BreakerStore | None = None,
     event_source: EventSourceSwitch | None = None,
+    holds: HoldStore | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
@@ -58,6 +60,7 @@ def build_sync(
     """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS, and
     the circuit breaker (state in DynamoDB, the function's own SQS event source mapping through the Lambda API)."""
     from nrtsync.adapters.aws.history import DynamoHistoryWriter  # noqa: PLC0415
+    from nrtsync.adapters.aws.holds import DynamoHoldStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
     from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.domain.mapping import cached_mapping  # noqa: PLC0415
@@ -76,6 +79,7 @@ def build_sync(
         history=history or DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
         retries=retries or SqsChangeQueue(settings.queue_url),
         breaker=breaker,
+        holds=holds or DynamoHoldStore(settings.state_table),
         clock=clock,
         monotonic=monotonic,
         jitter=jitter,

@@ -80,6 +80,16 @@ class ObjectMapping(BaseModel):
     parents: dict[str, ParentLookup] = Field(default_factory=dict)
     inherit: dict[str, InheritedField] = Field(default_factory=dict)
     """Zuora field name (in the child's callout and in the parent's ``fields``) -> where it goes."""
+    master_detail: tuple[str, ...] = Field(alias="masterDetail", default=())
+    """Zuora fields (of ``fields``) whose Salesforce field is a master-detail: required when the record is
+    created and never cleared. A record without one is held, not sent (``nrtsync.services.sync.holds``)."""
+
+    @model_validator(mode="after")
+    def _master_detail_fields_are_mapped(self) -> ObjectMapping:
+        unknown = [name for name in self.master_detail if name not in self.fields]
+        if unknown:
+            raise ValueError(f"masterDetail names fields that are not in fields: {unknown}")
+        return self
 
 
 class MappingConfig(BaseModel):

@@ -45,11 +45,13 @@ from nrtsync.domain.outcomes import ErrorKind, Outcome, classify
 from nrtsync.observability import logger
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.history import Failure, HistoryUnavailableError, HistoryWriter, RecordOutcome, SessionSummary
+from nrtsync.ports.holds import HoldStore
 from nrtsync.ports.queue import RetryScheduler
 from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort
 from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError, VersionStore
 from nrtsync.services.breaker.service import CircuitBreaker, ProbeResult
 from nrtsync.services.sync.api_budget import ApiBudgetGuard
+from nrtsync.services.sync.holds import HELD_MESSAGE_PREFIX, accounts_to_read, linked_accounts, plan_holds
 from nrtsync.services.sync.retry_policy import MAX_RETRY_DELAY_SECONDS, RetryPolicy
 from nrtsync.services.sync.session_ledger import SessionLedger
 from nrtsync.services.sync.settings import SyncSettings
@@ -137,6 +139,7 @@ class SyncService:
         history: HistoryWriter,
         retries: RetryScheduler,
         breaker: CircuitBreaker | None = None,
+        holds: HoldStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -152,6 +155,7 @@ class SyncService:
         self._retry_policy = RetryPolicy(settings.retry_delay_seconds, jitter=jitter)
         self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
         self._breaker = breaker
+        self._holds = holds  # None: accounts without a CRM link are sent (and refused) like any change
 
     @property
     def breaker(self) -> CircuitBreaker | None:
@@ -211,7 +215,13 @@ class SyncService:
     # -- the write path ------------------------------------------------------------------------------------
 
     def _sync_winners(
-        self, ledger: SessionLedger, winners: list[IncomingChange], deadline: float, remaining_seconds: float
+        self,
+        ledger: SessionLedger,
+        winners: list[IncomingChange],
+        deadline: float,
+        remaining_seconds: float,
+        *,
+        releasing: bool = False,
     ) -> None:
         # The lease outlives this invocation: only after it expires may another writer touch the record.
         lease_until_ms = int((time.time() + remaining_seconds + 60) * 1000)
@@ -244,6 +254,7 @@ class SyncService:
                 ledger.schedule_retry(incoming, delay, "RECORD_BUSY")
             else:
                 to_build.append(incoming)
+        to_build = self._hold_unlinked(ledger, to_build, children_wait=not releasing)
         claimed = self._build_records(ledger, [i for i in to_build if not i.change.is_delete])
         doomed = self._delete_targets(ledger, [i for i in to_build if i.change.is_delete], deadline)
 
@@ -259,6 +270,75 @@ class SyncService:
         while pending:
             batch = [pending.popleft() for _ in range(min(MAX_COLLECTIONS_PER_COMPOSITE, len(pending)))]
             pending.extendleft(reversed(self._upsert_chunks(ledger, batch, deadline)))
+        if not releasing:
+            self._release_held(ledger, linked_accounts(self._mapping, to_build), deadline, remaining_seconds)
+
+    # -- billing accounts without a CRM link (nrtsync.services.sync.holds) ----------------------------------
+
+    def _hold_unlinked(
+        self, ledger: SessionLedger, changes: list[IncomingChange], *, children_wait: bool
+    ) -> list[IncomingChange]:
+        """The changes to send; accounts without a CRM link and the changes of their children are held."""
+        if self._holds is None or not changes:
+            return changes
+        unlinked, parents = accounts_to_read(self._mapping, changes)
+        try:
+            links = self._state.kept_values(unlinked) if unlinked else {}
+            held = self._holds.held_accounts(parents | unlinked) if children_wait and (parents or unlinked) else set()
+        except StateUnavailableError:
+            for incoming in changes:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+            self._release(changes, ledger)
+            return []
+        plan = plan_holds(self._mapping, changes, links=links, held_accounts=held)
+        for incoming in plan.kept_link:
+            key = incoming.change.record_key
+            logger.warning(f"{key}: a change cleared the billing account's CRM link; the link last written is kept")
+        for account_key, incoming in plan.held:
+            try:
+                self._holds.hold(account_key, incoming.change)
+            except StateUnavailableError:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, "STATE_UNAVAILABLE")
+                continue
+            ledger.record(incoming, Outcome.HELD, code="NO_CRM_LINK", message=f"waits for {account_key}'s CrmId")
+        self._release([incoming for _, incoming in plan.held], ledger)
+        return plan.send
+
+    def _release_held(
+        self, ledger: SessionLedger, accounts: set[str], deadline: float, remaining_seconds: float
+    ) -> None:
+        """Writes the changes held for the accounts just written with their link, in this session."""
+        written = {o.change.record_key for o in ledger.outcomes if o.outcome is Outcome.WRITTEN}
+        accounts &= written
+        if self._holds is None or not accounts:
+            return
+        try:
+            held = self._holds.held_changes(accounts)
+        except StateUnavailableError:
+            logger.warning("held changes not read; the account's next change releases them")
+            return
+        released = [
+            IncomingChange(HELD_MESSAGE_PREFIX + change.record_key, "", 1, change)
+            for changes in held.values()
+            for change in changes
+        ]
+        first = len(ledger.outcomes)
+        self._sync_winners(ledger, released, deadline, remaining_seconds, releasing=True)
+        settled = {
+            (o.change.record_key, o.change.version)
+            for o in ledger.outcomes[first:]
+            if o.outcome in (Outcome.WRITTEN, Outcome.STALE, Outcome.DUPLICATE, Outcome.FAILED)
+        }
+        # A released change has no queue message: one that must wait stays held, for the account's next change.
+        for message_id in [m for m in ledger.retries if m.startswith(HELD_MESSAGE_PREFIX)]:
+            del ledger.retries[message_id]
+        for account_key, changes in held.items():
+            for change in changes:
+                if (change.record_key, change.version) in settled:
+                    try:
+                        self._holds.drop(account_key, change)
+                    except StateUnavailableError:
+                        logger.warning("released change still held", extra={"record": change.record_key})
 
     def _build_records(
         self, ledger: SessionLedger, claimed: list[IncomingChange]
