@@ -111,6 +111,11 @@ class _Account:
         return ("Subscription", self.subscription_id)
 
 
+def crm_account_id(number: int) -> str:
+    """The Salesforce Account a demo billing account belongs to (its CrmId): an 18-character Account Id."""
+    return f"0015g00000{number:08d}"
+
+
 def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool) -> _Account:
     rng = builder.rng
     number = builder.number("Account")
@@ -129,7 +134,8 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
         "Batch": f"Batch{rng.randrange(1, 4)}",
         "AutoPay": str(pays).lower(),
         "LastInvoiceDate": "",
-        "CrmId": "",
+        # Zuora 360 syncs only billing accounts linked to a Salesforce Account (an unlinked one is held).
+        "CrmId": crm_account_id(number),
     }
     account = _Account(
         number=number,
@@ -288,7 +294,12 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     refused = builder.version(
         "Account",
         builder.zuora_id("Account"),
-        {"Name": REFUSED_NAME, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"},
+        {
+            "Name": REFUSED_NAME,
+            "AccountNumber": f"A{builder.number('Account'):08d}",
+            "Status": "Active",
+            "CrmId": crm_account_id(0),
+        },
         "test account (refused by a validation rule)",
     )
 
@@ -365,7 +376,8 @@ def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[li
 
     duplicate_id = builder.zuora_id("Account")
     name = f"{tenant[2].name} (duplicate)"
-    fields = {"Name": name, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"}
+    number = builder.number("Account")
+    fields = {"Name": name, "AccountNumber": f"A{number:08d}", "Status": "Active", "CrmId": crm_account_id(number)}
     duplicate = builder.version("Account", duplicate_id, fields, "duplicate account created by mistake")
     delete = builder.version("Account", duplicate_id, {}, "deleted in Zuora", deleted=True)
     return steps, duplicate, delete
