@@ -56,7 +56,7 @@ class StandinConfig:
     )
     # True: a new record without its master-detail parent, or one cleared with null, is refused as Salesforce
     # refuses it. Off unless asked for, so tests that store bare records (an account without its CRM Account)
-    # keep working; the local stack and the demo switch it on.
+    # keep working; the demo switches it on (POST /__standin/config {"enforce_master_detail": true}).
     enforce_master_detail: bool = False
     api_limit: int = DEFAULT_API_LIMIT
     session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS
