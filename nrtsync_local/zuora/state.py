@@ -40,6 +40,7 @@ DEFAULT_LOCATOR_SECONDS = 15 * 60
 _QUERY = re.compile(
     r"select (?P<fields>[A-Za-z][A-Za-z0-9_]*(?:, ?[A-Za-z][A-Za-z0-9_]*)*) from (?P<object>[A-Za-z][A-Za-z0-9_]*)"
     r" where UpdatedDate >= '(?P<since>[^']+)'(?: and UpdatedDate < '(?P<until>[^']+)')?"
+    r"(?: and (?P<field>[A-Za-z][A-Za-z0-9_]*) (?P<op>=|!=) '(?P<value>[^']*)')?"
 )
 
 
@@ -177,7 +178,7 @@ class ZuoraState:
         rows = []
         for record in self.records.get(object_type, {}).values():
             updated = _bound(str(record["UpdatedDate"]))
-            if updated >= since and (until is None or updated < until):
+            if updated >= since and (until is None or updated < until) and _matches(record, match):
                 # Zuora leaves fields with a null value out of a query record.
                 rows.append({name: record[name] for name in fields if record.get(name) is not None})
         rows.reverse()  # no guaranteed order (ZOQL): never the order a client might expect
@@ -285,6 +286,14 @@ class ZuoraState:
         table = self.records.get(object_type, {})
         deleted = [str(i) for i in ids if table.pop(str(i), None) is not None]
         return Answer(200, {"deleted": deleted, "count": len(table)})
+
+
+def _matches(record: dict[str, Any], match: re.Match[str]) -> bool:
+    """The query's one field condition (``Status != 'Expired'``: a subscription's current version), if any."""
+    if match["field"] is None:
+        return True
+    equal = str(record.get(match["field"], "")) == match["value"]
+    return equal if match["op"] == "=" else not equal
 
 
 def _bound(text: str) -> datetime:

@@ -56,11 +56,16 @@ def change(
     received: datetime | None = None,
     **fields: Any,
 ) -> QueuedChange:
+    fields = fields or {"Name": f"{record_id} at {updated.isoformat()}"}
+    if object_type == "Subscription":
+        # A subscription's callout names its subscription number (one Salesforce record per number): here the
+        # test's record id, unless the test gives one.
+        fields = {"SubscriptionNumber": record_id, **fields}
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated,
-        fields=fields or {"Name": f"{record_id} at {updated.isoformat()}"},
+        fields=fields,
         notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}",
         received_at=received or updated + timedelta(seconds=1),
     )

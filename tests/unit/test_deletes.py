@@ -31,7 +31,9 @@ def world() -> Iterator[SyncWorld]:
 
 
 def deleted(object_type: str = "Account", record_id: str = "A1", *, updated: datetime = T0) -> QueuedChange:
-    return change(object_type, record_id, updated=updated).model_copy(update={"change_type": "DELETE", "fields": {}})
+    # A subscription's delete names its subscription number (its record across versions), nothing else.
+    kept = {"SubscriptionNumber": record_id} if object_type == "Subscription" else {}
+    return change(object_type, record_id, updated=updated).model_copy(update={"change_type": "DELETE", "fields": kept})
 
 
 def outcomes(result: SyncResult) -> dict[str, list[str]]:

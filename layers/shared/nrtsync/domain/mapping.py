@@ -70,6 +70,20 @@ class ParentLookup(BaseModel):
     object: str = Field(pattern=_ZUORA_NAME)
 
 
+class VersionedRecords(BaseModel):
+    """How Zuora versions an object's records: each amendment of a subscription is a new record (a new Id) with the
+    same ``SubscriptionNumber`` and the next ``Version``; the earlier versions become ``Expired``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=_ZUORA_NAME)
+    """The Zuora field that names the record across its versions (the state table and the upsert use it)."""
+    rank: str = Field(pattern=_ZUORA_NAME)
+    """The Zuora field that orders versions (compared before ``UpdatedDate``)."""
+    current: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]* (=|!=) '[A-Za-z ]+'$")
+    """The ZOQL condition that selects only the current version, e.g. ``Status != 'Expired'``."""
+
+
 class ObjectMapping(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -80,6 +94,9 @@ class ObjectMapping(BaseModel):
     parents: dict[str, ParentLookup] = Field(default_factory=dict)
     inherit: dict[str, InheritedField] = Field(default_factory=dict)
     """Zuora field name (in the child's callout and in the parent's ``fields``) -> where it goes."""
+    versions: VersionedRecords | None = None
+    """Set for an object whose records Zuora keeps in versions: one Salesforce record per ``versions.key``, the
+    version's own Id going to ``copyIdTo``."""
     master_detail: tuple[str, ...] = Field(alias="masterDetail", default=())
     """Zuora fields (of ``fields``) whose Salesforce field is a master-detail: required when the record is
     created and never cleared. A record without one is held, not sent (``nrtsync.services.sync.holds``)."""
@@ -275,8 +292,10 @@ def build_record(
         # Ingest refuses such a callout (422); this guards changes queued before it did.
         raise MappingError(f"the record id {record_id!r} is empty")
     record: dict[str, Any] = {obj.external_id_field: record_id}
+    # A versioned record is named by its key (a subscription number); the version's own Zuora Id is in "Id".
+    version_id = str(fields.get("Id") or record_id) if obj.versions else record_id
     for target in obj.copy_id_to:
-        record[target] = record_id
+        record[target] = version_id
     for name, spec in obj.fields.items():
         if name in fields:
             record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from nrtsync.domain.mapping import MappingConfig, MappingError
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.zuora import ZuoraRecord
+from nrtsync.domain.versions import rekey
 from nrtsync.domain.zuora_dates import ZuoraDateError, parse_zuora_datetime
 
 RECONCILE_SOURCE = "reconcile"
@@ -37,7 +38,8 @@ def queried_fields(mapping: MappingConfig, object_type: str) -> list[str]:
     """
     obj = mapping.objects[object_type]
     fields = [ID_FIELD, UPDATED_FIELD]
-    for name in [*obj.fields, *obj.parents]:
+    versioned = [obj.versions.key, obj.versions.rank] if obj.versions else []
+    for name in [*obj.fields, *obj.parents, *versioned]:
         if name not in fields:
             fields.append(name)
     return fields
@@ -63,6 +65,10 @@ def changes_query(mapping: MappingConfig, object_type: str, since: datetime, unt
         if until <= since:
             raise ValueError("until must be after since")
         where += f" and {UPDATED_FIELD} < '{zoql_datetime(until)}'"
+    versions = mapping.objects[object_type].versions
+    if versions is not None:
+        # Only the current version: ZOQL returns every version, and the expired ones are older by definition.
+        where += f" and {versions.current}"
     # Names come from the validated mapping (identifier patterns), bounds from zoql_datetime: nothing to quote.
     return f"select {', '.join(queried_fields(mapping, object_type))} from {object_type} where {where}"  # noqa: S608
 
@@ -97,7 +103,7 @@ def change_from_record(
     if updated_date.tzinfo is None:
         raise MappingError(f"{object_type} {record_id}: UpdatedDate {updated!r} has no offset")
     fields = {name: record.get(name) for name in queried_fields(mapping, object_type)[2:]}
-    return QueuedChange(
+    change = QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated_date,
@@ -105,6 +111,7 @@ def change_from_record(
         notification_id=f"{source}:{object_type}:{record_id}:{updated_date.astimezone(UTC).isoformat()}",
         received_at=received_at,
     )
+    return rekey(mapping, change)
 
 
 def change_source(change: QueuedChange) -> str:

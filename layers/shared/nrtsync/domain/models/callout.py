@@ -164,6 +164,9 @@ class QueuedChange(BaseModel):
     notification_id: str = Field(min_length=1, max_length=200)
     request_id: str | None = Field(default=None, max_length=200)
     received_at: datetime
+    rank: int | None = Field(default=None, ge=0)
+    """For a record Zuora keeps in versions (a subscription): its ``Version``, compared before ``updated_date``
+    (``nrtsync.domain.versions``). None for every other record."""
 
     @field_validator("object_type", "record_id", mode="before")
     @classmethod
@@ -186,6 +189,8 @@ class QueuedChange(BaseModel):
         data: dict[str, Any] = handler(self)
         if data.get("change_type") is None:
             data.pop("change_type", None)
+        if data.get("rank") is None:
+            data.pop("rank", None)
         return data
 
     @classmethod
@@ -198,8 +203,9 @@ class QueuedChange(BaseModel):
             updated_date=callout.updatedDate,
             event_type=callout.eventType,
             change_type=callout.changeType,
-            # A delete carries no fields: Salesforce gets only the record's Id, and none of them would be kept.
-            fields={} if callout.changeType == "DELETE" else dict(callout.fields),
+            # A delete's fields are never written (Salesforce gets only the record's Id) nor kept; they travel so
+            # a versioned record's delete can name its record across versions (a subscription's number).
+            fields=dict(callout.fields),
             notification_id=notification_id,
             request_id=request_id,
             received_at=received_at,
@@ -236,7 +242,10 @@ class QueuedChange(BaseModel):
         arriving late (a Zuora retry) must not bring the record back.
         """
         received = _DELETE_RANK if self.is_delete else _micros(self.received_at)
-        return f"{_micros(self.updated_date):017d}.{received:017d}"
+        version = f"{_micros(self.updated_date):017d}.{received:017d}"
+        # A versioned record's Version comes first: version 1's late update never outranks version 2, whatever
+        # its UpdatedDate. The "r" sorts after every digit, so a ranked version outranks an unranked one.
+        return version if self.rank is None else f"r{self.rank:09d}-{version}"
 
 
 def record_key_of(object_type: str, record_id: str) -> str:

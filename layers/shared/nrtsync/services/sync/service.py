@@ -42,6 +42,7 @@ from nrtsync.domain.models.salesforce import (
     SalesforceRequestError,
 )
 from nrtsync.domain.outcomes import ErrorKind, Outcome, classify
+from nrtsync.domain.versions import rekey
 from nrtsync.observability import logger
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.history import Failure, HistoryUnavailableError, HistoryWriter, RecordOutcome, SessionSummary
@@ -209,7 +210,16 @@ class SyncService:
                     message.message_id, message.receipt_handle, message.body, message.receive_count, str(exc)
                 )
                 continue
-            incoming.append(IncomingChange(message.message_id, message.receipt_handle, message.receive_count, change))
+            arrived = IncomingChange(message.message_id, message.receipt_handle, message.receive_count, change)
+            try:
+                # A subscription version is one record per subscription number (nrtsync.domain.versions).
+                arrived = IncomingChange(
+                    message.message_id, message.receipt_handle, message.receive_count, rekey(self._mapping, change)
+                )
+            except MappingError as exc:
+                ledger.park(arrived, "MAPPING_ERROR", str(exc))
+                continue
+            incoming.append(arrived)
         return incoming
 
     # -- the write path ------------------------------------------------------------------------------------
