@@ -149,13 +149,13 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
     )
     today = datetime.now(UTC).date()
     term_end = today.replace(year=today.year + 1)
-    number = f"A-S{builder.number('Subscription'):08d}"
+    subscription_number = f"A-S{builder.number('Subscription'):08d}"
     subscription = builder.version(
         "Subscription",
         account.subscription_id,
         {
-            "Name": number,
-            "SubscriptionNumber": number,
+            "Name": subscription_number,
+            "SubscriptionNumber": subscription_number,
             "Status": "Active",
             "AccountId": account_id,
             "AutoRenew": "true",

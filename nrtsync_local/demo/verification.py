@@ -84,7 +84,9 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
         if version.deleted:
             deleted.setdefault(obj.sobject, set()).add(record_id)
             continue
-        fields_in = {**version.fields, "Id": version.record_id} if obj.versions else dict(version.fields)
+        fields_in: dict[str, Any] = dict(version.fields)
+        if obj.versions:
+            fields_in["Id"] = version.record_id  # the version's own Zuora Id, written to copyIdTo
         built = build_record(mapping, object_type, record_id, fields_in)
         fields = {name: value for name, value in built.items() if not isinstance(value, dict)}
         lookups = {}
