@@ -420,7 +420,10 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     # When one batch deletes the subscription and account A2 and updates account A1 (Zuora's changeType DELETE)
     later = T0 + timedelta(minutes=1)
     pipeline.send(
-        change("Subscription", "S1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+        # A subscription's delete names its number (its one record across versions)
+        change("Subscription", "S1", updated=later).model_copy(
+            update={"change_type": "DELETE", "fields": {"SubscriptionNumber": "S1"}}
+        ),
         change("Account", "A1", updated=later, Name="Acme 2"),
         change("Account", "A2", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
     )
