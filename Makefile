@@ -47,7 +47,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy, strict
-	$(BIN)/mypy layers/shared/nrtsync nrtsync_cli functions nrtsync_local tests bench
+	$(BIN)/mypy layers/shared/nrtsync nrtsync_cli functions nrtsync_local nrtsync_fakes tests bench
 
 unit: venv ## Unit tests (no network)
 	$(BIN)/pytest tests/unit -q
@@ -71,7 +71,7 @@ package-test: venv build ## Import every built function with only the built laye
 
 test: lint typecheck template ## Everything CI runs: lint, types, template checks, all tests, sam build
 	@# Two workers, whole files each: the e2e files start servers per file; most tests wait on I/O.
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/harness tests/bench tests/docs tests/template tests/e2e
 	$(MAKE) --no-print-directory package-test
 
 demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce
@@ -84,7 +84,7 @@ bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, 
 	$(BIN)/python -m bench.run
 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
-	$(BIN)/python -m nrtsync_local.faults --changes 20000
+	$(BIN)/python -m nrtsync_local.drill --changes 20000
 
 deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
 	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided

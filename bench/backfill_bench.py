@@ -23,7 +23,6 @@ import json
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,13 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from bench.common import progress, quiet_handlers
-from bench.e2e_bench import _callout
-from bench.workload import Workload, fields_for, seed_parents, zuora_id
+from bench.workload import Workload, fields_for, live_callout, live_record, seed_parents, zuora_id
 from nrtsync.domain.latency import percentile
 from nrtsync.domain.mapping import MappingConfig, build_record, cached_mapping
+from nrtsync_local.callouts import CalloutSender, send_paced
 
 if TYPE_CHECKING:
     from nrtsync.ports.backfill import BackfillRun
@@ -71,7 +68,7 @@ SPOT_CHECKS = 40
 BACKLOG_REASON = "callout queue backlog"
 
 
-# --- pure helpers (tests/unit/test_backfill_bench.py) -------------------------------------------------------------
+# --- pure helpers (tests/bench/test_backfill_bench.py) -------------------------------------------------------------
 
 
 def record_counts(total: int, shares: tuple[tuple[str, int], ...] = SHARES) -> dict[str, int]:
@@ -164,27 +161,16 @@ class LiveCallouts:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        session = requests.Session()
-        session.trust_env = False
-        started = time.monotonic()
-        for n in itertools.count():
-            delay = started + n / self.rate - time.monotonic()
-            if self._stop.wait(max(0.0, delay)):
-                break
-            object_type, record_id, fields = _callout(self.first + n, self.parents)
-            body = {
-                "eventType": f"{object_type}Updated",
-                "objectType": object_type,
-                "id": record_id,
-                "updatedDate": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "fields": fields,
-            }
-            headers = {"Content-Type": "application/json; charset=UTF-8", "Zuora-Notification-Id": str(uuid.uuid4())}
-            answer = session.post(
-                self.stack.callout_url, data=json.dumps(body), headers=headers, auth=self.stack.callout_auth, timeout=30
+        callouts = CalloutSender(self.stack.callout_url, self.stack.callout_auth)
+        try:
+            answers = send_paced(
+                callouts.post, lambda n: live_callout(self.first + n, self.parents), rate=self.rate, stop=self._stop
             )
-            self.statuses[answer.status_code] += 1
-            self.sent.append((object_type, record_id))
+        finally:
+            callouts.close()
+        for sent in answers:
+            self.statuses[sent.status] += 1
+            self.sent.append(live_record(self.first + sent.n, self.parents)[:2])
 
     @contextmanager
     def running(self) -> Iterator[LiveCallouts]:

@@ -28,54 +28,12 @@ from nrtsync.app.metrics import build_metrics
 from nrtsync.domain.latency import LatencyHistogram
 from nrtsync.ports.metrics import HOUR, MINUTE, HourRollup, RecordCounts, ceil_hour, floor_hour, minute_key
 from nrtsync.services.metrics.settings import MetricsSettings
+from nrtsync_fakes.metrics import DiscardingCloudWatch, InMemoryDynamoDB
 
 RECORDS_PER_DAY = 1_000_000
 SESSION_RECORDS = 200
 OBJECT_TYPES = ("Account", "Subscription", "Invoice", "Payment", "InvoiceItem")
 NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
-PAGE_ITEMS = 100  # DynamoDB pages at 1 MB; rollup items are ~5-8 KB
-
-
-class InMemoryDynamoDB:
-    """Just enough of the low-level client for the metrics function: Query by pk (sk BETWEEN), Get, Put."""
-
-    def __init__(self) -> None:
-        self.partitions: dict[str, dict[str, dict[str, Any]]] = {}
-        self.queries = 0
-
-    def put_item(self, *, TableName: str, Item: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803
-        self.partitions.setdefault(Item["pk"]["S"], {})[Item.get("sk", {"S": ""})["S"]] = Item
-        return {}
-
-    def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803
-        item = self.partitions.get(Key["pk"]["S"], {}).get(Key.get("sk", {"S": ""})["S"])
-        return {"Item": item} if item else {}
-
-    def query(self, *, ExpressionAttributeValues: dict[str, Any], **kwargs: Any) -> dict[str, Any]:  # noqa: N803
-        self.queries += 1
-        partition = self.partitions.get(ExpressionAttributeValues[":pk"]["S"], {})
-        first = ExpressionAttributeValues.get(":first", {"S": ""})["S"]
-        last = ExpressionAttributeValues.get(":last", {"S": "\uffff"})["S"]
-        keys = sorted(k for k in partition if first <= k <= last)
-        start = kwargs.get("ExclusiveStartKey")
-        if start is not None:
-            keys = [k for k in keys if k > start["sk"]["S"]]
-        page = keys[:PAGE_ITEMS]
-        response: dict[str, Any] = {"Items": [partition[k] for k in page]}
-        if len(keys) > PAGE_ITEMS:
-            response["LastEvaluatedKey"] = {"pk": ExpressionAttributeValues[":pk"], "sk": {"S": page[-1]}}
-        return response
-
-
-class DiscardingCloudWatch:
-    def __init__(self) -> None:
-        self.calls = 0
-        self.data = 0
-
-    def put_metric_data(self, *, Namespace: str, MetricData: list[Any]) -> dict[str, Any]:  # noqa: N803
-        self.calls += 1
-        self.data += len(MetricData)
-        return {}
 
 
 def latency(rng: random.Random) -> int:

@@ -24,15 +24,9 @@ import contextlib
 import json
 import statistics
 import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
-
-import requests
 
 from bench.common import progress, quiet_handlers
 from bench.cost_counter import (
@@ -44,12 +38,13 @@ from bench.cost_counter import (
     moto_stored_item,
 )
 from bench.cost_model import PROFILES, Prices, UnitUsage, costs_at_profiles
-from bench.e2e_bench import _callout, _history
-from bench.workload import MIX, Workload, seed_parents
+from bench.e2e_bench import _history
+from bench.workload import MIX, Workload, live_callout, seed_parents
 from nrtsync.domain.latency import percentile
 from nrtsync.observability.names import ALL_OBJECT_TYPES, DISTRIBUTION_METRIC_NAMES, OBJECT_TYPE_DIMENSION
 from nrtsync_cli.plan import MAX_BATCH, batch_size
 from nrtsync_local.aws import REGION
+from nrtsync_local.callouts import CalloutSender, send_paced
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.stack.schedule import schedule_enabled, schedule_expression, schedule_seconds
 from nrtsync_local.stack.spec import INGEST, METRICS, RECONCILE, SYNC, authorizer_function
@@ -132,38 +127,18 @@ class Measurement:
 
 def _send_stream(stack: LocalDeployment, workload: Workload, *, rate: float, seconds: float, first: int) -> list[int]:
     """Callouts at ``rate`` for ``seconds`` (each a distinct record, the batch mix); returns the HTTP statuses."""
-    count = max(1, int(rate * seconds))
-    statuses: list[int] = []
-    lock = threading.Lock()
-    local = threading.local()
-    started = time.monotonic()
-
-    def send(n: int) -> None:
-        session: requests.Session | None = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-            session.trust_env = False
-        object_type, record_id, fields = _callout(first + n, workload.parents)
-        delay = started + n / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        body = {
-            "eventType": f"{object_type}Updated",
-            "objectType": object_type,
-            "id": record_id,
-            "updatedDate": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "fields": fields,
-        }
-        headers = {"Content-Type": "application/json; charset=UTF-8", "Zuora-Notification-Id": str(uuid.uuid4())}
-        answer = session.post(
-            stack.callout_url, data=json.dumps(body), headers=headers, auth=stack.callout_auth, timeout=30
+    callouts = CalloutSender(stack.callout_url, stack.callout_auth)
+    try:
+        sent = send_paced(
+            callouts.post,
+            lambda n: live_callout(first + n, workload.parents),
+            rate=rate,
+            count=max(1, int(rate * seconds)),
+            workers=SENDERS,
         )
-        with lock:
-            statuses.append(answer.status_code)
-
-    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
-        list(pool.map(send, range(count)))
-    return statuses
+    finally:
+        callouts.close()
+    return [s.status for s in sent]
 
 
 # --- usage per change ---------------------------------------------------------------------------------------------

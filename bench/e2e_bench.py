@@ -1,40 +1,23 @@
 """Callouts at a steady rate through the local stack's HTTP front, to Salesforce's answer, by the product's rule.
 
-Each callout's ``updatedDate`` is the instant just before its HTTP request is sent, so the history's ``e2e_ms``
-(Salesforce's answer minus ``updatedDate``) is exactly "send to written". The sender keeps the rate with a few
-threads, as Zuora's deliveries do not wait for each other.
+Each callout's ``updatedDate`` is the instant just before its HTTP request is sent (``bench.workload.live_callout``),
+so the history's ``e2e_ms`` (Salesforce's answer minus ``updatedDate``) is exactly "send to written". The sender
+keeps the rate with a few threads, as Zuora's deliveries do not wait for each other.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections import Counter
 from typing import Any
 
-import requests
-
 from bench.common import progress, quiet_handlers
-from bench.workload import MIX, Workload, fields_for, seed_parents, zuora_id
+from bench.workload import Workload, live_callout, seed_parents
 from nrtsync.domain.latency import percentile
+from nrtsync_local.callouts import CalloutSender, send_paced
 from nrtsync_local.stack import LocalDeployment
 
 SENDERS = 8
-
-
-_EDGES = list(itertools.accumulate(share for _, share in MIX))
-
-
-def _callout(n: int, parents: list[str]) -> tuple[str, str, dict[str, Any]]:
-    """The n-th callout: object types in the batch mix, a distinct record each (nothing coalesces)."""
-    slot = n % _EDGES[-1]
-    object_type = MIX[next(i for i, edge in enumerate(_EDGES) if slot < edge)][0]
-    record_id = zuora_id(object_type, 10_000 + n)
-    return object_type, record_id, fields_for(object_type, n, 1, parents[n % len(parents)])
 
 
 def _seconds(value: int | None) -> float | None:
@@ -74,45 +57,19 @@ def bench_e2e(*, rate_per_second: float = 15.0, seconds: float = 40.0, latency_m
         assert stack.standin is not None  # noqa: S101 - no real org is configured here
         workload = Workload()
         seed_parents(stack.standin, workload)
-        statuses: dict[int, int] = {}
-        http_ms: list[float] = []
-        lock = threading.Lock()
-        local = threading.local()
+        callouts = CalloutSender(stack.callout_url, stack.callout_auth)
         started = time.monotonic()
-
-        def send(n: int) -> None:
-            session: requests.Session | None = getattr(local, "session", None)
-            if session is None:
-                session = local.session = requests.Session()
-                session.trust_env = False
-            object_type, record_id, fields = _callout(n, workload.parents)
-            delay = started + n / rate_per_second - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            sent_at = datetime.now(UTC)
-            body = {
-                "eventType": f"{object_type}Updated",
-                "objectType": object_type,
-                "id": record_id,
-                "updatedDate": sent_at.isoformat(timespec="microseconds"),
-                "fields": fields,
-            }
-            headers = {
-                "Content-Type": "application/json; charset=UTF-8",
-                "Zuora-Notification-Id": str(uuid.uuid4()),
-                "Zuora-Request-Id": str(uuid.uuid4()),
-            }
-            t0 = time.perf_counter()
-            answer = session.post(
-                stack.callout_url, data=json.dumps(body), headers=headers, auth=stack.callout_auth, timeout=30
-            )
-            with lock:
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-                http_ms.append((time.perf_counter() - t0) * 1000)
-
         progress(f"e2e: sending {count} callouts at {rate_per_second:g}/s for {seconds:g} s")
-        with ThreadPoolExecutor(max_workers=SENDERS) as pool:
-            list(pool.map(send, range(count)))
+        sent = send_paced(
+            callouts.post,
+            lambda n: live_callout(n, workload.parents),
+            rate=rate_per_second,
+            count=count,
+            workers=SENDERS,
+        )
+        callouts.close()
+        statuses = Counter(s.status for s in sent)
+        http_ms = [s.seconds * 1000 for s in sent]
         sent_for = time.monotonic() - started
         progress(f"e2e: sent in {sent_for:.1f} s; waiting for the queue to drain")
         stack.wait_until_drained(timeout=120)

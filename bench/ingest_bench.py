@@ -13,9 +13,10 @@ import uuid
 from typing import Any
 
 from bench.common import REGION, progress, quiet_handlers
-from bench.memory import InMemoryQueue, StaticSecrets
 from nrtsync.app.ingest import build_ingest
 from nrtsync.ports.queue import ChangeQueue
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from nrtsync_local.poller import LocalContext
 
 EVENTS = ("callout_account", "callout_subscription", "callout_invoice", "callout_payment")
@@ -43,7 +44,7 @@ def _measure(queue: ChangeQueue, requests: int, warmup: int) -> dict[str, Any]:
 
     settings = IngestSettings.from_env()
     app.endpoint.use(
-        build_ingest(settings, queue=queue, secrets=StaticSecrets({settings.callout_secret_id: CALLOUT_SECRET}))
+        build_ingest(settings, queue=queue, secrets=MemorySecrets({settings.callout_secret_id: CALLOUT_SECRET}))
     )
     templates = load_events()
     events = [_fresh(templates[i % len(templates)]) for i in range(requests + warmup)]
@@ -78,7 +79,7 @@ def bench_ingest(*, requests: int = 2_000, moto_requests: int = 500) -> dict[str
     from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
 
     progress(f"ingest: {requests} requests with an in-memory queue")
-    in_memory = _measure(InMemoryQueue(), requests, warmup=100)
+    in_memory = _measure(MemoryQueue(), requests, warmup=100)
     progress(f"ingest: {moto_requests} requests with moto's in-process SQS (reference)")
     with mock_aws():
         import boto3  # noqa: PLC0415

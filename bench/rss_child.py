@@ -37,7 +37,7 @@ def main() -> None:
     from bench import sync_bench  # noqa: PLC0415
     from bench.workload import Workload  # noqa: PLC0415
     from functions.sync import app  # noqa: PLC0415
-    from nrtsync_local.processes import StandinClient, trusting_session  # noqa: PLC0415
+    from nrtsync_local.standin.process import StandinClient, trusting_session  # noqa: PLC0415
 
     info = json.loads(sys.argv[1])
     standin = StandinClient(

@@ -68,10 +68,10 @@ def _metrics_window(runs: int) -> dict[str, Any]:
 
 def _sync_phase(quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     from bench import sync_bench  # noqa: PLC0415
-    from bench.memory import InMemoryVersionStore  # noqa: PLC0415
     from bench.workload import Workload, seed_parents  # noqa: PLC0415
     from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
-    from nrtsync_local.processes import StandinProcess  # noqa: PLC0415
+    from nrtsync_fakes.state import InMemoryVersionStore  # noqa: PLC0415
+    from nrtsync_local.standin.process import StandinProcess  # noqa: PLC0415
 
     workdir = Path(tempfile.mkdtemp(prefix="nrtsync-bench-"))
     process = StandinProcess(workdir)

@@ -2,7 +2,7 @@
 
 * sync: ``functions.sync.app.lambda_handler`` with an SQS event of 200 changes, the real ``SyncService`` and
   ``SimpleSalesforceAdapter`` (sObject Collections, one call per object type per 200 records). State and
-  history either in memory (``bench.memory``) or in moto's DynamoDB in server mode (as the local stack has it).
+  history either in memory (``nrtsync_fakes.state``) or in moto's DynamoDB in server mode (as the local stack has it).
 * baseline: one ``simple_salesforce`` upsert per record (``sf.<SObject>.upsert("ExtField/value", data)``),
   sequential, the same mapped records, no state and no history at all (which flatters it).
 """
@@ -21,7 +21,6 @@ import requests
 from simple_salesforce.api import Salesforce
 
 from bench.common import progress, quiet_handlers, summary
-from bench.memory import InMemoryRetries, InMemoryVersionStore, in_memory_history
 from bench.workload import BATCH, Workload, baseline_payloads, sqs_event
 from nrtsync.adapters.aws.history import DynamoHistoryWriter
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
@@ -35,8 +34,11 @@ from nrtsync.ports.queue import RetryScheduler
 from nrtsync.ports.state import VersionStore
 from nrtsync.services.sync.service import SyncService
 from nrtsync.services.sync.settings import SyncSettings
+from nrtsync_fakes.history import in_memory_history
+from nrtsync_fakes.queue import FakeRetryScheduler
+from nrtsync_fakes.state import InMemoryVersionStore
 from nrtsync_local.poller import LocalContext
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.standin.process import StandinClient
 
 if TYPE_CHECKING:
     from nrtsync_local.aws import LocalResources
@@ -168,7 +170,7 @@ def _rates(runs: list[SyncRun]) -> dict[str, Any]:
 
 def in_memory_service(standin: StandinClient, settings: SyncSettings) -> SyncService:
     history, _ = in_memory_history()
-    return build_service(standin, settings, state=InMemoryVersionStore(), history=history, retries=InMemoryRetries())
+    return build_service(standin, settings, state=InMemoryVersionStore(), history=history, retries=FakeRetryScheduler())
 
 
 def compare_at_latency(

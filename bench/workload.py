@@ -15,7 +15,8 @@ from typing import Any
 
 from nrtsync.domain.mapping import MappingConfig, build_record, cached_mapping
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.callouts import callout_body, queued_change
+from nrtsync_local.standin.process import StandinClient
 
 BATCH = 200
 MIX = (("Account", 40), ("Subscription", 60), ("Invoice", 60), ("Payment", 40))
@@ -107,17 +108,37 @@ class Workload:
                 record_id = zuora_id(object_type, n)
                 parent = self.parents[n % len(self.parents)]
                 changes.append(
-                    QueuedChange(
-                        object_type=object_type,
-                        record_id=record_id,
-                        updated_date=updated,
+                    queued_change(
+                        object_type,
+                        record_id,
+                        updated,
+                        fields_for(object_type, n, seq, parent),
                         event_type=f"{object_type}Updated",
-                        fields=fields_for(object_type, n, seq, parent),
                         notification_id=str(uuid.uuid4()),
                         received_at=received,
                     )
                 )
         return changes
+
+
+_EDGES = list(itertools.accumulate(share for _, share in MIX))
+
+
+def live_record(n: int, parents: list[str]) -> tuple[str, str, dict[str, Any]]:
+    """The n-th live callout's record: object types in the batch mix, a distinct record each (nothing coalesces)."""
+    slot = n % _EDGES[-1]
+    object_type = MIX[next(i for i, edge in enumerate(_EDGES) if slot < edge)][0]
+    record_id = zuora_id(object_type, 10_000 + n)
+    return object_type, record_id, fields_for(object_type, n, 1, parents[n % len(parents)])
+
+
+def live_callout(n: int, parents: list[str]) -> tuple[bytes, str]:
+    """The n-th live callout's body and notification id, ``updatedDate`` the instant before it is sent (so the
+    history's ``e2e_ms`` is exactly "send to written")."""
+    object_type, record_id, fields = live_record(n, parents)
+    updated = datetime.now(UTC).isoformat(timespec="microseconds")
+    body = callout_body(object_type, record_id, updated, fields, event_type=f"{object_type}Updated")
+    return body, str(uuid.uuid4())
 
 
 def seed_parents(standin: StandinClient, workload: Workload) -> None:

@@ -301,16 +301,33 @@ def follow(
 
 
 def execution_status(target: BackfillTarget, execution_arn: str) -> Callable[[], str]:
-    """Reads the execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED)."""
+    """Reads the execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED). An execution that ended
+    by starting its continuation (before Step Functions' history limit) answers ``{"continued_in": arn}``: the
+    status is then the continuation's, followed as far as it goes."""
+    current = [execution_arn]
 
     def status() -> str:
-        try:
-            described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
-        except (ClientError, BotoCoreError) as exc:
-            raise BackfillCommandError(f"cannot read the execution {execution_arn}: {exc}") from exc
-        return str(described["status"])
+        while True:
+            try:
+                described = target.client("stepfunctions").describe_execution(executionArn=current[-1])
+            except (ClientError, BotoCoreError) as exc:
+                raise BackfillCommandError(f"cannot read the execution {current[-1]}: {exc}") from exc
+            continued_in = _continuation(described) if described["status"] == "SUCCEEDED" else None
+            if continued_in is None:
+                return str(described["status"])
+            print(f"continued in {continued_in}", file=sys.stderr)
+            current.append(continued_in)
 
     return status
+
+
+def _continuation(described: Mapping[str, Any]) -> str | None:
+    try:
+        output = json.loads(described.get("output") or "null")
+    except ValueError:
+        return None
+    continued_in = output.get("continued_in") if isinstance(output, dict) else None
+    return continued_in if isinstance(continued_in, str) else None
 
 
 class ProgressLine:

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
-from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceSwitch
+from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceBusyError, EventSourceSwitch
 from nrtsync.services.breaker.service import pause, resume
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 
@@ -141,6 +141,14 @@ def run_breaker_command(
     except BreakerTargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except EventSourceBusyError as exc:
+        # The state is written; the mapping is still finishing an earlier change (Enabling, Disabling, Updating).
+        print(
+            f"{args.command} recorded; the event source mapping is changing state ({exc}): in progress, run "
+            f"`nrtsync {args.command}` again in a minute to make sure it lands",
+            file=out,
+        )
+        return 0
     except BreakerUnavailableError as exc:
         print(f"error: {exc}; run `nrtsync {args.command}` again", file=sys.stderr)
         return 1

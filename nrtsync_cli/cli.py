@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import NoRegionError, ProfileNotFound
 
+from nrtsync.adapters.aws.state import RecordLeasedError
+from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
@@ -136,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--all", action="store_true", help="retry every failure (needed without a filter)")
             sub.add_argument("--dry-run", action="store_true", help="show what would be retried")
 
+    forget = add_command(
+        commands, "forget", "forget one record's version state (for a wrong future date that got in): asks first"
+    )
+    forget.add_argument("object_type", help="Zuora object, e.g. Account")
+    forget.add_argument("record_id", help="the Zuora Id")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+
     redrive = add_command(commands, "redrive-dlq", "move the dead-letter queue's messages back to the callout queue")
     redrive.add_argument("--dry-run", action="store_true", help="show how many messages would move; move none")
     redrive.add_argument(
@@ -150,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
+    add_alarm_commands(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -391,18 +401,42 @@ def _redrive(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
     return 1 if failed else 0
 
 
-def _refused(args: argparse.Namespace, question: str, term: Terminal) -> int | None:
+def _refused(args: argparse.Namespace, question: str, term: Terminal, *, verb: str = "move") -> int | None:
     """``None`` to go ahead (``--yes`` or the operator said yes), else the exit code."""
     if args.yes:
         return None
     if not term.stdin.isatty():
-        print("error: no terminal to confirm on: add --yes to move without asking", file=sys.stderr)
+        print(f"error: no terminal to confirm on: add --yes to {verb} without asking", file=sys.stderr)
         return 2
     print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
     if term.stdin.readline().strip().lower() in {"y", "yes"}:
         return None
-    print("nothing moved", file=sys.stderr)
+    print(f"nothing done: did not {verb}", file=sys.stderr)
     return 1
+
+
+def _forget(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
+    what = f"{args.object_type} {args.record_id}"
+    state = ops.record_state(args.object_type, args.record_id)
+    if state is None:
+        _say(args, term.out, {"record": what, "forgotten": False}, f"{what} has no sync state: nothing to forget")
+        return 1
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(state.items()) if not k.startswith("kept_"))
+    question = (
+        f"Forget the sync state of {what} ({shown})? Its next change is then written whatever its date, and its "
+        "Salesforce record is kept as it is."
+    )
+    refused = _refused(args, question, term, verb="forget")
+    if refused is not None:
+        return refused
+    try:
+        old = ops.forget_record(args.object_type, args.record_id)
+    except RecordLeasedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    text = f"forgot the sync state of {what}" if old else f"{what} had no sync state any more"
+    _say(args, term.out, {"record": what, "forgotten": old is not None, "was": old}, text)
+    return 0
 
 
 def _move_server_side(args: argparse.Namespace, ops: Operations, term: Terminal, plan: dict[str, Any]) -> int:
@@ -465,9 +499,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
 # Commands that ask or wait take the whole terminal.
 _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {
     "redrive-dlq": _redrive,
+    "forget": _forget,
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
     "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+    # Builds its own CloudWatch client: it writes alarm state, which the read-only operations never do.
+    "alarm-test": lambda args, _ops, term: run_alarm_command(args, term.out, term.sleep),
 }
 
 

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.state import DynamoVersionStore, RecordLeasedError
 from nrtsync.adapters.aws.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
+from nrtsync.domain.models.callout import record_key_of
+from nrtsync.ports.state import StateUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -306,6 +309,29 @@ class Operations:
         except (ClientError, BotoCoreError) as exc:
             raise OperationError(f"cannot read the state table ({self._res.state_table}): {exc}") from exc
         return item
+
+    def record_state(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """The record's version state in the state table (what the sync last wrote of it), or None."""
+        try:
+            item = self._state_item(record_key_of(object_type, record_id))
+        except StateTableUnknownError as exc:
+            raise OperationError(NO_STATE_TABLE) from exc
+        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+
+    def forget_record(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """Delete the record's version state (``DynamoVersionStore.forget``); returns what it was, or None.
+
+        Raises RecordLeasedError while a sync is writing the record."""
+        if self._res.state_table is None:
+            raise OperationError(NO_STATE_TABLE)
+        store = DynamoVersionStore(self._res.state_table, client=self._ddb)
+        try:
+            old = store.forget(record_key_of(object_type, record_id))
+        except RecordLeasedError:
+            raise
+        except StateUnavailableError as exc:
+            raise OperationError(str(exc)) from exc
+        return None if old is None else {k: v for k, v in plain_item(old).items() if k != "pk"}
 
     def api_usage(self) -> dict[str, Any] | None:
         """The org's API usage as the sync function last saw it (``ORG#API_USAGE``), or ``None`` before any."""

@@ -10,12 +10,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nrtsync.app.ingest import build_ingest, ingest_settings, report_callout
+from nrtsync.app.invocation import Invocation
 from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
 from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest
 
 app = APIGatewayRestResolver()
-endpoint: Lazy[CalloutEndpoint] = Lazy(lambda: build_ingest(ingest_settings()))
+invocation = Invocation()
+# Built on the first callout, with clients that give up within the time that invocation has left.
+endpoint: Lazy[CalloutEndpoint] = Lazy(
+    lambda: build_ingest(ingest_settings(), remaining_seconds=invocation.remaining_seconds())
+)
 
 
 @app.post("/callouts")
@@ -35,4 +40,5 @@ def post_callout() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    invocation.start(context)
     return app.resolve(event, context)

@@ -43,7 +43,7 @@ from typing import Any, TextIO
 
 from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_waiting
 from nrtsync_local.demo.report import reconciliation_report, report, section
-from nrtsync_local.demo.sender import Answer, CalloutSender, send_phase
+from nrtsync_local.demo.sender import Answer, StreamSender, send_phase
 from nrtsync_local.demo.steps import DemoStream, GiveUp, Stamper
 from nrtsync_local.demo.stream import VALIDATION_RULE, build_stream
 from nrtsync_local.demo.tenant import DemoTenant
@@ -224,7 +224,7 @@ def _send_stream(
     if stack.zuora is None:
         raise RuntimeError("the demo's tenant is the Zuora stand-in (unset ZUORA_BASE_URL)")
     tenant = DemoTenant(stack.zuora)
-    sender = CalloutSender(stack, Stamper(random.Random(options.seed)), tenant.happened)  # noqa: S311 - demo jitter
+    sender = StreamSender(stack, Stamper(random.Random(options.seed)), tenant.happened)  # noqa: S311 - demo jitter
     try:
         for number, phase in enumerate(stream.phases, 1):
             if number == 2 and standin is not None:

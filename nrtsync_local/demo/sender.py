@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
 
+from nrtsync_local.callouts import CalloutSender
 from nrtsync_local.demo.progress import Progress
 from nrtsync_local.demo.steps import Deliver, GiveUp, Happen, Phase, Stamper, Step, Version
 from nrtsync_local.stack import LocalDeployment
@@ -39,22 +39,19 @@ class Answer:
         return self.status == self.expected
 
 
-class CalloutSender:
-    """Posts callouts to the local callout URL the way Zuora does."""
+class StreamSender:
+    """Plays the stream's steps: a change happens (it is dated and made in the tenant), a callout is posted."""
 
     def __init__(self, stack: LocalDeployment, stamper: Stamper, happened: Callable[[Version], None]) -> None:
         """``happened`` is told of each change of the tenant when it happens (``DemoTenant.happened``)."""
         self._happened = happened
-        self._url = stack.callout_url
         self._auth = stack.callout_auth
+        self._callouts = CalloutSender(stack.callout_url, stack.callout_auth)
         self._stamper = stamper
         self._lock = threading.Lock()
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
 
     def close(self) -> None:
-        for session in self._sessions:
-            session.close()
+        self._callouts.close()
 
     def _stamp(self, version: Version, *, in_tenant: bool = True) -> None:
         """The change happens now: dated, and made in the tenant (``in_tenant``) under the same lock, so that
@@ -65,16 +62,6 @@ class CalloutSender:
                 if in_tenant:
                     self._happened(version)
 
-    def _http(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no proxy for 127.0.0.1, whatever the shell says
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
-
     def run(self, phase: int, step: Step) -> Answer | None:
         if isinstance(step, Happen | GiveUp):
             self._stamp(step.version)
@@ -83,7 +70,9 @@ class CalloutSender:
             if step.happen:
                 self._stamp(step.version)
             version = step.version
-            response = self._post(version.body(), version.notification_id, None if step.auth == "none" else self._auth)
+            response = self._callouts.post(
+                version.body(), version.notification_id, auth=None if step.auth == "none" else self._auth
+            )
             what = step.note or version.what
             return _answer(
                 phase,
@@ -97,7 +86,7 @@ class CalloutSender:
             # The refused callouts test the endpoint; their records are kept out of the tenant (docs/DEMO.md).
             self._stamp(step.template, in_tenant=False)
         auth = (self._auth[0], "not-the-password") if step.auth == "wrong" else self._auth
-        response = self._post(step.render(), step.notification_id, auth)
+        response = self._callouts.post(step.render(), step.notification_id, auth=auth)
         return _answer(
             phase,
             step.what,
@@ -106,16 +95,6 @@ class CalloutSender:
             expected=step.expected_status,
             response=response,
         )
-
-    def _post(self, body: bytes, notification_id: str, auth: tuple[str, str] | None) -> requests.Response:
-        headers = {
-            "Content-Type": "application/json; charset=UTF-8",
-            "Accept": "*/*",
-            "User-Agent": "Zuora-Notification/1.0",
-            "Zuora-Notification-Id": notification_id,
-            "Zuora-Request-Id": str(uuid.uuid4()),  # new on every attempt, retries included
-        }
-        return self._http().post(self._url, data=body, headers=headers, auth=auth, timeout=30)
 
 
 def _answer(
@@ -155,7 +134,7 @@ def _step_key(step: Step) -> tuple[str, str] | str:
     return step.notification_id
 
 
-def send_phase(sender: CalloutSender, number: int, phase: Phase, progress: Progress, answers: list[Answer]) -> float:
+def send_phase(sender: StreamSender, number: int, phase: Phase, progress: Progress, answers: list[Answer]) -> float:
     """Sends a phase's callouts SENDERS at a time, as Zuora does, but one record's callouts in their order."""
     started = time.monotonic()
     last: dict[tuple[str, str] | str, Future[Answer | None]] = {}

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
+from nrtsync_local.callouts import callout_document
+
 # Zuora renders UpdatedDate in the tenant's time zone; a US tenant on Pacific standard time.
 ZUORA_TZ = timezone(timedelta(hours=-8))
 # The delay between a change in Zuora and its callout leaving Zuora (seconds), for the stamped updatedDate.
@@ -42,22 +44,14 @@ class Version:
     def document(self) -> dict[str, object]:
         if self.updated_date is None:
             raise RuntimeError(f"{self.object_type} {self.record_id} ({self.what}) has not happened yet")
-        if self.deleted:
-            # The delete event's template (docs/CALLOUTS.md, "Deletes"; events/callout_delete.json): no fields.
-            return {
-                "eventType": f"Nrtsync{self.object_type}Deleted",
-                "objectType": self.object_type,
-                "id": self.record_id,
-                "updatedDate": zuora_date(self.updated_date),
-                "changeType": "DELETE",
-            }
-        return {
-            "eventType": f"Nrtsync{self.object_type}Changed",
-            "objectType": self.object_type,
-            "id": self.record_id,
-            "updatedDate": zuora_date(self.updated_date),
-            "fields": dict(self.fields),
-        }
+        # A deleted record's callout is the delete event's template (docs/CALLOUTS.md, "Deletes"): no fields.
+        return callout_document(
+            self.object_type,
+            self.record_id,
+            zuora_date(self.updated_date),
+            None if self.deleted else self.fields,
+            event_type=f"Nrtsync{self.object_type}{'Deleted' if self.deleted else 'Changed'}",
+        )
 
     def body(self) -> bytes:
         return json.dumps(self.document(), indent=2).encode("utf-8")
@@ -154,10 +148,6 @@ class DemoStream:
     """Records whose newest change's callout Zuora gave up on (``GiveUp``): only reconciliation brings them."""
     deleted: set[tuple[str, str]] = field(default_factory=set)
     """Records deleted in Zuora (their delete callout delivered): must not be in Salesforce."""
-
-    @property
-    def step_count(self) -> int:
-        return sum(len(phase.steps) for phase in self.phases)
 
 
 class Stamper:

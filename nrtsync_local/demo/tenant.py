@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nrtsync_local.demo.steps import Version, zuora_date
 
 if TYPE_CHECKING:
-    from nrtsync_local.processes import ZuoraStandinClient
+    from nrtsync_local.standin.process import ZuoraStandinClient
 
 
 class DemoTenant:
@@ -26,7 +26,6 @@ class DemoTenant:
     def __init__(self, zuora: ZuoraStandinClient) -> None:
         self._zuora = zuora
         self._lock = threading.Lock()
-        self.writes = 0
 
     def happened(self, version: Version) -> None:
         with self._lock:
@@ -34,7 +33,6 @@ class DemoTenant:
                 self._zuora.delete(version.object_type, [version.record_id])
             else:
                 self._zuora.seed(version.object_type, [zuora_record(version)])
-            self.writes += 1
 
 
 def zuora_record(version: Version) -> dict[str, Any]:

@@ -1,2 +1,4 @@
-"""The fault drill's parts: the change stream it sends (``generator``), delivery timing and the fault schedule
-(``scheduler``), the checks and the report (``verdict``). The drill itself is ``nrtsync_local.faults``."""
+"""The fault drill (``python -m nrtsync_local.drill``, ``make soak``): ``run`` (the run, the kill switch, the command
+line), ``config`` (its knobs), ``generator`` (the change stream), ``sender`` (HTTP and queue delivery),
+``scheduler`` (delivery timing, the fault schedule), ``verdict`` (the checks and the report); and ``pause``, the
+long-pause drill of the circuit breaker on a simulated clock."""

@@ -4,7 +4,6 @@ the same order, so a seed gives the same stream."""
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections import Counter, defaultdict
@@ -13,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from nrtsync_local.callouts import callout_body, queued_change
+
 if TYPE_CHECKING:
-    from nrtsync_local.faults import DrillConfig
+    from nrtsync_local.drill.config import DrillConfig
 
 REFUSED_NAME = "Refused by the drill's validation rule"
 UNCONVERTIBLE = "not-a-number"
@@ -46,30 +47,27 @@ class Change:
 
     def callout_body(self) -> bytes:
         """The body Zuora's callout template renders (README: the canonical callout)."""
-        return json.dumps(
-            {
-                "eventType": f"Nrtsync{self.object_type}Changed",
-                "objectType": self.object_type,
-                "id": self.record_id,
-                "updatedDate": self.updated.isoformat(timespec="milliseconds"),
-                "fields": self.fields,
-            }
-        ).encode()
+        return callout_body(self.object_type, self.record_id, self._updated_date, self.fields, event_type=self._event)
 
     def queued_body(self, received_at: datetime) -> str:
         """The queue message ingest would send for this change, received now."""
-        from nrtsync.domain.models.callout import QueuedChange  # noqa: PLC0415 - the layer, imported once the stack runs
-
-        return QueuedChange(
-            object_type=self.object_type,
-            record_id=self.record_id,
-            updated_date=self.updated,
-            event_type=f"Nrtsync{self.object_type}Changed",
-            fields=dict(self.fields),
+        return queued_change(
+            self.object_type,
+            self.record_id,
+            self.updated,
+            self.fields,
+            event_type=self._event,
             notification_id=self.notification_id,
-            request_id=str(uuid.uuid4()),
             received_at=received_at,
         ).model_dump_json()
+
+    @property
+    def _event(self) -> str:
+        return f"Nrtsync{self.object_type}Changed"
+
+    @property
+    def _updated_date(self) -> str:
+        return self.updated.isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ The conditions, each as the stand-in answers it (nrtsync_local/salesforce):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,8 @@ from nrtsync.domain.models.callout import QueuedChange
 
 if TYPE_CHECKING:
     from nrtsync.ports.queue import RetryScheduler
-    from nrtsync_local.processes import StandinClient
     from nrtsync_local.stack.deployment import LocalDeployment
+    from nrtsync_local.standin.process import StandinClient
 
 CONDITIONS = ("budget", "allocation", "credentials", "outage")
 ACCOUNTS = "Zuora__CustomerAccount__c"
@@ -254,10 +255,9 @@ class PauseDrill:
             time.sleep(0.05)
 
 
-def run_pause_drill(
-    conditions: Iterable[str] = CONDITIONS, *, records: int = 30, hold_minutes: int = 30
-) -> list[PauseFigures]:
-    """Starts a local deployment on a simulated clock and holds each condition; returns the figures."""
+@contextlib.contextmanager
+def pause_drill(*, records: int = 30, hold_minutes: int = 30) -> Iterator[PauseDrill]:
+    """A local deployment on a simulated clock, started, with the drill set up on it; stopped on leaving."""
     from nrtsync_local.stack import LocalDeployment  # noqa: PLC0415 - sets the process's environment when started
 
     clock = SimClock()
@@ -268,10 +268,18 @@ def run_pause_drill(
         environment_overrides={"RETRY_DELAY_SECONDS": "1", "BREAKER_FAILURE_THRESHOLD": "3"},
         sync_clock=clock,
         retries_wrapper=SimulatedVisibility,
-        probe_interval_seconds=0,
+        probe_interval_seconds=0,  # the drill runs the probe once per simulated minute
     )
     with stack:
-        return PauseDrill(stack, clock, records=records, hold_minutes=hold_minutes).run(conditions)
+        yield PauseDrill(stack, clock, records=records, hold_minutes=hold_minutes)
+
+
+def run_pause_drill(
+    conditions: Iterable[str] = CONDITIONS, *, records: int = 30, hold_minutes: int = 30
+) -> list[PauseFigures]:
+    """Holds each condition on a fresh ``pause_drill``; returns the figures."""
+    with pause_drill(records=records, hold_minutes=hold_minutes) as drill:
+        return drill.run(conditions)
 
 
 def main(argv: list[str] | None = None) -> int:

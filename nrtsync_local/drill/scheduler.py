@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from nrtsync_local.drill.generator import MAPPING_CODE, REFUSED_NAME, VALIDATION_CODE, Delivery, Scheduled
 
 if TYPE_CHECKING:
-    from nrtsync_local.faults import DrillConfig
-    from nrtsync_local.processes import StandinClient
+    from nrtsync_local.drill.config import DrillConfig
+    from nrtsync_local.standin.process import StandinClient
 
-log = logging.getLogger("nrtsync_local.faults")
+log = logging.getLogger("nrtsync_local.drill")
 
 
 @dataclass

@@ -3,25 +3,17 @@ Zuora's retries compressed, or straight onto the callout queue as ingest would q
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-
-from nrtsync_local.drill.generator import Change, Delivery
+from nrtsync_local.callouts import CalloutSender
+from nrtsync_local.drill.generator import Delivery
 
 _HTTP_WORKERS = 4
 _HTTP_ATTEMPTS = 6
 _SQS_BATCH = 10
-
-
-class DrillFailedError(RuntimeError):
-    """The drill found changes lost, records not at their newest version, or unexpected failures."""
 
 
 class Sender:
@@ -32,13 +24,12 @@ class Sender:
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
-        self._callout_url = callout_url
-        self._callout_auth = callout_auth
+        # Zuora waits 30 minutes between attempts; the drill has less time.
+        self._callouts = CalloutSender(callout_url, callout_auth, attempts=_HTTP_ATTEMPTS, retry_seconds=0.5)
         self._counts = counts
         self._direct: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=_HTTP_WORKERS, thread_name_prefix="drill-http")
         self._http_futures: list[Future[None]] = []
-        self._local = threading.local()
         self.problems: list[str] = []
 
     @property
@@ -52,6 +43,7 @@ class Sender:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        self._callouts.close()
 
     # --- sending ---------------------------------------------------------------------------------------------
     def deliver(self, delivery: Delivery) -> None:
@@ -59,7 +51,10 @@ class Sender:
         self._counts["redeliveries"] += delivery.redelivery
         if delivery.http:
             self._counts["sent_http"] += 1
-            self._http_futures.append(self._pool.submit(self._post, delivery.change))
+            change = delivery.change
+            self._http_futures.append(
+                self._pool.submit(self._callouts.deliver, change.callout_body(), change.notification_id)
+            )
         else:
             self._counts["sent_queue"] += 1
             self._direct.append(delivery.change.queued_body(datetime.now(UTC)))
@@ -75,36 +70,6 @@ class Sender:
             if failed:
                 self._direct = failed + self._direct
                 return
-
-    def _post(self, change: Change) -> None:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # 127.0.0.1: no proxy, whatever the shell says
-            self._local.session = session
-        answer = "no answer"
-        for attempt in range(_HTTP_ATTEMPTS):
-            if attempt:
-                time.sleep(0.5)  # Zuora waits 30 minutes; the drill has less time
-            try:
-                response = session.post(
-                    self._callout_url,
-                    data=change.callout_body(),
-                    headers={
-                        "Content-Type": "application/json",
-                        "Zuora-Notification-Id": change.notification_id,
-                        "Zuora-Request-Id": str(uuid.uuid4()),
-                    },
-                    auth=self._callout_auth,
-                    timeout=30,
-                )
-            except requests.RequestException as exc:
-                answer = type(exc).__name__
-                continue
-            if response.status_code == 200:
-                return
-            answer = f"HTTP {response.status_code} {response.text[:200]}"
-        raise DrillFailedError(f"ingest did not take {change.notification_id} in {_HTTP_ATTEMPTS} attempts: {answer}")
 
     def _settle_http(self, future: Future[None]) -> bool:
         """False (drop it from the pending list) once done; a callout ingest never took is a problem."""

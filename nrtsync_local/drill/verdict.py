@@ -14,8 +14,8 @@ from nrtsync_local.drill.generator import Change
 from nrtsync_local.drill.scheduler import Kill
 
 if TYPE_CHECKING:
-    from nrtsync_local.processes import StandinClient
     from nrtsync_local.stack import LocalDeployment
+    from nrtsync_local.standin.process import StandinClient
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"

@@ -1,10 +1,11 @@
-"""What the stand-in answers: the ``Answer`` type, Salesforce's error bodies, and the REST paths it serves."""
+"""What the stand-in answers: Salesforce's error bodies, and the REST paths it serves."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+from nrtsync_local.standin.server import Answer
 
 DATA_PATH = re.compile(r"^/services/data/v(?P<version>\d{2,3}\.\d)(?P<rest>/.*)?$")
 COLLECTION_PATH = re.compile(r"^/composite/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/?$")
@@ -15,15 +16,6 @@ ROW_BY_EXTERNAL_ID_PATH = re.compile(
     r"^/sobjects/(?P<sobject>[A-Za-z0-9_]+)/(?P<field>[A-Za-z0-9_]+)/(?P<value>[^/]+)/?$"
 )
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
-
-
-@dataclass
-class Answer:
-    """One HTTP answer: status, JSON body, extra headers."""
-
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def error_list(error_code: str, message: str, fields: list[str] | None = None) -> list[dict[str, Any]]:

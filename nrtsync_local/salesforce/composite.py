@@ -13,7 +13,6 @@ from nrtsync_local.salesforce.answers import (
     COLLECTIONS_ROOT_PATH,
     DATA_PATH,
     ROW_BY_EXTERNAL_ID_PATH,
-    Answer,
     error_list,
     method_not_allowed,
     not_found,
@@ -23,6 +22,7 @@ from nrtsync_local.salesforce.deletes import delete_collection
 from nrtsync_local.salesforce.faults import Faults
 from nrtsync_local.salesforce.records import RecordStore, find_ids
 from nrtsync_local.salesforce.schema import not_an_external_id
+from nrtsync_local.standin.server import Answer
 
 MAX_COLLECTION_RECORDS = 200
 MAX_COMPOSITE_SUBREQUESTS = 25

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from nrtsync_local.salesforce.answers import Answer
 from nrtsync_local.salesforce.state import SalesforceState
+from nrtsync_local.standin.server import Answer
 
 
 def _reset(state: SalesforceState) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
-from nrtsync_local.salesforce.answers import Answer, error_list, not_found, record_error
+from nrtsync_local.salesforce.answers import error_list, not_found, record_error
 from nrtsync_local.salesforce.records import RecordStore, find_id
+from nrtsync_local.standin.server import Answer
 
 MAX_DELETE_IDS = 200
 _SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")

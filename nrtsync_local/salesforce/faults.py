@@ -9,7 +9,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from nrtsync_local.salesforce.answers import Answer, error_list, record_error
+from nrtsync_local.salesforce.answers import error_list, record_error
+from nrtsync_local.standin.server import Answer
 
 # Named faults: what Salesforce answers in that situation.
 FAULT_KINDS: dict[str, tuple[int, str, str]] = {

@@ -8,10 +8,11 @@ import string
 import zlib
 from typing import Any
 
-from nrtsync_local.salesforce.answers import Answer, error_list, record_error
+from nrtsync_local.salesforce.answers import error_list, record_error
 from nrtsync_local.salesforce.config import StandinConfig
 from nrtsync_local.salesforce.faults import Faults
 from nrtsync_local.salesforce.schema import deserialization_error, master_detail_error, record_field_error
+from nrtsync_local.standin.server import Answer
 
 _KNOWN_KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Organization": "00D"}
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase

@@ -21,7 +21,6 @@ from nrtsync_local.salesforce.answers import (
     COLLECTION_PATH,
     COLLECTIONS_ROOT_PATH,
     ROW_BY_EXTERNAL_ID_PATH,
-    Answer,
     error_list,
     method_not_allowed,
     not_found,
@@ -38,6 +37,7 @@ from nrtsync_local.salesforce.oauth import (
     verify_jwt_bearer_assertion,
 )
 from nrtsync_local.salesforce.records import RecordStore, salesforce_id
+from nrtsync_local.standin.server import Answer
 
 
 @dataclass

@@ -34,7 +34,7 @@ from nrtsync_local.stack.environment import SERVICE_NAME, SalesforceOrg
 from nrtsync_local.stack.schedule import schedule_seconds, scheduled_event
 from nrtsync_local.stack.spec import EVENTS_DIR, INGEST, METRICS, SYNC, LocalDeploymentError
 from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME, write_private_json
-from nrtsync_local.stack.zuora import ZuoraTenant
+from nrtsync_local.stack.zuora_tenant import ZuoraTenant
 
 __all__ = [
     "DEFAULT_STATE_DIR",

@@ -16,9 +16,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from nrtsync_local.aws import REGION, STACK, LocalResources, MotoServer, client, provision
-from nrtsync_local.front import ApiGatewayFront, Handler
+from nrtsync_local.gateway.rules import Handler
+from nrtsync_local.gateway.server import ApiGatewayFront
 from nrtsync_local.poller import PollStats, SqsEventSourcePoller
-from nrtsync_local.processes import StandinClient, StandinProcess
 from nrtsync_local.stack.environment import (
     ProcessEnvironment,
     SalesforceOrg,
@@ -40,14 +40,15 @@ from nrtsync_local.stack.threads import (
     sync_poller,
     wait_quiet,
 )
-from nrtsync_local.stack.zuora import LocalZuora, ZuoraTenant, ca_bundle
+from nrtsync_local.stack.zuora_tenant import LocalZuora, ZuoraTenant, ca_bundle
+from nrtsync_local.standin.process import StandinClient, StandinProcess
 from nrtsync_local.template import load_template
 
 if TYPE_CHECKING:
     from nrtsync.ports.queue import RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync_cli.operations import Operations
-    from nrtsync_local.processes import ZuoraStandinClient
+    from nrtsync_local.standin.process import ZuoraStandinClient
 
 
 class LocalDeployment:

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from nrtsync_local.aws import LocalResources
-from nrtsync_local.front import LOCAL_ACCOUNT_ID
-from nrtsync_local.processes import StandinClient
+from nrtsync_local.gateway.rules import LOCAL_ACCOUNT_ID
 from nrtsync_local.stack.spec import INGEST, METRICS, RECONCILE, SYNC, LocalDeploymentError, authorizer_function
+from nrtsync_local.standin.process import StandinClient
 from nrtsync_local.template import function_environment, resource
 
 SERVICE_NAME = "nrtsync-local"

@@ -24,7 +24,7 @@ from nrtsync_local.stack.deployment import LocalDeployment
 from nrtsync_local.stack.environment import SalesforceOrg
 from nrtsync_local.stack.spec import EVENTS_DIR, LOGGER_NAME, LocalDeploymentError
 from nrtsync_local.stack.state_file import DEFAULT_STATE_DIR, STATE_FILE_NAME
-from nrtsync_local.stack.zuora import ZuoraTenant
+from nrtsync_local.stack.zuora_tenant import ZuoraTenant
 
 log = logging.getLogger(LOGGER_NAME)
 

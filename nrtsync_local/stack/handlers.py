@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrtsync_local.front import Handler
+from nrtsync_local.gateway.rules import Handler
 from nrtsync_local.poller import LocalContext, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
 from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, RECONCILE, SYNC, authorizer_function
@@ -50,7 +50,7 @@ class LocalHandlers:
         self._region = region
         self._stack_name = stack_name
         self._with_metrics = with_metrics
-        # Fault drills (nrtsync_local.faults) wrap the sync handler the poller invokes, e.g. to "kill" an
+        # Fault drills (nrtsync_local.drill.run) wrap the sync handler the poller invokes, e.g. to "kill" an
         # invocation after it returned but before the poller deleted its messages.
         self._sync_handler_wrapper = sync_handler_wrapper
         # ... and the sync service's Salesforce port, e.g. to die after Salesforce answered a call.
@@ -188,13 +188,7 @@ class LocalHandlers:
         """One run of the breaker's probe: the sync handler with its schedule's event, as EventBridge sends it."""
         from functions.sync import app as sync_app  # noqa: PLC0415
 
-        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{SYNC}-BreakerProbe")
-        context = LocalContext(
-            function_name=SYNC,
-            timeout_seconds=float(function_properties(self._template, SYNC).get("Timeout", 3)),
-            aws_request_id=str(uuid.uuid4()),
-        )
-        result = self.invoke(SYNC, sync_app.lambda_handler, event, context)
+        result = self._run_scheduled(SYNC, sync_app.lambda_handler, "BreakerProbe")
         self.probe_runs += 1
         return result
 
@@ -202,15 +196,7 @@ class LocalHandlers:
         """One run of the metrics handler with a scheduled event, as EventBridge sends it."""
         from functions.metrics import app as metrics_app  # noqa: PLC0415
 
-        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{METRICS}-Schedule")
-        properties = function_properties(self._template, METRICS)
-        context = LocalContext(
-            function_name=METRICS,
-            timeout_seconds=float(properties.get("Timeout", 3)),
-            memory_limit_in_mb=int(properties.get("MemorySize", 128)),
-            aws_request_id=str(uuid.uuid4()),
-        )
-        result = self.invoke(METRICS, metrics_app.lambda_handler, event, context)
+        result = self._run_scheduled(METRICS, metrics_app.lambda_handler, "Schedule")
         self.metrics_runs += 1
         return result
 
@@ -218,16 +204,21 @@ class LocalHandlers:
         """One run of the reconcile handler with a scheduled event, as EventBridge sends it; its result."""
         from functions.reconcile import app as reconcile_app  # noqa: PLC0415
 
-        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{RECONCILE}-Schedule")
-        properties = function_properties(self._template, RECONCILE)
+        try:
+            return self._run_scheduled(RECONCILE, reconcile_app.lambda_handler, "Schedule")
+        finally:
+            # A run that raised (an object's sweep failed, reported first) still ran, as Lambda counts it.
+            self.reconcile_runs += 1
+
+    def _run_scheduled(self, function: str, handler: Handler, rule: str) -> dict[str, Any]:
+        """``handler`` invoked once with the event of the function's EventBridge rule ``rule``, in a context with
+        the template's timeout and memory size."""
+        properties = function_properties(self._template, function)
         context = LocalContext(
-            function_name=RECONCILE,
+            function_name=function,
             timeout_seconds=float(properties.get("Timeout", 3)),
             memory_limit_in_mb=int(properties.get("MemorySize", 128)),
             aws_request_id=str(uuid.uuid4()),
         )
-        try:
-            return self.invoke(RECONCILE, reconcile_app.lambda_handler, event, context)
-        finally:
-            # A run that raised (an object's sweep failed, reported first) still ran, as Lambda counts it.
-            self.reconcile_runs += 1
+        event = scheduled_event(region=self._region, rule=f"{self._stack_name}-{function}-{rule}")
+        return self.invoke(function, handler, event, context)

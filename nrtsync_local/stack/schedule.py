@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from nrtsync_local.front import LOCAL_ACCOUNT_ID
+from nrtsync_local.gateway.rules import LOCAL_ACCOUNT_ID
 from nrtsync_local.stack.spec import EVENTS_DIR, LOGGER_NAME, LocalDeploymentError
 from nrtsync_local.template import apply_conditions, parameter_defaults, resource
 

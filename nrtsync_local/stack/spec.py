@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nrtsync_local.front import Route
+from nrtsync_local.gateway.rules import Route
 from nrtsync_local.template import api_authorizer, resource
 
 # One logger name for the whole package: the fault drill hides its simulated kills with a filter on this very
-# logger (nrtsync_local.faults._quiet_kills), and a logger's filters do not see records logged by its children.
+# logger (nrtsync_local.drill.run._quiet_kills), and a logger's filters do not see records logged by its children.
 LOGGER_NAME = "nrtsync_local.stack"
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

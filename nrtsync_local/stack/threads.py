@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from nrtsync_local.aws import LocalResources
-from nrtsync_local.front import ApiGatewayFront, GatewayResponses, LambdaAuthorizer
+from nrtsync_local.gateway.rules import GatewayResponses, LambdaAuthorizer
+from nrtsync_local.gateway.server import ApiGatewayFront
 from nrtsync_local.poller import SqsEventSourcePoller
 from nrtsync_local.stack.handlers import LocalHandlers
 from nrtsync_local.stack.schedule import optional_schedule_interval, run_schedule, schedule_interval

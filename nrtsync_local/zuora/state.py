@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
+from nrtsync_local.standin.server import Answer
 
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TOKEN_SECONDS = 3599
@@ -42,13 +43,6 @@ _QUERY = re.compile(
     r" where UpdatedDate >= '(?P<since>[^']+)'(?: and UpdatedDate < '(?P<until>[^']+)')?"
     r"(?: and (?P<field>[A-Za-z][A-Za-z0-9_]*) (?P<op>=|!=) '(?P<value>[^']*)')?"
 )
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 # Zuora's standard objects that ZOQL queries (docs.zuora.com, "ZOQL" > "Objects you can query"; the ones a

@@ -54,7 +54,7 @@ def test_pause_holds_changes_on_the_queue_and_resume_syncs_them(stack: LocalDepl
             received_at=datetime.now(UTC),
         )
     )
-    time.sleep(2)
+    time.sleep(2)  # real time: a poller that was still polling would have received the change by now
     probe = stack.run_probe_now()
 
     # Then it waits on the queue, unreceived, and the probe leaves the manual pause alone

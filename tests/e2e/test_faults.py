@@ -1,6 +1,6 @@
-"""The fault drill (nrtsync_local.faults): about a thousand changes through the local pipeline while Salesforce
+"""The fault drill (nrtsync_local.drill.run): about a thousand changes through the local pipeline while Salesforce
 fails in every way it can, the sync handler is killed twice and Zuora re-delivers and reorders; nothing may be
-lost. The same drill, longer, is the soak: ``python -m nrtsync_local.faults --changes 20000``."""
+lost. The same drill, longer, is the soak: ``python -m nrtsync_local.drill --changes 20000``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from nrtsync_local.faults import DrillConfig, DrillReport, run_drill
+from nrtsync_local.drill.run import DrillConfig, DrillReport, run_drill
 
 pytestmark = pytest.mark.e2e
 

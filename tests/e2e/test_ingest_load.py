@@ -87,7 +87,7 @@ def _sender(stack: LocalDeployment, results: Results, start: float, offset: floa
             due = start + offset + n * interval
             pause = due - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                time.sleep(pause)  # real time: the load goes to a real HTTP server at a set rate
             record_id = uuid.uuid4().hex
             began = time.perf_counter()
             try:

@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from nrtsync_cli.cli import run
-from nrtsync_local.front import MAX_PAYLOAD_BYTES
-from nrtsync_local.processes import StandinClient, trusting_session
+from nrtsync_local.gateway.server import MAX_PAYLOAD_BYTES
 from nrtsync_local.stack import LocalDeployment, LocalDeploymentError, schedule_seconds
+from nrtsync_local.standin.process import StandinClient, trusting_session
 from nrtsync_local.template import gateway_responses, load_template, parameter_defaults
 from tests.support.events import event_body, load_event
 
@@ -375,7 +375,7 @@ def _wait_for_file(path: Path, process: subprocess.Popen[bytes], log: Path, time
             return info
         if process.poll() is not None:
             pytest.fail(f"the stack exited with {process.returncode}: {log.read_text()}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # polls the stack's subprocess until it writes its state file
     pytest.fail(f"no {path} after {timeout}s: {log.read_text()}")
 
 
@@ -433,7 +433,7 @@ def test_make_local_serves_until_sigterm_then_exits_cleanly(tmp_path: Path) -> N
             while not found and time.monotonic() < deadline:
                 records = control.get(f"{info['salesforce_url']}/__standin/records/{ACCOUNTS}", timeout=5).json()
                 found = [r for r in records["records"] if r["Zuora__External_Id__c"] == "SUBPROCESS-1"]
-                time.sleep(0.2)
+                time.sleep(0.2)  # polls the stand-in process until the record lands or the deadline passes
         assert found, log.read_text()
 
         # And SIGTERM stops it: exit 0 within a few seconds, stack.json removed, the stand-in gone

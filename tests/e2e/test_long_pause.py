@@ -8,26 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from nrtsync_local.drill.pause import CONDITIONS, PauseDrill, PauseFigures, SimClock, SimulatedVisibility
-from nrtsync_local.stack import LocalDeployment
+from nrtsync_local.drill.pause import CONDITIONS, PauseDrill, PauseFigures, pause_drill
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def drill() -> Iterator[PauseDrill]:
-    clock = SimClock()
-    stack = LocalDeployment(
-        with_metrics=False,
-        sync_batch_window_seconds=0.5,
-        stack_name="nrtsync-long-pause",
-        environment_overrides={"RETRY_DELAY_SECONDS": "1", "BREAKER_FAILURE_THRESHOLD": "3"},
-        sync_clock=clock,
-        retries_wrapper=SimulatedVisibility,
-        probe_interval_seconds=0,  # the drill runs the probe once per simulated minute
-    )
-    with stack:
-        yield PauseDrill(stack, clock, records=30, hold_minutes=30)
+    with pause_drill(records=30, hold_minutes=30) as started:
+        yield started
 
 
 @pytest.mark.parametrize("condition", CONDITIONS)

@@ -23,9 +23,9 @@ from nrtsync.ports.backfill import BackfillRun, BackfillStatus
 from nrtsync.services.backfill.settings import BackfillSettings
 from nrtsync_cli.backfill_commands import BackfillTarget, backfill_service, run_backfill_command
 from nrtsync_cli.cli import build_parser
-from nrtsync_local.processes import ZuoraStandinClient
+from nrtsync_fakes.zuora import MemoryZuora
+from nrtsync_local.standin.process import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.sweep_fakes import MemoryZuora
 from tests.support.sync_world import STATE_TABLE, create_tables
 from tests.support.zuora import running_zuora_standin
 

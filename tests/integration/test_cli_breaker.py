@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.ports.breaker import BreakerReason, BreakerState
@@ -27,17 +26,6 @@ from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, create_tables
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

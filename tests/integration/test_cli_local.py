@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from nrtsync.adapters.aws.tables import api_usage_item
 from nrtsync.ports.salesforce import ApiUsage
@@ -24,17 +23,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
 BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 import functions.ingest.app as ingest_app
 from nrtsync.app.ingest import ingest_settings
@@ -20,17 +19,6 @@ from tests.support.lambda_context import FakeLambdaContext
 pytestmark = pytest.mark.integration
 
 SECRET_ID = "nrtsync/callout"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.observability.names import RECONCILE_RECORDS_READ, RECOVERED_BY_RECONCILIATION
 from nrtsync.services.reconcile.service import RECONCILE_SWEEP, ReconcileError
 from nrtsync.services.reconcile.settings import ReconcileSettings
-from nrtsync_local.processes import ZuoraStandinClient
+from nrtsync_local.standin.process import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import STATE_TABLE, create_tables
 from tests.support.zuora import running_zuora_standin

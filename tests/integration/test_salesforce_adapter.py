@@ -22,6 +22,7 @@ from nrtsync.domain.models.salesforce import (
     SalesforceRequestError,
     SalesforceRetryableError,
 )
+from nrtsync_fakes.clock import FakeClock
 from tests.support.salesforce import StandinClient, running_salesforce_standin
 
 pytestmark = pytest.mark.integration
@@ -43,16 +44,6 @@ def _clean(standin: StandinClient) -> None:
     standin.reset()
 
 
-class RecordedSleep:
-    """Records the backoff delays instead of sleeping them."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 def credentials(standin: StandinClient, **overrides: Any) -> SalesforceCredentials:
     values: dict[str, Any] = {
         "login_url": standin.url,
@@ -67,7 +58,7 @@ def adapter_for(
     standin: StandinClient, creds: SalesforceCredentials | None = None, **kwargs: Any
 ) -> SimpleSalesforceAdapter:
     chosen = creds or credentials(standin)
-    kwargs.setdefault("sleep", RecordedSleep())
+    kwargs.setdefault("sleep", FakeClock().sleep)  # records the backoff delays instead of sleeping them
     kwargs.setdefault("rng", lambda: 0.5)
     kwargs.setdefault("timeout_seconds", 5.0)
     return SimpleSalesforceAdapter(lambda: chosen, session=standin.session(), **kwargs)
@@ -135,8 +126,8 @@ def test_upsert_again_updates_and_token_is_reused(standin):
 def test_injected_503s_are_retried_with_backoff_then_succeed(standin):
     # Given two 503 answers queued
     standin.set_faults(fail_next=[{"status": 503}, {"status": 503}])
-    sleep = RecordedSleep()
-    adapter = adapter_for(standin, sleep=sleep, rng=lambda: 1.0)
+    clock = FakeClock()
+    adapter = adapter_for(standin, sleep=clock.sleep, rng=lambda: 1.0)
 
     # When a record is upserted
     results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
@@ -144,7 +135,7 @@ def test_injected_503s_are_retried_with_backoff_then_succeed(standin):
     # Then it succeeded on the third attempt after exponentially growing waits
     assert results[0].success
     assert adapter.api_calls == 3
-    assert sleep.delays == [0.25, 0.5]
+    assert clock.sleeps == [0.25, 0.5]
 
 
 def test_gives_up_at_the_deadline_when_salesforce_keeps_failing(standin):
@@ -178,7 +169,7 @@ def test_a_slow_salesforce_is_cut_off_at_the_deadline(standin):
     # ... and, as in Salesforce, the abandoned request is still applied (the retry must be idempotent)
     landed = time.monotonic() + 5
     while not standin.records(ACCOUNTS) and time.monotonic() < landed:
-        time.sleep(0.05)
+        time.sleep(0.05)  # polls the stand-in process, which applies the abandoned request in its own time
     assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A1"]
 
 
@@ -422,8 +413,8 @@ def test_a_refused_single_collection_is_returned_too(standin):
 def test_a_composite_failing_whole_with_503_is_retried_then_succeeds(standin):
     # Given two 503 answers queued
     standin.set_faults(fail_next=[{"status": 503}, {"status": 503}])
-    sleep = RecordedSleep()
-    adapter = adapter_for(standin, sleep=sleep, rng=lambda: 1.0)
+    clock = FakeClock()
+    adapter = adapter_for(standin, sleep=clock.sleep, rng=lambda: 1.0)
     requests = [collection(ACCOUNTS, [{EXT: "A1"}]), collection(SUBSCRIPTIONS, [{EXT: "S1"}])]
 
     # When two collections are upserted together
@@ -432,7 +423,7 @@ def test_a_composite_failing_whole_with_503_is_retried_then_succeeds(standin):
     # Then the third attempt succeeded after the same backoff as upsert
     assert all(isinstance(a, list) and a[0].success for a in answers)
     assert adapter.api_calls == 3
-    assert sleep.delays == [0.25, 0.5]
+    assert clock.sleeps == [0.25, 0.5]
 
 
 def test_composite_refused_for_the_api_limit_raises_at_once(standin):

@@ -23,7 +23,7 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sync.service import QueueMessage
 from nrtsync.services.sync.settings import SyncSettings
-from nrtsync_local.aws import LocalResources, MotoServer, client, provision
+from nrtsync_local.aws import LocalResources, client, provision
 from nrtsync_local.poller import MappingSwitch, SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin
 from tests.support.sync_world import T0
@@ -45,14 +45,6 @@ pytestmark = pytest.mark.integration
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"
 _stacks = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = MotoServer()
-    url = server.start()
-    yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +113,10 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(moto_url: str, standin: StandinClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+def pipeline(moto_endpoint: str, standin: StandinClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     standin.reset()
     resources = provision(
-        moto_url,
+        moto_endpoint,
         callout_credentials={"username": "zuora", "password": "pw"},
         salesforce_credentials={
             "auth_flow": "client_credentials",
@@ -134,7 +126,7 @@ def pipeline(moto_url: str, standin: StandinClient, monkeypatch: pytest.MonkeyPa
         },
         stack=f"it{next(_stacks)}",
     )
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", standin.ca_file)
     settings = SyncSettings.from_env(
         {
@@ -148,7 +140,7 @@ def pipeline(moto_url: str, standin: StandinClient, monkeypatch: pytest.MonkeyPa
     )
     switch = MappingSwitch()
     app.service.use(build_sync(settings, event_source=switch))
-    yield Pipeline(resources, standin, client("sqs", moto_url), settings, switch)
+    yield Pipeline(resources, standin, client("sqs", moto_endpoint), settings, switch)
     app.service.use(None)
     standin.set_faults(latency_ms=0, expire_sessions=False)
 
@@ -226,6 +218,7 @@ def test_a_used_up_api_allocation_holds_changes_until_it_frees_up(pipeline: Pipe
     probe = app.service.get().probe(remaining_seconds=30)
     assert probe is not None
     assert probe.action == "closed"
+    # Real time: the retry's 1 s visibility delay runs on moto's SQS server, whose clock a test cannot move.
     time.sleep(1.1)
     pipeline.drain()
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "held"
@@ -261,6 +254,7 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
             pending = leftovers.pop(id(service), [])
             if not pending:
                 break
+            # Real time: what this waits out is the other container's write to the stand-in (150 ms latency).
             time.sleep(0.2)
             result = service.process(pending, remaining_seconds=30)
             leftovers[id(service)] = [m for m in pending if m.message_id in result.retry_message_ids]

@@ -13,7 +13,8 @@ from nrtsync.app.shared import build_zuora
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.zuora import ZuoraAuthError, ZuoraCredentials, ZuoraRequestError, ZuoraRetryableError
 from nrtsync.domain.zoql import changes_query
-from nrtsync_local.processes import ZuoraStandinClient, trusting_session
+from nrtsync_fakes.clock import FakeClock
+from nrtsync_local.standin.process import ZuoraStandinClient, trusting_session
 from tests.support.zuora import query_changes, running_zuora_standin
 
 pytestmark = pytest.mark.integration
@@ -34,24 +35,10 @@ def _clean(standin: ZuoraStandinClient) -> None:
     standin.configure(page_size=2000, token_seconds=3599)
 
 
-class FakeTime:
-    """The client's clock and sleep: a sleep advances the clock and is recorded, so waits cost no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    # The client's clock and sleep: a sleep advances the clock and is recorded, so waits cost no real time.
+    return FakeClock()
 
 
 @pytest.fixture
@@ -68,13 +55,13 @@ def credentials(standin: ZuoraStandinClient, secret: str | None = None) -> Zuora
 
 
 def client_for(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime, *, deadline: float = 60.0
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock, *, deadline: float = 60.0
 ) -> ZuoraClient:
     return ZuoraClient(
         credentials(standin),
         session=session,
         deadline_seconds=deadline,
-        clock=fake_time.clock,
+        clock=fake_time.monotonic,
         sleep=fake_time.sleep,
         jitter=lambda: 0.5,
     )
@@ -88,7 +75,7 @@ def accounts(count: int, *, start: datetime = SINCE + timedelta(minutes=1)) -> l
 
 
 def test_5000_records_come_back_in_3_pages_of_at_most_2000_through_query_more(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     # Given 5,000 accounts in the window and one outside it
     older = {"Id": "OLD", "UpdatedDate": (SINCE - timedelta(seconds=1)).isoformat(), "Name": "Before the window"}
@@ -108,7 +95,7 @@ def test_5000_records_come_back_in_3_pages_of_at_most_2000_through_query_more(
 
 
 def test_the_token_is_cached_then_renewed_before_it_expires(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     # Given tokens that live 10 minutes
     standin.configure(token_seconds=600)
@@ -120,7 +107,7 @@ def test_the_token_is_cached_then_renewed_before_it_expires(
     zuora.query(zoql)
     zuora.query(zoql)
     cached = zuora.token_requests
-    fake_time.now += 360
+    fake_time.advance(360)
     page = zuora.query(zoql)
 
     # Then the second query reused the token and the third asked for a new one
@@ -131,7 +118,7 @@ def test_the_token_is_cached_then_renewed_before_it_expires(
 
 
 def test_a_401_renews_the_token_once_and_the_query_succeeds(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     standin.seed("Account", accounts(2))
     zuora = client_for(standin, session, fake_time)
@@ -150,16 +137,18 @@ def test_a_401_renews_the_token_once_and_the_query_succeeds(
 
 
 def test_a_refused_client_secret_is_an_auth_error(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
-    zuora = ZuoraClient(credentials(standin, "wrong"), session=session, clock=fake_time.clock, sleep=fake_time.sleep)
+    zuora = ZuoraClient(
+        credentials(standin, "wrong"), session=session, clock=fake_time.monotonic, sleep=fake_time.sleep
+    )
 
     with pytest.raises(ZuoraAuthError, match="invalid_client"):
         zuora.query(changes_query(MAPPING, "Account", SINCE))
 
 
 def test_a_429_waits_what_retry_after_says_then_retries(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     standin.seed("Account", accounts(1))
     zuora = client_for(standin, session, fake_time)
@@ -177,7 +166,7 @@ def test_a_429_waits_what_retry_after_says_then_retries(
 
 
 def test_a_429_that_outlasts_the_deadline_is_a_retryable_error_without_waiting(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     zuora = client_for(standin, session, fake_time, deadline=10.0)
     standin.set_faults([{"status": 429, "retry_after": 30}])
@@ -188,7 +177,7 @@ def test_a_429_that_outlasts_the_deadline_is_a_retryable_error_without_waiting(
 
 
 def test_a_5xx_is_retried_with_backoff(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     standin.seed("Account", accounts(1))
     zuora = client_for(standin, session, fake_time)
@@ -202,7 +191,7 @@ def test_a_5xx_is_retried_with_backoff(
 
 
 def test_a_5xx_until_the_deadline_is_a_retryable_error(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     zuora = client_for(standin, session, fake_time, deadline=1.0)
     standin.set_faults([{"status": 503}] * 10)
@@ -212,7 +201,7 @@ def test_a_5xx_until_the_deadline_is_a_retryable_error(
 
 
 def test_a_query_the_stand_in_refuses_is_a_permanent_error_with_zuoras_code(
-    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeTime
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
 ) -> None:
     zuora = client_for(standin, session, fake_time)
 

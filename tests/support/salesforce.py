@@ -1,4 +1,5 @@
-"""The HTTPS Salesforce stand-in as a subprocess for tests (the local stack starts it the same way).
+"""The HTTPS Salesforce stand-in as a subprocess for tests (the local stack starts it the same way), and the raw
+REST requests tests send it.
 
 ``REQUESTS_CA_BUNDLE`` is exported on the build machines and wins over ``session.verify`` whenever a
 session trusts the environment; ``trusting_session`` sets ``trust_env = False`` and ``verify = ca_file``.
@@ -21,16 +22,29 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 
-from nrtsync_local.processes import StandinClient, StandinProcess, trusting_session
+from nrtsync_local.standin.process import StandinClient, StandinProcess, trusting_session
 
 __all__ = [
+    "ACCOUNTS",
+    "API",
+    "EXT",
+    "SUBSCRIPTIONS",
     "ConnectedAppKeys",
     "StandinClient",
+    "collection_sub",
+    "composite",
     "make_connected_app_keys",
     "routed_session",
     "running_salesforce_standin",
+    "token_for",
     "trusting_session",
+    "upsert",
 ]
+
+API = "/services/data/v62.0"
+ACCOUNTS = "Zuora__CustomerAccount__c"
+SUBSCRIPTIONS = "Zuora__Subscription__c"
+EXT = "Zuora__External_Id__c"
 
 
 @contextmanager
@@ -96,3 +110,55 @@ def routed_session(standin: StandinClient, *origins: str) -> requests.Session:
     for origin in origins:
         session.mount(origin.rstrip("/"), _RouteToStandin(origin.rstrip("/"), standin.url))
     return session
+
+
+def token_for(standin: StandinClient, http: requests.Session) -> str:
+    form = {"grant_type": "client_credentials", "client_id": standin.client_id, "client_secret": standin.client_secret}
+    response = http.post(f"{standin.url}/services/oauth2/token", data=form, timeout=5)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def upsert(
+    standin: StandinClient,
+    http: requests.Session,
+    records: list[dict[str, Any]],
+    *,
+    sobject: str = ACCOUNTS,
+    all_or_none: bool = False,
+    token: str | None = None,
+) -> requests.Response:
+    body = {"allOrNone": all_or_none, "records": [{"attributes": {"type": sobject}, **r} for r in records]}
+    return http.patch(
+        f"{standin.url}{API}/composite/sobjects/{sobject}/{EXT}",
+        json=body,
+        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
+        timeout=5,
+    )
+
+
+def composite(
+    standin: StandinClient,
+    http: requests.Session,
+    subrequests: list[dict[str, Any]],
+    *,
+    token: str | None = None,
+    all_or_none: bool = False,
+) -> requests.Response:
+    body = {"allOrNone": all_or_none, "collateSubrequests": False, "compositeRequest": subrequests}
+    return http.post(
+        f"{standin.url}{API}/composite",
+        json=body,
+        headers={"Authorization": f"Bearer {token or token_for(standin, http)}"},
+        timeout=5,
+    )
+
+
+def collection_sub(reference: str, sobject: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "method": "PATCH",
+        "url": f"{API}/composite/sobjects/{sobject}/{EXT}",
+        "referenceId": reference,
+        "body": {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in records]},
+    }

@@ -20,8 +20,10 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
+from nrtsync_fakes.breaker import FakeEventSourceSwitch
+from nrtsync_fakes.queue import FakeRetryScheduler
+from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.template import load_template, table_definition
-from tests.support.fakes import FakeEventSourceSwitch, FakeRetryScheduler, FakeSalesforce
 
 STATE_TABLE = "sync-state"
 HISTORY_TABLE = "sync-history"

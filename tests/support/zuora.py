@@ -12,7 +12,7 @@ from nrtsync.domain.mapping import MappingConfig
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.zoql import change_from_record, changes_query
 from nrtsync.ports.zuora import ZuoraPort
-from nrtsync_local.processes import ZuoraStandinClient, ZuoraStandinProcess
+from nrtsync_local.standin.process import ZuoraStandinClient, ZuoraStandinProcess
 
 
 @contextmanager
@@ -20,7 +20,7 @@ def running_zuora_standin() -> Iterator[ZuoraStandinClient]:
     """Starts ``python -m nrtsync_local.zuora``; yields its control client; closes it and stops the process."""
     with tempfile.TemporaryDirectory(prefix="zuora-standin-") as workdir:
         process = ZuoraStandinProcess(Path(workdir))
-        client = process.start_zuora()
+        client = process.start()
         try:
             yield client
         finally:

@@ -15,8 +15,8 @@ from nrtsync.ports.secrets import SecretInvalidError
 from nrtsync.ports.sweep import SweepCursor
 from nrtsync.ports.zuora import QueryPage
 from nrtsync.services.backfill.service import ZUORA_EPOCH, BackfillNotFoundError, BackfillRequestError, summary
-from tests.support.backfill_fakes import NOW, BackfillWorld
-from tests.support.sweep_fakes import zuora_account
+from nrtsync_fakes.zuora import zuora_account
+from tests.support.backfill_world import NOW, BackfillWorld
 
 FAR = 1e12
 UPDATED = NOW - timedelta(days=30)

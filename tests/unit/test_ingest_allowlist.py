@@ -9,36 +9,17 @@ from typing import Any
 import pytest
 
 import functions.ingest.app as ingest_app
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.settings import SettingsError
 from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest, source_allowed
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
 from nrtsync_local.template import function_environment, load_template
 from tests.support.events import callout_secret, load_event, with_headers
 from tests.support.lambda_context import FakeLambdaContext
 
 ZUORA_LIKE = "52.8.224.0/24, 2001:db8:1234::/48"
 BASE_ENV = {"CALLOUT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/q", "CALLOUT_SECRET_ID": "s"}
-
-
-class MemoryQueue:
-    def __init__(self) -> None:
-        self.sent: list[QueuedChange] = []
-
-    def send(self, change: QueuedChange) -> str:
-        self.sent.append(change)
-        return f"m{len(self.sent)}"
-
-
-class CountingSecrets:
-    """Counts reads: a refused source must not cost a Secrets Manager call."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        self.reads += 1
-        return dict(callout_secret())
 
 
 def settings(cidrs: str | None) -> IngestSettings:
@@ -58,8 +39,8 @@ def from_source(event: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
     return result
 
 
-def invoke(event: dict[str, Any], cidrs: str | None) -> tuple[dict[str, Any], MemoryQueue, CountingSecrets]:
-    queue, secrets = MemoryQueue(), CountingSecrets()
+def invoke(event: dict[str, Any], cidrs: str | None) -> tuple[dict[str, Any], MemoryQueue, MemorySecrets]:
+    queue, secrets = MemoryQueue(), MemorySecrets(default=callout_secret())
     ingest_app.endpoint.use(CalloutEndpoint(settings(cidrs), queue=queue, secrets=secrets))
     try:
         response: dict[str, Any] = ingest_app.lambda_handler(event, FakeLambdaContext())

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from nrtsync.domain.basic_auth import CalloutCredentials, check_basic_auth
-from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.services.ingest.endpoint import CalloutRequest, check_signature, receive_callout
+from nrtsync_fakes.queue import MemoryQueue
 
 CREDENTIALS = CalloutCredentials(username="zuora-callout", password="s3cret:with:colons")
 KEY = "hmac-test-key"
@@ -133,17 +133,8 @@ def test_absent_signature_fails(signature: str | None) -> None:
     assert not check_signature(signature, BODY, KEY)
 
 
-class _Queue:
-    def __init__(self) -> None:
-        self.sent: list[QueuedChange] = []
-
-    def send(self, change: QueuedChange) -> str:
-        self.sent.append(change)
-        return "m-1"
-
-
-def _receive(headers: dict[str, str], *, hmac_key: str | None = KEY) -> tuple[int, _Queue, dict[str, str], object]:
-    queue = _Queue()
+def _receive(headers: dict[str, str], *, hmac_key: str | None = KEY) -> tuple[int, MemoryQueue, dict[str, str], object]:
+    queue = MemoryQueue()
     credentials = CalloutCredentials(username="zuora-callout", password="s3cret:with:colons", hmac_key=hmac_key)
     outcome = receive_callout(
         CalloutRequest.of(BODY, {"Content-Type": "application/json", **headers}),
@@ -153,7 +144,7 @@ def _receive(headers: dict[str, str], *, hmac_key: str | None = KEY) -> tuple[in
         max_body_bytes=65_536,
         hmac_header="X-Zuora-Signature",
         realm="nrtsync",
-        clock=lambda: datetime(2024, 3, 5, tzinfo=UTC),
+        clock=lambda: datetime(2024, 3, 5, 10, 23, tzinfo=UTC),
     )
     return outcome.status_code, queue, outcome.headers, outcome.body
 

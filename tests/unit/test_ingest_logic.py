@@ -4,96 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from nrtsync.domain.basic_auth import CalloutCredentials
-from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.secrets import SecretInvalidError, SecretUnavailableError
-from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest, IngestOutcome, receive_callout
+from nrtsync.services.ingest.endpoint import CalloutEndpoint, CalloutRequest
 from nrtsync.services.ingest.settings import IngestSettings
+from nrtsync_fakes.queue import MemoryQueue
+from nrtsync_fakes.secrets import MemorySecrets
+from tests.support.callouts import MAX_BYTES, NOW, OBJECT_TYPES, document, fields_named, headers, receive
 from tests.support.events import basic_authorization, event_body, load_event
-
-NOW = datetime(2024, 3, 5, 18, 22, 41, tzinfo=UTC)
-CREDENTIALS = CalloutCredentials(username="zuora-callout", password="local-test-only-password")
-OBJECT_TYPES = frozenset({"Account", "Subscription", "Invoice", "Payment"})
-MAX_BYTES = 32_768
-
-
-@dataclass
-class FakeQueue:
-    sent: list[QueuedChange] = field(default_factory=list)
-    failing: bool = False
-
-    def send(self, change: QueuedChange) -> str:
-        if self.failing:
-            raise QueueUnavailableError("the queue is down")
-        self.sent.append(change)
-        return f"msg-{len(self.sent)}"
-
-
-@dataclass
-class FakeSecrets:
-    value: dict[str, Any] | Exception
-    asked: list[str] = field(default_factory=list)
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        self.asked.append(secret_id)
-        if isinstance(self.value, Exception):
-            raise self.value
-        return self.value
-
-
-def headers(**extra: str) -> dict[str, str]:
-    return {
-        "Authorization": basic_authorization(),
-        "Content-Type": "application/json",
-        "Zuora-Notification-Id": "notif-1",
-        "Zuora-Request-Id": "req-1",
-        **extra,
-    }
-
-
-def document(**overrides: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "eventType": "AccountUpdated",
-        "objectType": "Account",
-        "id": "8ad09be48db5aa2a018dc0b0c41a7d2e",
-        "updatedDate": "2024-03-05T10:22:39.000-08:00",
-        "fields": {"Name": "Acme", "Balance": "1250.00"},
-    }
-    doc.update(overrides)
-    return doc
-
-
-def receive(
-    body: bytes | dict[str, Any] | str,
-    request_headers: dict[str, str] | None = None,
-    *,
-    queue: FakeQueue | None = None,
-    query: dict[str, list[str]] | None = None,
-) -> tuple[IngestOutcome, FakeQueue]:
-    queue = queue if queue is not None else FakeQueue()
-    raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
-    outcome = receive_callout(
-        CalloutRequest.of(raw, headers() if request_headers is None else request_headers, query),
-        credentials=CREDENTIALS,
-        queue=queue,
-        object_types=OBJECT_TYPES,
-        max_body_bytes=MAX_BYTES,
-        hmac_header="X-Zuora-Signature",
-        realm="nrtsync",
-        clock=lambda: NOW,
-    )
-    return outcome, queue
-
-
-def fields_named(outcome: IngestOutcome) -> list[str]:
-    return [problem["field"] for problem in outcome.body.get("errors", [])]
 
 
 def test_a_valid_callout_is_queued_with_its_delivery_ids() -> None:
@@ -212,7 +133,7 @@ def test_a_body_at_the_limit_is_read() -> None:
 
 
 def test_a_queue_failure_is_503_so_that_zuora_retries() -> None:
-    outcome, queue = receive(document(), queue=FakeQueue(failing=True))
+    outcome, queue = receive(document(), queue=MemoryQueue(failing=True))
 
     assert outcome.status_code == 503
     assert outcome.reason == "queue_unavailable"
@@ -237,14 +158,17 @@ def test_without_a_notification_id_the_body_hash_stands_in() -> None:
     assert again.change.notification_id == queue.sent[0].notification_id
 
 
-def test_a_blank_notification_id_counts_as_none_and_a_long_one_is_cut() -> None:
+def test_a_blank_notification_id_counts_as_none_and_a_long_one_is_refused() -> None:
     blank, _ = receive(document(), headers(**{"Zuora-Notification-Id": "  "}))
-    long, _ = receive(document(), headers(**{"Zuora-Notification-Id": "n" * 500}))
+    long, queue = receive(document(), headers(**{"Zuora-Notification-Id": "n" * 201}))
+    longest, _ = receive(document(), headers(**{"Zuora-Notification-Id": "n" * 200}))
 
     assert blank.change is not None
     assert blank.change.notification_id.startswith("body-sha256:")
-    assert long.change is not None
-    assert long.change.notification_id == "n" * 200
+    # Cut, two long ids sharing a prefix would become one: the duplicate check would drop a real change.
+    assert (long.status_code, fields_named(long), queue.sent) == (400, ["Zuora-Notification-Id"], [])
+    assert longest.change is not None
+    assert longest.change.notification_id == "n" * 200
 
 
 def test_header_names_are_case_insensitive() -> None:
@@ -341,7 +265,10 @@ def request() -> CalloutRequest:
 
 
 def test_the_endpoint_reads_the_named_secret_and_queues() -> None:
-    queue, secrets = FakeQueue(), FakeSecrets({"username": "zuora-callout", "password": "local-test-only-password"})
+    queue, secrets = (
+        MemoryQueue(),
+        MemorySecrets(default={"username": "zuora-callout", "password": "local-test-only-password"}),
+    )
     endpoint = CalloutEndpoint(settings(), queue=queue, secrets=secrets, object_types=OBJECT_TYPES)
 
     outcome = endpoint.handle(request())
@@ -360,8 +287,10 @@ def test_the_endpoint_reads_the_named_secret_and_queues() -> None:
     ],
 )
 def test_a_secret_problem_is_a_server_error(secret: Any, status: int, reason: str) -> None:
-    queue = FakeQueue()
-    endpoint = CalloutEndpoint(settings(), queue=queue, secrets=FakeSecrets(secret), object_types=OBJECT_TYPES)
+    queue = MemoryQueue()
+    endpoint = CalloutEndpoint(
+        settings(), queue=queue, secrets=MemorySecrets(default=secret), object_types=OBJECT_TYPES
+    )
 
     outcome = endpoint.handle(request())
 
@@ -370,8 +299,8 @@ def test_a_secret_problem_is_a_server_error(secret: Any, status: int, reason: st
 
 
 def test_the_endpoint_takes_object_types_from_the_mapping() -> None:
-    queue = FakeQueue()
-    secrets = FakeSecrets({"username": "zuora-callout", "password": "local-test-only-password"})
+    queue = MemoryQueue()
+    secrets = MemorySecrets(default={"username": "zuora-callout", "password": "local-test-only-password"})
     endpoint = CalloutEndpoint(settings(), queue=queue, secrets=secrets)
 
     outcome = endpoint.handle(CalloutRequest.of(json.dumps(document(objectType="Payment")).encode(), headers()))

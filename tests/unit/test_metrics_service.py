@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,75 +9,17 @@ import pytest
 from nrtsync.ports.metrics import (
     HOUR,
     HourRollup,
-    MetricPoint,
     MetricsPublishError,
-    MinuteRead,
     MinuteSummary,
     RecordCounts,
-    RolledHours,
     ceil_hour,
 )
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.services.metrics.service import MetricsService, distribution_points
 from nrtsync.services.metrics.settings import MetricsSettings
+from nrtsync_fakes.metrics import FakeHistory, FakePublisher, FakeUsage
 
 NOW = datetime(2025, 6, 2, 10, 37, 20, tzinfo=UTC)
-
-
-class FakeHistory:
-    def __init__(self, summaries: Sequence[MinuteSummary] = ()) -> None:
-        self.summaries = list(summaries)
-        self.rolled: dict[datetime, dict[str, HourRollup]] = {}
-        self.watermark: datetime | None = None
-        self.minute_reads = 0
-
-    def minute_summaries(self, minutes: Sequence[datetime]) -> MinuteRead:
-        self.minute_reads += len(minutes)
-        wanted = set(minutes)
-        return MinuteRead(summaries=tuple(s for s in self.summaries if s.minute in wanted))
-
-    def rolled_hours(self, first: datetime, last: datetime) -> RolledHours:
-        hours = frozenset(h for h in self.rolled if first <= h <= last)
-        return RolledHours(hours=hours, rollups=tuple(r for h in hours for r in self.rolled[h].values()))
-
-    def write_rollups(
-        self, hour: datetime, rollups: Mapping[str, HourRollup], *, skipped: int, expires_at: int
-    ) -> None:
-        self.rolled[hour] = dict(rollups)
-
-    def distribution_watermark(self) -> datetime | None:
-        return self.watermark
-
-    def advance_watermark(self, expected: datetime | None, new: datetime) -> bool:
-        if self.watermark != expected:
-            return False
-        self.watermark = new
-        return True
-
-
-class FakeUsage:
-    def __init__(self, usage: ApiUsage | None = None) -> None:
-        self.usage = usage
-
-    def api_usage(self) -> ApiUsage | None:
-        return self.usage
-
-
-class FakePublisher:
-    def __init__(self, fail: bool = False) -> None:
-        self.points: list[MetricPoint] = []
-        self.fail = fail
-
-    def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int:
-        if self.fail and any(p.values for p in points):
-            raise MetricsPublishError("CloudWatch said no")
-        self.points.extend(points)
-        return len(points)
-
-    def value(self, name: str, **dims: str) -> float | None:
-        found = [p.value for p in self.points if p.name == name and dict(p.dimensions) == dims]
-        assert len(found) <= 1
-        return found[0] if found else None
 
 
 def settings(**env: str) -> MetricsSettings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,22 +21,16 @@ from nrtsync.services.reconcile.service import (
     ReconcileWindows,
 )
 from nrtsync.services.sweep.service import Sweep
-from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
+from nrtsync_fakes.breaker import MemoryBreakerStore
+from nrtsync_fakes.queue import MemorySink
+from nrtsync_fakes.state import MemoryVersions
+from nrtsync_fakes.sweep import MemoryCheckpoints
+from nrtsync_fakes.zuora import MemoryZuora, zuora_account
 
 MAPPING = load_mapping()
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 WINDOWS = ReconcileWindows(overlap=timedelta(minutes=5), settle=timedelta(minutes=2), lookback=timedelta(hours=24))
 LONG = 900.0  # seconds left in the invocation: more than any test needs
-
-
-@dataclass
-class MemoryBreaker:
-    state: BreakerState = field(default_factory=lambda: BreakerState(is_open=False))
-    reads: int = 0
-
-    def read(self) -> BreakerState:
-        self.reads += 1
-        return self.state
 
 
 class SlowZuora(MemoryZuora):
@@ -62,7 +55,7 @@ class World:
         self.sink = MemorySink()
         self.versions = MemoryVersions()
         self.checkpoints = MemoryCheckpoints()
-        self.breaker = MemoryBreaker()
+        self.breaker = MemoryBreakerStore()
         self.now = NOW
         self.monotonic_now = 0.0
 

@@ -11,7 +11,10 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.zoql import RECONCILE_SOURCE, change_source
 from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.services.sweep.service import Sweep, is_newer_than_settled
-from tests.support.sweep_fakes import MemoryCheckpoints, MemorySink, MemoryVersions, MemoryZuora, zuora_account
+from nrtsync_fakes.queue import MemorySink
+from nrtsync_fakes.state import MemoryVersions
+from nrtsync_fakes.sweep import MemoryCheckpoints
+from nrtsync_fakes.zuora import MemoryZuora, zuora_account
 
 MAPPING = load_mapping()
 SINCE = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)

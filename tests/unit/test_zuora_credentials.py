@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from pydantic import ValidationError
 
@@ -12,6 +10,7 @@ from nrtsync.app.shared import build_zuora_from_secret
 from nrtsync.domain.models.zuora import ZuoraCredentials
 from nrtsync.ports.secrets import SecretInvalidError
 from nrtsync.services.sweep.settings import SweepSettings
+from nrtsync_fakes.secrets import MemorySecrets
 
 
 @pytest.mark.parametrize(
@@ -51,23 +50,15 @@ def test_the_client_secret_never_shows_in_repr() -> None:
     assert "hunter2" not in str(credentials)
 
 
-class _Secrets:
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
-
-    def get_json(self, secret_id: str) -> dict[str, Any]:
-        return self.document
-
-
 def test_a_sweep_reads_zuora_credentials_from_its_secret_and_a_bad_secret_names_its_keys_not_its_values() -> None:
     settings = SweepSettings.from_env(
         {"CALLOUT_QUEUE_URL": "q", "SYNC_STATE_TABLE": "state", "ZUORA_SECRET_ID": "arn:zuora"}
     )
     good = {"base_url": "https://rest.eu.zuora.com", "client_id": "id", "client_secret": "s3cr3t-value"}
-    assert isinstance(build_zuora_from_secret(settings, secrets=_Secrets(good)), ZuoraClient)
+    assert isinstance(build_zuora_from_secret(settings, secrets=MemorySecrets(default=good)), ZuoraClient)
 
     with pytest.raises(SecretInvalidError) as refused:
-        build_zuora_from_secret(settings, secrets=_Secrets(good | {"base_url": "http://rest.zuora.com"}))
+        build_zuora_from_secret(settings, secrets=MemorySecrets(default=good | {"base_url": "http://rest.zuora.com"}))
     assert "arn:zuora" in str(refused.value)
     assert "base_url" in str(refused.value)
     assert "s3cr3t-value" not in str(refused.value)

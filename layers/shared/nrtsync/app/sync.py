@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ from nrtsync.app.shared import build_salesforce
 from nrtsync.observability import logger, metrics
 from nrtsync.observability.names import (
     BATCH_SIZE,
+    OLDEST_WAITING_CHANGE_AGE,
     RECORDS_DUPLICATE,
     RECORDS_FAILED,
     RECORDS_STALE,
@@ -30,7 +31,7 @@ from nrtsync.services.sync.settings import SyncSettings
 if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
-    from nrtsync.ports.history import HistoryWriter
+    from nrtsync.ports.history import HistoryWriter, RecordOutcome
     from nrtsync.ports.holds import HoldStore
     from nrtsync.ports.queue import RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
@@ -161,6 +162,9 @@ def report_session(result: SyncResult) -> None:
     for name, key in SESSION_COUNTS:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=line[key])
     metrics.add_metric(name=BATCH_SIZE, unit=MetricUnit.Count, value=session.records_in)
+    metrics.add_metric(
+        name=OLDEST_WAITING_CHANGE_AGE, unit=MetricUnit.Seconds, value=oldest_waiting_seconds(result.outcomes)
+    )
     for failure in result.failures:
         # Salesforce's and pydantic's messages quote field values (personal data): they stay in the failure
         # list (`nrtsync failures`); the log line carries ids and the error code only.
@@ -173,6 +177,14 @@ def report_session(result: SyncResult) -> None:
                 "session_id": failure.session_id,
             },
         )
+
+
+def oldest_waiting_seconds(outcomes: Sequence[RecordOutcome]) -> float:
+    """How long the oldest change this session left waiting has been in the pipeline (from its callout's
+    arrival to this session's decision); 0 when every change was settled."""
+    from nrtsync.domain.outcomes import Outcome  # noqa: PLC0415
+
+    return max((o.sync_ms for o in outcomes if o.outcome is Outcome.WAITING), default=0) / 1000
 
 
 def report_probe(result: ProbeResult | None) -> None:

@@ -98,6 +98,10 @@ RECORDS_WAITING: Final = "RecordsWaiting"
 RECORDS_FAILED: Final = "RecordsFailed"
 SALESFORCE_API_CALLS: Final = "SalesforceApiCalls"
 BATCH_SIZE: Final = "BatchSize"
+# Seconds the oldest change a session handed back to the queue (waiting: its parent, a busy record, a batch that
+# tripped the breaker) has waited since its callout arrived; 0 when none waits. SQS's ApproximateAgeOfOldestMessage
+# leaves out messages received three or more times, which is exactly these; its alarm watches this instead.
+OLDEST_WAITING_CHANGE_AGE: Final = "OldestWaitingChangeAge"
 SYNC_SESSION_METRIC_NAMES: Final[tuple[str, ...]] = (
     RECORDS_WRITTEN,
     RECORDS_SUPERSEDED,
@@ -107,6 +111,7 @@ SYNC_SESSION_METRIC_NAMES: Final[tuple[str, ...]] = (
     RECORDS_FAILED,
     SALESFORCE_API_CALLS,
     BATCH_SIZE,
+    OLDEST_WAITING_CHANGE_AGE,
 )
 
 # The ingest function's, one data point per callout (EMF, dimension ``service``; rejections also per ``Reason``).

@@ -42,8 +42,13 @@ class BreakerStore(Protocol):
         """The breaker's state; closed when no item exists."""
         ...
 
-    def write(self, state: BreakerState) -> None:
-        """Replace the state (open or closed), keeping nothing of the old item but what ``state`` says."""
+    def write(self, state: BreakerState, *, expected: BreakerState | None = None) -> bool:
+        """Replace the state (open or closed), keeping nothing of the old item but what ``state`` says.
+
+        With ``expected``, only if the stored state is still that one (open: the same reason, ``by`` and
+        ``updated_at``; closed: any closed state), atomically; False when it changed meanwhile (nothing written).
+        Without it, unconditionally: an operator's pause or resume wins over whatever is stored.
+        """
         ...
 
     def count_failure(self, at: datetime) -> int:
@@ -59,6 +64,11 @@ class BreakerReader(Protocol):
     """What a sweep needs of the breaker: whether Salesforce is paused (reconciliation then queues nothing)."""
 
     def read(self) -> BreakerState: ...
+
+
+class EventSourceBusyError(BreakerUnavailableError):
+    """The event source mapping is still changing state (``Enabling``, ``Disabling``, ``Updating``) and refused
+    another change meanwhile: in progress, not broken; the next probe or the operator's command asks again."""
 
 
 class EventSourceSwitch(Protocol):

@@ -6,11 +6,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
-    # Salesforce models.
     from nrtsync.domain.models.callout import QueuedChange
 
-from nrtsync.domain.models.callout import QueuedChange
+# The callout queue's MaximumMessageSize (template.yaml) and SQS's ceiling for it: a larger change is never queued.
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class RetryScheduler(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,11 +29,19 @@ class DynamoBreakerStore:
             raise BreakerUnavailableError("could not read the breaker") from exc
         return breaker_of(response.get("Item"))
 
-    def write(self, state: BreakerState) -> None:
+    def write(self, state: BreakerState, *, expected: BreakerState | None = None) -> bool:
+        condition: dict[str, Any] = {}
+        if expected is not None:
+            condition = _unchanged_since(expected)
         try:
-            self._client.put_item(TableName=self._table, Item=breaker_item(state))
-        except (ClientError, BotoCoreError) as exc:
+            self._client.put_item(TableName=self._table, Item=breaker_item(state), **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
             raise BreakerUnavailableError("could not write the breaker") from exc
+        except BotoCoreError as exc:
+            raise BreakerUnavailableError("could not write the breaker") from exc
+        return True
 
     def count_failure(self, at: datetime) -> int:
         # ADD is atomic: concurrent invocations each count their failed call once.
@@ -67,3 +75,30 @@ class DynamoBreakerStore:
                 raise BreakerUnavailableError("could not reset the failure count") from exc
         except BotoCoreError as exc:
             raise BreakerUnavailableError("could not reset the failure count") from exc
+
+
+def _unchanged_since(expected: BreakerState) -> dict[str, Any]:
+    """The PutItem condition that the stored breaker is still ``expected`` (what the writer read and decided on)."""
+    if not expected.is_open:
+        # Closed, or no item yet: whatever closed it, an open state written meanwhile must not be replaced.
+        return {
+            "ConditionExpression": "attribute_not_exists(#state) OR #state = :closed",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":closed": {"S": "closed"}},
+        }
+    # Open: the same opening (a pause, or another trip, writes another reason, by or updated_at).
+    item = breaker_item(expected)
+    names = {"#state": "state", "#reason": "reason", "#by": "by", "#updated": "updated_at"}
+    values = {":open": {"S": "open"}, ":by": item["by"]}
+    parts = ["#state = :open", "#by = :by"]
+    for name, placeholder, key in (("#reason", ":reason", "reason"), ("#updated", ":updated", "updated_at")):
+        if key in item:
+            parts.append(f"{name} = {placeholder}")
+            values[placeholder] = item[key]
+        else:
+            parts.append(f"attribute_not_exists({name})")
+    return {
+        "ConditionExpression": " AND ".join(parts),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }

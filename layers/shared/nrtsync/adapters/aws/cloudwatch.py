@@ -7,9 +7,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.clients import PUBLISH_CONFIG
 from nrtsync.ports.metrics import MetricPoint, MetricsPublishError
 
 if TYPE_CHECKING:
@@ -21,8 +21,6 @@ MAX_VALUES_PER_METRIC: Final = 150
 # The documented limit is 1 MB per request; the estimate below is the JSON size of the data, and the
 # wire encoding (query or JSON protocol) adds overhead, so keep a wide margin.
 MAX_ESTIMATED_BYTES_PER_CALL: Final = 600_000
-
-_CW_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 4})
 
 
 def split_values(point: MetricPoint, limit: int = MAX_VALUES_PER_METRIC) -> list[MetricPoint]:
@@ -88,7 +86,7 @@ class CloudWatchPublisher:
     """Sends metric points to CloudWatch in as few calls as the limits allow."""
 
     def __init__(self, client: CloudWatchClient | None = None) -> None:
-        self._client: CloudWatchClient = client or boto3.client("cloudwatch", config=_CW_CONFIG)
+        self._client: CloudWatchClient = client or boto3.client("cloudwatch", config=PUBLISH_CONFIG)
 
     def publish(self, namespace: str, points: Sequence[MetricPoint]) -> int:
         """Publish every point; returns how many data were sent. Raises MetricsPublishError on the first

@@ -9,37 +9,61 @@ event source mappings": the ``State`` values). A batch already being processed f
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.ports.breaker import BreakerUnavailableError
+from nrtsync.adapters.aws.clients import STANDARD_CONFIG
+from nrtsync.ports.breaker import BreakerUnavailableError, EventSourceBusyError
 
-_LAMBDA_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4})
+# UpdateEventSourceMapping answers ResourceInUseException while the mapping is Enabling, Disabling or Updating
+# (Lambda API reference, UpdateEventSourceMapping, Errors); those last seconds, so a few short waits cover them.
+_BUSY_WAITS = (0.5, 1.0, 2.0)
 
 
 class LambdaEventSourceSwitch:
     """EventSourceSwitch on the Lambda API; the mapping's UUID is looked up once per container."""
 
-    def __init__(self, function_name: str, queue_arn: str, client: Any = None) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        queue_arn: str,
+        client: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._function_name = function_name
         self._queue_arn = queue_arn
         # No mypy_boto3_lambda stubs pinned: the two calls used are checked by the moto integration test.
-        self._client: Any = client or boto3.client("lambda", config=_LAMBDA_CONFIG)
+        self._client: Any = client or boto3.client("lambda", config=STANDARD_CONFIG)
         self._uuid: str | None = None
+        self._sleep = sleep
 
     def set_enabled(self, enabled: bool) -> None:
-        try:
-            self._client.update_event_source_mapping(UUID=self._mapping_uuid(), Enabled=enabled)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "ResourceNotFoundException":
-                self._uuid = None  # recreated by a deploy: look it up again next time
-            raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}: {code}") from exc
-        except BotoCoreError as exc:
-            raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}") from exc
+        """Raises EventSourceBusyError when the mapping is still changing state after the retries (in progress,
+        not a failure), BreakerUnavailableError for anything else."""
+        for wait in (*_BUSY_WAITS, None):
+            try:
+                self._client.update_event_source_mapping(UUID=self._mapping_uuid(), Enabled=enabled)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "ResourceInUseException":
+                    if wait is None:
+                        raise EventSourceBusyError(
+                            f"the event source mapping is still changing state; enabled={enabled} not yet asked"
+                        ) from exc
+                    self._sleep(wait)
+                    continue
+                if code == "ResourceNotFoundException":
+                    self._uuid = None  # recreated by a deploy: look it up again next time
+                message = f"could not set the event source mapping enabled={enabled}: {code}"
+                raise BreakerUnavailableError(message) from exc
+            except BotoCoreError as exc:
+                raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}") from exc
+            return
 
     def _mapping_uuid(self) -> str:
         if self._uuid is None:

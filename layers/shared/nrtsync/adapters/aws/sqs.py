@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.clients import STANDARD_CONFIG
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.queue import QueueUnavailableError
 
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
         SendMessageBatchRequestEntryTypeDef,
     )
 
-# Short timeouts: API Gateway gives up after 29 s, and a 5xx that Zuora retries beats a 504 it cannot read.
-_SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 SQS_BATCH_MAX = 10
 # SendMessageBatch's payload limit, all entries together (SQS quotas: 256 KiB; the 1 MiB raised in 2025 applies
 # to single messages in some regions only, so the lower figure is the safe one).
@@ -34,7 +32,7 @@ class SqsChangeQueue:
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
-        self._client: SQSClient = client or boto3.client("sqs", config=_SQS_CONFIG)
+        self._client: SQSClient = client or boto3.client("sqs", config=STANDARD_CONFIG)
 
     def send(self, change: QueuedChange) -> str:
         """Queue one change and return its SQS message id."""

@@ -27,6 +27,10 @@ _BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
 _BATCH_GET_TRIES = 4
 
 
+class RecordLeasedError(StateUnavailableError):
+    """A sync holds the record's lease: its state cannot be forgotten now."""
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -136,6 +140,28 @@ class DynamoVersionStore:
                 raise StateUnavailableError(f"could not release {record_key}") from exc
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def forget(self, record_key: str) -> dict[str, Any] | None:
+        """Delete the record's version state (written version and hash, tombstone, kept values, parked version), for
+        the day something wrong got in: the next change of the record is then written whatever its date. Returns
+        the item as it was (None: there was none). Raises RecordLeasedError while a sync holds the record's lease
+        (its commit would otherwise recreate a state from a write in flight)."""
+        try:
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
+                ExpressionAttributeValues={":now": {"N": str(_now_ms())}},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise RecordLeasedError(f"{record_key} is being written right now; try again in a minute") from exc
+            raise StateUnavailableError(f"could not forget {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not forget {record_key}") from exc
+        old = response.get("Attributes")
+        return dict(old) if old else None
 
     def kept_values(self, record_keys: Collection[str]) -> dict[str, dict[str, str | None]]:
         """The kept fields of each record that has any: record key -> {field: value or None (known empty)}."""

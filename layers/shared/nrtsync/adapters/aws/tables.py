@@ -39,8 +39,7 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.config import Config
-
+from nrtsync.adapters.aws.clients import STANDARD_CONFIG
 from nrtsync.ports.backfill import BackfillRun, BackfillStatus, ObjectProgress
 from nrtsync.ports.breaker import BreakerReason, BreakerState
 from nrtsync.ports.metrics import MINUTE_FORMAT, minute_key
@@ -51,10 +50,8 @@ if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-# Short timeouts and a few standard retries: every caller has a deadline and retries whole steps itself.
-DYNAMODB_CONFIG: Final = Config(
-    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 4}
-)
+# Short timeouts and a few standard retries (STANDARD_CALL): every caller has a deadline and retries whole steps.
+DYNAMODB_CONFIG: Final = STANDARD_CONFIG
 
 HOUR_FORMAT: Final = "%Y-%m-%dT%H"
 

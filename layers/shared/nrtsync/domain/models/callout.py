@@ -146,7 +146,16 @@ class Callout(BaseModel):
     @field_validator("updatedDate")
     @classmethod
     def _date_in_utc(cls, value: datetime) -> datetime:
-        return _as_utc(value)
+        try:
+            in_utc = _as_utc(value)
+        except OverflowError:
+            # 9999-12-31T23:59:59-14:00 is past the calendar's end in UTC: a 422, not a crash (API Gateway's 502,
+            # which Zuora would retry for hours).
+            raise ValueError("is outside the range of dates (years 1970 to 9999 in UTC)") from None
+        if in_utc < _EPOCH:
+            # Versions count microseconds from 1970; Zuora's records are all younger.
+            raise ValueError("is before 1970: not a Zuora UpdatedDate")
+        return in_utc
 
 
 class QueuedChange(BaseModel):

@@ -11,6 +11,11 @@ state table do not care how long a change waited). A breaker opened by hand (``M
 Order of the two writes, so that a failure in between never leaves the queue unread for good:
 - opening: state first, then the mapping; if disabling fails, the probe disables again while the state is open;
 - closing: state first, then the mapping; if enabling fails, the state is opened again for the next probe.
+
+The breaker never overrides an operator: the sync's trips and the probe's close are conditional writes (only if the
+stored state is still the one they read), so a pause made meanwhile stands, and the probe reads the state again
+after enabling the mapping and disables it once more if someone opened the breaker in between. Two concurrent
+trips are harmless: the second finds the breaker open and keeps the first's reason and ``since``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from nrtsync.ports.breaker import (
     BreakerState,
     BreakerStore,
     BreakerUnavailableError,
+    EventSourceBusyError,
     EventSourceSwitch,
 )
 from nrtsync.ports.salesforce import ApiUsage, SalesforcePort
@@ -140,9 +146,16 @@ class CircuitBreaker:
             is_open=True, reason=reason, message=message, since=now, by=by, updated_at=now, failures=state.failures
         )
         try:
-            self._store.write(opened)
+            written = self._store.write(opened, expected=state)
         except BreakerUnavailableError:
             logger.error("breaker not opened: its state could not be written", extra={"reason": reason.value})
+            return state
+        if not written:
+            # Someone opened it between our read and our write (an operator's pause, another trip): theirs stands.
+            state = self.current()
+            logger.info("breaker opened meanwhile; its reason stays", extra={"reason": str(state.reason)})
+            if state.is_open:
+                self._set_mapping(enabled=False)
             return state
         logger.error("circuit breaker opened; the sync stops receiving", extra={"reason": reason.value, "by": by})
         self._set_mapping(enabled=False)
@@ -210,23 +223,39 @@ class CircuitBreaker:
             updated_at=now,
         )
         try:
-            self._store.write(closed)
+            written = self._store.write(closed, expected=state)
         except BreakerUnavailableError as exc:
             return ProbeResult(state, "kept_open", api_usage=usage, error=str(exc))
+        if not written:
+            return self._changed_meanwhile(usage)
         if not self._set_mapping(enabled=True):
             # Closed but not receiving would stall silently: open again so the next probe tries once more.
             reopened = replace(state, updated_at=now)
             try:
-                self._store.write(reopened)
+                self._store.write(reopened, expected=closed)
             except BreakerUnavailableError:
                 logger.error("breaker closed but the mapping is still disabled; enable it by hand (nrtsync resume)")
             return ProbeResult(reopened, "kept_open", api_usage=usage, error="the event source mapping not enabled")
+        after = self.current()
+        if after.is_open:
+            # Paused (or tripped) between our close and our enable: the mapping goes back to what they asked for.
+            self._set_mapping(enabled=False)
+            return self._changed_meanwhile(usage, after)
         logger.info("circuit breaker closed; the sync receives again", extra={"was": state.reason})
         return ProbeResult(closed, "closed", api_usage=usage)
+
+    def _changed_meanwhile(self, usage: ApiUsage, state: BreakerState | None = None) -> ProbeResult:
+        state = state or self.current()
+        logger.info("the breaker changed while the probe ran; the probe leaves it", extra={"by": state.by})
+        action = "manual" if state.reason is BreakerReason.MANUAL else "kept_open" if state.is_open else "idle"
+        return ProbeResult(state, action, api_usage=usage)
 
     def _set_mapping(self, *, enabled: bool) -> bool:
         try:
             self._switch.set_enabled(enabled)
+        except EventSourceBusyError as exc:
+            logger.warning("event source mapping still changing state; asked again later", extra={"error": str(exc)})
+            return False
         except BreakerUnavailableError as exc:
             logger.error("event source mapping not changed", extra={"enabled": enabled, "error": str(exc)})
             return False

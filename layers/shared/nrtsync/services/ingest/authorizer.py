@@ -16,6 +16,7 @@ would deny the next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,8 @@ from nrtsync.domain.basic_auth import CalloutCredentials, check_basic_auth
 from nrtsync.ports.secrets import SecretSource
 from nrtsync.services.ingest.settings import AuthorizerSettings
 
-_METHOD_ARN_PREFIX = "arn:aws:execute-api:"
+# Any partition (aws, aws-cn, aws-us-gov...): the policy's resource keeps the one API Gateway sent.
+_METHOD_ARN_PREFIX = re.compile(r"arn:aws(-[a-z]+)*:execute-api:")
 
 
 class NotAuthenticatedError(Exception):
@@ -56,8 +58,8 @@ class AuthorizerRequest:
 
 
 def stage_wide_resource(method_arn: str) -> str:
-    """``arn:aws:execute-api:region:account:api/stage/*/*`` for a method ARN of that API and stage."""
-    if not method_arn.startswith(_METHOD_ARN_PREFIX):
+    """``arn:<partition>:execute-api:region:account:api/stage/*/*`` for a method ARN of that API and stage."""
+    if not _METHOD_ARN_PREFIX.match(method_arn):
         raise MalformedAuthorizerEventError(f"not an execute-api method ARN: {method_arn!r}")
     prefix, _, path = method_arn.rpartition(":")
     api_id, _, rest = path.partition("/")

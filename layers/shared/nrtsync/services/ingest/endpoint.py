@@ -11,9 +11,10 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,12 +25,17 @@ from nrtsync.domain.basic_auth import CalloutCredentials, basic_challenge, check
 from nrtsync.domain.mapping import cached_mapping
 from nrtsync.domain.models.callout import Callout, QueuedChange
 from nrtsync.domain.settings import IpNetwork
-from nrtsync.ports.queue import ChangeQueue, QueueUnavailableError
+from nrtsync.ports.queue import MAX_MESSAGE_BYTES, ChangeQueue, QueueUnavailableError
 from nrtsync.ports.secrets import SecretInvalidError, SecretSource, SecretUnavailableError
 from nrtsync.services.ingest.settings import IngestSettings
 
 NOTIFICATION_ID_HEADER = "zuora-notification-id"
 REQUEST_ID_HEADER = "zuora-request-id"
+# Zuora's delivery ids are UUID-like; anything else printable up to this length is kept as sent (the id is the key
+# of duplicate detection, so it is refused rather than truncated: two long ids sharing a prefix are different).
+MAX_DELIVERY_ID_CHARS = 200
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=10)
 _TOP_LEVEL_KEYS = frozenset({"eventType", "objectType", "id", "updatedDate", "changeType"})
 _FIELD_PREFIX = "fields."
 
@@ -298,6 +304,8 @@ def _refuse_access(
             f"the body is {len(request.body)} bytes; the limit is {max_body_bytes}",
             [FieldProblem("body", f"larger than {max_body_bytes} bytes")],
         )
+    if credentials.hmac_key and (unsigned := _unsigned_input(request)) is not None:
+        return unsigned
     if credentials.hmac_key and not check_signature(
         request.headers.get(hmac_header.lower()), request.body, credentials.hmac_key
     ):
@@ -309,6 +317,68 @@ def _refuse_access(
             [FieldProblem(hmac_header, "missing or does not match the body")],
         )
     return None
+
+
+def _unsigned_input(request: CalloutRequest) -> IngestOutcome | None:
+    """With an HMAC key the signature covers the body only (Zuora's HMAC data ``{{Request.Body}}``), so nothing
+    else the endpoint would read may travel beside it: a query string could be added to a replayed signed body
+    (``?changeType=DELETE``), and an empty body has the same signature on every request."""
+    if request.query:
+        return _reject(
+            400,
+            "unsigned_parameters",
+            "with an HMAC key set the callout must carry everything in its signed body, not in the query string",
+            [FieldProblem(f"query.{name}", "not covered by the signature") for name in sorted(request.query)],
+        )
+    if not request.body:
+        return _reject(
+            400,
+            "empty_body",
+            "with an HMAC key set the callout must have a body for the signature to cover",
+            [FieldProblem("body", "empty: nothing for the signature to cover")],
+        )
+    return None
+
+
+def _delivery_id_problem(request: CalloutRequest) -> IngestOutcome | None:
+    """A delivery id that is not printable ASCII of at most 200 characters is refused (400), never half-stored."""
+    for header, shown in ((NOTIFICATION_ID_HEADER, "Zuora-Notification-Id"), (REQUEST_ID_HEADER, "Zuora-Request-Id")):
+        value = request.headers.get(header)
+        if value is None or value.strip() == "":
+            continue
+        if len(value) > MAX_DELIVERY_ID_CHARS:
+            message = f"longer than {MAX_DELIVERY_ID_CHARS} characters"
+        elif not _PRINTABLE_ASCII.fullmatch(value):
+            message = "must be printable ASCII"
+        else:
+            continue
+        return _reject(400, "invalid_header", f"the {shown} header is not valid", [FieldProblem(shown, message)])
+    return None
+
+
+def _implausible_date(callout: Callout, received_at: datetime, max_skew: timedelta) -> IngestOutcome | None:
+    # A date in the future outranks every real later change of the record for as long as it stands; Zuora's
+    # clock and ours agree within seconds, so anything past the skew is a template or a forgery, not a change.
+    if callout.updatedDate - received_at <= max_skew:
+        return None
+    problem = FieldProblem(
+        "updatedDate", f"more than {int(max_skew.total_seconds())} seconds after the time the callout arrived"
+    )
+    return _reject(422, "invalid_callout", "the callout's updatedDate is in the future", [problem])
+
+
+def _message_too_large(change: QueuedChange) -> IngestOutcome | None:
+    # Escaped form bodies (and JSON's escapes) can grow past the queue's limit after parsing; SQS would refuse the
+    # message on every retry, so this is the sender's problem (413), not ours (503).
+    size = len(change.model_dump_json().encode())
+    if size <= MAX_MESSAGE_BYTES:
+        return None
+    return _reject(
+        413,
+        "body_too_large",
+        f"the change would be a {size}-byte queue message; the queue takes at most {MAX_MESSAGE_BYTES}",
+        [FieldProblem("fields", f"too large once queued ({size} bytes > {MAX_MESSAGE_BYTES})")],
+    )
 
 
 def _parse_callout(request: CalloutRequest, object_types: frozenset[str]) -> Callout | IngestOutcome:
@@ -359,26 +429,33 @@ def receive_callout(
     max_body_bytes: int,
     hmac_header: str,
     realm: str,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestOutcome:
     """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora."""
     received_at = clock()
     refusal = _refuse_access(request, credentials, max_body_bytes=max_body_bytes, hmac_header=hmac_header, realm=realm)
+    if refusal is None:
+        refusal = _delivery_id_problem(request)
     if refusal is not None:
         return refusal
     parsed = _parse_callout(request, object_types)
     if isinstance(parsed, IngestOutcome):
         return parsed
+    if (future := _implausible_date(parsed, received_at, max_clock_skew)) is not None:
+        return future
     notification_id = request.headers.get(NOTIFICATION_ID_HEADER, "").strip()
     if not notification_id:
         # Without Zuora's id, a hash of the body still makes an exact re-send recognisable downstream.
         notification_id = "body-sha256:" + hashlib.sha256(request.body).hexdigest()
     change = QueuedChange.from_callout(
         parsed,
-        notification_id=notification_id[:200],
-        request_id=request.headers.get(REQUEST_ID_HEADER, "").strip()[:200] or None,
+        notification_id=notification_id,
+        request_id=request.headers.get(REQUEST_ID_HEADER, "").strip() or None,
         received_at=received_at,
     )
+    if (too_large := _message_too_large(change)) is not None:
+        return too_large
     return _queue_change(change, queue)
 
 
@@ -427,6 +504,7 @@ class CalloutEndpoint:
             max_body_bytes=self._settings.max_body_bytes,
             hmac_header=self._settings.hmac_header,
             realm=self._settings.auth_realm,
+            max_clock_skew=timedelta(seconds=self._settings.max_clock_skew_seconds),
         )
 
 

@@ -15,7 +15,11 @@ class IngestSettings(EnvSettings):
 
     queue_url: str = Field(alias="CALLOUT_QUEUE_URL", min_length=1)
     callout_secret_id: str = Field(alias="CALLOUT_SECRET_ID", min_length=1)
-    max_body_bytes: int = Field(alias="MAX_CALLOUT_BYTES", default=65_536, ge=1_024, le=262_144)
+    # At most 128 KiB (the template's MaxValue): the queued change must stay under the queue's 256 KiB message limit,
+    # and the event API Gateway hands over (base64 doubles at worst) under Lambda's 6 MB request limit.
+    max_body_bytes: int = Field(alias="MAX_CALLOUT_BYTES", default=65_536, ge=1_024, le=131_072)
+    # How far a callout's updatedDate may lie after its arrival (clock skew between Zuora and AWS).
+    max_clock_skew_seconds: int = Field(alias="MAX_CLOCK_SKEW_SECONDS", default=600, ge=0, le=86_400)
     hmac_header: str = Field(alias="CALLOUT_HMAC_HEADER", default="X-Zuora-Signature", min_length=1)
     auth_realm: str = Field(alias="CALLOUT_AUTH_REALM", default="nrtsync", pattern=r'^[^"\\]+$')
     secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)

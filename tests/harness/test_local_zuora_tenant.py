@@ -1,0 +1,72 @@
+"""`make local` against a real Zuora tenant: the ZUORA_* variables make the secret reconciliation reads, all
+three or none (the stand-in); and the one CA bundle the functions trust holds every stand-in's CA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import certifi
+import pytest
+
+from nrtsync_local.stack import LocalDeploymentError, ZuoraTenant
+from nrtsync_local.stack.zuora_tenant import ca_bundle
+
+TENANT = {
+    "ZUORA_BASE_URL": "https://rest.apisandbox.zuora.com",
+    "ZUORA_CLIENT_ID": "0a1b2c3d-client",
+    "ZUORA_CLIENT_SECRET": "s3cret=",
+}
+
+
+def test_no_zuora_variable_means_the_stand_in() -> None:
+    assert ZuoraTenant.from_environ({}) is None
+    assert ZuoraTenant.from_environ({"ZUORA_BASE_URL": "  ", "SALESFORCE_LOGIN_URL": "https://x"}) is None
+
+
+def test_all_three_make_the_zuora_secret() -> None:
+    tenant = ZuoraTenant.from_environ({name: f" {value} " for name, value in TENANT.items()})
+
+    assert tenant is not None
+    assert dict(tenant.secret) == {
+        "base_url": "https://rest.apisandbox.zuora.com",
+        "client_id": "0a1b2c3d-client",
+        "client_secret": "s3cret=",
+    }
+    assert tenant.base_url == "https://rest.apisandbox.zuora.com"
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        (["ZUORA_BASE_URL"], "ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET"),
+        (["ZUORA_BASE_URL", "ZUORA_CLIENT_ID"], "ZUORA_CLIENT_SECRET"),
+        (["ZUORA_CLIENT_ID", "ZUORA_CLIENT_SECRET"], "ZUORA_BASE_URL"),
+    ],
+)
+def test_some_but_not_all_is_an_error_naming_the_missing_ones(given: list[str], missing: str) -> None:
+    with pytest.raises(LocalDeploymentError, match=f"but not {missing}: set all three"):
+        ZuoraTenant.from_environ({name: TENANT[name] for name in given})
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://rest.zuora.com", "https://rest.zuora.com/v1", "not a url"], ids=["http", "path", "garbage"]
+)
+def test_a_base_url_the_credentials_model_refuses_is_an_error_naming_the_field(base_url: str) -> None:
+    with pytest.raises(LocalDeploymentError, match="ZUORA_\\* variables do not make a valid secret: base_url"):
+        ZuoraTenant.from_environ({**TENANT, "ZUORA_BASE_URL": base_url})
+
+
+def test_the_ca_bundle_holds_the_public_roots_and_each_stand_ins_ca(tmp_path: Path) -> None:
+    salesforce_ca = tmp_path / "sf.pem"
+    salesforce_ca.write_text("-----BEGIN CERTIFICATE-----\nSALESFORCE\n-----END CERTIFICATE-----\n")
+    zuora_ca = tmp_path / "zuora.pem"
+    zuora_ca.write_text("-----BEGIN CERTIFICATE-----\nZUORA\n-----END CERTIFICATE-----\n")
+
+    bundle = ca_bundle(tmp_path / "bundle.pem", [str(salesforce_ca), None, str(zuora_ca)])
+
+    assert bundle is not None
+    text = Path(bundle).read_text()
+    assert "SALESFORCE" in text
+    assert "ZUORA" in text
+    assert Path(certifi.where()).read_text() in text  # a real org or tenant beside a stand-in stays trusted
+    assert ca_bundle(tmp_path / "none.pem", [None, None]) is None
