@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -227,8 +228,12 @@ def _as_date(value: FieldValue) -> str:
     return parse_zuora_date(str(value)).isoformat()
 
 
-def _as_datetime(value: FieldValue) -> str:
+def _as_datetime(value: FieldValue, zone: tzinfo = UTC) -> str:
     moment = parse_zuora_datetime(str(value), require_time=False)
+    if moment.tzinfo is None:
+        # Zuora renders a dateTime in the tenant's time zone; Salesforce needs "Z" or an offset on every dateTime
+        # ("Valid Date and DateTime Formats"), or it reads a different instant.
+        moment = moment.replace(tzinfo=zone)
     # Salesforce keeps milliseconds and reads at most three fraction digits ("Valid Date and DateTime Formats");
     # isoformat() would print six for any time with a fraction.
     return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
@@ -258,7 +263,9 @@ _COERCIONS: dict[FieldType, Callable[[FieldValue], Any]] = {
 }
 
 
-def coerce_value(value: FieldValue, field_type: FieldType, *, field: str, null_text: NullText = "empty") -> Any:
+def coerce_value(
+    value: FieldValue, field_type: FieldType, *, field: str, null_text: NullText = "empty", zone: tzinfo = UTC
+) -> Any:
     """Turn a callout value (Zuora renders merge fields as strings) into the JSON Salesforce expects.
 
     An empty value (``is_empty``: JSON null, "", the text ``null``) means "no value" and becomes JSON null,
@@ -270,13 +277,20 @@ def coerce_value(value: FieldValue, field_type: FieldType, *, field: str, null_t
     if is_empty(value):
         return None
     try:
+        if field_type == "datetime":
+            return _as_datetime(value, zone)
         return _COERCIONS[field_type](value)
     except (ValueError, InvalidOperation) as exc:
         raise MappingError(f"field {field!r}: {value!r} is not a valid {field_type}: {exc}") from exc
 
 
 def build_record(
-    mapping: MappingConfig, object_type: str, record_id: str, fields: dict[str, FieldValue]
+    mapping: MappingConfig,
+    object_type: str,
+    record_id: str,
+    fields: dict[str, FieldValue],
+    *,
+    zone: tzinfo = UTC,
 ) -> dict[str, Any]:
     """The sObject Collections record for one Zuora change (without the ``attributes`` wrapper).
 
@@ -298,12 +312,12 @@ def build_record(
         record[target] = version_id
     for name, spec in obj.fields.items():
         if name in fields:
-            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text)
+            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text, zone=zone)
     for name in obj.inherit:
         # Absent (neither the callout nor the parent's state knows it): left out, so Salesforce keeps its value.
         if name in fields:
             spec = mapping.inherited_spec(object_type, name)
-            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text)
+            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text, zone=zone)
     for name, parent in obj.parents.items():
         parent_id = fields.get(name)
         if is_empty(parent_id):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -89,9 +89,14 @@ ChangeType = Literal["INSERT", "UPDATE", "DELETE"]
 upserts here (by external ID, so the order of an insert and its first update does not matter); DELETE deletes."""
 
 
-def _as_utc(value: datetime) -> datetime:
-    # Zuora's merge fields can render without an offset; we read those as UTC (docs/CALLOUTS.md).
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+TENANT_TIME_ZONE = "tenant_time_zone"
+"""The validation context key of the Zuora tenant's time zone (a ``tzinfo``): Zuora renders dateTimes in the
+tenant's time zone (Pacific by default), so an ``updatedDate`` without an offset is local time there."""
+
+
+def _as_utc(value: datetime, zone: tzinfo = UTC) -> datetime:
+    # A value with an offset is taken as given; one without is the tenant's local time (docs/CALLOUTS.md).
+    return value.replace(tzinfo=zone).astimezone(UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Callout(BaseModel):
@@ -145,9 +150,10 @@ class Callout(BaseModel):
 
     @field_validator("updatedDate")
     @classmethod
-    def _date_in_utc(cls, value: datetime) -> datetime:
+    def _date_in_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        zone = (info.context or {}).get(TENANT_TIME_ZONE, UTC)
         try:
-            in_utc = _as_utc(value)
+            in_utc = _as_utc(value, zone)
         except OverflowError:
             # 9999-12-31T23:59:59-14:00 is past the calendar's end in UTC: a 422, not a crash (API Gateway's 502,
             # which Zuora would retry for hours).

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
+from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from pydantic import ValidationError
@@ -157,6 +158,7 @@ class SyncService:
         self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
         self._breaker = breaker
         self._holds = holds  # None: accounts without a CRM link are sent (and refused) like any change
+        self._tenant_zone = ZoneInfo(settings.tenant_time_zone)
 
     @property
     def breaker(self) -> CircuitBreaker | None:
@@ -371,7 +373,9 @@ class SyncService:
             change = incoming.change
             try:
                 fields = with_inherited(self._mapping, change, known)
-                record = build_record(self._mapping, change.object_type, change.record_id, fields)
+                record = build_record(
+                    self._mapping, change.object_type, change.record_id, fields, zone=self._tenant_zone
+                )
             except MappingError as exc:
                 ledger.park(incoming, "MAPPING_ERROR", str(exc))
                 self._release([incoming], ledger)

@@ -24,6 +24,8 @@ class SyncSettings(EnvSettings):
     history_ttl_days: int = Field(alias="HISTORY_TTL_DAYS", default=30, ge=1, le=3_650)
     secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
     mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+    # Where a dateTime merge field rendered without an offset is local time (Zuora's tenant time zone).
+    tenant_time_zone: str = Field(alias="ZUORA_TENANT_TIME_ZONE", default="America/Los_Angeles")
     # The circuit breaker: consecutive failed Salesforce calls (across invocations) that open it; the mapping
     # it disables is this function's (Lambda sets AWS_LAMBDA_FUNCTION_NAME) on the callout queue.
     breaker_failure_threshold: int = Field(alias="BREAKER_FAILURE_THRESHOLD", default=5, ge=1, le=100)
