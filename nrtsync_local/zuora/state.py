@@ -113,8 +113,10 @@ class ZuoraState:
             if (fault := self._next_fault(body)) is not None:
                 if "code" in fault:  # a refusal of the query itself (e.g. INVALID_FIELD), in Zuora's fault shape
                     return _fault(str(fault["code"]), str(fault.get("message", fault["code"])), int(fault["status"]))
-                headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
                 status = int(fault.get("status", 503))
+                headers = rate_limit_headers(fault) if status == 429 else {}
+                if "retry_after" in fault:
+                    headers["Retry-After"] = str(fault["retry_after"])
                 message = "You have exceeded the limit" if status == 429 else "Service unavailable"
                 return Answer(status, {"message": message}, headers)
             if endpoint == "token":
@@ -280,6 +282,21 @@ class ZuoraState:
         table = self.records.get(object_type, {})
         deleted = [str(i) for i in ids if table.pop(str(i), None) is not None]
         return Answer(200, {"deleted": deleted, "count": len(table)})
+
+
+RATE_LIMIT = 40
+"""The stand-in's quota per window, reported in ``RateLimit-Limit`` (an example figure: Zuora's limits depend on
+the tenant's edition and the endpoint)."""
+
+
+def rate_limit_headers(fault: dict[str, Any]) -> dict[str, str]:
+    """The headers Zuora's 429 carries ("Rate limits", Zuora developer docs): ``RateLimit-Limit``,
+    ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the quota resets; the fault's ``reset``)."""
+    return {
+        "RateLimit-Limit": str(RATE_LIMIT),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(fault.get("reset", fault.get("retry_after", 1))),
+    }
 
 
 def _matches(record: dict[str, Any], match: re.Match[str]) -> bool:

@@ -548,3 +548,17 @@ def test_the_concurrent_long_running_limit_is_not_the_daily_allocation(standin):
     assert isinstance(alone.value, SalesforceRetryableError)
     assert "ConcurrentPerOrgLongTxn Limit exceeded." in alone.value.message
     assert adapter.api_calls == 2
+
+
+def test_concurrent_requests_is_the_concurrency_limit_not_the_daily_allocation(standin):
+    # Given the org at its concurrent API request limit ("ConcurrentRequests (Concurrent API Requests) ...")
+    standin.set_faults(fail_next=[{"kind": "concurrent_requests"}])
+    adapter = adapter_for(standin)
+
+    # When a record is upserted
+    with pytest.raises(SalesforceConcurrencyLimitError) as refused:
+        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then it is the short-backoff concurrency error, not the allocation error that stops every call
+    assert not isinstance(refused.value, SalesforceLimitExceededError)
+    assert "ConcurrentRequests" in refused.value.message

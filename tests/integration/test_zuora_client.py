@@ -211,3 +211,21 @@ def test_a_query_the_stand_in_refuses_is_a_permanent_error_with_zuoras_code(
     assert raised.value.code == "MALFORMED_QUERY"
     assert raised.value.http_status == 400
     assert fake_time.sleeps == []
+
+
+def test_a_429_without_retry_after_waits_what_rate_limit_reset_says(
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
+) -> None:
+    standin.seed("Account", accounts(1))
+    zuora = client_for(standin, session, fake_time)
+    zuora.query(changes_query(MAPPING, "Account", SINCE))  # a token first, so the 429 hits the query
+
+    # Given Zuora's rate limit answering with its RateLimit-* headers only (RateLimit-Reset 4: seconds to the reset)
+    standin.set_faults([{"status": 429, "reset": 4}])
+
+    # When it queries
+    page = zuora.query(changes_query(MAPPING, "Account", SINCE))
+
+    # Then it waited until the quota reset, not a guessed second
+    assert fake_time.sleeps == [4.0]
+    assert len(page.records) == 1

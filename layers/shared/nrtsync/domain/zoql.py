@@ -46,10 +46,12 @@ def queried_fields(mapping: MappingConfig, object_type: str) -> list[str]:
 
 
 def zoql_datetime(value: datetime) -> str:
-    """A ZOQL dateTime literal in UTC with an explicit offset, so the tenant's time zone cannot shift it."""
+    """A ZOQL dateTime literal in UTC with an explicit offset, so the tenant's time zone cannot shift it; whole
+    seconds, as Zuora's ZOQL examples write them (``'2024-03-05T10:22:39+00:00'``). A bound is rounded down, so a
+    window never skips a record: the sync's versions make a record read twice harmless."""
     if value.tzinfo is None:
         raise ValueError("a ZOQL bound must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def changes_query(mapping: MappingConfig, object_type: str, since: datetime, until: datetime | None = None) -> str:
