@@ -432,3 +432,32 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "Acme 2"
     assert pipeline.failures() == []
     assert pipeline.depth() == 0
+
+
+def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline) -> None:
+    # Given an account with a subscription and an invoice, in Salesforce
+    pipeline.send(change("Account", "A1", Name="Acme"))
+    pipeline.drain()
+    pipeline.send(
+        change("Subscription", "S1", Name="S-1", AccountId="A1"),
+        change("Invoice", "I1", InvoiceNumber="INV-1", AccountId="A1"),
+    )
+    pipeline.drain()
+
+    # When Zuora deletes the account (Salesforce cascades to its subscriptions and invoices), then its children
+    later = T0 + timedelta(minutes=1)
+    pipeline.send(change("Account", "A1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}))
+    pipeline.drain()
+    pipeline.send(
+        change("Subscription", "S1", updated=later).model_copy(
+            update={"change_type": "DELETE", "fields": {"SubscriptionNumber": "S1"}}
+        ),
+        change("Invoice", "I1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+    )
+    pipeline.drain()
+
+    # Then the children's deletes are done (already gone with their account), not failures, nothing left behind
+    assert pipeline.find(SUBSCRIPTIONS, "S1") is None
+    assert pipeline.find("Zuora__ZInvoice__c", "I1") is None
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0
