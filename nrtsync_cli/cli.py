@@ -23,10 +23,13 @@ from nrtsync.adapters.aws.state import RecordLeasedError
 from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
+from nrtsync_cli.check import CHECK_COMMAND, add_check_command, resolve_sources, run_check
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
+from nrtsync_cli.permissions import SALESFORCE_COMMAND, add_salesforce_command, required_fields, run_permissions
 from nrtsync_cli.plan_command import PLAN_COMMAND, add_plan_command, run_plan
 from nrtsync_cli.render import ProgressBar, print_table
+from nrtsync_cli.zuora_setup import ZUORA_COMMAND, TargetError, add_zuora_command, resolve_side, run_zuora
 
 # StartMessageMoveTask's MaxNumberOfMessagesPerSecond is at most 500 (SQS API Reference, StartMessageMoveTask).
 MAX_MOVE_RATE = 500
@@ -160,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
     add_alarm_commands(lambda name, text: add_command(commands, name, text))
+    add_zuora_command(lambda name, text: add_command(commands, name, text))
+    add_check_command(lambda name, text: add_command(commands, name, text))
+    add_salesforce_command(lambda name, text: add_command(commands, name, text))
     return parser
 
 
@@ -229,13 +235,16 @@ def run(
     """Run one command; returns the exit code. ``operations`` given, it is the target and no flag is needed."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == PLAN_COMMAND:  # offline arithmetic: no stack to reach
-        return run_plan(args, out)
+    offline = _offline(args, out)
+    if offline is not None:
+        return offline
     usage = _usage_error(args, given=operations is not None)
     if usage:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {usage}", file=sys.stderr)
         return 2
+    if args.command in (ZUORA_COMMAND, CHECK_COMMAND, SALESFORCE_COMMAND):
+        return _zuora_or_check(args, out)
     try:
         if operations is None and args.stack:
             operations = _aws_operations(args.stack, region=args.region, profile=args.profile)
@@ -248,6 +257,27 @@ def run(
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except OperationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _offline(args: argparse.Namespace, out: TextIO) -> int | None:
+    """The commands that need no stack: the planner's arithmetic, the permission set from the mapping alone."""
+    if args.command == PLAN_COMMAND:
+        return run_plan(args, out)
+    if args.command == SALESFORCE_COMMAND and not (args.stack or args.local):
+        return run_permissions(args, out)
+    return None
+
+
+def _zuora_or_check(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        if args.command == CHECK_COMMAND:
+            return run_check(args, out, resolve_sources(args, LOCAL_STACK_FILE))
+        if args.command == SALESFORCE_COMMAND:
+            return run_permissions(args, out, required=required_fields(args, LOCAL_STACK_FILE))
+        return run_zuora(args, out, resolve_side(args), sys.stderr)
+    except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from nrtsync_local.gateway.rules import (
@@ -43,6 +43,10 @@ from nrtsync_local.gateway.rules import (
 )
 from nrtsync_local.gateway.rules import json_body as _json
 from nrtsync_local.poller import LocalContext
+from nrtsync_local.standin.tls import serve_tls
+
+if TYPE_CHECKING:
+    import trustme
 
 # API Gateway's payload limit for REST APIs ("Amazon API Gateway quotas": payload size 10 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -76,8 +80,11 @@ class ApiGatewayFront:
         integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
         region: str = LOCAL_REGION,
         clock: Callable[[], float] = time.monotonic,
+        tls: trustme.CA | None = None,
     ) -> None:
+        """``tls``: serve HTTPS with a certificate from this CA (Zuora calls only https URLs); None: plain HTTP."""
         self.handler = handler
+        self._tls = tls
         self.routes = routes
         self.stage = stage
         self.function_name = function_name
@@ -99,10 +106,12 @@ class ApiGatewayFront:
         if self._server is None:
             raise RuntimeError("the API Gateway front is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/{self.stage}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}/{self.stage}"
 
     def start(self) -> ApiGatewayFront:
         self._server = _FrontServer(self._address, self)
+        if self._tls is not None:
+            serve_tls(self._server, self._tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="api-gateway-front", daemon=True
         )

@@ -28,6 +28,7 @@ from nrtsync_local.salesforce.answers import (
 from nrtsync_local.salesforce.composite import Upserts
 from nrtsync_local.salesforce.config import StandinConfig
 from nrtsync_local.salesforce.deletes import delete_collection, get_by_external_id
+from nrtsync_local.salesforce.describe import describe_answer
 from nrtsync_local.salesforce.faults import Faults
 from nrtsync_local.salesforce.oauth import (
     JWT_BEARER_GRANT,
@@ -181,7 +182,7 @@ class SalesforceState:
         return expires is not None and expires > time.monotonic()
 
     def _route(self, method: str, rest: str, body: bytes, version: str = "62.0", *, query: str = "") -> Answer:
-        not_a_write = self._limits_delete_or_read(method, rest, query)
+        not_a_write = describe_answer(method, rest) or self._limits_delete_or_read(method, rest, query)
         if not_a_write is not None:
             return not_a_write
         is_composite = rest.rstrip("/") == "/composite"

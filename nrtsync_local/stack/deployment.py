@@ -90,12 +90,14 @@ class LocalDeployment:
         retries_wrapper: Callable[[RetryScheduler], RetryScheduler] | None = None,
         probe_interval_seconds: float | None = None,
         reconcile_every_seconds: float | Literal["off"] | None = None,
+        zuora_callouts: bool = False,
     ) -> None:
         """``sync_clock`` and ``retries_wrapper``: a simulated clock for the sync service and its breaker, and the
         SQS visibility delays made to follow it (the long-pause drill). ``probe_interval_seconds``: the breaker's
         probe schedule (None: the template's, once a minute; 0: not scheduled, the caller runs ``run_probe_now``).
         ``reconcile_every_seconds``: the reconcile function's schedule (None: the template's ``ReconcileSchedule``
-        when it is a rate; ``"off"``: not scheduled, the caller runs ``run_reconcile_now``)."""
+        when it is a rate; ``"off"``: not scheduled, the caller runs ``run_reconcile_now``). ``zuora_callouts``: an
+        HTTPS front that the Zuora stand-in calls out to by itself (``LocalZuora``)."""
         self._template = template or load_template()
         self._handlers = LocalHandlers(
             self._template,
@@ -114,7 +116,7 @@ class LocalDeployment:
         self._window = sync_batch_window_seconds
         self._latency_ms = salesforce_latency_ms
         self._org = salesforce_org
-        self._zuora = LocalZuora(zuora_tenant)
+        self._zuora = LocalZuora(zuora_tenant, callouts=zuora_callouts)
         self._callout_username = callout_username or template_username(self._template)
         self._callout_password = callout_password or generated_password(self._template)
         self._overrides = dict(environment_overrides or {})
@@ -293,11 +295,7 @@ class LocalDeployment:
             "salesforce_url": self.salesforce_url,
             "salesforce_ca_file": self.salesforce_ca_file,
             "standin_pid": None if self._standin_process is None else self._standin_process.pid,
-            "zuora": "tenant" if self._zuora.external else "standin",
-            "zuora_url": self.zuora_url,
-            "zuora_ca_file": self._zuora.ca_file,
-            "zuora_secret_id": self._zuora.secret_id,
-            "zuora_standin_pid": self._zuora.pid,
+            **self._zuora.info(),
             "pid": os.getpid(),
             "started_at": self._started_at,
             "sync_function_name": SYNC,
@@ -417,12 +415,12 @@ class LocalDeployment:
             environments,
             aws_endpoint_url=self._resources.aws_endpoint_url,
             region=self._region,
-            ca_file=ca_bundle(self._workdir / "ca-bundle.pem", [self.salesforce_ca_file, self._zuora.ca_file]),
+            ca_file=ca_bundle(self._workdir / "ca-bundle.pem", [self.salesforce_ca_file, *self._zuora.ca_files]),
         )
         if self._state_file is not None:
             self._handlers.use_switch_file(self._event_source_file(self._state_file))
         self._handlers.install(environments)
-        self._front = start_front(self._template, self._handlers, region=self._region)
+        self._front = start_front(self._template, self._handlers, region=self._region, tls=self._zuora.front_ca)
         poller = sync_poller(
             self._template,
             self._handlers,
@@ -437,6 +435,7 @@ class LocalDeployment:
         if self._state_file is not None:
             write_private_json(self._state_file, self.info())
             self._wrote_state_file = True
+        self._zuora.set_up_callouts(self.callout_url, self.callout_auth, self._overrides.get("SYNC_MAPPING_PATH"))
 
     @staticmethod
     def _event_source_file(state_file: Path) -> Path:

@@ -65,6 +65,7 @@ def _banner(stack: LocalDeployment) -> str:
     state_file = stack.state_file
     example = json.loads((EVENTS_DIR / "callout_account.json").read_text(encoding="utf-8"))["body"]
     compact = json.dumps(json.loads(example), separators=(",", ":"))
+    cacert = f" --cacert {info['callout_ca_file']}" if info.get("callout_ca_file") else ""
     lines = [
         "nrtsync local stack is running (Ctrl-C stops it).",
         "",
@@ -74,7 +75,7 @@ def _banner(stack: LocalDeployment) -> str:
         + (f"; it is also in {state_file} (mode 0600)." if state_file else "."),
         "",
         "Send a callout:",
-        f"  curl -sS -u '{info['callout_username']}:{info['callout_password']}' \\",
+        f"  curl -sS{cacert} -u '{info['callout_username']}:{info['callout_password']}' \\",
         "    -H 'Content-Type: application/json' -H \"Zuora-Notification-Id: $(uuidgen || date +%s%N)\" \\",
         f"    --data '{compact}' \\",
         f"    {info['callout_url']}",
@@ -94,7 +95,12 @@ def _banner(stack: LocalDeployment) -> str:
         seed = {"records": [{"Id": "8a8aa1b2c3d4e5f6", "Name": "Acme", "UpdatedDate": "2026-12-01T10:00:00.000+00:00"}]}
         lines += [
             "",
-            "Seed a record in the Zuora stand-in (what reconciliation and backfill read; update/ and delete/ too):",
+            "Seed a record in the Zuora stand-in (what reconciliation and backfill read; update/ and delete/ too);"
+            + (
+                " `zuora setup` ran at start-up, so the stand-in calls the stack out for it by itself:"
+                if info.get("callout_ca_file")
+                else ""
+            ),
             f"  curl -sS --cacert {info['zuora_ca_file']} -H 'Content-Type: application/json' \\",
             f"    --data '{json.dumps(seed, separators=(',', ':'))}' \\",
             f"    {info['zuora_url']}/__standin/records/Account",
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             reconcile_every_seconds=args.reconcile_every,
             salesforce_org=SalesforceOrg.from_environ(),
             zuora_tenant=ZuoraTenant.from_environ(),
+            zuora_callouts=True,
         )
         with stack:
             print(_banner(stack), flush=True)

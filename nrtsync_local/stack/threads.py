@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from nrtsync_local.aws import LocalResources
 from nrtsync_local.gateway.rules import GatewayResponses, LambdaAuthorizer
@@ -26,6 +26,9 @@ from nrtsync_local.stack.spec import (
     authorizer_function,
 )
 from nrtsync_local.template import event_source, function_properties, parameter_defaults
+
+if TYPE_CHECKING:
+    import trustme
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -53,8 +56,11 @@ class StackThreads:
         self._threads = []
 
 
-def start_front(template: Mapping[str, Any], handlers: LocalHandlers, *, region: str) -> ApiGatewayFront:
-    """The ingest function's API, with the template's stage, routes, authorizer and gateway responses, started."""
+def start_front(
+    template: Mapping[str, Any], handlers: LocalHandlers, *, region: str, tls: trustme.CA | None = None
+) -> ApiGatewayFront:
+    """The ingest function's API, with the template's stage, routes, authorizer and gateway responses, started;
+    HTTPS with a certificate from ``tls`` when given."""
     stage = parameter_defaults(template)["StageName"]
     properties = function_properties(template, INGEST)
     api = api_of(template, INGEST)
@@ -81,6 +87,7 @@ def start_front(template: Mapping[str, Any], handlers: LocalHandlers, *, region:
         gateway_responses=GatewayResponses.from_template(template, api),
         authorizer=authorizer,
         region=region,
+        tls=tls,
     ).start()
 
 

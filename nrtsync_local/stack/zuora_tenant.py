@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import certifi
+import trustme
 from pydantic import ValidationError
 
 from nrtsync_local.stack.spec import LocalDeploymentError
@@ -64,8 +65,14 @@ class LocalZuora:
     """The Zuora side of a ``LocalDeployment``: ``start()`` starts the stand-in (unless a tenant is given) and
     creates the ``ZuoraSecret``; ``stop()`` stops the stand-in by its pid."""
 
-    def __init__(self, tenant: ZuoraTenant | None) -> None:
+    def __init__(self, tenant: ZuoraTenant | None, *, callouts: bool = False) -> None:
+        """``callouts``: the front serves HTTPS with a certificate of ``front_ca`` and, with the stand-in,
+        ``set_up_callouts`` runs ``zuora setup``, so a record changed in the stand-in reaches Salesforce by the
+        stand-in's own callout, as a change in Zuora does."""
         self._tenant = tenant
+        self._callouts = callouts
+        self.front_ca: trustme.CA | None = None
+        self.front_ca_file: str | None = None
         self._process: ZuoraStandinProcess | None = None
         self.client: ZuoraStandinClient | None = None
         self.secret_id: str | None = None
@@ -90,8 +97,28 @@ class LocalZuora:
     def pid(self) -> int | None:
         return None if self.client is None else self.client.pid
 
+    @property
+    def ca_files(self) -> list[str | None]:
+        """The CAs the functions must trust besides the public roots: the stand-in's and the front's."""
+        return [self.ca_file, self.front_ca_file]
+
+    def info(self) -> dict[str, Any]:
+        """The state file's Zuora entries."""
+        return {
+            "zuora": "tenant" if self.external else "standin",
+            "zuora_url": self.url,
+            "zuora_ca_file": self.ca_file,
+            "zuora_secret_id": self.secret_id,
+            "zuora_standin_pid": self.pid,
+            "callout_ca_file": self.front_ca_file,
+        }
+
     def start(self, workdir: Path, secretsmanager: Any, stack_name: str) -> str:
         """Starts the stand-in when no tenant is given, creates the secret; returns the secret's ARN."""
+        if self._callouts:
+            self.front_ca = trustme.CA()
+            self.front_ca_file = str(workdir / "front-ca.pem")
+            self.front_ca.cert_pem.write_to_path(self.front_ca_file)
         if self._tenant is not None:
             secret = dict(self._tenant.secret)
         else:
@@ -106,6 +133,30 @@ class LocalZuora:
         created = secretsmanager.create_secret(Name=f"{stack_name}-ZuoraSecret", SecretString=json.dumps(secret))
         self.secret_id = str(created["ARN"])
         return self.secret_id
+
+    def set_up_callouts(self, callout_url: str, auth: tuple[str, str], mapping: str | None) -> None:
+        """With ``callouts`` and the stand-in: ``zuora setup`` as ``nrtsync --local zuora setup`` runs it (stack name
+        ``local``), the stand-in trusting the front's CA. Retries come 5 s apart instead of Zuora's 30 minutes, so a
+        demo sees them. A real tenant is left alone: ``nrtsync --local zuora setup`` sets it up when asked."""
+        from nrtsync_cli.zuora_setup import LOCAL_STACK_NAME, StackSide, setup_zuora  # noqa: PLC0415 - imports the layer
+
+        if not self._callouts or self.client is None:
+            return
+        self.client.callouts(ca_file=self.front_ca_file, retry_interval_seconds=5.0)
+        side = StackSide(
+            stack=LOCAL_STACK_NAME,
+            callout_url=callout_url,
+            callout_secret={"username": auth[0], "password": auth[1]},
+            zuora_secret={
+                "base_url": self.client.url,
+                "client_id": self.client.client_id,
+                "client_secret": self.client.client_secret,
+            },
+            ca_file=self.client.ca_file,
+        )
+        problem = setup_zuora(side, mapping=mapping)
+        if problem:
+            raise LocalDeploymentError(f"zuora setup failed: {problem}")
 
     def stop(self) -> None:
         if self.client is not None:

@@ -236,6 +236,11 @@ class ZuoraStandinClient(ControlClient):
         (how long a queryLocator stays valid: Zuora's 15 minutes by default, 0 never expires)."""
         return self._call("POST", "config", config)
 
+    def callouts(self, **settings: Any) -> dict[str, Any]:
+        """The stand-in's callout settings (``nrtsync_local.zuora.callouts.CalloutSettings``; given ones are set
+        first), its delivery history (one row per attempt) and how many deliveries are pending."""
+        return self._call("POST" if settings else "GET", "callouts", settings or None)
+
     def revoke_tokens(self) -> None:
         """Every token issued so far is refused from now on (401), as after a revoked OAuth client."""
         self._call("POST", "revoke-tokens", {})

@@ -77,14 +77,18 @@ class StandinRequestHandler[StateT](BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         answer, headers = self.answer(method, path, query, body)
-        payload = b"" if answer.status == 204 else json.dumps(answer.body).encode()  # 204 carries no body
+        payload = b"" if answer.status == 204 else _payload(answer.body)  # 204 carries no body
         self.send_response(answer.status)
-        self.send_header("Content-Type", self.content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in {**headers, **answer.headers}.items():
+        for name, value in {"Content-Type": self.content_type, **headers, **answer.headers}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _payload(body: Any) -> bytes:
+    """JSON, or a text body as it is (an answer in XML says so in its Content-Type header)."""
+    return body.encode() if isinstance(body, str) else json.dumps(body).encode()
 
 
 class StandinHTTPServer[StateT](ThreadingHTTPServer):

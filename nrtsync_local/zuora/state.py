@@ -27,12 +27,17 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync_local.standin.server import Answer
+
+if TYPE_CHECKING:
+    from nrtsync_local.zuora.callouts import CalloutSender
+    from nrtsync_local.zuora.notifications import Notifications
 
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TOKEN_SECONDS = 3599
@@ -97,6 +102,13 @@ class ZuoraState:
     fail_next: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_change: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
+    notifications: Notifications | None = None
+    """The tenant's event triggers and notification definitions, and the sender of their callouts: set by the
+    ``ZuoraStandin`` that serves this state."""
+    callouts: CalloutSender | None = None
+    """Called, under the lock, with (object, INSERT/UPDATE/DELETE, the record) for every stored change: how the
+    stand-in's event triggers see changes (``nrtsync_local.zuora.callouts``). A listener must not block."""
 
     def handle(  # noqa: PLR0911 - one return per documented answer
         self, method: str, path: str, form: dict[str, str], body: Any, authorization: str
@@ -128,6 +140,11 @@ class ZuoraState:
             if endpoint == "query":
                 return self._query(body.get("queryString"))
             return self._query_more(body.get("queryLocator"))
+
+    def authorized(self, authorization: str) -> bool:
+        """Whether ``authorization`` carries a bearer token this tenant issued."""
+        with self.lock:
+            return authorization.removeprefix("Bearer ").strip() in self.tokens
 
     def _next_fault(self, body: Any) -> dict[str, Any] | None:
         """The first queued fault for this request: one with ``query_contains`` waits for a query naming it."""
@@ -254,8 +271,14 @@ class ZuoraState:
             return Answer(400, {"message": f"every record needs Id and UpdatedDate (records {missing[:10]})"})
         table = self.records.setdefault(object_type, {})
         for record in records:
+            change = "UPDATE" if str(record["Id"]) in table else "INSERT"
             table[str(record["Id"])] = dict(record)
+            self._changed(object_type, change, table[str(record["Id"])])
         return Answer(200, {"count": len(table)})
+
+    def _changed(self, object_type: str, change: str, record: dict[str, Any]) -> None:
+        for listener in self.on_change:
+            listener(object_type, change, record)
 
     def _update(self, object_type: str, body: dict[str, Any]) -> Answer:
         """Sets fields of stored records and moves their ``UpdatedDate`` (to ``updated_date``, else now), as an
@@ -274,13 +297,20 @@ class ZuoraState:
             return Answer(400, {"message": f"updated_date: {exc}"})
         for change in changes:
             table[str(change["Id"])] |= {**change, "UpdatedDate": updated}
+            self._changed(object_type, "UPDATE", table[str(change["Id"])])
         return Answer(200, {"updated": len(changes), "UpdatedDate": updated})
 
     def _delete(self, object_type: str, ids: object) -> Answer:
         if not isinstance(ids, list):
             return Answer(400, {"message": "ids: a list of record ids"})
         table = self.records.get(object_type, {})
-        deleted = [str(i) for i in ids if table.pop(str(i), None) is not None]
+        deleted = []
+        for record_id in map(str, ids):
+            record = table.pop(record_id, None)
+            if record is not None:
+                deleted.append(record_id)
+                # Zuora's event carries the record as it was; UpdatedDate moves to the deletion.
+                self._changed(object_type, "DELETE", record | {"UpdatedDate": datetime.now(UTC).isoformat()})
         return Answer(200, {"deleted": deleted, "count": len(table)})
 
 

@@ -413,10 +413,13 @@ def test_make_local_serves_until_sigterm_then_exits_cleanly(tmp_path: Path) -> N
         assert state_file.stat().st_mode & 0o777 == 0o600
         assert info["pid"] == process.pid
 
-        # When a callout is sent with curl's equivalent, Basic auth included
+        # When a callout is sent with curl's equivalent, Basic auth included, over the front's HTTPS (the URL
+        # Zuora is set up to call)
         body = Callout.from_event("callout_account", id="SUBPROCESS-1").body
+        assert info["callout_url"].startswith("https://")
         with requests.Session() as http:
             http.trust_env = False
+            http.verify = info["callout_ca_file"]
             answer = http.post(
                 info["callout_url"],
                 data=body,

@@ -75,6 +75,12 @@ class ZuoraClient:
         return _page(self._post("/v1/action/queryMore", {"queryLocator": query_locator}))
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json_object(self._call("POST", path, json=body), path)
+
+    def _call(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """The successful response to one API call, with the token, retries and errors described above."""
         deadline = self._clock() + self._deadline_seconds
         renewed = False
         attempt = 0
@@ -82,11 +88,11 @@ class ZuoraClient:
             attempt += 1
             token = self._access_token(deadline)
             response = self._send(
-                "POST",
+                method,
                 f"{self._credentials.base}{path}",
                 deadline,
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                **kwargs,
             )
             if response is not None and response.status_code == 401 and not renewed:
                 # The token expired early or was revoked: one fresh token, then a second 401 is the operator's.
@@ -96,7 +102,7 @@ class ZuoraClient:
             if response is not None and response.status_code == 401:
                 raise ZuoraAuthError(f"Zuora refused a fresh token on {path}: {_error_text(response)}")
             if response is not None and response.status_code < 400:
-                return _json_object(response, path)
+                return response
             if response is not None and response.status_code < 500 and response.status_code != 429:
                 code, message = _error_code(response)
                 raise ZuoraRequestError(
