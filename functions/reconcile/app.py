@@ -23,7 +23,9 @@ service: Lazy[Reconciler] = Lazy(lambda: build_reconcile(reconcile_settings()))
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
-    result = service.get().run(remaining_seconds=context.get_remaining_time_in_millis() / 1000)
+    reconciler = service.get()
+    remaining = context.get_remaining_time_in_millis() / 1000
+    result = reconciler.run(remaining_seconds=remaining, deletes=reconciler.includes_deletes(scheduled.time))
     report_reconcile(result)
     result.raise_for_errors()
     return result.as_log()

@@ -75,6 +75,22 @@ def changes_query(mapping: MappingConfig, object_type: str, since: datetime, unt
     return f"select {', '.join(queried_fields(mapping, object_type))} from {object_type} where {where}"  # noqa: S608
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ids_query(mapping: MappingConfig, object_type: str) -> str:
+    """``select Id from <Object> where UpdatedDate >= '1970-01-01T00:00:00+00:00'``: every Id Zuora still has
+    (a versioned object's key too, current versions only), for the lost-deletes sweep."""
+    obj = mapping.objects.get(object_type)
+    if obj is None:
+        raise MappingError(f"objectType {object_type!r} is not mapped")
+    fields = [ID_FIELD, obj.versions.key] if obj.versions else [ID_FIELD]
+    where = f"{UPDATED_FIELD} >= '{zoql_datetime(_EPOCH)}'"
+    if obj.versions is not None:
+        where += f" and {obj.versions.current}"
+    return f"select {', '.join(fields)} from {object_type} where {where}"  # noqa: S608 - names from the mapping
+
+
 def change_from_record(
     mapping: MappingConfig,
     object_type: str,
