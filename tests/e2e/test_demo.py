@@ -268,8 +268,16 @@ def test_the_stream_is_deterministic_and_has_every_case() -> None:
     assert "older change delivered after a newer one" in notes
     assert any("retry" in note.lower() for note in notes)
     assert sorted(s.expected_status for s in steps if isinstance(s, Invalid)) == [400, 401, 422, 422, 422]
-    # 20 customer accounts, the refused test account, and the duplicate account later deleted
-    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 2
+    # 20 customer accounts, the refused test account, the duplicate account later deleted, and the account that
+    # gains its CRM link after it was held
+    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 3
+    linked = [s.version for s in deliveries if s.version.key == first.highlights["linked"]]
+    assert [bool(v.fields["CrmId"]) for v in linked] == [False, True]
+    # An amendment: version 2 with a new Id, then version 1 Expired, both under one subscription number
+    number = first.highlights["amended"][1]
+    amended = [s.version for s in deliveries if s.version.fields.get("SubscriptionNumber") == number]
+    assert [(v.fields["Version"], v.fields["Status"]) for v in amended][-2:] == [("2", "Active"), ("1", "Expired")]
+    assert len({v.record_id for v in amended}) == 2
     # The lost changes happen in Zuora only; the delete's callout is the delete event's
     lost = [s for s in steps if isinstance(s, GiveUp)]
     assert sorted(s.version.object_type for s in lost) == ["Account", "Account", "Account", "Invoice"]
