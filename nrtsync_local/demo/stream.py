@@ -155,7 +155,6 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
         account.subscription_id,
         {
             "Name": subscription_number,
-            "SubscriptionNumber": subscription_number,
             "Status": "Active",
             "AccountId": account_id,
             "AutoRenew": "true",
@@ -379,7 +378,6 @@ def _account_gaining_its_crm_link(
         builder.zuora_id("Subscription"),
         {
             "Name": subscription_number,
-            "SubscriptionNumber": subscription_number,
             "Status": "Active",
             "AccountId": account_id,
             "Version": "1",
@@ -408,7 +406,7 @@ def _amendment(builder: _Builder, account: _Account) -> tuple[list[Step], tuple[
     expired = builder.version(
         "Subscription", account.subscription_id, first | {"Status": "Expired"}, "version 1 expired (after version 2)"
     )
-    return [Deliver(version_2), Deliver(expired)], ("Subscription", first["SubscriptionNumber"])
+    return [Deliver(version_2), Deliver(expired)], ("Subscription", first["Name"])
 
 
 def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[list[GiveUp], Version, Version]:

@@ -165,7 +165,7 @@ def test_partial_failures_write_the_good_and_park_the_bad(pipeline: Pipeline) ->
 
 def test_a_child_before_its_parent_waits_then_lands(pipeline: Pipeline) -> None:
     # Given a subscription queued and synced before its account exists
-    pipeline.send(change("Subscription", "S1", Name="S-1", AccountId="A9"))
+    pipeline.send(change("Subscription", "S1", Name="S1", AccountId="A9"))
     first = pipeline.poller()
     first.poll_once()
     assert first.stats.retried == 1
@@ -275,7 +275,7 @@ def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipe
     pipeline.send(
         change("Invoice", "I7", InvoiceNumber="INV-7", AccountId="A7", Amount="null", DueDate="null", Comments="null"),
         change("Payment", "P7", PaymentNumber="P-7", AccountId="A7", CrmId=other_crm_id),
-        change("Subscription", "S7", Name="S-7", AccountId="null", Version="null", AutoRenew="null"),
+        change("Subscription", "S7", Name="S7", AccountId="null", Version="null", AutoRenew="null"),
     )
     pipeline.drain()
 
@@ -293,7 +293,7 @@ def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipe
     assert "Zuora__CustomerAccount__c" not in subscription
     assert "Zuora__Account__c" not in subscription  # no parent, nothing known: left out
     assert (subscription["Name"], subscription["Zuora__Version__c"], subscription["Zuora__AutoRenew__c"]) == (
-        "S-7",
+        "S7",
         None,
         None,
     )
@@ -407,7 +407,7 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     # Given two accounts and a subscription of the first, in Salesforce
     pipeline.send(change("Account", "A1", Name="Acme"), change("Account", "A2", Name="Beta"))
     pipeline.drain()
-    pipeline.send(change("Subscription", "S1", Name="S-1", AccountId="A1"))
+    pipeline.send(change("Subscription", "S1", Name="S1", AccountId="A1"))
     pipeline.drain()
     calls_before = pipeline.sf.stats()["api_calls"]
 
@@ -416,7 +416,7 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     pipeline.send(
         # A subscription's delete names its number (its one record across versions)
         change("Subscription", "S1", updated=later).model_copy(
-            update={"change_type": "DELETE", "fields": {"SubscriptionNumber": "S1"}}
+            update={"change_type": "DELETE", "fields": {"Name": "S1"}}
         ),
         change("Account", "A1", updated=later, Name="Acme 2"),
         change("Account", "A2", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
@@ -439,7 +439,7 @@ def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline)
     pipeline.send(change("Account", "A1", Name="Acme"))
     pipeline.drain()
     pipeline.send(
-        change("Subscription", "S1", Name="S-1", AccountId="A1"),
+        change("Subscription", "S1", Name="S1", AccountId="A1"),
         change("Invoice", "I1", InvoiceNumber="INV-1", AccountId="A1"),
     )
     pipeline.drain()
@@ -450,7 +450,7 @@ def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline)
     pipeline.drain()
     pipeline.send(
         change("Subscription", "S1", updated=later).model_copy(
-            update={"change_type": "DELETE", "fields": {"SubscriptionNumber": "S1"}}
+            update={"change_type": "DELETE", "fields": {"Name": "S1"}}
         ),
         change("Invoice", "I1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
     )

@@ -32,7 +32,7 @@ def outcomes(result: Any) -> dict[str, str]:
 
 def children(account: str = "A1", *, at: timedelta = timedelta(0)) -> list[Any]:
     return [
-        change("Subscription", "S1", updated=T0 + at, Name="S-1", AccountId=account),
+        change("Subscription", "S1", updated=T0 + at, Name="S1", AccountId=account),
         change("Invoice", "I1", updated=T0 + at, InvoiceNumber="INV-1", AccountId=account),
         change("Payment", "P1", updated=T0 + at, PaymentNumber="P-1", AccountId=account),
     ]

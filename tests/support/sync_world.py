@@ -58,11 +58,11 @@ def change(
     received: datetime | None = None,
     **fields: Any,
 ) -> QueuedChange:
-    fields = fields or {"Name": f"{record_id} at {updated.isoformat()}"}
     if object_type == "Subscription":
-        # A subscription's callout names its subscription number (one Salesforce record per number): here the
-        # test's record id, unless the test gives one.
-        fields = {"SubscriptionNumber": record_id, **fields}
+        # A subscription's Name is its number (one Salesforce record per number): here the test's record id,
+        # unless the test gives one.
+        fields = {"Name": record_id, **fields}
+    fields = fields or {"Name": f"{record_id} at {updated.isoformat()}"}
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,

@@ -61,8 +61,8 @@ def test_a_deleted_subscription_is_found_by_its_number_and_queued_so() -> None:
     # The current version of A-S1 is in Zuora (its earlier version Expired); A-S2 is gone
     zuora.put(
         "Subscription",
-        {"Id": "v1", "UpdatedDate": UPDATED.isoformat(), "SubscriptionNumber": "A-S1", "Status": "Expired"},
-        {"Id": "v2", "UpdatedDate": UPDATED.isoformat(), "SubscriptionNumber": "A-S1", "Status": "Active"},
+        {"Id": "v1", "UpdatedDate": UPDATED.isoformat(), "Name": "A-S1", "Status": "Expired"},
+        {"Id": "v2", "UpdatedDate": UPDATED.isoformat(), "Name": "A-S1", "Status": "Active"},
     )
     written(store, "Subscription", "A-S1", salesforce_id="a0C000000000001AAA")
     written(store, "Subscription", "A-S2", salesforce_id="a0C000000000002AAA")

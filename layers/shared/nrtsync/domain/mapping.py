@@ -73,7 +73,8 @@ class ParentLookup(BaseModel):
 
 class VersionedRecords(BaseModel):
     """How Zuora versions an object's records: each amendment of a subscription is a new record (a new Id) with the
-    same ``SubscriptionNumber`` and the next ``Version``; the earlier versions become ``Expired``."""
+    same ``Name`` (the subscription number: ZOQL's and the SOAP API's Subscription has no other) and the next
+    ``Version``; the earlier versions become ``Expired``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

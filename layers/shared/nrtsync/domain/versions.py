@@ -3,10 +3,11 @@
 Zuora gives every version of a subscription a new Id: an amendment creates version N+1, and the earlier versions
 become ``Expired``; an INSERT or UPDATE event fires for each. Zuora 360's "single subscription" option upserts on
 ``Zuora__SubscriptionNumber__c``, an External ID that does not change across versions, and so does the default
-mapping. A change is therefore rekeyed before anything else happens to it: its ``record_id`` becomes the
-subscription number (the state table, the coalescing and the upsert all use it), the version's own Id moves to
-the field ``Id`` (written to ``copyIdTo``), and its ``rank`` is the ``Version``, which orders versions before
-``UpdatedDate`` does. So version 1's ``Expired`` update arriving after version 2 is stale, whatever its date.
+mapping (in Zuora's objects the number is the subscription's ``Name``). A change is therefore rekeyed before
+anything else happens to it: its ``record_id`` becomes the subscription number (the state table, the coalescing
+and the upsert all use it), the version's own Id moves to the field ``Id`` (written to ``copyIdTo``), and its
+``rank`` is the ``Version``, which orders versions before ``UpdatedDate`` does. So version 1's ``Expired``
+update arriving after version 2 is stale, whatever its date.
 """
 
 from __future__ import annotations
