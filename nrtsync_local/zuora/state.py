@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync_local.standin.server import Answer
+from nrtsync_local.zuora.describe import field_types
 
 if TYPE_CHECKING:
     from nrtsync_local.zuora.callouts import CalloutSender
@@ -183,6 +184,10 @@ class ZuoraState:
         if object_type not in self.records and object_type not in ZOQL_OBJECTS:
             return _fault("INVALID_TYPE", f"invalid object type: {object_type}")
         fields = [name.strip() for name in match["fields"].split(",")]
+        if (
+            unknown := _unknown_field(object_type, [*fields, *([match["field"]] if match["field"] else [])])
+        ) is not None:
+            return unknown
         try:
             since = _bound(match["since"])
             until = _bound(match["until"]) if match["until"] else None
@@ -327,6 +332,19 @@ def rate_limit_headers(fault: dict[str, Any]) -> dict[str, str]:
         "RateLimit-Remaining": "0",
         "RateLimit-Reset": str(fault.get("reset", fault.get("retry_after", 1))),
     }
+
+
+def _unknown_field(object_type: str, names: list[str]) -> Answer | None:
+    """Zuora refuses a query that names a field the object lacks (``INVALID_FIELD``; the message as Zuora's query
+    action words it, assumed from its error examples). The object's fields are Zuora's own lists
+    (``zuora_fields.json``, as describe answers them); an object without a list is not checked."""
+    known = field_types().get(object_type)
+    if known is None:
+        return None
+    missing = next((name for name in names if name not in known), None)
+    if missing is None:
+        return None
+    return _fault("INVALID_FIELD", f"invalid field for query: {object_type}.{missing}")
 
 
 def _matches(record: dict[str, Any], match: re.Match[str]) -> bool:

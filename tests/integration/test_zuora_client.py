@@ -229,3 +229,18 @@ def test_a_429_without_retry_after_waits_what_rate_limit_reset_says(
     # Then it waited until the quota reset, not a guessed second
     assert fake_time.sleeps == [4.0]
     assert len(page.records) == 1
+
+
+def test_a_field_the_object_lacks_is_refused_with_invalid_field(
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
+) -> None:
+    zuora = client_for(standin, session, fake_time)
+
+    # ZOQL's Subscription has no SubscriptionNumber (its number is Name): Zuora refuses the whole query
+    with pytest.raises(ZuoraRequestError, match="INVALID_FIELD") as raised:
+        zuora.query("select Id, SubscriptionNumber from Subscription where UpdatedDate >= '2026-01-01T00:00:00+00:00'")
+
+    assert "Subscription.SubscriptionNumber" in str(raised.value)
+    # And every field the default mapping queries is one Zuora has
+    for object_type in MAPPING.objects:
+        zuora.query(changes_query(MAPPING, object_type, SINCE))
