@@ -25,7 +25,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
     reconciler = service.get()
     remaining = context.get_remaining_time_in_millis() / 1000
-    result = reconciler.run(remaining_seconds=remaining, deletes=reconciler.includes_deletes(scheduled.time))
+    # The daily deletes sweep, or one asked for by `nrtsync reconcile --deletes` (detail.deletes).
+    asked = isinstance(scheduled.detail, dict) and scheduled.detail.get("deletes") is True
+    deletes = reconciler.includes_deletes(scheduled.time) or asked
+    result = reconciler.run(remaining_seconds=remaining, deletes=deletes)
     report_reconcile(result)
     result.raise_for_errors()
     return result.as_log()
