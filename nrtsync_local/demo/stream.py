@@ -41,6 +41,7 @@ from nrtsync_local.demo.steps import (
     Step,
     Version,
 )
+from nrtsync_local.demo.zuora360 import account_gaining_its_crm_link, amendment_of, crm_account_id
 
 # The stream's step types are in ``steps``; the tests and the demo's modules take them from there or from here.
 __all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Deliver", "DemoStream", "GiveUp", "Invalid", "build_stream"]
@@ -109,11 +110,6 @@ class _Account:
     @property
     def subscription_key(self) -> tuple[str, str]:
         return ("Subscription", self.subscription_id)
-
-
-def crm_account_id(number: int) -> str:
-    """The Salesforce Account a demo billing account belongs to (its CrmId): an 18-character Account Id."""
-    return f"0015g00000{number:08d}"
 
 
 def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool) -> _Account:
@@ -316,8 +312,8 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         for step in rng.sample([s for s in delivered if s.version.object_type != "Account"], 3)
     ]
 
-    unlinked_steps, linked_steps, unlinked_key = _account_gaining_its_crm_link(builder, tenant)
-    amendment, amended_key = _amendment(builder, tenant[6])
+    unlinked_steps, linked_steps, unlinked_key = account_gaining_its_crm_link(builder, tenant)
+    amendment, amended_key = amendment_of(builder, tenant[6])
 
     highlight_row_lock = tenant[5].invoice_id
     busy = f"A busy minute: {accounts} accounts with their subscriptions, invoices and payments"
@@ -357,56 +353,6 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         row_lock_ids=[highlight_row_lock],
         accounts=accounts,
     )  # fmt: skip
-
-
-def _account_gaining_its_crm_link(
-    builder: _Builder, tenant: Sequence[_Account]
-) -> tuple[list[Step], list[Step], tuple[str, str]]:
-    """A new billing account without a CrmId, and its subscription (both held: Zuora 360 syncs only accounts
-    linked to a Salesforce Account); then the account's update that links it (both written)."""
-    account_id = builder.zuora_id("Account")
-    number = builder.number("Account")
-    fields = {
-        "Name": f"{tenant[0].name.split(' ')[0]} Newco Ltd",
-        "AccountNumber": f"A{number:08d}",
-        "Status": "Active",
-    }
-    unlinked = builder.version("Account", account_id, fields | {"CrmId": ""}, "created without a CRM link (held)")
-    subscription_number = f"A-S{builder.number('Subscription'):08d}"
-    subscription = builder.version(
-        "Subscription",
-        builder.zuora_id("Subscription"),
-        {
-            "Name": subscription_number,
-            "Status": "Active",
-            "AccountId": account_id,
-            "Version": "1",
-        },
-        "subscription of an account without a CRM link (held)",
-    )
-    linked = builder.version(
-        "Account",
-        account_id,
-        fields | {"CrmId": crm_account_id(number)},
-        "CRM link added (account and held child written)",
-    )
-    return [Deliver(unlinked), Deliver(subscription)], [Deliver(linked)], ("Account", account_id)
-
-
-def _amendment(builder: _Builder, account: _Account) -> tuple[list[Step], tuple[str, str]]:
-    """Zuora's amendment of a subscription: version 2 inserted with a new Id, then version 1 updated to Expired
-    (a later UpdatedDate). Salesforce must end with one record, version 2's."""
-    first = builder.newest_fields(account.subscription_key)
-    version_2 = builder.version(
-        "Subscription",
-        builder.zuora_id("Subscription"),
-        first | {"Version": "2", "AutoRenew": "false"},
-        "amendment: version 2, a new Id, auto-renew off",
-    )
-    expired = builder.version(
-        "Subscription", account.subscription_id, first | {"Status": "Expired"}, "version 1 expired (after version 2)"
-    )
-    return [Deliver(version_2), Deliver(expired)], ("Subscription", first["Name"])
 
 
 def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[list[GiveUp], Version, Version]:

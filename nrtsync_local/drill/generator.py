@@ -159,7 +159,8 @@ class ChangeGenerator:
             fields["CrmId"] = f"0015g{record_id.encode().hex()[:13]:0>13}"
         else:
             parent = self._parent_of(record_id)
-            fields = {"Name": f"Subscription {record_id} v{version}", "Version": str(version), "AccountId": parent}
+            # A subscription's Name is its number, the same in every version; its Version counts them.
+            fields = {"Name": record_id, "Version": str(version), "AccountId": parent}
         if refusal == VALIDATION_CODE:
             fields["Name"] = REFUSED_NAME
         elif refusal == MAPPING_CODE:
