@@ -16,10 +16,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `sam build` looks for python3.13 on PATH to build the functions and the layer.
 SAM_PATH := $(dir $(RUNTIME_PY)):$(PATH)
 
-.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench soak deploy clean
+.PHONY: help venv tools lint typecheck unit integration e2e test template build package-test demo local bench bench-backfill soak browser deploy deploy-guided clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@[ -n "$(RUNTIME_PY)" ] || { echo "Python $(PY_VERSION) not found: install it (e.g. pyenv install $(PY_VERSION))" >&2; exit 1; }
@@ -69,25 +69,38 @@ build: tools ## sam build (arm64, python3.13) into .aws-sam/build
 package-test: venv build ## Import every built function with only the built layer on the path, as Lambda would
 	$(BIN)/pytest tests/build -q
 
-test: lint typecheck template ## Everything CI runs: lint, types, template checks, all tests, sam build
+browser: ## Install Debian's chromium for the dashboard page's browser test (skipped, saying so, without it)
+	@[ -x /usr/bin/chromium ] || apt-get install -y chromium || echo "chromium could not be installed: the browser test will be skipped"
+
+test: lint typecheck template browser ## Everything CI runs: lint, types, template checks, all tests, sam build
 	@# Two workers, whole files each: the e2e files start servers per file; most tests wait on I/O.
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration tests/harness tests/bench tests/docs tests/template tests/e2e
 	$(MAKE) --no-print-directory package-test
 
-demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce
-	$(BIN)/python -m nrtsync_local.demo
+demo: venv ## Run the pipeline on this machine on a realistic callout stream, show the Sync History, verify Salesforce, write the dashboard page
+	$(BIN)/python -m nrtsync_local.demo.with_dashboard
 
 local: venv ## Run the stack on this machine (moto, Salesforce stand-in, local API) until Ctrl-C
 	$(BIN)/python -m nrtsync_local.stack
 
-bench: venv ## Measure API calls, throughput vs a one-call-per-record baseline, e2e latency, imports, memory
+bench: venv ## Headline figures and the cost model (under 10 minutes): API calls, throughput, latency, imports, memory, cost
 	$(BIN)/python -m bench.run
+
+bench-backfill: venv ## The 100,000-record initial load and a reconcile over it (about an hour)
+	$(BIN)/python -m bench.run --only backfill
 
 soak: venv ## The fault drill at 20,000 changes (about half an hour): nothing may be lost
 	$(BIN)/python -m nrtsync_local.drill --changes 20000
 
-deploy: build ## Deploy with SAM (asks for the stack's parameters the first time)
-	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided
+# SAMCONFIG=samconfig.local.toml deploys with your untracked copy; ENV=staging|prod one of its environments.
+SAMCONFIG ?= samconfig.toml
+ENV ?= default
+
+deploy-guided: build ## First deploy: SAM asks for every parameter and saves the answers (to SAMCONFIG, default samconfig.toml)
+	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --guided --config-file $(SAMCONFIG) --config-env $(ENV)
+
+deploy: build ## Deploy with the saved configuration (SAMCONFIG=..., ENV=default|staging|prod); asks nothing but the change set
+	PATH="$(SAM_PATH)" $(TOOLS)/sam deploy --config-file $(SAMCONFIG) --config-env $(ENV)
 
 clean: ## Remove virtualenvs, build output and caches
 	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

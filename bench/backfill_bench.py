@@ -9,7 +9,7 @@ other benches, the Zuora stand-in, the template's batching window), in three pha
 2. **Backfill.** ``records`` Zuora records (``record_counts``: the sync bench's mix, 2:3:3:2 accounts,
    subscriptions, invoices, payments; every child's ``AccountId`` a seeded account) seeded in the Zuora
    stand-in, then a backfill of every mapped object run by the very service ``nrtsync --local backfill`` runs
-   (``backfill_service`` on ``BackfillTarget.of_local`` and ``local_zuora``, stepped by ``run_backfill_locally``)
+   (``backfill_stepper`` on ``BackfillTarget.of_local`` and ``local_zuora``, stepped by ``run_backfill_locally``)
    until done and the queue drained, while the same live callouts keep arriving. Then the Salesforce stand-in
    must hold every record, and a sample must carry the values Zuora has.
 3. **Reconcile over an org in step.** The reconcile function (``run_reconcile_now``, its default 24 h lookback
@@ -127,12 +127,14 @@ def changes_written(result: Mapping[str, Any]) -> int:
 
 
 def targets(result: Mapping[str, Any]) -> dict[str, bool]:
-    """PASS/FAIL of the issue's two targets: <= 1 call per 190 records written, every backfilled record there and
-    as Zuora has it; the reconcile over the org in step reads them all, queues 0 and spends 0 calls."""
+    """PASS/FAIL of the two targets: <= 1 Salesforce call per 190 of the backfill's own records, every backfilled
+    record there and as Zuora has it; the reconcile over the org in step reads them all, queues 0 and spends 0
+    calls. Live callouts written in the same batches are not counted: they would flatter the backfill's figure
+    (``changes_written`` gives the blended figure shown beside it)."""
     backfill, reconcile = result["backfill"], result["reconcile"]
     return {
         "backfill_api_calls_per_record": backfill["salesforce_api_calls"]
-        <= changes_written(result) * TARGET_CALLS_PER_RECORD
+        <= backfill["records"] * TARGET_CALLS_PER_RECORD
         and backfill["in_salesforce"] == backfill["records"]
         and not backfill.get("spot_check_differences"),
         "reconcile_in_step_api_calls": reconcile["salesforce_api_calls"] == TARGET_RECONCILE_CALLS
@@ -292,10 +294,11 @@ def _wait_until_shallow(stack: LocalDeployment, *, deadline: float, messages: in
 
 
 def _backfill(stack: LocalDeployment, state_file: Path, records: int, parents: list[str]) -> dict[str, Any]:
-    from nrtsync.services.backfill.settings import BackfillSettings  # noqa: PLC0415 - after the stack set the environment
+    from nrtsync.services.backfill.settings import BackfillPacingSettings  # noqa: PLC0415 - after the stack set the environment
     from nrtsync_cli.backfill_commands import (  # noqa: PLC0415
         BackfillTarget,
-        backfill_service,
+        backfill_admin,
+        backfill_stepper,
         local_zuora,
         run_backfill_locally,
     )
@@ -312,26 +315,23 @@ def _backfill(stack: LocalDeployment, state_file: Path, records: int, parents: l
     progress(f"backfill: {records} records seeded in the Zuora stand-in in {time.perf_counter() - t0:.1f} s")
 
     target = BackfillTarget.of_local(state_file)
-    settings = BackfillSettings.model_validate(
-        {
-            "CALLOUT_QUEUE_URL": target.queue_url,
-            "SYNC_STATE_TABLE": target.state_table,
-            "ZUORA_SECRET_ID": "-",
-            "BACKFILL_MAX_QUEUE_BACKLOG": str(MAX_BACKLOG),
-            "BACKFILL_WAIT_SECONDS": str(WAIT_SECONDS),
-        }
-    )
-    service = backfill_service(target, mapping=mapping, zuora=local_zuora(target, None), settings=settings)
+    pacing = BackfillPacingSettings.model_validate(
+        {"BACKFILL_MAX_QUEUE_BACKLOG": str(MAX_BACKLOG), "BACKFILL_WAIT_SECONDS": str(WAIT_SECONDS)}
+    ).pacing()
+    stepper = backfill_stepper(target, mapping=mapping, zuora=local_zuora(target, None), pacing=pacing)
+    admin = backfill_admin(target, mapping=mapping)
     sf_before = int(stack.standin.stats()["api_calls"])
     zuora_before = dict(stack.zuora.stats()["counts"])
     batches_before = len(stack.poll_stats.batch_sizes)
     pauses = Pauses()
     live = LiveCallouts(stack, parents, first=100_000)
-    run = service.create()
+    run = admin.create()
     progress(f"backfill: run {run.run_id} of {', '.join(run.objects)}, backlog bound {MAX_BACKLOG}, live callouts")
     started = time.monotonic()
     with live.running():
-        final = run_backfill_locally(service, run.run_id, on_progress=pauses.on_progress(stack), sleep=pauses.sleep)
+        final = run_backfill_locally(
+            stepper, admin, run.run_id, on_progress=pauses.on_progress(stack), sleep=pauses.sleep
+        )
         read_for = time.monotonic() - started
         progress(f"backfill: {final.status.value} after {read_for:.0f} s; waiting for the queue to drain")
         # Live callouts go on while the backfill's last pages drain (the deepest part of the queue); they stop

@@ -21,8 +21,9 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.adapters.aws.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory, rollup_item
+from nrtsync.adapters.aws.history_reader import DynamoMetricsHistory, rollup_item
 from nrtsync.adapters.aws.tables import ROLLUP_PK
 from nrtsync.app.metrics import build_metrics
 from nrtsync.domain.latency import LatencyHistogram
@@ -143,7 +144,7 @@ def one_run(roll_latest: bool, seed: int) -> tuple[float, int, dict[str, Any]]:
     service = build_metrics(
         settings,
         history=DynamoMetricsHistory("h", client=db, read_concurrency=1),  # type: ignore[arg-type]
-        api_usage=DynamoApiUsageSource("s", client=db),  # type: ignore[arg-type]
+        api_usage=DynamoApiUsageStore("s", client=db),  # type: ignore[arg-type]
         publisher=CloudWatchPublisher(client=cloudwatch),  # type: ignore[arg-type]
         clock=lambda: NOW,
     )
@@ -175,7 +176,7 @@ def measure(roll_latest: bool, runs: int) -> dict[str, Any]:
     service = build_metrics(
         settings,
         history=DynamoMetricsHistory("h", client=db, read_concurrency=1),  # type: ignore[arg-type]
-        api_usage=DynamoApiUsageSource("s", client=db),  # type: ignore[arg-type]
+        api_usage=DynamoApiUsageStore("s", client=db),  # type: ignore[arg-type]
         publisher=CloudWatchPublisher(client=DiscardingCloudWatch()),  # type: ignore[arg-type]
         clock=lambda: NOW,
     )

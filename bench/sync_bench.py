@@ -290,20 +290,20 @@ def single_type_batch(standin: StandinClient) -> dict[str, Any]:
 
 @contextmanager
 def shared_pool() -> Iterator[None]:
-    """Experiment: ``nrtsync.services.sync.service._parallel`` on one long-lived pool instead of a new pool per call."""
-    import nrtsync.services.sync.service as sync_module  # noqa: PLC0415
+    """Experiment: ``nrtsync.services.sync.leases.parallel`` on one long-lived pool instead of a new pool per call."""
+    import nrtsync.services.sync.leases as sync_module  # noqa: PLC0415
 
-    original = sync_module._parallel
+    original = sync_module.parallel
     pool = ThreadPoolExecutor(max_workers=16)
 
     def parallel(fn: Callable[[Any], Any], items: Any) -> list[Any]:
         return [fn(i) for i in items] if len(items) <= 1 else list(pool.map(fn, items))
 
-    sync_module._parallel = parallel
+    sync_module.parallel = parallel
     try:
         yield
     finally:
-        sync_module._parallel = original
+        sync_module.parallel = original
         pool.shutdown()
 
 

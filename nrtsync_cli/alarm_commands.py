@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,8 @@ from typing import Any, TextIO
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from nrtsync_cli.errors import report_error
 
 # The alarm the test sets by default: the dead-letter alarm, whose real ALARM is rare and whose meaning ("a change
 # needs an operator") makes a test message easy to recognise in a pager.
@@ -119,8 +120,7 @@ def run_alarm_command(
     """0 every action delivered, 1 an action failed, none ran in time or the alarm notifies nobody, 2 usage,
     3 the alarm could not be reached."""
     if not getattr(args, "stack", None) and cloudwatch is None:
-        print("error: alarm-test needs --stack (the local stack deploys no alarms)", file=sys.stderr)
-        return 2
+        return report_error("alarm-test needs --stack (the local stack deploys no alarms)", 2, as_json=args.json)
     name = args.alarm or f"{args.stack}-{DEFAULT_ALARM_SUFFIX}"
     try:
         if cloudwatch is None:
@@ -128,8 +128,7 @@ def run_alarm_command(
             cloudwatch = session.client("cloudwatch")
         actions, results = alarm_test(cloudwatch, name, by=args.by or getpass.getuser(), sleep=sleep, now=now)
     except (AlarmTestError, BotoCoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), 3, as_json=args.json)
     delivered = {result.action for result in results if result.succeeded}
     rows = [
         {"action": action, "delivered": action in delivered, "history": _summary(results, action)} for action in actions

@@ -2,9 +2,10 @@
 
 With ``--stack`` the run is created in the stack's state table and the backfill state machine
 (``BackfillStateMachineArn`` output) runs it in Lambda; the command follows its items until it ends (or returns at
-once with ``--detach``). With ``--local`` the same service runs in this process against the local stack's moto
-endpoint (``.local/stack.json``), step after step, as the state machine would (``run_backfill_locally``, which the
-benchmarks drive too). Either way a run resumes from its checkpoints: ``--resume ID``.
+once with ``--detach``). With ``--local`` the function's step service runs in this process against the local
+stack's moto endpoint (``.local/stack.json``), step after step, as the state machine would
+(``run_backfill_locally``, which the benchmarks drive too). Either way a run resumes from its checkpoints:
+``--resume ID``.
 """
 
 from __future__ import annotations
@@ -22,27 +23,27 @@ import boto3
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.adapters.aws.backfill_store import DynamoBackfillStore
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints
 from nrtsync.adapters.zuora import ZuoraClient
-from nrtsync.app.backfill import build_backfill
+from nrtsync.app.backfill import assemble_backfill_step, build_backfill_admin
+from nrtsync.app.shared import LazyZuora
 from nrtsync.domain.mapping import MappingConfig, load_mapping
 from nrtsync.domain.models.zuora import ZuoraCredentials
 from nrtsync.ports.backfill import BackfillRun, BackfillStatus
 from nrtsync.ports.state import StateUnavailableError
-from nrtsync.services.backfill.service import (
-    BackfillNotFoundError,
-    BackfillRequestError,
-    BackfillService,
-    summary,
-)
-from nrtsync.services.backfill.settings import BackfillSettings
+from nrtsync.services.backfill.admin import BackfillAdmin, BackfillNotFoundError, BackfillRequestError, summary
+from nrtsync.services.backfill.settings import BackfillPacingSettings
+from nrtsync.services.backfill.step import BackfillStep, Pacing
 from nrtsync.services.sweep.service import DEFAULT_PAGE_RESERVE_S
+from nrtsync_cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from nrtsync.ports.zuora import ZuoraPort
@@ -137,19 +138,15 @@ class BackfillTarget:
     @classmethod
     def of_stack(cls, stack: str, session: boto3.Session) -> BackfillTarget:
         try:
-            stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise BackfillCommandError(f"cannot read stack {stack}: {exc}") from exc
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
+            outputs = read_stack_outputs(session.client("cloudformation"), stack)
             return cls(
                 state_table=outputs["SyncStateTableName"],
                 queue_url=outputs["CalloutQueueUrl"],
                 client=session.client,  # type: ignore[arg-type]
                 state_machine_arn=outputs["BackfillStateMachineArn"],
             )
-        except KeyError as exc:
-            raise BackfillCommandError(f"stack {stack} has no output {exc} (deploy this version first)") from exc
+        except StackReadError as exc:
+            raise BackfillCommandError(str(exc)) from exc
 
     @classmethod
     def of_local(cls, state_file: Any) -> BackfillTarget:
@@ -160,55 +157,30 @@ class BackfillTarget:
         return cls(local.values["state_table"], local.values["queue_url"], local.client, values=local.values)
 
 
-def backfill_service(
-    target: BackfillTarget,
-    *,
-    mapping: MappingConfig,
-    zuora: ZuoraPort | None = None,
-    settings: BackfillSettings | None = None,
-) -> BackfillService:
-    """The layer's backfill service on ``target``'s tables and queue (clients from the target, not the env)."""
-    dynamodb, sqs = target.client("dynamodb"), target.client("sqs")
-    resolved = settings or BackfillSettings.model_validate(
-        {"CALLOUT_QUEUE_URL": target.queue_url, "SYNC_STATE_TABLE": target.state_table, "ZUORA_SECRET_ID": "-"}
-    )
-    queue = SqsChangeQueue(target.queue_url, client=sqs)
-    state = DynamoVersionStore(target.state_table, client=dynamodb)
+def backfill_admin(target: BackfillTarget, *, mapping: MappingConfig) -> BackfillAdmin:
+    """The layer's backfill administration on ``target``'s state table (its client from the target, not the env)."""
+    return build_backfill_admin(target.state_table, mapping=mapping, dynamodb=target.client("dynamodb"))
 
-    def no_zuora() -> ZuoraPort:
-        raise BackfillCommandError("no Zuora client here: the run is stepped by the stack's state machine")
 
-    return build_backfill(
-        resolved,
-        zuora=zuora or _Deferred(no_zuora),
+def backfill_stepper(
+    target: BackfillTarget, *, mapping: MappingConfig, zuora: ZuoraPort, pacing: Pacing | None = None
+) -> BackfillStep:
+    """The layer's step service on ``target``'s tables and queue, for a run this process steps itself (the
+    pacing bounds default to the function's)."""
+    dynamodb = target.client("dynamodb")
+    queue = SqsChangeQueue(target.queue_url, client=target.client("sqs"))
+    return assemble_backfill_step(
+        pacing=pacing or BackfillPacingSettings().pacing(),
         mapping=mapping,
+        zuora=zuora,
         store=DynamoBackfillStore(target.state_table, client=dynamodb),
         checkpoints=DynamoSweepCheckpoints(target.state_table, client=dynamodb),
         backlog=queue,
-        api_usage=state,
+        api_usage=DynamoApiUsageStore(target.state_table, client=dynamodb),
         breaker=DynamoBreakerStore(target.state_table, client=dynamodb),
         sink=queue,
-        versions=state,
+        versions=DynamoVersionStore(target.state_table, client=dynamodb),
     )
-
-
-class _Deferred:
-    """A ZuoraPort built on its first query, so a service that only creates or views runs never needs one."""
-
-    def __init__(self, build: Callable[[], ZuoraPort]) -> None:
-        self._build = build
-        self._port: ZuoraPort | None = None
-
-    def _get(self) -> ZuoraPort:
-        if self._port is None:
-            self._port = self._build()
-        return self._port
-
-    def query(self, zoql: str) -> Any:
-        return self._get().query(zoql)
-
-    def query_more(self, query_locator: str) -> Any:
-        return self._get().query_more(query_locator)
 
 
 def local_zuora(target: BackfillTarget, secret_id: str | None) -> ZuoraPort:
@@ -240,7 +212,8 @@ def local_zuora(target: BackfillTarget, secret_id: str | None) -> ZuoraPort:
 
 
 def run_backfill_locally(
-    service: BackfillService,
+    stepper: BackfillStep,
+    admin: BackfillAdmin,
     run_id: str,
     *,
     on_progress: Progress | None = None,
@@ -251,9 +224,9 @@ def run_backfill_locally(
     """Steps the run until it is done or failed, as the state machine does: again at once after ``running``,
     after ``wait_seconds`` after ``waiting``. Returns the run as last stored."""
     while True:
-        result = service.step(run_id, deadline=monotonic() + DEFAULT_PAGE_RESERVE_S + step_seconds)
+        result = stepper.run(run_id, deadline=monotonic() + DEFAULT_PAGE_RESERVE_S + step_seconds)
         if on_progress is not None:
-            on_progress(service.live(result.run))
+            on_progress(admin.live(result.run))
         if result.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
             return result.run
         if result.status is BackfillStatus.WAITING:
@@ -273,7 +246,7 @@ def start_execution(target: BackfillTarget, run_id: str) -> str:
 
 
 def follow(
-    service: BackfillService,
+    service: BackfillAdmin,
     run_id: str,
     *,
     on_progress: Progress,
@@ -370,27 +343,25 @@ def run_backfill_command(
     target: BackfillTarget | None = None,
     zuora: ZuoraPort | None = None,
     progress: Progress | None = None,
-    settings: BackfillSettings | None = None,
+    pacing: Pacing | None = None,
 ) -> int:
     """``backfill`` and ``backfill-status``; returns the exit code (2 a bad option, 3 the stack, 1 a failed run).
 
-    ``target``, ``zuora``, ``progress`` and ``settings`` (the pacing bounds of a local run) replace what the
-    arguments would choose: for tests and the benchmarks."""
+    ``target``, ``zuora``, ``progress`` and ``pacing`` (the bounds of a local run) replace what the arguments
+    would choose: for tests and the benchmarks."""
     try:
         mapping = _mapping(getattr(args, "mapping", None))
         resolved = target or _target(args)
         if args.command == "backfill-status":
-            return _status(args, backfill_service(resolved, mapping=mapping), out)
+            return _status(args, backfill_admin(resolved, mapping=mapping), out)
         _check_options(args)
         return _backfill(
-            args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress, settings=settings
+            args, out, sleep, target=resolved, mapping=mapping, zuora=zuora, progress=progress, pacing=pacing
         )
     except BackfillRequestError as exc:
-        print(f"nrtsync: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(str(exc), EXIT_USAGE, as_json=getattr(args, "json", False))
     except (BackfillNotFoundError, BackfillCommandError, StateUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), EXIT_UNREACHABLE, as_json=getattr(args, "json", False))
 
 
 def _backfill(
@@ -402,15 +373,14 @@ def _backfill(
     mapping: MappingConfig,
     zuora: ZuoraPort | None,
     progress: Progress | None,
-    settings: BackfillSettings | None,
+    pacing: Pacing | None,
 ) -> int:
     local = not target.state_machine_arn
-    port = zuora or (_Deferred(lambda: local_zuora(target, args.zuora_secret_id)) if local else None)
-    service = backfill_service(target, mapping=mapping, zuora=port, settings=settings)
+    admin = backfill_admin(target, mapping=mapping)
     if args.resume:
-        run = service.reopen(args.resume)
+        run = admin.reopen(args.resume)
     else:
-        run = service.create(parse_objects(args.objects), args.since, args.until)
+        run = admin.create(parse_objects(args.objects), args.since, args.until)
     print(
         f"backfill run {run.run_id}: {', '.join(run.objects)} "
         f"from {run.since:%Y-%m-%dT%H:%M:%SZ} to {run.until:%Y-%m-%dT%H:%M:%SZ}",
@@ -418,7 +388,9 @@ def _backfill(
     )
     line = progress or ProgressLine()
     if local:
-        final = run_backfill_locally(service, run.run_id, on_progress=line, sleep=sleep)
+        port = zuora or LazyZuora(lambda: local_zuora(target, args.zuora_secret_id))
+        stepper = backfill_stepper(target, mapping=mapping, zuora=port, pacing=pacing)
+        final = run_backfill_locally(stepper, admin, run.run_id, on_progress=line, sleep=sleep)
     else:
         execution = start_execution(target, run.run_id)
         print(f"started {execution}", file=sys.stderr)
@@ -426,7 +398,7 @@ def _backfill(
             _say(args, out, {"run_id": run.run_id, "execution_arn": execution}, run.run_id)
             return 0
         final = follow(
-            service,
+            admin,
             run.run_id,
             on_progress=line,
             sleep=sleep,
@@ -475,7 +447,7 @@ def _summary(args: argparse.Namespace, run: BackfillRun, out: TextIO) -> int:
     return 0 if run.status is BackfillStatus.DONE else 1
 
 
-def _status(args: argparse.Namespace, service: BackfillService, out: TextIO) -> int:
+def _status(args: argparse.Namespace, service: BackfillAdmin, out: TextIO) -> int:
     if args.run_id:
         _summary(args, service.view(args.run_id), out)
         return 0

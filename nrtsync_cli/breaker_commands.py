@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError, EventSourceBusyError, EventSourceSwitch
+from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.services.breaker.service import pause, resume
+from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from nrtsync_cli.operations import Operations
@@ -47,19 +50,12 @@ class BreakerTarget:
     def of_stack(cls, stack_name: str, session: boto3.Session | None = None) -> BreakerTarget:
         session = session or boto3.Session()
         try:
-            stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-            table, function, queue_url = (
-                outputs["SyncStateTableName"],
-                outputs["SyncFunctionName"],
-                outputs["CalloutQueueUrl"],
-            )
-            queue_arn = session.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-        except KeyError as exc:
-            raise BreakerTargetError(f"stack {stack_name} has no output {exc}") from exc
-        except (ClientError, BotoCoreError, IndexError) as exc:
+            outputs = read_stack_outputs(session.client("cloudformation"), stack_name)
+            table, function = outputs["SyncStateTableName"], outputs["SyncFunctionName"]
+            queue_arn = SqsChangeQueue(outputs["CalloutQueueUrl"], client=session.client("sqs")).arn()
+        except StackReadError as exc:
+            raise BreakerTargetError(str(exc)) from exc
+        except (ClientError, BotoCoreError, QueueUnavailableError) as exc:
             raise BreakerTargetError(f"cannot read stack {stack_name}: {exc}") from exc
         return cls(
             DynamoBreakerStore(table, client=session.client("dynamodb")),
@@ -136,11 +132,9 @@ def run_breaker_command(
         target = target or breaker_target(args)
         state = action(target.store, target.switch, args.reason, by=by, now=datetime.now(UTC))
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(str(exc), EXIT_USAGE, as_json=getattr(args, "json", False))
     except BreakerTargetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), EXIT_UNREACHABLE, as_json=getattr(args, "json", False))
     except EventSourceBusyError as exc:
         # The state is written; the mapping is still finishing an earlier change (Enabling, Disabling, Updating).
         print(
@@ -150,8 +144,8 @@ def run_breaker_command(
         )
         return 0
     except BreakerUnavailableError as exc:
-        print(f"error: {exc}; run `nrtsync {args.command}` again", file=sys.stderr)
-        return 1
+        message = f"{exc}; run `nrtsync {args.command}` again"
+        return report_error(message, EXIT_NOT_ALL, as_json=getattr(args, "json", False))
     row = breaker_status(state)
     if getattr(args, "json", False):
         print(json.dumps(row, indent=2), file=out)

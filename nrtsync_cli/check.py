@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync_cli.local_state import LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 from nrtsync_cli.zuora_setup import TargetError, secret_json
 
 CHECK_COMMAND = "check"
@@ -62,13 +63,12 @@ def local_sources(state_file: Path) -> CheckSources:
 def stack_sources(stack: str, *, region: str | None, profile: str | None) -> CheckSources:
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
-        stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        outputs = read_stack_outputs(session.client("cloudformation"), stack)
         client = session.client("secretsmanager")
         names = {"salesforce": "SalesforceSecretArn", "zuora": "ZuoraSecretArn", "callout": "CalloutSecretArn"}
         secrets = {side: secret_json(client, outputs[key]) for side, key in names.items()}
-    except KeyError as exc:
-        raise TargetError(f"stack {stack} has no output {exc}") from exc
+    except StackReadError as exc:
+        raise TargetError(str(exc)) from exc
     except (ClientError, BotoCoreError) as exc:
         raise TargetError(f"cannot read stack {stack}: {exc}") from exc
     topic = outputs.get("AlarmEmailTopicArn")

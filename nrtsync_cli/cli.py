@@ -1,29 +1,42 @@
 """``nrtsync`` (or ``python -m nrtsync_cli``): a stack's status, Sync History and failure list, for operators.
 
-Exit codes: 0 done, 1 some items could not be handled, 2 wrong usage, 3 the stack could not be reached.
+Exit codes: 0 done (``status``: healthy), 1 some items could not be handled (``status``: degraded), 2 wrong usage
+(nothing contacted), 3 the stack could not be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import boto3
-from botocore.exceptions import NoRegionError, ProfileNotFound
+from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
+from nrtsync import __version__
 from nrtsync.adapters.aws.state import RecordLeasedError
+from nrtsync.services.backfill.admin import BackfillRequestError
 from nrtsync_cli.alarm_commands import add_alarm_commands, run_alarm_command
+from nrtsync_cli.backfill_commands import _check_options as check_backfill_options
 from nrtsync_cli.backfill_commands import add_backfill_commands, run_backfill_command
 from nrtsync_cli.breaker_commands import BREAKER_COMMANDS, add_breaker_commands
 from nrtsync_cli.check import CHECK_COMMAND, add_check_command, resolve_sources, run_check
+from nrtsync_cli.dashboard import CloudWatchSource, MetricSource
+from nrtsync_cli.dashboard_command import (
+    add_dashboard_command,
+    dashboard_body_of_stack,
+    local_target,
+    write_dashboard,
+)
+from nrtsync_cli.errors import EXIT_NOT_ALL, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, report_error
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.permissions import SALESFORCE_COMMAND, add_salesforce_command, required_fields, run_permissions
@@ -36,7 +49,45 @@ from nrtsync_cli.zuora_setup import ZUORA_COMMAND, TargetError, add_zuora_comman
 MAX_MOVE_RATE = 500
 # How often redrive-dlq asks ListMessageMoveTasks for progress.
 MOVE_POLL_SECONDS = 2.0
-NO_TARGET = "say which stack: --stack NAME (a deployed stack) or --local (the one `make local` runs)"
+NO_TARGET = (
+    "say which stack: --stack NAME (a deployed stack), --local (the one `make local` runs), or set NRTSYNC_STACK"
+)
+# The stack a command targets when neither --stack nor --local is given.
+STACK_VARIABLE = "NRTSYNC_STACK"
+# One example per command, shown by `nrtsync COMMAND --help` (a unit test parses each).
+EXAMPLES = {
+    "status": "nrtsync --stack nrtsync-prod status        # exit 0 healthy, 1 degraded, 3 unreachable",
+    "sessions": "nrtsync --stack nrtsync-prod sessions --since 6h",
+    "trail": "nrtsync --stack nrtsync-prod trail Account 2c92a0f96abc1234",
+    "failures": "nrtsync --stack nrtsync-prod failures --code FIELD_CUSTOM_VALIDATION_EXCEPTION --json",
+    "retry": "nrtsync --stack nrtsync-prod retry --code FIELD_CUSTOM_VALIDATION_EXCEPTION   # after fixing the cause",
+    "redrive-dlq": "nrtsync --stack nrtsync-prod redrive-dlq --limit 20",
+    "pause": 'nrtsync --stack nrtsync-prod pause --reason "Salesforce release 20:00-22:00"',
+    "resume": 'nrtsync --stack nrtsync-prod resume --reason "release done"',
+    "plan": "nrtsync plan --changes-per-day 200000 --licences 50",
+    "backfill": "nrtsync --stack nrtsync-prod backfill --object Account --since 2026-01-01T00:00:00Z",
+    "backfill-status": "nrtsync --stack nrtsync-prod backfill-status",
+    "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
+    "forget": "nrtsync --stack nrtsync-prod forget Account 2c92a0f96abc1234",
+    "alarm-test": "nrtsync --stack nrtsync-prod alarm-test --alarm nrtsync-prod-dead-letters",
+    "zuora": "nrtsync --stack nrtsync-prod zuora setup --dry-run   # then without --dry-run; `zuora check` after",
+    "check": "nrtsync --stack nrtsync-prod check --json   # exit 0 only when nothing blocks syncing",
+    "salesforce": "nrtsync --stack nrtsync-prod salesforce permissions   # the permission set, as metadata XML",
+}
+EPILOG = f"""\
+The stack: --stack NAME, --local, or the environment variable {STACK_VARIABLE}; before or after the command,
+like --json, --region and --profile.
+
+exit codes:
+  0  done (status: healthy)
+  1  some items not handled, a confirmation declined (status: degraded: an alarm in ALARM, the breaker
+     open, dead letters waiting)
+  2  usage: nothing was contacted
+  3  the stack could not be read (no such stack, no credentials, no local state file)
+
+Errors go to stderr and start with "nrtsync: error:"; under --json they are one JSON object
+{{"error": ..., "exit_code": ...}}.
+"""
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -84,21 +135,62 @@ FAILURE_COLUMNS = [
 ]
 
 
+class UsageError(ValueError):
+    """The command line asks for something that cannot be: exit 2 with the message, before anything is contacted."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors raised as ``UsageError``, so they are reported like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help; the examples and exit codes kept as written."""
+
+
 def _options(*, top: bool) -> argparse.ArgumentParser:
     """The options every command takes, before or after the command's name (``--json failures`` or
-    ``failures --json``). After it, an option not given leaves the value before it untouched (SUPPRESS): a
-    subparser's defaults would otherwise overwrite what the main parser read."""
+    ``failures --json``, ``--stack X status`` or ``status --stack X``). After it, an option not given leaves the
+    value before it untouched (SUPPRESS): a subparser's defaults would otherwise overwrite what the main parser
+    read."""
     options = argparse.ArgumentParser(add_help=False)
     unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    # No default target: a command meant for the local stack must never land on a deployed one, or back.
+    where = options.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        help=f"a deployed stack's name (reads its Outputs; AWS credentials as boto3 finds them; or {STACK_VARIABLE})",
+        **unset,
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help=f"the stack `make local` runs (endpoint and names from {LOCAL_STACK_FILE})",
+        **unset,
+    )
+    options.add_argument(
+        "--state-file", type=Path, help=f"with --local: the local stack's state file (else {LOCAL_STACK_FILE})", **unset
+    )
     options.add_argument("--json", action="store_true", help="print JSON instead of a table", **unset)
-    options.add_argument("--region", help="with --stack: the AWS region (default: as boto3 finds it)", **unset)
+    options.add_argument("--region", help="with --stack: the AWS region (else as boto3 finds it)", **unset)
     options.add_argument("--profile", help="with --stack: the AWS profile of ~/.aws/config", **unset)
     return options
 
 
 def add_command(commands: Any, name: str, text: str) -> argparse.ArgumentParser:
-    """A subcommand that takes the common options (``--json``, ``--region``, ``--profile``) too."""
-    sub: argparse.ArgumentParser = commands.add_parser(name, help=text, parents=[_options(top=False)])
+    """A subcommand with a description, its defaults and an example in its help, that takes the common options
+    (``--stack``, ``--local``, ``--json``, ``--region``, ``--profile``) too."""
+    example = EXAMPLES.get(name)
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=text,
+        description=text[:1].upper() + text[1:] + ".",
+        epilog=f"example:\n  {example}" if example else None,
+        formatter_class=_HelpFormatter,
+        parents=[_options(top=False)],
+    )
     return sub
 
 
@@ -110,25 +202,21 @@ def _rate(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nrtsync", description=__doc__.splitlines()[0], parents=[_options(top=True)])
-    # No default target: a command meant for the local stack must never land on a deployed one, or back.
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--stack", help="a deployed stack's name (reads its Outputs; AWS credentials as boto3 finds them)"
+    parser = _Parser(
+        prog="nrtsync",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_options(top=True)],
     )
-    where.add_argument(
-        "--local", action="store_true", help=f"the stack `make local` runs (endpoint and names from {LOCAL_STACK_FILE})"
-    )
-    parser.add_argument(
-        "--state-file", type=Path, help=f"with --local: the local stack's state file (default {LOCAL_STACK_FILE})"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_command(commands, "status", "queue and DLQ depth, oldest message, breaker, API usage, last session, alarms")
 
     sessions = add_command(commands, "sessions", "recent sync sessions with their counts and latencies")
-    sessions.add_argument("--since", type=_duration, default=timedelta(hours=1), help="e.g. 30m, 6h, 7d")
-    sessions.add_argument("--limit", type=int, default=50)
+    sessions.add_argument("--since", type=_duration, default="1h", help="how far back, e.g. 30m, 6h, 7d")
+    sessions.add_argument("--limit", type=int, default=50, help="at most this many sessions")
 
     trail = add_command(commands, "trail", "one record's trail from callout to Salesforce Id")
     trail.add_argument("object_type", help="Zuora object, e.g. Account")
@@ -141,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "retry":
             sub.add_argument("--all", action="store_true", help="retry every failure (needed without a filter)")
             sub.add_argument("--dry-run", action="store_true", help="show what would be retried")
+            sub.add_argument("--yes", action="store_true", help="--all without asking (needed without a terminal)")
 
     forget = add_command(
         commands, "forget", "forget one record's version state (for a wrong future date that got in): asks first"
@@ -164,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
     add_reconcile_command(lambda name, text: add_command(commands, name, text))
+    add_dashboard_command(lambda name, text: add_command(commands, name, text), _duration)
     add_alarm_commands(lambda name, text: add_command(commands, name, text))
     add_zuora_command(lambda name, text: add_command(commands, name, text))
     add_check_command(lambda name, text: add_command(commands, name, text))
@@ -186,20 +276,28 @@ def _local_operations(state_file: Path) -> Operations:
     return Operations(resources, dynamodb=local.client("dynamodb"), sqs=local.client("sqs"))
 
 
-class UsageError(ValueError):
-    """The command line asks for something that cannot be: exit 2 with the message."""
-
-
-def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> Operations:
-    """Operations on a deployed stack; one boto3 Session (``--profile``, ``--region``) makes every client."""
+def _aws_session(*, region: str | None, profile: str | None) -> boto3.Session:
+    """One boto3 Session (``--profile``, ``--region``) for every client of a command, with credentials."""
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
-        cloudformation, cloudwatch = session.client("cloudformation"), session.client("cloudwatch")
-        dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+        session.client("cloudformation")  # fails now, not mid-command, without a region
     except ProfileNotFound as exc:
         raise UsageError(f"--profile {profile}: {exc}") from exc
     except NoRegionError as exc:
         raise UsageError("no AWS region: give --region, or a --profile (or AWS_REGION) that names one") from exc
+    if session.get_credentials() is None:
+        # Else describe_stacks fails with a message that reads like a missing stack.
+        raise OperationError(
+            "no AWS credentials: give --profile, set AWS_PROFILE, or log in (aws configure / aws sso login)"
+        ) from NoCredentialsError()
+    return session
+
+
+def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> Operations:
+    """Operations on a deployed stack, every client from one session."""
+    session = _aws_session(region=region, profile=profile)
+    cloudformation, cloudwatch = session.client("cloudformation"), session.client("cloudwatch")
+    dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
     return Operations(
         StackResources.from_stack(stack, cloudformation),
         dynamodb=dynamodb,
@@ -209,12 +307,46 @@ def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> O
     )
 
 
-def _usage_error(args: argparse.Namespace, *, given: bool) -> str | None:
-    if args.state_file and not args.local:
-        return "--state-file goes with --local"
-    if not (given or args.stack or args.local):
-        return NO_TARGET
-    return None
+def _usage_error(args: argparse.Namespace, *, given: bool, interactive: bool) -> str | None:
+    """What is wrong with the command line, found before anything is contacted."""
+    checks = [
+        (args.stack and args.local, "--stack and --local: say one"),
+        (args.state_file and not args.local, "--state-file goes with --local"),
+        (not (given or args.stack or args.local), NO_TARGET),
+        (
+            args.command == "retry" and not (args.all or args.object_type or args.error_code),
+            "say which failures to retry: --object, --code, or --all",
+        ),
+        (_asks(args) and not interactive, f"no terminal to confirm on: add --yes to {args.command} without asking"),
+    ]
+    wrong = next((message for failed, message in checks if failed), None)
+    if wrong is None and args.command == "backfill":
+        try:
+            check_backfill_options(args)
+        except BackfillRequestError as exc:
+            wrong = str(exc)
+    return wrong
+
+
+def _asks(args: argparse.Namespace) -> bool:
+    """Whether the command will ask for confirmation (``--yes`` and ``--dry-run`` ask nothing)."""
+    asking = args.command in {"redrive-dlq", "forget"} or (args.command == "retry" and args.all)
+    return asking and not (args.yes or getattr(args, "dry_run", False))
+
+
+def _parse(argv: list[str], environ: Mapping[str, str], *, given: bool, interactive: bool) -> argparse.Namespace:
+    """The command line, with ``NRTSYNC_STACK`` as the default stack; ``UsageError`` for anything wrong in it."""
+    args = build_parser().parse_args(argv)
+    if args.command == PLAN_COMMAND:
+        return args
+    if not (args.stack or args.local) and environ.get(STACK_VARIABLE):
+        args.stack = environ[STACK_VARIABLE]
+    if args.command == SALESFORCE_COMMAND and not (args.stack or args.local):
+        return args  # the permission set from the mapping alone: no stack to reach
+    usage = _usage_error(args, given=given, interactive=interactive)
+    if usage:
+        raise UsageError(usage)
+    return args
 
 
 @dataclass
@@ -233,34 +365,31 @@ def run(
     out: TextIO = sys.stdout,
     stdin: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run one command; returns the exit code. ``operations`` given, it is the target and no flag is needed."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    offline = _offline(args, out)
-    if offline is not None:
-        return offline
-    usage = _usage_error(args, given=operations is not None)
-    if usage:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {usage}", file=sys.stderr)
-        return 2
-    if args.command in (ZUORA_COMMAND, CHECK_COMMAND, SALESFORCE_COMMAND):
-        return _zuora_or_check(args, out)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv
+    environ = os.environ if environ is None else environ
+    terminal = Terminal(out, stdin or sys.stdin, sleep)
     try:
+        args = _parse(argv, environ, given=operations is not None, interactive=terminal.stdin.isatty())
+        offline = _offline(args, out)
+        if offline is not None:
+            return offline
+        if args.command in (ZUORA_COMMAND, CHECK_COMMAND, SALESFORCE_COMMAND):
+            return _zuora_or_check(args, out, as_json=as_json)
         if operations is None and args.stack:
             operations = _aws_operations(args.stack, region=args.region, profile=args.profile)
         elif operations is None:
             if args.region or args.profile:
                 print("note: --region and --profile are ignored with --local (the state file says)", file=sys.stderr)
             operations = _local_operations(args.state_file or LOCAL_STACK_FILE)
-        return _dispatch(args, operations, Terminal(out, stdin or sys.stdin, sleep))
+        return _dispatch(args, operations, terminal)
     except UsageError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(f"{exc} (nrtsync --help)", EXIT_USAGE, as_json=as_json)
     except OperationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), EXIT_UNREACHABLE, as_json=as_json)
 
 
 def _offline(args: argparse.Namespace, out: TextIO) -> int | None:
@@ -272,7 +401,7 @@ def _offline(args: argparse.Namespace, out: TextIO) -> int | None:
     return None
 
 
-def _zuora_or_check(args: argparse.Namespace, out: TextIO) -> int:
+def _zuora_or_check(args: argparse.Namespace, out: TextIO, *, as_json: bool) -> int:
     try:
         if args.command == CHECK_COMMAND:
             return run_check(args, out, resolve_sources(args, LOCAL_STACK_FILE))
@@ -280,8 +409,7 @@ def _zuora_or_check(args: argparse.Namespace, out: TextIO) -> int:
             return run_permissions(args, out, required=required_fields(args, LOCAL_STACK_FILE))
         return run_zuora(args, out, resolve_side(args), sys.stderr)
     except TargetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return report_error(str(exc), EXIT_UNREACHABLE, as_json=as_json)
 
 
 def main() -> int:
@@ -316,20 +444,22 @@ def _failures(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
     return 0
 
 
-def _retry(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
-    if not (args.all or args.object_type or args.error_code):
-        print("error: say which failures to retry: --object, --code, or --all", file=sys.stderr)
-        return 2
+def _retry(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
+    out = term.out
     chosen = ops.failures(object_type=args.object_type, error_code=args.error_code)
     if args.dry_run:
         _show(chosen, FAILURE_COLUMNS, args, out)
-        return 0
+        return EXIT_OK
+    if not chosen:
+        _say(args, out, {"retried": 0, "not_retried": 0}, "no failures to retry")
+        return EXIT_OK
+    if args.all:
+        refused = _refused(args, f"Retry all {len(chosen)} failures on the failure list?", term, verb="retry")
+        if refused is not None:
+            return refused
     done, failed = ops.retry_failures(chosen, progress=ProgressBar("retrying"))
-    if args.json:
-        print(json.dumps({"retried": done, "not_retried": failed}), file=out)
-    else:
-        print(f"retried {done}, could not retry {failed}", file=out)
-    return 1 if failed else 0
+    _say(args, out, {"retried": done, "not_retried": failed}, f"retried {done}, could not retry {failed}")
+    return EXIT_NOT_ALL if failed else EXIT_OK
 
 
 # -- status ----------------------------------------------------------------------------------------------------
@@ -386,16 +516,34 @@ def _status_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"what": what, "value": value} for what, value in rows]
 
 
+def degraded(status: dict[str, Any]) -> list[str]:
+    """Why the stack is not healthy: alarms in ALARM, the breaker open (or unreadable), dead letters waiting."""
+    problems = [f"alarm {a['name']} in ALARM" for a in status["alarms"] or [] if a["state"] == "ALARM"]
+    breaker = status["breaker"]
+    if breaker is not None and "error" in breaker:
+        problems.append(f"breaker unknown: {breaker['error']}")
+    elif breaker is not None and breaker.get("state") == "open":
+        problems.append(f"breaker open: {breaker.get('reason')}")
+    dead = status["dead_letter_queue"]
+    if dead["visible"] or dead["in_flight"]:
+        problems.append(f"{dead['visible'] + dead['in_flight']} dead letters waiting")
+    return problems
+
+
 def _status(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    """Exit 0 when healthy, 1 when degraded (``degraded``), so that it can serve as a health check."""
     status = ops.status()
+    problems = degraded(status)
     if args.json:
-        print(json.dumps(status, default=str, indent=2), file=out)
-        return 0
+        print(json.dumps(status | {"healthy": not problems, "problems": problems}, default=str, indent=2), file=out)
+        return EXIT_NOT_ALL if problems else EXIT_OK
     print_table(_status_rows(status), [("what", ""), ("value", "")], out)
     if status["alarms"]:
         print(file=out)
         print_table(status["alarms"], [("state", "state"), ("since", "since"), ("name", "alarm")], out)
-    return 0
+    print(file=out)
+    print("healthy" if not problems else "degraded: " + "; ".join(problems), file=out)
+    return EXIT_NOT_ALL if problems else EXIT_OK
 
 
 # -- redrive-dlq -----------------------------------------------------------------------------------------------
@@ -408,8 +556,8 @@ def _redrive(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
     if ops.server_side_redrive:
         running = ops.dead_letter_move()
         if running is not None and running.get("Status") in ACTIVE_MOVE_STATES:
-            print(f"error: a move task is already running on the DLQ: {_move_summary(running)}", file=sys.stderr)
-            return 1
+            message = f"a move task is already running on the DLQ: {_move_summary(running)}"
+            return report_error(message, EXIT_NOT_ALL, as_json=args.json)
     waiting = ops.dead_letter_count()
     how = "StartMessageMoveTask" if ops.server_side_redrive else "receive, send, delete (local stack)"
     plan = {"dead_letters": waiting, "from": res.dlq_url, "to": res.queue_url, "how": how, "max_per_second": args.limit}
@@ -437,14 +585,14 @@ def _refused(args: argparse.Namespace, question: str, term: Terminal, *, verb: s
     """``None`` to go ahead (``--yes`` or the operator said yes), else the exit code."""
     if args.yes:
         return None
-    if not term.stdin.isatty():
-        print(f"error: no terminal to confirm on: add --yes to {verb} without asking", file=sys.stderr)
-        return 2
+    if not term.stdin.isatty():  # found before anything was contacted too (_usage_error); kept for safety
+        message = f"no terminal to confirm on: add --yes to {verb} without asking"
+        return report_error(message, EXIT_USAGE, as_json=args.json)
     print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
     if term.stdin.readline().strip().lower() in {"y", "yes"}:
         return None
     print(f"nothing done: did not {verb}", file=sys.stderr)
-    return 1
+    return EXIT_NOT_ALL
 
 
 def _forget(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
@@ -464,8 +612,7 @@ def _forget(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:
     try:
         old = ops.forget_record(args.object_type, args.record_id)
     except RecordLeasedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(str(exc), EXIT_NOT_ALL, as_json=args.json)
     text = f"forgot the sync state of {what}" if old else f"{what} had no sync state any more"
     _say(args, term.out, {"record": what, "forgotten": old is not None, "was": old}, text)
     return 0
@@ -525,12 +672,13 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Operations, TextIO], int]] = 
     "sessions": _sessions,
     "trail": _trail,
     "failures": _failures,
-    "retry": _retry,
     **BREAKER_COMMANDS,
 }
 # Commands that ask or wait take the whole terminal.
 _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int]] = {
     "redrive-dlq": _redrive,
+    "retry": _retry,
+    "dashboard": lambda args, ops, term: _dashboard(args, ops, term.out),
     "forget": _forget,
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
@@ -540,6 +688,17 @@ _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int
     # Builds its own CloudWatch client: it writes alarm state, which the read-only operations never do.
     "alarm-test": lambda args, _ops, term: run_alarm_command(args, term.out, term.sleep),
 }
+
+
+def _dashboard(args: argparse.Namespace, ops: Operations, out: TextIO) -> int:
+    source: MetricSource
+    if args.stack:
+        cloudwatch = _aws_session(region=args.region, profile=args.profile).client("cloudwatch")
+        body, source = dashboard_body_of_stack(args.stack, cloudwatch), CloudWatchSource(cloudwatch)
+    else:
+        body, source = local_target(args.state_file or LOCAL_STACK_FILE)
+    write_dashboard(args, ops, out, body=body, source=source)
+    return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace, ops: Operations, term: Terminal) -> int:

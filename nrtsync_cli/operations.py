@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.adapters.aws.state import DynamoVersionStore, RecordLeasedError
-from nrtsync.adapters.aws.tables import API_USAGE_KEY, FAILURE_PK, api_usage_of, plain_item, record_pk, session_pk
+from nrtsync.adapters.aws.tables import FAILURE_PK, plain_item, record_pk, session_pk
 from nrtsync.domain.models.callout import record_key_of
+from nrtsync.ports.breaker import BreakerUnavailableError
+from nrtsync.ports.queue import QueueUnavailableError
 from nrtsync.ports.state import StateUnavailableError
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -26,9 +32,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 
-# The breaker's item in the state table (``adapters.aws.tables.BREAKER_KEY``). The CLI only reads it: pause and
-# resume are the breaker's own commands.
-BREAKER_KEY: Final = "ORG#BREAKER"
 # How far back ``status`` looks for the last session: a stack idle longer than this shows none.
 LAST_SESSION_WINDOW: Final = timedelta(days=7)
 # SQS publishes its queue metrics to CloudWatch once a minute; a quarter of an hour finds the latest one
@@ -66,12 +69,7 @@ class StackResources:
     @classmethod
     def from_stack(cls, stack_name: str, cloudformation: Any = None) -> StackResources:
         try:
-            client = cloudformation or boto3.client("cloudformation")
-            stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read stack {stack_name}: {exc}") from exc
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
+            outputs = read_stack_outputs(cloudformation or boto3.client("cloudformation"), stack_name)
             return cls(
                 history_table=outputs["SyncHistoryTableName"],
                 queue_url=outputs["CalloutQueueUrl"],
@@ -79,8 +77,8 @@ class StackResources:
                 state_table=outputs.get("SyncStateTableName"),
                 stack_name=stack_name,
             )
-        except KeyError as exc:
-            raise OperationError(f"stack {stack_name} has no output {exc}") from exc
+        except StackReadError as exc:
+            raise OperationError(str(exc)) from exc
 
 
 def queue_name(url: str) -> str:
@@ -107,6 +105,7 @@ class Operations:
         self._res = resources
         self._ddb: DynamoDBClient = dynamodb or boto3.client("dynamodb")
         self._sqs: SQSClient = sqs or boto3.client("sqs")
+        self._queue = SqsChangeQueue(resources.queue_url, client=self._sqs)
         self._cloudwatch = cloudwatch
         self.server_side_redrive = server_side_redrive
 
@@ -174,13 +173,13 @@ class Operations:
         done = failed = 0
         for n, failure in enumerate(failures, 1):
             try:
-                self._sqs.send_message(QueueUrl=self._res.queue_url, MessageBody=str(failure["body"]))
+                self._queue.send_body(str(failure["body"]))
                 self._ddb.delete_item(
                     TableName=self._res.history_table,
                     Key={"pk": {"S": FAILURE_PK}, "sk": {"S": str(failure["sk"])}},
                 )
                 done += 1
-            except (ClientError, BotoCoreError, KeyError):
+            except (QueueUnavailableError, ClientError, BotoCoreError, KeyError):
                 failed += 1
             if progress:
                 progress(n, len(failures))
@@ -206,10 +205,10 @@ class Operations:
                 break
             for msg in batch:
                 try:
-                    self._sqs.send_message(QueueUrl=self._res.queue_url, MessageBody=msg["Body"])
+                    self._queue.send_body(msg["Body"])
                     self._sqs.delete_message(QueueUrl=self._res.dlq_url, ReceiptHandle=msg["ReceiptHandle"])
                     moved += 1
-                except (ClientError, BotoCoreError):
+                except (QueueUnavailableError, ClientError, BotoCoreError):
                     failed += 1  # stays on the DLQ, visible again after 60 s
                 if progress:
                     progress(moved + failed, max(total, moved + failed))
@@ -219,7 +218,10 @@ class Operations:
         return self.queue_depth(self._res.dlq_url)["visible"]
 
     def queue_arn(self, url: str) -> str:
-        return self._attributes(url, ["QueueArn"])["QueueArn"]
+        try:
+            return SqsChangeQueue(url, client=self._sqs).arn()
+        except QueueUnavailableError as exc:
+            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
 
     def start_dead_letter_move(self, *, rate: int | None = None) -> str:
         """Start an SQS message move task from the DLQ to the callout queue; returns its task handle.
@@ -248,28 +250,13 @@ class Operations:
         return dict(results[0]) if results else None
 
     # -- status ------------------------------------------------------------------------------------------------
-    def _attributes(self, url: str, names: list[Any]) -> dict[str, str]:
-        try:
-            attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-            return {str(k): v for k, v in attributes.items()}
-        except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
-
     def queue_depth(self, url: str) -> dict[str, int]:
         """Visible, in-flight and delayed messages (approximate, as SQS says)."""
-        attrs = self._attributes(
-            url,
-            [
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )
-        return {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        try:
+            depth = SqsChangeQueue(url, client=self._sqs).depth()
+        except QueueUnavailableError as exc:
+            raise OperationError(f"cannot read queue {queue_name(url)}: {exc}") from exc
+        return {"visible": depth.visible, "in_flight": depth.in_flight, "delayed": depth.delayed}
 
     def oldest_message_age(self, url: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The queue's ``ApproximateAgeOfOldestMessage`` in seconds, the latest minute CloudWatch has.
@@ -298,16 +285,18 @@ class Operations:
         latest = max(points, key=lambda p: p["Timestamp"])
         return {"seconds": float(latest.get("Maximum", 0.0)), "at": latest["Timestamp"].isoformat(), "note": None}
 
-    def _state_item(self, key: str) -> dict[str, Any] | None:
+    def _state_table(self) -> str:
         if self._res.state_table is None:
             # Not "never opened" or "not seen yet": without the table's name nothing can be said.
             raise StateTableUnknownError
+        return self._res.state_table
+
+    def _state_item(self, key: str) -> dict[str, Any] | None:
+        table = self._state_table()
         try:
-            item = self._ddb.get_item(TableName=self._res.state_table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
-                "Item"
-            )
+            item = self._ddb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise OperationError(f"cannot read the state table ({self._res.state_table}): {exc}") from exc
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
         return item
 
     def record_state(self, object_type: str, record_id: str) -> dict[str, Any] | None:
@@ -335,13 +324,15 @@ class Operations:
 
     def api_usage(self) -> dict[str, Any] | None:
         """The org's API usage as the sync function last saw it (``ORG#API_USAGE``), or ``None`` before any."""
-        item = self._state_item(API_USAGE_KEY)
-        if item is None:
-            return None
+        table = self._state_table()
         try:
-            usage = api_usage_of(item)
+            usage = DynamoApiUsageStore(table, client=self._ddb).read()
+        except StateUnavailableError as exc:
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
         except ValueError as exc:
             return {"error": f"unreadable: {exc}"}
+        if usage is None:
+            return None
         return {
             "used": usage.used,
             "limit": usage.limit,
@@ -351,8 +342,11 @@ class Operations:
 
     def breaker(self) -> dict[str, Any] | None:
         """The circuit breaker's item (read only), or ``None`` when the breaker never opened (or is not deployed)."""
-        item = self._state_item(BREAKER_KEY)
-        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+        table = self._state_table()
+        try:
+            return DynamoBreakerStore(table, client=self._ddb).stored()
+        except BreakerUnavailableError as exc:
+            raise OperationError(f"cannot read the state table ({table}): {exc}") from exc
 
     def alarms(self) -> list[dict[str, Any]] | None:
         """The stack's CloudWatch alarms (named ``<stack>-…`` by the template) and their states.

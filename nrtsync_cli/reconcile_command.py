@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -78,7 +79,7 @@ def run_reconcile_command(
     except (BackfillCommandError, ZuoraError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    _print(args, out, result.as_log())
+    _print(args, out, result.as_dict())
     return 1 if result.errors or result.deletes_error else 0
 
 
@@ -98,7 +99,7 @@ def _run_locally(args: argparse.Namespace, target: BackfillTarget, zuora: ZuoraP
         breaker_store=DynamoBreakerStore(target.state_table, client=dynamodb),
         written=state,
     )
-    return reconciler.run(remaining_seconds=LOCAL_RUN_SECONDS, deletes=args.deletes)
+    return reconciler.run(deadline=time.monotonic() + LOCAL_RUN_SECONDS, deletes=args.deletes)
 
 
 def _invoke(args: argparse.Namespace, out: TextIO) -> int:

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_local_state
 from nrtsync_cli.render import print_table
+from nrtsync_cli.stack_outputs import StackReadError, read_stack_outputs
 
 ZUORA_COMMAND = "zuora"
 LOCAL_STACK_NAME = "local"
@@ -69,8 +70,7 @@ def local_side(state_file: Path) -> StackSide:
 def stack_side(stack: str, *, region: str | None, profile: str | None) -> StackSide:
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
-        stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        outputs = read_stack_outputs(session.client("cloudformation"), stack)
         secrets = session.client("secretsmanager")
         return StackSide(
             stack=stack,
@@ -78,8 +78,8 @@ def stack_side(stack: str, *, region: str | None, profile: str | None) -> StackS
             callout_secret=secret_json(secrets, outputs["CalloutSecretArn"]),
             zuora_secret=secret_json(secrets, outputs["ZuoraSecretArn"]),
         )
-    except KeyError as exc:
-        raise TargetError(f"stack {stack} has no output {exc}") from exc
+    except StackReadError as exc:
+        raise TargetError(str(exc)) from exc
     except (ClientError, BotoCoreError) as exc:
         raise TargetError(f"cannot read stack {stack}: {exc}") from exc
 

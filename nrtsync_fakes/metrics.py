@@ -56,7 +56,7 @@ class FakeHistory:
 
 
 class FakeUsage:
-    """``ApiUsageSource`` with a fixed answer."""
+    """``ApiUsageReader`` with a fixed answer."""
 
     def __init__(self, usage: ApiUsage | None = None) -> None:
         self.usage = usage

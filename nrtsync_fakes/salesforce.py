@@ -81,17 +81,6 @@ class FakeSalesforce:
             assert self._usage is not None
             return self._usage
 
-    def upsert(
-        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
-    ) -> list[RecordResult]:
-        [answer] = self.upsert_collections(
-            [CollectionUpsert(sobject=sobject, external_id_field=external_id_field, records=records)],
-            deadline=deadline,
-        )
-        if isinstance(answer, SalesforceError):
-            raise answer
-        return answer
-
     def upsert_collections(
         self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
     ) -> list[list[RecordResult] | SalesforceError]:

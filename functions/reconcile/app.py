@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nrtsync.app.invocation import deadline_of
 from nrtsync.app.reconcile import build_reconcile, reconcile_settings, report_reconcile
 from nrtsync.app.shared import Lazy
 from nrtsync.observability import logger, metrics
@@ -24,11 +25,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     scheduled = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
     reconciler = service.get()
-    remaining = context.get_remaining_time_in_millis() / 1000
     # The daily deletes sweep, or one asked for by `nrtsync reconcile --deletes` (detail.deletes).
     asked = isinstance(scheduled.detail, dict) and scheduled.detail.get("deletes") is True
     deletes = reconciler.includes_deletes(scheduled.time) or asked
-    result = reconciler.run(remaining_seconds=remaining, deletes=deletes)
+    result = reconciler.run(deadline=deadline_of(context), deletes=deletes)
     report_reconcile(result)
     result.raise_for_errors()
-    return result.as_log()
+    return result.as_dict()

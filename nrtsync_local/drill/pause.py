@@ -2,7 +2,7 @@
 simulated time through the local deployment, then cleared; nothing may reach the dead-letter queue.
 
 Why simulated: 30 real minutes per condition would make the drill a two-hour job. The sync service, its breaker
-and its probe run on a clock the drill owns (``SimClock``, injected through ``nrtsync.wiring.build_sync``); the
+and its probe run on a clock the drill owns (``SimClock``, injected through ``nrtsync.app.sync.build_sync``); the
 probe is driven by the drill, once per simulated minute (the template's ``rate(1 minute)``); and the SQS
 visibility delays the sync asks for follow that clock (``SimulatedVisibility``: 60 simulated seconds are 1 real
 second). While the breaker is open the poller makes no receive at all (the mapping is disabled), so the real time

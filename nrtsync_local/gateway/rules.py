@@ -1,12 +1,14 @@
 """What API Gateway's REST API does around a Lambda proxy integration, for the local front
 (``nrtsync_local.gateway.server``, the HTTP server): the proxy event it sends the function, the response headers it
 remaps or drops, its own answers (gateway responses, from the template's ``GatewayResponses``) and the REQUEST
-Lambda authorizer (its settings from the template's ``Auth``, the result cache, the policy check)."""
+Lambda authorizer (its settings from the template's ``Auth``, the result cache, the policy check), and the API's
+resource policy (the template's ``Auth.ResourcePolicy``), whose explicit Deny comes before the authorizer."""
 
 from __future__ import annotations
 
 import base64
 import fnmatch
+import ipaddress
 import json
 import threading
 import uuid
@@ -15,7 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nrtsync_local.template import api_authorizer, gateway_responses
+from nrtsync_local.template import (
+    TemplateError,
+    api_authorizer,
+    apply_conditions,
+    gateway_responses,
+    parameter_defaults,
+    resource,
+)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -223,6 +232,70 @@ class LambdaAuthorizer:
         )
 
 
+# The condition operators a resource policy statement may use here: enough for an IP allow-list.
+_IP_CONDITIONS = {"IpAddress": True, "NotIpAddress": False}
+
+
+@dataclass(frozen=True)
+class _SourceCondition:
+    """``IpAddress`` / ``NotIpAddress`` on ``aws:SourceIp``: ``inside`` says which side of the blocks matches."""
+
+    blocks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    inside: bool
+
+    def matches(self, source_ip: str) -> bool:
+        address = ipaddress.ip_address(source_ip)
+        within = any(address.version == block.version and address in block for block in self.blocks)
+        return within is self.inside
+
+
+@dataclass(frozen=True)
+class _DenyStatement:
+    resources: tuple[str, ...]
+    conditions: tuple[_SourceCondition, ...]
+
+
+class ResourcePolicy:
+    """The first phase of API Gateway's resource policy evaluation with a Lambda authorizer: an explicit Deny that
+    matches the request is answered ACCESS_DENIED before the authorizer runs ("How API Gateway resource policies
+    affect authorization workflow"). What is not denied goes on to the authorizer, whose answer decides, so the
+    policy's Allow statements change nothing here. Only what an IP allow-list needs is read: ``execute-api:Invoke``
+    statements for every principal, conditions ``IpAddress`` / ``NotIpAddress`` on ``aws:SourceIp``; anything else
+    in a Deny is refused when the policy is read rather than guessed at."""
+
+    def __init__(self, statements: list[dict[str, Any]]) -> None:
+        self._denies = tuple(_deny_statement(s) for s in statements if s.get("Effect") == "Deny")
+
+    @classmethod
+    def from_template(
+        cls, template: Mapping[str, Any], api_logical_id: str, *, refs: Mapping[str, str] | None = None
+    ) -> ResourcePolicy:
+        return cls(api_resource_policy(template, api_logical_id, refs=refs))
+
+    def denies(self, *, source_ip: str, stage: str, method: str, resource_path: str) -> bool:
+        """Whether an explicit Deny refuses this source the method (``resource_path`` as ``/callouts``)."""
+        target = f"execute-api:/{stage}/{method}{resource_path}"
+        return any(
+            any(fnmatch.fnmatchcase(target, pattern) for pattern in deny.resources)
+            and all(condition.matches(source_ip) for condition in deny.conditions)
+            for deny in self._denies
+        )
+
+
+def _deny_statement(statement: Mapping[str, Any]) -> _DenyStatement:
+    if statement.get("Principal") not in ("*", {"AWS": "*"}):
+        raise TemplateError(f"a resource policy Deny for principal {statement.get('Principal')!r} is not emulated")
+    if not any(action in ("execute-api:Invoke", "execute-api:*", "*") for action in _as_list(statement.get("Action"))):
+        raise TemplateError(f"a resource policy Deny of {statement.get('Action')!r} is not emulated")
+    conditions: list[_SourceCondition] = []
+    for operator, keys in (statement.get("Condition") or {}).items():
+        if operator not in _IP_CONDITIONS or set(keys) != {"aws:SourceIp"}:
+            raise TemplateError(f"a resource policy condition {operator} {sorted(keys)} is not emulated")
+        blocks = tuple(ipaddress.ip_network(str(block).strip()) for block in _as_list(keys["aws:SourceIp"]))
+        conditions.append(_SourceCondition(blocks, _IP_CONDITIONS[operator]))
+    return _DenyStatement(tuple(str(r) for r in _as_list(statement.get("Resource"))), tuple(conditions))
+
+
 class PolicyCache:
     """The authorizer's results by identity-source values, each kept for the TTL (API Gateway's cache)."""
 
@@ -276,3 +349,35 @@ def _as_list(value: Any) -> list[Any]:
 
 def json_body(document: dict[str, Any]) -> bytes:
     return json.dumps(document).encode("utf-8")
+
+
+def api_resource_policy(
+    template: Mapping[str, Any], api_logical_id: str, *, refs: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The ``AWS::Serverless::Api``'s ``Auth.ResourcePolicy.CustomStatements`` as API Gateway receives them:
+    conditions applied, and ``Ref``, ``Fn::Split`` and ``Fn::Join`` of parameters evaluated (``refs`` overrides a
+    parameter's default). Empty when the API has no resource policy."""
+    auth = resource(template, api_logical_id, "AWS::Serverless::Api").get("Properties", {}).get("Auth") or {}
+    statements = (auth.get("ResourcePolicy") or {}).get("CustomStatements") or []
+    applied = apply_conditions(statements, template, refs=refs)
+    names = {**parameter_defaults(template), **(refs or {})}
+    return [_evaluate_lists(statement, names, f"{api_logical_id}.ResourcePolicy") for statement in applied]
+
+
+def _evaluate_lists(value: Any, names: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, Mapping) and set(value) == {"Ref"}:
+        name = str(value["Ref"])
+        if name not in names:
+            raise TemplateError(f"{where} names {name}, which cannot be resolved without a deployed stack")
+        return names[name]
+    if isinstance(value, Mapping) and set(value) == {"Fn::Split"}:
+        delimiter, text = value["Fn::Split"]
+        return str(_evaluate_lists(text, names, where)).split(str(delimiter))
+    if isinstance(value, Mapping) and set(value) == {"Fn::Join"}:
+        delimiter, items = value["Fn::Join"]
+        return str(delimiter).join(str(item) for item in _evaluate_lists(items, names, where))
+    if isinstance(value, Mapping):
+        return {str(key): _evaluate_lists(item, names, where) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_evaluate_lists(item, names, where) for item in value]
+    return value

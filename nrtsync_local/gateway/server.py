@@ -8,11 +8,18 @@ the proxy event's shape, are in ``nrtsync_local.gateway.rules``):
 
 * a body over 10 MB: 413 ``Request Too Long`` (a REQUEST_TOO_LARGE gateway response cannot be customized);
 * a path or method that is not a route: the MISSING_AUTHENTICATION_TOKEN gateway response (403 by default);
+* the API's resource policy (``Auth.ResourcePolicy``): a source an explicit Deny matches (outside
+  ``AllowedSourceCidrs``) gets the ACCESS_DENIED gateway response before the authorizer is invoked;
 * the Lambda REQUEST authorizer: a request without its identity-source headers gets the UNAUTHORIZED gateway
   response without the authorizer being invoked; an ``Exception("Unauthorized")`` is UNAUTHORIZED too; any
-  other failure is AUTHORIZER_FAILURE; a policy that does not allow the method is ACCESS_DENIED; a returned
-  policy is cached per identity-source value for the authorizer's TTL and applied to later methods as is;
-* the function not answering within the integration timeout (29 s): the INTEGRATION_TIMEOUT gateway response;
+  other exception, or the authorizer running past its own timeout, is AUTHORIZER_CONFIGURATION_ERROR (500); a
+  policy that does not allow the method is ACCESS_DENIED; a returned policy is cached per identity-source value
+  for the authorizer's TTL and applied to later methods as is;
+* a proxy event over Lambda's 6 MB synchronous payload limit (a body API Gateway accepts, up to 10 MB): Lambda
+  refuses the invocation (413) and API Gateway answers 500 ``Internal server error``;
+* the function still running at its own ``Timeout``: Lambda ends the invocation and API Gateway answers 502
+  ``Internal server error``, as for any function error; not answering within the integration timeout (29 s),
+  whichever comes first: the INTEGRATION_TIMEOUT gateway response (504);
 * the function failing: 502 ``Internal server error``;
 * the headers a proxy integration's response may not carry are renamed ``x-amzn-Remapped-<name>`` or dropped,
   while gateway responses' headers reach the client as the template sets them.
@@ -21,6 +28,7 @@ the proxy event's shape, are in ``nrtsync_local.gateway.rules``):
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 import uuid
@@ -35,6 +43,7 @@ from nrtsync_local.gateway.rules import (
     HttpRequest,
     LambdaAuthorizer,
     PolicyCache,
+    ResourcePolicy,
     Route,
     method_arn,
     policy_allows,
@@ -42,7 +51,7 @@ from nrtsync_local.gateway.rules import (
     remap_response_headers,
 )
 from nrtsync_local.gateway.rules import json_body as _json
-from nrtsync_local.poller import LocalContext
+from nrtsync_local.poller import LAMBDA_SYNC_PAYLOAD_BYTES, LocalContext, run_within_timeout
 from nrtsync_local.standin.tls import serve_tls
 
 if TYPE_CHECKING:
@@ -55,6 +64,8 @@ INTEGRATION_TIMEOUT_SECONDS = 29.0
 _DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 LOCAL_REGION = "us-east-1"
 _JSON = "application/json"
+# API Gateway's body for a Lambda invocation it could not make (500) or a function error (502).
+_INTERNAL_ERROR = _json({"message": "Internal server error"})
 
 
 class ApiGatewayFront:
@@ -77,6 +88,7 @@ class ApiGatewayFront:
         port: int = 0,
         gateway_responses: GatewayResponses | None = None,
         authorizer: LambdaAuthorizer | None = None,
+        resource_policy: ResourcePolicy | None = None,
         integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
         region: str = LOCAL_REGION,
         clock: Callable[[], float] = time.monotonic,
@@ -92,6 +104,7 @@ class ApiGatewayFront:
         self.memory_mb = memory_mb
         self.gateway_responses = gateway_responses or GatewayResponses()
         self.authorizer = authorizer
+        self.resource_policy = resource_policy
         self.integration_timeout_seconds = integration_timeout_seconds
         self.region = region
         self.authorizer_invocations = 0
@@ -130,14 +143,14 @@ class ApiGatewayFront:
     def route_of(self, method: str, path: str) -> Route | None:
         return next((r for r in self.routes if r.method == method and r.path == path), None)
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        context = LocalContext(
-            function_name=self.function_name,
-            timeout_seconds=self.timeout_seconds,
-            memory_limit_in_mb=self.memory_mb,
-            aws_request_id=event["requestContext"]["requestId"],
+    def denied_by_policy(self, event: dict[str, Any]) -> bool:
+        """Whether the resource policy's explicit Deny refuses the request, before any authorizer."""
+        return self.resource_policy is not None and self.resource_policy.denies(
+            source_ip=event["requestContext"]["identity"]["sourceIp"],
+            stage=self.stage,
+            method=event["httpMethod"],
+            resource_path=event["resource"],
         )
-        return self.handler(event, context)
 
     def authorize(self, event: dict[str, Any], headers: list[tuple[str, str]]) -> str | None:
         """None if the request may go on (``event`` then carries the authorizer's context), else the
@@ -160,7 +173,9 @@ class ApiGatewayFront:
             try:
                 result = self._invoke_authorizer(authorizer, event, arn)
             except Exception as exc:  # noqa: BLE001 - API Gateway maps every authorizer error to a gateway response
-                return "UNAUTHORIZED" if str(exc) == "Unauthorized" else "AUTHORIZER_FAILURE"
+                # Anything but Unauthorized, a timeout included, is an authorizer error to API Gateway: 500 with
+                # AUTHORIZER_CONFIGURATION_ERROR (x-amzn-ErrorType AuthorizerConfigurationException).
+                return "UNAUTHORIZED" if str(exc) == "Unauthorized" else "AUTHORIZER_CONFIGURATION_ERROR"
             self._policy_cache.put(identity, result, authorizer.ttl_seconds)
         try:
             if not policy_allows(result, arn):
@@ -183,32 +198,23 @@ class ApiGatewayFront:
             aws_request_id=str(uuid.uuid4()),
         )
         self.authorizer_invocations += 1
-        result = authorizer.handler(request, context)
+        result = run_within_timeout(authorizer.handler, request, context)
         if not isinstance(result, dict):
             raise TypeError(f"the authorizer returned {type(result).__name__}, not a policy")
         return result
 
     def invoke_within_timeout(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The function's answer, or None once the integration timeout has passed (the function runs on, as
-        a Lambda invocation does after API Gateway gave up on it). Its exception is raised here."""
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                outcome["response"] = self.invoke(event)
-            except BaseException as exc:  # noqa: BLE001 - handed to the request thread
-                outcome["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="api-gateway-integration", daemon=True).start()
-        if not done.wait(self.integration_timeout_seconds):
-            return None
-        if "error" in outcome:
-            raise outcome["error"]
-        response: dict[str, Any] = outcome["response"]
-        return response
+        a Lambda invocation does after API Gateway gave up on it). Its exception is raised here, and
+        FunctionTimedOutError when it is still running at its own timeout."""
+        context = LocalContext(
+            function_name=self.function_name,
+            timeout_seconds=self.timeout_seconds,
+            memory_limit_in_mb=self.memory_mb,
+            aws_request_id=event["requestContext"]["requestId"],
+        )
+        give_up_at = time.monotonic() + self.integration_timeout_seconds
+        return run_within_timeout(self.handler, event, context, give_up_at=give_up_at)
 
 
 class _FrontServer(ThreadingHTTPServer):
@@ -281,9 +287,14 @@ class _FrontHandler(BaseHTTPRequestHandler):
         )
         event = proxy_event(request, route=route, stage=front.stage, host=self.headers.get("Host", ""))
         event["requestContext"]["requestId"] = request_id
-        refusal = front.authorize(event, request.headers)
+        refusal = "ACCESS_DENIED" if front.denied_by_policy(event) else front.authorize(event, request.headers)
         if refusal is not None:
             self._send(*front.gateway_responses.answer(refusal), request_id)
+            return
+        if len(json.dumps(event, separators=(",", ":")).encode("utf-8")) > LAMBDA_SYNC_PAYLOAD_BYTES:
+            # Lambda refuses the invocation (413 RequestEntityTooLargeException); API Gateway answers any refused
+            # invocation 500 (Lambda Developer Guide, "Handling Lambda errors with an API Gateway API").
+            self._send(500, {"Content-Type": _JSON}, _INTERNAL_ERROR, request_id)
             return
         try:
             response = front.invoke_within_timeout(event)
@@ -291,11 +302,11 @@ class _FrontHandler(BaseHTTPRequestHandler):
                 self._send(*front.gateway_responses.answer("INTEGRATION_TIMEOUT"), request_id)
                 return
             status, headers, payload = _proxy_response(response)
-        except Exception:  # noqa: BLE001 - API Gateway turns any function error into a 502; the cause is printed
+        except Exception:  # noqa: BLE001 - API Gateway turns any function error, a timeout too, into a 502; printed
             import traceback  # noqa: PLC0415 - only on this path
 
             traceback.print_exc()
-            status, headers, payload = 502, {"Content-Type": _JSON}, _json({"message": "Internal server error"})
+            status, headers, payload = 502, {"Content-Type": _JSON}, _INTERNAL_ERROR
         headers = remap_response_headers(headers)
         headers["X-Local-Integration-Latency-Ms"] = str(int((time.monotonic() - started) * 1000))
         self._send(status, headers, payload, request_id)

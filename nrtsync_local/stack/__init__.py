@@ -16,7 +16,7 @@ What runs (docs/LOCAL.md has the details):
 
 The handlers run in this process and share Powertools' process-wide logger and metrics, so they are invoked
 one at a time (one lock), as if each had a single warm container. Each gets its own settings object, built
-from its function's environment in the template by ``nrtsync.wiring``, installed in the handler's ``Lazy``
+from its function's environment in the template by ``nrtsync.app``, installed in the handler's ``Lazy``
 holder.
 
 The modules, each one seam: ``spec`` (the functions' logical ids, the ingest API, ``LocalDeploymentError``),

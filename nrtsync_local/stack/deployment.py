@@ -210,11 +210,6 @@ class LocalDeployment:
         return self._handlers.switch.enabled
 
     @property
-    def event_source_changes(self) -> list[bool]:
-        """Every enable (True) / disable (False) the breaker asked of the mapping, in order."""
-        return list(self._handlers.switch.changes)
-
-    @property
     def sync_busy(self) -> bool:
         """Whether a sync invocation is running now."""
         return self._handlers.sync_busy
@@ -420,7 +415,12 @@ class LocalDeployment:
         if self._state_file is not None:
             self._handlers.use_switch_file(self._event_source_file(self._state_file))
         self._handlers.install(environments)
-        self._front = start_front(self._template, self._handlers, region=self._region, tls=self._zuora.front_ca)
+        # The one template parameter the front reads, set as the stack sets it for the ingest function.
+        cidrs = self._overrides.get("ALLOWED_SOURCE_CIDRS")
+        parameters = {"AllowedSourceCidrs": cidrs} if cidrs is not None else None
+        self._front = start_front(
+            self._template, self._handlers, region=self._region, tls=self._zuora.front_ca, parameters=parameters
+        )
         poller = sync_poller(
             self._template,
             self._handlers,

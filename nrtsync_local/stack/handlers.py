@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrtsync_local.gateway.rules import Handler
-from nrtsync_local.poller import LocalContext, MappingSwitch
+from nrtsync_local.poller import LocalContext, LocalLambdaApi, MappingSwitch
 from nrtsync_local.stack.schedule import scheduled_event
 from nrtsync_local.stack.spec import INGEST, LOGGER_NAME, METRICS, RECONCILE, SYNC, authorizer_function
 from nrtsync_local.template import function_properties
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from nrtsync.ports.salesforce import SalesforcePort
 
 log = logging.getLogger(LOGGER_NAME)
+
+# How long the local mapping stays Enabling or Disabling after a change. AWS takes seconds; here it is shorter than
+# LambdaEventSourceSwitch's first wait (0.5 s), so a refused change goes through on its first retry.
+MAPPING_TRANSITION_SECONDS = 0.3
 
 
 class LocalHandlers:
@@ -60,7 +64,7 @@ class LocalHandlers:
         self._sync_clock = sync_clock
         self._retries_wrapper = retries_wrapper
         # The sync function's event source mapping: the breaker disables it, the poller honours it.
-        self.switch = MappingSwitch()
+        self.switch = MappingSwitch(transition_seconds=MAPPING_TRANSITION_SECONDS)
         self.probe_runs = 0
         self._authorizer: str | None = None
         self._invoke_lock = threading.Lock()
@@ -78,21 +82,26 @@ class LocalHandlers:
 
     def use_switch_file(self, path: Path) -> None:
         """Keep the mapping's enabled flag in ``path`` too, so the CLI (another process) can pause the stack."""
-        self.switch = MappingSwitch(path)
+        self.switch = MappingSwitch(path, transition_seconds=MAPPING_TRANSITION_SECONDS)
 
     def install(self, environments: Mapping[str, Mapping[str, str]]) -> None:
         # Imported only now: Powertools reads POWERTOOLS_* when nrtsync.observability is first imported.
         from functions.ingest import app as ingest_app  # noqa: PLC0415
         from functions.sync import app as sync_app  # noqa: PLC0415
+        from nrtsync.adapters.aws.event_source import LambdaEventSourceSwitch  # noqa: PLC0415
         from nrtsync.app.authorizer import build_authorizer  # noqa: PLC0415
         from nrtsync.app.ingest import build_ingest  # noqa: PLC0415
         from nrtsync.app.metrics import build_metrics  # noqa: PLC0415
         from nrtsync.app.reconcile import build_reconcile  # noqa: PLC0415
         from nrtsync.app.shared import build_salesforce  # noqa: PLC0415
         from nrtsync.app.sync import build_sync  # noqa: PLC0415
+        from nrtsync.observability import metrics  # noqa: PLC0415
         from nrtsync.services.ingest.settings import IngestSettings  # noqa: PLC0415
         from nrtsync.services.sync.settings import SyncSettings  # noqa: PLC0415
 
+        # A caller may have imported the layer before the stack set the environment (make demo's dashboard page
+        # does): Powertools then read no namespace, and every flush would fail. The stack's environment decides.
+        metrics.namespace = dict(environments[INGEST]).get("POWERTOOLS_METRICS_NAMESPACE") or metrics.namespace
         ingest_app.endpoint.use(build_ingest(IngestSettings.from_env(dict(environments[INGEST]))))
         self._authorizer = authorizer = authorizer_function(self._template)
         if authorizer is not None:
@@ -109,7 +118,11 @@ class LocalHandlers:
             from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
 
             extra["retries"] = self._retries_wrapper(SqsChangeQueue(sync_settings.queue_url))
-        sync_app.service.use(build_sync(sync_settings, salesforce=salesforce, event_source=self.switch, **extra))
+        # The breaker switches the mapping through the layer's own Lambda adapter, as on AWS, busy answers included.
+        function_name, queue_arn = sync_settings.function_name or SYNC, sync_settings.queue_arn or ""
+        lambda_api = LocalLambdaApi(self.switch, function_name=function_name, queue_arn=queue_arn)
+        switch = LambdaEventSourceSwitch(function_name, queue_arn, lambda_api)
+        sync_app.service.use(build_sync(sync_settings, salesforce=salesforce, event_source=switch, **extra))
         if RECONCILE in environments:
             from functions.reconcile import app as reconcile_app  # noqa: PLC0415
             from nrtsync.services.reconcile.settings import ReconcileSettings  # noqa: PLC0415
@@ -149,6 +162,8 @@ class LocalHandlers:
         from nrtsync.observability import logger  # noqa: PLC0415 - imported once the environment is set
 
         with self._invoke_lock:
+            if isinstance(context, LocalContext):
+                context.begin()  # the function's timeout counts from here, not from the wait for the lock
             logger.clear_state()
             try:
                 return handler(event, context)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from nrtsync_local.aws import LocalResources
-from nrtsync_local.gateway.rules import GatewayResponses, LambdaAuthorizer
+from nrtsync_local.gateway.rules import GatewayResponses, LambdaAuthorizer, ResourcePolicy
 from nrtsync_local.gateway.server import ApiGatewayFront
 from nrtsync_local.poller import SqsEventSourcePoller
 from nrtsync_local.stack.handlers import LocalHandlers
@@ -57,10 +57,16 @@ class StackThreads:
 
 
 def start_front(
-    template: Mapping[str, Any], handlers: LocalHandlers, *, region: str, tls: trustme.CA | None = None
+    template: Mapping[str, Any],
+    handlers: LocalHandlers,
+    *,
+    region: str,
+    tls: trustme.CA | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> ApiGatewayFront:
-    """The ingest function's API, with the template's stage, routes, authorizer and gateway responses, started;
-    HTTPS with a certificate from ``tls`` when given."""
+    """The ingest function's API, with the template's stage, routes, resource policy, authorizer and gateway
+    responses, started; HTTPS with a certificate from ``tls`` when given. ``parameters`` override the template's
+    parameter defaults (``AllowedSourceCidrs``)."""
     stage = parameter_defaults(template)["StageName"]
     properties = function_properties(template, INGEST)
     api = api_of(template, INGEST)
@@ -86,6 +92,7 @@ def start_front(
         memory_mb=int(properties.get("MemorySize", 128)),
         gateway_responses=GatewayResponses.from_template(template, api),
         authorizer=authorizer,
+        resource_policy=ResourcePolicy.from_template(template, api, refs=parameters),
         region=region,
         tls=tls,
     ).start()

@@ -167,12 +167,19 @@ class LocalZuora:
         self.secret_id = None
 
 
-def ca_bundle(path: Path, ca_files: Sequence[str | None]) -> str | None:
-    """One PEM file trusted by every function: the public roots (a real org or tenant next to a stand-in) and
-    each stand-in's CA. ``REQUESTS_CA_BUNDLE`` names one file, so both stand-ins' CAs must be in it. None when no
-    stand-in runs (the default trust store is then right)."""
+def ca_bundle(path: Path, ca_files: Sequence[str | None], environ: Mapping[str, str] | None = None) -> str | None:
+    """One PEM file trusted by every function: the public roots (a real org or tenant next to a stand-in), the
+    bundles the user trusts (``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE`` of ``environ``, the process environment
+    by default: a corporate proxy's CA must stay trusted) and each stand-in's CA. ``REQUESTS_CA_BUNDLE`` names one
+    file, so all of them must be in it. None when no stand-in runs (the user's settings are then left as they are).
+    """
     files = [Path(name) for name in ca_files if name]
     if not files:
         return None
-    path.write_text("\n".join([Path(certifi.where()).read_text(), *(f.read_text() for f in files)]))
+    environ = os.environ if environ is None else environ
+    users = [Path(environ[name]) for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if environ.get(name)]
+    # A bundle this function wrote earlier (the stack sets REQUESTS_CA_BUNDLE to it) is not the user's.
+    trusted = list(dict.fromkeys(f for f in users if f.is_file() and f.resolve() != path.resolve()))
+    parts = [Path(certifi.where()), *trusted, *files]
+    path.write_text("\n".join(part.read_text() for part in parts))
     return str(path)

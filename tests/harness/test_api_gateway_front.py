@@ -7,6 +7,7 @@ logic (``services.ingest.authorizer``) with the test credentials, or a stand-in 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +24,12 @@ from nrtsync_local.gateway.rules import (
     GatewayResponses,
     Handler,
     LambdaAuthorizer,
+    ResourcePolicy,
     Route,
     remap_response_headers,
 )
 from nrtsync_local.gateway.server import MAX_PAYLOAD_BYTES, ApiGatewayFront
+from nrtsync_local.poller import LAMBDA_SYNC_PAYLOAD_BYTES
 from nrtsync_local.template import api_authorizer, gateway_responses, load_template, parameter_defaults
 from tests.support.events import CALLOUT_PASSWORD, CALLOUT_USERNAME, callout_secret
 
@@ -95,6 +98,9 @@ def start_front(
     routes: list[Route] | None = None,
     integration_timeout: float = 29.0,
     function: Function | None = None,
+    function_timeout: float = 10,
+    resource_policy: ResourcePolicy | None = None,
+    responses: GatewayResponses | None = None,
 ) -> tuple[ApiGatewayFront, Function, FakeClock]:
     function = function or Function()
     clock = FakeClock()
@@ -104,9 +110,10 @@ def start_front(
         routes=routes or [Route("/callouts", "POST")],
         stage="prod",
         function_name="IngestFunction",
-        timeout_seconds=10,
-        gateway_responses=GatewayResponses.from_template(TEMPLATE, API),
+        timeout_seconds=function_timeout,
+        gateway_responses=responses or GatewayResponses.from_template(TEMPLATE, API),
         authorizer=authorizer,
+        resource_policy=resource_policy,
         integration_timeout_seconds=integration_timeout,
         region="eu-west-1",
         clock=clock.monotonic,
@@ -215,9 +222,148 @@ def test_an_authorizer_that_fails_is_a_500_zuora_retries() -> None:
     finally:
         front.stop()
     assert answer.status_code == 500
-    assert answer.json() == template_body("AUTHORIZER_FAILURE")
+    assert answer.json() == template_body("AUTHORIZER_CONFIGURATION_ERROR")
     assert answer.json()["success"] is False
     assert function.events == []
+
+
+def test_an_authorizer_that_raises_is_a_configuration_error_not_a_failure() -> None:
+    # Given gateway responses that tell the two authorizer error types apart (the template's say the same)
+    def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise RuntimeError("secret unavailable")
+
+    responses = GatewayResponses(
+        {
+            name: GatewayResponse(500, {}, {"application/json": json.dumps({"type": name})})
+            for name in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
+        }
+    )
+    front, function, _ = start_front(authorizer_handler=broken, responses=responses)
+    try:
+        with requests.Session() as http:
+            http.trust_env = False
+            answer = http.post(front.base_url + "/callouts", auth=AUTH, timeout=10)
+    finally:
+        front.stop()
+
+    # Then API Gateway answers as for any Lambda authorizer error: AUTHORIZER_CONFIGURATION_ERROR
+    assert (answer.status_code, answer.json()) == (500, {"type": "AUTHORIZER_CONFIGURATION_ERROR"})
+    assert function.events == []
+
+
+def allow_list(cidrs: str) -> ResourcePolicy:
+    """The template's resource policy with AllowedSourceCidrs set as a deployment would set it."""
+    return ResourcePolicy.from_template(TEMPLATE, API, refs={"AllowedSourceCidrs": cidrs})
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (allow_list("203.0.113.0/24, 2001:db8::/32"), 403),  # the test client (127.0.0.1) is outside
+        (allow_list("203.0.113.0/24,127.0.0.0/8"), 200),
+        (ResourcePolicy.from_template(TEMPLATE, API), 200),  # the default: AllowedSourceCidrs empty, no Deny
+    ],
+)
+def test_the_resource_policy_denies_a_source_outside_the_allow_list_before_the_authorizer(
+    policy: ResourcePolicy, expected: int
+) -> None:
+    front, function, _ = start_front(resource_policy=policy)
+    try:
+        with requests.Session() as http:
+            http.trust_env = False
+            # Right credentials and wrong ones alike: an outsider learns nothing about the password
+            right = http.post(front.base_url + "/callouts", auth=AUTH, timeout=10)
+            wrong = http.post(front.base_url + "/callouts", auth=(CALLOUT_USERNAME, "wrong"), timeout=10)
+    finally:
+        front.stop()
+
+    if expected == 403:
+        assert (right.status_code, wrong.status_code) == (403, 403)
+        assert right.json() == wrong.json() == template_body("ACCESS_DENIED")
+        assert right.json()["error"] == "source_not_allowed"
+        assert front.authorizer_invocations == 0
+        assert function.events == []
+    else:
+        assert (right.status_code, wrong.status_code) == (200, 401)
+        assert front.authorizer_invocations == 2
+        assert len(function.events) == 1
+
+
+def test_a_function_still_running_at_its_timeout_is_a_502_before_the_integration_timeout() -> None:
+    # Given a function slower than its own timeout, which is shorter than the integration timeout
+    function = Function(delay=1.0)
+    front, _, _ = start_front(function=function, function_timeout=0.2, integration_timeout=29.0)
+    try:
+        with requests.Session() as http:
+            http.trust_env = False
+            started = time.monotonic()
+            answer = http.post(front.base_url + "/callouts", auth=AUTH, timeout=10)
+            elapsed = time.monotonic() - started
+    finally:
+        front.stop()
+
+    # Then Lambda ends the invocation at its timeout and API Gateway answers a function error's 502
+    assert answer.status_code == 502
+    assert answer.json() == {"message": "Internal server error"}
+    assert elapsed < 0.9
+    assert len(function.events) == 1
+
+
+def test_an_authorizer_still_running_at_its_timeout_is_a_configuration_error() -> None:
+    released = threading.Event()
+
+    def stuck(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        released.wait(5)  # a real wait: the front times the authorizer out on its own thread
+        return real_authorizer(event, context)
+
+    function = Function()
+    authorizer = LambdaAuthorizer.from_template(TEMPLATE, API, stuck, timeout_seconds=0.2)
+    front = ApiGatewayFront(
+        function,
+        routes=[Route("/callouts", "POST")],
+        stage="prod",
+        function_name="IngestFunction",
+        timeout_seconds=10,
+        gateway_responses=GatewayResponses.from_template(TEMPLATE, API),
+        authorizer=authorizer,
+    ).start()
+    try:
+        with requests.Session() as http:
+            http.trust_env = False
+            started = time.monotonic()
+            answer = http.post(front.base_url + "/callouts", auth=AUTH, timeout=10)
+            elapsed = time.monotonic() - started
+    finally:
+        released.set()
+        front.stop()
+
+    assert answer.status_code == 500
+    assert answer.json() == template_body("AUTHORIZER_CONFIGURATION_ERROR")
+    assert elapsed < 2
+    assert function.events == []
+
+
+def test_a_body_over_lambdas_6_mb_is_the_500_of_a_refused_invocation(running: Front) -> None:
+    # Given a body API Gateway accepts (under 10 MB) whose proxy event is over Lambda's 6 MB
+    body = b"x" * (LAMBDA_SYNC_PAYLOAD_BYTES + 1)
+    assert len(body) < MAX_PAYLOAD_BYTES
+
+    answer = running.http.post(running.url, data=body, auth=AUTH, timeout=30)
+
+    # Then Lambda refuses the invocation and API Gateway answers 500, after the authorizer, before the function
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "Internal server error"}
+    assert running.front.authorizer_invocations == 1
+    assert running.function.events == []
+
+
+def test_a_body_whose_event_fits_in_6_mb_reaches_the_function(running: Front) -> None:
+    body = b"x" * (LAMBDA_SYNC_PAYLOAD_BYTES - 64 * 1024)  # room for the event's headers and request context
+
+    answer = running.http.post(running.url, data=body, auth=AUTH, timeout=30)
+
+    assert answer.status_code == 200
+    assert len(running.function.events) == 1
 
 
 def test_a_challenge_the_function_returns_reaches_the_caller_only_remapped(running: Front) -> None:

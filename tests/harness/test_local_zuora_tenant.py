@@ -62,11 +62,38 @@ def test_the_ca_bundle_holds_the_public_roots_and_each_stand_ins_ca(tmp_path: Pa
     zuora_ca = tmp_path / "zuora.pem"
     zuora_ca.write_text("-----BEGIN CERTIFICATE-----\nZUORA\n-----END CERTIFICATE-----\n")
 
-    bundle = ca_bundle(tmp_path / "bundle.pem", [str(salesforce_ca), None, str(zuora_ca)])
+    bundle = ca_bundle(tmp_path / "bundle.pem", [str(salesforce_ca), None, str(zuora_ca)], environ={})
 
     assert bundle is not None
     text = Path(bundle).read_text()
     assert "SALESFORCE" in text
     assert "ZUORA" in text
     assert Path(certifi.where()).read_text() in text  # a real org or tenant beside a stand-in stays trusted
-    assert ca_bundle(tmp_path / "none.pem", [None, None]) is None
+    assert ca_bundle(tmp_path / "none.pem", [None, None], environ={}) is None
+
+
+def test_the_ca_bundle_keeps_what_the_user_trusts(tmp_path: Path) -> None:
+    # Given a user who trusts a proxy's CA through REQUESTS_CA_BUNDLE and another through SSL_CERT_FILE
+    proxy, other = tmp_path / "proxy.pem", tmp_path / "other.pem"
+    proxy.write_text("-----BEGIN CERTIFICATE-----\nPROXY\n-----END CERTIFICATE-----\n")
+    other.write_text("-----BEGIN CERTIFICATE-----\nOTHER\n-----END CERTIFICATE-----\n")
+    standin = tmp_path / "sf.pem"
+    standin.write_text("-----BEGIN CERTIFICATE-----\nSALESFORCE\n-----END CERTIFICATE-----\n")
+    environ = {"REQUESTS_CA_BUNDLE": str(proxy), "SSL_CERT_FILE": str(other)}
+
+    # When the stack builds its bundle, twice (the second time REQUESTS_CA_BUNDLE may name its own bundle)
+    bundle = tmp_path / "bundle.pem"
+    ca_bundle(bundle, [str(standin)], environ=environ)
+    ca_bundle(bundle, [str(standin)], environ={**environ, "REQUESTS_CA_BUNDLE": str(bundle)})
+
+    # Then the user's CAs, the stand-in's and the public roots are all in it, once each
+    text = bundle.read_text()
+    assert [text.count(name) for name in ("OTHER", "SALESFORCE")] == [1, 1]
+    assert Path(certifi.where()).read_text() in text
+
+
+def test_with_no_stand_in_the_users_trust_is_left_alone(tmp_path: Path) -> None:
+    proxy = tmp_path / "proxy.pem"
+    proxy.write_text("PROXY")
+    assert ca_bundle(tmp_path / "bundle.pem", [None], environ={"REQUESTS_CA_BUNDLE": str(proxy)}) is None
+    assert not (tmp_path / "bundle.pem").exists()

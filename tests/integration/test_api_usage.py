@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.ports.salesforce import ApiUsage
+from nrtsync.ports.state import StateUnavailableError
 from tests.support.sync_world import STATE_TABLE, SyncWorld, change, message
 
 
@@ -33,7 +34,7 @@ def test_an_allocation_of_zero_saved_by_sync_is_published_as_100_percent(world: 
     world.state.save_api_usage(ApiUsage(used=0, limit=0, observed_at=datetime.now(UTC)))
 
     # When the metrics function reads it
-    usage = DynamoApiUsageSource(STATE_TABLE, client=world.dynamodb).api_usage()
+    usage = DynamoApiUsageStore(STATE_TABLE, client=world.dynamodb).api_usage()
 
     # Then it reads the same value with the same rule: 100 %
     assert usage is not None
@@ -51,3 +52,22 @@ def test_an_allocation_of_zero_in_the_state_table_stops_the_budget_guard(world: 
     assert world.salesforce.calls == []
     assert [(o.outcome, o.error_code) for o in result.outcomes] == [(Outcome.WAITING, "API_BUDGET_REACHED")]
     assert result.retry_message_ids
+
+
+def test_a_malformed_usage_item_reads_as_no_reading_for_every_function(world: SyncWorld) -> None:
+    # Given an API usage item without its limit (written by hand, or by an older version)
+    world.dynamodb.put_item(
+        TableName=STATE_TABLE,
+        Item={"pk": {"S": "ORG#API_USAGE"}, "used": {"N": "10"}, "observed_at": {"S": datetime.now(UTC).isoformat()}},
+    )
+
+    # When the metrics function, the backfill and the sync's budget guard read it
+    # Then each reads no reading at all, through the same adapter
+    assert DynamoApiUsageStore(STATE_TABLE, client=world.dynamodb).api_usage() is None
+    assert world.state.api_usage() is None
+
+
+def test_a_table_that_cannot_be_read_is_a_state_error(world: SyncWorld) -> None:
+    # Given a table that does not exist / When its usage is read / Then the caller is told to retry later
+    with pytest.raises(StateUnavailableError, match="API usage"):
+        DynamoApiUsageStore("no-such-table", client=world.dynamodb).api_usage()

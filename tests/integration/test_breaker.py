@@ -164,7 +164,7 @@ def test_while_open_a_batch_makes_no_call_and_waits(world: SyncWorld) -> None:
 
 
 def test_the_probe_does_nothing_while_closed(world: SyncWorld) -> None:
-    result = world.service().probe(remaining_seconds=30)
+    result = world.service().probe(deadline=world.monotonic() + 30)
 
     assert result is not None
     assert (result.action, result.paused) == ("idle", False)
@@ -178,7 +178,7 @@ def test_the_probe_closes_the_breaker_when_salesforce_answers_and_counts_its_cal
     used = world.salesforce.api_used
 
     # When the probe runs and /limits answers under the budget
-    result = world.service().probe(remaining_seconds=30)
+    result = world.service().probe(deadline=world.monotonic() + 30)
 
     # Then one API call was made (counted in the usage), the breaker is closed by the probe, the mapping enabled
     assert result is not None
@@ -197,13 +197,13 @@ def test_the_probe_keeps_a_budget_pause_until_usage_is_under_the_budget(world: S
     world.breaker().trip(BreakerReason.API_BUDGET_REACHED, "budget")
 
     # When the probe runs
-    kept = world.service().probe(remaining_seconds=30)
+    kept = world.service().probe(deadline=world.monotonic() + 30)
 
     # Then it stays open; once the day's allocation renews (usage falls) the next probe closes it
     assert kept is not None
     assert (kept.action, kept.paused) == ("kept_open", True)
     world.salesforce.api_used = 10
-    closed = world.service().probe(remaining_seconds=30)
+    closed = world.service().probe(deadline=world.monotonic() + 30)
     assert closed is not None
     assert closed.action == "closed"
     assert world.switch.enabled is True
@@ -216,7 +216,7 @@ def test_the_probe_keeps_the_breaker_open_while_salesforce_still_fails(
     world.breaker().trip(BreakerReason.SALESFORCE_AUTH, "refused")
     world.salesforce.fail_usage_checks.append(error)
 
-    result = world.service().probe(remaining_seconds=30)
+    result = world.service().probe(deadline=world.monotonic() + 30)
 
     assert result is not None
     assert (result.action, result.paused) == ("kept_open", True)
@@ -232,7 +232,7 @@ def test_a_manual_pause_is_never_closed_by_the_probe_only_by_resume(world: SyncW
     assert world.switch.enabled is False
 
     # When the probe runs (Salesforce is fine)
-    result = world.service().probe(remaining_seconds=30)
+    result = world.service().probe(deadline=world.monotonic() + 30)
 
     # Then it stays paused and the probe made no call
     assert result is not None
@@ -255,13 +255,13 @@ def test_a_mapping_that_cannot_be_enabled_leaves_the_breaker_open_for_the_next_p
     world.breaker().trip(BreakerReason.SALESFORCE_UNAVAILABLE, "outage")
     world.switch.fail = True
 
-    result = world.service().probe(remaining_seconds=30)
+    result = world.service().probe(deadline=world.monotonic() + 30)
 
     assert result is not None
     assert result.paused
     assert world.breaker_store.read().is_open
     world.switch.fail = False
-    assert world.service().probe(remaining_seconds=30).action == "closed"  # type: ignore[union-attr]
+    assert world.service().probe(deadline=world.monotonic() + 30).action == "closed"  # type: ignore[union-attr]
 
 
 # -- the handler -----------------------------------------------------------------------------------------------

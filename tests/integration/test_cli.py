@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -18,10 +20,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.adapters.aws.tables import BREAKER_KEY, api_usage_item
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.ports.salesforce import ApiUsage
-from nrtsync_cli.cli import main, run
+from nrtsync_cli.cli import EXAMPLES, build_parser, main, run
 from nrtsync_cli.operations import Operations, StackResources
 from tests.support.sqs_move_tasks import SqsWithMoveTasks
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
@@ -187,15 +189,19 @@ def test_without_stack_or_local_exits_2_even_when_a_local_stack_file_exists(
     # Then nothing is read: a usage error that says which flags choose the stack
     assert code == 2
     error = capsys.readouterr().err
-    assert error.startswith("usage: nrtsync")
+    assert error.startswith("nrtsync: error: ")
     assert "--stack NAME" in error
     assert "--local" in error
 
 
-def test_stack_and_local_together_are_a_usage_error(cli: Cli) -> None:
-    with pytest.raises(SystemExit) as exited:
-        run(["--stack", "nrtsync-prod", "--local", "sessions"])
-    assert exited.value.code == 2
+@pytest.mark.parametrize(
+    "argv",
+    [["--stack", "nrtsync-prod", "--local", "sessions"], ["--stack", "nrtsync-prod", "sessions", "--local"]],
+    ids=["both-before", "one-after"],
+)
+def test_stack_and_local_together_are_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(argv) == 2
+    assert capsys.readouterr().err.startswith("nrtsync: error: ")
 
 
 def test_state_file_without_local_exits_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
@@ -293,7 +299,6 @@ def test_the_lambda_layer_holds_no_operator_cli() -> None:
 # --- issue 11: status, --json everywhere, --region/--profile, redrive-dlq with StartMessageMoveTask ------------
 
 STACK = "nrtsync-test"
-BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 @pytest.fixture
@@ -372,9 +377,15 @@ def test_status_shows_queues_age_breaker_usage_session_and_the_stacks_alarms(aws
     # When the operator asks for the status as JSON (after the command's name)
     code, output = aws("status", "--json")
 
-    # Then each part is there
+    # Then each part is there, and the stack is degraded (exit 1) for each of its three reasons
     status = json.loads(output)
-    assert code == 0
+    assert code == 1
+    assert status["healthy"] is False
+    assert status["problems"] == [
+        f"alarm {STACK}-sync-errors in ALARM",
+        "breaker open: SALESFORCE_UNAVAILABLE",
+        "1 dead letters waiting",
+    ]
     assert (status["queue"]["visible"], status["dead_letter_queue"]["visible"]) == (2, 1)
     assert status["queue"]["oldest_message_age"]["seconds"] == 95.0  # the latest minute, not the largest
     assert status["breaker"] | {"pk": BREAKER_KEY} == breaker
@@ -399,7 +410,8 @@ def test_status_prints_a_table_naming_what_is_wrong(aws: Cli) -> None:
     code, output = aws("status")
 
     lines = {line.split("  ")[0]: line for line in output.splitlines()}
-    assert code == 0
+    assert code == 1
+    assert output.splitlines()[-1] == "degraded: alarm nrtsync-test-dead-letters in ALARM; 1 dead letters waiting"
     assert "1 waiting" in lines["dead letters"]
     assert "1 in ALARM: nrtsync-test-dead-letters" in lines["alarms"]
     assert "closed (never opened)" in lines["breaker"]
@@ -429,7 +441,7 @@ def test_status_of_the_local_stack_says_what_it_cannot_know(cli: Cli) -> None:
         ["trail", "Account", "A1"],
         ["failures"],
         ["retry", "--all", "--dry-run"],
-        ["retry", "--all"],
+        ["retry", "--all", "--yes"],
         ["redrive-dlq", "--dry-run"],
         ["redrive-dlq", "--yes"],
     ],
@@ -445,8 +457,8 @@ def test_json_is_accepted_before_and_after_every_command(cli: Cli, command: list
     # When the command runs with --json in either place
     code, output = cli(*argv)
 
-    # Then it succeeds and prints one JSON document
-    assert code == 0, output
+    # Then it succeeds (status: degraded, a dead letter waits) and prints one JSON document
+    assert code == (1 if command == ["status"] else 0), output
     assert json.loads(output) not in (None, [], {})
 
 
@@ -455,7 +467,7 @@ def test_retry_and_redrive_report_their_counts_as_json(cli: Cli) -> None:
     cli.world.run(message(change("Account", "A2")))
     cli.sqs.send_message(QueueUrl=cli.dlq_url, MessageBody="dead")
 
-    assert json.loads(cli("retry", "--all", "--json")[1]) == {"retried": 1, "not_retried": 0}
+    assert json.loads(cli("retry", "--all", "--yes", "--json")[1]) == {"retried": 1, "not_retried": 0}
     redriven = json.loads(cli("redrive-dlq", "--yes", "--json")[1])
     assert (redriven["dead_letters"], redriven["moved"], redriven["not_moved"]) == (1, 1, 0)
 
@@ -555,18 +567,17 @@ def test_a_failed_move_task_exits_1_with_its_reason(aws: Cli) -> None:
     assert json.loads(output)["failure"] == "AWS.SimpleQueueService.NonExistentQueue"
 
 
-def test_an_empty_dlq_moves_nothing_and_asks_nothing(aws: Cli) -> None:
-    code, output = aws("redrive-dlq")  # no --yes, no terminal: nothing to confirm
+def test_an_empty_dlq_moves_nothing(aws: Cli) -> None:
+    code, output = aws("redrive-dlq", "--yes")
 
     assert (code, output) == (0, "the dead-letter queue is empty: nothing to move\n")
     assert aws.sqs.started == []
 
 
 @pytest.mark.parametrize("rate", ["0", "501", "ten"])
-def test_redrive_limit_is_a_rate_of_1_to_500(aws: Cli, rate: str) -> None:
-    with pytest.raises(SystemExit) as exited:
-        aws("redrive-dlq", "--limit", rate, "--yes")
-    assert exited.value.code == 2
+def test_redrive_limit_is_a_rate_of_1_to_500(aws: Cli, rate: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert aws("redrive-dlq", "--limit", rate, "--yes") == (2, "")
+    assert "is not a rate of 1 to 500" in capsys.readouterr().err
 
 
 # --- --region and --profile: one boto3 Session for every client ------------------------------------------------
@@ -644,8 +655,8 @@ def test_status_without_a_state_table_says_it_cannot_tell(cli: Cli) -> None:
     code, output = cli("status", "--json")
     status = json.loads(output)
 
-    # Then the breaker and the usage are unknown, not "never opened" or "not seen yet"
-    assert code == 0
+    # Then the breaker and the usage are unknown, not "never opened" or "not seen yet", and that is not healthy
+    assert code == 1
     assert status["breaker"]["state"] == "unknown"
     assert "name no state table" in status["api_usage"]["error"]
     table = cli("status")[1]
@@ -689,3 +700,112 @@ def test_the_local_loop_moves_everything_whatever_the_rate(cli: Cli, capsys: pyt
     assert code == 0
     assert json.loads(output)["moved"] == 3
     assert "the local stack's loop ignores it" in capsys.readouterr().err
+
+
+# --- behaving like the CLIs operators know ---------------------------------------------------------------------
+
+
+def test_the_stack_may_come_after_the_command(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    # A stack that does not exist: reading it is what proves --stack was taken (exit 3, not the usage error 2)
+    assert run(["status", "--stack", "no-such-stack"]) == 3
+    assert "no-such-stack" in capsys.readouterr().err
+
+
+def test_nrtsync_stack_is_the_default_stack(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["status"], environ={"NRTSYNC_STACK": "from-the-environment"}) == 3
+    assert "from-the-environment" in capsys.readouterr().err
+    # and --local still wins over it: the (missing) local state file is what is read
+    assert run(["--local", "--state-file", "/nonexistent/stack.json", "status"], environ={"NRTSYNC_STACK": "x"}) == 3
+    assert "from-the-environment" not in capsys.readouterr().err
+
+
+def test_missing_credentials_are_not_reported_as_a_missing_stack(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no credentials anywhere boto3 looks (moto's are environment variables)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    code = run(["--stack", "nrtsync-prod", "--region", "eu-west-1", "status"])
+
+    assert code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("nrtsync: error: no AWS credentials")
+    assert "does not exist" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--stack", "no-such-stack", "retry"],  # no filter
+        ["--stack", "no-such-stack", "retry", "--all"],  # asks, no terminal, no --yes
+        ["--stack", "no-such-stack", "redrive-dlq"],  # asks, no terminal, no --yes
+        ["--stack", "no-such-stack", "sessions", "--since", "soon"],  # argparse's own error
+        ["--stack", "no-such-stack", "backfill", "--resume", "R1", "--object", "Account"],
+        ["--local", "--state-file", "/nonexistent/stack.json", "backfill", "--detach"],
+    ],
+    ids=[
+        "retry-no-filter",
+        "retry-all-no-yes",
+        "redrive-no-yes",
+        "bad-duration",
+        "resume-with-objects",
+        "local-detach",
+    ],
+)
+def test_usage_errors_exit_2_before_anything_is_contacted(
+    cli: Cli, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stack that does not exist: contacting it would exit 3
+    assert run(argv, stdin=io.StringIO()) == 2
+    assert capsys.readouterr().err.startswith("nrtsync: error: ")
+
+
+@pytest.mark.parametrize("argv", [["--stack", "no-such-stack", "status"], ["--stack", "x", "retry"]])
+def test_errors_are_json_under_json(cli: Cli, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["--json", *argv], stdin=io.StringIO())
+
+    error = json.loads(capsys.readouterr().err)
+    assert error["exit_code"] == code
+    assert code in (2, 3)
+    assert error["error"]
+
+
+@pytest.mark.parametrize(("answer", "code", "retried"), [("n\n", 1, 0), ("y\n", 0, 1)])
+def test_retry_all_asks_first(cli: Cli, answer: str, code: int, retried: int) -> None:
+    # Given one failure on the failure list
+    cli.world.salesforce.refuse["A2"] = ("DUPLICATE_VALUE", "duplicate")
+    cli.world.run(message(change("Account", "A2")))
+
+    # When the operator retries them all and answers the question
+    result, _ = cli("retry", "--all", stdin=Tty(answer))
+
+    # Then a "no" retries nothing (exit 1), a "yes" retries it
+    assert result == code
+    waiting = cli.sqs.get_queue_attributes(QueueUrl=cli.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert int(waiting["Attributes"]["ApproximateNumberOfMessages"]) == retried
+
+
+def test_every_command_has_a_description_its_defaults_and_an_example_in_its_help() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(EXAMPLES) == set(commands)
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert sub.description, name
+        assert f"example:\n  {EXAMPLES[name]}" in text, name
+        # the example is a command line the parser takes
+        example = shlex.split(EXAMPLES[name].split("#")[0])
+        assert example[0] == "nrtsync"
+        assert parser.parse_args(example[1:]).command == name
+        # every option with a default says it in the help
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                flat = "".join(text.split())  # the help wraps its lines, at spaces and hyphens
+                shown = f"(default:{action.default}".replace(" ", "")
+                assert shown in flat or "default" in (action.help or ""), (name, action.dest)
+    assert "how far back, e.g. 30m, 6h, 7d (default: 1h)" in commands["sessions"].format_help()
+    assert "exit codes:" in parser.format_help()

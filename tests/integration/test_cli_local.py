@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from nrtsync.adapters.aws.tables import api_usage_item
+from nrtsync.adapters.aws.tables import BREAKER_KEY, api_usage_item
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync_cli.cli import run
 from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, change, create_tables, message
@@ -22,7 +22,6 @@ from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, SyncWorld, chan
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-1"
-BREAKER_KEY = "ORG#BREAKER"  # the breaker's item in the state table, as issue 11 fixes it
 
 
 @pytest.fixture
@@ -150,7 +149,8 @@ def test_local_status_reads_the_queues_and_the_state_table(local_stack: dict[str
     # Then the queues, the API usage, the breaker and the session are the local stack's; what moto cannot know
     # (SQS's CloudWatch age metric, alarms) is said to be unavailable
     status = json.loads(output)
-    assert (code, table_code) == (0, 0)
+    assert (code, table_code) == (1, 1)  # degraded: the breaker open, a dead letter waiting
+    assert status["problems"] == ["breaker open: API_BUDGET_REACHED", "1 dead letters waiting"]
     assert (status["queue"]["visible"], status["dead_letter_queue"]["visible"]) == (1, 1)
     assert status["api_usage"]["percent"] == 91.0
     assert (status["breaker"]["state"], status["breaker"]["reason"]) == ("open", "API_BUDGET_REACHED")

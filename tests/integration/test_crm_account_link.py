@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from nrtsync.adapters.aws.history import DynamoHistoryWriter
 from nrtsync.adapters.aws.state import DynamoVersionStore
+from nrtsync.domain.mapping import load_mapping
 from nrtsync.ports.state import StateUnavailableError
 from nrtsync.services.sync.service import SyncService
-from tests.support.sync_world import STATE_TABLE, T0, SyncWorld, change, message
+from tests.support.sync_world import HISTORY_TABLE, STATE_TABLE, T0, SyncWorld, change, message, settings
 
 ACCOUNTS = "Zuora__CustomerAccount__c"
 CHILDREN = {"Subscription": "Zuora__Subscription__c", "Invoice": "Zuora__ZInvoice__c", "Payment": "Zuora__Payment__c"}
@@ -137,20 +139,19 @@ class _KeptValuesDown(DynamoVersionStore):
 def test_a_child_that_needs_the_stored_crm_id_waits_when_the_state_cannot_be_read(world: SyncWorld) -> None:
     # Given the account was stored with its CrmId, and reading it back fails
     world.run(message(change("Account", "A1", CrmId=CRM_ID)))
-    base = world.service()
     service = SyncService(
-        base._settings,
-        mapping=base._mapping,
+        settings(),
+        mapping=load_mapping(),
         salesforce=world.salesforce,
         state=_KeptValuesDown(STATE_TABLE, client=world.dynamodb),
-        history=base._history,
+        history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=world.dynamodb),
         retries=world.retries,
     )
     needs = message(change("Invoice", "I1", AccountId="A1"))
     has_own = message(change("Invoice", "I2", AccountId="A1", CrmId=CRM_ID))
 
     # When a child that needs it and one that carries its own are synced
-    result = service.process([needs, has_own], remaining_seconds=60)
+    result = service.run([needs, has_own], deadline=world.monotonic() + 60)
 
     # Then the one that needs it waits (it is not written without its link), with its lease released
     assert outcomes(result) == {"I1": "waiting", "I2": "written"}

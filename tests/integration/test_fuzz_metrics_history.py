@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from functions.metrics import app
-from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.history_reader import DynamoMetricsHistory
 from nrtsync.adapters.aws.tables import ROLLUP_PK, WATERMARK_KEY, hour_key
 from nrtsync.domain.latency import percentile
 from nrtsync.observability.names import (
@@ -252,7 +253,7 @@ class World:
             MetricsService(
                 metrics_settings,
                 history=DynamoMetricsHistory(HISTORY, client=self.dynamodb, read_concurrency=1),
-                api_usage=DynamoApiUsageSource(STATE, client=self.dynamodb),
+                api_usage=DynamoApiUsageStore(STATE, client=self.dynamodb),
                 publisher=publisher,
                 clock=lambda: NOW,
             )

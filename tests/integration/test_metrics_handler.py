@@ -18,8 +18,9 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from functions.metrics import app
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.adapters.aws.cloudwatch import CloudWatchPublisher
-from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory
+from nrtsync.adapters.aws.history_reader import DynamoMetricsHistory
 from nrtsync.adapters.aws.tables import ROLLUP_PK
 from nrtsync.domain.latency import percentile
 from nrtsync.observability.names import METRIC_NAMES
@@ -201,7 +202,7 @@ def scenario() -> Iterator[Scenario]:
             MetricsService(
                 settings,
                 history=history,
-                api_usage=DynamoApiUsageSource(STATE, client=dynamodb),
+                api_usage=DynamoApiUsageStore(STATE, client=dynamodb),
                 publisher=CloudWatchPublisher(client=cloudwatch),
                 clock=lambda: clock[0],
             )

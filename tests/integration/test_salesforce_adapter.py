@@ -15,9 +15,11 @@ from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.domain.models.salesforce import (
     CollectionUpsert,
     RecordError,
+    RecordResult,
     SalesforceAuthError,
     SalesforceConcurrencyLimitError,
     SalesforceCredentials,
+    SalesforceError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
     SalesforceRetryableError,
@@ -68,21 +70,16 @@ def soon(seconds: float = 10.0) -> float:
     return time.monotonic() + seconds
 
 
-def test_450_records_go_out_in_3_calls_with_results_in_input_order(standin):
-    # Given 450 accounts
-    adapter = adapter_for(standin)
-    records = [{EXT: f"A{i:03d}", "Name": f"Account {i}"} for i in range(450)]
-
-    # When they are upserted
-    results = adapter.upsert(ACCOUNTS, EXT, records, deadline=soon())
-
-    # Then three calls of 200, 200 and 50 were made and each result belongs to its record
-    assert standin.stats()["records_per_call"] == [200, 200, 50]
-    assert adapter.api_calls == 3
-    assert len(results) == 450
-    assert all(r.success and r.created for r in results)
-    stored = {r[EXT]: r["Id"] for r in standin.records(ACCOUNTS)}
-    assert [r.salesforce_id for r in results] == [stored[rec[EXT]] for rec in records]
+def upsert(
+    adapter: SimpleSalesforceAdapter, sobject: str, ext: str, records: list[dict[str, Any]], *, deadline: float
+) -> list[RecordResult]:
+    """One sObject Collections upsert; the error Salesforce answers for it is raised."""
+    [answer] = adapter.upsert_collections(
+        [CollectionUpsert(sobject=sobject, external_id_field=ext, records=records)], deadline=deadline
+    )
+    if isinstance(answer, SalesforceError):
+        raise answer
+    return answer
 
 
 def test_per_record_failures_are_reported_per_record(standin):
@@ -97,7 +94,7 @@ def test_per_record_failures_are_reported_per_record(standin):
     ]
 
     # When they are upserted
-    results = adapter.upsert(SUBSCRIPTIONS, EXT, records, deadline=soon())
+    results = upsert(adapter, SUBSCRIPTIONS, EXT, records, deadline=soon())
 
     # Then the good one succeeded and each failure carries Salesforce's error
     assert results[0].success
@@ -112,10 +109,10 @@ def test_per_record_failures_are_reported_per_record(standin):
 def test_upsert_again_updates_and_token_is_reused(standin):
     # Given an adapter that has created a record
     adapter = adapter_for(standin)
-    first = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1", "Name": "one"}], deadline=soon())
+    first = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Name": "one"}], deadline=soon())
 
     # When the same record is upserted again
-    second = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1", "Name": "two"}], deadline=soon())
+    second = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Name": "two"}], deadline=soon())
 
     # Then it was updated in place, with one token for both calls
     assert second[0].created is False
@@ -130,7 +127,7 @@ def test_injected_503s_are_retried_with_backoff_then_succeed(standin):
     adapter = adapter_for(standin, sleep=clock.sleep, rng=lambda: 1.0)
 
     # When a record is upserted
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then it succeeded on the third attempt after exponentially growing waits
     assert results[0].success
@@ -147,7 +144,7 @@ def test_gives_up_at_the_deadline_when_salesforce_keeps_failing(standin):
 
     # When a record is upserted with 1 s left
     with pytest.raises(SalesforceRetryableError, match="deadline"):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 1.0)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 1.0)
 
     # Then it stopped before the deadline instead of sleeping past it
     assert time.monotonic() - started < 1.0
@@ -162,7 +159,7 @@ def test_a_slow_salesforce_is_cut_off_at_the_deadline(standin):
 
     # When a record is upserted with 0.3 s left
     with pytest.raises(SalesforceRetryableError):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 0.3)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 0.3)
 
     # Then the request timed out at the deadline rather than after the adapter's 5 s timeout
     assert time.monotonic() - started < 1.0
@@ -179,7 +176,7 @@ def test_deadline_already_passed_starts_no_call(standin):
 
     # When the deadline is in the past
     with pytest.raises(SalesforceRetryableError):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
 
     # Then nothing was sent
     assert adapter.api_calls == 0
@@ -189,11 +186,11 @@ def test_deadline_already_passed_starts_no_call(standin):
 def test_expired_session_is_renewed_once_and_the_call_repeated(standin):
     # Given an adapter with a cached token that Salesforce then expires
     adapter = adapter_for(standin)
-    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
     standin.set_faults(expire_sessions=True)
 
     # When it upserts again
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
 
     # Then a new token was fetched and the call succeeded
     assert results[0].success
@@ -208,7 +205,7 @@ def test_session_refused_again_after_renewal_is_an_auth_error(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then the token was renewed once only
     assert standin.stats()["tokens_issued"] == 2
@@ -221,7 +218,7 @@ def test_request_limit_exceeded_raises_at_once_and_usage_is_seen(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceLimitExceededError):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then there was no retry, and the usage of the refusal was recorded
     assert adapter.api_calls == 1
@@ -236,7 +233,7 @@ def test_api_usage_is_parsed_from_each_answer_and_fetched_from_limits(standin):
     assert adapter.api_usage is None
 
     # When one upsert is made, then the limits read
-    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
     seen = adapter.api_usage
     fetched = adapter.fetch_api_usage(deadline=soon())
 
@@ -264,7 +261,7 @@ def test_jwt_bearer_flow_with_a_key_pair_made_here(standin):
     adapter = adapter_for(standin, creds)
 
     # When a record is upserted
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then the assertion was accepted
     assert results[0].success
@@ -277,7 +274,7 @@ def test_wrong_client_secret_is_an_auth_error_without_retries(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError, match="invalid_client") as raised:
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then the token endpoint was asked once, no API call was made, and the secret is not in the message
     assert standin.stats()["token_requests"] == 1
@@ -291,7 +288,7 @@ def test_token_endpoint_503_is_retried(standin):
     adapter = adapter_for(standin)
 
     # When a record is upserted
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then the second token request succeeded
     assert results[0].success
@@ -304,26 +301,11 @@ def test_unknown_sobject_is_a_request_error_with_salesforce_code(standin):
 
     # When an unknown sObject is upserted
     with pytest.raises(SalesforceRequestError) as raised:
-        adapter.upsert("Nope__c", EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, "Nope__c", EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then the error carries Salesforce's code and the HTTP status, and was not retried
     assert (raised.value.status_code, raised.value.http_status) == ("NOT_FOUND", 404)
     assert adapter.api_calls == 1
-
-
-def test_a_failing_later_chunk_keeps_the_results_of_the_earlier_ones(standin):
-    # Given the second call of an upsert refused for the API limit
-    standin.set_faults(api_limit=1, api_used=0)
-    adapter = adapter_for(standin)
-    records = [{EXT: f"A{i}"} for i in range(250)]
-
-    # When 250 records are upserted
-    with pytest.raises(SalesforceLimitExceededError) as raised:
-        adapter.upsert(ACCOUNTS, EXT, records, deadline=soon())
-
-    # Then the first chunk's results come with the error
-    assert len(raised.value.completed_results) == 200
-    assert all(r.success for r in raised.value.completed_results)
 
 
 def collection(sobject: str, records: list[dict[str, Any]]) -> CollectionUpsert:
@@ -446,7 +428,7 @@ def test_composite_refused_for_the_api_limit_raises_at_once(standin):
 def test_composite_with_an_expired_session_renews_the_token_once(standin):
     # Given an adapter with a cached token that Salesforce then expires
     adapter = adapter_for(standin)
-    adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
     standin.set_faults(expire_sessions=True)
 
     # When two collections are upserted together
@@ -537,7 +519,7 @@ def test_the_concurrent_long_running_limit_is_not_the_daily_allocation(standin):
 
     # When a record is upserted, and then two collections together
     with pytest.raises(SalesforceConcurrencyLimitError) as alone:
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
     with pytest.raises(SalesforceConcurrencyLimitError):
         adapter.upsert_collections(
             [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=soon()
@@ -557,7 +539,7 @@ def test_concurrent_requests_is_the_concurrency_limit_not_the_daily_allocation(s
 
     # When a record is upserted
     with pytest.raises(SalesforceConcurrencyLimitError) as refused:
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
 
     # Then it is the short-backoff concurrency error, not the allocation error that stops every call
     assert not isinstance(refused.value, SalesforceLimitExceededError)

@@ -12,7 +12,13 @@ import pytest
 import requests
 
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
-from nrtsync.domain.models.salesforce import SalesforceAuthError, SalesforceCredentials
+from nrtsync.domain.models.salesforce import (
+    CollectionUpsert,
+    RecordResult,
+    SalesforceAuthError,
+    SalesforceCredentials,
+    SalesforceError,
+)
 from tests.support.salesforce import (
     ConnectedAppKeys,
     StandinClient,
@@ -219,12 +225,22 @@ def soon() -> float:
     return time.monotonic() + 10.0
 
 
+def upsert_one(adapter: SimpleSalesforceAdapter) -> list[RecordResult]:
+    """One account upserted as one sObject Collections call; the error Salesforce answers for it is raised."""
+    [answer] = adapter.upsert_collections(
+        [CollectionUpsert(sobject=ACCOUNTS, external_id_field=EXT, records=[{EXT: "A1"}])], deadline=soon()
+    )
+    if isinstance(answer, SalesforceError):
+        raise answer
+    return answer
+
+
 def test_a_my_domain_login_url_without_audience_gets_a_token(standin, keys):
     # Given a production org's My Domain as the login URL and no audience in the secret
     adapter = jwt_adapter(standin, keys, MY_DOMAIN)
 
     # When a record is upserted (the token is requested from the My Domain's token endpoint)
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert_one(adapter)
 
     # Then the assertion named login.salesforce.com and was accepted
     assert results[0].success
@@ -237,7 +253,7 @@ def test_a_sandbox_my_domain_defaults_to_the_test_audience(standin, keys):
     adapter = jwt_adapter(standin, keys, SANDBOX_MY_DOMAIN)
 
     # When a record is upserted
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert_one(adapter)
 
     # Then the assertion named test.salesforce.com and was accepted
     assert results[0].success
@@ -250,7 +266,7 @@ def test_an_explicit_experience_cloud_audience_is_used(standin, keys):
     adapter = jwt_adapter(standin, keys, MY_DOMAIN, audience=SITE + "/")
 
     # When a record is upserted
-    results = adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert_one(adapter)
 
     # Then the site (without the trailing slash) was the audience
     assert results[0].success
@@ -262,7 +278,7 @@ def test_an_audience_the_org_refuses_is_an_auth_error_without_retries(standin, k
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError, match="invalid_grant: audience is invalid"):
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert_one(adapter)
 
     # Then the token endpoint was asked once and no API call was made
     assert standin.stats()["token_requests"] == 1
@@ -285,7 +301,7 @@ def test_a_secret_with_a_bad_audience_is_an_auth_error_naming_the_field(standin,
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError) as raised:
-        adapter.upsert(ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert_one(adapter)
 
     # Then nothing was sent, the error names the field, and the private key is not in it
     message = str(raised.value)

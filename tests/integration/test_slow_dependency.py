@@ -3,7 +3,8 @@
 SQS here is a server on 127.0.0.1 that accepts connections and reads requests but never answers, so every
 attempt waits for its read timeout. On AWS, Lambda stops the function at its timeout and API Gateway answers its
 own 5xx; the endpoint's ``503 queue_unavailable`` with ``Retry-After`` reaches Zuora only if the SQS client gives
-up first. The secret still comes from moto's server.
+up first. The secret still comes from moto's server. Through the local API Gateway front, which enforces the
+function's timeout as Lambda does, the same 503 reaches the caller.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 import functions.ingest.app as ingest_app
 from nrtsync.app.ingest import INGEST_RESERVE_SECONDS, INGEST_SHARES, ingest_settings
 from nrtsync.domain.time_budget import split_remaining
+from nrtsync_local.gateway.rules import Route
+from nrtsync_local.gateway.server import ApiGatewayFront
 from tests.support.events import callout_secret, load_event
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -81,7 +85,11 @@ def callout_secret_on_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     try:
         host, port = server.get_host_and_port()
         monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://{host}:{port}")
-        boto3.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=json.dumps(callout_secret()))
+        secrets = boto3.client("secretsmanager")
+        try:
+            secrets.create_secret(Name=SECRET_ID, SecretString=json.dumps(callout_secret()))
+        except secrets.exceptions.ResourceExistsException:  # moto keeps its state per process, across servers
+            secrets.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(callout_secret()))
         yield
     finally:
         server.stop()
@@ -123,3 +131,46 @@ def test_a_silent_queue_is_answered_503_before_the_function_runs_out_of_time(
     queue = split_remaining(REMAINING_SECONDS, INGEST_SHARES, reserve_seconds=INGEST_RESERVE_SECONDS)["queue"]
     assert silent_sqs.connections == queue.max_attempts
     assert elapsed >= queue.max_attempts * queue.read_timeout
+
+
+def test_through_the_local_front_the_503_arrives_before_the_function_timeout(
+    silent_sqs: _SilentServer, callout_secret_on_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the same silent SQS, and the ingest function behind the local API Gateway front, which abandons an
+    # invocation still running at the function's timeout (here REMAINING_SECONDS) and answers 502 for it
+    host, port = silent_sqs.server_address[:2]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://{host!s}:{port}")
+    monkeypatch.setenv("CALLOUT_QUEUE_URL", f"http://{host!s}:{port}/000000000000/nrtsync-callouts")
+    monkeypatch.setenv("CALLOUT_SECRET_ID", SECRET_ID)
+    ingest_settings.cache_clear()
+    ingest_app.endpoint.use(None)
+    event = load_event("callout_account")
+    headers = {
+        name: value
+        for name, value in event["headers"].items()
+        if name in ("Authorization", "Content-Type", "Zuora-Notification-Id", "Zuora-Request-Id")
+    }
+    front = ApiGatewayFront(
+        ingest_app.lambda_handler,
+        routes=[Route("/callouts", "POST")],
+        stage="prod",
+        function_name="IngestFunction",
+        timeout_seconds=REMAINING_SECONDS,
+    ).start()
+    try:
+        with requests.Session() as http:
+            http.trust_env = False
+            # When a callout arrives through the front
+            started = time.monotonic()
+            answer = http.post(front.base_url + "/callouts", data=event["body"], headers=headers, timeout=30)
+            elapsed = time.monotonic() - started
+    finally:
+        front.stop()
+        ingest_app.endpoint.use(None)
+        ingest_settings.cache_clear()
+
+    # Then Zuora gets the endpoint's own 503 with Retry-After (which it retries), not the gateway's 502
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "queue_unavailable"
+    assert answer.headers["Retry-After"] == "60"
+    assert elapsed < REMAINING_SECONDS

@@ -215,7 +215,7 @@ def test_a_used_up_api_allocation_holds_changes_until_it_frees_up(pipeline: Pipe
 
     # And when the allocation frees up, the probe closes the breaker and the next poll after the recheck writes it
     pipeline.sf.set_faults(api_limit=100_000, api_used=10)
-    probe = app.service.get().probe(remaining_seconds=30)
+    probe = app.service.get().probe(deadline=time.monotonic() + 30)
     assert probe is not None
     assert probe.action == "closed"
     # Real time: the retry's 1 s visibility delay runs on moto's SQS server, whose clock a test cannot move.
@@ -240,7 +240,7 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
             for q in batch
         ]
         barrier.wait()
-        result = service.process(messages, remaining_seconds=30)
+        result = service.run(messages, deadline=time.monotonic() + 30)
         leftovers[id(service)] = [m for m in messages if m.message_id in result.retry_message_ids]
 
     leftovers: dict[int, list[Any]] = {}
@@ -256,7 +256,7 @@ def test_two_invocations_at_once_keep_the_newest_version(pipeline: Pipeline) -> 
                 break
             # Real time: what this waits out is the other container's write to the stand-in (150 ms latency).
             time.sleep(0.2)
-            result = service.process(pending, remaining_seconds=30)
+            result = service.run(pending, deadline=time.monotonic() + 30)
             leftovers[id(service)] = [m for m in pending if m.message_id in result.retry_message_ids]
         assert not leftovers.get(id(service)), "changes still waiting after 20 retries"
 
@@ -327,7 +327,7 @@ def test_one_bad_value_in_200_payments_is_isolated_over_https(pipeline: Pipeline
     service = service_with_amount_as_text(pipeline, tmp_path)
 
     # When they are synced in one invocation
-    result = service.process(payment_messages(200, bad="P137"), remaining_seconds=60)
+    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 60)
 
     # Then the stand-in refused the collection whole, the sync bisected it: 199 written, the bad one failed with
     # Salesforce's JSON_PARSER_ERROR and message, nothing waits
@@ -351,7 +351,7 @@ def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: P
     pipeline.sf.set_faults(latency_ms=1_500)
 
     # When 200 payments with one bad value are synced
-    result = service.process(payment_messages(200, bad="P137"), remaining_seconds=13)
+    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 13)
 
     # Then Salesforce refused the collection (the call alone answers 400), and whatever was not isolated in time
     # waits (batchItemFailures), the bad one among it; nothing failed or was parked
@@ -392,13 +392,13 @@ def test_the_concurrent_request_limit_waits_briefly_without_the_allocation_stop(
     msg = QueueMessage(message_id="m1", receipt_handle="", body=held.model_dump_json())
 
     # When it is synced, the change waits for that reason (not the daily allocation's)
-    first = service.process([msg], remaining_seconds=30)
+    first = service.run([msg], deadline=time.monotonic() + 30)
     [outcome] = first.outcomes
     assert (outcome.outcome, outcome.error_code) == (Outcome.WAITING, "CONCURRENT_REQUEST_LIMIT")
     assert "ConcurrentPerOrgLongTxn" in (outcome.error_message or "")
 
     # And the retry right after is written: nothing stopped the calls
-    again = service.process([msg], remaining_seconds=30)
+    again = service.run([msg], deadline=time.monotonic() + 30)
     assert [o.outcome for o in again.outcomes] == [Outcome.WRITTEN]
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "held"
 

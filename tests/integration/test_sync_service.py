@@ -297,7 +297,7 @@ def test_more_than_five_collections_take_another_call_parents_first(
     world: SyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given collections of 2 records (to keep the test small), 11 accounts and a subscription of the last one
-    monkeypatch.setattr("nrtsync.services.sync.service.SOBJECT_COLLECTION_MAX", 2)
+    monkeypatch.setattr("nrtsync.services.sync.composite.SOBJECT_COLLECTION_MAX", 2)
     accounts = [message(change("Account", f"A{i:02d}")) for i in range(11)]
     sub = message(change("Subscription", "S1", AccountId="A10"))
 

@@ -1,4 +1,5 @@
-"""A world that wires the backfill's and the sweep's fakes into a ``BackfillService`` on a simulated clock."""
+"""A world that wires the backfill's and the sweep's fakes into the backfill's services (``BackfillAdmin``,
+``BackfillStep``) on a simulated clock."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from nrtsync.domain.mapping import MappingConfig, load_mapping
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.services.backfill.service import BackfillService, Pacing
+from nrtsync.services.backfill.admin import BackfillAdmin
+from nrtsync.services.backfill.step import BackfillStep, Pacing
 from nrtsync.services.sweep.service import Sweep
 from nrtsync_fakes.backfill import MemoryBackfillStore, Pacer
 from nrtsync_fakes.queue import MemorySink
@@ -34,17 +36,20 @@ class BackfillWorld:
         self.monotonic_now = 0.0
         self.seconds_per_page = 0.0
         """Simulated time each page takes (a deadline then comes after so many pages)."""
-        self.service = BackfillService(
+        self.admin = BackfillAdmin(
+            store=self.store, mapping=self.mapping, checkpoints=self.checkpoints, clock=lambda: self.now
+        )
+        self.service = BackfillStep(
             store=self.store,
-            mapping=self.mapping,
             sweeps=self._sweep,
             checkpoints=self.checkpoints,
             backlog=self.pacer,
             api_usage=self.pacer,
             breaker=self.pacer,
-            pacing=Pacing(max_backlog=2_000, max_api_percent=80.0, wait_seconds=45),
+            pacing=Pacing(
+                max_backlog=2_000, max_api_percent=80.0, wait_seconds=45, usage_max_age=timedelta(minutes=30)
+            ),
             clock=lambda: self.now,
-            monotonic=self._tick,
         )
 
     def _tick(self) -> float:

@@ -129,7 +129,7 @@ class SyncWorld:
         return DynamoVersionStore(STATE_TABLE, client=self.dynamodb)
 
     def run(self, *messages: QueueMessage, remaining_seconds: float = 60.0) -> Any:
-        return self.service().process(list(messages), remaining_seconds=remaining_seconds)
+        return self.service().run(list(messages), deadline=self.monotonic() + remaining_seconds)
 
     def history(self, pk_prefix: str) -> list[dict[str, Any]]:
         table = boto3.resource("dynamodb", region_name="eu-west-1").Table(HISTORY_TABLE)

@@ -42,6 +42,7 @@ REFS = {
     "SyncFunctionLogGroup": "/aws/lambda/sync",
     "ReconcileFunction": "reconcile-fn",
     "ReconcileFunctionLogGroup": "/aws/lambda/reconcile",
+    "BackfillStateMachine": "arn:aws:states:eu-west-1:123456789012:stateMachine:nrtsync-test-backfill",
     "StageName": "prod",
 }
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -85,7 +86,7 @@ def test_every_custom_metric_on_the_dashboard_is_published(dashboard: dict[str, 
 
 def test_only_our_namespace_and_aws_namespaces_appear(dashboard: dict[str, Any]) -> None:
     namespaces = {row[0] for row in _metrics(dashboard)}
-    assert namespaces <= {NAMESPACE, "AWS/SQS", "AWS/Lambda", "AWS/ApiGateway"}
+    assert namespaces <= {NAMESPACE, "AWS/SQS", "AWS/Lambda", "AWS/ApiGateway", "AWS/States"}
 
 
 def test_latency_graphs_show_p50_and_p90_for_every_window_with_slo_lines(dashboard: dict[str, Any]) -> None:
@@ -116,7 +117,7 @@ def test_alarms_watch_published_metrics_and_cover_the_promises(template: dict[st
             if "MetricStat" in metric:
                 watched.add(metric["MetricStat"]["Metric"]["MetricName"])
     aws = {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "5XXError", "4XXError"}
-    aws |= {"Errors", "Throttles"}
+    aws |= {"Errors", "Throttles", "ExecutionsFailed", "ExecutionsTimedOut"}  # the last two: the backfill's
     custom = watched - {None} - aws
     assert custom <= PUBLISHED
     assert {"EndToEndLatencyP50", "EndToEndLatencyP90", "ApiUsagePercent", "SyncPaused", "CalloutsRejected"} <= watched
@@ -285,6 +286,22 @@ def test_an_alarm_on_a_metric_nobody_emits_is_caught() -> None:
         "Retired: SalesforceApiUsagePercent []",
         "WrongDimensions: RecordsFailed ['ObjectType', 'Window']",
     ]
+
+
+def test_a_failed_or_timed_out_backfill_has_an_alarm_and_a_widget(
+    template: dict[str, Any], dashboard: dict[str, Any]
+) -> None:
+    alarm = _alarms(template)["BackfillFailedAlarm"]
+    watched = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert watched == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    for metric in alarm["Metrics"]:
+        if "MetricStat" in metric:
+            assert metric["MetricStat"]["Metric"]["Dimensions"] == [
+                {"Name": "StateMachineArn", "Value": {"Ref": "BackfillStateMachine"}}
+            ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    graphed = {row[1] for row in _metrics(dashboard) if row[0] == "AWS/States"}
+    assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= graphed
 
 
 def test_every_dashboard_graph_reads_a_metric_under_dimensions_it_is_emitted_with(dashboard: dict[str, Any]) -> None:

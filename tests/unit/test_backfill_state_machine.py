@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nrtsync.ports.backfill import BackfillStatus
-from nrtsync.services.backfill.service import failed_payload
+from nrtsync.services.backfill.step import StepRefused
 from nrtsync_cli.backfill_commands import BackfillTarget, execution_status
 from nrtsync_local.template import load_template
 from tests.support.backfill_world import BackfillWorld
@@ -78,16 +78,16 @@ def test_the_choice_state_knows_exactly_the_statuses_the_function_answers() -> N
 def test_the_function_payload_carries_what_the_states_read() -> None:
     # Given a real step's answer (a paused run) and the answer for a run that cannot be stepped
     world = BackfillWorld()
-    run = world.service.create(["Account"])
+    run = world.admin.create(["Account"])
     world.pacer.breaker_open = True
-    waiting = world.service.step(run.run_id, deadline=1e12).as_payload()
+    waiting = world.service.run(run.run_id, deadline=1e12).as_dict()
     # Then the Choice reads status, the Wait state reads wait_seconds, and Step's input passes run_id on
     assert _after_step(waiting) == ["Count", "Status", "Wait", "Step"]
     assert STATES["Wait"]["SecondsPath"] == "$.answer.wait_seconds"
     assert waiting["wait_seconds"] == world.service.pacing.wait_seconds > 0
     assert STATES["Step"]["Parameters"]["Payload"] == {"run_id.$": "$.run_id"}
     assert set(waiting) >= {"run_id", "status", "wait_seconds"}
-    assert _after_step(failed_payload("x", "no backfill run x")) == ["Count", "Status", "Failed"]
+    assert _after_step(StepRefused("x", "no backfill run x").as_dict()) == ["Count", "Status", "Failed"]
 
 
 def test_the_step_is_retried_on_lambda_service_errors_and_timeouts() -> None:

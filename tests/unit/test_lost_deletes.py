@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from nrtsync.domain.mapping import load_mapping
@@ -115,15 +116,15 @@ def test_a_reconcile_run_includes_the_sweep_only_when_asked() -> None:
     )
 
     # When a usual run goes, then one with the lost-deletes sweep
-    usual = reconciler.run(remaining_seconds=900)
+    usual = reconciler.run(deadline=time.monotonic() + 900)
     queued_by_usual = [c.record_id for c in sink.sent if c.is_delete]
-    daily = reconciler.run(remaining_seconds=900, deletes=True)
+    daily = reconciler.run(deadline=time.monotonic() + 900, deletes=True)
 
     # Then only the second queued the delete of A2
     assert (usual.deletes, queued_by_usual) == (None, [])
     assert daily.deletes_queued == 1
     assert [(c.record_id, c.change_type) for c in sink.sent if c.is_delete] == [("A2", "DELETE")]
-    assert daily.as_log()["deletes_queued"] == 1
+    assert daily.as_dict()["deletes_queued"] == 1
 
 
 def test_the_sweep_runs_in_the_first_quarter_hour_of_its_hour_only() -> None:

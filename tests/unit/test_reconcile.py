@@ -78,7 +78,6 @@ class World:
             mapping=MAPPING,
             windows=WINDOWS,
             clock=lambda: self.now,
-            monotonic=lambda: self.monotonic_now,
         )
 
     def account(self, record_id: str, updated: datetime) -> None:
@@ -106,7 +105,7 @@ def test_the_first_run_reads_the_lookback_up_to_the_settle_time_and_sets_the_wat
     world.account("still-settling", NOW - timedelta(minutes=1))
 
     # When reconciliation runs for the first time
-    result = world.reconciler().run(remaining_seconds=LONG)
+    result = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then only the record inside the window is queued, marked as reconciliation's
     assert world.queued_ids() == ["in-window"]
@@ -127,7 +126,7 @@ def test_the_next_run_starts_an_overlap_before_the_watermark() -> None:
     # Given a first run 15 minutes ago, whose window ended at its start minus the settle time
     world = World()
     world.now = NOW - timedelta(minutes=15)
-    world.reconciler().run(remaining_seconds=LONG)
+    world.reconciler().run(deadline=world.monotonic_now + LONG)
     watermark = world.checkpoints.watermark(RECONCILE_SWEEP, "Account")
     assert watermark == NOW - timedelta(minutes=17)
     # and records that became visible in Zuora afterwards: one stamped inside the overlap, one before it
@@ -137,7 +136,7 @@ def test_the_next_run_starts_an_overlap_before_the_watermark() -> None:
 
     # When the next run comes
     world.now = NOW
-    result = world.reconciler().run(remaining_seconds=LONG)
+    result = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then its window is [watermark - overlap, now - settle): the late record in the overlap is recovered
     [account] = [o for o in result.objects if o.object_type == "Account"]
@@ -154,7 +153,7 @@ def test_a_sweep_over_an_org_in_step_queues_nothing() -> None:
         world.mark_written(f"A{n:03d}", updated)
 
     # When reconciliation reads them
-    result = world.reconciler().run(remaining_seconds=LONG)
+    result = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then nothing is sent to the queue (so the sync makes no Salesforce call), and the window is done
     assert world.sink.calls == 0
@@ -166,7 +165,7 @@ def test_an_open_breaker_queues_nothing_and_keeps_the_watermark() -> None:
     # Given a previous run's watermark, lost callouts since, and Salesforce paused by the circuit breaker
     world = World()
     world.now = NOW - timedelta(minutes=15)
-    world.reconciler().run(remaining_seconds=LONG)
+    world.reconciler().run(deadline=world.monotonic_now + LONG)
     watermark = world.checkpoints.watermark(RECONCILE_SWEEP, "Account")
     world.account("lost", NOW - timedelta(minutes=10))
     world.breaker.state = BreakerState(is_open=True)
@@ -174,7 +173,7 @@ def test_an_open_breaker_queues_nothing_and_keeps_the_watermark() -> None:
     queries_before = len(world.zuora.queries)
 
     # When the scheduled run comes
-    result = world.reconciler().run(remaining_seconds=LONG)
+    result = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then nothing is read or queued, no watermark moves, and the run says why
     assert world.sink.sent == []
@@ -185,7 +184,7 @@ def test_an_open_breaker_queues_nothing_and_keeps_the_watermark() -> None:
 
     # When the breaker closes, the next run covers the whole gap
     world.breaker.state = BreakerState(is_open=False)
-    world.reconciler().run(remaining_seconds=LONG)
+    world.reconciler().run(deadline=world.monotonic_now + LONG)
     assert world.queued_ids() == ["lost"]
 
 
@@ -197,7 +196,7 @@ def test_a_run_out_of_time_mid_object_resumes_there_next_run_with_the_same_windo
         world.account(f"A{n:04d}", NOW - timedelta(hours=2, seconds=n))
 
     # When a run has 130 s (reserve: 5 s for the report, 60 s before the deadline for a page)
-    first = world.reconciler().run(remaining_seconds=130)
+    first = world.reconciler().run(deadline=world.monotonic_now + 130)
 
     # Then it stops on the deadline after 3 pages, keeps no watermark, and leaves the other objects
     account = first.objects[0]
@@ -210,7 +209,7 @@ def test_a_run_out_of_time_mid_object_resumes_there_next_run_with_the_same_windo
     # When the next run comes 15 minutes later with time enough
     world.now = NOW + timedelta(minutes=15)
     world.monotonic_now = 0.0
-    second = world.reconciler().run(remaining_seconds=LONG)
+    second = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then it reads on from the saved cursor, in the first run's window, and queues each record once
     assert second.objects[0].pages == 7
@@ -230,7 +229,7 @@ def test_an_object_zuora_refuses_is_reported_the_others_run_and_the_run_fails_af
     world = World(zuora=RefusingZuora())
 
     # When reconciliation runs
-    result = world.reconciler().run(remaining_seconds=LONG)
+    result = world.reconciler().run(deadline=world.monotonic_now + LONG)
 
     # Then the other objects still finish, and the run raises after it was reported
     assert result.objects[0].error is not None

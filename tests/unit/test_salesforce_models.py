@@ -162,4 +162,3 @@ def test_error_hierarchy_separates_retryable_from_permanent():
     assert isinstance(limit, SalesforceRetryableError)
     assert not isinstance(request, SalesforceRetryableError)
     assert (request.status_code, request.http_status, request.message) == ("INVALID_FIELD", 400, "bad field")
-    assert limit.completed_results == []

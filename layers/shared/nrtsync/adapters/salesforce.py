@@ -41,9 +41,8 @@ from nrtsync.domain.models.salesforce import (
 from nrtsync.observability import logger
 from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
-__all__ = ["MAX_RECORDS_PER_CALL", "SimpleSalesforceAdapter"]
+__all__ = ["SimpleSalesforceAdapter"]
 
-MAX_RECORDS_PER_CALL = 200  # sObject Collections accepts at most 200 records per request
 _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
 # Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
@@ -102,26 +101,6 @@ class SimpleSalesforceAdapter:
     @property
     def api_calls(self) -> int:
         return self._api_calls
-
-    def upsert(
-        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
-    ) -> list[RecordResult]:
-        """Upserts by external ID, 200 records per call; see ``SalesforcePort.upsert``."""
-        path = _collection_path(sobject, external_id_field)
-        results: list[RecordResult] = []
-        for start in range(0, len(records), MAX_RECORDS_PER_CALL):
-            chunk = records[start : start + MAX_RECORDS_PER_CALL]
-            try:
-                answer = self._api_call("PATCH", path, _collection_body(sobject, chunk), deadline)
-            except SalesforceError as exc:
-                exc.completed_results = list(results)
-                raise
-            if not isinstance(answer, list) or len(answer) != len(chunk):
-                error = SalesforceRetryableError(f"upsert {sobject}: the answer does not pair with the records sent")
-                error.completed_results = list(results)
-                raise error
-            results.extend(RecordResult.from_api(item) for item in answer)
-        return results
 
     def upsert_collections(
         self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float

@@ -20,7 +20,8 @@ from nrtsync.observability.names import (
 from nrtsync.services.metrics.settings import MetricsSettings
 
 if TYPE_CHECKING:
-    from nrtsync.ports.metrics import ApiUsageSource, MetricPublisher, MetricsHistory
+    from nrtsync.ports.api_usage import ApiUsageReader
+    from nrtsync.ports.metrics import MetricPublisher, MetricsHistory
     from nrtsync.services.metrics.service import MetricsRunResult, MetricsService
 
 
@@ -31,20 +32,21 @@ def build_metrics(
     settings: MetricsSettings,
     *,
     history: MetricsHistory | None = None,
-    api_usage: ApiUsageSource | None = None,
+    api_usage: ApiUsageReader | None = None,
     publisher: MetricPublisher | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> MetricsService:
     """The metrics service: the history and the API usage from DynamoDB, published to CloudWatch."""
+    from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore  # noqa: PLC0415
     from nrtsync.adapters.aws.cloudwatch import CloudWatchPublisher  # noqa: PLC0415
-    from nrtsync.adapters.aws.history_reader import DynamoApiUsageSource, DynamoMetricsHistory  # noqa: PLC0415
+    from nrtsync.adapters.aws.history_reader import DynamoMetricsHistory  # noqa: PLC0415
     from nrtsync.services.metrics.service import MetricsService  # noqa: PLC0415
 
     return MetricsService(
         settings,
         history=history
         or DynamoMetricsHistory(settings.history_table, read_concurrency=settings.history_read_concurrency),
-        api_usage=api_usage or DynamoApiUsageSource(settings.state_table),
+        api_usage=api_usage or DynamoApiUsageStore(settings.state_table),
         publisher=publisher or CloudWatchPublisher(),
         clock=clock,
     )

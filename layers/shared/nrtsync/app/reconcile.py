@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from nrtsync.app.shared import LazyZuora, build_sweep
+from nrtsync.app.shared import LazyZuora, build_sweep, build_zuora_from_secret
 from nrtsync.observability import logger, metrics
 from nrtsync.observability.names import (
     RECONCILE_MALFORMED_RECORDS,
@@ -58,7 +58,7 @@ def build_reconcile(
     mapping = mapping or cached_mapping(settings.mapping_path)
     checkpoints = checkpoints or DynamoSweepCheckpoints(settings.state_table)
     # One Zuora client (one token) and one queue for both sweeps.
-    zuora = zuora or LazyZuora(settings)
+    zuora = zuora or LazyZuora(lambda: build_zuora_from_secret(settings))
     sink = sink or SqsChangeQueue(settings.queue_url)
     sweep = build_sweep(
         RECONCILE_SWEEP,
@@ -94,7 +94,6 @@ def build_reconcile(
             lookback=timedelta(hours=settings.lookback_hours),
         ),
         clock=clock,
-        monotonic=monotonic,
     )
 
 
@@ -109,7 +108,7 @@ def report_reconcile(result: ReconcileResult) -> None:
             logger.warning("reconcile object", extra=line)
         else:
             logger.info("reconcile object", extra=line)
-    logger.info("reconcile run", extra=result.as_log())
+    logger.info("reconcile run", extra=result.as_dict())
     metrics.add_metric(name=RECOVERED_BY_RECONCILIATION, unit=MetricUnit.Count, value=result.queued)
     metrics.add_metric(name=RECONCILE_RECORDS_READ, unit=MetricUnit.Count, value=result.read)
     metrics.add_metric(name=RECONCILE_MALFORMED_RECORDS, unit=MetricUnit.Count, value=result.malformed)

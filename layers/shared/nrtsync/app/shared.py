@@ -72,7 +72,7 @@ def build_zuora(credentials: ZuoraCredentials, *, session: requests.Session | No
 
     Reconciliation and backfill read the ``ZuoraSecret`` and call this.
     """
-    from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.zuora import ZuoraClient  # noqa: PLC0415 - see nrtsync.app
 
     return ZuoraClient(credentials, session=session)
 
@@ -96,7 +96,7 @@ def build_sweep(
     Its checkpoints and the settled versions it compares with live in the state table; its changes go to the
     callout queue, where the sync function takes them as it takes callouts.
     """
-    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415 - see the module docstring
+    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415 - see nrtsync.app
     from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
     from nrtsync.services.sweep.service import Sweep  # noqa: PLC0415
@@ -139,16 +139,18 @@ def build_zuora_from_secret(
 
 
 class LazyZuora:
-    """The Zuora client from the ZuoraSecret, read on the first query (not at build: a secret an operator has not
-    filled in yet fails the run that needs it, and the next run reads it again)."""
+    """A Zuora client built on its first query (the reconcile and backfill functions: from the ZuoraSecret; the
+    CLI's local backfill: from the local stack's secret). A secret an operator has not filled in yet then fails
+    the run that needs it, not the function's cold start or a command that never queries; a build that fails is
+    tried again on the next query."""
 
-    def __init__(self, settings: SweepSettings) -> None:
-        self._settings = settings
+    def __init__(self, build: Callable[[], ZuoraPort]) -> None:
+        self._build = build
         self._client: ZuoraPort | None = None
 
     def _get(self) -> ZuoraPort:
         if self._client is None:
-            self._client = build_zuora_from_secret(self._settings)
+            self._client = self._build()
         return self._client
 
     def query(self, zoql: str) -> QueryPage:

@@ -30,6 +30,7 @@ from nrtsync.services.sync.settings import SyncSettings
 
 if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
+    from nrtsync.ports.api_usage import ApiUsageStore
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.history import HistoryWriter, RecordOutcome
     from nrtsync.ports.holds import HoldStore
@@ -91,7 +92,7 @@ def build_breaker(
     settings: SyncSettings,
     *,
     salesforce: SalesforcePort,
-    state: VersionStore,
+    state: ApiUsageStore,
     store: BreakerStore | None = None,
     event_source: EventSourceSwitch | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),

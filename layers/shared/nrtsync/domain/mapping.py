@@ -326,13 +326,3 @@ def build_record(
         parent_obj = mapping.objects[parent.object]
         record[parent.relationship] = {parent_obj.external_id_field: str(parent_id)}
     return record
-
-
-def parent_ids(mapping: MappingConfig, object_type: str, fields: dict[str, FieldValue]) -> list[tuple[str, str]]:
-    """(parent object type, parent Zuora Id) pairs that a change refers to."""
-    obj = mapping.objects.get(object_type)
-    if obj is None:
-        return []
-    return [
-        (parent.object, str(fields[name])) for name, parent in obj.parents.items() if not is_empty(fields.get(name))
-    ]

@@ -23,6 +23,43 @@ class Outcome(StrEnum):
     """Permanent: parked in the failure list with Salesforce's error, acknowledged."""
 
 
+class RetryReason(StrEnum):
+    """Why a change waits on the queue: the ``error_code`` of its ``waiting`` outcome when the reason is ours (a
+    record Salesforce refused waits with Salesforce's own code). Stored and logged as these very strings."""
+
+    STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
+    """The state table could not be read or written: the claim, the inherited fields or the commit."""
+    RECORD_BUSY = "RECORD_BUSY"
+    """Another session holds the record's lease."""
+    BREAKER_OPEN = "BREAKER_OPEN"
+    """The circuit breaker is open: nothing goes to Salesforce until its probe closes it."""
+    API_BUDGET_REACHED = "API_BUDGET_REACHED"
+    """The org's API usage is at or over the budget this product may spend."""
+    API_LIMIT_EXCEEDED = "API_LIMIT_EXCEEDED"
+    """Not sent: an earlier call of this session found the API allocation used up."""
+    REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+    """Salesforce refused the call for the daily API allocation (403 ``REQUEST_LIMIT_EXCEEDED``)."""
+    CONCURRENT_REQUEST_LIMIT = "CONCURRENT_REQUEST_LIMIT"
+    """Salesforce refused the call for its concurrent long-running request limit (frees up in seconds)."""
+    SALESFORCE_AUTH = "SALESFORCE_AUTH"
+    """Salesforce refused our credentials."""
+    SALESFORCE_UNAVAILABLE = "SALESFORCE_UNAVAILABLE"
+    """Salesforce could not be reached or answered 5xx until the attempts or the deadline ran out."""
+    UNPAIRED_RESPONSE = "UNPAIRED_RESPONSE"
+    """Salesforce's answer could not be paired with the records sent: never guess a record's outcome."""
+    OUT_OF_TIME = "OUT_OF_TIME"
+    """The invocation's deadline came before the change was sent."""
+
+
+class ParkReason(StrEnum):
+    """Why a change was parked when Salesforce never saw it (a refused record is parked with Salesforce's code)."""
+
+    MAPPING_ERROR = "MAPPING_ERROR"
+    """The change cannot be made into a Salesforce record (a value the field's type cannot hold)."""
+    MALFORMED_MESSAGE = "MALFORMED_MESSAGE"
+    """The queue message is no queued change at all."""
+
+
 class ErrorKind(StrEnum):
     PARENT_MISSING = "parent_missing"
     RETRYABLE = "retryable"

@@ -1,9 +1,9 @@
 """Every metric name the product emits, with its dimensions, and the metrics function's windows: one registry.
 
-Every emitter (the metrics function's PutMetricData, and the EMF lines of ``nrtsync.reporting``) spells names
-through these constants, and the dashboard test checks template.yaml against them, so a renamed metric cannot
-silently leave a graph empty or an alarm watching nothing. One name per quantity, one meaning per name: a
-session count and a window total of the same records have different names.
+Every emitter (the metrics function's PutMetricData, and the EMF lines of the ``report_*`` functions in
+``nrtsync.app``) spells names through these constants, and the dashboard test checks template.yaml against them,
+so a renamed metric cannot silently leave a graph empty or an alarm watching nothing. One name per quantity, one
+meaning per name: a session count and a window total of the same records have different names.
 """
 
 from __future__ import annotations

@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from nrtsync.ports.salesforce import ApiUsage
+from typing import Protocol
 
 
 class BackfillStatus(StrEnum):
-    """What ``BackfillService.step`` answers; the state machine's Choice state branches on these very strings."""
+    """What a backfill step (``BackfillStep.run``) answers; the state machine's Choice state branches on these
+    very strings."""
 
     RUNNING = "running"
     """Not finished: call ``step`` again now."""
@@ -103,10 +101,4 @@ class BackfillStore(Protocol):
 class QueueBacklog(Protocol):
     def backlog(self) -> int:
         """Messages waiting on the callout queue (SQS ``ApproximateNumberOfMessages``)."""
-        ...
-
-
-class ApiUsageReader(Protocol):
-    def api_usage(self) -> ApiUsage | None:
-        """The org's API usage as the sync function last saw it, None before the first reading."""
         ...

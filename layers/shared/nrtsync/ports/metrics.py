@@ -1,5 +1,5 @@
 """The metrics function's contracts: what it reads from the sync history (as plain values, no DynamoDB types
-here), where it reads the API usage, and what it publishes to."""
+here) and what it publishes to; the API usage it reads is ``ports.api_usage``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from nrtsync.domain.latency import DEFAULT_RELATIVE_ERROR, LatencyHistogram
-from nrtsync.ports.salesforce import ApiUsage
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -160,10 +159,6 @@ class MetricsHistory(Protocol):
     def distribution_watermark(self) -> datetime | None: ...
 
     def advance_watermark(self, expected: datetime | None, new: datetime) -> bool: ...
-
-
-class ApiUsageSource(Protocol):
-    def api_usage(self) -> ApiUsage | None: ...
 
 
 class MetricsPublishError(RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -20,6 +21,18 @@ class RetryScheduler(Protocol):
 
 class QueueUnavailableError(RuntimeError):
     """The change could not be stored on the queue (retryable: the caller answers 5xx so Zuora retries)."""
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """A queue's messages as SQS counts them (approximate)."""
+
+    visible: int
+    """Waiting to be received (``ApproximateNumberOfMessages``)."""
+    in_flight: int
+    """Received and not yet deleted or made visible again (``ApproximateNumberOfMessagesNotVisible``)."""
+    delayed: int
+    """Not visible yet (``ApproximateNumberOfMessagesDelayed``)."""
 
 
 class ChangeQueue(Protocol):

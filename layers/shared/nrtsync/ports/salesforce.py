@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
@@ -43,21 +43,11 @@ class ApiUsage:
 class SalesforcePort(Protocol):
     """What the sync logic needs from Salesforce."""
 
-    def upsert(
-        self, sobject: str, external_id_field: str, records: list[dict[str, Any]], *, deadline: float
-    ) -> list[RecordResult]:
-        """Upserts records (without the ``attributes`` wrapper) by external ID, 200 per call, allOrNone false.
-
-        Returns one result per record, in input order. ``deadline`` is a ``time.monotonic()`` value after
-        which no new attempt starts.
-        """
-        ...
-
     def upsert_collections(
         self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
     ) -> list[list[RecordResult] | SalesforceError]:
         """One API call for 1..5 collections, upserts or deletes: a single request goes as a plain sObject
-        Collections PATCH (as upsert does) or DELETE, several as one Composite request with the subrequests in the
+        Collections PATCH or DELETE, several as one Composite request with the subrequests in the
         given order (children's deletes before parents', parents' upserts before children's: the caller's job).
         A delete's results are Salesforce's DeleteResults, one per Id in order (an Id already gone answers
         ``success: false`` with one of ``GONE_CODES``; the caller decides what that means).
@@ -65,8 +55,8 @@ class SalesforcePort(Protocol):
         subrequest alone (SalesforceRequestError for a 4xx subrequest, SalesforceRetryableError for a 5xx one).
         A 400 SalesforceRequestError means Salesforce refused that collection as a whole (e.g. JSON_PARSER_ERROR for
         one value it cannot deserialize into its field's type): its records have no results of their own.
-        A failure of the whole call raises exactly as upsert does (retryable/limit/auth/request errors), with the
-        same retries, token renewal, timeouts and deadline handling.
+        A failure of the whole call raises (retryable/limit/auth/request errors) after the adapter's retries, token
+        renewal and timeouts; ``deadline`` is a ``time.monotonic()`` value after which no new attempt starts.
         """
         ...
 

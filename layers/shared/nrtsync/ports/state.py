@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from nrtsync.ports.salesforce import ApiUsage
-
-if TYPE_CHECKING:
-    # Annotations only: the metrics function imports this module (for ApiUsage) and never loads the callout or
-    # Salesforce models.
-    pass
+from nrtsync.ports.api_usage import ApiUsageStore
 
 
 class StateUnavailableError(RuntimeError):
@@ -34,7 +29,7 @@ class Claim:
     """For BUSY: when the other writer's lease expires (a retry before then is wasted)."""
 
 
-class VersionStore(Protocol):
+class VersionStore(ApiUsageStore, Protocol):
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim: ...
 
     def commit(
@@ -62,7 +57,3 @@ class VersionStore(Protocol):
     def salesforce_ids(self, record_keys: Collection[str]) -> dict[str, str]:
         """The Salesforce Id last written for each record that has one (record key -> Id)."""
         ...
-
-    def api_usage(self) -> ApiUsage | None: ...
-
-    def save_api_usage(self, usage: ApiUsage) -> None: ...

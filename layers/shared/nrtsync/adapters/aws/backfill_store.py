@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import conditional_write
 from nrtsync.adapters.aws.tables import BACKFILL_INDEX_KEY, DYNAMODB_CONFIG, backfill_item, backfill_key, backfill_of
 from nrtsync.ports.backfill import BackfillExistsError, BackfillRun
 from nrtsync.ports.state import StateUnavailableError
@@ -23,18 +24,15 @@ class DynamoBackfillStore:
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def create(self, run: BackfillRun) -> None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=backfill_item(run),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise BackfillExistsError(f"a backfill run {run.run_id} exists already") from exc
-            raise StateUnavailableError(f"could not create the backfill run {run.run_id}") from exc
-        except BotoCoreError as exc:
-            raise StateUnavailableError(f"could not create the backfill run {run.run_id}") from exc
+        created = conditional_write(
+            lambda: self._client.put_item(
+                TableName=self._table, Item=backfill_item(run), ConditionExpression="attribute_not_exists(pk)"
+            ),
+            StateUnavailableError,
+            f"could not create the backfill run {run.run_id}",
+        )
+        if created is None:
+            raise BackfillExistsError(f"a backfill run {run.run_id} exists already")
         # After the run itself: an index entry never names a run that does not exist.
         try:
             self._client.update_item(

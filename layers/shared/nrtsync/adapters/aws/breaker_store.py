@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import BREAKER_KEY, DYNAMODB_CONFIG, breaker_item, breaker_of
+from nrtsync.adapters.aws.calls import conditional_write
+from nrtsync.adapters.aws.tables import BREAKER_KEY, DYNAMODB_CONFIG, breaker_item, breaker_of, plain_item
 from nrtsync.ports.breaker import BreakerState, BreakerUnavailableError
 
 if TYPE_CHECKING:
@@ -29,19 +30,26 @@ class DynamoBreakerStore:
             raise BreakerUnavailableError("could not read the breaker") from exc
         return breaker_of(response.get("Item"))
 
+    def stored(self) -> dict[str, Any] | None:
+        """The breaker's item as stored (plain values, its key left out), None when the breaker never opened: what
+        an operator's status shows, whatever the item holds."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": BREAKER_KEY}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not read the breaker") from exc
+        item = response.get("Item")
+        return None if item is None else {k: v for k, v in plain_item(item).items() if k != "pk"}
+
     def write(self, state: BreakerState, *, expected: BreakerState | None = None) -> bool:
         condition: dict[str, Any] = {}
         if expected is not None:
             condition = _unchanged_since(expected)
-        try:
-            self._client.put_item(TableName=self._table, Item=breaker_item(state), **condition)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise BreakerUnavailableError("could not write the breaker") from exc
-        except BotoCoreError as exc:
-            raise BreakerUnavailableError("could not write the breaker") from exc
-        return True
+        landed = conditional_write(
+            lambda: self._client.put_item(TableName=self._table, Item=breaker_item(state), **condition),
+            BreakerUnavailableError,
+            "could not write the breaker",
+        )
+        return landed is not None
 
     def count_failure(self, at: datetime) -> int:
         # ADD is atomic: concurrent invocations each count their failed call once.
@@ -62,19 +70,17 @@ class DynamoBreakerStore:
 
     def reset_failures(self) -> None:
         # Conditional, so a healthy session (the common case) only reads the count, and writes nothing.
-        try:
-            self._client.update_item(
+        conditional_write(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": BREAKER_KEY}},
                 UpdateExpression="SET failures = :zero",
                 ConditionExpression="failures > :zero",
                 ExpressionAttributeValues={":zero": {"N": "0"}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise BreakerUnavailableError("could not reset the failure count") from exc
-        except BotoCoreError as exc:
-            raise BreakerUnavailableError("could not reset the failure count") from exc
+            ),
+            BreakerUnavailableError,
+            "could not reset the failure count",
+        )
 
 
 def _unchanged_since(expected: BreakerState) -> dict[str, Any]:

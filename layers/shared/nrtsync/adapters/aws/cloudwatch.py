@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import limited_chunks
 from nrtsync.adapters.aws.clients import PUBLISH_CONFIG
 from nrtsync.ports.metrics import MetricPoint, MetricsPublishError
 
@@ -69,17 +70,7 @@ def chunk_data(
     max_bytes: int = MAX_ESTIMATED_BYTES_PER_CALL,
 ) -> Iterator[list[MetricDatumTypeDef]]:
     """Consecutive chunks of at most ``max_metrics`` data and about ``max_bytes``."""
-    chunk: list[MetricDatumTypeDef] = []
-    size = 0
-    for datum in data:
-        datum_size = _estimated_size(datum)
-        if chunk and (len(chunk) >= max_metrics or size + datum_size > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(datum)
-        size += datum_size
-    if chunk:
-        yield chunk
+    return limited_chunks(data, _estimated_size, max_count=max_metrics, max_bytes=max_bytes)
 
 
 class CloudWatchPublisher:

@@ -1,5 +1,5 @@
 """The metrics function's side of the sync history: reads minute summaries, keeps hourly rollups and the
-distribution watermark, and reads the org's API usage from the state table.
+distribution watermark.
 
 The keys and item shapes (its own ``ROLLUP#HOUR`` and ``METRICS#WATERMARK`` items too) are in ``adapters.aws.tables``.
 """
@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import conditional_write
 from nrtsync.adapters.aws.tables import (
-    API_USAGE_KEY,
     DYNAMODB_CONFIG,
     ROLLUP_PK,
     WATERMARK_KEY,
-    api_usage_of,
     hour_key,
     minute_pk,
     parse_hour_key,
@@ -38,7 +37,6 @@ from nrtsync.ports.metrics import (
     RolledHours,
     minute_key,
 )
-from nrtsync.ports.salesforce import ApiUsage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -353,31 +351,7 @@ class DynamoMetricsHistory:
                 "ExpressionAttributeNames": {"#minute": "minute"},
                 "ExpressionAttributeValues": {":expected": {"S": minute_key(expected)}},
             }
-        try:
-            self._client.put_item(**args)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise HistoryReadError("could not move the distribution watermark") from exc
-        except BotoCoreError as exc:
-            raise HistoryReadError("could not move the distribution watermark") from exc
-        return True
-
-
-class DynamoApiUsageSource:
-    """The ``ORG#API_USAGE`` item the sync function keeps in the state table."""
-
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self._table = table_name
-        self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
-
-    def api_usage(self) -> ApiUsage | None:
-        """The latest usage, or None when none was recorded or the item is malformed (logged)."""
-        item = _get_item(self._client, self._table, {"pk": {"S": API_USAGE_KEY}}, "the API usage")
-        if item is None:
-            return None
-        try:
-            return api_usage_of(item)
-        except ValueError as exc:
-            _skip(item, str(exc))
-            return None
+        landed = conditional_write(
+            lambda: self._client.put_item(**args), HistoryReadError, "could not move the distribution watermark"
+        )
+        return landed is not None

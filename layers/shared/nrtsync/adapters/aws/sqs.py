@@ -1,4 +1,5 @@
-"""The callout queue: what ingest writes and the sync function adjusts."""
+"""An SQS queue of changes: what ingest writes, the sync function adjusts, a backfill paces itself by and an
+operator inspects (its depth, its ARN)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nrtsync.adapters.aws.calls import limited_chunks
 from nrtsync.adapters.aws.clients import STANDARD_CONFIG
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.queue import QueueDepth, QueueUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
         SendMessageBatchRequestEntryTypeDef,
@@ -36,8 +39,13 @@ class SqsChangeQueue:
 
     def send(self, change: QueuedChange) -> str:
         """Queue one change and return its SQS message id."""
+        return self.send_body(change.model_dump_json())
+
+    def send_body(self, body: str) -> str:
+        """Queue a message body as it is (a parked or dead-lettered one, which the sync reads again); returns its
+        SQS message id."""
         try:
-            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=change.model_dump_json())
+            response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=body)
         except (ClientError, BotoCoreError) as exc:
             raise QueueUnavailableError("the callout queue did not take the change") from exc
         return response["MessageId"]
@@ -71,15 +79,32 @@ class SqsChangeQueue:
     def backlog(self) -> int:
         """Messages waiting to be received (``ApproximateNumberOfMessages``; in-flight and delayed ones excluded).
 
-        What a live callout queues behind, so what a backfill paces itself by (nrtsync.services.backfill.service).
+        What a live callout queues behind, so what a backfill paces itself by (nrtsync.services.backfill.step).
         """
+        return int(self._attributes("ApproximateNumberOfMessages").get("ApproximateNumberOfMessages", "0"))
+
+    def depth(self) -> QueueDepth:
+        """Visible, in-flight and delayed messages (an operator's status)."""
+        attributes = self._attributes(
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+        return QueueDepth(
+            visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
+
+    def arn(self) -> str:
+        return self._attributes("QueueArn")["QueueArn"]
+
+    def _attributes(self, *names: QueueAttributeNameType) -> dict[str, str]:
         try:
-            response = self._client.get_queue_attributes(
-                QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
+            response = self._client.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=list(names))
         except (ClientError, BotoCoreError) as exc:
-            raise QueueUnavailableError("could not read the callout queue's backlog") from exc
-        return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+            raise QueueUnavailableError(f"could not read the queue's attributes: {exc}") from exc
+        return {str(name): value for name, value in response.get("Attributes", {}).items()}
 
     def delay(self, receipt_handles: Iterable[str], seconds: int) -> list[str]:
         """Make messages visible again after ``seconds`` (a short retry instead of the full visibility timeout).
@@ -104,14 +129,6 @@ class SqsChangeQueue:
 
 
 def _chunks(bodies: list[str]) -> Iterable[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for body in bodies:
-        length = len(body.encode())
-        if chunk and (len(chunk) == SQS_BATCH_MAX or size + length > SQS_BATCH_BYTES_MAX):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(body)
-        size += length
-    if chunk:
-        yield chunk
+    return limited_chunks(
+        bodies, lambda body: len(body.encode()), max_count=SQS_BATCH_MAX, max_bytes=SQS_BATCH_BYTES_MAX
+    )

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nrtsync.adapters.aws.tables import API_USAGE_KEY, DYNAMODB_CONFIG, KEPT_PREFIX, api_usage_item, api_usage_of
+from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
+from nrtsync.adapters.aws.calls import conditional_write
+from nrtsync.adapters.aws.tables import DYNAMODB_CONFIG, KEPT_PREFIX
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus, StateUnavailableError
 
@@ -41,6 +43,7 @@ class DynamoVersionStore:
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+        self._usage = DynamoApiUsageStore(table_name, client=self._client)
 
     def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
         """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
@@ -108,58 +111,52 @@ class DynamoVersionStore:
             values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
             sets += f", #k{n} = :k{n}"
         extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
-        try:
-            self._client.update_item(
+        landed = conditional_write(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 UpdateExpression=sets + " REMOVE lease_owner, lease_until, lease_version, lease_hash",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues=values,
                 **extra,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StateUnavailableError(f"could not commit {record_key}") from exc
-        except BotoCoreError as exc:
-            raise StateUnavailableError(f"could not commit {record_key}") from exc
-        return True
+            ),
+            StateUnavailableError,
+            f"could not commit {record_key}",
+        )
+        return landed is not None
 
     def release(self, record_key: str, *, owner: str) -> None:
         """Drop our lease without recording a write; a lease already gone is fine (it expired)."""
-        try:
-            self._client.update_item(
+        conditional_write(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 UpdateExpression="REMOVE lease_owner, lease_until, lease_version, lease_hash",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues={":o": {"S": owner}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StateUnavailableError(f"could not release {record_key}") from exc
-        except BotoCoreError as exc:
-            raise StateUnavailableError(f"could not release {record_key}") from exc
+            ),
+            StateUnavailableError,
+            f"could not release {record_key}",
+        )
 
     def forget(self, record_key: str) -> dict[str, Any] | None:
         """Delete the record's version state (written version and hash, tombstone, kept values, parked version), for
         the day something wrong got in: the next change of the record is then written whatever its date. Returns
         the item as it was (None: there was none). Raises RecordLeasedError while a sync holds the record's lease
         (its commit would otherwise recreate a state from a write in flight)."""
-        try:
-            response = self._client.delete_item(
+        response = conditional_write(
+            lambda: self._client.delete_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
                 ExpressionAttributeValues={":now": {"N": str(_now_ms())}},
                 ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise RecordLeasedError(f"{record_key} is being written right now; try again in a minute") from exc
-            raise StateUnavailableError(f"could not forget {record_key}") from exc
-        except BotoCoreError as exc:
-            raise StateUnavailableError(f"could not forget {record_key}") from exc
+            ),
+            StateUnavailableError,
+            f"could not forget {record_key}",
+        )
+        if response is None:
+            raise RecordLeasedError(f"{record_key} is being written right now; try again in a minute")
         old = response.get("Attributes")
         return dict(old) if old else None
 
@@ -203,24 +200,17 @@ class DynamoVersionStore:
 
     def mark_parked(self, record_key: str, version: str) -> None:
         """Remember that ``version`` is on the failure list, unless a newer one already is."""
-        try:
-            self._client.update_item(
+        conditional_write(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 UpdateExpression="SET parked_version = :v",
                 ConditionExpression="attribute_not_exists(parked_version) OR parked_version < :v",
                 ExpressionAttributeValues={":v": {"S": version}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StateUnavailableError(f"could not mark {record_key} parked") from exc
-        except BotoCoreError as exc:
-            raise StateUnavailableError(f"could not mark {record_key} parked") from exc
-
-    def is_deleted(self, record_key: str) -> bool:
-        """Whether the record's last written version is a delete (operators and tests)."""
-        item = self._read(record_key)
-        return bool(item and item.get("deleted", {}).get("BOOL"))
+            ),
+            StateUnavailableError,
+            f"could not mark {record_key} parked",
+        )
 
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         request: Any = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
@@ -262,27 +252,15 @@ class DynamoVersionStore:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def written_version(self, record_key: str) -> str | None:
-        """The version last written for a record (operators and tests)."""
+        """The version last written for a record (an operator's ``nrtsync forget`` shows it)."""
         item = self._read(record_key)
         return item.get("written_version", {}).get("S") if item else None
 
     def api_usage(self) -> ApiUsage | None:
-        item = self._read(API_USAGE_KEY)
-        if not item:
-            return None
-        try:
-            return api_usage_of(item)
-        except ValueError:
-            return None
+        return self._usage.api_usage()
 
     def save_api_usage(self, usage: ApiUsage) -> None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=api_usage_item(usage),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateUnavailableError("could not save the API usage") from exc
+        self._usage.save_api_usage(usage)
 
     def _read(self, key: str) -> dict[str, Any] | None:
         try:

@@ -214,17 +214,11 @@ class RecordResult(BaseModel):
 
 
 class SalesforceError(Exception):
-    """Base of every error the Salesforce adapter raises.
-
-    ``completed_results`` holds the results of the chunks that Salesforce had already answered when a
-    later chunk of the same ``upsert`` failed (empty otherwise); upserts by external ID are idempotent,
-    so retrying the whole list is safe too.
-    """
+    """Base of every error the Salesforce adapter raises."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.completed_results: list[RecordResult] = []
 
 
 class SalesforceRetryableError(SalesforceError):

@@ -27,6 +27,7 @@ from typing import Any
 
 from nrtsync.domain.models.salesforce import SalesforceError
 from nrtsync.observability import logger
+from nrtsync.ports.api_usage import ApiUsageStore
 from nrtsync.ports.breaker import (
     BreakerReason,
     BreakerState,
@@ -36,7 +37,7 @@ from nrtsync.ports.breaker import (
     EventSourceSwitch,
 )
 from nrtsync.ports.salesforce import ApiUsage, SalesforcePort
-from nrtsync.ports.state import StateUnavailableError, VersionStore
+from nrtsync.ports.state import StateUnavailableError
 
 SYNC = "sync"
 PROBE = "probe"
@@ -113,7 +114,7 @@ class CircuitBreaker:
         store: BreakerStore,
         switch: EventSourceSwitch,
         salesforce: SalesforcePort,
-        usage_store: VersionStore,
+        usage_store: ApiUsageStore,
         failure_threshold: int,
         budget_percent: float,
         clock: Callable[[], datetime],

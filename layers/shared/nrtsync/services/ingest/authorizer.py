@@ -90,7 +90,7 @@ def authorize(request: AuthorizerRequest, credentials: CalloutCredentials) -> di
 
 
 class CalloutAuthorizer:
-    """The authorizer with its secret source (``nrtsync.wiring.build_authorizer`` puts it together).
+    """The authorizer with its secret source (``nrtsync.app.authorizer.build_authorizer`` puts it together).
 
     A secret that cannot be read raises (``SecretUnavailableError``/``SecretInvalidError``/``ValueError``):
     API Gateway then answers 500 (``AUTHORIZER_FAILURE``), which Zuora retries, instead of a 401 that would

@@ -468,7 +468,7 @@ def receive_callout(
 
 
 class CalloutEndpoint:
-    """The callout endpoint with its collaborators (``nrtsync.wiring.build_ingest`` puts it together)."""
+    """The callout endpoint with its collaborators (``nrtsync.app.ingest.build_ingest`` puts it together)."""
 
     def __init__(
         self,

@@ -34,10 +34,10 @@ from nrtsync.observability.names import (
     WINDOW_DIMENSION,
     WINDOWS,
 )
+from nrtsync.ports.api_usage import ApiUsageReader
 from nrtsync.ports.metrics import (
     HOUR,
     MINUTE,
-    ApiUsageSource,
     HourRollup,
     MetricPoint,
     MetricPublisher,
@@ -152,7 +152,7 @@ class MetricsService:
         settings: MetricsSettings,
         *,
         history: MetricsHistory,
-        api_usage: ApiUsageSource,
+        api_usage: ApiUsageReader,
         publisher: MetricPublisher,
         clock: Callable[[], datetime] | None = None,
         relative_error: float = DEFAULT_RELATIVE_ERROR,

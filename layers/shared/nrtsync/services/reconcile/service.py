@@ -12,7 +12,6 @@ next run after the pause cover the gap.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -132,7 +131,7 @@ class ReconcileResult:
         if failed:
             raise ReconcileError("; ".join(failed))
 
-    def as_log(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "started_at": self.started_at.isoformat(),
             "objects": len(self.objects),
@@ -164,7 +163,6 @@ class Reconciler:
         lost_deletes: LostDeletes | None = None,
         deletes_hour: int = -1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sweep = sweep
         self._lost_deletes = lost_deletes
@@ -174,7 +172,6 @@ class Reconciler:
         self._mapping = mapping
         self._windows = windows
         self._clock = clock
-        self._monotonic = monotonic
 
     def includes_deletes(self, scheduled_at: datetime) -> bool:
         """Whether the run scheduled at ``scheduled_at`` also runs the lost-deletes sweep: once a day, in the runs
@@ -188,11 +185,12 @@ class Reconciler:
         since = now - self._windows.lookback if watermark is None else watermark - self._windows.overlap
         return since, now - self._windows.settle
 
-    def run(self, *, remaining_seconds: float, deletes: bool = False) -> ReconcileResult:
-        """Sweeps each mapped object, parents first, until done, out of time or the breaker opens; with
-        ``deletes``, then the lost-deletes sweep (``services.reconcile.lost_deletes``) in the time left."""
+    def run(self, *, deadline: float, deletes: bool = False) -> ReconcileResult:
+        """Sweeps each mapped object, parents first, until done, out of time (``deadline``, a ``time.monotonic()``
+        value, less a reserve for reporting) or the breaker opens; with ``deletes``, then the lost-deletes sweep
+        (``services.reconcile.lost_deletes``) in the time left."""
         now = self._clock()
-        deadline = self._monotonic() + remaining_seconds - END_RESERVE_S
+        deadline -= END_RESERVE_S
         result = ReconcileResult(started_at=now)
         stop: str | None = None
         for object_type in self._mapping.write_order():

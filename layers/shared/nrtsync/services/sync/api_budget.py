@@ -7,8 +7,9 @@ from datetime import datetime
 
 from nrtsync.domain.models.salesforce import SalesforceRetryableError
 from nrtsync.observability import logger
+from nrtsync.ports.api_usage import ApiUsageStore
 from nrtsync.ports.salesforce import ApiUsage, SalesforcePort
-from nrtsync.ports.state import StateUnavailableError, VersionStore
+from nrtsync.ports.state import StateUnavailableError
 from nrtsync.services.sync.settings import SyncSettings
 
 
@@ -21,7 +22,7 @@ class ApiBudgetGuard:
         settings: SyncSettings,
         *,
         salesforce: SalesforcePort,
-        state: VersionStore,
+        state: ApiUsageStore,
         clock: Callable[[], datetime],
     ) -> None:
         self._budget_percent = settings.api_usage_budget_percent

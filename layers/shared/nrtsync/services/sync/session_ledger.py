@@ -14,7 +14,7 @@ from datetime import datetime
 
 from nrtsync.domain.coalesce import IncomingChange
 from nrtsync.domain.latency import percentiles
-from nrtsync.domain.outcomes import Outcome
+from nrtsync.domain.outcomes import Outcome, ParkReason
 from nrtsync.domain.zoql import RECONCILE_SOURCE, change_source
 from nrtsync.ports.history import Failure, RecordOutcome, SessionSummary
 from nrtsync.ports.salesforce import ApiUsage
@@ -88,7 +88,7 @@ class SessionLedger:
             object_type="(unreadable)",
             record_id=message_id,
             version="0",
-            error_code="MALFORMED_MESSAGE",
+            error_code=ParkReason.MALFORMED_MESSAGE,
             error_message=error[:2_000],
             failed_at=self.clock(),
             session_id=self.session_id,
