@@ -67,6 +67,7 @@ EXAMPLES = {
     "plan": "nrtsync plan --changes-per-day 200000 --licences 50",
     "backfill": "nrtsync --stack nrtsync-prod backfill --object Account --since 2026-01-01T00:00:00Z",
     "backfill-status": "nrtsync --stack nrtsync-prod backfill-status",
+    "reconcile": "nrtsync --stack nrtsync-prod reconcile --deletes   # one pass now, with the lost-deletes sweep",
     "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
     "forget": "nrtsync --stack nrtsync-prod forget Account 2c92a0f96abc1234",
     "alarm-test": "nrtsync --stack nrtsync-prod alarm-test --alarm nrtsync-prod-dead-letters",
