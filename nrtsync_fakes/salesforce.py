@@ -18,6 +18,7 @@ from nrtsync.domain.models.salesforce import (
     SalesforceError,
     SalesforceLimitExceededError,
     SalesforceRequestError,
+    SalesforceRetryableError,
 )
 from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, ApiUsage
 
@@ -39,8 +40,15 @@ class FakeSalesforce:
     # external id -> (errorCode, message): a collection holding it is refused whole with HTTP 400, like a value
     # Salesforce cannot deserialize (JSON_PARSER_ERROR)
     refuse_collection: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # external ids: a collection holding one fails with HTTP 500 UNKNOWN_EXCEPTION (nothing of it written), as one
+    # record can make Salesforce fail its whole collection
+    crash_collection: set[str] = field(default_factory=set)
     on_call: Callable[[], None] | None = None  # runs at each API call (e.g. to advance a test clock)
     fail_calls: list[type[Exception]] = field(default_factory=list)  # exceptions raised by the next calls
+    # The next calls succeed only after an attempt in doubt (an adapter's retry after a read timeout): each one
+    # reports last_call_in_doubt.
+    doubt_calls: int = 0
+    last_call_in_doubt: bool = False
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)  # (sobject, records) per collection upsert
     api_requests: list[list[tuple[str, int]]] = field(default_factory=list)  # the collections of each API call
@@ -105,6 +113,8 @@ class FakeSalesforce:
             self._count_call()
             if self.fail_calls:
                 raise self.fail_calls.pop(0)("injected")
+            self.last_call_in_doubt = self.doubt_calls > 0
+            self.doubt_calls = max(0, self.doubt_calls - 1)
             answers: list[list[RecordResult] | SalesforceError] = []
             for request in requests:
                 if isinstance(request, CollectionDelete):
@@ -121,6 +131,13 @@ class FakeSalesforce:
                     ),
                     None,
                 )
+                if any(r[request.external_id_field] in self.crash_collection for r in request.records):
+                    answers.append(
+                        SalesforceRetryableError(
+                            f"upsert {request.sobject}: HTTP 500 UNKNOWN_EXCEPTION", in_doubt=False, http_status=500
+                        )
+                    )
+                    continue
                 if refused is not None:
                     code, message = refused
                     answers.append(

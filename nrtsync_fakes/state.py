@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from nrtsync.adapters.aws.state import _why_not
+from nrtsync.adapters.aws.state import _why_not, settled_notifications_after, settled_of
 from nrtsync.adapters.aws.tables import KEPT_PREFIX
 from nrtsync.ports.salesforce import ApiUsage
 from nrtsync.ports.state import Claim, ClaimStatus
@@ -31,7 +31,16 @@ class InMemoryVersionStore:
         self._lock = threading.Lock()
         self.calls = 0
 
-    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
+    def claim(
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        lease_until_ms: int,
+        notification_id: str | None = None,
+    ) -> Claim:
         now_ms = int(time.time() * 1000)
         with self._lock:
             self.calls += 1
@@ -39,10 +48,14 @@ class InMemoryVersionStore:
             written_version = item.get("written_version", {}).get("S") if item else None
             written_hash = item.get("written_hash", {}).get("S") if item else None
             lease_until = item.get("lease_until", {}).get("N") if item else None
+            doubt_until = item.get("doubt_until", {}).get("N") if item else None
+            doubt_hash = item.get("doubt_hash", {}).get("S") if item else None
             if (
                 (written_version is None or written_version < version)
                 and (written_hash is None or written_hash != content_hash)
                 and (lease_until is None or int(lease_until) < now_ms)
+                and (doubt_until is None or int(doubt_until) < now_ms or doubt_hash == content_hash)
+                and not (notification_id and item and notification_id in settled_of(item))
             ):
                 updated = dict(item or {"pk": {"S": record_key}})
                 updated |= {
@@ -52,8 +65,8 @@ class InMemoryVersionStore:
                     "lease_hash": {"S": content_hash},
                 }
                 self._items[record_key] = updated
-                return Claim(ClaimStatus.CLAIMED)
-            return _why_not(dict(item) if item else None, version, content_hash)
+                return Claim(ClaimStatus.CLAIMED, written_version, settled=settled_of(item or {}))
+            return _why_not(dict(item) if item else None, version, content_hash, notification_id)
 
     def commit(
         self,
@@ -65,13 +78,21 @@ class InMemoryVersionStore:
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
         deleted: bool = False,
+        notification_id: str | None = None,
+        settled: Mapping[str, int] | None = None,
+        recheck: bool = False,
+        doubt_until_ms: int | None = None,
     ) -> bool:
         with self._lock:
             self.calls += 1
             item = self._items.get(record_key)
             if item is None or item.get("lease_owner", {}).get("S") != owner:
                 return False
-            updated = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
+            updated = {k: v for k, v in item.items() if k not in (*_LEASE_FIELDS, "recheck")}
+            if recheck:
+                updated["recheck"] = {"BOOL": "true"}
+            if doubt_until_ms is not None:
+                updated |= {"doubt_until": {"N": str(doubt_until_ms)}, "doubt_hash": {"S": content_hash}}
             updated |= {
                 "written_version": {"S": version},
                 "written_hash": {"S": content_hash},
@@ -83,6 +104,9 @@ class InMemoryVersionStore:
                 KEPT_PREFIX + name: {"S": value} if value is not None else {"NULL": "true"}
                 for name, value in (kept or {}).items()
             }
+            if notification_id:
+                kept_ids = settled_notifications_after(settled or {}, notification_id, int(time.time() * 1000))
+                updated["settled"] = {"M": {nid: {"N": str(ms)} for nid, ms in kept_ids.items()}}  # type: ignore[dict-item]
             self._items[record_key] = updated
             return True
 
@@ -127,6 +151,21 @@ class InMemoryVersionStore:
             if item is not None and item.get("lease_owner", {}).get("S") == owner:
                 self._items[record_key] = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
 
+    def release_in_doubt(self, record_key: str, content_hash: str, *, owner: str, until_ms: int) -> None:
+        with self._lock:
+            self.calls += 1
+            item = self._items.get(record_key)
+            if item is not None and item.get("lease_owner", {}).get("S") == owner:
+                updated = {k: v for k, v in item.items() if k not in _LEASE_FIELDS}
+                updated |= {"doubt_until": {"N": str(until_ms)}, "doubt_hash": {"S": content_hash}}
+                self._items[record_key] = updated
+
+    def clear_recheck(self, record_key: str) -> None:
+        with self._lock:
+            self.calls += 1
+            if record_key in self._items:
+                self._items[record_key].pop("recheck", None)
+
     def mark_parked(self, record_key: str, version: str) -> None:
         with self._lock:
             self.calls += 1
@@ -141,6 +180,8 @@ class InMemoryVersionStore:
             found: dict[str, str] = {}
             for key in set(record_keys):
                 item = self._items.get(key, {})
+                if "recheck" in item:
+                    continue
                 if known := [v for name in ("written_version", "parked_version") if (v := item.get(name, {}).get("S"))]:
                     found[key] = max(known)
             return found

@@ -19,6 +19,7 @@ from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync.ports.zuora import QueryPage
 
 _BOUND = "UpdatedDate >= '"
+_BY_ID = " where Id = '"
 
 
 @dataclass
@@ -45,6 +46,10 @@ class MemoryZuora:
     def query(self, zoql: str) -> QueryPage:
         self.queries.append(zoql)
         object_type = zoql.split(" from ", 1)[1].split(" ", 1)[0]
+        if _BY_ID in zoql:  # one record by its Id
+            record_id = zoql.split(_BY_ID, 1)[1].split("'", 1)[0]
+            found = self.records.get(object_type, {}).get(record_id)
+            return QueryPage(records=[dict(found)] if found else [], done=True)
         since, until = _window(zoql)
         condition = _condition(zoql)
         rows = [

@@ -1,5 +1,5 @@
 """The demo's report: the callouts' answers, the Sync History and failure list as the operator CLI prints them,
-three record trails, latency percentiles by the brief's rule, and the Salesforce API calls used."""
+three record trails, latency percentiles by Zuora's percentile rule, and the Salesforce API calls used."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def report(
         print(f"  ({why})", file=out)
         _cli(["trail", object_type, record_id], stack, out)
 
-    section(out, "Latency of every written record, P50/P90 by the brief's rule (sort, skip p%, take the next)")
+    section(out, "Latency of every written record, P50/P90 by Zuora's percentile rule (sort, skip p%, take the next)")
     latencies = history_latencies(stack, since)
     latency_rows: list[dict[str, Any]] = []
     labels = {

@@ -1,4 +1,5 @@
-"""The faults a test can inject: latency, the next answers, row locks, validation rules, approval locks.
+"""The faults a test can inject: latency, late commits, the next answers, row locks, validation rules, approval
+locks.
 
 Each refusal is what Salesforce answers in that situation; the comments name where Salesforce documents it.
 """
@@ -37,10 +38,14 @@ class Faults:
     row_lock: dict[str, Any] | None = None
     validation_rules: list[dict[str, Any]] = field(default_factory=list)
     approval_locks: set[str] = field(default_factory=set)  # external ids of records locked by an approval process
+    # The next ``count`` API calls are held ``delay_ms`` before they run: a client that gives up sooner sees a read
+    # timeout, and the write still commits afterwards, as Salesforce goes on executing a request whose client left.
+    commit_late: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "latency_ms": self.latency_ms,
+            "commit_late": self.commit_late,
             "fail_next": self.fail_next,
             "row_lock": self.row_lock,
             "validation_rules": self.validation_rules,
@@ -56,6 +61,11 @@ class Faults:
             if unknown:
                 raise ValueError(f"fail_next kind must be one of {sorted(FAULT_KINDS)}, not {sorted(unknown)}")
             self.fail_next = [dict(fault) for fault in changes["fail_next"] or []]
+        if "commit_late" in changes:
+            late = changes["commit_late"]
+            self.commit_late = (
+                {"count": int(late.get("count", 1)), "delay_ms": max(0, int(late["delay_ms"]))} if late else None
+            )
         if "row_lock" in changes:
             self.row_lock = dict(changes["row_lock"]) if changes["row_lock"] else None
             if self.row_lock and "seed" in self.row_lock:
@@ -64,6 +74,16 @@ class Faults:
             self.validation_rules = [dict(rule) for rule in changes["validation_rules"] or []]
         if "approval_locks" in changes:
             self.approval_locks = {str(ext) for ext in changes["approval_locks"] or []}
+
+    def late_commit_seconds(self) -> float:
+        """How long the next API call is held before it runs (0: not held); counts the call off ``commit_late``."""
+        late = self.commit_late
+        if not late:
+            return 0.0
+        late["count"] -= 1
+        if late["count"] <= 0:
+            self.commit_late = None
+        return late["delay_ms"] / 1000.0
 
     def pop(self, endpoint: str) -> Answer | None:
         """The next injected answer for ``endpoint`` ("token" or "api"), removed from the queue; or None."""

@@ -66,6 +66,9 @@ class _Handler(StandinRequestHandler[SalesforceState]):
             return "unknown", not_found()
         rest = match["rest"] or "/"
         endpoint = f"{method} {_endpoint_name(rest)}"
+        late = state.late_commit_seconds()
+        if late > 0:
+            state.stop_event.wait(late)  # the client may give up meanwhile; the call below still runs and commits
         authorization = self.headers.get("Authorization", "")
         return endpoint, state.api(method, rest, authorization, body, match["version"], query=query)
 

@@ -90,6 +90,10 @@ class SalesforceState:
         with self._lock:
             return self._faults.latency_ms / 1000.0
 
+    def late_commit_seconds(self) -> float:
+        with self._lock:
+            return self._faults.late_commit_seconds()
+
     def count_status(self, endpoint: str, status: int) -> None:
         with self._lock:
             self._stats.by_endpoint[endpoint] += 1

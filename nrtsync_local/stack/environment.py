@@ -139,6 +139,10 @@ def function_environments(
     reconcile = [RECONCILE] if zuora_secret_id and RECONCILE in template.get("Resources", {}) else []
     for logical_id in (INGEST, SYNC, METRICS, *([authorizer] if authorizer else []), *reconcile):
         resolved = function_environment(template, logical_id, refs=refs)
+        if logical_id == SYNC and not zuora_secret_id:
+            # Optional for the sync (it reads Zuora only for two changes of one second): without a Zuora stand-in
+            # such a record is marked for reconcile instead.
+            resolved.pop("ZUORA_SECRET_ID", None)
         unresolved = sorted(name for name, value in resolved.items() if value is None)
         if unresolved:
             raise LocalDeploymentError(

@@ -114,7 +114,7 @@ def test_every_case_of_the_stream_happened(result: Result) -> None:
     assert outcomes["superseded"] >= 1  # quick successive changes coalesced
     # the validation rule: the test account's callout, parked once (reconciliation finds its version settled)
     assert outcomes["failed"] == 1
-    # Batching: fewer API calls than records written; latencies by the brief's rule exist
+    # Batching: fewer API calls than records written; latencies by Zuora's percentile rule exist
     assert 0 < result.demo.figures["api_calls"] < result.demo.figures["written"]
     for name in ("sync_ms", "e2e_ms"):
         p50, p90 = result.demo.figures[name][50], result.demo.figures[name][90]

@@ -33,11 +33,12 @@ def world(world: SyncWorld) -> SyncWorld:
     return world
 
 
-class NotFoundError(SalesforceRequestError):
-    """A 404 for the whole request: Salesforce answered (it is up), it refused this request."""
+class MalformedRequestError(SalesforceRequestError):
+    """A 400 for the whole request: Salesforce answered (it is up), it refused this request (not every call, as a
+    404 for a retired API version would)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, status_code="NOT_FOUND", http_status=404)
+        super().__init__(message, status_code="INVALID_FIELD", http_status=400)
 
 
 def batch(n: int = 3, prefix: str = "A") -> list[QueueMessage]:
@@ -132,7 +133,7 @@ def test_an_answered_call_restarts_the_count_of_consecutive_failures(world: Sync
         world.run(*batch(1, f"D{n}"))
     world.run(*batch(1, "OK"))
     assert world.breaker_store.read().failures == 0
-    world.salesforce.fail_calls.append(NotFoundError)
+    world.salesforce.fail_calls.append(MalformedRequestError)
 
     # When two more calls fail
     world.run(*batch(1, "E0"))

@@ -99,3 +99,79 @@ def test_the_api_usage_saved_is_the_one_read_back(store) -> None:
     store.save_api_usage(usage)
 
     assert store.api_usage() == usage
+
+
+def test_after_a_release_in_doubt_only_the_same_change_claims_until_the_doubt_ends(store) -> None:
+    # Given a's write of v1 failed in doubt (Salesforce may still commit it)
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    doubt_until = later(660)
+    store.release_in_doubt(KEY, "h1", owner="a", until_ms=doubt_until)
+
+    # When a newer change claims / Then it is busy until the doubt ends
+    busy = store.claim(KEY, "v2", "h2", owner="b", lease_until_ms=later())
+    assert (busy.status, busy.lease_until_ms) == (ClaimStatus.BUSY, doubt_until)
+
+    # And the same change claims at once, to be sent again
+    assert store.claim(KEY, "v1", "h1", owner="c", lease_until_ms=later()).status is ClaimStatus.CLAIMED
+
+    # And once the doubt has ended, a newer change claims as usual
+    store.claim("Account#A2", "v1", "h1", owner="a", lease_until_ms=later())
+    store.release_in_doubt("Account#A2", "h1", owner="a", until_ms=later(-1))
+    assert store.claim("Account#A2", "v2", "h2", owner="b", lease_until_ms=later()).status is ClaimStatus.CLAIMED
+
+
+def test_only_the_lease_owner_releases_in_doubt(store) -> None:
+    # Given a's lease / When b releases it in doubt / Then nothing changed: a's lease still holds the record
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    store.release_in_doubt(KEY, "h1", owner="b", until_ms=later(660))
+    assert store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A") is True
+
+
+def test_a_notification_id_already_settled_for_the_record_is_a_duplicate_whatever_its_version(store) -> None:
+    # Given n1 (v1) then n2 (v2) written for the record
+    for version, content, notification in (("v1", "h1", "n1"), ("v2", "h2", "n2")):
+        claim = store.claim(KEY, version, content, owner="a", lease_until_ms=later(), notification_id=notification)
+        assert claim.status is ClaimStatus.CLAIMED
+        store.commit(
+            KEY, version, content, owner="a", salesforce_id="001A", notification_id=notification, settled=claim.settled
+        )
+
+    # When Zuora's retry of n1 comes with a newer version (a later receive time) / Then it is a duplicate
+    retry = store.claim(KEY, "v3", "h1", owner="b", lease_until_ms=later(), notification_id="n1")
+    assert retry.status is ClaimStatus.DUPLICATE
+
+    # And a new notification with that version claims, and finds both ids settled
+    fresh = store.claim(KEY, "v3", "h3", owner="b", lease_until_ms=later(), notification_id="n3")
+    assert fresh.status is ClaimStatus.CLAIMED
+    assert set(fresh.settled) == {"n1", "n2"}
+
+
+def test_a_record_marked_for_recheck_is_unsettled_until_the_mark_is_cleared(store) -> None:
+    # Given v1 committed with a recheck mark
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A", recheck=True)
+
+    # Then a sweep finds it unsettled; once cleared, settled at v1
+    assert store.settled_versions([KEY]) == {}
+    store.clear_recheck(KEY)
+    assert store.settled_versions([KEY]) == {KEY: "v1"}
+
+    # And a commit without the mark clears it too; clearing a record with no state creates none
+    store.claim(KEY, "v2", "h2", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v2", "h2", owner="a", salesforce_id="001A", recheck=True)
+    store.claim(KEY, "v3", "h3", owner="a", lease_until_ms=later())
+    store.commit(KEY, "v3", "h3", owner="a", salesforce_id="001A")
+    assert store.settled_versions([KEY]) == {KEY: "v3"}
+    store.clear_recheck("Account#none")
+    assert store.claim("Account#none", "v1", "h1", owner="a", lease_until_ms=later()).written_version is None
+
+
+def test_a_commit_in_doubt_keeps_other_changes_out_until_the_doubt_ends(store) -> None:
+    # Given v1 written by a call that succeeded only after an attempt in doubt
+    store.claim(KEY, "v1", "h1", owner="a", lease_until_ms=later())
+    doubt_until = later(660)
+    assert store.commit(KEY, "v1", "h1", owner="a", salesforce_id="001A", doubt_until_ms=doubt_until)
+
+    # When a newer change claims / Then it is busy until the doubt ends
+    busy = store.claim(KEY, "v2", "h2", owner="b", lease_until_ms=later())
+    assert (busy.status, busy.lease_until_ms) == (ClaimStatus.BUSY, doubt_until)

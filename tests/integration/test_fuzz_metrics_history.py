@@ -4,7 +4,7 @@ Good ``MINUTE#`` items in the sync function's shape are mixed with items that br
 attribute missing or of the wrong type, a count that is no count, a latency list holding something else, the
 wrong ``type`` or ``minute``) in the ``MINUTE#`` partitions and the ``ROLLUP#HOUR`` partition. The run must
 not crash, must count every bad item as skipped, and must publish for the good items exactly the figures it
-would publish without the bad ones (checked against the brief's percentile rule, computed here).
+would publish without the bad ones (checked against Zuora's percentile rule, computed here).
 """
 
 from __future__ import annotations

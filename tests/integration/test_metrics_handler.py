@@ -26,6 +26,7 @@ from nrtsync.domain.latency import percentile
 from nrtsync.observability.names import METRIC_NAMES
 from nrtsync.services.metrics.service import MetricsService
 from nrtsync.services.metrics.settings import MetricsSettings
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import create_tables
 
 pytestmark = pytest.mark.integration
@@ -141,13 +142,6 @@ class Scenario:
     listed_metrics: list[Any]
 
 
-class LambdaContextStub:
-    function_name = "metrics"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:metrics"
-    aws_request_id = "req-1"
-
-
 def _malformed_items(minutes: list[Minute]) -> list[dict[str, Any]]:
     good = minute_item(minutes[0])  # 5m window
     return [
@@ -210,7 +204,7 @@ def scenario() -> Iterator[Scenario]:
 
         def run() -> Run:
             before = len(backend.metric_data)
-            result = app.lambda_handler(EVENT, LambdaContextStub())
+            result = app.lambda_handler(EVENT, FakeLambdaContext(function_name="metrics"))
             return Run(result=result, data=list(backend.metric_data[before:]))
 
         # When the handler runs, is retried at the same time, and runs again the next minute after the minute

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -544,3 +545,86 @@ def test_concurrent_requests_is_the_concurrency_limit_not_the_daily_allocation(s
     # Then it is the short-backoff concurrency error, not the allocation error that stops every call
     assert not isinstance(refused.value, SalesforceLimitExceededError)
     assert "ConcurrentRequests" in refused.value.message
+
+
+def test_a_read_timeout_is_in_doubt_and_the_write_commits_after_the_client_gave_up(standin):
+    # Given a token cached, then Salesforce holding the next call 1.5 s before it runs and commits
+    adapter = adapter_for(standin, timeout_seconds=0.4, max_attempts=1)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(commit_late={"count": 1, "delay_ms": 1500})
+
+    # When a record is upserted and the client times out first
+    with pytest.raises(SalesforceRetryableError) as failed:
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the failure is in doubt: nothing proves the write did not run
+    assert failed.value.in_doubt
+    assert standin.records(ACCOUNTS) == []
+    # ... and indeed it commits after the client left
+    landed = time.monotonic() + 5
+    while not standin.records(ACCOUNTS) and time.monotonic() < landed:
+        time.sleep(0.05)  # polls the stand-in process, which commits the abandoned request in its own time
+    assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A1"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "in_doubt"),
+    [
+        (429, None, False),  # refused before it ran
+        (503, None, False),  # Salesforce's SERVER_UNAVAILABLE: the server that had it answered
+        (500, None, False),  # Salesforce's UNKNOWN_EXCEPTION: its transaction ended, rolled back
+        (504, None, True),  # a front gave up waiting
+        (502, None, True),
+        (500, "<html>Internal error</html>", True),  # not Salesforce's own answer
+    ],
+)
+def test_a_5xx_from_a_front_is_in_doubt_and_salesforces_own_5xx_or_a_429_is_not(standin, status, body, in_doubt):
+    # Given a token cached, then an answer with that status once
+    adapter = adapter_for(standin, max_attempts=1)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(fail_next=[{"status": status, **({"body": body} if body else {})}])
+
+    # When a record is upserted / Then the failure says whether the request may have run, and its status
+    with pytest.raises(SalesforceRetryableError) as failed:
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    assert (failed.value.in_doubt, failed.value.http_status) == (in_doubt, status)
+
+
+def test_a_refused_connection_is_not_in_doubt(standin):
+    # Given an instance URL where nothing listens (a port just freed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    adapter = adapter_for(standin, max_attempts=1)
+    adapter.fetch_api_usage(deadline=soon())
+    assert adapter._client is not None
+    adapter._client.base_url = adapter._client.base_url.replace(adapter._client.sf_instance, f"127.0.0.1:{port}")
+
+    # When a record is upserted / Then the failure proves nothing ran
+    with pytest.raises(SalesforceRetryableError) as failed:
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    assert failed.value.in_doubt is False
+
+
+def test_a_deadline_passed_before_any_attempt_is_not_in_doubt(standin):
+    with pytest.raises(SalesforceRetryableError) as failed:
+        upsert(adapter_for(standin), ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
+    assert failed.value.in_doubt is False
+
+
+def test_a_call_answered_after_a_timed_out_attempt_says_it_was_in_doubt(standin):
+    # Given a token cached, then Salesforce holding only the next call past the client's timeout
+    adapter = adapter_for(standin, timeout_seconds=0.4, max_attempts=3)
+    adapter.fetch_api_usage(deadline=soon())
+    standin.set_faults(commit_late={"count": 1, "delay_ms": 1000})
+
+    # When a record is upserted: the first attempt times out, the second is answered
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then the call succeeded but says an attempt of it may still commit
+    assert results[0].success
+    assert adapter.last_call_in_doubt
+
+    # And the next call, answered at once, is not in doubt
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+    assert not adapter.last_call_in_doubt

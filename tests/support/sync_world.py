@@ -17,6 +17,7 @@ from nrtsync.adapters.aws.holds import DynamoHoldStore
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
@@ -58,6 +59,7 @@ def change(
     received: datetime | None = None,
     **fields: Any,
 ) -> QueuedChange:
+    received_at = received or updated + timedelta(seconds=1)
     if object_type == "Subscription":
         # A subscription's Name is its number (one Salesforce record per number): here the test's record id,
         # unless the test gives one.
@@ -68,8 +70,10 @@ def change(
         record_id=record_id,
         updated_date=updated,
         fields=fields,
-        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}",
-        received_at=received or updated + timedelta(seconds=1),
+        # Zuora's retry of a notification keeps its id: the same arguments make the same notification, two changes
+        # received apart are two notifications (even within one second of Zuora's).
+        notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}-{received_at.timestamp()}",
+        received_at=received_at,
     )
 
 
@@ -92,6 +96,7 @@ class SyncWorld:
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     holds: bool = False  # True: accounts without a CRM link are held, as the deployed function does
+    zuora: ZuoraPort | None = None  # the sync reads Zuora only for two changes of one second
 
     def service(self) -> SyncService:
         return SyncService(
@@ -103,6 +108,7 @@ class SyncWorld:
             retries=self.retries,
             breaker=self.breaker(),
             holds=DynamoHoldStore(STATE_TABLE, client=self.dynamodb) if self.holds else None,
+            zuora=self.zuora,
             clock=self.clock,
             monotonic=self.monotonic,
         )

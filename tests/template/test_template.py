@@ -1456,7 +1456,8 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
     spec = template["Resources"]["ZuoraSecret"]
     placeholder = json.loads(spec["Properties"]["SecretString"])
 
-    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the sweeps only
+    # Then it is ZuoraCredentials' shape (production's base URL), retained, and read by the sweeps and by the sync
+    # (one record by Id, for two changes of one second)
     credentials = ZuoraCredentials.model_validate(placeholder)
     assert credentials.base == "https://rest.zuora.com"
     assert (spec["DeletionPolicy"], spec["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -1465,7 +1466,7 @@ def test_the_zuora_secret_placeholder_has_the_shape_the_zuora_client_reads(templ
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function" and "ZuoraSecret" in json.dumps(resource)
     ]
-    assert sorted(readers) == ["BackfillFunction", "ReconcileFunction"]
+    assert sorted(readers) == ["BackfillFunction", "ReconcileFunction", "SyncFunction"]
 
 
 # --- Reconciliation (issue 12) ------------------------------------------------------------------------------

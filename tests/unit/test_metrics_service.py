@@ -219,3 +219,21 @@ def test_overlapping_runs_count_nothing_twice() -> None:
     ]
     assert windowed[0] == windowed[1]
     assert windowed[0]
+
+
+def test_a_run_near_its_deadline_leaves_the_hours_it_cannot_roll_for_the_next_run() -> None:
+    # Given a week of history with no hour rolled up yet, and an invocation with 10 s left (under the margin kept
+    # for publishing)
+    history, publisher = FakeHistory(), FakePublisher()
+    metrics = MetricsService(
+        settings(), history=history, api_usage=FakeUsage(None), publisher=publisher, monotonic=lambda: 100.0
+    )
+
+    # When it runs
+    result = metrics.run(NOW, deadline=110.0)
+
+    # Then it rolls nothing, says how many hours wait, and still publishes the windows
+    assert result.hours_rolled == 0
+    assert result.hours_not_rolled > 0
+    assert history.rolled == {}
+    assert publisher.points

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError as LibrarySalesforceError
 from simple_salesforce.exceptions import SalesforceExpiredSession
+from urllib3.exceptions import NewConnectionError
 
 from nrtsync.domain.models.salesforce import (
     CollectionDelete,
@@ -56,7 +57,16 @@ T = TypeVar("T")
 
 
 class _TransientError(Exception):
-    """One attempt failed in a way that another attempt may fix (5xx, connection error, timeout)."""
+    """One attempt failed in a way that another attempt may fix (5xx, connection error, timeout).
+
+    ``in_doubt``: the request may have reached Salesforce and may still commit (see
+    ``SalesforceRetryableError.in_doubt``); ``http_status``: the answer's status, when there was one.
+    """
+
+    def __init__(self, message: str, *, in_doubt: bool, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.in_doubt = in_doubt
+        self.http_status = http_status
 
 
 class _SessionRefusedError(Exception):
@@ -93,6 +103,7 @@ class SimpleSalesforceAdapter:
         self._client: Salesforce | None = None
         self._api_usage: ApiUsage | None = None
         self._api_calls = 0
+        self._in_doubt = False  # an attempt of the current (or last) upsert_collections was in doubt
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -101,6 +112,10 @@ class SimpleSalesforceAdapter:
     @property
     def api_calls(self) -> int:
         return self._api_calls
+
+    @property
+    def last_call_in_doubt(self) -> bool:
+        return self._in_doubt
 
     def upsert_collections(
         self, requests: Sequence[CollectionUpsert | CollectionDelete], *, deadline: float
@@ -114,6 +129,7 @@ class SimpleSalesforceAdapter:
             raise ValueError(
                 f"upsert_collections takes 1 to {MAX_COLLECTIONS_PER_COMPOSITE} requests, not {len(requests)}"
             )
+        self._in_doubt = False
         if len(requests) == 1:
             [request] = requests
             method, path, body = _collection_call(request)
@@ -203,9 +219,9 @@ class SimpleSalesforceAdapter:
         except LibrarySalesforceError as exc:
             raise _error_for(int(exc.status), exc.content, f"{method} {path}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _TransientError(type(exc).__name__) from exc
+            raise _TransientError(type(exc).__name__, in_doubt=not _never_sent(exc)) from exc
         except json.JSONDecodeError as exc:  # a 2xx whose body is not JSON: a proxy or an outage page
-            raise _TransientError("answer is not JSON") from exc
+            raise _TransientError("answer is not JSON", in_doubt=True) from exc
 
     def _observe(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
         # A response hook sees every answer, errors included (a refusal for the daily limit carries the header
@@ -244,9 +260,10 @@ class SimpleSalesforceAdapter:
         try:
             response = self._session.post(credentials.token_url, data=form, timeout=timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _TransientError(type(exc).__name__) from exc
+            # The token endpoint writes nothing: a token request that may have run is never in doubt.
+            raise _TransientError(type(exc).__name__, in_doubt=False) from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise _TransientError(f"token endpoint answered {response.status_code}")
+            raise _TransientError(f"token endpoint answered {response.status_code}", in_doubt=False)
         payload = _json_or_none(response)
         if response.status_code != 200 or not isinstance(payload, dict):
             error = payload.get("error", "") if isinstance(payload, dict) else ""
@@ -264,20 +281,32 @@ class SimpleSalesforceAdapter:
     def _with_retries(self, what: str, deadline: float, attempt: Callable[[float], T]) -> T:
         """Runs ``attempt(timeout)``; after a transient failure waits full-jitter backoff, never past the deadline."""
         failures = 0
+        # Any attempt in doubt leaves the call in doubt: that attempt may still commit after a later one failed.
+        in_doubt = False
+        status: int | None = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SalesforceRetryableError(f"{what}: deadline reached after {failures} failed attempts")
+                raise SalesforceRetryableError(
+                    f"{what}: deadline reached after {failures} failed attempts", in_doubt=in_doubt, http_status=status
+                )
             try:
                 return attempt(min(self._timeout, remaining))
             except _TransientError as exc:
                 failures += 1
+                in_doubt = in_doubt or exc.in_doubt
+                self._in_doubt = self._in_doubt or exc.in_doubt
+                status = exc.http_status
                 if failures >= self._max_attempts:
-                    raise SalesforceRetryableError(f"{what}: {exc} (gave up after {failures} attempts)") from exc
+                    raise SalesforceRetryableError(
+                        f"{what}: {exc} (gave up after {failures} attempts)", in_doubt=in_doubt, http_status=status
+                    ) from exc
                 delay = self._rng() * min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
                 if time.monotonic() + delay >= deadline:
                     raise SalesforceRetryableError(
-                        f"{what}: {exc} (deadline reached after {failures} attempts)"
+                        f"{what}: {exc} (deadline reached after {failures} attempts)",
+                        in_doubt=in_doubt,
+                        http_status=status,
                     ) from exc
                 logger.warning(
                     "Salesforce call failed; retrying",
@@ -338,7 +367,9 @@ def _collection_results(
         error = _error_for(status if isinstance(status, int) else 500, body, what)
         if isinstance(error, SalesforceError):
             return error
-        return SalesforceRetryableError(f"{what}: {error}")
+        # A subrequest's own 5xx came inside an answered call: that subrequest has ended, nothing runs on.
+        http_status = error.http_status if isinstance(error, _TransientError) else None
+        return SalesforceRetryableError(f"{what}: {error}", in_doubt=False, http_status=http_status)
     if not isinstance(body, list) or len(body) != sent or not all(isinstance(i, dict) for i in body):
         return SalesforceRetryableError(f"{what}: the answer does not pair with the records sent")
     return [RecordResult.from_api(item) for item in body]
@@ -348,7 +379,9 @@ def _error_for(status: int, content: Any, what: str) -> Exception:
     """Maps a non-2xx answer (of a call or of a Composite subrequest) to a transient failure or one of our errors."""
     error_code, message = _first_error(content)
     if status >= 500 or status == 429:
-        return _TransientError(f"HTTP {status} {error_code}".strip())
+        return _TransientError(
+            f"HTTP {status} {error_code}".strip(), in_doubt=_may_still_run(status, error_code), http_status=status
+        )
     if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
         # One code for several limits (_CONCURRENT_LIMIT_MARKERS): only TotalRequests is the daily allocation.
         if any(marker in message for marker in _CONCURRENT_LIMIT_MARKERS):
@@ -376,6 +409,24 @@ def _first_error(content: Any) -> tuple[str, str]:
     if isinstance(first, dict):
         return str(first.get("errorCode", "")), str(first.get("message", ""))
     return "", str(content)[:300]
+
+
+def _may_still_run(status: int, error_code: str) -> bool:
+    """Whether the request may still be running in Salesforce after this answer. A 429 refuses it before it runs.
+    A 500 or 503 with Salesforce's own error code (``UNKNOWN_EXCEPTION``, ``SERVER_UNAVAILABLE``) is the answer of
+    the server that handled it: its transaction has ended, rolled back. A 502 or 504, or a 5xx without Salesforce's
+    error body, comes from a front that gave up waiting: the request may still commit."""
+    if status == 429:
+        return False
+    return not (status in (500, 503) and error_code)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The connection was never established (refused, or its connect timed out): no request reached Salesforce."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _json_or_none(response: requests.Response) -> Any:

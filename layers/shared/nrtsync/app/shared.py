@@ -115,9 +115,13 @@ def build_sweep(
 
 
 def build_zuora_from_secret(
-    settings: SweepSettings, *, secrets: SecretSource | None = None, session: requests.Session | None = None
+    settings: SweepSettings | SyncSettings,
+    *,
+    secrets: SecretSource | None = None,
+    session: requests.Session | None = None,
 ) -> ZuoraPort:
-    """Zuora's client with the credentials of the ``ZuoraSecret`` (read through the cached secret source).
+    """Zuora's client with the credentials of the ``ZuoraSecret`` (read through the cached secret source); the sync
+    function reads it only for two changes of one second, and may have none.
 
     Raises ``SecretUnavailableError`` (retry later) or ``SecretInvalidError`` naming the secret's bad keys (an
     operator must fill it in: docs/ZUORA.md).
@@ -128,6 +132,8 @@ def build_zuora_from_secret(
     from nrtsync.domain.models.zuora import ZuoraCredentials  # noqa: PLC0415
     from nrtsync.ports.secrets import SecretInvalidError  # noqa: PLC0415
 
+    if not settings.zuora_secret_id:
+        raise SecretInvalidError("no Zuora secret is configured (ZUORA_SECRET_ID)")
     source = secrets or CachedSecretSource(max_age=settings.secret_max_age_seconds)
     document = source.get_json(settings.zuora_secret_id)
     try:

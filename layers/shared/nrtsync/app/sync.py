@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from nrtsync.app.shared import build_salesforce
+from nrtsync.app.shared import LazyZuora, build_salesforce, build_zuora_from_secret
 from nrtsync.observability import logger, metrics
 from nrtsync.observability.names import (
     BATCH_SIZE,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.queue import RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync.ports.state import VersionStore
+    from nrtsync.ports.zuora import ZuoraPort
     from nrtsync.services.breaker.service import CircuitBreaker, ProbeResult
     from nrtsync.services.sync.service import SyncResult, SyncService
 
@@ -55,6 +56,7 @@ def build_sync(
     breaker_store: BreakerStore | None = None,
     event_source: EventSourceSwitch | None = None,
     holds: HoldStore | None = None,
+    zuora: ZuoraPort | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
@@ -82,6 +84,9 @@ def build_sync(
         retries=retries or SqsChangeQueue(settings.queue_url),
         breaker=breaker,
         holds=holds or DynamoHoldStore(settings.state_table),
+        # Built on the first same-second change only: a secret not filled in then costs nothing but that change's
+        # fallback (marked for reconcile).
+        zuora=zuora or (LazyZuora(lambda: build_zuora_from_secret(settings)) if settings.zuora_secret_id else None),
         clock=clock,
         monotonic=monotonic,
         jitter=jitter,

@@ -43,6 +43,9 @@ class RetryReason(StrEnum):
     """Salesforce refused the call for its concurrent long-running request limit (frees up in seconds)."""
     SALESFORCE_AUTH = "SALESFORCE_AUTH"
     """Salesforce refused our credentials."""
+    SALESFORCE_REFUSED = "SALESFORCE_REFUSED"
+    """Salesforce refused the call itself, not its records (the API switched off for the org, the API version
+    retired, a token refused after its refresh): the breaker is open until an operator acts."""
     SALESFORCE_UNAVAILABLE = "SALESFORCE_UNAVAILABLE"
     """Salesforce could not be reached or answered 5xx until the attempts or the deadline ran out."""
     UNPAIRED_RESPONSE = "UNPAIRED_RESPONSE"

@@ -136,3 +136,15 @@ def change_source(change: QueuedChange) -> str:
     """``callout``, or the sweep that read the change from Zuora's API (``reconcile`` or ``backfill``)."""
     prefix = change.notification_id.split(":", 1)[0]
     return prefix if prefix in SWEEP_SOURCES and ":" in change.notification_id else CALLOUT_SOURCE
+
+
+def record_query(mapping: MappingConfig, object_type: str, record_id: str) -> str:
+    """The ZOQL query that reads one record's current values by its Id (``select <mapped fields> from <Object> where
+    Id = '<id>'``). Raises ``MappingError`` for an object the mapping lacks."""
+    if object_type not in mapping.objects:
+        raise MappingError(f"objectType {object_type!r} is not mapped")
+    if not record_id or not record_id.replace("-", "").replace("_", "").isalnum() or not record_id.isascii():
+        # A QueuedChange's Id has this shape already (ZuoraId); checked again because it goes inside quotes.
+        raise ValueError(f"not a Zuora Id: {record_id!r}")
+    fields = ", ".join(queried_fields(mapping, object_type))
+    return f"select {fields} from {object_type} where {ID_FIELD} = '{record_id}'"  # noqa: S608 - Id checked above

@@ -77,3 +77,9 @@ class SalesforcePort(Protocol):
     def api_calls(self) -> int:
         """API requests made by this adapter (token requests not counted)."""
         ...
+
+    @property
+    def last_call_in_doubt(self) -> bool:
+        """The last ``upsert_collections`` answered only after an attempt in doubt (a read timeout, a gateway's
+        5xx): that attempt may still commit in Salesforce, after the answer (``SalesforceRetryableError.in_doubt``)."""
+        ...

@@ -4,6 +4,10 @@ Newest wins across concurrent invocations because a change is written to Salesfo
 its record, taken with a conditional write that also checks that nothing newer (or the same change) has
 been written. A lease outlives the invocation that holds it, so a crashed writer blocks the record only
 until its lease expires; the blocked change is retried, never dropped.
+
+A write whose failure leaves it in doubt (Salesforce may still commit it) leaves ``doubt_until`` and
+``doubt_hash`` behind: until then only that same change may claim the record (re-sending it is harmless), so no
+other version is written for the late commit to overwrite.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _BATCH_GET_MAX = 100  # DynamoDB BatchGetItem's limit per request
+# A settled notification id is kept as long as Zuora's retry of it can still be on the queue: the callout queue's
+# MessageRetentionPeriod (template.yaml's CalloutQueue, 14 days)...
+SETTLED_NOTIFICATION_RETENTION_MS = 1_209_600 * 1000
+# ... and at most this many per record, newest kept: 100 ids of at most 200 characters are under 25 KB of the
+# item's 400 KB, whatever else it holds.
+SETTLED_NOTIFICATIONS_MAX = 100
 _BATCH_GET_TRIES = 4
 
 
@@ -45,18 +55,34 @@ class DynamoVersionStore:
         self._client: DynamoDBClient = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
         self._usage = DynamoApiUsageStore(table_name, client=self._client)
 
-    def claim(self, record_key: str, version: str, content_hash: str, *, owner: str, lease_until_ms: int) -> Claim:
-        """Take the record's lease for ``version`` unless it is stale, a duplicate, or leased by another."""
+    def claim(
+        self,
+        record_key: str,
+        version: str,
+        content_hash: str,
+        *,
+        owner: str,
+        lease_until_ms: int,
+        notification_id: str | None = None,
+    ) -> Claim:
+        """Take the record's lease for ``version`` unless it is stale, a duplicate (the same content, or a
+        notification id already settled for the record), or leased by another."""
+        condition = (
+            "(attribute_not_exists(written_version) OR written_version < :v)"
+            " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
+            " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            " AND (attribute_not_exists(doubt_until) OR doubt_until < :now OR doubt_hash = :h)"
+        )
+        extra: dict[str, Any] = {}
+        if notification_id:
+            condition += " AND attribute_not_exists(settled.#nid)"
+            extra["ExpressionAttributeNames"] = {"#nid": notification_id}
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
                 UpdateExpression="SET lease_owner = :o, lease_until = :u, lease_version = :v, lease_hash = :h",
-                ConditionExpression=(
-                    "(attribute_not_exists(written_version) OR written_version < :v)"
-                    " AND (attribute_not_exists(written_hash) OR written_hash <> :h)"
-                    " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":o": {"S": owner},
                     ":u": {"N": str(lease_until_ms)},
@@ -64,17 +90,20 @@ class DynamoVersionStore:
                     ":h": {"S": content_hash},
                     ":now": {"N": str(_now_ms())},
                 },
+                ReturnValues="ALL_OLD",  # the settled ids, which the commit carries on
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StateUnavailableError(f"could not claim {record_key}") from exc
             returned: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure=ALL_OLD
             old = returned if isinstance(returned, dict) else self._read(record_key)
-            return _why_not(old, version, content_hash)
+            return _why_not(old, version, content_hash, notification_id)
         except BotoCoreError as exc:
             raise StateUnavailableError(f"could not claim {record_key}") from exc
-        return Claim(ClaimStatus.CLAIMED)
+        old_item = response.get("Attributes") or {}
+        return Claim(ClaimStatus.CLAIMED, old_item.get("written_version", {}).get("S"), settled=settled_of(old_item))
 
     def commit(
         self,
@@ -86,8 +115,22 @@ class DynamoVersionStore:
         salesforce_id: str | None,
         kept: Mapping[str, str | None] | None = None,
         deleted: bool = False,
+        notification_id: str | None = None,
+        settled: Mapping[str, int] | None = None,
+        recheck: bool = False,
+        doubt_until_ms: int | None = None,
     ) -> bool:
         """Record ``version`` as written and drop the lease; False if the lease was no longer ours.
+
+        ``doubt_until_ms``: the write succeeded only after an attempt in doubt, which may still commit: until then
+        the record stays closed to every other change (``doubt_until``, ``doubt_hash``), as after a failure in doubt.
+
+        ``recheck``: the record gets ``recheck`` (``settled_versions`` then leaves it out, so the next reconcile run
+        reads it again from Zuora); without it the mark is removed.
+
+        ``notification_id`` joins the record's settled ids (``settled``, as the claim returned them), pruned to
+        their bound (``settled_notifications_after``): a retry of it by Zuora is then a duplicate. Only the
+        lease's owner commits, so nothing changed them between the claim and this write.
 
         ``deleted``: the version is a delete. The item stays as a tombstone (``written_version``, ``deleted``,
         the Id that was deleted), so the claim's ``written_version < :v`` keeps every older change stale; a newer
@@ -106,6 +149,17 @@ class DynamoVersionStore:
         }
         names: dict[str, str] = {}
         sets = "SET written_version = :v, written_hash = :h, written_at = :t, salesforce_id = :sf, deleted = :d"
+        if notification_id:
+            kept_ids = settled_notifications_after(settled or {}, notification_id, _now_ms())
+            values[":n"] = {"M": {nid: {"N": str(ms)} for nid, ms in kept_ids.items()}}
+            sets += ", settled = :n"
+        if recheck:
+            values[":r"] = {"BOOL": True}
+            sets += ", recheck = :r"
+        if doubt_until_ms is not None:
+            values[":du"] = {"N": str(doubt_until_ms)}
+            sets += ", doubt_until = :du, doubt_hash = :h"
+        removed = "lease_owner, lease_until, lease_version, lease_hash" + ("" if recheck else ", recheck")
         for n, (field, value) in enumerate(sorted((kept or {}).items())):
             names[f"#k{n}"] = KEPT_PREFIX + field
             values[f":k{n}"] = {"NULL": True} if value is None else {"S": value}
@@ -115,7 +169,7 @@ class DynamoVersionStore:
             lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": record_key}},
-                UpdateExpression=sets + " REMOVE lease_owner, lease_until, lease_version, lease_hash",
+                UpdateExpression=f"{sets} REMOVE {removed}",
                 ConditionExpression="lease_owner = :o",
                 ExpressionAttributeValues=values,
                 **extra,
@@ -138,6 +192,38 @@ class DynamoVersionStore:
             StateUnavailableError,
             f"could not release {record_key}",
         )
+
+    def release_in_doubt(self, record_key: str, content_hash: str, *, owner: str, until_ms: int) -> None:
+        """Drop our lease but close the record to every other change until ``until_ms`` (see the module's doc)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression=(
+                    "SET doubt_until = :u, doubt_hash = :h REMOVE lease_owner, lease_until, lease_version, lease_hash"
+                ),
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": {"S": owner}, ":u": {"N": str(until_ms)}, ":h": {"S": content_hash}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not release {record_key}") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not release {record_key}") from exc
+
+    def clear_recheck(self, record_key: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": record_key}},
+                UpdateExpression="REMOVE recheck",
+                ConditionExpression="attribute_exists(recheck)",  # else an absent record would be created
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StateUnavailableError(f"could not clear {record_key}'s recheck") from exc
+        except BotoCoreError as exc:
+            raise StateUnavailableError(f"could not clear {record_key}'s recheck") from exc
 
     def forget(self, record_key: str) -> dict[str, Any] | None:
         """Delete the record's version state (written version and hash, tombstone, kept values, parked version), for
@@ -188,11 +274,14 @@ class DynamoVersionStore:
 
     def settled_versions(self, record_keys: Collection[str]) -> dict[str, str]:
         """The newer of the version last written and the version last parked, per record that has either
-        (a sweep queues only what is newer)."""
+        (a sweep queues only what is newer). A record marked ``recheck`` is left out: unsettled, whatever its
+        dates, so the next sweep reads it again."""
         keys = sorted(set(record_keys))
         found: dict[str, str] = {}
         for start in range(0, len(keys), _BATCH_GET_MAX):
             for item in self._batch_get(keys[start : start + _BATCH_GET_MAX]):
+                if item.get("recheck", {}).get("BOOL"):
+                    continue
                 versions = [item.get(name, {}).get("S") for name in ("written_version", "parked_version")]
                 if known := [v for v in versions if v]:
                     found[item["pk"]["S"]] = max(known)
@@ -270,12 +359,30 @@ class DynamoVersionStore:
         return dict(response["Item"]) if "Item" in response else None
 
 
-def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Claim:
-    """Why a claim's condition failed, from the item as it was."""
+def settled_notifications_after(settled: Mapping[str, int], notification_id: str, now_ms: int) -> dict[str, int]:
+    """The record's settled notification ids once ``notification_id`` is settled at ``now_ms``: those settled within
+    the callout queue's retention (``SETTLED_NOTIFICATION_RETENTION_MS``, 14 days: after it no retry of them is
+    left on the queue) and at most ``SETTLED_NOTIFICATIONS_MAX`` of them, the newest kept."""
+    recent = {nid: ms for nid, ms in settled.items() if ms >= now_ms - SETTLED_NOTIFICATION_RETENTION_MS}
+    recent[notification_id] = now_ms
+    newest = sorted(recent.items(), key=lambda item: item[1], reverse=True)[:SETTLED_NOTIFICATIONS_MAX]
+    return dict(newest)
+
+
+def settled_of(item: Mapping[str, Any]) -> dict[str, int]:
+    """The settled notification ids of a state item (id -> epoch ms)."""
+    stored = item.get("settled", {}).get("M", {})
+    return {nid: int(value["N"]) for nid, value in stored.items() if "N" in value}
+
+
+def _why_not(old: dict[str, Any] | None, version: str, content_hash: str, notification_id: str | None = None) -> Claim:
+    """Why a claim's condition failed, from the item as it was (``claim``'s condition, read back)."""
     if not old:
         return Claim(ClaimStatus.BUSY)  # raced with a writer that has since cleaned up: try again shortly
     written_version = old.get("written_version", {}).get("S")
-    if old.get("written_hash", {}).get("S") == content_hash:
+    # The same content written, or Zuora's retry of a change already settled (whatever its receive time made of
+    # its version).
+    if old.get("written_hash", {}).get("S") == content_hash or (notification_id and notification_id in settled_of(old)):
         return Claim(ClaimStatus.DUPLICATE, written_version)
     if written_version is not None and written_version >= version:
         return Claim(ClaimStatus.STALE, written_version)
@@ -285,4 +392,9 @@ def _why_not(old: dict[str, Any] | None, version: str, content_hash: str) -> Cla
     if lease_version is not None and lease_version > version:
         return Claim(ClaimStatus.STALE, written_version)  # a newer version is being written right now
     lease_until = old.get("lease_until", {}).get("N")
-    return Claim(ClaimStatus.BUSY, written_version, int(lease_until) if lease_until else None)
+    until = int(lease_until) if lease_until else None
+    doubt_until = old.get("doubt_until", {}).get("N")
+    if doubt_until and old.get("doubt_hash", {}).get("S") != content_hash:
+        # A write in doubt may still commit: another change waits until Salesforce has surely ended it.
+        until = max(until or 0, int(doubt_until))
+    return Claim(ClaimStatus.BUSY, written_version, until)

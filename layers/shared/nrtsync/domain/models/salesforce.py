@@ -222,17 +222,40 @@ class SalesforceError(Exception):
 
 
 class SalesforceRetryableError(SalesforceError):
-    """Salesforce could not be reached or answered 5xx until the attempts or the deadline ran out."""
+    """Salesforce could not be reached or answered 5xx until the attempts or the deadline ran out.
+
+    ``in_doubt``: the failure does not prove that the request is over (a read timeout, a 502/504 from a front that
+    gave up waiting, a connection lost after the request went out): Salesforce keeps executing a request after its
+    client gave up, so the request may still commit. False where nothing can have run or the request has ended
+    (connection refused, 429, Salesforce's own 500/503 answer, the deadline reached before any attempt).
+    ``http_status``: the last attempt's 5xx, when it had one.
+    """
+
+    def __init__(self, message: str, *, in_doubt: bool = True, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.in_doubt = in_doubt
+        self.http_status = http_status
+
+    @property
+    def server_failed(self) -> bool:
+        """Salesforce answered 5xx (e.g. ``UNKNOWN_EXCEPTION``), which one record of a collection can cause."""
+        return self.http_status is not None and self.http_status >= 500
 
 
 class SalesforceLimitExceededError(SalesforceRetryableError):
     """The org's API allocation is used up (403 ``REQUEST_LIMIT_EXCEEDED``); retry once it has recovered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, in_doubt=False, http_status=403)  # refused before anything ran
 
 
 class SalesforceConcurrencyLimitError(SalesforceRetryableError):
     """The org's concurrent long-running request limit (403 ``REQUEST_LIMIT_EXCEEDED`` whose message names
     ``ConcurrentPerOrgLongTxn``): it clears as the org's long requests finish, in seconds, unlike the daily
     allocation; retry after a short backoff."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, in_doubt=False, http_status=403)  # refused before anything ran
 
 
 class SalesforceAuthError(SalesforceError):

@@ -8,6 +8,7 @@ minutes not rolled yet, through log-bucketed histograms (relative error <= ``DEF
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -56,6 +57,11 @@ from nrtsync.services.metrics.windows import WindowStats, exact_window, histogra
 MILLISECONDS = "Milliseconds"
 COUNT = "Count"
 PERCENT = "Percent"
+
+
+# Time kept back from the invocation's deadline for what follows the rollups: the windows, the distributions and
+# publishing them (a few PutMetricData calls, each bounded by the client's own timeouts).
+_PUBLISH_MARGIN_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,7 @@ class MetricsService:
         api_usage: ApiUsageReader,
         publisher: MetricPublisher,
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
         relative_error: float = DEFAULT_RELATIVE_ERROR,
     ) -> None:
         self._settings = settings
@@ -162,16 +169,18 @@ class MetricsService:
         self._api_usage = api_usage
         self._publisher = publisher
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._monotonic = monotonic
         self._relative_error = relative_error
 
-    def run(self, now: datetime | None = None) -> MetricsRunResult:
+    def run(self, now: datetime | None = None, *, deadline: float | None = None) -> MetricsRunResult:
         """One scheduled run (idempotent: re-running recomputes the same windows and publishes no minute's
-        raw distribution twice)."""
+        raw distribution twice). ``deadline`` (a ``time.monotonic()`` value, the invocation's) bounds the hours
+        rolled up: those left over wait for the next run, as the per-run maximum's do."""
         now = (now or self._clock()).astimezone(UTC)
         current = floor_minute(now)
         last_rollable = floor_hour(now - timedelta(minutes=self._settings.rollup_lag_minutes) - HOUR)
 
-        rollups, rolled_count, not_rolled, skipped = self._roll_up(current, last_rollable)
+        rollups, rolled_count, not_rolled, skipped = self._roll_up(current, last_rollable, deadline)
         tail_start = last_rollable + HOUR
         recent_start = min(current - WINDOWS["1h"], tail_start)
         recent = self._history.minute_summaries(minutes_between(recent_start, current))
@@ -206,7 +215,9 @@ class MetricsService:
         logger.info("metrics published", extra=result.as_dict())
         return result
 
-    def _roll_up(self, current: datetime, last_rollable: datetime) -> tuple[list[HourRollup], int, int, int]:
+    def _roll_up(
+        self, current: datetime, last_rollable: datetime, deadline: float | None
+    ) -> tuple[list[HourRollup], int, int, int]:
         """Roll the closed hours of the 7-day window that have no rollup yet (newest first, a bounded number
         per run), and return every rollup of the window."""
         first_hour = ceil_hour(current - WINDOWS["7d"])
@@ -215,20 +226,24 @@ class MetricsService:
         skipped = rolled.skipped
         missing = [h for h in reversed(_hours(first_hour, last_rollable)) if h not in rolled.hours]
         to_roll = missing[: self._settings.rollup_max_hours_per_run]
+        rolled_now = 0
         for hour in to_roll:
+            if deadline is not None and self._monotonic() >= deadline - _PUBLISH_MARGIN_SECONDS:
+                break
+            rolled_now += 1
             read = self._history.minute_summaries(minutes_between(hour, hour + HOUR))
             built = HourRollup.from_minutes(hour, read.summaries, self._relative_error)
             expires_at = int((hour + HOUR + timedelta(days=self._settings.rollup_ttl_days)).timestamp())
             self._history.write_rollups(hour, built, skipped=read.skipped, expires_at=expires_at)
             rollups.extend(built.values())
             skipped += read.skipped
-        not_rolled = len(missing) - len(to_roll)
+        not_rolled = len(missing) - rolled_now
         if not_rolled:
             logger.warning(
                 "closed hours not rolled up yet: 24h/7d leave them out until a later run rolls them",
                 extra={"hours_not_rolled": not_rolled, "oldest": missing[-1].isoformat()},
             )
-        return rollups, len(to_roll), not_rolled, skipped
+        return rollups, rolled_now, not_rolled, skipped
 
     def _api_usage_points(self, now: datetime, timestamp: datetime) -> list[MetricPoint]:
         usage = self._api_usage.api_usage()

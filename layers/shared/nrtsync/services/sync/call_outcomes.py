@@ -49,6 +49,15 @@ class CallOutcomes:
 
     def failed(self, ledger: SessionLedger, changes: Sequence[IncomingChange], exc: SalesforceError) -> None:
         """A whole call failed: its changes wait (or, for a request Salesforce refuses outright, are parked)."""
+        if isinstance(exc, SalesforceRequestError) and _refuses_every_call(exc):
+            # Not about these records: every call would be refused the same way until an operator acts, so the
+            # breaker stops the sync and the changes wait; parked, they would count as settled and a sweep of Zuora
+            # would never send them again.
+            logger.error("Salesforce refused the call itself; changes wait on the queue", extra={"error": str(exc)})
+            self.trip(ledger, BreakerReason.SALESFORCE_REFUSED, exc.message)
+            for incoming in changes:
+                ledger.schedule_retry(incoming, self._recheck_seconds, RetryReason.SALESFORCE_REFUSED, exc.message)
+            return
         if isinstance(exc, SalesforceRequestError):
             self.answered(ledger)  # Salesforce is up: it refused this request, not every request
             for incoming in changes:
@@ -82,13 +91,13 @@ class CallOutcomes:
         self,
         ledger: SessionLedger,
         changes: Sequence[IncomingChange],
-        refusal: SalesforceRequestError | None = None,
+        refusal: SalesforceError | None = None,
     ) -> None:
         """Changes not sent in this invocation wait on the queue; the half of a collection refused whole says so."""
         message = None
         if refusal is not None:
             # Never park a whole collection for one record's value: what was not isolated in time comes back.
-            message = f"not isolated from a collection refused whole before this invocation ended: {refusal}"
+            message = f"not isolated from a collection refused or failed whole before this invocation ended: {refusal}"
         for incoming in changes:
             if ledger.api_blocked:
                 delay, reason = self._recheck_seconds, RetryReason.API_LIMIT_EXCEEDED
@@ -99,3 +108,13 @@ class CallOutcomes:
             else:
                 delay, reason = 0, RetryReason.OUT_OF_TIME
             ledger.schedule_retry(incoming, delay, reason, message)
+
+
+# Refusals of the call rather than of its records: the org's API switched off (403 ``API_DISABLED_FOR_ORG``, or
+# any 403 but the request limits, which have their own errors), the API version retired (410 ``GONE``) or unknown
+# (404 ``NOT_FOUND`` for the whole call), a token refused after its refresh (401).
+_CALL_REFUSAL_STATUSES = frozenset({401, 403, 404, 410})
+
+
+def _refuses_every_call(exc: SalesforceRequestError) -> bool:
+    return exc.http_status in _CALL_REFUSAL_STATUSES

@@ -18,6 +18,7 @@ from nrtsync.domain.models.salesforce import (
     RecordResult,
     SalesforceError,
     SalesforceRequestError,
+    SalesforceRetryableError,
 )
 from nrtsync.domain.outcomes import RetryReason
 from nrtsync.ports.salesforce import MAX_COLLECTIONS_PER_COMPOSITE, SalesforcePort
@@ -38,7 +39,7 @@ class Chunk:
 
     object_type: str
     pairs: list[Pair]
-    refusal: SalesforceRequestError | None = None  # set on a half of a collection Salesforce refused whole
+    refusal: SalesforceError | None = None  # set on a half of a collection Salesforce refused or failed whole
     delete: bool = False
 
     @property
@@ -95,24 +96,28 @@ class CollectionSender:
         if self._calls.stopped(ledger) or self._monotonic() >= deadline:
             for chunk in chunks:
                 self._calls.not_sent(ledger, chunk.changes, chunk.refusal)
-            self._leases.release(everything, owner=owner)
+                # Halves of a collection whose failed call may still commit: the doubt stays on them.
+                self._release(ledger, chunk.changes, chunk.refusal)
             return []
         requests = [self._request_of(chunk) for chunk in chunks]
         try:
             answers = self._salesforce.upsert_collections(requests, deadline=deadline)
         except SalesforceError as exc:
-            self._calls.failed(ledger, everything, exc)
-            self._leases.release(everything, owner=owner)
+            if _failed_again(chunks, exc):
+                return [half for chunk in chunks for half in self._isolate(ledger, chunk, exc)]
+            self._fail(ledger, everything, exc)
             return []
         self._calls.answered(ledger)
         answered_at = self._clock()
+        in_doubt = self._salesforce.last_call_in_doubt
         halves: list[Chunk] = []
         for chunk, answer in zip(chunks, answers, strict=True):
             if _refused_whole(answer) and len(chunk.pairs) > 1:
                 halves += _halves(chunk, answer)
+            elif isinstance(answer, SalesforceError) and _failed_again([chunk], answer):
+                halves += self._isolate(ledger, chunk, answer)
             elif isinstance(answer, SalesforceError):
-                self._calls.failed(ledger, chunk.changes, answer)
-                self._leases.release(chunk.changes, owner=owner)
+                self._fail(ledger, chunk.changes, answer)
             elif len(answer) != len(chunk.changes):
                 # Never guess outcomes for a whole batch: an answer we cannot pair with records is retried.
                 for incoming in chunk.changes:
@@ -121,10 +126,32 @@ class CollectionSender:
                 self._leases.release(chunk.changes, owner=owner)
             elif chunk.delete:
                 results = [_deleted(result, record["Id"]) for result, record in zip(answer, chunk.records, strict=True)]
-                self._settler.settle(ledger, list(zip(chunk.changes, results, strict=True)), answered_at)
+                pairs = list(zip(chunk.changes, results, strict=True))
+                self._settler.settle(ledger, pairs, answered_at, in_doubt=in_doubt)
             else:
-                self._settler.settle(ledger, list(zip(chunk.changes, answer, strict=True)), answered_at)
+                pairs = list(zip(chunk.changes, answer, strict=True))
+                self._settler.settle(ledger, pairs, answered_at, in_doubt=in_doubt)
         return halves
+
+    def _fail(self, ledger: SessionLedger, changes: list[IncomingChange], exc: SalesforceError) -> None:
+        """A call (or one collection of it) failed: its changes wait or are parked, and their leases go; after a
+        failure in doubt, only the same changes may claim their records until Salesforce has surely ended it."""
+        self._calls.failed(ledger, changes, exc)
+        self._release(ledger, changes, exc)
+
+    def _release(self, ledger: SessionLedger, changes: list[IncomingChange], cause: SalesforceError | None) -> None:
+        if isinstance(cause, SalesforceRetryableError) and cause.in_doubt:
+            self._leases.release_in_doubt(changes, owner=ledger.session_id)
+        else:
+            self._leases.release(changes, owner=ledger.session_id)
+
+    def _isolate(self, ledger: SessionLedger, chunk: Chunk, exc: SalesforceError) -> list[Chunk]:
+        """A collection that failed with a 5xx again goes out in halves (sending the same values again is
+        harmless even if the failed call commits late); a single record fails as usual."""
+        if len(chunk.pairs) > 1:
+            return _halves(chunk, exc)
+        self._fail(ledger, chunk.changes, exc)
+        return []
 
     def _request_of(self, chunk: Chunk) -> CollectionUpsert | CollectionDelete:
         obj = self._mapping.objects[chunk.object_type]
@@ -139,7 +166,19 @@ def _refused_whole(answer: list[RecordResult] | SalesforceError) -> TypeGuard[Sa
     return isinstance(answer, SalesforceRequestError) and answer.http_status == 400
 
 
-def _halves(chunk: Chunk, refusal: SalesforceRequestError) -> list[Chunk]:
+def _failed_again(chunks: list[Chunk], exc: SalesforceError) -> bool:
+    """The collections failed with a 5xx (Salesforce's ``UNKNOWN_EXCEPTION``: one record can cause it) and not for
+    the first time: every change in them is back after an earlier failure, or they are already halves of one.
+    Then they are bisected like a collection refused whole, rather than sending every neighbour of one bad record
+    to the dead-letter queue; a first 5xx is taken for an outage and simply retried."""
+    if not (isinstance(exc, SalesforceRetryableError) and exc.server_failed):
+        return False
+    return all(
+        chunk.refusal is not None or all(incoming.receive_count >= 2 for incoming in chunk.changes) for chunk in chunks
+    )
+
+
+def _halves(chunk: Chunk, refusal: SalesforceError) -> list[Chunk]:
     """Bisection: a refused collection's records go again in two halves, so the good ones are written and the bad
     record ends alone and fails with Salesforce's code. One bad record in n costs about log2(n) extra calls (the
     two halves of each level share one Composite call); if every record is bad, 2n - 2 more collections go out,

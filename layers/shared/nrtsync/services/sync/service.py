@@ -8,8 +8,8 @@ visibility delay. Nothing is acknowledged that was neither written nor parked wh
 ``SyncService`` runs the session; each step has its own module: reading the messages (``messages``), the state
 table's claims, commits and releases (``leases``), the records to send (``records``), the Composite calls and
 their bisection (``composite``), what an answer or a failure means for the breaker and the waiting changes
-(``call_outcomes``), settling per-record answers (``settle``), closing the session (``closing``); beside them the
-retry policy, the API budget guard and the session ledger.
+(``call_outcomes``), settling per-record answers (``settle``), closing the session (``closing``), two changes of
+one second (``same_second``); beside them the retry policy, the API budget guard and the session ledger.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from nrtsync.ports.holds import HoldStore
 from nrtsync.ports.queue import RetryScheduler
 from nrtsync.ports.salesforce import SalesforcePort
 from nrtsync.ports.state import ClaimStatus, StateUnavailableError, VersionStore
+from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.services.breaker.service import CircuitBreaker, ProbeResult
 from nrtsync.services.sync.api_budget import ApiBudgetGuard
 from nrtsync.services.sync.call_outcomes import CallOutcomes
@@ -42,6 +43,7 @@ from nrtsync.services.sync.leases import RecordLeases
 from nrtsync.services.sync.messages import QueueMessage, read_changes
 from nrtsync.services.sync.records import DeleteTargets, RecordBuilder
 from nrtsync.services.sync.retry_policy import RetryPolicy
+from nrtsync.services.sync.same_second import SameSecondChanges
 from nrtsync.services.sync.session_ledger import SessionLedger
 from nrtsync.services.sync.settings import SyncSettings
 from nrtsync.services.sync.settle import Settler
@@ -81,6 +83,7 @@ class SyncService:
         retries: RetryScheduler,
         breaker: CircuitBreaker | None = None,
         holds: HoldStore | None = None,
+        zuora: ZuoraPort | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -97,6 +100,7 @@ class SyncService:
         self._retry_policy = retry_policy
         self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
         self._leases = RecordLeases(state, mapping)
+        self._same_second = SameSecondChanges(mapping=mapping, leases=self._leases, zuora=zuora)
         self._calls = CallOutcomes(settings, breaker=breaker, retry_policy=retry_policy)
         settler = Settler(settings, leases=self._leases, retry_policy=retry_policy)
         self._records = RecordBuilder(settings, mapping=mapping, state=state, leases=self._leases)
@@ -218,6 +222,7 @@ class SyncService:
                 ledger.schedule_retry(incoming, delay, RetryReason.RECORD_BUSY)
             else:
                 claimed.append(incoming)
+        claimed = self._same_second.resolve(claimed)
         claimed = self._hold_unlinked(ledger, claimed, children_wait=not releasing)
         upserts = self._records.build(ledger, [i for i in claimed if not i.change.is_delete])
         deletes = self._deletes.find(ledger, [i for i in claimed if i.change.is_delete], deadline)

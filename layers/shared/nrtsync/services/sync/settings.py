@@ -26,6 +26,9 @@ class SyncSettings(EnvSettings):
     mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
     # Where a dateTime merge field rendered without an offset is local time (Zuora's tenant time zone).
     tenant_time_zone: str = Field(alias="ZUORA_TENANT_TIME_ZONE", default="America/Los_Angeles")
+    # Read only for two different changes of a record with one UpdatedDate (services/sync/same_second.py); without
+    # it, or with the secret not filled in, such a record is marked for the next reconcile run instead.
+    zuora_secret_id: str | None = Field(alias="ZUORA_SECRET_ID", default=None)
     # The circuit breaker: consecutive failed Salesforce calls (across invocations) that open it; the mapping
     # it disables is this function's (Lambda sets AWS_LAMBDA_FUNCTION_NAME) on the callout queue.
     breaker_failure_threshold: int = Field(alias="BREAKER_FAILURE_THRESHOLD", default=5, ge=1, le=100)

@@ -26,10 +26,17 @@ class Settler:
         self._retry_policy = retry_policy
 
     def settle(
-        self, ledger: SessionLedger, pairs: Sequence[tuple[IncomingChange, RecordResult]], answered_at: datetime
+        self,
+        ledger: SessionLedger,
+        pairs: Sequence[tuple[IncomingChange, RecordResult]],
+        answered_at: datetime,
+        *,
+        in_doubt: bool = False,
     ) -> None:
+        """``in_doubt``: Salesforce answered only after an attempt that may still commit (the adapter's retry after a
+        read timeout or a 5xx): the records stay closed to other changes until it surely ended."""
         written = [(incoming, result) for incoming, result in pairs if result.success]
-        committed = self._leases.commit(written, owner=ledger.session_id)
+        committed = self._leases.commit(written, owner=ledger.session_id, in_doubt=in_doubt)
         for (incoming, result), recorded in zip(written, committed, strict=True):
             # Uncommitted means an older redelivery could later look newer than what is stored; writing
             # the same version again on retry is harmless, so the change goes back to the queue.
@@ -52,4 +59,8 @@ class Settler:
                 ledger.park(incoming, code, message)
             else:
                 ledger.schedule_retry(incoming, self._retry_policy.backoff(tries), code, message)
-        self._leases.release([incoming for incoming, _ in refused], owner=ledger.session_id)
+        refused_changes = [incoming for incoming, _ in refused]
+        if in_doubt:
+            self._leases.release_in_doubt(refused_changes, owner=ledger.session_id)
+        else:
+            self._leases.release(refused_changes, owner=ledger.session_id)
