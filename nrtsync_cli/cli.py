@@ -305,6 +305,7 @@ def _aws_operations(stack: str, *, region: str | None, profile: str | None) -> O
         sqs=sqs,
         cloudwatch=cloudwatch,
         server_side_redrive=True,
+        lambda_client=session.client("lambda"),
     )
 
 
@@ -470,11 +471,20 @@ def _age(age: dict[str, Any]) -> str:
     return f"{age['seconds']:.0f} s (CloudWatch, minute of {age['at']})"
 
 
+def _event_source_row(mapping: dict[str, Any] | None) -> list[tuple[str, str]]:
+    # A mapping between states (a pause or resume landing) is in progress, not a failure.
+    if mapping is None:
+        return []
+    note = " (changing state: in progress)" if mapping["in_progress"] else ""
+    return [("event source", f"{mapping['state']}{note}" + (f": {mapping['error']}" if mapping.get("error") else ""))]
+
+
 def _status_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     queue, dlq = status["queue"], status["dead_letter_queue"]
     breaker, usage, session, alarms = status["breaker"], status["api_usage"], status["last_session"], status["alarms"]
     rows = [
         ("callout queue", f"{queue['visible']} waiting, {queue['in_flight']} in flight, {queue['delayed']} delayed"),
+        *_event_source_row(status.get("event_source")),
         ("oldest message", _age(queue["oldest_message_age"])),
         ("dead letters", f"{dlq['visible']} waiting, {dlq['in_flight']} in flight"),
     ]

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nrtsync.adapters.aws.api_usage import DynamoApiUsageStore
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
+from nrtsync.adapters.aws.event_source import CHANGING_STATES, LambdaEventSourceSwitch
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.adapters.aws.state import DynamoVersionStore, RecordLeasedError
 from nrtsync.adapters.aws.tables import FAILURE_PK, plain_item, record_pk, session_pk
@@ -65,6 +66,7 @@ class StackResources:
     dlq_url: str
     state_table: str | None = None
     stack_name: str | None = None
+    sync_function: str | None = None
 
     @classmethod
     def from_stack(cls, stack_name: str, cloudformation: Any = None) -> StackResources:
@@ -76,6 +78,7 @@ class StackResources:
                 dlq_url=outputs["CalloutDeadLetterQueueUrl"],
                 state_table=outputs.get("SyncStateTableName"),
                 stack_name=stack_name,
+                sync_function=outputs.get("SyncFunctionName"),
             )
         except StackReadError as exc:
             raise OperationError(str(exc)) from exc
@@ -101,8 +104,11 @@ class Operations:
         sqs: SQSClient | None = None,
         cloudwatch: CloudWatchClient | None = None,
         server_side_redrive: bool = False,
+        lambda_client: Any = None,
     ) -> None:
         self._res = resources
+        # The sync function's event source mapping, through the Lambda API (None: the local stack, no Lambda API).
+        self._lambda = lambda_client
         self._ddb: DynamoDBClient = dynamodb or boto3.client("dynamodb")
         self._sqs: SQSClient = sqs or boto3.client("sqs")
         self._queue = SqsChangeQueue(resources.queue_url, client=self._sqs)
@@ -385,10 +391,23 @@ class Operations:
         except StateTableUnknownError:
             return {"breaker": {"state": "unknown", "error": NO_STATE_TABLE}, "api_usage": {"error": NO_STATE_TABLE}}
 
+    def event_source(self) -> dict[str, Any] | None:
+        """The sync function's SQS event source mapping: its state, and whether a change of it is in progress (the
+        breaker's pause or resume taking effect); None where the stack has no Lambda API to ask (the local stack)."""
+        if self._lambda is None or self._res.sync_function is None:
+            return None
+        try:
+            queue_arn = self._queue.arn()
+            state = LambdaEventSourceSwitch(self._res.sync_function, queue_arn, client=self._lambda).state()
+        except (BreakerUnavailableError, QueueUnavailableError) as exc:
+            return {"state": "unknown", "in_progress": False, "error": str(exc)}
+        return {"state": state, "in_progress": state in CHANGING_STATES}
+
     def status(self, *, now: datetime | None = None) -> dict[str, Any]:
         """Everything ``nrtsync status`` shows, as plain JSON-ready values."""
         sessions = self.sessions(since=LAST_SESSION_WINDOW, limit=1, now=now)
         return {
+            "event_source": self.event_source(),
             "queue": {
                 "name": queue_name(self._res.queue_url),
                 **self.queue_depth(self._res.queue_url),

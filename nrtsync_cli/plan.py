@@ -65,11 +65,11 @@ class Measured:
 # `python -m bench.run --only cost` of 2026-12-01 (bench/results.json, cost.planner): the Salesforce stand-in at
 # 150 ms a call, DynamoDB on moto (slower than AWS: the sync's duration here is an upper bound).
 MEASURED = Measured(
-    base_p50_s=0.71,
-    base_p90_s=0.94,
-    sync_fixed_s=0.165,
-    sync_per_record_s=0.0238,
-    measured_at="2026-12-01T23:30:49+00:00",
+    base_p50_s=0.77,
+    base_p90_s=0.93,
+    sync_fixed_s=0.194,
+    sync_per_record_s=0.0162,
+    measured_at="2026-12-07T08:32:21+00:00",
 )
 
 

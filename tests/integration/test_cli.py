@@ -809,3 +809,41 @@ def test_every_command_has_a_description_its_defaults_and_an_example_in_its_help
                 assert shown in flat or "default" in (action.help or ""), (name, action.dest)
     assert "how far back, e.g. 30m, 6h, 7d (default: 1h)" in commands["sessions"].format_help()
     assert "exit codes:" in parser.format_help()
+
+
+class MappingInState:
+    """Lambda's API for the sync function's event source mapping, as it answers while the mapping is in ``state``."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def list_event_source_mappings(self, **_: Any) -> dict[str, Any]:
+        return {"EventSourceMappings": [{"UUID": "uuid-1", "State": self.state}]}
+
+    def get_event_source_mapping(self, *, UUID: str) -> dict[str, Any]:  # noqa: N803 - boto3's parameter name
+        return {"UUID": UUID, "State": self.state}
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"), [("Disabling", "Disabling (changing state: in progress)"), ("Enabled", "Enabled")]
+)
+def test_status_shows_a_mapping_changing_state_as_in_progress_not_as_a_problem(
+    aws: Cli, state: str, shown: str
+) -> None:
+    # Given the stack's sync function whose event source mapping is (still) changing state after a pause
+    resources = StackResources(
+        HISTORY_TABLE, aws.queue_url, aws.dlq_url, state_table=STATE_TABLE, stack_name=STACK, sync_function="sync"
+    )
+    mapping = MappingInState(state)
+    ops = Operations(resources, dynamodb=aws.world.dynamodb, sqs=aws.sqs, lambda_client=mapping)
+    out = io.StringIO()
+
+    # When the operator asks for the status
+    code = run(["status"], operations=ops, out=out)
+
+    # Then the mapping's state is shown, a change in progress as such, and it makes nothing degraded
+    assert (
+        f"event source  {shown}" in " ".join(out.getvalue().split("  ")).replace("   ", "  ") or shown in out.getvalue()
+    )
+    assert "event source" in out.getvalue()
+    assert code == 0

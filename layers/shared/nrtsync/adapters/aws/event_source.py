@@ -22,6 +22,8 @@ from nrtsync.ports.breaker import BreakerUnavailableError, EventSourceBusyError
 # UpdateEventSourceMapping answers ResourceInUseException while the mapping is Enabling, Disabling or Updating
 # (Lambda API reference, UpdateEventSourceMapping, Errors); those last seconds, so a few short waits cover them.
 _BUSY_WAITS = (0.5, 1.0, 2.0)
+# The states in which Lambda refuses another change (ResourceInUseException): a change is in progress.
+CHANGING_STATES = frozenset({"Creating", "Enabling", "Disabling", "Updating", "Deleting"})
 
 
 class LambdaEventSourceSwitch:
@@ -64,6 +66,15 @@ class LambdaEventSourceSwitch:
             except BotoCoreError as exc:
                 raise BreakerUnavailableError(f"could not set the event source mapping enabled={enabled}") from exc
             return
+
+    def state(self) -> str:
+        """The mapping's ``State`` (``Enabled``, ``Disabled``, or while it changes ``Enabling``, ``Disabling``,
+        ``Updating``, ``Creating``), for an operator's status."""
+        try:
+            mapping = self._client.get_event_source_mapping(UUID=self._mapping_uuid())
+        except (ClientError, BotoCoreError) as exc:
+            raise BreakerUnavailableError("could not read the event source mapping") from exc
+        return str(mapping.get("State", "unknown"))
 
     def _mapping_uuid(self) -> str:
         if self._uuid is None:
