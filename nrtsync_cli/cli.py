@@ -41,6 +41,7 @@ from nrtsync_cli.local_state import LOCAL_STACK_FILE, LocalStateError, read_loca
 from nrtsync_cli.operations import ACTIVE_MOVE_STATES, OperationError, Operations, StackResources
 from nrtsync_cli.permissions import SALESFORCE_COMMAND, add_salesforce_command, required_fields, run_permissions
 from nrtsync_cli.plan_command import PLAN_COMMAND, add_plan_command, run_plan
+from nrtsync_cli.reconcile_command import add_reconcile_command, run_reconcile_command
 from nrtsync_cli.render import ProgressBar, print_table
 from nrtsync_cli.zuora_setup import ZUORA_COMMAND, TargetError, add_zuora_command, resolve_side, run_zuora
 
@@ -66,6 +67,7 @@ EXAMPLES = {
     "plan": "nrtsync plan --changes-per-day 200000 --licences 50",
     "backfill": "nrtsync --stack nrtsync-prod backfill --object Account --since 2026-01-01T00:00:00Z",
     "backfill-status": "nrtsync --stack nrtsync-prod backfill-status",
+    "reconcile": "nrtsync --stack nrtsync-prod reconcile --deletes   # one pass now, with the lost-deletes sweep",
     "dashboard": "nrtsync --stack nrtsync-prod dashboard --since 6h --output prod.html",
     "forget": "nrtsync --stack nrtsync-prod forget Account 2c92a0f96abc1234",
     "alarm-test": "nrtsync --stack nrtsync-prod alarm-test --alarm nrtsync-prod-dead-letters",
@@ -251,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_breaker_commands(lambda name, text: add_command(commands, name, text))
     add_plan_command(lambda name, text: add_command(commands, name, text))
     add_backfill_commands(lambda name, text: add_command(commands, name, text))
+    add_reconcile_command(lambda name, text: add_command(commands, name, text))
     add_dashboard_command(lambda name, text: add_command(commands, name, text), _duration)
     add_alarm_commands(lambda name, text: add_command(commands, name, text))
     add_zuora_command(lambda name, text: add_command(commands, name, text))
@@ -691,6 +694,8 @@ _INTERACTIVE: dict[str, Callable[[argparse.Namespace, Operations, Terminal], int
     # A backfill builds its own clients (it also starts the state machine and reads the Zuora secret).
     "backfill": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
     "backfill-status": lambda args, _ops, term: run_backfill_command(args, term.out, term.sleep),
+    # One reconcile pass: in this process on the local stack, or the stack's function invoked.
+    "reconcile": lambda args, _ops, term: run_reconcile_command(args, term.out),
     # Builds its own CloudWatch client: it writes alarm state, which the read-only operations never do.
     "alarm-test": lambda args, _ops, term: run_alarm_command(args, term.out, term.sleep),
 }

@@ -131,6 +131,19 @@ class InMemoryVersionStore:
                     found[key] = salesforce_id
             return found
 
+    def written_record_ids(self, object_type: str) -> set[str]:
+        """``WrittenRecords``: as DynamoVersionStore's scan, over the dict."""
+        prefix = f"{object_type}#"
+        with self._lock:
+            self.calls += 1
+            return {
+                key.removeprefix(prefix)
+                for key, item in self._items.items()
+                if key.startswith(prefix)
+                and item.get("salesforce_id", {}).get("S")
+                and item.get("deleted", {}).get("BOOL") != "true"
+            }
+
     def release(self, record_key: str, *, owner: str) -> None:
         with self._lock:
             self.calls += 1

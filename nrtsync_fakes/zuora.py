@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,10 +51,13 @@ class MemoryZuora:
             found = self.records.get(object_type, {}).get(record_id)
             return QueryPage(records=[dict(found)] if found else [], done=True)
         since, until = _window(zoql)
+        condition = _condition(zoql)
         rows = [
             dict(r)
             for r in self.records.get(object_type, {}).values()
-            if since <= (updated := parse_zuora_datetime(r["UpdatedDate"])) and (until is None or updated < until)
+            if since <= (updated := parse_zuora_datetime(r["UpdatedDate"]))
+            and (until is None or updated < until)
+            and condition(r)
         ]
         self._shuffle.shuffle(rows)
         return self._page(rows)
@@ -75,8 +79,21 @@ class MemoryZuora:
 
 def _window(zoql: str) -> tuple[datetime, datetime | None]:
     where = zoql.split(" where ", 1)[1]
-    bounds = [part.split("'")[1] for part in where.split(" and ")]
+    bounds = [part.split("'")[1] for part in where.split(" and ") if part.startswith("UpdatedDate")]
     return parse_zuora_datetime(bounds[0]), parse_zuora_datetime(bounds[1]) if len(bounds) > 1 else None
+
+
+def _condition(zoql: str) -> Callable[[ZuoraRecord], bool]:
+    """The query's one other condition (``Status != 'Expired'``: a subscription's current version), if any."""
+    where = zoql.split(" where ", 1)[1]
+    others = [part for part in where.split(" and ") if not part.startswith("UpdatedDate")]
+    if not others:
+        return lambda record: True
+    field_name, operator, quoted = others[0].split(" ", 2)
+    value = quoted.strip("'")
+    if operator == "=":
+        return lambda record: str(record.get(field_name, "")) == value
+    return lambda record: str(record.get(field_name, "")) != value
 
 
 def zuora_account(record_id: str, updated: datetime, **fields: Any) -> ZuoraRecord:

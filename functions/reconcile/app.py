@@ -24,7 +24,11 @@ service: Lazy[Reconciler] = Lazy(lambda: build_reconcile(reconcile_settings()))
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_id=scheduled.id, scheduled_time=scheduled.time.isoformat())
-    result = service.get().run(deadline=deadline_of(context))
+    reconciler = service.get()
+    # The daily deletes sweep, or one asked for by `nrtsync reconcile --deletes` (detail.deletes).
+    asked = isinstance(scheduled.detail, dict) and scheduled.detail.get("deletes") is True
+    deletes = reconciler.includes_deletes(scheduled.time) or asked
+    result = reconciler.run(deadline=deadline_of(context), deletes=deletes)
     report_reconcile(result)
     result.raise_for_errors()
     return result.as_dict()

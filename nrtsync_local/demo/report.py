@@ -124,6 +124,8 @@ def report(
         ("stale", "an older change delivered after the newer one was written: skipped as stale"),
         ("early_child", "sent before its account: waited for the parent, then written with the lookup set"),
         ("row_lock", "UNABLE_TO_LOCK_ROW once (injected): waited, then written"),
+        ("linked", "no CRM link: held (no call), then written when its CrmId arrived, its held subscription too"),
+        ("amended", "amended: version 2 (a new Id) written; version 1's later Expired update never overwrites it"),
     ):
         object_type, record_id = stream.highlights[key]
         section(out, f"Trail of {object_type} {record_id}")

@@ -41,6 +41,7 @@ from nrtsync_local.demo.steps import (
     Step,
     Version,
 )
+from nrtsync_local.demo.zuora360 import account_gaining_its_crm_link, amendment_of, crm_account_id
 
 # The stream's step types are in ``steps``; the tests and the demo's modules take them from there or from here.
 __all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Deliver", "DemoStream", "GiveUp", "Invalid", "build_stream"]
@@ -129,7 +130,8 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
         "Batch": f"Batch{rng.randrange(1, 4)}",
         "AutoPay": str(pays).lower(),
         "LastInvoiceDate": "",
-        "CrmId": "",
+        # Zuora 360 syncs only billing accounts linked to a Salesforce Account (an unlinked one is held).
+        "CrmId": crm_account_id(number),
     }
     account = _Account(
         number=number,
@@ -143,11 +145,12 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
     )
     today = datetime.now(UTC).date()
     term_end = today.replace(year=today.year + 1)
+    subscription_number = f"A-S{builder.number('Subscription'):08d}"
     subscription = builder.version(
         "Subscription",
         account.subscription_id,
         {
-            "Name": f"A-S{builder.number('Subscription'):08d}",
+            "Name": subscription_number,
             "Status": "Active",
             "AccountId": account_id,
             "AutoRenew": "true",
@@ -288,7 +291,12 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     refused = builder.version(
         "Account",
         builder.zuora_id("Account"),
-        {"Name": REFUSED_NAME, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"},
+        {
+            "Name": REFUSED_NAME,
+            "AccountNumber": f"A{builder.number('Account'):08d}",
+            "Status": "Active",
+            "CrmId": crm_account_id(0),
+        },
         "test account (refused by a validation rule)",
     )
 
@@ -304,6 +312,9 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         for step in rng.sample([s for s in delivered if s.version.object_type != "Account"], 3)
     ]
 
+    unlinked_steps, linked_steps, unlinked_key = account_gaining_its_crm_link(builder, tenant)
+    amendment, amended_key = amendment_of(builder, tenant[6])
+
     highlight_row_lock = tenant[5].invoice_id
     busy = f"A busy minute: {accounts} accounts with their subscriptions, invoices and payments"
     lost_steps, duplicate, delete = _lost_and_deleted(builder, tenant)
@@ -314,6 +325,10 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
             Phase("Children before their parents", early, settle="waiting", watch=tenant[0].subscription_key),
             Phase(busy, traffic, settle="drain"),
             Phase("Late deliveries: an older change after a newer one, Zuora retries", late, settle="none"),
+            Phase("A billing account without a CRM link, and its subscription: held, no Salesforce call",
+                  unlinked_steps, settle="drain"),
+            Phase("The account gains its CRM link (both written), and an amendment: version 2 with a new Id",
+                  [*linked_steps, *amendment], settle="drain"),
             Phase(
                 "Callouts Zuora gave up on after its last retry (never delivered), and a delete in Zuora",
                 [*lost_steps, Deliver(delete, note="deleted in Zuora: its DELETE callout")],
@@ -332,6 +347,8 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
             "row_lock": ("Invoice", highlight_row_lock),
             "recovered": lost[1].key,
             "deleted": delete.key,
+            "linked": unlinked_key,
+            "amended": amended_key,
         },
         row_lock_ids=[highlight_row_lock],
         accounts=accounts,
@@ -365,7 +382,8 @@ def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[li
 
     duplicate_id = builder.zuora_id("Account")
     name = f"{tenant[2].name} (duplicate)"
-    fields = {"Name": name, "AccountNumber": f"A{builder.number('Account'):08d}", "Status": "Active"}
+    number = builder.number("Account")
+    fields = {"Name": name, "AccountNumber": f"A{number:08d}", "Status": "Active", "CrmId": crm_account_id(number)}
     duplicate = builder.version("Account", duplicate_id, fields, "duplicate account created by mistake")
     delete = builder.version("Account", duplicate_id, {}, "deleted in Zuora", deleted=True)
     return steps, duplicate, delete

@@ -62,14 +62,16 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
 
     mapping = load_mapping()
     newest: dict[tuple[str, str], Version] = {}
+    keyed: dict[tuple[str, str], tuple[str, str]] = {}  # a version's own key -> its record's (one per number)
     for phase in stream.phases:
         for step in phase.steps:
             # What Zuora holds: every change delivered validly, and those whose callouts Zuora gave up on.
             if (isinstance(step, Deliver) and step.expected_status == 200) or isinstance(step, GiveUp):
                 version = step.version
-                current = newest.get(version.key)
-                if current is None or _date(version) > _date(current):
-                    newest[version.key] = version
+                key = keyed.setdefault(version.key, _record_key(mapping, version))
+                current = newest.get(key)
+                if current is None or _rank(mapping, version) > _rank(mapping, current):
+                    newest[key] = version
     records: dict[str, dict[str, ExpectedRecord]] = {obj.sobject: {} for obj in mapping.objects.values()}
     ext_fields = {obj.sobject: obj.external_id_field for obj in mapping.objects.values()}
     absent: dict[str, set[str]] = {}
@@ -82,7 +84,10 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
         if version.deleted:
             deleted.setdefault(obj.sobject, set()).add(record_id)
             continue
-        built = build_record(mapping, object_type, record_id, dict(version.fields))
+        fields_in: dict[str, Any] = dict(version.fields)
+        if obj.versions:
+            fields_in["Id"] = version.record_id  # the version's own Zuora Id, written to copyIdTo
+        built = build_record(mapping, object_type, record_id, fields_in)
         fields = {name: value for name, value in built.items() if not isinstance(value, dict)}
         lookups = {}
         for relationship, reference in built.items():
@@ -99,8 +104,23 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
         ext_fields.setdefault(sobject, "Zuora__External_Id__c")
         absent.setdefault(sobject, set()).add(record_id)
     failures = dict.fromkeys(stream.refused, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
-    recovered = {key for key in stream.lost if not newest[key].deleted}
+    recovered = {key for key in stream.lost if not newest[keyed[key]].deleted}
     return Expectation(records, failures, absent, list(answers), ext_fields, deleted, recovered)
+
+
+def _record_key(mapping: Any, version: Version) -> tuple[str, str]:
+    """The Salesforce record a version lands in: a subscription's is its number (one record for all versions)."""
+    versions = mapping.objects[version.object_type].versions
+    if versions is None or versions.key not in version.fields:
+        return version.key
+    return (version.object_type, str(version.fields[versions.key]))
+
+
+def _rank(mapping: Any, version: Version) -> tuple[int, datetime]:
+    """Newest first by Zuora's Version (a versioned record), then by updatedDate."""
+    versions = mapping.objects[version.object_type].versions
+    rank = version.fields.get(versions.rank, "0") if versions is not None else "0"
+    return (int(rank or 0), _date(version))
 
 
 def _date(version: Version) -> datetime:

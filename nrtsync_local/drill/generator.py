@@ -155,9 +155,12 @@ class ChangeGenerator:
         self._last_updated[key] = moment
         if object_type == "Account":
             fields = {"Name": f"Account {record_id} v{version}", "Balance": str(version), "AccountNumber": record_id}
+            # Linked to a Salesforce Account, as Zuora 360 requires (an unlinked account is held, not written).
+            fields["CrmId"] = f"0015g{record_id.encode().hex()[:13]:0>13}"
         else:
             parent = self._parent_of(record_id)
-            fields = {"Name": f"Subscription {record_id} v{version}", "Version": str(version), "AccountId": parent}
+            # A subscription's Name is its number, the same in every version; its Version counts them.
+            fields = {"Name": record_id, "Version": str(version), "AccountId": parent}
         if refusal == VALIDATION_CODE:
             fields["Name"] = REFUSED_NAME
         elif refusal == MAPPING_CODE:

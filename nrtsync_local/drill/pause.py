@@ -203,7 +203,8 @@ class PauseDrill:
                     object_type="Account",
                     record_id=record_id,
                     updated_date=base + timedelta(minutes=version),
-                    fields={"Name": name},
+                    # Linked to a Salesforce Account: Zuora 360 syncs only such billing accounts (others are held).
+                    fields={"Name": name, "CrmId": "0015g00000XyZ12AAB"},
                     notification_id=f"{record_id}-{version}",
                     received_at=datetime.now(UTC),
                 )

@@ -20,7 +20,8 @@ from nrtsync_local.salesforce.answers import (
 )
 from nrtsync_local.salesforce.deletes import delete_collection
 from nrtsync_local.salesforce.faults import Faults
-from nrtsync_local.salesforce.records import RecordStore
+from nrtsync_local.salesforce.records import RecordStore, find_ids
+from nrtsync_local.salesforce.schema import not_an_external_id
 from nrtsync_local.standin.server import Answer
 
 MAX_COLLECTION_RECORDS = 200
@@ -128,7 +129,7 @@ class Upserts:
                     "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call"
                 ),
             )
-        refusal = self._store.check_records(sobject, records)
+        refusal = self._not_an_external_id(sobject, ext_field) or self._store.check_records(sobject, records)
         if refusal is not None:
             return refusal
         self._records_per_call.append(len(records))
@@ -155,26 +156,43 @@ class Upserts:
         """``PATCH /sobjects/{SObject}/{ExternalIdField}/{value}``: 201 on create; on update 200 with
         ``created: false`` (API 46.0 and later) or 204 without a body (earlier versions).
 
-        A refused record is the whole answer here: HTTP 400 with Salesforce's error list.
+        A refused record is the whole answer here (``_row_refusal``).
         """
         if sobject not in self._store.config.sobjects:
             return not_found()
         if not isinstance(payload, dict):
             return Answer(400, error_list("JSON_PARSER_ERROR", "Expected a JSON object for the record"))
         record = {**payload, "attributes": {"type": sobject}, ext_field: ext_value}
-        refusal = self._store.check_records(sobject, [record])
+        refusal = self._not_an_external_id(sobject, ext_field) or self._store.check_records(sobject, [record])
         if refusal is not None:
             return refusal
         self._records_per_call.append(1)
         result = self._upsert_one(sobject, ext_field, record, self._store.by_sobject.setdefault(sobject, {}), set())
         if not result["success"]:
-            errors = [
-                {"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]} for e in result["errors"]
-            ]
-            return Answer(400, errors)
+            return self._row_refusal(sobject, ext_field, ext_value, result, version)
         if result["created"]:
             return Answer(201, result, {"Location": f"/services/data/v{version}/sobjects/{sobject}/{result['id']}"})
         return Answer(200, result) if float(version) >= _UPSERT_UPDATE_BODY_SINCE else Answer(204, None)
+
+    def _row_refusal(
+        self, sobject: str, ext_field: str, ext_value: str, result: dict[str, Any], version: str
+    ) -> Answer:
+        """A refused row is the whole answer: 400 with Salesforce's error list, or, when the value matches several
+        records, HTTP 300 with their URLs (REST API Developer Guide, "Insert or Update (Upsert) a Record Using an
+        External ID")."""
+        if result["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID":
+            matches = find_ids(self._store.by_sobject.get(sobject, {}), ext_field, ext_value)
+            return Answer(300, [f"/services/data/v{version}/sobjects/{sobject}/{match}" for match in matches])
+        errors = [
+            {"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]} for e in result["errors"]
+        ]
+        return Answer(400, errors)
+
+    def _not_an_external_id(self, sobject: str, ext_field: str) -> Answer | None:
+        """An upsert must match on an External ID field; Salesforce refuses the request otherwise (the message
+        as Salesforce words it for sObject Rows by External ID; assumed the same for a collection)."""
+        message = not_an_external_id(self._store.config.package.get(sobject, {}), sobject, ext_field)
+        return None if message is None else Answer(400, error_list("INVALID_FIELD", message))
 
     def _upsert_one(
         self, sobject: str, ext_field: str, record: dict[str, Any], staged: dict[str, Any], duplicates: set[Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS, SalesforceType
+from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS, ZUORA_360_PACKAGE, PackageField, SalesforceType
 
 DEFAULT_API_LIMIT = 15_000
 DEFAULT_SESSION_TTL_SECONDS = 7_200.0
@@ -49,5 +49,14 @@ class StandinConfig:
     fields: dict[str, dict[str, SalesforceType]] = field(
         default_factory=lambda: {sobject: dict(types) for sobject, types in ZUORA_360_FIELDS.items()}
     )
+    # sObject -> field -> the package's metadata (nrtsync_local/salesforce/zuora360_package.json): External IDs,
+    # uniqueness, master-details.
+    package: dict[str, dict[str, PackageField]] = field(
+        default_factory=lambda: {sobject: dict(fields) for sobject, fields in ZUORA_360_PACKAGE.items()}
+    )
+    # True: a new record without its master-detail parent, or one cleared with null, is refused as Salesforce
+    # refuses it. Off unless asked for, so tests that store bare records (an account without its CRM Account)
+    # keep working; the demo switches it on (POST /__standin/config {"enforce_master_detail": true}).
+    enforce_master_detail: bool = False
     api_limit: int = DEFAULT_API_LIMIT
     session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS

@@ -26,10 +26,11 @@ def delete_collection(store: RecordStore, query: str, records_per_call: list[int
 
     Per Id: ``{"id", "success": true, "errors": []}``; an Id in the recycle bin (deleted before) answers
     ENTITY_IS_DELETED, an Id the org never had INVALID_CROSS_REFERENCE_KEY, a malformed one MALFORMED_ID.
-    Deleting a parent clears its children's lookup fields: Zuora 360's relationships are lookups, whose default
-    is "Clear the value of this field" (Salesforce Help, "Object Relationships Overview"); a master-detail
-    relationship would delete the children instead, and a lookup set to "Don't allow deletion" would answer
-    DELETE_FAILED: neither is modelled.
+    Deleting a parent deletes the children whose field to it cascades (a master-detail, or a lookup with cascade
+    delete, as the package metadata says: ``zuora360_package.json``, ``deleteConstraint``), which land in the
+    recycle bin too, and clears every other field that names it ("Clear the value of this field", a lookup's
+    default: Salesforce Help, "Object Relationships Overview"). A lookup set to "Don't allow deletion" would
+    answer DELETE_FAILED: not modelled.
     """
     params = parse_qs(query, keep_blank_values=True)
     ids = [value for raw in params.get("ids", []) for value in raw.split(",") if value]
@@ -64,19 +65,32 @@ def _delete_one(store: RecordStore, record_id: str) -> dict[str, Any]:
     for records in store.by_sobject.values():
         if record_id in records:
             del records[record_id]
-            _clear_lookups(store, record_id)
+            _cascade(store, record_id)
             return {"id": record_id, "success": True, "errors": []}
     if record_id in store.recycle_bin:
         return record_error("ENTITY_IS_DELETED", "entity is deleted")
     return record_error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
 
 
-def _clear_lookups(store: RecordStore, parent_id: str) -> None:
-    for records in store.by_sobject.values():
-        for fields in records.values():
+def _cascade(store: RecordStore, parent_id: str) -> None:
+    """Deletes the children whose relationship to ``parent_id`` cascades; clears the other fields naming it."""
+    doomed: list[str] = []
+    for sobject, records in store.by_sobject.items():
+        package = store.config.package.get(sobject, {})
+        for child_id, fields in records.items():
             for name, value in fields.items():
-                if name != "Id" and value == parent_id:
+                if name == "Id" or value != parent_id:
+                    continue
+                spec = package.get(name)
+                if spec is not None and spec.delete_constraint == "Cascade":
+                    doomed.append(child_id)
+                else:
                     fields[name] = None
+    for child_id in doomed:
+        for records in store.by_sobject.values():
+            if records.pop(child_id, None) is not None:
+                store.recycle_bin.add(child_id)
+                _cascade(store, child_id)
 
 
 def get_by_external_id(store: RecordStore, sobject: str, ext_field: str, value: str) -> Answer:

@@ -3,11 +3,11 @@ from the same schema the stand-in's writes check (``schema.ZUORA_360_FIELDS``), 
 check`` reads: ``name``, ``type``, ``label``, ``createable``, ``updateable``, ``nillable``, ``defaultedOnCreate``,
 ``externalId``, ``unique``, ``calculated``, ``deprecatedAndHidden``, ``relationshipName``.
 
-The attributes beyond the type are Zuora 360's field metadata (the package's ``objects/*/fields/*.field-meta.xml``
-as public Salesforce projects that include it show them): ``Zuora__External_Id__c`` is the External ID and unique,
-except on ``Zuora__Payment__c``, where it is labelled deprecated and not unique (``Zuora__EXT_ID__c`` replaces
-it); ``Zuora__CustomerAccount__c.Zuora__Account__c`` and ``Zuora__Payment__c.Zuora__BillingAccount__c`` are
-master-detail (required); the other references are lookups. A custom object's ``Name`` is required.
+The attributes beyond the type are Zuora 360's field metadata, from the package metadata file the stand-in's
+schema is generated from (``zuora360_package.json``, each fact with its source): ``externalId`` and ``unique`` as
+it says (``Zuora__Payment__c``'s ``Zuora__External_Id__c`` is labelled deprecated and not unique,
+``Zuora__EXT_ID__c`` replaces it), a deprecated field's label says so, and a master-detail (required) is not
+nillable; the other references are lookups. A custom object's ``Name`` is required.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import re
 from typing import Any
 
 from nrtsync_local.salesforce.answers import error_list
-from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS
+from nrtsync_local.salesforce.schema import ZUORA_360_FIELDS, ZUORA_360_PACKAGE
 from nrtsync_local.standin.server import Answer
 
 DESCRIBE_PATH = re.compile(r"^/sobjects/(?P<sobject>[A-Za-z0-9_]+)/describe/?$")
-_MASTER_DETAIL = {("Zuora__CustomerAccount__c", "Zuora__Account__c"), ("Zuora__Payment__c", "Zuora__BillingAccount__c")}
-_NOT_UNIQUE_EXTERNAL_ID = {("Zuora__Payment__c", "Zuora__External_Id__c")}
 
 
 def describe_answer(method: str, rest: str) -> Answer | None:
@@ -45,14 +43,16 @@ def _field(sobject: str, name: str, kind: str) -> dict[str, Any]:
     attributes = _attributes(name, kind, createable=True, nillable=True, defaulted=False)
     if name == "Name":
         attributes["nillable"] = False
-    if name == "Zuora__External_Id__c":
-        unique = (sobject, name) not in _NOT_UNIQUE_EXTERNAL_ID
-        attributes |= {"externalId": True, "unique": unique}
-        if not unique:
-            attributes["label"] = "External Id (Deprecated)"
+    spec = ZUORA_360_PACKAGE.get(sobject, {}).get(name)
+    if spec is not None:
+        attributes |= {"externalId": spec.external_id, "unique": spec.unique}
+        if spec.deprecated:
+            attributes["label"] += " (Deprecated)"
     if kind == "reference":
-        attributes["relationshipName"] = name.removesuffix("__c") + "__r"
-        attributes["nillable"] = (sobject, name) not in _MASTER_DETAIL
+        attributes["relationshipName"] = (
+            spec.relationship_name if spec is not None and spec.relationship_name else name.removesuffix("__c") + "__r"
+        )
+        attributes["nillable"] = not (spec is not None and spec.master_detail)
     return attributes
 
 

@@ -19,6 +19,11 @@ FAULT_KINDS: dict[str, tuple[int, str, str]] = {
     # allocation: Salesforce answers 403 REQUEST_LIMIT_EXCEEDED with this message ("API Request Limits and
     # Allocations", Salesforce Developer Limits and Allocations Quick Reference; help article 000389067).
     "concurrent_long_txn": (403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+    "concurrent_requests": (
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+    ),
     # The daily allocation used up, as the stand-in answers it when api_used reaches api_limit.
     "total_requests": (403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
 }

@@ -11,7 +11,7 @@ from typing import Any
 from nrtsync_local.salesforce.answers import error_list, record_error
 from nrtsync_local.salesforce.config import StandinConfig
 from nrtsync_local.salesforce.faults import Faults
-from nrtsync_local.salesforce.schema import deserialization_error, record_field_error
+from nrtsync_local.salesforce.schema import deserialization_error, master_detail_error, record_field_error
 from nrtsync_local.standin.server import Answer
 
 _KNOWN_KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Organization": "00D"}
@@ -57,6 +57,21 @@ def find_id(records: Records, field_name: str, value: Any) -> str | None:
         if fields.get(field_name) == value:
             return record_id
     return None
+
+
+def find_ids(records: Records, field_name: str, value: Any) -> list[str]:
+    """Every record whose ``field_name`` holds ``value``: more than one only for a non-unique external id."""
+    return [record_id for record_id, fields in records.items() if fields.get(field_name) == value]
+
+
+def _matching_record(staged: Records, ext_field: str, ext_value: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """The record an upsert updates (None: it inserts), or the refusal when a non-unique External ID matches
+    several: Salesforce cannot tell which one to update."""
+    matches = find_ids(staged, ext_field, ext_value)
+    if len(matches) > 1:
+        message = f"{ext_field}: more than one record found for external id field: [{', '.join(matches)}]"
+        return None, record_error("DUPLICATE_EXTERNAL_ID", message, [ext_field])
+    return (matches[0] if matches else None), None
 
 
 class RecordStore:
@@ -115,19 +130,22 @@ class RecordStore:
         *,
         faults: Faults,
         rng: random.Random,
+        enforce_masters: bool = True,
     ) -> dict[str, Any]:
-        """Upserts ``record`` into ``staged`` (the sObject's records, or a copy of them); its result entry."""
+        """Upserts ``record`` into ``staged`` (the sObject's records, or a copy of them); its result entry.
+
+        ``enforce_masters=False`` lets a test seed records without their master-detail parents."""
         ext_value = record.get(ext_field)
         if ext_value is None or ext_value == "":
             return record_error("MISSING_ARGUMENT", f"{ext_field} not specified", [ext_field])
         if ext_value in duplicates:
             return record_error("DUPLICATE_VALUE", f"Duplicate external id specified: {ext_value}", [ext_field])
-        existing_id = find_id(staged, ext_field, ext_value)
-        refusal = faults.record_refusal(sobject, str(ext_value), existing_id, record, rng)
+        existing_id, refusal = _matching_record(staged, ext_field, ext_value)
+        refusal = refusal or faults.record_refusal(sobject, str(ext_value), existing_id, record, rng)
         if refusal is not None:
             return refusal
-        fields = self._record_fields(sobject, record, staged)
-        if "success" in fields:  # a parent lookup or a field failed: that is the record's result
+        fields = self._record_fields(sobject, record, staged, checked_masters=enforce_masters, existing_id=existing_id)
+        if "success" in fields:  # a parent lookup, a field or a master-detail failed: that is the record's result
             return fields
         if existing_id is not None:
             staged[existing_id].update(fields)
@@ -137,7 +155,15 @@ class RecordStore:
         staged[new_id] = {"Id": new_id, **fields}
         return {"id": new_id, "success": True, "errors": [], "created": True}
 
-    def _record_fields(self, sobject: str, record: dict[str, Any], staged: Records) -> dict[str, Any]:
+    def _record_fields(
+        self,
+        sobject: str,
+        record: dict[str, Any],
+        staged: Records,
+        *,
+        checked_masters: bool = False,
+        existing_id: str | None = None,
+    ) -> dict[str, Any]:
         """The fields to store, parent references resolved to lookup Ids; or the record's error result."""
         fields: dict[str, Any] = {}
         for name, value in record.items():
@@ -151,6 +177,9 @@ class RecordStore:
             else:
                 fields[name] = value
         schema_error = record_field_error(self.config.fields.get(sobject, {}), fields)
+        if schema_error is None and checked_masters and self.config.enforce_master_detail:
+            package_fields = self.config.package.get(sobject, {})
+            schema_error = master_detail_error(package_fields, fields, inserting=existing_id is None)
         return fields if schema_error is None else record_error(*schema_error)
 
     def _resolve_parent(

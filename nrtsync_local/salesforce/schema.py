@@ -1,23 +1,21 @@
-"""Field types of Zuora 360's sObjects, and Salesforce's deserialization of a JSON value into a field's type.
+"""Zuora 360's sObject fields, generated from the package metadata file, and Salesforce's deserialization of a
+JSON value into a field's type.
 
-Where the types come from: an Enterprise WSDL of an org with Zuora 360 installed, as generated into Java by
-Apache Axis (``com.sforce.soap.enterprise.sobject.Zuora__CustomerAccount__c`` and its siblings, public on
-GitHub). Axis maps Salesforce's ``xsd:dateTime`` to ``java.util.Calendar``, ``xsd:date`` to ``java.util.Date``,
-``xsd:double`` (number, currency, percent) to ``java.lang.Double``, ``xsd:boolean`` to ``java.lang.Boolean``, and
-text, picklists, Ids and lookups to ``java.lang.String``; the types below are read from those classes. For
-example ``Zuora__Payment__c.Zuora__EffectiveDate__c`` is a ``java.util.Calendar``: a dateTime.
-Assumed (not in that WSDL, which predates the field): ``Zuora__Subscription__c.Zuora__CancelledDate__c`` is a
-date, like the subscription's other dates and Zuora's own ``Subscription.CancelledDate`` (WSDL 69+).
+Where the fields come from: ``zuora360_package.json`` beside this module lists, per field, its type, whether it is
+required, a master-detail or lookup (with its delete constraint), an External ID, unique, or labelled deprecated,
+and the sources each fact was read from (Zuora's field-mapping documentation, an Enterprise WSDL of an org with
+Zuora 360, the reference notes); what no source confirmed is written there as an assumption. Nothing here is
+typed by hand: change the data file, and the stand-in, the mapping test and the docs' field table follow.
 
 How Salesforce deserializes a record: the REST API reads the request body with a typed JSON parser before any
 record is processed, so a value that does not fit its field's type refuses the whole request with
 ``400 [{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of date from VALUE_STRING
 value X or request may be missing a required field at [line:1, column:N]"}]`` (the message text as Salesforce
 answers it; Status Codes and Error Responses, REST API Developer Guide). Accepted formats follow "Valid Date
-and DateTime Formats" (SOAP API Developer Guide, the formats the REST API takes too): a date is
-``yyyy-MM-dd`` optionally with ``Z`` or an offset; a dateTime is ``yyyy-MM-ddTHH:mm:ss`` with an optional
-``.SSS`` (at most 3 digits) and ``Z`` or an offset. Assumed: a dateTime without an offset is accepted (read as
-UTC), and numeric text ("12.50") is accepted for a number, ``"true"``/``"false"`` for a checkbox.
+and DateTime Formats": a date is ``yyyy-MM-dd`` and "specifying an offset for date is not supported"; a
+dateTime is ``yyyy-MM-ddTHH:mm:ss`` with an optional ``.SSS`` (at most 3 digits) and ``Z`` or an offset, which
+the stand-in requires, because a dateTime without one names no instant. Assumed: numeric text ("12.50") is
+accepted for a number, ``"true"``/``"false"`` for a checkbox.
 """
 
 from __future__ import annotations
@@ -25,83 +23,71 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 SalesforceType = Literal["string", "double", "boolean", "date", "datetime", "reference"]
+Relationship = Literal["masterDetail", "lookup"]
+DeleteConstraint = Literal["Cascade", "SetNull", "Restrict"]
 
-_COMMON: dict[str, SalesforceType] = {
-    "Name": "string",
-    "Zuora__External_Id__c": "string",
-    "Zuora__Zuora_Id__c": "string",
-    "Zuora__Account__c": "reference",  # lookup to Account: an Id, text on the wire
-}
+PACKAGE_METADATA_PATH = Path(__file__).with_name("zuora360_package.json")
 
+
+@dataclass(frozen=True)
+class PackageField:
+    """One field of the package's metadata, as ``zuora360_package.json`` describes it."""
+
+    type: SalesforceType
+    required: bool = False
+    relationship: Relationship | None = None
+    reference_to: str | None = None
+    relationship_name: str | None = None
+    delete_constraint: DeleteConstraint | None = None
+    external_id: bool = False
+    unique: bool = False
+    deprecated: bool = False
+    sources: tuple[str, ...] = ()
+    assumption: str | None = None
+
+    @property
+    def master_detail(self) -> bool:
+        return self.relationship == "masterDetail"
+
+
+def _package_field(raw: dict[str, Any]) -> PackageField:
+    return PackageField(
+        type=raw["type"],
+        required=bool(raw.get("required", False)),
+        relationship=raw.get("relationship"),
+        reference_to=raw.get("referenceTo"),
+        relationship_name=raw.get("relationshipName"),
+        delete_constraint=raw.get("deleteConstraint"),
+        external_id=bool(raw.get("externalId", False)),
+        unique=bool(raw.get("unique", False)),
+        deprecated=bool(raw.get("deprecated", False)),
+        sources=tuple(raw.get("sources", ())),
+        assumption=raw.get("assumption"),
+    )
+
+
+def load_package(path: Path = PACKAGE_METADATA_PATH) -> dict[str, dict[str, PackageField]]:
+    """sObject -> field -> its metadata, read from the package metadata file."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        sobject: {name: _package_field(spec) for name, spec in fields.items()}
+        for sobject, fields in raw["objects"].items()
+    }
+
+
+ZUORA_360_PACKAGE = load_package()
 ZUORA_360_FIELDS: dict[str, dict[str, SalesforceType]] = {
-    "Zuora__CustomerAccount__c": {
-        **_COMMON,
-        "Zuora__AccountNumber__c": "string",
-        "Zuora__AutoPay__c": "boolean",
-        "Zuora__Balance__c": "double",
-        "Zuora__Batch__c": "string",
-        "Zuora__BillCycleDay__c": "string",
-        "Zuora__CreditBalance__c": "double",
-        "Zuora__Credit_Balance__c": "double",
-        "Zuora__Currency__c": "string",
-        "Zuora__LastInvoiceDate__c": "date",
-        "Zuora__MRR__c": "double",
-        "Zuora__PaymentTerm__c": "string",
-        "Zuora__Status__c": "string",
-    },
-    "Zuora__Subscription__c": {
-        **_COMMON,
-        "Zuora__AutoRenew__c": "boolean",
-        "Zuora__CancelledDate__c": "date",  # assumed, see the module docstring
-        "Zuora__ContractAcceptanceDate__c": "date",
-        "Zuora__ContractEffectiveDate__c": "date",
-        "Zuora__CustomerAccount__c": "reference",
-        "Zuora__MRR__c": "double",
-        "Zuora__ServiceActivationDate__c": "date",
-        "Zuora__Status__c": "string",
-        "Zuora__SubscriptionEndDate__c": "date",
-        "Zuora__SubscriptionStartDate__c": "date",
-        "Zuora__TCV__c": "double",
-        "Zuora__TermEndDate__c": "date",
-        "Zuora__TermSettingType__c": "string",
-        "Zuora__TermStartDate__c": "date",
-        "Zuora__Version__c": "double",
-    },
-    "Zuora__ZInvoice__c": {
-        **_COMMON,
-        "Zuora__Balance2__c": "double",
-        "Zuora__Balance__c": "double",
-        "Zuora__BillingAccount__c": "reference",
-        "Zuora__Description__c": "string",
-        "Zuora__DueDate__c": "date",
-        "Zuora__InvoiceDate__c": "date",
-        "Zuora__PaymentAmount__c": "double",
-        "Zuora__PostedDate__c": "date",
-        "Zuora__Status__c": "string",
-        "Zuora__TargetDate__c": "date",
-        "Zuora__TaxAmount__c": "double",
-        "Zuora__TotalAmount__c": "double",
-    },
-    "Zuora__Payment__c": {
-        **_COMMON,
-        "Zuora__Amount__c": "double",
-        "Zuora__BillingAccount__c": "reference",
-        "Zuora__CancelledOn__c": "datetime",
-        "Zuora__EffectiveDate__c": "datetime",
-        "Zuora__ReferenceId__c": "string",
-        "Zuora__SettledOn__c": "datetime",
-        "Zuora__Status__c": "string",
-        "Zuora__SubmittedOn__c": "datetime",
-        "Zuora__Type__c": "string",
-    },
+    sobject: {name: spec.type for name, spec in fields.items()} for sobject, fields in ZUORA_360_PACKAGE.items()
 }
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:Z|[+-]\d{2}:?\d{2})?$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
@@ -205,3 +191,24 @@ def record_field_error(fields: dict[str, SalesforceType], record: dict[str, Any]
     if cleared:
         return "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(cleared)}]", cleared
     return None
+
+
+def master_detail_error(
+    package_fields: dict[str, PackageField], record: dict[str, Any], *, inserting: bool
+) -> tuple[str, str, list[str]] | None:
+    """``REQUIRED_FIELD_MISSING`` for a master-detail field left out of a new record or cleared with null on any
+    write (a master-detail is required and cannot be cleared: Salesforce Help, "Object Relationships Overview");
+    None if the record keeps its masters. ``record`` holds the resolved lookup fields (``Foo__c``, not ``Foo__r``)."""
+    masters = [name for name, spec in package_fields.items() if spec.master_detail]
+    missing = [name for name in masters if (inserting and name not in record) or record.get(name, "-") in (None, "")]
+    if missing:
+        return "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+    return None
+
+
+def not_an_external_id(package_fields: dict[str, PackageField], sobject: str, field: str) -> str | None:
+    """The message Salesforce refuses an upsert with when ``field`` is not an External ID of ``sobject``, or None.
+    Only fields the package metadata knows are judged: an sObject it does not describe is not checked."""
+    if not package_fields or (field in package_fields and package_fields[field].external_id):
+        return None
+    return f"Field name provided, {field} is not an External ID or indexed field for {sobject}"

@@ -264,6 +264,8 @@ class SalesforceState:
                 self.config.jwt_certificate_pem = certificate
             if "sandbox" in changes:
                 self.config.sandbox = bool(changes["sandbox"])
+            if "enforce_master_detail" in changes:
+                self.config.enforce_master_detail = bool(changes["enforce_master_detail"])
             if "experience_site_urls" in changes:
                 self.config.experience_site_urls = [str(url) for url in changes["experience_site_urls"] or []]
             self.config.sobjects.update(changes.get("sobjects") or [])
@@ -279,6 +281,7 @@ class SalesforceState:
                 "jwt_username": self.config.jwt_username,
                 "jwt_certificate_configured": self.config.jwt_certificate_pem is not None,
                 "sandbox": self.config.sandbox,
+                "enforce_master_detail": self.config.enforce_master_detail,
                 "experience_site_urls": list(self.config.experience_site_urls),
                 "sobjects": sorted(self.config.sobjects),
                 "relationships": dict(self.config.relationships),
@@ -298,7 +301,14 @@ class SalesforceState:
             ext_field = str(payload.get("external_id_field", "Zuora__External_Id__c"))
             results = [
                 self._store.upsert_one(
-                    sobject, ext_field, dict(record), staged, set(), faults=self._faults, rng=self._rng
+                    sobject,
+                    ext_field,
+                    dict(record),
+                    staged,
+                    set(),
+                    faults=self._faults,
+                    rng=self._rng,
+                    enforce_masters=False,
                 )
                 for record in payload.get("records") or []
             ]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from nrtsync.domain.zuora_dates import parse_zuora_datetime
 from nrtsync_local.standin.server import Answer
+from nrtsync_local.zuora.describe import field_types
 
 if TYPE_CHECKING:
     from nrtsync_local.zuora.callouts import CalloutSender
@@ -46,6 +47,7 @@ DEFAULT_LOCATOR_SECONDS = 15 * 60
 _QUERY = re.compile(
     r"select (?P<fields>[A-Za-z][A-Za-z0-9_]*(?:, ?[A-Za-z][A-Za-z0-9_]*)*) from (?P<object>[A-Za-z][A-Za-z0-9_]*)"
     r" where UpdatedDate >= '(?P<since>[^']+)'(?: and UpdatedDate < '(?P<until>[^']+)')?"
+    r"(?: and (?P<field>[A-Za-z][A-Za-z0-9_]*) (?P<op>=|!=) '(?P<value>[^']*)')?"
 )
 
 
@@ -124,8 +126,10 @@ class ZuoraState:
             if (fault := self._next_fault(body)) is not None:
                 if "code" in fault:  # a refusal of the query itself (e.g. INVALID_FIELD), in Zuora's fault shape
                     return _fault(str(fault["code"]), str(fault.get("message", fault["code"])), int(fault["status"]))
-                headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
                 status = int(fault.get("status", 503))
+                headers = rate_limit_headers(fault) if status == 429 else {}
+                if "retry_after" in fault:
+                    headers["Retry-After"] = str(fault["retry_after"])
                 message = "You have exceeded the limit" if status == 429 else "Service unavailable"
                 return Answer(status, {"message": message}, headers)
             if endpoint == "token":
@@ -180,6 +184,10 @@ class ZuoraState:
         if object_type not in self.records and object_type not in ZOQL_OBJECTS:
             return _fault("INVALID_TYPE", f"invalid object type: {object_type}")
         fields = [name.strip() for name in match["fields"].split(",")]
+        if (
+            unknown := _unknown_field(object_type, [*fields, *([match["field"]] if match["field"] else [])])
+        ) is not None:
+            return unknown
         try:
             since = _bound(match["since"])
             until = _bound(match["until"]) if match["until"] else None
@@ -188,7 +196,7 @@ class ZuoraState:
         rows = []
         for record in self.records.get(object_type, {}).values():
             updated = _bound(str(record["UpdatedDate"]))
-            if updated >= since and (until is None or updated < until):
+            if updated >= since and (until is None or updated < until) and _matches(record, match):
                 # Zuora leaves fields with a null value out of a query record.
                 rows.append({name: record[name] for name in fields if record.get(name) is not None})
         rows.reverse()  # no guaranteed order (ZOQL): never the order a client might expect
@@ -309,6 +317,42 @@ class ZuoraState:
                 # Zuora's event carries the record as it was; UpdatedDate moves to the deletion.
                 self._changed(object_type, "DELETE", record | {"UpdatedDate": datetime.now(UTC).isoformat()})
         return Answer(200, {"deleted": deleted, "count": len(table)})
+
+
+RATE_LIMIT = 40
+"""The stand-in's quota per window, reported in ``RateLimit-Limit`` (an example figure: Zuora's limits depend on
+the tenant's edition and the endpoint)."""
+
+
+def rate_limit_headers(fault: dict[str, Any]) -> dict[str, str]:
+    """The headers Zuora's 429 carries ("Rate limits", Zuora developer docs): ``RateLimit-Limit``,
+    ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the quota resets; the fault's ``reset``)."""
+    return {
+        "RateLimit-Limit": str(RATE_LIMIT),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(fault.get("reset", fault.get("retry_after", 1))),
+    }
+
+
+def _unknown_field(object_type: str, names: list[str]) -> Answer | None:
+    """Zuora refuses a query that names a field the object lacks (``INVALID_FIELD``; the message as Zuora's query
+    action words it, assumed from its error examples). The object's fields are Zuora's own lists
+    (``zuora_fields.json``, as describe answers them); an object without a list is not checked."""
+    known = field_types().get(object_type)
+    if known is None:
+        return None
+    missing = next((name for name in names if name not in known), None)
+    if missing is None:
+        return None
+    return _fault("INVALID_FIELD", f"invalid field for query: {object_type}.{missing}")
+
+
+def _matches(record: dict[str, Any], match: re.Match[str]) -> bool:
+    """The query's one field condition (``Status != 'Expired'``: a subscription's current version), if any."""
+    if match["field"] is None:
+        return True
+    equal = str(record.get(match["field"], "")) == match["value"]
+    return equal if match["op"] == "=" else not equal
 
 
 def _bound(text: str) -> datetime:

@@ -49,7 +49,7 @@ def test_pause_holds_changes_on_the_queue_and_resume_syncs_them(stack: LocalDepl
             object_type="Account",
             record_id="PAUSED-1",
             updated_date=datetime(2026, 12, 1, 8, 0, tzinfo=UTC),
-            fields={"Name": "held"},
+            fields={"Name": "held", "CrmId": "0015g00000XyZ12AAB"},  # linked, as Zuora 360 requires
             notification_id="paused-1",
             received_at=datetime.now(UTC),
         )

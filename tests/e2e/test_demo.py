@@ -149,6 +149,7 @@ def test_the_verification_fails_on_a_wrong_expectation_or_missing_data(result: R
     assert demo.observation is not None
     sobject = "Zuora__Subscription__c"
     record_id, wanted = next(iter(demo.expectation.records[sobject].items()))
+    ext = demo.expectation.external_id_field[sobject]  # a subscription's number: one record for all its versions
 
     # An expectation with another name for one subscription
     wrong = copy.deepcopy(demo.expectation)
@@ -159,7 +160,7 @@ def test_the_verification_fails_on_a_wrong_expectation_or_missing_data(result: R
 
     # Salesforce missing that subscription, the queue not drained, a failure not on the list
     observation = copy.deepcopy(demo.observation)
-    observation.records[sobject] = [r for r in observation.records[sobject] if r["Zuora__External_Id__c"] != record_id]
+    observation.records[sobject] = [r for r in observation.records[sobject] if r[ext] != record_id]
     observation.queue = {"visible": 1, "in_flight": 0, "delayed": 0}
     observation.failures = []
     problems = verify(demo.expectation, observation)
@@ -169,7 +170,7 @@ def test_the_verification_fails_on_a_wrong_expectation_or_missing_data(result: R
 
     # A parent lookup pointing elsewhere
     observation = copy.deepcopy(demo.observation)
-    subscription = next(r for r in observation.records[sobject] if r["Zuora__External_Id__c"] == record_id)
+    subscription = next(r for r in observation.records[sobject] if r[ext] == record_id)
     subscription["Zuora__CustomerAccount__c"] = "a0X000000000000AAA"
     assert any("Zuora__CustomerAccount__c expected the Id of" in p for p in verify(demo.expectation, observation))
 
@@ -268,8 +269,18 @@ def test_the_stream_is_deterministic_and_has_every_case() -> None:
     assert "older change delivered after a newer one" in notes
     assert any("retry" in note.lower() for note in notes)
     assert sorted(s.expected_status for s in steps if isinstance(s, Invalid)) == [400, 401, 422, 422, 422]
-    # 20 customer accounts, the refused test account, and the duplicate account later deleted
-    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 2
+    # 20 customer accounts, the refused test account, the duplicate account later deleted, and the account that
+    # gains its CRM link after it was held
+    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 3
+    linked = [s.version for s in deliveries if s.version.key == first.highlights["linked"]]
+    assert [bool(v.fields["CrmId"]) for v in linked] == [False, True]
+    # An amendment: version 2 with a new Id, then version 1 Expired, both under one subscription number
+    number = first.highlights["amended"][1]
+    amended = [
+        s.version for s in deliveries if s.version.object_type == "Subscription" and s.version.fields["Name"] == number
+    ]
+    assert [(v.fields["Version"], v.fields["Status"]) for v in amended][-2:] == [("2", "Active"), ("1", "Expired")]
+    assert len({v.record_id for v in amended}) == 2
     # The lost changes happen in Zuora only; the delete's callout is the delete event's
     lost = [s for s in steps if isinstance(s, GiveUp)]
     assert sorted(s.version.object_type for s in lost) == ["Account", "Account", "Account", "Invoice"]

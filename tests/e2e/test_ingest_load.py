@@ -69,7 +69,12 @@ def stack() -> Iterator[LocalDeployment]:
 def _callout_body(template: dict[str, object], record_id: str) -> bytes:
     document = dict(template)
     document["id"] = record_id
-    document["fields"] = {"Name": f"Load {record_id[:8]}", "AccountNumber": record_id[:10]}
+    # Linked to a Salesforce Account: Zuora 360 syncs only such accounts (an unlinked one is held).
+    document["fields"] = {
+        "Name": f"Load {record_id[:8]}",
+        "AccountNumber": record_id[:10],
+        "CrmId": "0015g00000XyZ12AAB",
+    }
     return json.dumps(document).encode()
 
 

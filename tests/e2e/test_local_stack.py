@@ -328,6 +328,7 @@ def test_bodies_and_query_strings_reach_the_function_as_api_gateway_passes_them(
             "id": "PARAMS-1",
             "updatedDate": "2024-03-05T10:22:39.000-08:00",
             "Name": "Params Ltd",
+            "CrmId": "0015g00000XyZ12AAB",
         },
         auth=client.stack.callout_auth,
         timeout=10,

@@ -106,13 +106,10 @@ def test_check_on_the_default_mapping_and_on_a_broken_one(stack: LocalDeployment
     assert ("Zuora Account.Nmae", "not in Zuora's describe") in found
     assert ("Zuora__ZInvoice__c.Zuora__Missing__c", "missing (or not visible to the integration user)") in found
     assert ("Zuora__ZInvoice__c.Zuora__DueDate__c", "type date does not take the mapping's boolean") in found
-    # Zuora 360 marks Zuora__External_Id__c on payments deprecated and not unique (Zuora__EXT_ID__c replaces it);
-    # the shipped mapping still upserts payments on it, and that is all check finds in it.
-    assert defaults == {
-        ("block", "Zuora__Payment__c.Zuora__External_Id__c", "the external id field is not unique"),
-        ("warn", "Zuora__Payment__c.Zuora__External_Id__c", "deprecated"),
-    }
-    assert default == 1
+    # Zuora 360 marks Zuora__External_Id__c on payments deprecated and not unique; the shipped mapping upserts
+    # payments on Zuora__EXT_ID__c, the package's unique External ID, and uses no deprecated field: nothing to find.
+    assert defaults == set()
+    assert default == 0
 
 
 def test_permissions_against_the_org_leave_out_its_required_fields(stack: LocalDeployment) -> None:

@@ -58,13 +58,14 @@ def adapter(standin: StandinClient) -> SimpleSalesforceAdapter:
     return SimpleSalesforceAdapter(lambda: creds, session=standin.session(), timeout_seconds=5.0)
 
 
-def test_a_collections_delete_answers_per_id_in_order_and_clears_the_childrens_lookups(
+def test_a_collections_delete_answers_per_id_in_order_and_cascades_to_the_children(
     standin: StandinClient, http: requests.Session
 ) -> None:
     token = token_for(standin, http)
     upsert(standin, http, [{EXT: "A1", "Name": "Acme"}, {EXT: "A2", "Name": "Beta"}], token=token)
     upsert(standin, http, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}}], sobject=SUBSCRIPTIONS, token=token)
     accounts = ids_of(standin, ACCOUNTS)
+    subscription = ids_of(standin, SUBSCRIPTIONS)["S1"]
     never = "001000000000000AAA"
     calls_before = standin.stats()["api_calls"]
 
@@ -90,10 +91,11 @@ def test_a_collections_delete_answers_per_id_in_order_and_clears_the_childrens_l
     ]
     assert again.json()[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
     assert set(ids_of(standin, ACCOUNTS)) == {"A2"}
-    # Zuora 360's relationships are lookups: the child stays, its lookup cleared
-    [child] = standin.records(SUBSCRIPTIONS)
-    assert child["Zuora__CustomerAccount__c"] is None
-    assert standin.stats()["api_calls"] == calls_before + 2
+    # The subscription's lookup to its billing account cascades on delete (zuora360_package.json): it went with
+    # the account, into the recycle bin, so deleting it later answers ENTITY_IS_DELETED (the sync counts it done)
+    assert standin.records(SUBSCRIPTIONS) == []
+    assert delete(subscription).json()[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+    assert standin.stats()["api_calls"] == calls_before + 3
     assert delete(*[never] * 201).status_code == 400
 
 

@@ -46,6 +46,7 @@ def accounts(count: int) -> list[dict[str, Any]]:
             "Name": f"Reconciled Traders {n} Ltd",
             "AccountNumber": f"A{n:08d}",
             "Status": "Active",
+            "CrmId": f"0015g00000R{n:07d}",  # linked: Zuora 360 syncs only accounts with a CRM Account Id
         }
         for n in range(count)
     ]

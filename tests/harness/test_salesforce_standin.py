@@ -745,3 +745,84 @@ def test_configured_field_types_are_checked_and_the_daily_limit_can_be_injected_
     assert limited.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert (refused.status_code, refused.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
     assert standin.configure()["fields"]["Custom__c"] == {"Amount__c": "double"}
+
+
+CRM_ACCOUNT = salesforce_id("001", 7)
+
+
+def upsert_on(
+    standin: StandinClient, http: requests.Session, sobject: str, ext_field: str, records: list[dict[str, Any]]
+) -> requests.Response:
+    body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in records]}
+    return http.patch(
+        f"{standin.url}{API}/composite/sobjects/{sobject}/{ext_field}",
+        json=body,
+        headers={"Authorization": f"Bearer {token_for(standin, http)}"},
+        timeout=5,
+    )
+
+
+def test_a_missing_or_cleared_master_detail_is_refused_per_record(standin, http):
+    # Given an org that refuses what Salesforce refuses for Zuora 360's master-detail fields
+    standin.configure(enforce_master_detail=True)
+    try:
+        # When an account arrives without its CRM Account, another with it, and the second is later cleared
+        answer = upsert(
+            standin,
+            http,
+            [{EXT: "A1", "Name": "No link"}, {EXT: "A2", "Name": "Linked", "Zuora__Account__c": CRM_ACCOUNT}],
+        )
+        cleared = upsert(standin, http, [{EXT: "A2", "Zuora__Account__c": None}])
+        renamed = upsert(standin, http, [{EXT: "A2", "Name": "Linked, renamed"}])
+        # And a payment arrives without its billing account
+        orphan = upsert_on(standin, http, PAYMENTS, "Zuora__EXT_ID__c", [{"Zuora__EXT_ID__c": "P1", "Name": "P-1"}])
+    finally:
+        standin.configure(enforce_master_detail=False)
+
+    # Then the unlinked account, the clearing and the orphan payment are refused; an update that leaves the link
+    # alone is written
+    first, second = answer.json()
+    assert first["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert first["errors"][0]["fields"] == ["Zuora__Account__c"]
+    assert second["success"] is True
+    assert cleared.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert renamed.json()[0]["success"] is True
+    assert orphan.json()[0]["errors"][0]["fields"] == ["Zuora__BillingAccount__c"]
+    assert [r["Zuora__Account__c"] for r in standin.records(ACCOUNTS)] == [CRM_ACCOUNT]
+
+
+def test_an_upsert_on_a_field_that_is_not_an_external_id_is_refused(standin, http):
+    # When payments are upserted matching on Name
+    response = upsert_on(standin, http, PAYMENTS, "Name", [{"Name": "P-1"}])
+
+    # Then the request is refused whole, as Salesforce refuses it
+    assert response.status_code == 400
+    [error] = response.json()
+    assert error["errorCode"] == "INVALID_FIELD"
+    assert error["message"] == "Field name provided, Name is not an External ID or indexed field for Zuora__Payment__c"
+    assert standin.records(PAYMENTS) == []
+
+
+def test_a_non_unique_external_id_that_matches_two_records_is_the_multiple_match_answer(standin, http):
+    # Given two payments that share the deprecated, non-unique Zuora__External_Id__c
+    standin.seed(
+        PAYMENTS,
+        [{"Zuora__EXT_ID__c": "P1", EXT: "shared"}, {"Zuora__EXT_ID__c": "P2", EXT: "shared"}],
+        external_id_field="Zuora__EXT_ID__c",
+    )
+
+    # When a collection and a single row upsert on it
+    collection = upsert_on(standin, http, PAYMENTS, EXT, [{EXT: "shared", "Zuora__Amount__c": 5}])
+    row = http.patch(
+        f"{standin.url}{API}/sobjects/{PAYMENTS}/{EXT}/shared",
+        json={"Zuora__Amount__c": 5},
+        headers={"Authorization": f"Bearer {token_for(standin, http)}"},
+        timeout=5,
+    )
+
+    # Then neither updates either record: the collection says which, the row answers 300 with both
+    [result] = collection.json()
+    assert result["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID"
+    assert row.status_code == 300
+    assert len(row.json()) == 2
+    assert all("Zuora__Amount__c" not in r for r in standin.records(PAYMENTS))

@@ -47,6 +47,8 @@ def _records(accounts: int) -> dict[str, list[dict[str, Any]]]:
         for child in CHILDREN:
             found.setdefault(child, []).append(
                 {"Id": f"{child[:3]}{n:05d}", "UpdatedDate": stamp, "AccountId": f"A{n:05d}"}
+                # A subscription version names its subscription: one Salesforce record per number.
+                | ({"Name": f"A-S{n:08d}", "Version": 1} if child == "Subscription" else {})
             )
     return found
 

@@ -183,7 +183,7 @@ def test_a_change_with_every_field_rendered_as_null_is_written_with_the_fields_c
         "Subscription",
         "S1",
         AccountId="A1",
-        Name="S-1",
+        Name="S1",
         Status="null",
         AutoRenew="null",
         TermStartDate="null",

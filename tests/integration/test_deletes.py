@@ -16,7 +16,9 @@ SUBSCRIPTIONS = "Zuora__Subscription__c"
 
 
 def deleted(object_type: str = "Account", record_id: str = "A1", *, updated: datetime = T0) -> QueuedChange:
-    return change(object_type, record_id, updated=updated).model_copy(update={"change_type": "DELETE", "fields": {}})
+    # A subscription's delete names its subscription number (its record across versions), nothing else.
+    kept = {"Name": record_id} if object_type == "Subscription" else {}
+    return change(object_type, record_id, updated=updated).model_copy(update={"change_type": "DELETE", "fields": kept})
 
 
 def tombstoned(world: SyncWorld, record_key: str) -> bool:
@@ -176,7 +178,7 @@ def test_a_delete_salesforce_refuses_is_parked(world: SyncWorld) -> None:
 
 def test_deletes_go_first_children_before_parents_then_upserts_in_one_call(world: SyncWorld) -> None:
     world.run(message(change("Account", "A1", Name="Acme")), message(change("Account", "A2", Name="Old")))
-    world.run(message(change("Subscription", "S1", updated=T0, Name="S-1", AccountId="A1")))
+    world.run(message(change("Subscription", "S1", updated=T0, Name="S1", AccountId="A1")))
     before = len(world.salesforce.api_requests)
 
     # One batch: the subscription and account A2 deleted, account A1 (the subscription's parent) updated

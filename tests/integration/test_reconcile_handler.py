@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.observability.names import RECONCILE_RECORDS_READ, RECOVERED_BY_RECONCILIATION
 from nrtsync.services.reconcile.service import RECONCILE_SWEEP, ReconcileError
 from nrtsync.services.reconcile.settings import ReconcileSettings
+from nrtsync_cli.backfill_commands import BackfillTarget
+from nrtsync_cli.cli import build_parser
+from nrtsync_cli.reconcile_command import run_reconcile_command, scheduled_event
 from nrtsync_local.standin.process import ZuoraStandinClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.sync_world import STATE_TABLE, create_tables
@@ -158,3 +162,72 @@ def test_an_object_zuora_refuses_fails_the_invocation_after_the_others_ran_and_w
     assert DynamoSweepCheckpoints(STATE_TABLE, aws["dynamodb"]).watermark(RECONCILE_SWEEP, "Account") is not None
     failed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "reconcile object failed" in line]
     assert {line["object_type"] for line in failed} == set(load_mapping().write_order()[1:])
+
+
+def test_a_run_asked_for_deletes_queues_the_delete_zuora_never_called_out(
+    aws: dict[str, Any], standin: ZuoraStandinClient
+) -> None:
+    # Given two accounts the sync wrote to Salesforce, of which Zuora still has one (A2's delete callout was lost)
+    updated = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    standin.seed("Account", [{"Id": "A1", "UpdatedDate": updated.isoformat(), "Name": "Account A1"}])
+    state = DynamoVersionStore(STATE_TABLE, aws["dynamodb"])
+    for record_id in ("A1", "A2"):
+        written = QueuedChange(
+            object_type="Account",
+            record_id=record_id,
+            updated_date=updated,
+            notification_id=f"callout-{record_id}",
+            received_at=updated + timedelta(seconds=2),
+        )
+        state.claim(written.record_key, written.version, written.content_hash, owner="s", lease_until_ms=2**50)
+        state.commit(written.record_key, written.version, written.content_hash, owner="s", salesforce_id="a0B5g0001")
+
+    # When the function runs with the event `nrtsync reconcile --stack ... --deletes` sends
+    event = scheduled_event(deletes=True, now=datetime.now(UTC).replace(hour=12))
+    app.lambda_handler(event, ReconcileContext())
+
+    # Then A2's delete is queued (reconciliation's own window holds nothing new: A1 was written as it is)
+    queued = drain(aws["sqs"], aws["queue_url"])
+    assert [(b["record_id"], b.get("change_type")) for b in queued] == [("A2", "DELETE")]
+
+    # And the same run without the ask queues nothing (12:00 UTC is not the daily deletes hour)
+    app.lambda_handler(scheduled_event(deletes=False, now=datetime.now(UTC).replace(hour=12)), ReconcileContext())
+    assert drain(aws["sqs"], aws["queue_url"]) == []
+
+
+def local_client(name: str) -> Any:
+    """A client of the local stack's AWS (moto in this process)."""
+    return boto3.Session(region_name=REGION).client(name)  # type: ignore[call-overload]
+
+
+def test_nrtsync_reconcile_local_runs_one_pass_with_the_deletes_sweep(
+    aws: dict[str, Any], standin: ZuoraStandinClient
+) -> None:
+    # Given the local stack's tables, queue and ZuoraSecret; an account the sync wrote that Zuora no longer has
+    updated = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    state = DynamoVersionStore(STATE_TABLE, aws["dynamodb"])
+    gone = QueuedChange(
+        object_type="Account",
+        record_id="A9",
+        updated_date=updated,
+        notification_id="callout-A9",
+        received_at=updated,
+    )
+    state.claim(gone.record_key, gone.version, gone.content_hash, owner="s", lease_until_ms=2**50)
+    state.commit(gone.record_key, gone.version, gone.content_hash, owner="s", salesforce_id="a0B5g0009")
+    target = BackfillTarget(
+        STATE_TABLE,
+        aws["queue_url"],
+        local_client,
+        values={"zuora_secret_id": "zuora", "zuora_ca_file": standin.ca_file},
+    )
+
+    # When `nrtsync --local reconcile --deletes` runs
+    out = StringIO()
+    args = build_parser().parse_args(["--local", "reconcile", "--deletes"])
+    code = run_reconcile_command(args, out, target=target)
+
+    # Then it ran here, over the stand-in's API, and queued the lost delete
+    assert code == 0
+    assert "deletes_queued: 1" in out.getvalue()
+    assert [(b["record_id"], b.get("change_type")) for b in drain(aws["sqs"], aws["queue_url"])] == [("A9", "DELETE")]

@@ -533,6 +533,20 @@ def test_the_concurrent_long_running_limit_is_not_the_daily_allocation(standin):
     assert adapter.api_calls == 2
 
 
+def test_concurrent_requests_is_the_concurrency_limit_not_the_daily_allocation(standin):
+    # Given the org at its concurrent API request limit ("ConcurrentRequests (Concurrent API Requests) ...")
+    standin.set_faults(fail_next=[{"kind": "concurrent_requests"}])
+    adapter = adapter_for(standin)
+
+    # When a record is upserted
+    with pytest.raises(SalesforceConcurrencyLimitError) as refused:
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+
+    # Then it is the short-backoff concurrency error, not the allocation error that stops every call
+    assert not isinstance(refused.value, SalesforceLimitExceededError)
+    assert "ConcurrentRequests" in refused.value.message
+
+
 def test_a_read_timeout_is_in_doubt_and_the_write_commits_after_the_client_gave_up(standin):
     # Given a token cached, then Salesforce holding the next call 1.5 s before it runs and commits
     adapter = adapter_for(standin, timeout_seconds=0.4, max_attempts=1)

@@ -18,7 +18,7 @@ import pytest
 from functions.sync import app
 from nrtsync.adapters.aws.sqs import SqsChangeQueue
 from nrtsync.app.sync import build_sync
-from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH
+from nrtsync.domain.mapping import DEFAULT_MAPPING_PATH, load_mapping
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome
 from nrtsync.services.sync.service import QueueMessage
@@ -26,7 +26,20 @@ from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_local.aws import LocalResources, client, provision
 from nrtsync_local.poller import MappingSwitch, SqsEventSourcePoller
 from tests.support.salesforce import StandinClient, running_salesforce_standin
-from tests.support.sync_world import T0, change
+from tests.support.sync_world import T0
+from tests.support.sync_world import change as unlinked_change
+
+LINKED_CRM_ID = "0015g00000LnK00AAA"
+
+
+def change(object_type: str = "Account", record_id: str = "A1", **kw: Any) -> QueuedChange:
+    """A change as Zuora sends it; an account carries its CRM link unless the test says otherwise, because
+    Zuora 360 syncs only linked accounts (an unlinked one is held: tests/unit/test_unlinked_accounts.py)."""
+    if object_type == "Account" and "CrmId" not in kw:
+        fields = {k: v for k, v in kw.items() if k not in ("updated", "received")}
+        kw = {**kw, "CrmId": LINKED_CRM_ID, **({} if fields else {"Name": f"{record_id} linked"})}
+    return unlinked_change(object_type, record_id, **kw)
+
 
 pytestmark = pytest.mark.integration
 ACCOUNTS = "Zuora__CustomerAccount__c"
@@ -80,7 +93,9 @@ class Pipeline:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def find(self, sobject: str, ext_id: str) -> dict[str, Any] | None:
-        return next((r for r in self.sf.records(sobject) if r.get("Zuora__External_Id__c") == ext_id), None)
+        # Each sObject is matched on its mapping's external id (a payment on Zuora__EXT_ID__c).
+        ext_field = next(o.external_id_field for o in load_mapping().objects.values() if o.sobject == sobject)
+        return next((r for r in self.sf.records(sobject) if r.get(ext_field) == ext_id), None)
 
     def record(self, sobject: str, ext_id: str) -> dict[str, Any]:
         found = self.find(sobject, ext_id)
@@ -150,7 +165,7 @@ def test_partial_failures_write_the_good_and_park_the_bad(pipeline: Pipeline) ->
 
 def test_a_child_before_its_parent_waits_then_lands(pipeline: Pipeline) -> None:
     # Given a subscription queued and synced before its account exists
-    pipeline.send(change("Subscription", "S1", Name="S-1", AccountId="A9"))
+    pipeline.send(change("Subscription", "S1", Name="S1", AccountId="A9"))
     first = pipeline.poller()
     first.poll_once()
     assert first.stats.retried == 1
@@ -260,7 +275,7 @@ def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipe
     pipeline.send(
         change("Invoice", "I7", InvoiceNumber="INV-7", AccountId="A7", Amount="null", DueDate="null", Comments="null"),
         change("Payment", "P7", PaymentNumber="P-7", AccountId="A7", CrmId=other_crm_id),
-        change("Subscription", "S7", Name="S-7", AccountId="null", Version="null", AutoRenew="null"),
+        change("Subscription", "S7", Name="S7", AccountId="null", Version="null", AutoRenew="null"),
     )
     pipeline.drain()
 
@@ -278,7 +293,7 @@ def test_children_carry_the_accounts_crm_id_and_text_null_clears_over_https(pipe
     assert "Zuora__CustomerAccount__c" not in subscription
     assert "Zuora__Account__c" not in subscription  # no parent, nothing known: left out
     assert (subscription["Name"], subscription["Zuora__Version__c"], subscription["Zuora__AutoRenew__c"]) == (
-        "S-7",
+        "S7",
         None,
         None,
     )
@@ -392,14 +407,17 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     # Given two accounts and a subscription of the first, in Salesforce
     pipeline.send(change("Account", "A1", Name="Acme"), change("Account", "A2", Name="Beta"))
     pipeline.drain()
-    pipeline.send(change("Subscription", "S1", Name="S-1", AccountId="A1"))
+    pipeline.send(change("Subscription", "S1", Name="S1", AccountId="A1"))
     pipeline.drain()
     calls_before = pipeline.sf.stats()["api_calls"]
 
     # When one batch deletes the subscription and account A2 and updates account A1 (Zuora's changeType DELETE)
     later = T0 + timedelta(minutes=1)
     pipeline.send(
-        change("Subscription", "S1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+        # A subscription's delete names its number (its one record across versions)
+        change("Subscription", "S1", updated=later).model_copy(
+            update={"change_type": "DELETE", "fields": {"Name": "S1"}}
+        ),
         change("Account", "A1", updated=later, Name="Acme 2"),
         change("Account", "A2", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
     )
@@ -412,5 +430,34 @@ def test_one_batch_of_upserts_and_deletes_is_one_composite_call(pipeline: Pipeli
     assert pipeline.find(SUBSCRIPTIONS, "S1") is None
     assert pipeline.find(ACCOUNTS, "A2") is None
     assert pipeline.record(ACCOUNTS, "A1")["Name"] == "Acme 2"
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0
+
+
+def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline) -> None:
+    # Given an account with a subscription and an invoice, in Salesforce
+    pipeline.send(change("Account", "A1", Name="Acme"))
+    pipeline.drain()
+    pipeline.send(
+        change("Subscription", "S1", Name="S1", AccountId="A1"),
+        change("Invoice", "I1", InvoiceNumber="INV-1", AccountId="A1"),
+    )
+    pipeline.drain()
+
+    # When Zuora deletes the account (Salesforce cascades to its subscriptions and invoices), then its children
+    later = T0 + timedelta(minutes=1)
+    pipeline.send(change("Account", "A1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}))
+    pipeline.drain()
+    pipeline.send(
+        change("Subscription", "S1", updated=later).model_copy(
+            update={"change_type": "DELETE", "fields": {"Name": "S1"}}
+        ),
+        change("Invoice", "I1", updated=later).model_copy(update={"change_type": "DELETE", "fields": {}}),
+    )
+    pipeline.drain()
+
+    # Then the children's deletes are done (already gone with their account), not failures, nothing left behind
+    assert pipeline.find(SUBSCRIPTIONS, "S1") is None
+    assert pipeline.find("Zuora__ZInvoice__c", "I1") is None
     assert pipeline.failures() == []
     assert pipeline.depth() == 0

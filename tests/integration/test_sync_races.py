@@ -269,8 +269,10 @@ def test_the_sync_function_assembled_with_a_zuora_secret_it_cannot_read_falls_ba
         breaker_store=world.breaker_store,
         event_source=world.switch,
     )
-    first = change("Account", "A1", received=T0 + timedelta(seconds=1), Name="first")
-    second = change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second")
+    # Linked accounts (a CrmId): the assembled function holds an account without one
+    linked = "0015g00000XyZ12AAB"
+    first = change("Account", "A1", received=T0 + timedelta(seconds=1), Name="first", CrmId=linked)
+    second = change("Account", "A1", received=T0 + timedelta(seconds=2), Name="second", CrmId=linked)
     service.run([message(first)], deadline=time.monotonic() + 60)
 
     # When a different change of the same second arrives

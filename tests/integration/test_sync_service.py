@@ -88,7 +88,7 @@ def test_a_different_change_with_the_same_timestamp_is_not_lost(world: SyncWorld
 
 def test_a_child_waits_for_its_parent_and_is_written_when_it_lands(world: SyncWorld) -> None:
     # Given a subscription whose account is not in Salesforce yet
-    sub = message(change("Subscription", "S1", Name="S-1", AccountId="A1"))
+    sub = message(change("Subscription", "S1", Name="S1", AccountId="A1"))
 
     # When it is synced alone
     first = world.run(sub)
@@ -101,7 +101,7 @@ def test_a_child_waits_for_its_parent_and_is_written_when_it_lands(world: SyncWo
 
     # And when the account lands and the subscription comes back
     world.run(message(change("Account", "A1", Name="Acme")))
-    retried = message(change("Subscription", "S1", Name="S-1", AccountId="A1"), receive_count=2)
+    retried = message(change("Subscription", "S1", Name="S1", AccountId="A1"), receive_count=2)
     second = world.run(retried)
 
     # Then the subscription is written with its lookup to the account

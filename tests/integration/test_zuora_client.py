@@ -211,3 +211,36 @@ def test_a_query_the_stand_in_refuses_is_a_permanent_error_with_zuoras_code(
     assert raised.value.code == "MALFORMED_QUERY"
     assert raised.value.http_status == 400
     assert fake_time.sleeps == []
+
+
+def test_a_429_without_retry_after_waits_what_rate_limit_reset_says(
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
+) -> None:
+    standin.seed("Account", accounts(1))
+    zuora = client_for(standin, session, fake_time)
+    zuora.query(changes_query(MAPPING, "Account", SINCE))  # a token first, so the 429 hits the query
+
+    # Given Zuora's rate limit answering with its RateLimit-* headers only (RateLimit-Reset 4: seconds to the reset)
+    standin.set_faults([{"status": 429, "reset": 4}])
+
+    # When it queries
+    page = zuora.query(changes_query(MAPPING, "Account", SINCE))
+
+    # Then it waited until the quota reset, not a guessed second
+    assert fake_time.sleeps == [4.0]
+    assert len(page.records) == 1
+
+
+def test_a_field_the_object_lacks_is_refused_with_invalid_field(
+    standin: ZuoraStandinClient, session: requests.Session, fake_time: FakeClock
+) -> None:
+    zuora = client_for(standin, session, fake_time)
+
+    # ZOQL's Subscription has no SubscriptionNumber (its number is Name): Zuora refuses the whole query
+    with pytest.raises(ZuoraRequestError, match="INVALID_FIELD") as raised:
+        zuora.query("select Id, SubscriptionNumber from Subscription where UpdatedDate >= '2026-01-01T00:00:00+00:00'")
+
+    assert "Subscription.SubscriptionNumber" in str(raised.value)
+    # And every field the default mapping queries is one Zuora has
+    for object_type in MAPPING.objects:
+        zuora.query(changes_query(MAPPING, object_type, SINCE))

@@ -152,7 +152,7 @@ def test_the_endpoint_answers_422_naming_the_format_for_an_ambiguous_updated_dat
     assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
 
 
-def test_the_endpoint_queues_a_german_layout_updated_date_as_utc(queue: tuple[Any, str]) -> None:
+def test_the_endpoint_queues_a_german_layout_updated_date_as_the_tenants_local_time(queue: tuple[Any, str]) -> None:
     sqs, queue_url = queue
     event = with_fields(load_event("callout_account"), updatedDate="05.03.2024 10:22:39")
 
@@ -160,8 +160,9 @@ def test_the_endpoint_queues_a_german_layout_updated_date_as_utc(queue: tuple[An
 
     assert response["statusCode"] == 200, response["body"]
     [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    # No offset: local time in the tenant's zone (ZuoraTenantTimeZone, default America/Los_Angeles: PST, UTC-8)
     assert QueuedChange.model_validate_json(message["Body"]).updated_date == datetime(
-        2024, 3, 5, 10, 22, 39, tzinfo=UTC
+        2024, 3, 5, 18, 22, 39, tzinfo=UTC
     )
 
 
@@ -176,7 +177,7 @@ def test_a_date_field_takes_every_unambiguous_layout(rendered: str) -> None:
 @pytest.mark.parametrize(
     ("rendered", "expected"),
     [
-        ("05.03.2024 14:54:00", "2024-03-05T14:54:00"),
+        ("05.03.2024 14:54:00", "2024-03-05T14:54:00+00:00"),  # no offset: the zone given (UTC by default)
         ("05-03-2024 02:54 PM -08:00", "2024-03-05T14:54:00-08:00"),
         ("2024/03/05 14:54Z", "2024-03-05T14:54:00+00:00"),
     ],

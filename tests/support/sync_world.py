@@ -13,6 +13,7 @@ import boto3
 
 from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore
 from nrtsync.adapters.aws.history import DynamoHistoryWriter
+from nrtsync.adapters.aws.holds import DynamoHoldStore
 from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
@@ -59,11 +60,16 @@ def change(
     **fields: Any,
 ) -> QueuedChange:
     received_at = received or updated + timedelta(seconds=1)
+    if object_type == "Subscription":
+        # A subscription's Name is its number (one Salesforce record per number): here the test's record id,
+        # unless the test gives one.
+        fields = {"Name": record_id, **fields}
+    fields = fields or {"Name": f"{record_id} at {updated.isoformat()}"}
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated,
-        fields=fields or {"Name": f"{record_id} at {updated.isoformat()}"},
+        fields=fields,
         # Zuora's retry of a notification keeps its id: the same arguments make the same notification, two changes
         # received apart are two notifications (even within one second of Zuora's).
         notification_id=f"n-{object_type}-{record_id}-{updated.timestamp()}-{received_at.timestamp()}",
@@ -89,6 +95,7 @@ class SyncWorld:
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    holds: bool = False  # True: accounts without a CRM link are held, as the deployed function does
     zuora: ZuoraPort | None = None  # the sync reads Zuora only for two changes of one second
 
     def service(self) -> SyncService:
@@ -100,6 +107,7 @@ class SyncWorld:
             history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=self.retries,
             breaker=self.breaker(),
+            holds=DynamoHoldStore(STATE_TABLE, client=self.dynamodb) if self.holds else None,
             zuora=self.zuora,
             clock=self.clock,
             monotonic=self.monotonic,

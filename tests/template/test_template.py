@@ -1479,7 +1479,14 @@ RECONCILE_POLICIES = [
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["CalloutQueue", "Arn"]}},
             {
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                # Scan: the daily lost-deletes sweep lists the records written to Salesforce.
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Scan",
+                ],
                 "Resource": {"Fn::GetAtt": ["SyncStateTable", "Arn"]},
             },
         ]

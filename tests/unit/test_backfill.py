@@ -31,6 +31,8 @@ def _seed(world: BackfillWorld, accounts: int, children_each: int = 1) -> None:
                 child,
                 *(
                     {"Id": f"{child[0]}{n:05d}-{k}", "UpdatedDate": UPDATED.isoformat(), "AccountId": account}
+                    # A subscription version names its subscription (one record per number in Salesforce).
+                    | ({"Name": f"S{n:05d}-{k}", "Version": 1} if child == "Subscription" else {})
                     for k in range(children_each)
                 ),
             )

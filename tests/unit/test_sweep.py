@@ -185,9 +185,28 @@ def test_an_expired_locator_reads_the_window_again_and_loses_nothing() -> None:
     outcome = world.sweep.run("Account", SINCE, UNTIL, deadline=FAR)
 
     assert outcome.finished
-    assert outcome.cursor.restarts == 1
+    assert outcome.cursor.restarts == 0  # the restart read a page: the count of restarts in a row starts again
     assert {c.record_id for c in world.sink.sent} == set(ids)  # the first page is queued twice: the sync drops it
     assert len(world.zuora.queries) == 2
+
+
+def test_long_pauses_between_runs_never_use_up_the_restarts() -> None:
+    # Given a sweep that pauses after two pages in each of five runs, its locator expired before every next run
+    # (more than 15 minutes between them: a backfill waiting for the queue, a reconcile on a slow schedule)
+    world = World(page_size=100)
+    ids = world.accounts(800)
+    for _ in range(5):
+        two_pages = iter([None, None, "pause"]).__next__
+        paused = world.sweep.run("Account", SINCE, UNTIL, deadline=FAR, should_stop=two_pages)
+        assert (paused.finished, paused.pages) == (False, 2)
+        world.zuora.forget_locators()
+
+    # When a run finally has the time to read the window to its end
+    outcome = world.sweep.run("Account", SINCE, UNTIL, deadline=FAR)
+
+    # Then it ends instead of failing on its fourth restart, every record queued
+    assert outcome.finished
+    assert {c.record_id for c in world.sink.sent} == set(ids)
 
 
 def test_a_queue_failure_keeps_the_cursor_before_the_page_so_nothing_is_skipped() -> None:

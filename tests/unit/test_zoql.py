@@ -28,10 +28,11 @@ def test_the_query_selects_id_updated_date_and_every_mapped_and_parent_field_of_
     # When its query is built for a window
     zoql = changes_query(MAPPING, "Subscription", SINCE, UNTIL)
 
-    # Then it selects Id, UpdatedDate, the mapped fields and the parent id, not the inherited CrmId
+    # Then it selects Id, UpdatedDate, the mapped fields (Name: the subscription number) and the parent id, not
+    # the inherited CrmId, and only the current version of each subscription
     fields = ", ".join(["Id", "UpdatedDate", *MAPPING.objects["Subscription"].fields, "AccountId"])
-    where = "where UpdatedDate >= '2026-11-30T10:00:00.000+00:00' and UpdatedDate < '2026-11-30T10:15:00.000+00:00'"
-    assert zoql == " ".join(["select", fields, "from Subscription", where])
+    where = "where UpdatedDate >= '2026-11-30T10:00:00+00:00' and UpdatedDate < '2026-11-30T10:15:00+00:00'"
+    assert zoql == " ".join(["select", fields, "from Subscription", where, "and Status != 'Expired'"])
     assert "CrmId" not in zoql
     assert "order by" not in zoql.lower()  # ZOQL has no ORDER BY
 
@@ -41,7 +42,7 @@ def test_an_open_ended_query_has_only_the_lower_bound_and_bounds_are_written_in_
 
     zoql = changes_query(MAPPING, "Account", since)
 
-    assert zoql.endswith("from Account where UpdatedDate >= '2026-11-30T10:00:00.000+00:00'")
+    assert zoql.endswith("from Account where UpdatedDate >= '2026-11-30T10:00:00+00:00'")
 
 
 @pytest.mark.parametrize(

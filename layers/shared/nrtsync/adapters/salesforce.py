@@ -48,7 +48,10 @@ _BACKOFF_BASE_SECONDS = 0.25
 _BACKOFF_CAP_SECONDS = 8.0
 # Salesforce wants the assertion's exp within 3 minutes of its own clock; 150 s leaves room for clock skew.
 _JWT_LIFETIME_SECONDS = 150
-_CONCURRENT_LIMIT_MARKER = "ConcurrentPerOrgLongTxn"
+# REQUEST_LIMIT_EXCEEDED names the limit in its message: "TotalRequests Limit exceeded." is the daily allocation;
+# "ConcurrentRequests (Concurrent API Requests) Limit exceeded." and "ConcurrentPerOrgLongTxn Limit exceeded." are
+# concurrency limits, which clear in seconds as the org's running requests finish.
+_CONCURRENT_LIMIT_MARKERS = ("ConcurrentRequests", "ConcurrentPerOrgLongTxn")
 
 T = TypeVar("T")
 
@@ -380,9 +383,8 @@ def _error_for(status: int, content: Any, what: str) -> Exception:
             f"HTTP {status} {error_code}".strip(), in_doubt=_may_still_run(status, error_code), http_status=status
         )
     if status == 403 and error_code == "REQUEST_LIMIT_EXCEEDED":
-        # One code for two limits: the daily allocation ("TotalRequests Limit exceeded.") and the concurrent
-        # long-running requests ("ConcurrentPerOrgLongTxn Limit exceeded."), which clears in seconds.
-        if _CONCURRENT_LIMIT_MARKER in message:
+        # One code for several limits (_CONCURRENT_LIMIT_MARKERS): only TotalRequests is the daily allocation.
+        if any(marker in message for marker in _CONCURRENT_LIMIT_MARKERS):
             return SalesforceConcurrencyLimitError(f"{what}: {message}")
         return SalesforceLimitExceededError(f"{what}: {message or 'API request limit exceeded'}")
     return SalesforceRequestError(

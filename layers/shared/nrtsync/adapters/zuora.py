@@ -177,11 +177,17 @@ def _json_object(response: requests.Response, path: str) -> dict[str, Any]:
 
 
 def _retry_after(response: requests.Response) -> float:
-    # Zuora sends Retry-After in seconds; without one, a short wait (its docs suggest backing off and retrying).
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+    """How long a 429 asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (Zuora's "Rate limits": the seconds
+    until the quota resets, beside ``RateLimit-Limit`` and ``RateLimit-Remaining``), else a short wait."""
+    for header in ("Retry-After", "RateLimit-Reset"):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            continue
+    return 1.0
 
 
 def _page(answer: dict[str, Any]) -> QueryPage:

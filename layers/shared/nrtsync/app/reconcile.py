@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.ports.breaker import BreakerStore
     from nrtsync.ports.sweep import ChangeSink, SettledVersions, SweepCheckpoints
+    from nrtsync.ports.written import WrittenRecords
     from nrtsync.ports.zuora import ZuoraPort
     from nrtsync.services.reconcile.service import Reconciler, ReconcileResult
 
@@ -40,33 +41,50 @@ def build_reconcile(
     sink: ChangeSink | None = None,
     checkpoints: SweepCheckpoints | None = None,
     breaker_store: BreakerStore | None = None,
+    written: WrittenRecords | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Reconciler:
     """The scheduled reconciliation: the ``reconcile`` sweep of every mapped object, stopped by the breaker."""
     from nrtsync.adapters.aws.breaker_store import DynamoBreakerStore  # noqa: PLC0415
+    from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
+    from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sweep_store import DynamoSweepCheckpoints  # noqa: PLC0415
     from nrtsync.domain.mapping import cached_mapping  # noqa: PLC0415
     from nrtsync.domain.zoql import RECONCILE_SOURCE  # noqa: PLC0415
+    from nrtsync.services.reconcile.lost_deletes import LostDeletes  # noqa: PLC0415
     from nrtsync.services.reconcile.service import RECONCILE_SWEEP, Reconciler, ReconcileWindows  # noqa: PLC0415
 
     mapping = mapping or cached_mapping(settings.mapping_path)
     checkpoints = checkpoints or DynamoSweepCheckpoints(settings.state_table)
+    # One Zuora client (one token) and one queue for both sweeps.
+    zuora = zuora or LazyZuora(lambda: build_zuora_from_secret(settings))
+    sink = sink or SqsChangeQueue(settings.queue_url)
     sweep = build_sweep(
         RECONCILE_SWEEP,
         source=RECONCILE_SOURCE,
         state_table=settings.state_table,
         queue_url=settings.queue_url,
         mapping=mapping,
-        zuora=zuora or LazyZuora(lambda: build_zuora_from_secret(settings)),
+        zuora=zuora,
         versions=versions,
         sink=sink,
         checkpoints=checkpoints,
         clock=clock,
         monotonic=monotonic,
     )
+    lost_deletes = LostDeletes(
+        zuora=zuora,
+        written=written or DynamoVersionStore(settings.state_table),
+        sink=sink,
+        mapping=mapping,
+        clock=clock,
+        monotonic=monotonic,
+    )
     return Reconciler(
         sweep=sweep,
+        lost_deletes=lost_deletes,
+        deletes_hour=settings.deletes_hour,
         checkpoints=checkpoints,
         breaker=breaker_store or DynamoBreakerStore(settings.state_table),
         mapping=mapping,

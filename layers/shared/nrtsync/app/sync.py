@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.api_usage import ApiUsageStore
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.history import HistoryWriter, RecordOutcome
+    from nrtsync.ports.holds import HoldStore
     from nrtsync.ports.queue import RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync.ports.state import VersionStore
@@ -54,6 +55,7 @@ def build_sync(
     retries: RetryScheduler | None = None,
     breaker_store: BreakerStore | None = None,
     event_source: EventSourceSwitch | None = None,
+    holds: HoldStore | None = None,
     zuora: ZuoraPort | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
@@ -62,6 +64,7 @@ def build_sync(
     """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS, and
     the circuit breaker (state in DynamoDB, the function's own SQS event source mapping through the Lambda API)."""
     from nrtsync.adapters.aws.history import DynamoHistoryWriter  # noqa: PLC0415
+    from nrtsync.adapters.aws.holds import DynamoHoldStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
     from nrtsync.adapters.aws.state import DynamoVersionStore  # noqa: PLC0415
     from nrtsync.domain.mapping import cached_mapping  # noqa: PLC0415
@@ -80,6 +83,7 @@ def build_sync(
         history=history or DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
         retries=retries or SqsChangeQueue(settings.queue_url),
         breaker=breaker,
+        holds=holds or DynamoHoldStore(settings.state_table),
         # Built on the first same-second change only: a secret not filled in then costs nothing but that change's
         # fallback (marked for reconcile).
         zuora=zuora or (LazyZuora(lambda: build_zuora_from_secret(settings)) if settings.zuora_secret_id else None),

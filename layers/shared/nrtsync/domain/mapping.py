@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -70,6 +71,21 @@ class ParentLookup(BaseModel):
     object: str = Field(pattern=_ZUORA_NAME)
 
 
+class VersionedRecords(BaseModel):
+    """How Zuora versions an object's records: each amendment of a subscription is a new record (a new Id) with the
+    same ``Name`` (the subscription number: ZOQL's and the SOAP API's Subscription has no other) and the next
+    ``Version``; the earlier versions become ``Expired``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=_ZUORA_NAME)
+    """The Zuora field that names the record across its versions (the state table and the upsert use it)."""
+    rank: str = Field(pattern=_ZUORA_NAME)
+    """The Zuora field that orders versions (compared before ``UpdatedDate``)."""
+    current: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]* (=|!=) '[A-Za-z ]+'$")
+    """The ZOQL condition that selects only the current version, e.g. ``Status != 'Expired'``."""
+
+
 class ObjectMapping(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -80,6 +96,19 @@ class ObjectMapping(BaseModel):
     parents: dict[str, ParentLookup] = Field(default_factory=dict)
     inherit: dict[str, InheritedField] = Field(default_factory=dict)
     """Zuora field name (in the child's callout and in the parent's ``fields``) -> where it goes."""
+    versions: VersionedRecords | None = None
+    """Set for an object whose records Zuora keeps in versions: one Salesforce record per ``versions.key``, the
+    version's own Id going to ``copyIdTo``."""
+    master_detail: tuple[str, ...] = Field(alias="masterDetail", default=())
+    """Zuora fields (of ``fields``) whose Salesforce field is a master-detail: required when the record is
+    created and never cleared. A record without one is held, not sent (``nrtsync.services.sync.holds``)."""
+
+    @model_validator(mode="after")
+    def _master_detail_fields_are_mapped(self) -> ObjectMapping:
+        unknown = [name for name in self.master_detail if name not in self.fields]
+        if unknown:
+            raise ValueError(f"masterDetail names fields that are not in fields: {unknown}")
+        return self
 
 
 class MappingConfig(BaseModel):
@@ -200,8 +229,12 @@ def _as_date(value: FieldValue) -> str:
     return parse_zuora_date(str(value)).isoformat()
 
 
-def _as_datetime(value: FieldValue) -> str:
+def _as_datetime(value: FieldValue, zone: tzinfo = UTC) -> str:
     moment = parse_zuora_datetime(str(value), require_time=False)
+    if moment.tzinfo is None:
+        # Zuora renders a dateTime in the tenant's time zone; Salesforce needs "Z" or an offset on every dateTime
+        # ("Valid Date and DateTime Formats"), or it reads a different instant.
+        moment = moment.replace(tzinfo=zone)
     # Salesforce keeps milliseconds and reads at most three fraction digits ("Valid Date and DateTime Formats");
     # isoformat() would print six for any time with a fraction.
     return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
@@ -231,7 +264,9 @@ _COERCIONS: dict[FieldType, Callable[[FieldValue], Any]] = {
 }
 
 
-def coerce_value(value: FieldValue, field_type: FieldType, *, field: str, null_text: NullText = "empty") -> Any:
+def coerce_value(
+    value: FieldValue, field_type: FieldType, *, field: str, null_text: NullText = "empty", zone: tzinfo = UTC
+) -> Any:
     """Turn a callout value (Zuora renders merge fields as strings) into the JSON Salesforce expects.
 
     An empty value (``is_empty``: JSON null, "", the text ``null``) means "no value" and becomes JSON null,
@@ -243,13 +278,20 @@ def coerce_value(value: FieldValue, field_type: FieldType, *, field: str, null_t
     if is_empty(value):
         return None
     try:
+        if field_type == "datetime":
+            return _as_datetime(value, zone)
         return _COERCIONS[field_type](value)
     except (ValueError, InvalidOperation) as exc:
         raise MappingError(f"field {field!r}: {value!r} is not a valid {field_type}: {exc}") from exc
 
 
 def build_record(
-    mapping: MappingConfig, object_type: str, record_id: str, fields: dict[str, FieldValue]
+    mapping: MappingConfig,
+    object_type: str,
+    record_id: str,
+    fields: dict[str, FieldValue],
+    *,
+    zone: tzinfo = UTC,
 ) -> dict[str, Any]:
     """The sObject Collections record for one Zuora change (without the ``attributes`` wrapper).
 
@@ -265,16 +307,18 @@ def build_record(
         # Ingest refuses such a callout (422); this guards changes queued before it did.
         raise MappingError(f"the record id {record_id!r} is empty")
     record: dict[str, Any] = {obj.external_id_field: record_id}
+    # A versioned record is named by its key (a subscription number); the version's own Zuora Id is in "Id".
+    version_id = str(fields.get("Id") or record_id) if obj.versions else record_id
     for target in obj.copy_id_to:
-        record[target] = record_id
+        record[target] = version_id
     for name, spec in obj.fields.items():
         if name in fields:
-            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text)
+            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text, zone=zone)
     for name in obj.inherit:
         # Absent (neither the callout nor the parent's state knows it): left out, so Salesforce keeps its value.
         if name in fields:
             spec = mapping.inherited_spec(object_type, name)
-            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text)
+            record[spec.to] = coerce_value(fields[name], spec.type, field=name, null_text=spec.null_text, zone=zone)
     for name, parent in obj.parents.items():
         parent_id = fields.get(name)
         if is_empty(parent_id):

@@ -15,6 +15,8 @@ class Outcome(StrEnum):
     """This exact change was already written (Zuora re-delivered it)."""
     STALE = "stale"
     """A newer version of the record is already in Salesforce (or being written): never overwrite it."""
+    HELD = "held"
+    """Not sent: its billing account has no CRM link yet; written once the link arrives (not a failure)."""
     WAITING = "waiting"
     """Retryable: the message goes back to the queue and comes again in seconds."""
     FAILED = "failed"

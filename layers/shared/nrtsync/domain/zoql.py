@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from nrtsync.domain.mapping import MappingConfig, MappingError
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.zuora import ZuoraRecord
+from nrtsync.domain.versions import rekey
 from nrtsync.domain.zuora_dates import ZuoraDateError, parse_zuora_datetime
 
 RECONCILE_SOURCE = "reconcile"
@@ -37,17 +38,20 @@ def queried_fields(mapping: MappingConfig, object_type: str) -> list[str]:
     """
     obj = mapping.objects[object_type]
     fields = [ID_FIELD, UPDATED_FIELD]
-    for name in [*obj.fields, *obj.parents]:
+    versioned = [obj.versions.key, obj.versions.rank] if obj.versions else []
+    for name in [*obj.fields, *obj.parents, *versioned]:
         if name not in fields:
             fields.append(name)
     return fields
 
 
 def zoql_datetime(value: datetime) -> str:
-    """A ZOQL dateTime literal in UTC with an explicit offset, so the tenant's time zone cannot shift it."""
+    """A ZOQL dateTime literal in UTC with an explicit offset, so the tenant's time zone cannot shift it; whole
+    seconds, as Zuora's ZOQL examples write them (``'2024-03-05T10:22:39+00:00'``). A bound is rounded down, so a
+    window never skips a record: the sync's versions make a record read twice harmless."""
     if value.tzinfo is None:
         raise ValueError("a ZOQL bound must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def changes_query(mapping: MappingConfig, object_type: str, since: datetime, until: datetime | None = None) -> str:
@@ -63,8 +67,28 @@ def changes_query(mapping: MappingConfig, object_type: str, since: datetime, unt
         if until <= since:
             raise ValueError("until must be after since")
         where += f" and {UPDATED_FIELD} < '{zoql_datetime(until)}'"
+    versions = mapping.objects[object_type].versions
+    if versions is not None:
+        # Only the current version: ZOQL returns every version, and the expired ones are older by definition.
+        where += f" and {versions.current}"
     # Names come from the validated mapping (identifier patterns), bounds from zoql_datetime: nothing to quote.
     return f"select {', '.join(queried_fields(mapping, object_type))} from {object_type} where {where}"  # noqa: S608
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ids_query(mapping: MappingConfig, object_type: str) -> str:
+    """``select Id from <Object> where UpdatedDate >= '1970-01-01T00:00:00+00:00'``: every Id Zuora still has
+    (a versioned object's key too, current versions only), for the lost-deletes sweep."""
+    obj = mapping.objects.get(object_type)
+    if obj is None:
+        raise MappingError(f"objectType {object_type!r} is not mapped")
+    fields = [ID_FIELD, obj.versions.key] if obj.versions else [ID_FIELD]
+    where = f"{UPDATED_FIELD} >= '{zoql_datetime(_EPOCH)}'"
+    if obj.versions is not None:
+        where += f" and {obj.versions.current}"
+    return f"select {', '.join(fields)} from {object_type} where {where}"  # noqa: S608 - names from the mapping
 
 
 def change_from_record(
@@ -97,7 +121,7 @@ def change_from_record(
     if updated_date.tzinfo is None:
         raise MappingError(f"{object_type} {record_id}: UpdatedDate {updated!r} has no offset")
     fields = {name: record.get(name) for name in queried_fields(mapping, object_type)[2:]}
-    return QueuedChange(
+    change = QueuedChange(
         object_type=object_type,
         record_id=record_id,
         updated_date=updated_date,
@@ -105,6 +129,7 @@ def change_from_record(
         notification_id=f"{source}:{object_type}:{record_id}:{updated_date.astimezone(UTC).isoformat()}",
         received_at=received_at,
     )
+    return rekey(mapping, change)
 
 
 def change_source(change: QueuedChange) -> str:

@@ -120,7 +120,16 @@ class DynamoHistoryWriter:
             key = (floor_minute(o.decided_at), o.change.object_type)
             group = groups.setdefault(
                 key,
-                {"written": 0, "failed": 0, "waiting": 0, "superseded": 0, "stale": 0, "sync_ms": [], "e2e_ms": []},
+                {
+                    "written": 0,
+                    "failed": 0,
+                    "waiting": 0,
+                    "held": 0,
+                    "superseded": 0,
+                    "stale": 0,
+                    "sync_ms": [],
+                    "e2e_ms": [],
+                },
             )
             if o.outcome is Outcome.WRITTEN:
                 group["written"] += 1

@@ -316,6 +316,30 @@ class DynamoVersionStore:
             time.sleep(0.05 * 2**attempt)  # DynamoDB returns unprocessed keys under throttling: back off
         raise StateUnavailableError("could not read the state items: keys left unprocessed")
 
+    def written_record_ids(self, object_type: str) -> set[str]:
+        """``WrittenRecords``: the records of ``object_type`` whose last written version is in Salesforce.
+
+        A Scan of the table (it has no index by object type), run by the lost-deletes sweep on its slow schedule:
+        it reads every item once (about 1 read unit per 4 KB, eventually consistent: half that)."""
+        prefix = f"{object_type}#"
+        found: set[str] = set()
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "ProjectionExpression": "pk",
+            "FilterExpression": "begins_with(pk, :p) AND attribute_type(salesforce_id, :s)"
+            " AND (attribute_not_exists(deleted) OR deleted = :f)",
+            "ExpressionAttributeValues": {":p": {"S": prefix}, ":s": {"S": "S"}, ":f": {"BOOL": False}},
+        }
+        while True:
+            try:
+                response = self._client.scan(**request)
+            except (ClientError, BotoCoreError) as exc:
+                raise StateUnavailableError(f"could not list the written {object_type} records") from exc
+            found.update(item["pk"]["S"].removeprefix(prefix) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def written_version(self, record_key: str) -> str | None:
         """The version last written for a record (an operator's ``nrtsync forget`` shows it)."""
         item = self._read(record_key)

@@ -17,6 +17,8 @@ SyncStateTable (key ``pk``), written and read by the sync function:
   ``updated_at``, ``steps``, and ``progress``: per object ``pages``, ``read``, ``queued``, ``malformed``,
   ``started_at``, ``finished_at``. Its cursors are the sweep's ``SWEEP#backfill-<run id>#<object>`` items.
 - ``BACKFILL#INDEX``: ``runs``, the string set of every run id (so listing runs never scans the table).
+- ``HELD#<object>#<zuora id>``: changes held until that billing account has its CRM link (``changes``: a map of
+  record key -> ``{version, change}``, the newest held version of each record; ``ports.holds``).
 
 SyncHistoryTable (keys ``pk``/``sk``); the sync function writes the first four, the metrics function the rest:
 - ``SESSION#<date>`` / ``<started_at>#<session_id>``: one item per sync session (invocation).

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -89,9 +89,14 @@ ChangeType = Literal["INSERT", "UPDATE", "DELETE"]
 upserts here (by external ID, so the order of an insert and its first update does not matter); DELETE deletes."""
 
 
-def _as_utc(value: datetime) -> datetime:
-    # Zuora's merge fields can render without an offset; we read those as UTC (docs/CALLOUTS.md).
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+TENANT_TIME_ZONE = "tenant_time_zone"
+"""The validation context key of the Zuora tenant's time zone (a ``tzinfo``): Zuora renders dateTimes in the
+tenant's time zone (Pacific by default), so an ``updatedDate`` without an offset is local time there."""
+
+
+def _as_utc(value: datetime, zone: tzinfo = UTC) -> datetime:
+    # A value with an offset is taken as given; one without is the tenant's local time (docs/CALLOUTS.md).
+    return value.replace(tzinfo=zone).astimezone(UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Callout(BaseModel):
@@ -145,9 +150,10 @@ class Callout(BaseModel):
 
     @field_validator("updatedDate")
     @classmethod
-    def _date_in_utc(cls, value: datetime) -> datetime:
+    def _date_in_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        zone = (info.context or {}).get(TENANT_TIME_ZONE, UTC)
         try:
-            in_utc = _as_utc(value)
+            in_utc = _as_utc(value, zone)
         except OverflowError:
             # 9999-12-31T23:59:59-14:00 is past the calendar's end in UTC: a 422, not a crash (API Gateway's 502,
             # which Zuora would retry for hours).
@@ -173,6 +179,9 @@ class QueuedChange(BaseModel):
     notification_id: str = Field(min_length=1, max_length=200)
     request_id: str | None = Field(default=None, max_length=200)
     received_at: datetime
+    rank: int | None = Field(default=None, ge=0)
+    """For a record Zuora keeps in versions (a subscription): its ``Version``, compared before ``updated_date``
+    (``nrtsync.domain.versions``). None for every other record."""
 
     @field_validator("object_type", "record_id", mode="before")
     @classmethod
@@ -195,6 +204,8 @@ class QueuedChange(BaseModel):
         data: dict[str, Any] = handler(self)
         if data.get("change_type") is None:
             data.pop("change_type", None)
+        if data.get("rank") is None:
+            data.pop("rank", None)
         return data
 
     @classmethod
@@ -207,8 +218,9 @@ class QueuedChange(BaseModel):
             updated_date=callout.updatedDate,
             event_type=callout.eventType,
             change_type=callout.changeType,
-            # A delete carries no fields: Salesforce gets only the record's Id, and none of them would be kept.
-            fields={} if callout.changeType == "DELETE" else dict(callout.fields),
+            # A delete's fields are never written (Salesforce gets only the record's Id) nor kept; they travel so
+            # a versioned record's delete can name its record across versions (a subscription's number).
+            fields=dict(callout.fields),
             notification_id=notification_id,
             request_id=request_id,
             received_at=received_at,
@@ -245,7 +257,10 @@ class QueuedChange(BaseModel):
         arriving late (a Zuora retry) must not bring the record back.
         """
         received = _DELETE_RANK if self.is_delete else _micros(self.received_at)
-        return f"{_micros(self.updated_date):017d}.{received:017d}"
+        version = f"{_micros(self.updated_date):017d}.{received:017d}"
+        # A versioned record's Version comes first: version 1's late update never outranks version 2, whatever
+        # its UpdatedDate. The "r" sorts after every digit, so a ranked version outranks an unranked one.
+        return version if self.rank is None else f"r{self.rank:09d}-{version}"
 
 
 def record_key_of(object_type: str, record_id: str) -> str:

@@ -14,16 +14,17 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import ValidationError
 
 from nrtsync.domain.basic_auth import CalloutCredentials, basic_challenge, check_basic_auth
 from nrtsync.domain.mapping import cached_mapping
-from nrtsync.domain.models.callout import Callout, QueuedChange
+from nrtsync.domain.models.callout import TENANT_TIME_ZONE, Callout, QueuedChange
 from nrtsync.domain.settings import IpNetwork
 from nrtsync.ports.queue import MAX_MESSAGE_BYTES, ChangeQueue, QueueUnavailableError
 from nrtsync.ports.secrets import SecretInvalidError, SecretSource, SecretUnavailableError
@@ -381,7 +382,9 @@ def _message_too_large(change: QueuedChange) -> IngestOutcome | None:
     )
 
 
-def _parse_callout(request: CalloutRequest, object_types: frozenset[str]) -> Callout | IngestOutcome:
+def _parse_callout(
+    request: CalloutRequest, object_types: frozenset[str], tenant_time_zone: tzinfo
+) -> Callout | IngestOutcome:
     if request.unreadable is not None:
         return _reject(400, "malformed_body", "the body cannot be read", [FieldProblem("body", request.unreadable)])
     document, rejection = _read_document(request)
@@ -395,7 +398,8 @@ def _parse_callout(request: CalloutRequest, object_types: frozenset[str]) -> Cal
             [FieldProblem("body", f"must be a JSON object, not {type(document).__name__}")],
         )
     try:
-        return Callout.model_validate(document, context={"object_types": object_types})
+        context = {"object_types": object_types, TENANT_TIME_ZONE: tenant_time_zone}
+        return Callout.model_validate(document, context=context)
     except ValidationError as exc:
         return _reject(422, "invalid_callout", "the callout is not valid", _problems_of(exc))
 
@@ -431,15 +435,19 @@ def receive_callout(
     realm: str,
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    tenant_time_zone: tzinfo = UTC,
 ) -> IngestOutcome:
-    """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora."""
+    """Authenticate, validate and queue one callout; the outcome is the HTTP answer to give Zuora.
+
+    ``tenant_time_zone``: where an ``updatedDate`` without an offset is local time (the endpoint passes the
+    configured ``ZUORA_TENANT_TIME_ZONE``)."""
     received_at = clock()
     refusal = _refuse_access(request, credentials, max_body_bytes=max_body_bytes, hmac_header=hmac_header, realm=realm)
     if refusal is None:
         refusal = _delivery_id_problem(request)
     if refusal is not None:
         return refusal
-    parsed = _parse_callout(request, object_types)
+    parsed = _parse_callout(request, object_types, tenant_time_zone)
     if isinstance(parsed, IngestOutcome):
         return parsed
     if (future := _implausible_date(parsed, received_at, max_clock_skew)) is not None:
@@ -505,6 +513,7 @@ class CalloutEndpoint:
             hmac_header=self._settings.hmac_header,
             realm=self._settings.auth_realm,
             max_clock_skew=timedelta(seconds=self._settings.max_clock_skew_seconds),
+            tenant_time_zone=ZoneInfo(self._settings.tenant_time_zone),
         )
 
 

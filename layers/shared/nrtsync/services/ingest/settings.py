@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
@@ -24,6 +25,19 @@ class IngestSettings(EnvSettings):
     auth_realm: str = Field(alias="CALLOUT_AUTH_REALM", default="nrtsync", pattern=r'^[^"\\]+$')
     secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
     mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+    # Zuora renders dateTimes in the tenant's time zone (Pacific unless the tenant says otherwise): an
+    # updatedDate without an offset is read in it. An IANA name.
+    tenant_time_zone: str = Field(alias="ZUORA_TENANT_TIME_ZONE", default="America/Los_Angeles")
+
+    @field_validator("tenant_time_zone")
+    @classmethod
+    def _is_a_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not an IANA time zone name (such as America/Los_Angeles): {value!r}") from exc
+        return value
+
     # Comma-separated CIDRs (IPv4 and IPv6) a callout may come from; empty allows every source address.
     allowed_source_cidrs: tuple[IpNetwork, ...] = Field(alias="ALLOWED_SOURCE_CIDRS", default=())
 

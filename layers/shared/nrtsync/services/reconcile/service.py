@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from nrtsync.domain.mapping import MappingConfig
     from nrtsync.ports.breaker import BreakerReader
     from nrtsync.ports.sweep import SweepCheckpoints
+    from nrtsync.services.reconcile.lost_deletes import LostDeletes, LostDeletesReport
     from nrtsync.services.sweep.service import Sweep, SweepOutcome
 
 RECONCILE_SWEEP = "reconcile"
@@ -90,6 +91,14 @@ def watermark_lag_seconds(watermark: datetime | None, now: datetime) -> int | No
 class ReconcileResult:
     started_at: datetime
     objects: list[ObjectReport] = field(default_factory=list)
+    deletes: list[LostDeletesReport] | None = None
+    """The lost-deletes sweep's reports, when this run included it (``run(deletes=True)``)."""
+    deletes_error: str | None = None
+
+    @property
+    def deletes_queued(self) -> int:
+        """Deletes queued for records Zuora no longer has (their delete callouts were lost)."""
+        return sum(d.queued for d in self.deletes or [])
 
     @property
     def queued(self) -> int:
@@ -116,8 +125,11 @@ class ReconcileResult:
 
     def raise_for_errors(self) -> None:
         """Fails the invocation (after it was reported) when an object's sweep failed, so Lambda counts an error."""
-        if self.errors:
-            raise ReconcileError("; ".join(f"{o.object_type}: {o.error}" for o in self.errors))
+        failed = [f"{o.object_type}: {o.error}" for o in self.errors]
+        if self.deletes_error is not None:
+            failed.append(f"lost deletes: {self.deletes_error}")
+        if failed:
+            raise ReconcileError("; ".join(failed))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +141,7 @@ class ReconcileResult:
             "malformed": self.malformed,
             "errors": len(self.errors),
             "watermark_lag_s": self.watermark_lag_seconds(),
+            "deletes_queued": self.deletes_queued if self.deletes is not None else None,
         }
 
 
@@ -147,14 +160,24 @@ class Reconciler:
         breaker: BreakerReader,
         mapping: MappingConfig,
         windows: ReconcileWindows,
+        lost_deletes: LostDeletes | None = None,
+        deletes_hour: int = -1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sweep = sweep
+        self._lost_deletes = lost_deletes
+        self._deletes_hour = deletes_hour
         self._checkpoints = checkpoints
         self._breaker = breaker
         self._mapping = mapping
         self._windows = windows
         self._clock = clock
+
+    def includes_deletes(self, scheduled_at: datetime) -> bool:
+        """Whether the run scheduled at ``scheduled_at`` also runs the lost-deletes sweep: once a day, in the runs
+        of the first 15 minutes of ``deletes_hour`` (UTC; -1: never), because it reads every Id Zuora has."""
+        at = scheduled_at.astimezone(UTC)
+        return self._lost_deletes is not None and at.hour == self._deletes_hour and at.minute < 15
 
     def window(self, object_type: str, now: datetime) -> tuple[datetime, datetime]:
         """The window a new sweep of ``object_type`` reads (a sweep in progress keeps its saved one)."""
@@ -162,9 +185,10 @@ class Reconciler:
         since = now - self._windows.lookback if watermark is None else watermark - self._windows.overlap
         return since, now - self._windows.settle
 
-    def run(self, *, deadline: float) -> ReconcileResult:
+    def run(self, *, deadline: float, deletes: bool = False) -> ReconcileResult:
         """Sweeps each mapped object, parents first, until done, out of time (``deadline``, a ``time.monotonic()``
-        value, less a reserve for reporting) or the breaker opens."""
+        value, less a reserve for reporting) or the breaker opens; with ``deletes``, then the lost-deletes sweep
+        (``services.reconcile.lost_deletes``) in the time left."""
         now = self._clock()
         deadline -= END_RESERVE_S
         result = ReconcileResult(started_at=now)
@@ -177,6 +201,11 @@ class Reconciler:
             else:
                 stop = self._sweep_object(report, now, deadline)
             report.watermark = self._checkpoints.watermark(self._sweep.name, object_type)
+        if deletes and self._lost_deletes is not None and stop is None:
+            try:
+                result.deletes = self._lost_deletes.run(deadline=deadline)
+            except (ZuoraError, QueueUnavailableError, StateUnavailableError) as exc:
+                result.deletes, result.deletes_error = [], f"{type(exc).__name__}: {exc}"
         return result
 
     def _sweep_object(self, report: ObjectReport, now: datetime, deadline: float) -> str | None:

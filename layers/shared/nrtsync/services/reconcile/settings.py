@@ -19,3 +19,6 @@ class ReconcileSettings(SweepSettings):
     settle_seconds: int = Field(alias="RECONCILE_SETTLE_SECONDS", default=120, ge=0, le=3_600)
     # The first run ever (no watermark) reads this far back; a whole tenant is the backfill's job.
     lookback_hours: int = Field(alias="RECONCILE_LOOKBACK_HOURS", default=24, ge=1, le=720)
+    # The lost-deletes sweep (services.reconcile.lost_deletes) reads every Id of every mapped object, so it runs
+    # once a day: in the scheduled runs of this UTC hour's first 15 minutes. -1: never.
+    deletes_hour: int = Field(alias="RECONCILE_DELETES_HOUR", default=3, ge=-1, le=23)

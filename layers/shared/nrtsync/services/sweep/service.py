@@ -149,6 +149,9 @@ class Sweep:
                 read=cursor.read + len(page.records),
                 queued=cursor.queued + len(fresh),
                 malformed=cursor.malformed + len(malformed),
+                # A page was read: the locator works again. Only restarts in a row, with no page between them,
+                # mean Zuora keeps refusing; a long pause between two runs (a locator lives 15 minutes) does not.
+                restarts=0,
             )
             outcome.cursor = cursor
             outcome.pages += 1

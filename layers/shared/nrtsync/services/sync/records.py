@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from nrtsync.domain.coalesce import IncomingChange
 from nrtsync.domain.inherit import known_values, parents_to_read, with_inherited
@@ -34,6 +35,8 @@ class RecordBuilder:
         self._mapping = mapping
         self._state = state
         self._leases = leases
+        # Where a dateTime merge field without an offset is local time (the Zuora tenant's zone).
+        self._tenant_zone = ZoneInfo(settings.tenant_time_zone)
 
     def build(self, ledger: SessionLedger, claimed: list[IncomingChange]) -> list[Pair]:
         """The record of each claimed change, with the fields it inherits from its parent; a change that cannot
@@ -55,7 +58,9 @@ class RecordBuilder:
             change = incoming.change
             try:
                 fields = with_inherited(self._mapping, change, known)
-                record = build_record(self._mapping, change.object_type, change.record_id, fields)
+                record = build_record(
+                    self._mapping, change.object_type, change.record_id, fields, zone=self._tenant_zone
+                )
             except MappingError as exc:
                 ledger.park(incoming, ParkReason.MAPPING_ERROR, str(exc))
                 self._leases.release([incoming], owner=ledger.session_id)

@@ -15,6 +15,7 @@ from nrtsync.domain.coalesce import IncomingChange
 from nrtsync.domain.mapping import MappingConfig, MappingError
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.zuora import ZuoraError
+from nrtsync.domain.versions import VERSION_ID_FIELD
 from nrtsync.domain.zoql import change_from_record, record_query
 from nrtsync.observability import logger
 from nrtsync.ports.secrets import SecretInvalidError, SecretUnavailableError
@@ -47,8 +48,10 @@ class SameSecondChanges:
 
     def _current(self, zuora: ZuoraPort, change: QueuedChange) -> QueuedChange | None:
         try:
-            page = zuora.query(record_query(self._mapping, change.object_type, change.record_id))
-            record = next((r for r in page.records if r.get("Id") == change.record_id), None)
+            # A subscription is keyed by its number; Zuora reads the version by its own Id (nrtsync.domain.versions).
+            zuora_id = str(change.fields.get(VERSION_ID_FIELD) or change.record_id)
+            page = zuora.query(record_query(self._mapping, change.object_type, zuora_id))
+            record = next((r for r in page.records if r.get("Id") == zuora_id), None)
             if record is None:
                 logger.warning("record not found in Zuora; marked for reconcile", extra={"record": change.record_key})
                 return None

@@ -22,19 +22,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nrtsync.domain.coalesce import IncomingChange, coalesce
-from nrtsync.domain.mapping import MappingConfig
-from nrtsync.domain.outcomes import Outcome, RetryReason
+from nrtsync.domain.mapping import MappingConfig, MappingError
+from nrtsync.domain.outcomes import Outcome, ParkReason, RetryReason
+from nrtsync.domain.versions import rekey
+from nrtsync.observability import logger
 from nrtsync.ports.breaker import BreakerReason
 from nrtsync.ports.history import Failure, HistoryWriter, RecordOutcome, SessionSummary
+from nrtsync.ports.holds import HoldStore
 from nrtsync.ports.queue import RetryScheduler
 from nrtsync.ports.salesforce import SalesforcePort
-from nrtsync.ports.state import ClaimStatus, VersionStore
+from nrtsync.ports.state import ClaimStatus, StateUnavailableError, VersionStore
 from nrtsync.ports.zuora import ZuoraPort
 from nrtsync.services.breaker.service import CircuitBreaker, ProbeResult
 from nrtsync.services.sync.api_budget import ApiBudgetGuard
 from nrtsync.services.sync.call_outcomes import CallOutcomes
 from nrtsync.services.sync.closing import SessionCloser
 from nrtsync.services.sync.composite import CollectionSender
+from nrtsync.services.sync.holds import HELD_MESSAGE_PREFIX, accounts_to_read, linked_accounts, plan_holds
 from nrtsync.services.sync.leases import RecordLeases
 from nrtsync.services.sync.messages import QueueMessage, read_changes
 from nrtsync.services.sync.records import DeleteTargets, RecordBuilder
@@ -78,6 +82,7 @@ class SyncService:
         history: HistoryWriter,
         retries: RetryScheduler,
         breaker: CircuitBreaker | None = None,
+        holds: HoldStore | None = None,
         zuora: ZuoraPort | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
@@ -88,6 +93,9 @@ class SyncService:
         self._clock = clock
         self._monotonic = monotonic
         self._breaker = breaker
+        self._mapping = mapping
+        self._state = state
+        self._holds = holds  # None: accounts without a CRM link are sent (and refused) like any change
         retry_policy = RetryPolicy(settings.retry_delay_seconds, jitter=jitter)
         self._retry_policy = retry_policy
         self._budget = ApiBudgetGuard(settings, salesforce=salesforce, state=state, clock=clock)
@@ -145,7 +153,7 @@ class SyncService:
         ledger = SessionLedger(session_id=f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", clock=self._clock)
         api_calls_before = self._salesforce.api_calls
 
-        batch = coalesce(read_changes(messages, ledger))
+        batch = coalesce(self._rekeyed(read_changes(messages, ledger), ledger))
         for loser, winner in batch.superseded:
             same = loser.change.content_hash == winner.change.content_hash
             ledger.record(loser, Outcome.DUPLICATE if same else Outcome.SUPERSEDED)
@@ -179,8 +187,26 @@ class SyncService:
     def _work_deadline(self, deadline: float) -> float:
         return max(self._monotonic(), deadline - _FINISH_MARGIN_SECONDS)
 
+    def _rekeyed(self, changes: list[IncomingChange], ledger: SessionLedger) -> list[IncomingChange]:
+        """A subscription version is one record per subscription number (``nrtsync.domain.versions``)."""
+        rekeyed: list[IncomingChange] = []
+        for incoming in changes:
+            try:
+                change = rekey(self._mapping, incoming.change)
+            except MappingError as exc:
+                ledger.park(incoming, ParkReason.MAPPING_ERROR, str(exc))
+                continue
+            rekeyed.append(IncomingChange(incoming.message_id, incoming.receipt_handle, incoming.receive_count, change))
+        return rekeyed
+
     def _sync_winners(
-        self, ledger: SessionLedger, winners: list[IncomingChange], deadline: float, lease_until_ms: int
+        self,
+        ledger: SessionLedger,
+        winners: list[IncomingChange],
+        deadline: float,
+        lease_until_ms: int,
+        *,
+        releasing: bool = False,
     ) -> None:
         claimed: list[IncomingChange] = []
         for incoming, claim in self._leases.claim(winners, owner=ledger.session_id, lease_until_ms=lease_until_ms):
@@ -197,6 +223,74 @@ class SyncService:
             else:
                 claimed.append(incoming)
         claimed = self._same_second.resolve(claimed)
+        claimed = self._hold_unlinked(ledger, claimed, children_wait=not releasing)
         upserts = self._records.build(ledger, [i for i in claimed if not i.change.is_delete])
         deletes = self._deletes.find(ledger, [i for i in claimed if i.change.is_delete], deadline)
         self._sender.send(ledger, deletes, upserts, deadline)
+        if not releasing:
+            self._release_held(ledger, linked_accounts(self._mapping, claimed), deadline, lease_until_ms)
+
+    # -- billing accounts without a CRM link (nrtsync.services.sync.holds) ----------------------------------
+
+    def _hold_unlinked(
+        self, ledger: SessionLedger, changes: list[IncomingChange], *, children_wait: bool
+    ) -> list[IncomingChange]:
+        """The changes to send; accounts without a CRM link and the changes of their children are held."""
+        if self._holds is None or not changes:
+            return changes
+        unlinked, parents = accounts_to_read(self._mapping, changes)
+        try:
+            links = self._state.kept_values(unlinked) if unlinked else {}
+            held = self._holds.held_accounts(parents | unlinked) if children_wait and (parents or unlinked) else set()
+        except StateUnavailableError:
+            for incoming in changes:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
+            self._leases.release(changes, owner=ledger.session_id)
+            return []
+        plan = plan_holds(self._mapping, changes, links=links, held_accounts=held)
+        for incoming in plan.kept_link:
+            key = incoming.change.record_key
+            logger.warning(f"{key}: a change cleared the billing account's CRM link; the link last written is kept")
+        for account_key, incoming in plan.held:
+            try:
+                self._holds.hold(account_key, incoming.change)
+            except StateUnavailableError:
+                ledger.schedule_retry(incoming, self._settings.retry_delay_seconds, RetryReason.STATE_UNAVAILABLE)
+                continue
+            ledger.record(incoming, Outcome.HELD, code="NO_CRM_LINK", message=f"waits for {account_key}'s CrmId")
+        self._leases.release([incoming for _, incoming in plan.held], owner=ledger.session_id)
+        return plan.send
+
+    def _release_held(self, ledger: SessionLedger, accounts: set[str], deadline: float, lease_until_ms: int) -> None:
+        """Writes the changes held for the accounts just written with their link, in this session."""
+        written = {o.change.record_key for o in ledger.outcomes if o.outcome is Outcome.WRITTEN}
+        accounts &= written
+        if self._holds is None or not accounts:
+            return
+        try:
+            held = self._holds.held_changes(accounts)
+        except StateUnavailableError:
+            logger.warning("held changes not read; the account's next change releases them")
+            return
+        released = [
+            IncomingChange(HELD_MESSAGE_PREFIX + change.record_key, "", 1, change)
+            for changes in held.values()
+            for change in changes
+        ]
+        first = len(ledger.outcomes)
+        self._sync_winners(ledger, released, deadline, lease_until_ms, releasing=True)
+        settled = {
+            (o.change.record_key, o.change.version)
+            for o in ledger.outcomes[first:]
+            if o.outcome in (Outcome.WRITTEN, Outcome.STALE, Outcome.DUPLICATE, Outcome.FAILED)
+        }
+        # A released change has no queue message: one that must wait stays held, for the account's next change.
+        for message_id in [m for m in ledger.retries if m.startswith(HELD_MESSAGE_PREFIX)]:
+            del ledger.retries[message_id]
+        for account_key, changes in held.items():
+            for change in changes:
+                if (change.record_key, change.version) in settled:
+                    try:
+                        self._holds.drop(account_key, change)
+                    except StateUnavailableError:
+                        logger.warning("released change still held", extra={"record": change.record_key})

@@ -24,6 +24,8 @@ class SyncSettings(EnvSettings):
     history_ttl_days: int = Field(alias="HISTORY_TTL_DAYS", default=30, ge=1, le=3_650)
     secret_max_age_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0, le=3_600)
     mapping_path: str | None = Field(alias="SYNC_MAPPING_PATH", default=None)
+    # Where a dateTime merge field rendered without an offset is local time (Zuora's tenant time zone).
+    tenant_time_zone: str = Field(alias="ZUORA_TENANT_TIME_ZONE", default="America/Los_Angeles")
     # Read only for two different changes of a record with one UpdatedDate (services/sync/same_second.py); without
     # it, or with the secret not filled in, such a record is marked for the next reconcile run instead.
     zuora_secret_id: str | None = Field(alias="ZUORA_SECRET_ID", default=None)
