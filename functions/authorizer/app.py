@@ -31,7 +31,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         policy = authorizer.get().authorize(request)
     except NotAuthenticatedError:
-        report_authorization(allowed=False)
+        report_authorization(None)
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact exception message
-    report_authorization(allowed=True)
+    report_authorization(policy)
     return policy

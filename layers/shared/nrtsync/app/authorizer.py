@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nrtsync.observability import logger
 from nrtsync.services.ingest.settings import AuthorizerSettings
@@ -43,9 +43,10 @@ def build_authorizer(
     return CalloutAuthorizer(settings, secrets=secrets)
 
 
-def report_authorization(*, allowed: bool) -> None:
-    """The authorizer's verdict (never the credentials: the event carries the Authorization header)."""
-    if allowed:
+def report_authorization(policy: dict[str, Any] | None) -> None:
+    """The authorizer's result: the policy it returns, or None when it refused (never the credentials: the event
+    carries the Authorization header)."""
+    if policy is not None:
         logger.info("callout authorized")
     else:
         logger.warning("callout refused: no valid Basic credentials")
