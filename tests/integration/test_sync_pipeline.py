@@ -461,3 +461,29 @@ def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline)
     assert pipeline.find("Zuora__ZInvoice__c", "I1") is None
     assert pipeline.failures() == []
     assert pipeline.depth() == 0
+
+
+def test_a_released_child_that_meets_a_row_lock_reaches_salesforce_without_another_callout(pipeline: Pipeline) -> None:
+    # Given an account without its CrmId and two invoices, held (nothing sent)
+    pipeline.send(
+        change("Account", "A5", Name="Acme", CrmId=""),
+        change("Invoice", "I51", InvoiceNumber="INV-51", AccountId="A5"),
+        change("Invoice", "I52", InvoiceNumber="INV-52", AccountId="A5"),
+    )
+    pipeline.drain()
+    assert pipeline.find("Zuora__ZInvoice__c", "I51") is None
+
+    # When the account's CrmId arrives, and the org holds a lock on one invoice when the held ones are released
+    pipeline.sf.set_faults(row_lock={"external_ids": ["I52"], "count": 1})
+    pipeline.send(change("Account", "A5", updated=T0 + timedelta(minutes=5), Name="Acme", CrmId=LINKED_CRM_ID))
+    poller = pipeline.drain()
+
+    # Then the locked invoice went back to the callout queue on its own and was written in a later session: no other
+    # callout, nothing failed, nothing left on the queue
+    account = pipeline.record(ACCOUNTS, "A5")
+    for invoice_id in ("I51", "I52"):
+        invoice = pipeline.record("Zuora__ZInvoice__c", invoice_id)
+        assert (invoice["Zuora__BillingAccount__c"], invoice["Zuora__Account__c"]) == (account["Id"], LINKED_CRM_ID)
+    assert poller.stats.invocations >= 2
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0
