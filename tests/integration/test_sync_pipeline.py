@@ -314,8 +314,10 @@ def service_with_amount_as_text(pipeline: Pipeline, tmp_path: Path) -> Any:
     return build_sync(pipeline.settings.model_copy(update={"mapping_path": str(path)}))
 
 
-def payment_messages(count: int, bad: str) -> list[QueueMessage]:
-    changes = [change("Payment", f"P{i:03d}", PaymentNumber=f"P-{i}") for i in range(count)]
+def payment_messages(pipeline: Pipeline, count: int, bad: str) -> list[QueueMessage]:
+    """Payments of one billing account, already in the org (a payment's master-detail)."""
+    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme", "Zuora__Account__c": LINKED_CRM_ID}])
+    changes = [change("Payment", f"P{i:03d}", PaymentNumber=f"P-{i}", AccountId="A1") for i in range(count)]
     changes = [
         c.model_copy(update={"fields": {**c.fields, "Amount": "n/a"}}) if c.record_id == bad else c for c in changes
     ]
@@ -327,7 +329,7 @@ def test_one_bad_value_in_200_payments_is_isolated_over_https(pipeline: Pipeline
     service = service_with_amount_as_text(pipeline, tmp_path)
 
     # When they are synced in one invocation
-    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 60)
+    result = service.run(payment_messages(pipeline, 200, bad="P137"), deadline=time.monotonic() + 60)
 
     # Then the stand-in refused the collection whole, the sync bisected it: 199 written, the bad one failed with
     # Salesforce's JSON_PARSER_ERROR and message, nothing waits
@@ -351,7 +353,7 @@ def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: P
     pipeline.sf.set_faults(latency_ms=1_500)
 
     # When 200 payments with one bad value are synced
-    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 13)
+    result = service.run(payment_messages(pipeline, 200, bad="P137"), deadline=time.monotonic() + 13)
 
     # Then Salesforce refused the collection (the call alone answers 400), and whatever was not isolated in time
     # waits (batchItemFailures), the bad one among it; nothing failed or was parked
@@ -367,7 +369,7 @@ def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: P
 
 def test_an_approval_locked_record_is_parked_with_entity_is_locked(pipeline: Pipeline) -> None:
     # Given an account in Salesforce that an approval process has locked
-    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme"}])
+    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme", "Zuora__Account__c": LINKED_CRM_ID}])
     pipeline.sf.set_faults(approval_locks=["A1"])
     pipeline.send(change("Account", "A1", Name="Acme Renamed"), change("Account", "A2", Name="Other"))
 
