@@ -5,6 +5,7 @@ The sync service on the in-memory fakes: state, holds, queue, history and Salesf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,9 +13,9 @@ import pytest
 
 from nrtsync.domain.mapping import load_mapping
 from nrtsync.domain.models.callout import QueuedChange
+from nrtsync.ports.history import Failure, RecordOutcome, SessionSummary
 from nrtsync.services.sync.service import QueueMessage, SyncResult, SyncService
 from nrtsync_fakes.clock import FakeClock
-from nrtsync_fakes.history import in_memory_history
 from nrtsync_fakes.holds import MemoryHoldStore
 from nrtsync_fakes.queue import FakeRetryScheduler, MemoryQueue
 from nrtsync_fakes.salesforce import FakeSalesforce
@@ -24,6 +25,24 @@ from tests.support.sync_world import T0, change, message, settings
 CRM_ID = "0015g00000XyZ12AAB"
 INVOICES = "Zuora__ZInvoice__c"
 ROW_LOCK = ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+VALIDATION = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Invoice number must not be I2")
+
+
+@dataclass
+class FailureList:
+    """The history: sessions kept, failures parked unless ``refusing`` (the table throttled or down)."""
+
+    refusing: bool = False
+    parked: list[Failure] = field(default_factory=list)
+
+    def write_session(self, session: SessionSummary, outcomes: Sequence[RecordOutcome]) -> None:
+        return None
+
+    def park_failures(self, failures: Sequence[Failure]) -> list[Failure]:
+        if self.refusing:
+            return list(failures)
+        self.parked.extend(failures)
+        return []
 
 
 @dataclass
@@ -36,6 +55,7 @@ class World:
     queue: MemoryQueue = field(default_factory=MemoryQueue)
     retries: FakeRetryScheduler = field(default_factory=FakeRetryScheduler)
     clock: FakeClock = field(default_factory=FakeClock)
+    history: FailureList = field(default_factory=FailureList)
 
     def run(self, *messages: QueueMessage) -> SyncResult:
         service = SyncService(
@@ -43,7 +63,7 @@ class World:
             mapping=load_mapping(),
             salesforce=self.salesforce,
             state=self.state,
-            history=in_memory_history()[0],
+            history=self.history,
             retries=self.retries,
             holds=self.holds,
             queue=self.queue,
@@ -183,3 +203,34 @@ def test_a_child_of_an_account_still_without_its_link_stays_held(world: World) -
     assert outcomes(result) == ["I3 held"]
     assert world.salesforce.api_calls == 0
     assert world.queue.sent == []
+
+
+def test_a_released_change_that_fails_leaves_the_hold_once_it_is_on_the_failure_list(world: World) -> None:
+    # When the account's CrmId arrives and Salesforce refuses one released invoice for good
+    world.salesforce.refuse["I2"] = VALIDATION
+    result = world.run(message(linked_account()))
+
+    # Then it is parked with Salesforce's reason, and no longer held
+    assert outcomes(result) == ["A1 stale", "A1 written", "I1 written", "I2 failed"]
+    assert [(f.record_id, f.error_code) for f in world.history.parked] == [("I2", VALIDATION[0])]
+    assert world.held_records() == set()
+    assert world.queue.sent == []
+
+
+def test_a_released_change_the_failure_list_does_not_take_goes_to_the_queue_to_be_parked_later(world: World) -> None:
+    # When the account's CrmId arrives, Salesforce refuses one released invoice for good, and the failure list is down
+    world.salesforce.refuse["I2"] = VALIDATION
+    world.history.refusing = True
+    result = world.run(message(linked_account()))
+
+    # Then the invoice is neither lost nor handed back by a receipt handle it never had: it is on the callout queue
+    assert world.history.parked == []
+    assert [c.record_key for c, _ in world.queue.delayed] == ["Invoice#I2"]
+    assert world.held_records() == set()
+    assert result.retry_message_ids == []
+
+    # And once the failure list is back, its delivery is parked
+    world.history.refusing = False
+    later = world.deliver_queued()
+    assert outcomes(later) == ["I2 failed"]
+    assert [f.record_id for f in world.history.parked] == ["I2"]

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from nrtsync.domain.coalesce import IncomingChange, coalesce
 from nrtsync.domain.mapping import MappingConfig, MappingError
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome, ParkReason, RetryReason
 from nrtsync.domain.versions import rekey
 from nrtsync.observability import logger
@@ -58,6 +59,8 @@ __all__ = ["QueueMessage", "SyncResult", "SyncService"]
 
 # Time kept back from the invocation's deadline for releasing leases and writing the history.
 _FINISH_MARGIN_SECONDS = 5.0
+# What a released held change may become for it to leave the hold (a failure: once parked, see _drop_parked).
+_SETTLED = (Outcome.WRITTEN, Outcome.STALE, Outcome.DUPLICATE)
 # A lease outlives the invocation by this much: only after it expires may another writer touch the record.
 _LEASE_MARGIN_SECONDS = 60
 
@@ -185,6 +188,7 @@ class SyncService:
         closed = self._closer.close(
             ledger, started_at=started_at, records_in=len(messages), api_calls_before=api_calls_before
         )
+        self._drop_parked(ledger)
         return SyncResult(
             retry_message_ids=list(ledger.retries),
             session=closed.summary,
@@ -301,21 +305,44 @@ class SyncService:
         }
         first = len(ledger.outcomes)
         self._sync_winners(ledger, list(released.values()), deadline, lease_until_ms, releasing=True)
-        settled = {
-            (o.change.record_key, o.change.version)
-            for o in ledger.outcomes[first:]
-            if o.outcome in (Outcome.WRITTEN, Outcome.STALE, Outcome.DUPLICATE, Outcome.FAILED)
-        }
+        outcomes = {(o.change.record_key, o.change.version): o.outcome for o in ledger.outcomes[first:]}
+        settled = {key for key, outcome in outcomes.items() if outcome in _SETTLED}
         settled |= self._requeue_released(ledger, released)
         for account_key, changes in held.items():
             for change in changes:
-                if (change.record_key, change.version) in settled:
-                    try:
-                        self._holds.drop(account_key, change)
-                    except StateUnavailableError:
-                        logger.warning(
-                            f"{change.record_key}: released change still held", extra={"record": change.record_key}
-                        )
+                key = (change.record_key, change.version)
+                if outcomes.get(key) is Outcome.FAILED:
+                    ledger.held_failed.append((account_key, change))
+                elif key in settled:
+                    self._drop(account_key, change)
+
+    def _drop(self, account_key: str, change: QueuedChange) -> None:
+        if self._holds is None:
+            return
+        try:
+            self._holds.drop(account_key, change)
+        except StateUnavailableError:
+            logger.warning(f"{change.record_key}: released change still held", extra={"record": change.record_key})
+
+    def _drop_parked(self, ledger: SessionLedger) -> None:
+        """Released changes that failed leave the hold once on the failure list. One the list did not take has no
+        queue message to come back on: it goes to the callout queue, to fail and be parked again, or stays held."""
+        for account_key, change in ledger.held_failed:
+            message_id = HELD_MESSAGE_PREFIX + change.record_key
+            if message_id in ledger.retries:
+                del ledger.retries[message_id]
+                not_queued = (
+                    self._queue.send_later([change], self._settings.retry_delay_seconds)
+                    if self._queue is not None
+                    else [change]
+                )
+                if not_queued:
+                    logger.warning(
+                        f"{change.record_key}: a released change that failed was not parked nor queued; it stays held",
+                        extra={"record": change.record_key},
+                    )
+                    continue
+            self._drop(account_key, change)
 
     def _requeue_released(
         self, ledger: SessionLedger, released: dict[tuple[str, str], IncomingChange]
