@@ -111,3 +111,19 @@ def test_a_queue_that_takes_nothing_says_so(down: Queue) -> None:
         down.send_batch([change(1)])
     # Sent later: each change not taken is handed back, for the caller to keep
     assert down.send_later([change(1), change(2)], 30) == [change(1), change(2)]
+
+
+def test_sqs_holds_a_change_sent_later_for_its_delay() -> None:
+    # The adapter alone: SQS's own DelaySeconds (the in-memory queue has no clock to wait on)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="callouts")["QueueUrl"]
+
+        # When a change is sent to come back in 15 minutes, SQS's longest delay
+        refused = SqsChangeQueue(url, client=sqs).send_later([change(1)], 900)
+
+        # Then SQS took it and counts it delayed: nothing to receive yet
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        assert refused == []
+        assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+        assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
