@@ -34,7 +34,7 @@ LINKED_CRM_ID = "0015g00000LnK00AAA"
 
 def change(object_type: str = "Account", record_id: str = "A1", **kw: Any) -> QueuedChange:
     """A change as Zuora sends it; an account carries its CRM link unless the test says otherwise, because
-    Zuora 360 syncs only linked accounts (an unlinked one is held: tests/unit/test_unlinked_accounts.py)."""
+    Zuora 360 syncs only linked accounts (an unlinked one is held: tests/integration/test_unlinked_accounts.py)."""
     if object_type == "Account" and "CrmId" not in kw:
         fields = {k: v for k, v in kw.items() if k not in ("updated", "received")}
         kw = {**kw, "CrmId": LINKED_CRM_ID, **({} if fields else {"Name": f"{record_id} linked"})}

@@ -338,7 +338,8 @@ class SyncService:
                 )
                 if not_queued:
                     logger.warning(
-                        f"{change.record_key}: a released change that failed was not parked nor queued; it stays held",
+                        f"{change.record_key}: a released change that failed was neither parked nor queued; "
+                        "it stays held",
                         extra={"record": change.record_key},
                     )
                     continue
