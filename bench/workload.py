@@ -142,19 +142,14 @@ def live_callout(n: int, parents: list[str]) -> tuple[bytes, str]:
 
 
 def seed_parents(standin: StandinClient, workload: Workload) -> None:
-    """Put the accounts the children point at into the stand-in directly (no API call is counted)."""
+    """Put the accounts the children point at into the stand-in directly (no API call is counted), each linked to
+    its Salesforce Account (a master-detail: the stand-in refuses, and ``seed`` raises for, an account without)."""
     mapping = cached_mapping(None)
     records = [
         build_record(mapping, "Account", pid, fields_for("Account", n, 0, "")) for n, pid in enumerate(workload.parents)
     ]
     account = mapping.objects["Account"]
-    with standin.session() as http:
-        response = http.post(
-            f"{standin.url}/__standin/records/{account.sobject}",
-            json={"external_id_field": account.external_id_field, "records": records},
-            timeout=10,
-        )
-    response.raise_for_status()
+    standin.seed(account.sobject, records, external_id_field=account.external_id_field)
 
 
 def sqs_event(

@@ -6,16 +6,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nrtsync.domain.models.callout import QueuedChange
-from nrtsync.ports.queue import QueueUnavailableError
+from nrtsync.ports.queue import MAX_DELAY_SECONDS, QueueUnavailableError
 
 
 @dataclass
 class MemoryQueue:
     """``ChangeQueue``: keeps each change, and its body serialised as the SQS adapter serialises it (so a benchmark
-    pays that cost too); ``failing`` refuses every send, as a queue that is down."""
+    pays that cost too); ``failing`` refuses every send, as a queue that is down. A change sent with a delay is in
+    ``delayed`` with it (and in ``sent``)."""
 
     sent: list[QueuedChange] = field(default_factory=list)
     bodies: list[str] = field(default_factory=list)
+    delayed: list[tuple[QueuedChange, int]] = field(default_factory=list)
     failing: bool = False
 
     def send(self, change: QueuedChange) -> str:
@@ -24,6 +26,17 @@ class MemoryQueue:
         self.sent.append(change)
         self.bodies.append(change.model_dump_json())
         return f"msg-{len(self.sent)}"
+
+    def send_later(self, changes: Sequence[QueuedChange], delay_seconds: int) -> list[QueuedChange]:
+        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+            # SQS refuses the request (InvalidParameterValue): nothing of it is queued.
+            return list(changes)
+        if self.failing:
+            return list(changes)
+        for change in changes:
+            self.send(change)
+            self.delayed.append((change, delay_seconds))
+        return []
 
 
 @dataclass

@@ -5,8 +5,10 @@ It answers the way Salesforce's REST API documents it (response shapes, error co
 HTTPS. Records live in memory, per sObject; the sObject must be known, relationships (``Rel__r: {ExtField:
 value}``) must be configured, and values of the fields in ``StandinConfig.fields`` (Zuora 360's, by default)
 must fit their types or the whole request is refused with 400 ``JSON_PARSER_ERROR``; other fields are not
-checked. Known approximations: the messages of rarely seen errors, the column in a JSON_PARSER_ERROR
-message, and the API allocation counts every authenticated request (not refused or fault-injected ones).
+checked. A new record without its master-detail parent (Zuora 360's package metadata), or a write that clears
+it, is refused with ``REQUIRED_FIELD_MISSING``, seeded records too. Known approximations: the messages of rarely
+seen errors, the column in a JSON_PARSER_ERROR message, and the API allocation counts every authenticated request
+(not refused or fault-injected ones).
 
 Control API (plain JSON, no auth) under ``/__standin/``: ``faults``, ``config``, ``records/{SObject}``,
 ``stats``, ``reset``, ``health``; see docs/SALESFORCE.md.

@@ -54,9 +54,9 @@ class StandinConfig:
     package: dict[str, dict[str, PackageField]] = field(
         default_factory=lambda: {sobject: dict(fields) for sobject, fields in ZUORA_360_PACKAGE.items()}
     )
-    # True: a new record without its master-detail parent, or one cleared with null, is refused as Salesforce
-    # refuses it. Off unless asked for, so tests that store bare records (an account without its CRM Account)
-    # keep working; the demo switches it on (POST /__standin/config {"enforce_master_detail": true}).
-    enforce_master_detail: bool = False
+    # A new record without its master-detail parent, or one cleared with null, is refused as Salesforce always
+    # refuses it (REQUIRED_FIELD_MISSING; Salesforce Help, "Object Relationships Overview"), seeded records too.
+    # False only for a test that needs a bare org (POST /__standin/config {"enforce_master_detail": false}).
+    enforce_master_detail: bool = True
     api_limit: int = DEFAULT_API_LIMIT
     session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS

@@ -130,11 +130,8 @@ class RecordStore:
         *,
         faults: Faults,
         rng: random.Random,
-        enforce_masters: bool = True,
     ) -> dict[str, Any]:
-        """Upserts ``record`` into ``staged`` (the sObject's records, or a copy of them); its result entry.
-
-        ``enforce_masters=False`` lets a test seed records without their master-detail parents."""
+        """Upserts ``record`` into ``staged`` (the sObject's records, or a copy of them); its result entry."""
         ext_value = record.get(ext_field)
         if ext_value is None or ext_value == "":
             return record_error("MISSING_ARGUMENT", f"{ext_field} not specified", [ext_field])
@@ -144,7 +141,7 @@ class RecordStore:
         refusal = refusal or faults.record_refusal(sobject, str(ext_value), existing_id, record, rng)
         if refusal is not None:
             return refusal
-        fields = self._record_fields(sobject, record, staged, checked_masters=enforce_masters, existing_id=existing_id)
+        fields = self._record_fields(sobject, record, staged, existing_id=existing_id)
         if "success" in fields:  # a parent lookup, a field or a master-detail failed: that is the record's result
             return fields
         if existing_id is not None:
@@ -161,7 +158,6 @@ class RecordStore:
         record: dict[str, Any],
         staged: Records,
         *,
-        checked_masters: bool = False,
         existing_id: str | None = None,
     ) -> dict[str, Any]:
         """The fields to store, parent references resolved to lookup Ids; or the record's error result."""
@@ -177,7 +173,7 @@ class RecordStore:
             else:
                 fields[name] = value
         schema_error = record_field_error(self.config.fields.get(sobject, {}), fields)
-        if schema_error is None and checked_masters and self.config.enforce_master_detail:
+        if schema_error is None and self.config.enforce_master_detail:
             package_fields = self.config.package.get(sobject, {})
             schema_error = master_detail_error(package_fields, fields, inserting=existing_id is None)
         return fields if schema_error is None else record_error(*schema_error)

@@ -308,7 +308,6 @@ class SalesforceState:
                     set(),
                     faults=self._faults,
                     rng=self._rng,
-                    enforce_masters=False,
                 )
                 for record in payload.get("records") or []
             ]

@@ -95,8 +95,16 @@ class StandinClient(ControlClient):
     def seed(
         self, sobject: str, records: list[dict[str, Any]], external_id_field: str = "Zuora__External_Id__c"
     ) -> None:
-        """Stores records directly, without an API call counted."""
-        self._call("POST", f"records/{sobject}", {"external_id_field": external_id_field, "records": records})
+        """Stores records directly, without an API call counted. They obey the org's rules all the same (a billing
+        account needs its CRM Account, a payment its billing account): a record refused raises ValueError."""
+        answer = self._call("POST", f"records/{sobject}", {"external_id_field": external_id_field, "records": records})
+        refused = [
+            (record.get(external_id_field), result["errors"])
+            for record, result in zip(records, answer.get("results", []), strict=False)
+            if not result.get("success")
+        ]
+        if refused:
+            raise ValueError(f"the Salesforce stand-in refused seeded {sobject} records: {refused}")
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")

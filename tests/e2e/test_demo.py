@@ -67,12 +67,18 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
                 json={
                     "records": [
                         {"Zuora__External_Id__c": renamed, "Name": "Tampered Name Ltd"},
-                        {"Zuora__External_Id__c": planted, "Name": "Ghost Traders Ltd"},
+                        # Linked to a Salesforce Account: the org refuses a billing account without one
+                        {
+                            "Zuora__External_Id__c": planted,
+                            "Name": "Ghost Traders Ltd",
+                            "Zuora__Account__c": "0015g00000XyZ12AAB",
+                        },
                     ]
                 },
                 timeout=5,
             )
         answer.raise_for_status()
+        assert [r["success"] for r in answer.json()["results"]] == [True, True]
         tampered.renamed, tampered.planted = renamed, planted
         tampered.problems = verify(demo.expectation, observe(stack, demo.expectation, demo.reconcile))
 

@@ -27,6 +27,8 @@ from tests.support.salesforce import (
 )
 
 pytestmark = pytest.mark.integration
+# The Salesforce Account each billing account belongs to: the master-detail a new Zuora__CustomerAccount__c needs.
+CRM_ACCOUNT = "0015g00000XyZ12AAB"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,15 @@ def test_a_collections_delete_answers_per_id_in_order_and_cascades_to_the_childr
     standin: StandinClient, http: requests.Session
 ) -> None:
     token = token_for(standin, http)
-    upsert(standin, http, [{EXT: "A1", "Name": "Acme"}, {EXT: "A2", "Name": "Beta"}], token=token)
+    upsert(
+        standin,
+        http,
+        [
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme"},
+            {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Beta"},
+        ],
+        token=token,
+    )
     upsert(standin, http, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}}], sobject=SUBSCRIPTIONS, token=token)
     accounts = ids_of(standin, ACCOUNTS)
     subscription = ids_of(standin, SUBSCRIPTIONS)["S1"]
@@ -101,7 +111,7 @@ def test_a_collections_delete_answers_per_id_in_order_and_cascades_to_the_childr
 
 def test_a_record_is_read_by_external_id_or_not_found(standin: StandinClient, http: requests.Session) -> None:
     token = token_for(standin, http)
-    upsert(standin, http, [{EXT: "A1", "Name": "Acme"}], token=token)
+    upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme"}], token=token)
     auth = {"Authorization": f"Bearer {token}"}
 
     found = http.get(f"{standin.url}{API}/sobjects/{ACCOUNTS}/{EXT}/A1?fields=Id", headers=auth, timeout=5)
@@ -122,7 +132,7 @@ def test_a_delete_inside_composite_counts_as_one_of_the_five_collections(
         "url": f"{API}/composite/sobjects?ids=001000000000000AAA&allOrNone=false",
         "referenceId": "gone",
     }
-    upserts = [collection_sub(f"c{n}", ACCOUNTS, [{EXT: f"A{n}"}]) for n in range(5)]
+    upserts = [collection_sub(f"c{n}", ACCOUNTS, [{EXT: f"A{n}", "Zuora__Account__c": CRM_ACCOUNT}]) for n in range(5)]
 
     too_many = composite(standin, http, [delete_sub, *upserts], token=token)
     five = composite(standin, http, [delete_sub, *upserts[:4]], token=token)
@@ -139,7 +149,13 @@ def test_the_adapter_deletes_and_upserts_in_one_composite_call_and_finds_ids(sta
     sf = adapter(standin)
     deadline = time.monotonic() + 30
     [written] = sf.upsert_collections(
-        [CollectionUpsert(sobject=ACCOUNTS, external_id_field=EXT, records=[{EXT: "A1"}, {EXT: "A2"}])],
+        [
+            CollectionUpsert(
+                sobject=ACCOUNTS,
+                external_id_field=EXT,
+                records=[{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}],
+            )
+        ],
         deadline=deadline,
     )
     assert isinstance(written, list)
@@ -151,7 +167,11 @@ def test_the_adapter_deletes_and_upserts_in_one_composite_call_and_finds_ids(sta
     deleted, updated = sf.upsert_collections(
         [
             CollectionDelete(sobject=ACCOUNTS, ids=[a1]),
-            CollectionUpsert(sobject=ACCOUNTS, external_id_field=EXT, records=[{EXT: "A2", "Name": "Beta"}]),
+            CollectionUpsert(
+                sobject=ACCOUNTS,
+                external_id_field=EXT,
+                records=[{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Beta"}],
+            ),
         ],
         deadline=deadline,
     )

@@ -29,6 +29,9 @@ from tests.support.salesforce import (
 )
 
 pytestmark = pytest.mark.integration
+# The Salesforce Account a billing account belongs to: Zuora__Account__c is a master-detail, required on a new
+# Zuora__CustomerAccount__c as Salesforce requires it.
+CRM_ACCOUNT = salesforce_id("001", 7)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +128,17 @@ def test_jwt_bearer_assertion_is_verified_against_the_configured_key(standin: St
 def test_upsert_creates_then_updates_merging_fields_and_clearing_nulls(standin, http):
     # Given an account created with a name, a status and a currency
     first = upsert(
-        standin, http, [{EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Draft", "Zuora__Currency__c": "USD"}]
+        standin,
+        http,
+        [
+            {
+                EXT: "A1",
+                "Zuora__Account__c": CRM_ACCOUNT,
+                "Name": "Acme",
+                "Zuora__Status__c": "Draft",
+                "Zuora__Currency__c": "USD",
+            }
+        ],
     )
 
     # When it is upserted again with a new status and a null currency
@@ -139,13 +152,20 @@ def test_upsert_creates_then_updates_merging_fields_and_clearing_nulls(standin, 
     assert len(created["id"]) == 18
     assert second.json() == [{"id": created["id"], "success": True, "errors": [], "created": False}]
     assert standin.records(ACCOUNTS) == [
-        {"Id": created["id"], EXT: "A1", "Name": "Acme", "Zuora__Status__c": "Active", "Zuora__Currency__c": None},
+        {
+            "Id": created["id"],
+            EXT: "A1",
+            "Zuora__Account__c": CRM_ACCOUNT,
+            "Name": "Acme",
+            "Zuora__Status__c": "Active",
+            "Zuora__Currency__c": None,
+        },
     ]
 
 
 def test_a_required_name_cannot_be_cleared_and_a_lookup_takes_only_an_id(standin, http):
     # Given an account in Salesforce
-    upsert(standin, http, [{EXT: "A1", "Name": "Acme"}])
+    upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme"}])
 
     # When its Name is cleared (an empty merge field as null), and records carry "null" or a record Id in the
     # Account lookup
@@ -153,7 +173,7 @@ def test_a_required_name_cannot_be_cleared_and_a_lookup_takes_only_an_id(standin
         standin,
         http,
         [
-            {EXT: "A1", "Name": None},
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": None},
             {EXT: "A2", "Name": "Beta", "Zuora__Account__c": "null"},
             {EXT: "A3", "Name": "Gamma", "Zuora__Account__c": "0015g00000XyZ12AAB"},
         ],
@@ -178,7 +198,14 @@ def test_per_record_errors_come_back_in_order_with_http_200(standin, http):
 
     # When four records are upserted, the second and third of which fail
     response = upsert(
-        standin, http, [{EXT: "A1", "Name": "ok"}, {EXT: "A2", "Name": "REJECT"}, {EXT: "A3"}, {EXT: "A4"}]
+        standin,
+        http,
+        [
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "ok"},
+            {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Name": "REJECT"},
+            {EXT: "A3", "Zuora__Account__c": CRM_ACCOUNT},
+            {EXT: "A4", "Zuora__Account__c": CRM_ACCOUNT},
+        ],
     )
 
     # Then HTTP is 200 and each record has its own result, in input order
@@ -195,7 +222,7 @@ def test_per_record_errors_come_back_in_order_with_http_200(standin, http):
 
 def test_more_than_200_records_are_refused_whole(standin, http):
     # Given 201 records
-    records = [{EXT: f"A{i}"} for i in range(201)]
+    records = [{EXT: f"A{i}", "Zuora__Account__c": CRM_ACCOUNT} for i in range(201)]
 
     # When they are sent in one call
     response = upsert(standin, http, records)
@@ -208,7 +235,11 @@ def test_more_than_200_records_are_refused_whole(standin, http):
 
 def test_duplicate_external_ids_in_one_request_fail_those_records(standin, http):
     # Given two records with the same external id and one other
-    records = [{EXT: "A1", "Name": "one"}, {EXT: "A2"}, {EXT: "A1", "Name": "two"}]
+    records = [
+        {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "one"},
+        {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT},
+        {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "two"},
+    ]
 
     # When they are upserted together
     results = upsert(standin, http, records).json()
@@ -226,7 +257,7 @@ def test_child_fails_until_its_parent_exists_then_links_to_it(standin, http):
     missing = upsert(standin, http, [child], sobject=SUBSCRIPTIONS).json()[0]
 
     # When the account arrives and the subscription is sent again
-    parent_id = upsert(standin, http, [{EXT: "A1"}]).json()[0]["id"]
+    parent_id = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]).json()[0]["id"]
     linked = upsert(standin, http, [child], sobject=SUBSCRIPTIONS).json()[0]
 
     # Then the first attempt failed with Salesforce's foreign key error, the second links the lookup field
@@ -247,7 +278,9 @@ def test_unknown_sobject_and_unknown_relationship_are_refused_whole(standin, htt
 
     # When an unknown sObject and an unconfigured relationship are used
     unknown = upsert(standin, http, [{EXT: "X"}], sobject="Nope__c", token=token)
-    relation = upsert(standin, http, [{EXT: "A1", "Nope__r": {EXT: "Z"}}], token=token)
+    relation = upsert(
+        standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Nope__r": {EXT: "Z"}}], token=token
+    )
 
     # Then Salesforce's whole-request errors come back
     assert unknown.status_code == 404
@@ -261,7 +294,15 @@ def test_all_or_none_rolls_back_every_record(standin, http):
     standin.set_faults(validation_rules=[{"field": "Name", "equals": "REJECT"}])
 
     # When it is sent with a good record and allOrNone true
-    results = upsert(standin, http, [{EXT: "A1"}, {EXT: "A2", "Name": "REJECT"}], all_or_none=True).json()
+    results = upsert(
+        standin,
+        http,
+        [
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT},
+            {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Name": "REJECT"},
+        ],
+        all_or_none=True,
+    ).json()
 
     # Then the good record is rolled back too
     assert results[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
@@ -274,7 +315,7 @@ def test_every_api_call_counts_and_is_reported_in_header_and_limits(standin, htt
     token = token_for(standin, http)
 
     # When one upsert and one limits call are made
-    upserted = upsert(standin, http, [{EXT: "A1"}], token=token)
+    upserted = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
     limits = http.get(f"{standin.url}{API}/limits", headers={"Authorization": f"Bearer {token}"}, timeout=5)
 
     # Then each counted one call, in the header and in /limits
@@ -289,8 +330,8 @@ def test_request_limit_exceeded_once_the_allocation_is_used(standin, http):
     token = token_for(standin, http)
 
     # When two calls are made
-    last = upsert(standin, http, [{EXT: "A1"}], token=token)
-    refused = upsert(standin, http, [{EXT: "A2"}], token=token)
+    last = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
+    refused = upsert(standin, http, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
 
     # Then the second is refused with 403 REQUEST_LIMIT_EXCEEDED
     assert last.status_code == 200
@@ -305,7 +346,7 @@ def test_expired_or_missing_session_gets_401_invalid_session_id(standin, http):
     standin.set_faults(expire_sessions=True)
 
     # When it is used, and when no token is sent at all
-    expired = upsert(standin, http, [{EXT: "A1"}], token=token)
+    expired = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
     anonymous = http.get(f"{standin.url}{API}/limits", timeout=5)
 
     # Then both get Salesforce's 401 body and nothing is counted
@@ -322,8 +363,8 @@ def test_injected_503_fails_the_next_call_only_and_latency_slows_calls(standin, 
 
     # When two calls are made
     started = time.monotonic()
-    failed = upsert(standin, http, [{EXT: "A1"}], token=token)
-    passed = upsert(standin, http, [{EXT: "A1"}], token=token)
+    failed = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
+    passed = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
     elapsed = time.monotonic() - started
 
     # Then the first fails whole with 503, the second succeeds, and both waited
@@ -339,7 +380,15 @@ def test_row_lock_by_rate_and_count_releases_after_count(standin, http):
     standin.set_faults(row_lock={"rate": 1.0, "count": 2})
 
     # When three records are upserted
-    results = upsert(standin, http, [{EXT: "A1"}, {EXT: "A2"}, {EXT: "A3"}]).json()
+    results = upsert(
+        standin,
+        http,
+        [
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT},
+            {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT},
+            {EXT: "A3", "Zuora__Account__c": CRM_ACCOUNT},
+        ],
+    ).json()
 
     # Then the first two hit the lock and the third goes through
     assert [r["success"] for r in results] == [False, False, True]
@@ -348,7 +397,9 @@ def test_row_lock_by_rate_and_count_releases_after_count(standin, http):
 
 def test_stats_count_calls_per_endpoint_and_records_per_call_and_reset_clears(standin, http):
     # Given seeded parents (not counted) and a token
-    standin.seed(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}])
+    standin.seed(
+        ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]
+    )
     token = token_for(standin, http)
 
     # When two upserts of 2 and 1 records are made
@@ -415,7 +466,7 @@ def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call
     # When an account is upserted by its external id, then again (current API, then an API before 46.0),
     # and the subscription again once its parent exists
     started = time.monotonic()
-    created = upsert_row(standin, http, "A1", {"Name": "Acme"}, token=token)
+    created = upsert_row(standin, http, "A1", {"Name": "Acme", "Zuora__Account__c": CRM_ACCOUNT}, token=token)
     updated = upsert_row(standin, http, "A1", {"Name": "Acme Ltd"}, token=token)
     elapsed = time.monotonic() - started
     old_api = upsert_row(standin, http, "A1", {"Zuora__Status__c": "Active"}, token=token, api="/services/data/v45.0")
@@ -441,7 +492,13 @@ def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call
     assert child.status_code == 201
     assert elapsed >= 0.3
     assert standin.records(ACCOUNTS) == [
-        {"Id": body["id"], EXT: "A1", "Name": "Acme Ltd", "Zuora__Status__c": "Active"}
+        {
+            "Id": body["id"],
+            EXT: "A1",
+            "Name": "Acme Ltd",
+            "Zuora__Account__c": CRM_ACCOUNT,
+            "Zuora__Status__c": "Active",
+        }
     ]
     [subscription] = standin.records(SUBSCRIPTIONS)
     assert subscription["Zuora__CustomerAccount__c"] == body["id"]
@@ -455,7 +512,11 @@ def test_single_record_upsert_by_external_id_creates_updates_and_counts_one_call
 def test_composite_writes_parents_then_children_in_one_api_call(standin, http):
     # Given a token, and accounts then subscriptions that look their accounts up, in one Composite request
     token = token_for(standin, http)
-    accounts = collection_sub("accounts", ACCOUNTS, [{EXT: "A1", "Name": "Acme"}, {EXT: "A2"}])
+    accounts = collection_sub(
+        "accounts",
+        ACCOUNTS,
+        [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme"}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}],
+    )
     subscriptions = collection_sub(
         "subs",
         SUBSCRIPTIONS,
@@ -489,7 +550,7 @@ def test_composite_writes_parents_then_children_in_one_api_call(standin, http):
 
 def test_composite_refuses_more_than_5_collections_whole(standin, http):
     # Given six collections subrequests, and five
-    six = [collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(6)]
+    six = [collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}", "Zuora__Account__c": CRM_ACCOUNT}]) for i in range(6)]
 
     # When each is sent
     refused = composite(standin, http, six)
@@ -528,7 +589,7 @@ def test_composite_refuses_more_than_25_subrequests_and_an_empty_list(standin, h
 def test_a_failing_subrequest_does_not_stop_its_neighbours(standin, http):
     # Given an unknown sObject between two good collections, and an unsupported subrequest
     subrequests = [
-        collection_sub("good1", ACCOUNTS, [{EXT: "A1"}]),
+        collection_sub("good1", ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
         collection_sub("bad", "Nope__c", [{EXT: "X1"}]),
         {"method": "GET", "url": f"{API}/limits", "referenceId": "limits"},
         collection_sub("good2", SUBSCRIPTIONS, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A1"}}]),
@@ -556,7 +617,11 @@ def test_row_locks_and_validation_rules_apply_per_record_inside_a_composite(stan
         validation_rules=[{"sobject": SUBSCRIPTIONS, "field": "Name", "equals": "BAD", "message": "bad name"}],
     )
     subrequests = [
-        collection_sub("a", ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}]),
+        collection_sub(
+            "a",
+            ACCOUNTS,
+            [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}],
+        ),
         collection_sub("s", SUBSCRIPTIONS, [{EXT: "S1", "Name": "BAD"}, {EXT: "S2", "Name": "ok"}]),
     ]
 
@@ -579,7 +644,7 @@ def test_outer_all_or_none_rolls_back_every_subrequest(standin, http):
     # Given a validation rule that fails one record of the second collection
     standin.set_faults(validation_rules=[{"field": "Name", "equals": "BAD"}])
     subrequests = [
-        collection_sub("a", ACCOUNTS, [{EXT: "A1"}]),
+        collection_sub("a", ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
         collection_sub("s", SUBSCRIPTIONS, [{EXT: "S1", "Name": "BAD"}, {EXT: "S2"}]),
     ]
 
@@ -598,7 +663,9 @@ def test_injected_503_fails_the_whole_composite_and_latency_is_paid_once(standin
     # Given a token, one injected 503 and 200 ms of latency
     token = token_for(standin, http)
     standin.set_faults(fail_next=[{"status": 503}], latency_ms=200)
-    subrequests = [collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(5)]
+    subrequests = [
+        collection_sub(f"c{i}", ACCOUNTS, [{EXT: f"A{i}", "Zuora__Account__c": CRM_ACCOUNT}]) for i in range(5)
+    ]
 
     # When the Composite request is sent twice
     failed = composite(standin, http, subrequests, token=token)
@@ -620,11 +687,13 @@ PAYMENTS = "Zuora__Payment__c"
 
 
 def test_a_value_that_does_not_fit_its_field_refuses_the_whole_collection(standin, http):
-    # Given three payments, the second with a date where Zuora 360 has a dateTime
+    # Given three payments of a billing account, the second with a date where Zuora 360 has a dateTime
+    standin.seed(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}])
+    billing_account = {"Zuora__BillingAccount__r": {EXT: "A1"}}
     records: list[dict[str, Any]] = [
-        {EXT: "P1", "Zuora__EffectiveDate__c": "2024-03-05T10:25:48-08:00", "Zuora__Amount__c": 10},
-        {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05", "Zuora__Amount__c": 20},
-        {EXT: "P3", "Zuora__EffectiveDate__c": None, "Zuora__Amount__c": "30.50"},
+        {EXT: "P1", "Zuora__EffectiveDate__c": "2024-03-05T10:25:48-08:00", "Zuora__Amount__c": 10, **billing_account},
+        {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05", "Zuora__Amount__c": 20, **billing_account},
+        {EXT: "P3", "Zuora__EffectiveDate__c": None, "Zuora__Amount__c": "30.50", **billing_account},
     ]
 
     # When they are upserted as one collection
@@ -650,9 +719,18 @@ def test_a_value_that_does_not_fit_its_field_refuses_the_whole_collection(standi
 def test_text_in_a_number_or_checkbox_is_refused_and_unknown_fields_are_not_checked(standin, http):
     # Given accounts with text in a number, text in a checkbox, and a field Zuora 360 does not have
     token = token_for(standin, http)
-    number = upsert(standin, http, [{EXT: "A1", "Zuora__Balance__c": "twelve"}], token=token)
-    checkbox = upsert(standin, http, [{EXT: "A2", "Zuora__AutoPay__c": "maybe"}], token=token)
-    custom = upsert(standin, http, [{EXT: "A3", "Custom__c": "anything", "Zuora__AutoPay__c": "true"}], token=token)
+    number = upsert(
+        standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Zuora__Balance__c": "twelve"}], token=token
+    )
+    checkbox = upsert(
+        standin, http, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Zuora__AutoPay__c": "maybe"}], token=token
+    )
+    custom = upsert(
+        standin,
+        http,
+        [{EXT: "A3", "Zuora__Account__c": CRM_ACCOUNT, "Custom__c": "anything", "Zuora__AutoPay__c": "true"}],
+        token=token,
+    )
 
     # Then the first two are refused whole, the third is written
     assert (number.status_code, number.json()[0]["errorCode"]) == (400, "JSON_PARSER_ERROR")
@@ -665,9 +743,17 @@ def test_text_in_a_number_or_checkbox_is_refused_and_unknown_fields_are_not_chec
 def test_inside_a_composite_only_the_refused_collection_answers_400(standin, http):
     # Given two collections in one Composite request, the first with a value its field cannot take
     subrequests = [
-        collection_sub("bad", ACCOUNTS, [{EXT: "A1"}, {EXT: "A2", "Zuora__LastInvoiceDate__c": "last week"}]),
-        collection_sub("good", PAYMENTS, [{EXT: "P1", "Zuora__Amount__c": 5}]),
+        collection_sub(
+            "bad",
+            ACCOUNTS,
+            [
+                {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT},
+                {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT, "Zuora__LastInvoiceDate__c": "last week"},
+            ],
+        ),
+        collection_sub("good", PAYMENTS, [{EXT: "P1", "Zuora__Amount__c": 5, "Zuora__BillingAccount__r": {EXT: "A9"}}]),
     ]
+    standin.seed(ACCOUNTS, [{EXT: "A9", "Zuora__Account__c": CRM_ACCOUNT}])
 
     # When it is sent
     response = composite(standin, http, subrequests)
@@ -680,17 +766,24 @@ def test_inside_a_composite_only_the_refused_collection_answers_400(standin, htt
     assert "instance of date from VALUE_STRING value last week " in bad["body"][0]["message"]
     assert good["httpStatusCode"] == 200
     assert good["body"][0]["success"] is True
-    assert standin.records(ACCOUNTS) == []
+    assert [r[EXT] for r in standin.records(ACCOUNTS)] == ["A9"]
     assert standin.stats()["api_calls"] == 1
 
 
 def test_a_record_locked_by_an_approval_process_fails_with_entity_is_locked(standin, http):
     # Given an existing account that an approval process has locked
-    standin.seed(ACCOUNTS, [{EXT: "A1", "Name": "Acme"}])
+    standin.seed(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme"}])
     standin.set_faults(approval_locks=["A1", "A9"])
 
     # When it and a new account are upserted
-    results = upsert(standin, http, [{EXT: "A1", "Name": "Acme 2"}, {EXT: "A2"}]).json()
+    results = upsert(
+        standin,
+        http,
+        [
+            {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme 2"},
+            {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT},
+        ],
+    ).json()
 
     # Then the locked one fails with ENTITY_IS_LOCKED and keeps its value; the other is written
     assert results[0] == {
@@ -701,9 +794,12 @@ def test_a_record_locked_by_an_approval_process_fails_with_entity_is_locked(stan
     assert standin.record(ACCOUNTS, "A1")["Name"] == "Acme"
 
     # And a new record cannot be locked yet; clearing the fault unlocks
-    assert upsert(standin, http, [{EXT: "A9"}]).json()[0]["success"] is True
+    assert upsert(standin, http, [{EXT: "A9", "Zuora__Account__c": CRM_ACCOUNT}]).json()[0]["success"] is True
     standin.set_faults(approval_locks=[])
-    assert upsert(standin, http, [{EXT: "A1", "Name": "Acme 3"}]).json()[0]["success"] is True
+    assert (
+        upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "Acme 3"}]).json()[0]["success"]
+        is True
+    )
 
 
 def test_the_concurrent_long_running_request_limit_answers_403_with_its_own_message(standin, http):
@@ -712,8 +808,8 @@ def test_the_concurrent_long_running_request_limit_answers_403_with_its_own_mess
     standin.set_faults(fail_next=[{"kind": "concurrent_long_txn"}])
 
     # When two calls are made
-    refused = upsert(standin, http, [{EXT: "A1"}], token=token)
-    passed = upsert(standin, http, [{EXT: "A1"}], token=token)
+    refused = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
+    passed = upsert(standin, http, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], token=token)
 
     # Then the first is refused with REQUEST_LIMIT_EXCEEDED naming ConcurrentPerOrgLongTxn, the second passes
     assert refused.status_code == 403
@@ -747,9 +843,6 @@ def test_configured_field_types_are_checked_and_the_daily_limit_can_be_injected_
     assert standin.configure()["fields"]["Custom__c"] == {"Amount__c": "double"}
 
 
-CRM_ACCOUNT = salesforce_id("001", 7)
-
-
 def upsert_on(
     standin: StandinClient, http: requests.Session, sobject: str, ext_field: str, records: list[dict[str, Any]]
 ) -> requests.Response:
@@ -763,23 +856,23 @@ def upsert_on(
 
 
 def test_a_missing_or_cleared_master_detail_is_refused_per_record(standin, http):
-    # Given an org that refuses what Salesforce refuses for Zuora 360's master-detail fields
-    standin.configure(enforce_master_detail=True)
-    try:
-        # When an account arrives without its CRM Account, another with it, and the second is later cleared
-        answer = upsert(
-            standin,
-            http,
-            [{EXT: "A1", "Name": "No link"}, {EXT: "A2", "Name": "Linked", "Zuora__Account__c": CRM_ACCOUNT}],
-        )
-        cleared = upsert(standin, http, [{EXT: "A2", "Zuora__Account__c": None}])
-        renamed = upsert(standin, http, [{EXT: "A2", "Name": "Linked, renamed"}])
-        # And a payment arrives without its billing account
-        orphan = upsert_on(standin, http, PAYMENTS, "Zuora__EXT_ID__c", [{"Zuora__EXT_ID__c": "P1", "Name": "P-1"}])
-    finally:
-        standin.configure(enforce_master_detail=False)
+    # Given the stand-in as it starts: it refuses what Salesforce always refuses for Zuora 360's master-details
+    assert standin.config()["enforce_master_detail"] is True
 
-    # Then the unlinked account, the clearing and the orphan payment are refused; an update that leaves the link
+    # When an account arrives without its CRM Account, another with it, and the second is later cleared
+    answer = upsert(
+        standin,
+        http,
+        [{EXT: "A1", "Name": "No link"}, {EXT: "A2", "Name": "Linked", "Zuora__Account__c": CRM_ACCOUNT}],
+    )
+    cleared = upsert(standin, http, [{EXT: "A2", "Zuora__Account__c": None}])
+    renamed = upsert(standin, http, [{EXT: "A2", "Name": "Linked, renamed"}])
+    # And a payment arrives without its billing account, and another is seeded without one
+    orphan = upsert_on(standin, http, PAYMENTS, "Zuora__EXT_ID__c", [{"Zuora__EXT_ID__c": "P1", "Name": "P-1"}])
+    with pytest.raises(ValueError, match="REQUIRED_FIELD_MISSING"):
+        standin.seed(PAYMENTS, [{"Zuora__EXT_ID__c": "P2"}], external_id_field="Zuora__EXT_ID__c")
+
+    # Then the unlinked account, the clearing and the orphan payments are refused; an update that leaves the link
     # alone is written
     first, second = answer.json()
     assert first["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
@@ -789,6 +882,21 @@ def test_a_missing_or_cleared_master_detail_is_refused_per_record(standin, http)
     assert renamed.json()[0]["success"] is True
     assert orphan.json()[0]["errors"][0]["fields"] == ["Zuora__BillingAccount__c"]
     assert [r["Zuora__Account__c"] for r in standin.records(ACCOUNTS)] == [CRM_ACCOUNT]
+    assert standin.records(PAYMENTS) == []
+
+
+def test_a_bare_org_takes_records_without_their_master_detail_only_when_switched_so(standin, http):
+    # Given the refusal switched off, for a test that needs a bare org
+    standin.configure(enforce_master_detail=False)
+    try:
+        # When an account without its CRM Account arrives
+        answer = upsert(standin, http, [{EXT: "A1", "Name": "No link"}])
+    finally:
+        standin.configure(enforce_master_detail=True)
+
+    # Then it is written; and the switch is back on for the next test
+    assert answer.json()[0]["success"] is True
+    assert standin.config()["enforce_master_detail"] is True
 
 
 def test_an_upsert_on_a_field_that_is_not_an_external_id_is_refused(standin, http):
@@ -804,10 +912,15 @@ def test_an_upsert_on_a_field_that_is_not_an_external_id_is_refused(standin, htt
 
 
 def test_a_non_unique_external_id_that_matches_two_records_is_the_multiple_match_answer(standin, http):
-    # Given two payments that share the deprecated, non-unique Zuora__External_Id__c
+    # Given two payments of a billing account that share the deprecated, non-unique Zuora__External_Id__c
+    standin.seed(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}])
+    billing_account = {"Zuora__BillingAccount__r": {EXT: "A1"}}
     standin.seed(
         PAYMENTS,
-        [{"Zuora__EXT_ID__c": "P1", EXT: "shared"}, {"Zuora__EXT_ID__c": "P2", EXT: "shared"}],
+        [
+            {"Zuora__EXT_ID__c": "P1", EXT: "shared", **billing_account},
+            {"Zuora__EXT_ID__c": "P2", EXT: "shared", **billing_account},
+        ],
         external_id_field="Zuora__EXT_ID__c",
     )
 

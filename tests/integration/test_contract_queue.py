@@ -24,6 +24,7 @@ class Queue:
 
     send: Callable[[QueuedChange], str]
     send_batch: Callable[[list[QueuedChange]], None]
+    send_later: Callable[[list[QueuedChange], int], list[QueuedChange]]
     received: Callable[[], list[QueuedChange]]
 
 
@@ -31,7 +32,7 @@ class Queue:
 def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
     if request.param == "fake":
         single, sink = MemoryQueue(), MemorySink()
-        yield Queue(single.send, sink.send_batch, lambda: single.sent + sink.sent)
+        yield Queue(single.send, sink.send_batch, single.send_later, lambda: single.sent + sink.sent)
         return
     with mock_aws():
         sqs = boto3.client("sqs", region_name="eu-west-1")
@@ -48,7 +49,7 @@ def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
                 )
             return changes
 
-        yield Queue(adapter.send, adapter.send_batch, received)
+        yield Queue(adapter.send, adapter.send_batch, adapter.send_later, received)
 
 
 @pytest.fixture(params=["fake", "moto"])
@@ -56,12 +57,12 @@ def down(request: pytest.FixtureRequest) -> Iterator[Queue]:
     """A queue that takes nothing: the fakes told to fail, the adapter pointed at a queue that does not exist."""
     if request.param == "fake":
         single, sink = MemoryQueue(failing=True), MemorySink(fail_after=0)
-        yield Queue(single.send, sink.send_batch, lambda: single.sent + sink.sent)
+        yield Queue(single.send, sink.send_batch, single.send_later, lambda: single.sent + sink.sent)
         return
     with mock_aws():
         sqs = boto3.client("sqs", region_name="eu-west-1")
         adapter = SqsChangeQueue("https://sqs.eu-west-1.amazonaws.com/123456789012/missing", client=sqs)
-        yield Queue(adapter.send, adapter.send_batch, list)
+        yield Queue(adapter.send, adapter.send_batch, adapter.send_later, list)
 
 
 def change(n: int) -> QueuedChange:
@@ -94,8 +95,35 @@ def test_a_batch_of_any_size_arrives_whole(queue: Queue) -> None:
     assert sorted(queue.received(), key=lambda c: c.record_id) == [change(n) for n in range(25)]
 
 
+def test_changes_sent_later_arrive_whole_and_none_is_refused(queue: Queue) -> None:
+    # When 12 changes are sent with a delay (two SendMessageBatch calls), none delayed past SQS's 15 minutes
+    refused = queue.send_later([change(n) for n in range(12)], 0)
+
+    # Then the queue took them all, and every one arrives
+    assert refused == []
+    assert sorted(queue.received(), key=lambda c: c.record_id) == [change(n) for n in range(12)]
+
+
 def test_a_queue_that_takes_nothing_says_so(down: Queue) -> None:
     with pytest.raises(QueueUnavailableError):
         down.send(change(1))
     with pytest.raises(QueueUnavailableError):
         down.send_batch([change(1)])
+    # Sent later: each change not taken is handed back, for the caller to keep
+    assert down.send_later([change(1), change(2)], 30) == [change(1), change(2)]
+
+
+def test_sqs_holds_a_change_sent_later_for_its_delay() -> None:
+    # The adapter alone: SQS's own DelaySeconds (the in-memory queue has no clock to wait on)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="callouts")["QueueUrl"]
+
+        # When a change is sent to come back in 15 minutes, SQS's longest delay
+        refused = SqsChangeQueue(url, client=sqs).send_later([change(1)], 900)
+
+        # Then SQS took it and counts it delayed: nothing to receive yet
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        assert refused == []
+        assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+        assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.integration
 ACCOUNTS = "Zuora__CustomerAccount__c"
 SUBSCRIPTIONS = "Zuora__Subscription__c"
 EXT = "Zuora__External_Id__c"
+# The Salesforce Account each billing account belongs to: the master-detail a new Zuora__CustomerAccount__c needs.
+CRM_ACCOUNT = "0015g00000XyZ12AAB"
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 
 
@@ -85,7 +87,7 @@ def upsert(
 
 def test_per_record_failures_are_reported_per_record(standin):
     # Given one known account, and a validation rule on Name
-    standin.seed(ACCOUNTS, [{EXT: "A1"}])
+    standin.seed(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}])
     standin.set_faults(validation_rules=[{"field": "Name", "equals": "BAD", "message": "bad name"}])
     adapter = adapter_for(standin)
     records: list[dict[str, Any]] = [
@@ -110,10 +112,14 @@ def test_per_record_failures_are_reported_per_record(standin):
 def test_upsert_again_updates_and_token_is_reused(standin):
     # Given an adapter that has created a record
     adapter = adapter_for(standin)
-    first = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Name": "one"}], deadline=soon())
+    first = upsert(
+        adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "one"}], deadline=soon()
+    )
 
     # When the same record is upserted again
-    second = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Name": "two"}], deadline=soon())
+    second = upsert(
+        adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "two"}], deadline=soon()
+    )
 
     # Then it was updated in place, with one token for both calls
     assert second[0].created is False
@@ -128,7 +134,7 @@ def test_injected_503s_are_retried_with_backoff_then_succeed(standin):
     adapter = adapter_for(standin, sleep=clock.sleep, rng=lambda: 1.0)
 
     # When a record is upserted
-    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then it succeeded on the third attempt after exponentially growing waits
     assert results[0].success
@@ -145,7 +151,7 @@ def test_gives_up_at_the_deadline_when_salesforce_keeps_failing(standin):
 
     # When a record is upserted with 1 s left
     with pytest.raises(SalesforceRetryableError, match="deadline"):
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 1.0)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=started + 1.0)
 
     # Then it stopped before the deadline instead of sleeping past it
     assert time.monotonic() - started < 1.0
@@ -160,7 +166,7 @@ def test_a_slow_salesforce_is_cut_off_at_the_deadline(standin):
 
     # When a record is upserted with 0.3 s left
     with pytest.raises(SalesforceRetryableError):
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=started + 0.3)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=started + 0.3)
 
     # Then the request timed out at the deadline rather than after the adapter's 5 s timeout
     assert time.monotonic() - started < 1.0
@@ -177,7 +183,7 @@ def test_deadline_already_passed_starts_no_call(standin):
 
     # When the deadline is in the past
     with pytest.raises(SalesforceRetryableError):
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=time.monotonic() - 1)
 
     # Then nothing was sent
     assert adapter.api_calls == 0
@@ -187,11 +193,11 @@ def test_deadline_already_passed_starts_no_call(standin):
 def test_expired_session_is_renewed_once_and_the_call_repeated(standin):
     # Given an adapter with a cached token that Salesforce then expires
     adapter = adapter_for(standin)
-    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     standin.set_faults(expire_sessions=True)
 
     # When it upserts again
-    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then a new token was fetched and the call succeeded
     assert results[0].success
@@ -206,7 +212,7 @@ def test_session_refused_again_after_renewal_is_an_auth_error(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError):
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the token was renewed once only
     assert standin.stats()["tokens_issued"] == 2
@@ -219,7 +225,7 @@ def test_request_limit_exceeded_raises_at_once_and_usage_is_seen(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceLimitExceededError):
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then there was no retry, and the usage of the refusal was recorded
     assert adapter.api_calls == 1
@@ -234,7 +240,7 @@ def test_api_usage_is_parsed_from_each_answer_and_fetched_from_limits(standin):
     assert adapter.api_usage is None
 
     # When one upsert is made, then the limits read
-    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     seen = adapter.api_usage
     fetched = adapter.fetch_api_usage(deadline=soon())
 
@@ -262,7 +268,7 @@ def test_jwt_bearer_flow_with_a_key_pair_made_here(standin):
     adapter = adapter_for(standin, creds)
 
     # When a record is upserted
-    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the assertion was accepted
     assert results[0].success
@@ -275,7 +281,7 @@ def test_wrong_client_secret_is_an_auth_error_without_retries(standin):
 
     # When a record is upserted
     with pytest.raises(SalesforceAuthError, match="invalid_client") as raised:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the token endpoint was asked once, no API call was made, and the secret is not in the message
     assert standin.stats()["token_requests"] == 1
@@ -289,7 +295,7 @@ def test_token_endpoint_503_is_retried(standin):
     adapter = adapter_for(standin)
 
     # When a record is upserted
-    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the second token request succeeded
     assert results[0].success
@@ -302,7 +308,7 @@ def test_unknown_sobject_is_a_request_error_with_salesforce_code(standin):
 
     # When an unknown sObject is upserted
     with pytest.raises(SalesforceRequestError) as raised:
-        upsert(adapter, "Nope__c", EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, "Nope__c", EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the error carries Salesforce's code and the HTTP status, and was not retried
     assert (raised.value.status_code, raised.value.http_status) == ("NOT_FOUND", 404)
@@ -318,7 +324,14 @@ def test_one_collection_goes_as_a_plain_collections_call(standin):
     adapter = adapter_for(standin)
 
     # When one collection is upserted through upsert_collections
-    [results] = adapter.upsert_collections([collection(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}])], deadline=soon())
+    [results] = adapter.upsert_collections(
+        [
+            collection(
+                ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]
+            )
+        ],
+        deadline=soon(),
+    )
 
     # Then it went as a plain sObject Collections PATCH, not a Composite
     assert isinstance(results, list)
@@ -334,9 +347,18 @@ def test_three_collections_go_in_one_composite_call_with_results_in_order(standi
     # Given accounts, subscriptions looking them up, and more accounts
     adapter = adapter_for(standin)
     requests = [
-        collection(ACCOUNTS, [{EXT: "A1"}, {EXT: "A2"}]),
+        collection(
+            ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}, {EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]
+        ),
         collection(SUBSCRIPTIONS, [{EXT: "S1", "Zuora__CustomerAccount__r": {EXT: "A2"}}]),
-        collection(ACCOUNTS, [{EXT: "A3"}, {EXT: "A1", "Name": "again"}, {EXT: "A4"}]),
+        collection(
+            ACCOUNTS,
+            [
+                {EXT: "A3", "Zuora__Account__c": CRM_ACCOUNT},
+                {EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT, "Name": "again"},
+                {EXT: "A4", "Zuora__Account__c": CRM_ACCOUNT},
+            ],
+        ),
     ]
 
     # When they are upserted together
@@ -363,9 +385,9 @@ def test_a_refused_subrequest_is_returned_beside_the_good_results(standin):
     # Given an unknown sObject between two good collections
     adapter = adapter_for(standin)
     requests = [
-        collection(ACCOUNTS, [{EXT: "A1"}]),
+        collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
         collection("Nope__c", [{EXT: "X1"}]),
-        collection(ACCOUNTS, [{EXT: "A2"}]),
+        collection(ACCOUNTS, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]),
     ]
 
     # When they are upserted together
@@ -398,7 +420,10 @@ def test_a_composite_failing_whole_with_503_is_retried_then_succeeds(standin):
     standin.set_faults(fail_next=[{"status": 503}, {"status": 503}])
     clock = FakeClock()
     adapter = adapter_for(standin, sleep=clock.sleep, rng=lambda: 1.0)
-    requests = [collection(ACCOUNTS, [{EXT: "A1"}]), collection(SUBSCRIPTIONS, [{EXT: "S1"}])]
+    requests = [
+        collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
+        collection(SUBSCRIPTIONS, [{EXT: "S1"}]),
+    ]
 
     # When two collections are upserted together
     answers = adapter.upsert_collections(requests, deadline=soon())
@@ -417,7 +442,11 @@ def test_composite_refused_for_the_api_limit_raises_at_once(standin):
     # When two collections are upserted together
     with pytest.raises(SalesforceLimitExceededError):
         adapter.upsert_collections(
-            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=soon()
+            [
+                collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
+                collection(ACCOUNTS, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]),
+            ],
+            deadline=soon(),
         )
 
     # Then there was no retry and the usage was seen
@@ -429,12 +458,16 @@ def test_composite_refused_for_the_api_limit_raises_at_once(standin):
 def test_composite_with_an_expired_session_renews_the_token_once(standin):
     # Given an adapter with a cached token that Salesforce then expires
     adapter = adapter_for(standin)
-    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     standin.set_faults(expire_sessions=True)
 
     # When two collections are upserted together
     answers = adapter.upsert_collections(
-        [collection(ACCOUNTS, [{EXT: "A2"}]), collection(SUBSCRIPTIONS, [{EXT: "S2"}])], deadline=soon()
+        [
+            collection(ACCOUNTS, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]),
+            collection(SUBSCRIPTIONS, [{EXT: "S2"}]),
+        ],
+        deadline=soon(),
     )
 
     # Then a new token was fetched and the Composite call made again
@@ -453,7 +486,11 @@ def test_composite_keeps_giving_up_at_the_deadline(standin):
     # When two collections are upserted with 1 s left
     with pytest.raises(SalesforceRetryableError, match="deadline"):
         adapter.upsert_collections(
-            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=started + 1.0
+            [
+                collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
+                collection(ACCOUNTS, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]),
+            ],
+            deadline=started + 1.0,
         )
 
     # Then it stopped before the deadline
@@ -467,7 +504,10 @@ def test_zero_or_more_than_5_requests_are_a_value_error(standin, count):
 
     # When 0 or 6 collections are passed
     with pytest.raises(ValueError, match="1 to 5"):
-        adapter.upsert_collections([collection(ACCOUNTS, [{EXT: f"A{i}"}]) for i in range(count)], deadline=soon())
+        adapter.upsert_collections(
+            [collection(ACCOUNTS, [{EXT: f"A{i}", "Zuora__Account__c": CRM_ACCOUNT}]) for i in range(count)],
+            deadline=soon(),
+        )
 
     # Then nothing was sent
     assert adapter.api_calls == 0
@@ -476,14 +516,14 @@ def test_zero_or_more_than_5_requests_are_a_value_error(standin, count):
 @pytest.mark.parametrize("size", [0, 201])
 def test_a_collection_takes_1_to_200_records(size):
     # Given an empty and an oversized record list
-    records = [{EXT: f"A{i}"} for i in range(size)]
+    records = [{EXT: f"A{i}", "Zuora__Account__c": CRM_ACCOUNT} for i in range(size)]
 
     # When a CollectionUpsert is built from it
     with pytest.raises(ValidationError):
         collection(ACCOUNTS, records)
 
     # Then it was refused before any call (and a valid one is frozen)
-    built = collection(ACCOUNTS, [{EXT: "A1"}])
+    built = collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}])
     with pytest.raises(ValidationError):
         built.sobject = "Other__c"  # type: ignore[misc]
 
@@ -496,7 +536,7 @@ def test_a_collection_refused_whole_for_a_value_is_its_own_400_error(standin, to
     # Given a payments collection with a date where Zuora 360 has a dateTime, alone or beside a good collection
     adapter = adapter_for(standin)
     bad = collection(PAYMENTS, [{EXT: "P1"}, {EXT: "P2", "Zuora__EffectiveDate__c": "2024-03-05"}])
-    requests = [bad, collection(ACCOUNTS, [{EXT: "A1"}])] if together else [bad]
+    requests = [bad, collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}])] if together else [bad]
 
     # When they are upserted
     answers = adapter.upsert_collections(requests, deadline=soon())
@@ -520,10 +560,14 @@ def test_the_concurrent_long_running_limit_is_not_the_daily_allocation(standin):
 
     # When a record is upserted, and then two collections together
     with pytest.raises(SalesforceConcurrencyLimitError) as alone:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     with pytest.raises(SalesforceConcurrencyLimitError):
         adapter.upsert_collections(
-            [collection(ACCOUNTS, [{EXT: "A1"}]), collection(ACCOUNTS, [{EXT: "A2"}])], deadline=soon()
+            [
+                collection(ACCOUNTS, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}]),
+                collection(ACCOUNTS, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}]),
+            ],
+            deadline=soon(),
         )
 
     # Then each raised at once, as its own error: retryable, but not the allocation error that stops all calls
@@ -540,7 +584,7 @@ def test_concurrent_requests_is_the_concurrency_limit_not_the_daily_allocation(s
 
     # When a record is upserted
     with pytest.raises(SalesforceConcurrencyLimitError) as refused:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then it is the short-backoff concurrency error, not the allocation error that stops every call
     assert not isinstance(refused.value, SalesforceLimitExceededError)
@@ -555,7 +599,7 @@ def test_a_read_timeout_is_in_doubt_and_the_write_commits_after_the_client_gave_
 
     # When a record is upserted and the client times out first
     with pytest.raises(SalesforceRetryableError) as failed:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the failure is in doubt: nothing proves the write did not run
     assert failed.value.in_doubt
@@ -586,7 +630,7 @@ def test_a_5xx_from_a_front_is_in_doubt_and_salesforces_own_5xx_or_a_429_is_not(
 
     # When a record is upserted / Then the failure says whether the request may have run, and its status
     with pytest.raises(SalesforceRetryableError) as failed:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     assert (failed.value.in_doubt, failed.value.http_status) == (in_doubt, status)
 
 
@@ -602,13 +646,19 @@ def test_a_refused_connection_is_not_in_doubt(standin):
 
     # When a record is upserted / Then the failure proves nothing ran
     with pytest.raises(SalesforceRetryableError) as failed:
-        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+        upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     assert failed.value.in_doubt is False
 
 
 def test_a_deadline_passed_before_any_attempt_is_not_in_doubt(standin):
     with pytest.raises(SalesforceRetryableError) as failed:
-        upsert(adapter_for(standin), ACCOUNTS, EXT, [{EXT: "A1"}], deadline=time.monotonic() - 1)
+        upsert(
+            adapter_for(standin),
+            ACCOUNTS,
+            EXT,
+            [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}],
+            deadline=time.monotonic() - 1,
+        )
     assert failed.value.in_doubt is False
 
 
@@ -619,12 +669,12 @@ def test_a_call_answered_after_a_timed_out_attempt_says_it_was_in_doubt(standin)
     standin.set_faults(commit_late={"count": 1, "delay_ms": 1000})
 
     # When a record is upserted: the first attempt times out, the second is answered
-    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1"}], deadline=soon())
+    results = upsert(adapter, ACCOUNTS, EXT, [{EXT: "A1", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
 
     # Then the call succeeded but says an attempt of it may still commit
     assert results[0].success
     assert adapter.last_call_in_doubt
 
     # And the next call, answered at once, is not in doubt
-    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2"}], deadline=soon())
+    upsert(adapter, ACCOUNTS, EXT, [{EXT: "A2", "Zuora__Account__c": CRM_ACCOUNT}], deadline=soon())
     assert not adapter.last_call_in_doubt

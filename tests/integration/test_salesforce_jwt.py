@@ -226,9 +226,11 @@ def soon() -> float:
 
 
 def upsert_one(adapter: SimpleSalesforceAdapter) -> list[RecordResult]:
-    """One account upserted as one sObject Collections call; the error Salesforce answers for it is raised."""
+    """One account (with the Salesforce Account it belongs to, its master-detail) upserted as one sObject Collections
+    call; the error Salesforce answers for it is raised."""
+    account = {EXT: "A1", "Zuora__Account__c": "0015g00000XyZ12AAB"}
     [answer] = adapter.upsert_collections(
-        [CollectionUpsert(sobject=ACCOUNTS, external_id_field=EXT, records=[{EXT: "A1"}])], deadline=soon()
+        [CollectionUpsert(sobject=ACCOUNTS, external_id_field=EXT, records=[account])], deadline=soon()
     )
     if isinstance(answer, SalesforceError):
         raise answer

@@ -34,7 +34,7 @@ LINKED_CRM_ID = "0015g00000LnK00AAA"
 
 def change(object_type: str = "Account", record_id: str = "A1", **kw: Any) -> QueuedChange:
     """A change as Zuora sends it; an account carries its CRM link unless the test says otherwise, because
-    Zuora 360 syncs only linked accounts (an unlinked one is held: tests/unit/test_unlinked_accounts.py)."""
+    Zuora 360 syncs only linked accounts (an unlinked one is held: tests/integration/test_unlinked_accounts.py)."""
     if object_type == "Account" and "CrmId" not in kw:
         fields = {k: v for k, v in kw.items() if k not in ("updated", "received")}
         kw = {**kw, "CrmId": LINKED_CRM_ID, **({} if fields else {"Name": f"{record_id} linked"})}
@@ -314,8 +314,10 @@ def service_with_amount_as_text(pipeline: Pipeline, tmp_path: Path) -> Any:
     return build_sync(pipeline.settings.model_copy(update={"mapping_path": str(path)}))
 
 
-def payment_messages(count: int, bad: str) -> list[QueueMessage]:
-    changes = [change("Payment", f"P{i:03d}", PaymentNumber=f"P-{i}") for i in range(count)]
+def payment_messages(pipeline: Pipeline, count: int, bad: str) -> list[QueueMessage]:
+    """Payments of one billing account, already in the org (a payment's master-detail)."""
+    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme", "Zuora__Account__c": LINKED_CRM_ID}])
+    changes = [change("Payment", f"P{i:03d}", PaymentNumber=f"P-{i}", AccountId="A1") for i in range(count)]
     changes = [
         c.model_copy(update={"fields": {**c.fields, "Amount": "n/a"}}) if c.record_id == bad else c for c in changes
     ]
@@ -327,7 +329,7 @@ def test_one_bad_value_in_200_payments_is_isolated_over_https(pipeline: Pipeline
     service = service_with_amount_as_text(pipeline, tmp_path)
 
     # When they are synced in one invocation
-    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 60)
+    result = service.run(payment_messages(pipeline, 200, bad="P137"), deadline=time.monotonic() + 60)
 
     # Then the stand-in refused the collection whole, the sync bisected it: 199 written, the bad one failed with
     # Salesforce's JSON_PARSER_ERROR and message, nothing waits
@@ -351,7 +353,7 @@ def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: P
     pipeline.sf.set_faults(latency_ms=1_500)
 
     # When 200 payments with one bad value are synced
-    result = service.run(payment_messages(200, bad="P137"), deadline=time.monotonic() + 13)
+    result = service.run(payment_messages(pipeline, 200, bad="P137"), deadline=time.monotonic() + 13)
 
     # Then Salesforce refused the collection (the call alone answers 400), and whatever was not isolated in time
     # waits (batchItemFailures), the bad one among it; nothing failed or was parked
@@ -367,7 +369,7 @@ def test_a_deadline_mid_isolation_leaves_the_rest_waiting_not_parked(pipeline: P
 
 def test_an_approval_locked_record_is_parked_with_entity_is_locked(pipeline: Pipeline) -> None:
     # Given an account in Salesforce that an approval process has locked
-    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme"}])
+    pipeline.sf.seed(ACCOUNTS, [{"Zuora__External_Id__c": "A1", "Name": "Acme", "Zuora__Account__c": LINKED_CRM_ID}])
     pipeline.sf.set_faults(approval_locks=["A1"])
     pipeline.send(change("Account", "A1", Name="Acme Renamed"), change("Account", "A2", Name="Other"))
 
@@ -459,5 +461,31 @@ def test_a_childs_delete_after_its_accounts_cascaded_is_done(pipeline: Pipeline)
     # Then the children's deletes are done (already gone with their account), not failures, nothing left behind
     assert pipeline.find(SUBSCRIPTIONS, "S1") is None
     assert pipeline.find("Zuora__ZInvoice__c", "I1") is None
+    assert pipeline.failures() == []
+    assert pipeline.depth() == 0
+
+
+def test_a_released_child_that_meets_a_row_lock_reaches_salesforce_without_another_callout(pipeline: Pipeline) -> None:
+    # Given an account without its CrmId and two invoices, held (nothing sent)
+    pipeline.send(
+        change("Account", "A5", Name="Acme", CrmId=""),
+        change("Invoice", "I51", InvoiceNumber="INV-51", AccountId="A5"),
+        change("Invoice", "I52", InvoiceNumber="INV-52", AccountId="A5"),
+    )
+    pipeline.drain()
+    assert pipeline.find("Zuora__ZInvoice__c", "I51") is None
+
+    # When the account's CrmId arrives, and the org holds a lock on one invoice when the held ones are released
+    pipeline.sf.set_faults(row_lock={"external_ids": ["I52"], "count": 1})
+    pipeline.send(change("Account", "A5", updated=T0 + timedelta(minutes=5), Name="Acme", CrmId=LINKED_CRM_ID))
+    poller = pipeline.drain()
+
+    # Then the locked invoice went back to the callout queue on its own and was written in a later session: no other
+    # callout, nothing failed, nothing left on the queue
+    account = pipeline.record(ACCOUNTS, "A5")
+    for invoice_id in ("I51", "I52"):
+        invoice = pipeline.record("Zuora__ZInvoice__c", invoice_id)
+        assert (invoice["Zuora__BillingAccount__c"], invoice["Zuora__Account__c"]) == (account["Id"], LINKED_CRM_ID)
+    assert poller.stats.invocations >= 2
     assert pipeline.failures() == []
     assert pipeline.depth() == 0

@@ -22,7 +22,7 @@ from nrtsync.services.breaker.service import CircuitBreaker
 from nrtsync.services.sync.service import QueueMessage, SyncService
 from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_fakes.breaker import FakeEventSourceSwitch
-from nrtsync_fakes.queue import FakeRetryScheduler
+from nrtsync_fakes.queue import FakeRetryScheduler, MemoryQueue
 from nrtsync_fakes.salesforce import FakeSalesforce
 from nrtsync_local.template import load_template, table_definition
 
@@ -91,6 +91,7 @@ class SyncWorld:
     dynamodb: Any
     salesforce: FakeSalesforce = field(default_factory=FakeSalesforce)
     retries: FakeRetryScheduler = field(default_factory=FakeRetryScheduler)
+    queue: MemoryQueue = field(default_factory=MemoryQueue)  # where a released held change that must wait goes
     overrides: dict[str, Any] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic  # the service's clock for its deadline
     switch: FakeEventSourceSwitch = field(default_factory=FakeEventSourceSwitch)
@@ -108,6 +109,7 @@ class SyncWorld:
             retries=self.retries,
             breaker=self.breaker(),
             holds=DynamoHoldStore(STATE_TABLE, client=self.dynamodb) if self.holds else None,
+            queue=self.queue,
             zuora=self.zuora,
             clock=self.clock,
             monotonic=self.monotonic,

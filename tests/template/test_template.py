@@ -1144,20 +1144,25 @@ def test_every_hmac_header_the_template_allows_is_valid_for_the_code(template: T
         settings_from_template(template, "IngestFunction", CALLOUT_HMAC_HEADER=header)
 
 
-def test_the_sync_function_may_not_send_to_the_queue(template: Template) -> None:
-    # The sync function delays a waiting record with ChangeMessageVisibility(Batch); it never sends a message
-    # (operators re-queue failures with their own credentials), so it must not be allowed to.
-    actions = {
-        action
-        for name, statement in policy_statements(template)
-        if name == "SyncFunctionRole"
-        for action in as_list(statement["Action"])
-    }
+def test_the_sync_function_sends_only_to_the_callout_queue(template: Template) -> None:
+    # The sync function delays a waiting record with ChangeMessageVisibility(Batch); it sends only a released held
+    # change that must wait, to the callout queue. Never to the dead-letter queue (operators re-queue failures and
+    # dead letters with their own credentials), and never through a SAM policy template (any queue by name).
+    statements = [statement for name, statement in policy_statements(template) if name == "SyncFunctionRole"]
+    actions = {action for statement in statements for action in as_list(statement["Action"])}
+    sends = [
+        statement
+        for statement in statements
+        if {a.lower() for a in as_list(statement["Action"])} & {"sqs:sendmessage", "sqs:*"}
+    ]
     sam_policies = {
         key for p in props(template, "SyncFunction").get("Policies", []) if isinstance(p, dict) for key in p
     }
     assert "sqs:ChangeMessageVisibility" in actions
-    assert not {action for action in actions if action.lower() in {"sqs:sendmessage", "sqs:*"}}
+    assert "sqs:*" not in actions
+    assert [(as_list(s["Action"]), s["Resource"]) for s in sends] == [
+        (["sqs:SendMessage"], {"Fn::GetAtt": ["CalloutQueue", "Arn"]})
+    ]
     assert "SQSSendMessagePolicy" not in sam_policies
     assert "SQSPollerPolicy" not in sam_policies
 

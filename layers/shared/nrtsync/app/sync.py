@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from nrtsync.app.shared import LazyZuora, build_salesforce, build_zuora_from_secret
+from nrtsync.app.shared import Lazy, LazyZuora, build_salesforce, build_zuora_from_secret
 from nrtsync.observability import logger, metrics
 from nrtsync.observability.names import (
     BATCH_SIZE,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from nrtsync.ports.breaker import BreakerStore, EventSourceSwitch
     from nrtsync.ports.history import HistoryWriter, RecordOutcome
     from nrtsync.ports.holds import HoldStore
-    from nrtsync.ports.queue import RetryScheduler
+    from nrtsync.ports.queue import ChangeQueue, RetryScheduler
     from nrtsync.ports.salesforce import SalesforcePort
     from nrtsync.ports.state import VersionStore
     from nrtsync.ports.zuora import ZuoraPort
@@ -56,13 +56,15 @@ def build_sync(
     breaker_store: BreakerStore | None = None,
     event_source: EventSourceSwitch | None = None,
     holds: HoldStore | None = None,
+    queue: ChangeQueue | None = None,
     zuora: ZuoraPort | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     monotonic: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
 ) -> SyncService:
-    """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS, and
-    the circuit breaker (state in DynamoDB, the function's own SQS event source mapping through the Lambda API)."""
+    """The sync service: Salesforce through simple-salesforce, state and history in DynamoDB, retries on SQS (held
+    changes that must wait sent to the callout queue anew), and the circuit breaker (state in DynamoDB, the
+    function's own SQS event source mapping through the Lambda API)."""
     from nrtsync.adapters.aws.history import DynamoHistoryWriter  # noqa: PLC0415
     from nrtsync.adapters.aws.holds import DynamoHoldStore  # noqa: PLC0415
     from nrtsync.adapters.aws.sqs import SqsChangeQueue  # noqa: PLC0415
@@ -72,6 +74,7 @@ def build_sync(
 
     salesforce = salesforce or build_salesforce(settings)
     state = state or DynamoVersionStore(settings.state_table)
+    callout_queue = Lazy(lambda: SqsChangeQueue(settings.queue_url))  # one client for the retries and the re-sends
     breaker = build_breaker(
         settings, salesforce=salesforce, state=state, store=breaker_store, event_source=event_source, clock=clock
     )
@@ -81,9 +84,10 @@ def build_sync(
         salesforce=salesforce,
         state=state,
         history=history or DynamoHistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days),
-        retries=retries or SqsChangeQueue(settings.queue_url),
+        retries=retries or callout_queue.get(),
         breaker=breaker,
         holds=holds or DynamoHoldStore(settings.state_table),
+        queue=queue or callout_queue.get(),
         # Built on the first same-second change only: a secret not filled in then costs nothing but that change's
         # fallback (marked for reconcile).
         zuora=zuora or (LazyZuora(lambda: build_zuora_from_secret(settings)) if settings.zuora_secret_id else None),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 # The callout queue's MaximumMessageSize (template.yaml) and SQS's ceiling for it: a larger change is never queued.
 MAX_MESSAGE_BYTES = 256 * 1024
+# SQS's ceiling for a message's own DelaySeconds (SendMessage, "Amazon SQS delay queues"): 15 minutes.
+MAX_DELAY_SECONDS = 900
 
 
 class RetryScheduler(Protocol):
@@ -37,3 +39,8 @@ class QueueDepth:
 
 class ChangeQueue(Protocol):
     def send(self, change: QueuedChange) -> str: ...
+
+    def send_later(self, changes: Sequence[QueuedChange], delay_seconds: int) -> list[QueuedChange]:
+        """Queue each change, delivered no sooner than ``delay_seconds`` (at most ``MAX_DELAY_SECONDS``) from now;
+        returns the changes the queue did not take."""
+        ...

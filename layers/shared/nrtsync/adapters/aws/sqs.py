@@ -76,6 +76,26 @@ class SqsChangeQueue:
             else:
                 raise QueueUnavailableError(f"the callout queue refused {len(pending)} changes of a batch")
 
+    def send_later(self, changes: Sequence[QueuedChange], delay_seconds: int) -> list[QueuedChange]:
+        """Queue every change with its own ``DelaySeconds`` (ten, and at most 256 KiB, per SendMessageBatch); returns
+        the changes not queued: those of a batch that failed, and the entries SQS refused. One attempt each: the
+        caller (the sync, releasing held changes) keeps what was not queued and tries again later."""
+        pending = [(change, change.model_dump_json()) for change in changes]
+        not_queued: list[QueuedChange] = []
+        for chunk in limited_chunks(
+            pending, lambda item: len(item[1].encode()), max_count=SQS_BATCH_MAX, max_bytes=SQS_BATCH_BYTES_MAX
+        ):
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "MessageBody": body, "DelaySeconds": delay_seconds} for i, (_, body) in enumerate(chunk)
+            ]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            except (ClientError, BotoCoreError):
+                not_queued.extend(change for change, _ in chunk)
+                continue
+            not_queued.extend(chunk[int(entry["Id"])][0] for entry in response.get("Failed", []))
+        return not_queued
+
     def backlog(self) -> int:
         """Messages waiting to be received (``ApproximateNumberOfMessages``; in-flight and delayed ones excluded).
 

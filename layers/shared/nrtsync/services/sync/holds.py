@@ -6,6 +6,11 @@ account without ``CrmId`` would only be refused (``REQUIRED_FIELD_MISSING``), an
 payments would then wait for a parent that never comes. So such an account is held (outcome ``held``: not a
 failure, no Salesforce call), and so is every change of a child whose account is held. When the account's change
 with its ``CrmId`` is written, the session writes the held records too, in the same batched calls as any change.
+A released change that must wait (a busy record, a row lock, Salesforce unavailable...) has no queue message of
+its own: it is sent to the callout queue, with its retry delay, and leaves the hold only once the queue took it.
+
+Whatever stays held after its account was written with the link (the queue or the state table failed) goes out
+with the next change that names the account: the account's own (a duplicate too), or one of its children's.
 
 A change that clears the link of an account already written with one keeps the link: the value last written
 goes out again (never null on a master-detail), and a warning names the record.
@@ -21,7 +26,7 @@ from nrtsync.domain.mapping import MappingConfig
 from nrtsync.domain.models.callout import is_empty, record_key_of
 
 HELD_MESSAGE_PREFIX = "held:"
-"""The message id of a released change: it has no queue message, so it never goes back to the queue."""
+"""The message id of a released change: it has no queue message, so one that must wait is sent to the queue anew."""
 
 
 @dataclass
@@ -115,4 +120,14 @@ def linked_accounts(mapping: MappingConfig, changes: Sequence[IncomingChange]) -
             and all(not is_empty(change.fields.get(name)) for name in obj.master_detail)
         ):
             linked.add(change.record_key)
+    return linked
+
+
+def linked_keys(mapping: MappingConfig, kept: Mapping[str, Mapping[str, str | None]]) -> set[str]:
+    """The account keys among ``kept`` (``VersionStore.kept_values``) written with every link."""
+    linked = set()
+    for key, values in kept.items():
+        obj = mapping.objects.get(key.partition("#")[0])
+        if obj is not None and obj.master_detail and all(not is_empty(values.get(name)) for name in obj.master_detail):
+            linked.add(key)
     return linked

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from nrtsync.domain.coalesce import IncomingChange
 from nrtsync.domain.latency import percentiles
+from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.outcomes import Outcome, ParkReason
 from nrtsync.domain.zoql import RECONCILE_SOURCE, change_source
 from nrtsync.ports.history import Failure, RecordOutcome, SessionSummary
@@ -30,6 +31,9 @@ class SessionLedger:
     failures: dict[Failure, tuple[str, str]] = field(default_factory=dict)  # failure -> (message id, receipt)
     retries: dict[str, tuple[str, int]] = field(default_factory=dict)  # message id -> (receipt handle, delay s)
     unreadable: int = 0
+    # Released held changes that failed (account key, change): they leave the hold once the session is closed and
+    # they are on the failure list.
+    held_failed: list[tuple[str, QueuedChange]] = field(default_factory=list)
     api_blocked: bool = False  # the org's API allocation is used up: nothing more goes to Salesforce
     concurrency_limited: bool = False  # Salesforce refused a call for its concurrent long-request limit
     breaker_open: bool = False  # the circuit breaker is (or just went) open: nothing more goes to Salesforce
