@@ -4,7 +4,9 @@ ZOQL returns no deleted records, so neither reconciliation nor the backfill sees
 up on, and the Salesforce record would stay for ever. This sweep, on a slower schedule than reconciliation, reads
 what this product wrote of each mapped object (the state table) and then every Id Zuora still has
 (``select Id from <Object>``, paged); each written record Zuora no longer has becomes a DELETE change on the
-callout queue, through the same sync path as a delete callout (tombstone, newest wins). The state is read first:
+callout queue, through the same sync path as a delete callout (tombstone, newest wins). Zuora's Ids are those of
+current versions only, so with ``versions.superseded`` ``delete`` a version whose ``Expired`` callout was lost is one
+Zuora no longer has, and its record goes the same way. The state is read first:
 a record created in Zuora while the Ids are paged is then not yet among the written ones, so it is never taken
 for deleted. A record written to Salesforce by someone else is not in the state table and is never touched.
 """
@@ -82,9 +84,13 @@ class LostDeletes:
         report.queued, report.finished = len(changes), True
         return report
 
-    def _zuora_keys(self, object_type: str, deadline: float) -> set[str] | None:
+    def _by_key(self, object_type: str) -> str | None:
+        """The field naming a versioned object's one record across versions; None when records go by Id."""
         versions = self._mapping.objects[object_type].versions
-        key = versions.key if versions is not None else ID_FIELD
+        return versions.key if versions is not None and not versions.per_version else None
+
+    def _zuora_keys(self, object_type: str, deadline: float) -> set[str] | None:
+        key = self._by_key(object_type) or ID_FIELD
         keys: set[str] = set()
         page = self._zuora.query(ids_query(self._mapping, object_type))
         while True:
@@ -96,9 +102,9 @@ class LostDeletes:
             page = self._zuora.query_more(page.query_locator)
 
     def _delete(self, object_type: str, record_id: str, now: datetime) -> QueuedChange:
-        versions = self._mapping.objects[object_type].versions
-        # A subscription is named by its number: its delete carries it, as a delete callout would.
-        fields = {versions.key: record_id} if versions is not None else {}
+        key = self._by_key(object_type)
+        # A subscription kept as one record is named by its number: its delete carries it, as a delete callout would.
+        fields = {key: record_id} if key is not None else {}
         return QueuedChange(
             object_type=object_type,
             record_id=record_id,
