@@ -18,6 +18,7 @@ from nrtsync.adapters.aws.state import DynamoVersionStore
 from nrtsync.adapters.salesforce import SimpleSalesforceAdapter
 from nrtsync.adapters.salesforce_describe import SalesforceDescribeClient
 from nrtsync.adapters.zuora import ZuoraClient
+from nrtsync.domain.mapping import MappingConfig, load_mapping
 from nrtsync.domain.models.callout import QueuedChange
 from nrtsync.domain.models.salesforce import SalesforceCredentials
 from nrtsync.domain.models.zuora import ZuoraCredentials
@@ -86,7 +87,7 @@ def zuora_version(zuora_id: str, number: int, *, status: str, at: timedelta) -> 
 class Org:
     """The sync function's service on moto's state table and the Salesforce stand-in, per-version mapping."""
 
-    def __init__(self, dynamodb: Any, standin: StandinClient) -> None:
+    def __init__(self, dynamodb: Any, standin: StandinClient, mapping: MappingConfig = MAPPING) -> None:
         standin.reset()
         self.standin = standin
         self.state = DynamoVersionStore(STATE_TABLE, client=dynamodb)
@@ -95,12 +96,17 @@ class Org:
         )
         self.salesforce = SimpleSalesforceAdapter(lambda: credentials, session=standin.session(), timeout_seconds=5.0)
         self.describe = SalesforceDescribeClient(lambda: credentials, session=standin.session(), max_attempts=2)
+        self.dynamodb = dynamodb
+        self.use(mapping)
+
+    def use(self, mapping: MappingConfig) -> None:
+        """The sync function's service with ``mapping`` (a deployment of a mapping override): the same org and state."""
         self.service = SyncService(
             settings(RETRY_DELAY_SECONDS=0),
-            mapping=MAPPING,
+            mapping=mapping,
             salesforce=self.salesforce,
             state=self.state,
-            history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=dynamodb),
+            history=DynamoHistoryWriter(HISTORY_TABLE, ttl_days=30, client=self.dynamodb),
             retries=FakeRetryScheduler(),
         )
 
@@ -148,6 +154,25 @@ def test_an_amendment_ends_as_one_record_version_2s(org: Org, expired_first: boo
     late = version(V1, 1, status="Active", at=timedelta(minutes=1)).model_copy(update={"received_at": NOW})
     assert [o.outcome.value for o in org.run(late).outcomes] == ["stale"]
     assert (list(org.subscriptions()), org.api_calls()) == ([V2], calls)
+
+
+def test_after_a_switch_to_a_record_per_version_the_subscriptions_record_is_its_current_versions(
+    dynamodb: Any, salesforce_standin: StandinClient
+) -> None:
+    # Given version 2 written with the default mapping: one record, upserted on the subscription number
+    org = Org(dynamodb, salesforce_standin, load_mapping())
+    org.run(version(V2, 2, status="Active", at=timedelta(minutes=5)))
+    [record] = salesforce_standin.records(SUBSCRIPTIONS)
+
+    # When the mapping is switched and version 2 changes again
+    org.use(MAPPING)
+    renewed = org.run(version(V2, 2, status="Active", at=timedelta(minutes=30)))
+    assert [o.outcome.value for o in renewed.outcomes] == ["written"]
+
+    # Then the per-version upsert found the subscription's record by the version's Id: still one record
+    [same] = salesforce_standin.records(SUBSCRIPTIONS)
+    assert same["Id"] == record["Id"]
+    assert (same[VERSION_EXTERNAL_ID], same["Zuora__SubscriptionNumber__c"]) == (V2, NUMBER)
 
 
 def test_a_lost_expired_callout_is_repaired_by_the_daily_reconcile_run(

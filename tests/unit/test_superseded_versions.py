@@ -226,7 +226,7 @@ def test_reconciliation_and_the_backfill_read_current_versions_by_their_own_ids(
 
     assert (queued.record_key, queued.is_delete) == ("Subscription#" + V2, False)
     assert changes_query(PER_VERSION, "Subscription", T0).endswith("and Status != 'Expired'")
-    assert ids_query(PER_VERSION, "Subscription").startswith("select Id from Subscription where")
+    assert ids_query(PER_VERSION, "Subscription").startswith("select Id, Name from Subscription where")
     assert ids_query(PER_VERSION, "Subscription").endswith("and Status != 'Expired'")
 
 
@@ -264,6 +264,48 @@ def test_an_org_in_step_gives_the_sweep_nothing_to_queue() -> None:
     assert sink.sent == []
     subscriptions = next(r for r in reports if r.object_type == "Subscription")
     assert (subscriptions.written, subscriptions.in_zuora, subscriptions.queued) == (1, 1, 0)
+
+
+def test_after_a_switch_to_a_record_per_version_the_sweep_keeps_the_subscriptions_record() -> None:
+    # Given the subscription written as one record (the default), then the mapping switched to a record per version
+    org = Org(mapping=load_mapping())
+    org.run(V1_ACTIVE)
+    org.run(V2_ACTIVE)
+    org.mapping = PER_VERSION
+    zuora, sink = MemoryZuora(), MemorySink()
+    zuora.put("Subscription", zuora_version(V1, 1, "Expired"), zuora_version(V2, 2, "Active"))
+
+    # When the sweep runs while the subscription has a current version: its record (version 2's) is not deleted
+    sweep(zuora, org, sink).run(deadline=1e12)
+    assert sink.sent == []
+
+    # And once Zuora has deleted the subscription, the record goes, as any record Zuora no longer has
+    zuora.records["Subscription"].clear()
+    sweep(zuora, org, sink).run(deadline=1e12)
+    [delete] = sink.sent
+    assert (delete.record_id, delete.is_delete) == (NUMBER, True)
+    org.run(delete)
+    assert org.subscriptions() == {}
+
+
+def test_after_a_switch_back_to_one_record_the_sweep_deletes_the_records_per_version() -> None:
+    # Given both versions written as records of their own, then the mapping switched back to the default
+    org = Org()
+    org.run(V1_ACTIVE)
+    org.run(V2_ACTIVE)
+    org.mapping = load_mapping()
+    zuora, sink = MemoryZuora(), MemorySink()
+    zuora.put("Subscription", zuora_version(V1, 1, "Expired"), zuora_version(V2, 2, "Active"))
+
+    # When the sweep runs: no record is named by a subscription number Zuora has
+    LostDeletes(zuora=zuora, written=org.state, sink=sink, mapping=org.mapping, clock=org.clock.clock).run(
+        deadline=1e12
+    )
+    org.run(*sink.sent)
+
+    # Then the records per version are gone, so the record per subscription can take the version's Id
+    assert sorted(c.record_id for c in sink.sent) == [V1, V2]
+    assert org.subscriptions() == {}
 
 
 # -- the option in the mapping file ---------------------------------------------------------------------------

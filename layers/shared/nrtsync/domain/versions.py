@@ -58,13 +58,15 @@ def rekey(mapping: MappingConfig, change: QueuedChange) -> QueuedChange:
 
 def _superseded_as_delete(versions: VersionedRecords, change: QueuedChange) -> QueuedChange:
     """A version that is no longer current, as the delete of its own record (``superseded`` ``delete``)."""
-    if change.is_delete:
-        return change
-    if versions.current_field not in change.fields:
-        # Without it an expired version could not be told from a current one, and its record would stay.
-        raise MappingError(
-            f"{change.object_type} {change.record_id}: no {versions.current_field} (the callout template must carry it)"
-        )
-    if versions.is_current(change.fields):
-        return change
-    return change.model_copy(update={"change_type": "DELETE"})
+    if not change.is_delete:
+        if versions.current_field not in change.fields:
+            # Without it an expired version could not be told from a current one, and its record would stay.
+            raise MappingError(
+                f"{change.object_type} {change.record_id}: no {versions.current_field} "
+                "(the callout template must carry it)"
+            )
+        if versions.is_current(change.fields):
+            return change
+    # Ranked as a delete is in the other mode: it then also ends a record written, before a switch of mode, as the
+    # subscription's one record (with ranked versions), and a version once deleted is never current again.
+    return change.model_copy(update={"change_type": "DELETE", "rank": _DELETE_RANK})

@@ -85,7 +85,7 @@ def ids_query(mapping: MappingConfig, object_type: str) -> str:
     obj = mapping.objects.get(object_type)
     if obj is None:
         raise MappingError(f"objectType {object_type!r} is not mapped")
-    fields = [ID_FIELD, obj.versions.key] if obj.versions and not obj.versions.per_version else [ID_FIELD]
+    fields = [ID_FIELD, obj.versions.key] if obj.versions else [ID_FIELD]
     where = f"{UPDATED_FIELD} >= '{zoql_datetime(_EPOCH)}'"
     if obj.versions is not None:
         where += f" and {obj.versions.current}"

@@ -72,10 +72,10 @@ class LostDeletes:
         if not written:
             report.finished = True
             return report
-        present = self._zuora_keys(object_type, deadline)
-        if present is None:
+        listed = self._zuora_keys(object_type, deadline)
+        if listed is None:
             return report  # out of time: an unfinished list of Ids must never delete anything
-        report.in_zuora = len(present)
+        present, report.in_zuora = listed
         now = self._clock()
         gone = sorted(written - present)
         changes = [self._delete(object_type, record_id, now) for record_id in gone]
@@ -89,14 +89,27 @@ class LostDeletes:
         versions = self._mapping.objects[object_type].versions
         return versions.key if versions is not None and not versions.per_version else None
 
-    def _zuora_keys(self, object_type: str, deadline: float) -> set[str] | None:
-        key = self._by_key(object_type) or ID_FIELD
+    def _names(self, object_type: str) -> tuple[str, ...]:
+        """The fields of Zuora's records that name a written record."""
+        versions = self._mapping.objects[object_type].versions
+        if versions is None:
+            return (ID_FIELD,)
+        # A record per version is named by its Id; a record written before a switch to that mode is named by the
+        # subscription number, and stays while the subscription has a current version (its record carries the
+        # current version's Id, which the per-version upsert finds).
+        return (ID_FIELD, versions.key) if versions.per_version else (versions.key,)
+
+    def _zuora_keys(self, object_type: str, deadline: float) -> tuple[set[str], int] | None:
+        """The names of the records Zuora has, and how many records it listed."""
+        names = self._names(object_type)
         keys: set[str] = set()
+        listed = 0
         page = self._zuora.query(ids_query(self._mapping, object_type))
         while True:
-            keys.update(str(record[key]) for record in page.records if record.get(key))
+            listed += len(page.records)
+            keys.update(str(record[name]) for record in page.records for name in names if record.get(name))
             if page.done or not page.query_locator:
-                return keys
+                return keys, listed
             if self._monotonic() >= deadline:
                 return None
             page = self._zuora.query_more(page.query_locator)
