@@ -71,6 +71,11 @@ class ParentLookup(BaseModel):
     object: str = Field(pattern=_ZUORA_NAME)
 
 
+_CURRENT = re.compile(r"^(?P<field>[A-Za-z][A-Za-z0-9_]*) (?P<op>=|!=) '(?P<value>[A-Za-z ]+)'$")
+
+Superseded = Literal["overwrite", "delete"]
+
+
 class VersionedRecords(BaseModel):
     """How Zuora versions an object's records: each amendment of a subscription is a new record (a new Id) with the
     same ``Name`` (the subscription number: ZOQL's and the SOAP API's Subscription has no other) and the next
@@ -79,11 +84,42 @@ class VersionedRecords(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: str = Field(pattern=_ZUORA_NAME)
-    """The Zuora field that names the record across its versions (the state table and the upsert use it)."""
+    """The Zuora field that names the record across its versions (with ``superseded`` ``overwrite``, the state
+    table and the upsert use it)."""
     rank: str = Field(pattern=_ZUORA_NAME)
     """The Zuora field that orders versions (compared before ``UpdatedDate``)."""
-    current: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]* (=|!=) '[A-Za-z ]+'$")
+    current: str = Field(pattern=_CURRENT.pattern)
     """The ZOQL condition that selects only the current version, e.g. ``Status != 'Expired'``."""
+    superseded: Superseded = "overwrite"
+    """What happens to a version's Salesforce record when a newer version is written. ``overwrite``: there is one
+    record per ``key``, which the newer version overwrites (Zuora 360's "single subscription" option).
+    ``delete``: each version is its own record, upserted on its own Zuora Id, and deleted when the version stops
+    being current (Zuora 360's default)."""
+
+    @property
+    def per_version(self) -> bool:
+        """Each version is its own Salesforce record (``superseded: delete``), keyed by its own Zuora Id."""
+        return self.superseded == "delete"
+
+    @property
+    def current_field(self) -> str:
+        """The Zuora field the ``current`` condition reads (``Status``)."""
+        return _current_parts(self.current)[0]
+
+    def is_current(self, fields: dict[str, FieldValue]) -> bool:
+        """Whether a version with these field values passes the ``current`` condition, as ZOQL compares it (an
+        empty value compares as the empty text)."""
+        field, op, literal = _current_parts(self.current)
+        value = fields.get(field)
+        equal = ("" if is_empty(value) else str(value).strip()) == literal
+        return equal if op == "=" else not equal
+
+
+def _current_parts(condition: str) -> tuple[str, str, str]:
+    match = _CURRENT.fullmatch(condition)
+    if match is None:  # the field's pattern refused it already; kept for the type checker
+        raise MappingError(f"not a version condition: {condition!r}")
+    return match["field"], match["op"], match["value"]
 
 
 class ObjectMapping(BaseModel):
@@ -98,7 +134,7 @@ class ObjectMapping(BaseModel):
     """Zuora field name (in the child's callout and in the parent's ``fields``) -> where it goes."""
     versions: VersionedRecords | None = None
     """Set for an object whose records Zuora keeps in versions: one Salesforce record per ``versions.key``, the
-    version's own Id going to ``copyIdTo``."""
+    version's own Id going to ``copyIdTo``; or, with ``versions.superseded`` ``delete``, one record per version."""
     master_detail: tuple[str, ...] = Field(alias="masterDetail", default=())
     """Zuora fields (of ``fields``) whose Salesforce field is a master-detail: required when the record is
     created and never cleared. A record without one is held, not sent (``nrtsync.services.sync.holds``)."""
@@ -108,6 +144,33 @@ class ObjectMapping(BaseModel):
         unknown = [name for name in self.master_detail if name not in self.fields]
         if unknown:
             raise ValueError(f"masterDetail names fields that are not in fields: {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _versions_fit_the_external_id(self) -> ObjectMapping:
+        # The two modes upsert on different values (the key, or the version's own Id); a mapping switched halfway
+        # would write version Ids into the key's field, or the reverse, so each mode checks the other's leftovers.
+        versions = self.versions
+        if versions is None:
+            return self
+        ext, copies = self.external_id_field, list(self.copy_id_to)
+        if versions.per_version:
+            if ext not in copies:
+                raise ValueError(
+                    f'versions.superseded is "delete": each version is its own record, upserted on its own Zuora Id, '
+                    f"so externalIdField ({ext}) must be one of the fields that hold that Id (copyIdTo: {copies}); "
+                    f"Zuora 360: Zuora__External_Id__c"
+                )
+            if versions.current_field not in self.fields:
+                raise ValueError(
+                    f'versions.superseded is "delete": the callouts must carry {versions.current_field} (the field '
+                    f"of versions.current) to tell an expired version, so it must be in fields"
+                )
+        elif ext in copies:
+            raise ValueError(
+                f'versions.superseded is "overwrite": one record per {versions.key}, upserted on it, so '
+                f"externalIdField ({ext}) cannot also be in copyIdTo (those fields get the version's own Zuora Id)"
+            )
         return self
 
 
@@ -307,8 +370,9 @@ def build_record(
         # Ingest refuses such a callout (422); this guards changes queued before it did.
         raise MappingError(f"the record id {record_id!r} is empty")
     record: dict[str, Any] = {obj.external_id_field: record_id}
-    # A versioned record is named by its key (a subscription number); the version's own Zuora Id is in "Id".
-    version_id = str(fields.get("Id") or record_id) if obj.versions else record_id
+    # A record of all versions is named by its key (a subscription number); the version's own Zuora Id is in "Id".
+    one_record = obj.versions is not None and not obj.versions.per_version
+    version_id = str(fields.get("Id") or record_id) if one_record else record_id
     for target in obj.copy_id_to:
         record[target] = version_id
     for name, spec in obj.fields.items():

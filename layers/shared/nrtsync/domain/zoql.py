@@ -80,7 +80,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def ids_query(mapping: MappingConfig, object_type: str) -> str:
     """``select Id from <Object> where UpdatedDate >= '1970-01-01T00:00:00+00:00'``: every Id Zuora still has
-    (a versioned object's key too, current versions only), for the lost-deletes sweep."""
+    (a versioned object's key too, current versions only), for the lost-deletes sweep. With ``superseded``
+    ``delete`` a version that is no longer current is thus one Zuora no longer has: its record goes."""
     obj = mapping.objects.get(object_type)
     if obj is None:
         raise MappingError(f"objectType {object_type!r} is not mapped")

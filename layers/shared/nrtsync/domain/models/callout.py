@@ -181,7 +181,7 @@ class QueuedChange(BaseModel):
     received_at: datetime
     rank: int | None = Field(default=None, ge=0)
     """For a record Zuora keeps in versions (a subscription): its ``Version``, compared before ``updated_date``
-    (``nrtsync.domain.versions``). None for every other record."""
+    (``nrtsync.domain.versions``; with a record per version, only a delete has one). None for every other record."""
 
     @field_validator("object_type", "record_id", mode="before")
     @classmethod

@@ -4,7 +4,9 @@ ZOQL returns no deleted records, so neither reconciliation nor the backfill sees
 up on, and the Salesforce record would stay for ever. This sweep, on a slower schedule than reconciliation, reads
 what this product wrote of each mapped object (the state table) and then every Id Zuora still has
 (``select Id from <Object>``, paged); each written record Zuora no longer has becomes a DELETE change on the
-callout queue, through the same sync path as a delete callout (tombstone, newest wins). The state is read first:
+callout queue, through the same sync path as a delete callout (tombstone, newest wins). Zuora's Ids are those of
+current versions only, so with ``versions.superseded`` ``delete`` a version whose ``Expired`` callout was lost is one
+Zuora no longer has, and its record goes the same way. The state is read first:
 a record created in Zuora while the Ids are paged is then not yet among the written ones, so it is never taken
 for deleted. A record written to Salesforce by someone else is not in the state table and is never touched.
 """
@@ -70,10 +72,10 @@ class LostDeletes:
         if not written:
             report.finished = True
             return report
-        present = self._zuora_keys(object_type, deadline)
-        if present is None:
+        listed = self._zuora_keys(object_type, deadline)
+        if listed is None:
             return report  # out of time: an unfinished list of Ids must never delete anything
-        report.in_zuora = len(present)
+        present, report.in_zuora = listed
         now = self._clock()
         gone = sorted(written - present)
         changes = [self._delete(object_type, record_id, now) for record_id in gone]
@@ -82,23 +84,40 @@ class LostDeletes:
         report.queued, report.finished = len(changes), True
         return report
 
-    def _zuora_keys(self, object_type: str, deadline: float) -> set[str] | None:
+    def _by_key(self, object_type: str) -> str | None:
+        """The field naming a versioned object's one record across versions; None when records go by Id."""
         versions = self._mapping.objects[object_type].versions
-        key = versions.key if versions is not None else ID_FIELD
+        return versions.key if versions is not None and not versions.per_version else None
+
+    def _names(self, object_type: str) -> tuple[str, ...]:
+        """The fields of Zuora's records that name a written record."""
+        versions = self._mapping.objects[object_type].versions
+        if versions is None:
+            return (ID_FIELD,)
+        # A record per version is named by its Id; a record written before a switch to that mode is named by the
+        # subscription number, and stays while the subscription has a current version (its record carries the
+        # current version's Id, which the per-version upsert finds).
+        return (ID_FIELD, versions.key) if versions.per_version else (versions.key,)
+
+    def _zuora_keys(self, object_type: str, deadline: float) -> tuple[set[str], int] | None:
+        """The names of the records Zuora has, and how many records it listed."""
+        names = self._names(object_type)
         keys: set[str] = set()
+        listed = 0
         page = self._zuora.query(ids_query(self._mapping, object_type))
         while True:
-            keys.update(str(record[key]) for record in page.records if record.get(key))
+            listed += len(page.records)
+            keys.update(str(record[name]) for record in page.records for name in names if record.get(name))
             if page.done or not page.query_locator:
-                return keys
+                return keys, listed
             if self._monotonic() >= deadline:
                 return None
             page = self._zuora.query_more(page.query_locator)
 
     def _delete(self, object_type: str, record_id: str, now: datetime) -> QueuedChange:
-        versions = self._mapping.objects[object_type].versions
-        # A subscription is named by its number: its delete carries it, as a delete callout would.
-        fields = {versions.key: record_id} if versions is not None else {}
+        key = self._by_key(object_type)
+        # A subscription kept as one record is named by its number: its delete carries it, as a delete callout would.
+        fields = {key: record_id} if key is not None else {}
         return QueuedChange(
             object_type=object_type,
             record_id=record_id,

@@ -200,7 +200,8 @@ class SyncService:
         return max(self._monotonic(), deadline - _FINISH_MARGIN_SECONDS)
 
     def _rekeyed(self, changes: list[IncomingChange], ledger: SessionLedger) -> list[IncomingChange]:
-        """A subscription version is one record per subscription number (``nrtsync.domain.versions``)."""
+        """A subscription version is one record per subscription number, or its own record deleted once no longer
+        current (``nrtsync.domain.versions``)."""
         rekeyed: list[IncomingChange] = []
         for incoming in changes:
             try:
