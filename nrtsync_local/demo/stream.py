@@ -270,13 +270,6 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
 
     traffic = _interleave(rng, [account.sequence for account in tenant])
 
-    # Zuora retries of delivered notifications: the endpoint's 200 was lost on the way back to Zuora.
-    plain = [index for index, step in enumerate(traffic) if not step.fault]
-    for index in rng.sample(plain, 5):
-        traffic[index] = Change(
-            traffic[index].version, note="Zuora retry of a delivered notification (answer lost)", fault="duplicated"
-        )
-
     # The account an org's validation rule refuses: its only change fails for good.
     refused = builder.version(
         "Account",
@@ -299,6 +292,15 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     lost_steps, duplicate, delete = _lost_and_deleted(builder, tenant)
     traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), Change(duplicate))
     lost = [step.version for step in lost_steps]
+
+    # Zuora retries of delivered notifications: the endpoint's 200 was lost on the way back to Zuora. Each is a
+    # record's last change, so that its retry finds it written (a duplicate), not overtaken by a newer one.
+    last = {version.key: version for version in builder.versions}
+    plain = [index for index, step in enumerate(traffic) if not step.fault and last[step.version.key] is step.version]
+    for index in rng.sample(plain, 5):
+        traffic[index] = Change(
+            traffic[index].version, note="Zuora retry of a delivered notification (answer lost)", fault="duplicated"
+        )
     return DemoStream(
         phases=[
             Phase("Children before their parents: the accounts' callouts come late", early, settle="waiting",

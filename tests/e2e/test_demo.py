@@ -2,7 +2,7 @@
 stand-in's own callouts, the report shows it, and the verification passes; and the same verification fails when
 Salesforce's data or Zuora's delivery history is not what the stream made.
 
-One demo run for the module (about 20-40 s); the tampering happens through the stand-in's control API while
+One demo run for the module (about 45 s); the tampering happens through the stand-in's control API while
 that run's stack is still up (the demo's ``inspect`` hook), after the demo's own verification.
 """
 
@@ -119,7 +119,7 @@ def test_the_demo_syncs_the_whole_stream_and_verifies_it(result: Result) -> None
 def test_every_case_of_the_stream_happened(result: Result) -> None:
     outcomes = result.demo.figures["outcomes"]
     assert outcomes["stale_skipped"] >= 1  # the older change delivered after the newer one
-    assert outcomes["duplicates"] >= 3  # Zuora's late retries at least
+    assert outcomes["duplicates"] >= 4  # Zuora's retries of delivered notifications (5; one may share a batch)
     assert outcomes["waiting"] >= 2  # children before parents, the row lock
     assert outcomes["superseded"] >= 1  # quick successive changes coalesced
     # the validation rule: the test account's callout, parked once (reconciliation finds its version settled)
