@@ -23,9 +23,9 @@ The control API (``/__standin/callouts``) changes these settings, arms faults on
 delivery history (one row per attempt, like Zuora's "Notification History - Callout").
 
 Faults (``{"faults": [{"record_id": ..., "fault": ..., "attempts": N}]}``) apply to the callouts of the record's
-*next* change, so a callout of an earlier change still on its way is not the one hit. Each models what Zuora
-documents for an attempt it gets no answer to ("Callout notification overview": a new ``Zuora-Request-Id`` on a
-retry "when connection timeout"; retried "on no answer", like a 5xx):
+*next* change, so a callout of an earlier change still on its way is not the one hit. Each models an attempt Zuora
+gets no answer to, which it retries as it does a 5xx, with the same ``Zuora-Notification-Id`` and a new
+``Zuora-Request-Id`` ("Callout notification overview": "for example, the retrial when connection timeout"):
 - ``no_answer``: the first ``attempts`` attempts never reach the endpoint (the connection times out), so Zuora
   retries ``retry_interval_seconds`` later; as many attempts as Zuora makes (``retries`` + 1) is a callout Zuora
   gives up on;
