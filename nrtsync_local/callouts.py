@@ -1,6 +1,7 @@
-"""Zuora callout traffic, for everything that drives the local pipeline (the demo, the fault drill, the
-benchmarks): the body a callout template renders, the queue message ingest makes of a callout, and a sender that
-posts callouts to the callout URL as Zuora does, at a steady rate if asked.
+"""Zuora callout traffic made by hand, for what drives the local pipeline faster or harder than the Zuora
+stand-in's own callouts do (the fault drill, the benchmarks, harness tests): the body a callout template renders,
+the queue message ingest makes of a callout, and a sender that posts callouts to the callout URL as Zuora does, at
+a steady rate if asked.
 
 What differs between the drivers is a parameter: the event type's name and the date's rendering (the caller's
 template), which credentials an attempt carries, how many attempts Zuora makes

@@ -1,9 +1,11 @@
-"""``make demo``: the product's main job on this machine, from Zuora callouts to records in Salesforce, checked.
+"""``make demo``: the product's main job on this machine, from changes in Zuora to records in Salesforce, checked.
 
-The modules: ``stream`` (the callout stream, seeded; its step types in ``steps``), ``sender`` (callouts over
-HTTP as Zuora sends them), ``progress`` (stage lines, the live line, the waits), ``report`` (what the demo
-prints), ``verification`` (expectation, observation, the differences), ``run`` (the run and the command line,
-``python -m nrtsync_local.demo``).
+The modules: ``stream`` (the changes, seeded; its step types in ``steps``, its Zuora 360 cases in ``zuora360``),
+``changes`` (each change made in the Zuora stand-in, which calls out by itself, and its delivery history read
+back), ``tenant`` (a change as the stand-in's record), ``zuora_setup`` (what ``zuora setup`` made in the stand-in),
+``progress`` (stage lines, the live line, the waits), ``report`` (what the demo prints), ``verification``
+(expectation, observation, the differences), ``run`` (the run and the command line, ``python -m
+nrtsync_local.demo``).
 """
 
 from nrtsync_local.demo.run import EXIT_INTERRUPTED, DemoOptions, DemoRun, main, run_demo

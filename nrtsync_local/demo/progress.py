@@ -1,8 +1,10 @@
 """The demo's progress: stage lines on the report stream, a live line on a terminal while something is awaited,
-and the waits themselves (the queue drained, a record's trail showing ``waiting``)."""
+and the waits themselves (the Zuora stand-in's callouts all delivered or given up on, the queue drained, a
+record's trail showing ``waiting``)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -12,6 +14,8 @@ from nrtsync_local.stack import LocalDeployment
 
 DRAIN_TIMEOUT_SECONDS = 90.0
 WAITING_TIMEOUT_SECONDS = 15.0
+CALLOUTS_TIMEOUT_SECONDS = 90.0
+POLL_SECONDS = 0.2
 
 
 class Progress:
@@ -74,6 +78,25 @@ def wait_drained(stack: LocalDeployment, progress: Progress, timeout: float = DR
         return time.monotonic() - started
 
 
+def wait_for_callouts(
+    pending: Callable[[], int], progress: Progress, timeout: float = CALLOUTS_TIMEOUT_SECONDS
+) -> float:
+    """Until the Zuora stand-in has no callout left to attempt (each delivered or given up on); ``pending`` reads
+    its count. Its retries are due ``retry_interval_seconds`` after a failed attempt, so this is that long at least
+    when one failed."""
+    started = time.monotonic()
+    pause = threading.Event()
+    while (left := pending()) > 0:
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            progress.clear()
+            raise TimeoutError(f"the Zuora stand-in still has {left} callout(s) to attempt after {timeout:.0f} s")
+        progress.live(f"Zuora: {left} callout(s) still to attempt (retries wait their interval)  {elapsed:4.1f}s")
+        pause.wait(POLL_SECONDS)
+    progress.clear()
+    return time.monotonic() - started
+
+
 def wait_for_waiting(stack: LocalDeployment, key: tuple[str, str], progress: Progress) -> float | None:
     """Until ``key``'s trail shows a ``waiting`` outcome (its parent is not in Salesforce yet); None on timeout."""
     started = time.monotonic()
@@ -83,6 +106,6 @@ def wait_for_waiting(stack: LocalDeployment, key: tuple[str, str], progress: Pro
             progress.clear()
             return time.monotonic() - started
         progress.live(f"waiting for the sync to try {key[0]} {key[1][:12]}...  {time.monotonic() - started:4.1f}s")
-        time.sleep(0.2)
+        time.sleep(POLL_SECONDS)
     progress.clear()
     return None

@@ -1,5 +1,6 @@
-"""The demo's report: the callouts' answers, the Sync History and failure list as the operator CLI prints them,
-three record trails, latency percentiles by Zuora's percentile rule, and the Salesforce API calls used."""
+"""The demo's report: the callouts' attempts per phase from the Zuora stand-in's delivery history, the Sync
+History and failure list as the operator CLI prints them, record trails, latency percentiles by Zuora's
+percentile rule, and the Salesforce API calls used."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any, TextIO
 
 from nrtsync.adapters.aws.tables import minute_pk, plain_item
 from nrtsync_cli.render import print_table
-from nrtsync_local.demo.sender import Answer
-from nrtsync_local.demo.stream import DemoStream
+from nrtsync_local.demo.changes import Attempt
+from nrtsync_local.demo.steps import DemoStream
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, parameter_defaults
 
@@ -76,31 +77,14 @@ def _ms(value: int | None) -> str:
 
 
 def report(
-    stack: LocalDeployment, stream: DemoStream, answers: Sequence[Answer], since: datetime, out: TextIO
+    stack: LocalDeployment, stream: DemoStream, attempts: Sequence[Attempt], since: datetime, out: TextIO
 ) -> dict[str, Any]:
     """Prints the demo's report; returns the figures it printed (for the tests)."""
     from nrtsync.domain.latency import percentiles  # noqa: PLC0415
 
-    figures: dict[str, Any] = {}
-    section(out, "Callouts (HTTP answers of the callout URL)")
-    statuses = Counter(a.status for a in answers)
-    retries = sum(1 for a in answers if "retry" in a.what.lower())
-    print(
-        f"  {len(answers)} requests: "
-        + ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items()))
-        + f"; {retries} of them Zuora retries of a notification already delivered",
-        file=out,
-    )
-    refused = [a for a in answers if a.status != 200]
-    print("\n  Refused callouts:", file=out)
-    columns = [
-        ("what", "callout"),
-        ("expected", "expected"),
-        ("status", "HTTP"),
-        ("error", "error"),
-        ("detail", "detail"),
-    ]
-    _table([vars(a) for a in refused], columns, out)
+    figures: dict[str, Any] = {"callouts": callout_figures(attempts)}
+    section(out, "Callouts (the Zuora stand-in's delivery history: one row per attempt, like Zuora's)")
+    _callouts(stream, attempts, out)
 
     section(out, "Sync History: sessions (newest first)")
     _cli(["sessions", "--since", "15m", "--limit", "500"], stack, out)
@@ -122,7 +106,7 @@ def report(
 
     for key, why in (
         ("stale", "an older change delivered after the newer one was written: skipped as stale"),
-        ("early_child", "sent before its account: waited for the parent, then written with the lookup set"),
+        ("early_child", "its callout came before its account's: waited for the parent, then written with the lookup"),
         ("row_lock", "UNABLE_TO_LOCK_ROW once (injected): waited, then written"),
         ("linked", "no CRM link: held (no call), then written when its CrmId arrived, its held subscription too"),
         ("amended", "amended: version 2 (a new Id) written; version 1's later Expired update never overwrites it"),
@@ -157,20 +141,103 @@ def report(
     standin = stack.standin
     stats = standin.stats() if standin is not None else {}
     per_call = [int(n) for n in stats.get("records_per_call", [])]
-    accepted = sum(1 for a in answers if a.status == 200)
+    accepted = sum(1 for a in attempts if a.reached_endpoint and (a.status == 200 or a.endpoint_status == 200))
     figures["api_calls"] = int(stats.get("api_calls", 0))
     figures["written"] = totals["written"]
     print(
         f"  {figures['api_calls']} API calls (each up to five sObject Collections of 200 records; OAuth token "
         f"requests not counted: {stats.get('token_requests', 0)}) for {totals['written']} records written.\n"
-        f"  A connector calling Salesforce once per change would have made {accepted} calls (one per accepted "
-        f"callout), or {totals['written']} for the writes alone.\n"
+        f"  A connector calling Salesforce once per callout would have made {accepted} calls (one per callout the "
+        f"endpoint accepted), or {totals['written']} for the writes alone.\n"
         f"  Records per call: max {max(per_call, default=0)}, mean {sum(per_call) / max(1, len(per_call)):.1f}. "
         f"Faults the stand-in injected: {stats.get('injected_faults', 0)} (HTTP 503, retried within the call). "
         f"Org API usage: {stats.get('api_used', 0)}/{stats.get('api_limit', 0)}.",
         file=out,
     )
     return figures
+
+
+def callout_figures(attempts: Sequence[Attempt]) -> dict[int, Counter[str]]:
+    """Per phase: ``notifications``, ``attempts``, ``retries``, ``challenged`` (401 first), ``delivered``,
+    ``given_up``, ``no_answer`` and ``answer_lost`` (the stand-in's faults), ``refused`` (a final non-200)."""
+    figures: dict[int, Counter[str]] = {}
+    for attempt in attempts:
+        counts = figures.setdefault(attempt.phase, Counter())
+        counts["attempts"] += 1
+        counts["notifications"] += attempt.attempt == 1
+        counts["retries"] += attempt.attempt > 1
+        counts["challenged"] += attempt.challenged
+        counts["delivered"] += attempt.delivered
+        counts["given_up"] += attempt.given_up
+        counts["no_answer"] += attempt.fault == "no_answer"
+        counts["answer_lost"] += attempt.fault == "answer_lost"
+        counts["refused"] += attempt.status is not None and attempt.status != 200
+    return figures
+
+
+def _callouts(stream: DemoStream, attempts: Sequence[Attempt], out: TextIO) -> None:
+    figures = callout_figures(attempts)
+    rows = []
+    for number, phase in enumerate(stream.phases, 1):
+        counts = figures.get(number, Counter())
+        rows.append(
+            {
+                "phase": f"{number}. {phase.title[:58]}",
+                "changes": len(phase.steps),
+                **{name: counts[name] for name in ("notifications", "attempts", "retries", "challenged")},
+                "delivered": counts["delivered"],
+                "faults": f"{counts['no_answer']} / {counts['answer_lost']}",
+                "given_up": counts["given_up"],
+            }
+        )
+    columns = [
+        ("phase", "phase"),
+        ("changes", "changes"),
+        ("notifications", "callouts"),
+        ("attempts", "attempts"),
+        ("retries", "retries"),
+        ("challenged", "401 first"),
+        ("delivered", "delivered"),
+        ("faults", "no answer / answer lost"),
+        ("given_up", "given up"),
+    ]
+    _table(rows, columns, out)
+    print(
+        "  Every attempt that reached the endpoint was sent without credentials first and answered with Basic's 401 "
+        'challenge\n  (the definitions are not preemptive); "no answer" and "answer lost" are the stand-in\'s '
+        "delivery faults, after which Zuora retries.",
+        file=out,
+    )
+    retried: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        retried.setdefault(attempt.notification_id, []).append(attempt)
+    notable = []
+    for tries in retried.values():
+        if len(tries) == 1:
+            continue
+        last = tries[-1]
+        outcome = f"delivered on attempt {last.attempt}" if last.delivered else f"given up after {last.attempt}"
+        faults = ", ".join(
+            "answer lost (endpoint said 200)" if t.fault == "answer_lost" else "no answer" for t in tries if t.fault
+        )
+        notable.append(
+            {
+                "record": f"{last.object_type} {last.record_id}",
+                "change": last.change,
+                "phase": str(last.phase),
+                "faults": faults,
+                "outcome": outcome,
+            }
+        )
+    print("\n  Notifications Zuora tried more than once:", file=out)
+    columns = [
+        ("record", "record"),
+        ("change", "change"),
+        ("phase", "phase"),
+        ("faults", "earlier attempts"),
+        ("outcome", "outcome"),
+    ]
+    _table(notable, columns, out)
 
 
 def reconciliation_report(
@@ -208,12 +275,12 @@ def reconciliation_report(
         version = next(v for v in reversed(stream.versions) if v.key == (object_type, record_id))
         present = record_id in held[mapping.objects[object_type].sobject]
         rows.append({"record": f"{object_type} {record_id}", "change": version.what, "sf": "yes" if present else "NO"})
-    print("\n  Changes whose callouts were never delivered:", file=out)
+    print("\n  Changes whose callouts Zuora gave up on:", file=out)
     _table(rows, [("record", "record"), ("change", "change in Zuora"), ("sf", "in Salesforce")], out)
 
     object_type, record_id = stream.highlights["recovered"]
     section(out, f"Trail of {object_type} {record_id}")
-    print("  (its last change's callout was lost: queued by reconciliation, source reconcile)", file=out)
+    print("  (Zuora gave up on its last change's callout: queued by reconciliation, source reconcile)", file=out)
     _cli(["trail", object_type, record_id], stack, out)
 
     object_type, record_id = stream.highlights["deleted"]

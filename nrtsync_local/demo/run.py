@@ -1,22 +1,24 @@
-"""`make demo`: the product's main job on this machine, from Zuora callouts to records in Salesforce, checked.
+"""`make demo`: the product's main job on this machine, from changes in Zuora to records in Salesforce, checked.
 
     .venv/bin/python -m nrtsync_local.demo [--accounts 24] [--seed 7] [--batch-window 1] [--log FILE]
         [--skip-reconcile]
 
 1. starts the local stack in this process (moto, the HTTPS Salesforce stand-in, the API Gateway front, the SQS
    poller, the reconcile and metrics functions; docs/LOCAL.md) with an org that has a validation rule, one row
-   lock and one HTTP 503 waiting for the sync, and the Zuora stand-in as the tenant;
-2. sends the stream of ``nrtsync_local.demo.stream`` over HTTP to the callout URL, as Zuora would (Basic auth,
-   ``Zuora-Notification-Id``/``Zuora-Request-Id``, the canonical JSON body), every change also made in the
-   Zuora stand-in (``tenant``), including those whose callouts Zuora gives up on, and a delete;
-3. waits until the queue is drained (children waiting for their parents included), runs the reconcile function
-   once (unless ``--skip-reconcile``), waits again, runs the metrics function;
-4. prints the Sync History, the failure list, three record trails, sync and end-to-end latency P50/P90 by the
-   brief's rule, and the Salesforce API calls used;
-5. checks that the stand-in holds exactly the newest valid version of every record sent and nothing else,
-   that the refused record is on the failure list, that the deleted record is gone, that reconciliation queued
-   exactly the records Salesforce lacked, that the queue and the dead-letter queue are empty and that every
-   invalid callout got its 4xx. Exit status 0 only then; otherwise a diff and 1 (130 on Ctrl-C).
+   lock and one HTTP 503 waiting for the sync, and the Zuora stand-in as the tenant, set up by ``zuora setup``
+   (the CLI's, as ``nrtsync --local zuora setup`` runs it) so that it calls out by itself;
+2. makes the changes of ``nrtsync_local.demo.stream`` in the Zuora stand-in: its event triggers send each
+   change's callout to the callout URL as Zuora does (Basic after a 401 challenge, ``Zuora-Notification-Id``,
+   retries), and its delivery faults make the awkward cases (callouts late, answers lost, callouts given up on);
+3. after each phase waits until every callout was delivered or given up on and the queue is drained, then runs
+   the reconcile function once (unless ``--skip-reconcile``), waits again, runs the metrics function;
+4. prints the callouts' attempts per phase from the stand-in's delivery history, the Sync History, the failure
+   list, record trails, sync and end-to-end latency P50/P90 by the brief's rule, and the Salesforce API calls used;
+5. checks that every change's callout reached the endpoint (or was given up on where the stream says so), that the
+   stand-in holds exactly the newest valid version of every record and nothing else, that the refused record is on
+   the failure list, that the deleted record is gone, that reconciliation queued exactly the records Salesforce
+   lacked, and that the queue and the dead-letter queue are empty. Exit status 0 only then; otherwise a diff and 1
+   (130 on Ctrl-C).
 
 The functions' own logs and EMF metrics (what CloudWatch Logs would hold) go to a file, named at the end.
 """
@@ -27,7 +29,6 @@ import argparse
 import contextlib
 import logging
 import os
-import random
 import signal
 import sys
 import tempfile
@@ -41,12 +42,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_waiting
+from nrtsync_local.demo.changes import Attempt, ChangeMaker, make_phase
+from nrtsync_local.demo.progress import Progress, wait_drained, wait_for_callouts, wait_for_waiting
 from nrtsync_local.demo.report import reconciliation_report, report, section
-from nrtsync_local.demo.sender import Answer, StreamSender, send_phase
-from nrtsync_local.demo.steps import DemoStream, GiveUp, Stamper
+from nrtsync_local.demo.steps import DemoStream, Stamper
 from nrtsync_local.demo.stream import VALIDATION_RULE, build_stream
-from nrtsync_local.demo.tenant import DemoTenant
 from nrtsync_local.demo.verification import (
     EXIT_MISMATCH,
     Expectation,
@@ -57,6 +57,7 @@ from nrtsync_local.demo.verification import (
     verification_summary,
     verify,
 )
+from nrtsync_local.demo.zuora_setup import print_setup, zuora_setup
 from nrtsync_local.stack import LocalDeployment
 from nrtsync_local.template import load_template, parameter_defaults
 
@@ -64,6 +65,12 @@ DEMO_BATCH_WINDOW_SECONDS = 1.0
 
 
 DEMO_RETRY_DELAY_SECONDS = 1
+
+
+# Zuora retries a callout 30 minutes after a failed attempt by default (up to 1,440); a few seconds here, so that
+# the demo sees its retries.
+DEMO_CALLOUT_RETRY_SECONDS = 3.0
+ZUORA_CALLOUT_RETRY_SECONDS = 1800
 
 
 STANDIN_LATENCY_MS = 20
@@ -74,7 +81,7 @@ STANDIN_LATENCY_MS = 20
 DEMO_RECONCILE_SETTLE_SECONDS = 1
 
 
-PIPELINE = "Zuora callouts -> API Gateway -> ingest -> SQS -> sync -> Salesforce"
+PIPELINE = "Zuora (its callouts) -> API Gateway -> ingest -> SQS -> sync -> Salesforce"
 
 
 EXIT_INTERRUPTED = 130
@@ -96,7 +103,10 @@ class DemoRun:
 
     exit_code: int
     stream: DemoStream
-    answers: list[Answer] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    """The Zuora stand-in's delivery history, one row per attempt, with the phase it came in."""
+    setup: dict[str, Any] = field(default_factory=dict)
+    """What ``zuora setup`` made in the Zuora stand-in (``triggers``, ``definitions``), as its API lists them."""
     expectation: Expectation | None = None
     observation: Observation | None = None
     problems: list[str] = field(default_factory=list)
@@ -125,6 +135,8 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
         with_metrics=True,
         # The demo runs reconciliation once, when it chooses: not on a schedule.
         reconcile_every_seconds="off",
+        # The Zuora stand-in calls out by itself, set up by ``zuora setup`` at start-up.
+        zuora_callouts=True,
         environment_overrides={
             "RETRY_DELAY_SECONDS": str(DEMO_RETRY_DELAY_SECONDS),
             "RECONCILE_SETTLE_SECONDS": str(DEMO_RECONCILE_SETTLE_SECONDS),
@@ -133,8 +145,9 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
     with demo.log_path.open("w", encoding="utf-8") as log, _functions_write_to(log), stack:
         _function_logger_to(log)
         _prepare_org(stack, stream, options, progress)
+        demo.setup = _prepare_zuora(stack, progress, out)
         since = datetime.now(UTC)
-        _send_stream(stack, stream, options, progress, demo.answers)
+        _make_stream(stack, stream, progress, demo.attempts)
         progress.stage("Waiting until nothing is left on the queue (children waiting for parents included)")
         progress.note(f"drained in {wait_drained(stack, progress):.1f} s")
         reconcile_calls = _reconcile(stack, stream, options, progress, demo)
@@ -145,8 +158,8 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO = sys.stderr, ins
             f"(windows 5m/1h/24h/7d; minute {metrics.get('minute')})"
         )
         progress.stage("Report")
-        demo.figures = report(stack, stream, demo.answers, since, out)
-        demo.expectation = expect(stream, demo.answers)
+        demo.figures = report(stack, stream, demo.attempts, since, out)
+        demo.expectation = expect(stream)
         demo.figures |= reconciliation_report(stack, stream, demo.reconcile, reconcile_calls, out)
         section(out, "Verification")
         demo.observation = observe(stack, demo.expectation, demo.reconcile)
@@ -188,10 +201,30 @@ def _prepare_org(stack: LocalDeployment, stream: DemoStream, options: DemoOption
         "on an invoice; one HTTP 503 on the first call of phase 2"
     )
     progress.note(
-        f"Zuora: the stand-in is the tenant (every change is made there too); reconciliation runs once, on demand, "
-        f"with a settle time of {DEMO_RECONCILE_SETTLE_SECONDS} s (deployed RECONCILE_SETTLE_SECONDS="
-        f"{defaults['ReconcileSettleSeconds']})"
+        f"reconciliation runs once, on demand, with a settle time of {DEMO_RECONCILE_SETTLE_SECONDS} s (deployed "
+        f"RECONCILE_SETTLE_SECONDS={defaults['ReconcileSettleSeconds']})"
     )
+
+
+def _prepare_zuora(stack: LocalDeployment, progress: Progress, out: TextIO) -> dict[str, Any]:
+    """The Zuora stand-in's retry interval shortened; what ``zuora setup`` made in it at start-up, printed."""
+    zuora = stack.zuora
+    if zuora is None:
+        raise RuntimeError("the demo's tenant is the Zuora stand-in (unset ZUORA_BASE_URL)")
+    settings = zuora.callouts(retry_interval_seconds=DEMO_CALLOUT_RETRY_SECONDS)["settings"]
+    made = zuora_setup(zuora)
+    progress.note(
+        f"Zuora: the stand-in is the tenant and calls out by itself: `nrtsync --local zuora setup` ran at start-up "
+        f"(in process) and made {len(made['triggers'])} event triggers and {len(made['definitions'])} "
+        "notification definitions:"
+    )
+    print_setup(made, out)
+    progress.note(
+        f"its callouts: {settings['retries']} retries (Zuora's default) {settings['retry_interval_seconds']:g} s apart "
+        f"here (Zuora's default {ZUORA_CALLOUT_RETRY_SECONDS // 60} minutes); every change below is made in it, and "
+        "its callouts are the only ones"
+    )
+    return made
 
 
 def _reconcile(
@@ -217,34 +250,38 @@ def _reconcile(
     return (int(standin.stats()["api_calls"]) if standin is not None else 0) - calls_before
 
 
-def _send_stream(
-    stack: LocalDeployment, stream: DemoStream, options: DemoOptions, progress: Progress, answers: list[Answer]
-) -> None:
-    standin = stack.standin
-    if stack.zuora is None:
+def _make_stream(stack: LocalDeployment, stream: DemoStream, progress: Progress, attempts: list[Attempt]) -> None:
+    """Makes each phase's changes in the Zuora stand-in, waits for their callouts and the sync, and keeps the phase's
+    rows of the stand-in's delivery history (every phase ends with no callout left to attempt: its rows are
+    exactly those added meanwhile)."""
+    standin, zuora = stack.standin, stack.zuora
+    if zuora is None:
         raise RuntimeError("the demo's tenant is the Zuora stand-in (unset ZUORA_BASE_URL)")
-    tenant = DemoTenant(stack.zuora)
-    sender = StreamSender(stack, Stamper(random.Random(options.seed)), tenant.happened)  # noqa: S311 - demo jitter
-    try:
-        for number, phase in enumerate(stream.phases, 1):
-            if number == 2 and standin is not None:
-                standin.set_faults(fail_next=[{"status": 503}])
-            progress.stage(f"{phase.title}: {len(phase.steps)} steps")
-            seconds = send_phase(sender, number, phase, progress, answers)
-            progress.note(f"{sum(1 for a in answers if a.phase == number)} callouts sent in {seconds:.1f} s")
-            if lost := sum(1 for step in phase.steps if isinstance(step, GiveUp)):
-                progress.note(f"{lost} changes made in Zuora (the stand-in) whose callouts never come")
-            if phase.settle == "waiting" and phase.watch is not None:
-                waited = wait_for_waiting(stack, phase.watch, progress)
-                progress.note(
-                    "the sync tried them: they wait for their parent accounts"
-                    if waited is not None
-                    else "the sync has not tried them yet; they may meet their parents in one batch"
-                )
-            elif phase.settle == "drain":
-                progress.note(f"queue drained in {wait_drained(stack, progress):.1f} s")
-    finally:
-        sender.close()
+    maker = ChangeMaker(zuora, Stamper())
+    seen = len(maker.history())
+    for number, phase in enumerate(stream.phases, 1):
+        if number == 2 and standin is not None:
+            standin.set_faults(fail_next=[{"status": 503}])
+        progress.stage(f"{phase.title}: {len(phase.steps)} changes in Zuora")
+        seconds = make_phase(maker, phase, progress)
+        progress.note(f"{len(phase.steps)} changes made in {seconds:.1f} s; Zuora calls out for each")
+        if phase.settle == "waiting" and phase.watch is not None:
+            waited = wait_for_waiting(stack, phase.watch, progress)
+            progress.note(
+                "the sync tried the children: they wait for their parent accounts, whose callouts Zuora retries"
+                if waited is not None
+                else "the sync has not tried the children yet; they may meet their parents in one batch"
+            )
+        progress.note(f"every callout delivered or given up on in {wait_for_callouts(maker.pending, progress):.1f} s")
+        progress.note(f"queue drained in {wait_drained(stack, progress):.1f} s")
+        history = maker.history()
+        attempts += [Attempt.of(number, row) for row in history[seen:]]
+        seen = len(history)
+        phase_attempts = [a for a in attempts if a.phase == number]
+        progress.note(
+            f"{len(phase_attempts)} callout attempts, {sum(a.attempt > 1 for a in phase_attempts)} of them retries; "
+            f"{sum(a.given_up for a in phase_attempts)} given up on"
+        )
 
 
 @contextlib.contextmanager

@@ -1,50 +1,42 @@
-"""The callout stream ``make demo`` sends: a small Zuora tenant's busy minute, with the awkward cases Zuora makes.
+"""The changes ``make demo`` makes in the Zuora stand-in: a small tenant's busy minute, with the awkward cases
+Zuora's callouts bring.
 
-The stream is built up front from a seed (same seed, same records, names and amounts), as phases of steps. A
-change's ``updatedDate`` is stamped when the step that makes it *happen* runs (``now`` minus the usual delay
-between a change in Zuora and its callout), so the end-to-end latency the demo reports is a real one. Once
-stamped, a change keeps its date and body: a Zuora retry or a late delivery re-sends exactly that.
+The stream is built up front from a seed (same seed, same records, names and amounts), as phases of ``Change``
+steps. Each change is made in the Zuora stand-in (created, updated or deleted there) when its step runs, dated
+then (its ``UpdatedDate``), and the stand-in's event triggers send its callout; what goes wrong on the callout's
+way is one of the stand-in's delivery faults, armed for that change (``steps.Fault``).
 
 What it holds (``build_stream``):
 
 * ``accounts`` customer accounts, each with a subscription, an invoice (drafted, then posted) and for about
   two in three a payment, plus the account balance updates those cause: several changes of one record in
   quick succession, which the sync coalesces;
-* children sent **before** their parent account (a delivery order Zuora does not promise to avoid);
-* Zuora retries: the same ``Zuora-Notification-Id`` and body again, at once and a while later;
-* an older change of an account delivered **after** a newer one was written (it must be skipped as stale);
+* three accounts whose callouts' first attempts get no answer, so that Zuora retries them after their
+  subscriptions' and invoices' callouts were delivered: children **before** their parent;
+* an older change of an account whose first attempt gets no answer, so that it is delivered **after** a newer one
+  was written (it must be skipped as stale);
+* Zuora retries of delivered notifications: the endpoint's 200 is lost on the way back, so the same
+  ``Zuora-Notification-Id`` and body come again;
 * a burst of renames of one account (superseded by the last);
 * an account whose name a Salesforce validation rule refuses (a permanent failure, on the failure list);
-* changes whose callouts Zuora gave up on after its last retry (three account updates, a new invoice): they are
-  in the Zuora tenant (the Zuora stand-in) only, for reconciliation to find; and an account created by mistake,
-  then deleted in Zuora (its ``DELETE`` callout delivered);
-* invalid callouts that must be refused with 4xx: no ``id``, an unknown ``objectType``, a bare date as
-  ``updatedDate``, a body Zuora's template broke (a quote in a name), wrong credentials, and a first attempt
-  without credentials (Zuora's non-preemptive Basic auth) that gets the ``401`` challenge and is then repeated.
+* changes whose callouts Zuora gives up on (no attempt answered: three account updates, a new invoice): only
+  reconciliation brings them; and an account created by mistake, then deleted in Zuora (its ``DELETE`` callout);
+* on every callout, the ``401`` challenge of Zuora's non-preemptive Basic authentication (as ``zuora setup``
+  writes the notification definitions).
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from nrtsync_local.demo.steps import (
-    Deliver,
-    DemoStream,
-    GiveUp,
-    Happen,
-    Invalid,
-    Phase,
-    Step,
-    Version,
-)
+from nrtsync_local.demo.steps import Change, DemoStream, Phase, Step, Version, zuora_date
 from nrtsync_local.demo.zuora360 import account_gaining_its_crm_link, amendment_of, crm_account_id
 
 # The stream's step types are in ``steps``; the tests and the demo's modules take them from there or from here.
-__all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Deliver", "DemoStream", "GiveUp", "Invalid", "build_stream"]
+__all__ = ["ACCOUNT_SOBJECT", "VALIDATION_RULE", "Change", "DemoStream", "build_stream"]
 
 
 ACCOUNT_SOBJECT = "Zuora__CustomerAccount__c"
@@ -75,9 +67,6 @@ class _Builder:
     def zuora_id(self, object_type: str) -> str:
         return _ID_PREFIX[object_type] + f"{self.rng.getrandbits(96):024x}"
 
-    def notification_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
     def number(self, object_type: str) -> int:
         self._numbers[object_type] += 1
         return self._numbers[object_type]
@@ -85,7 +74,7 @@ class _Builder:
     def version(
         self, object_type: str, record_id: str, fields: dict[str, str], what: str, *, deleted: bool = False
     ) -> Version:
-        version = Version(object_type, record_id, dict(fields), self.notification_id(), what, deleted=deleted)
+        version = Version(object_type, record_id, dict(fields), what, deleted=deleted)
         self.versions.append(version)
         return version
 
@@ -144,6 +133,8 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
         amount=amount,
     )
     today = datetime.now(UTC).date()
+    # Zuora's PostedDate is a dateTime (its callout renders it in the tenant's time zone); the others are dates.
+    posted_at = zuora_date(datetime.now(UTC))
     term_end = today.replace(year=today.year + 1)
     subscription_number = f"A-S{builder.number('Subscription'):08d}"
     subscription = builder.version(
@@ -179,21 +170,21 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
     }
     draft = builder.version("Invoice", account.invoice_id, invoice_fields, "invoice drafted")
     posted = builder.version(
-        "Invoice", account.invoice_id, invoice_fields | {"Status": "Posted", "PostedDate": today.isoformat()}, "posted"
+        "Invoice", account.invoice_id, invoice_fields | {"Status": "Posted", "PostedDate": posted_at}, "posted"
     )
     created = builder.version("Account", account_id, fields, "account created")
     billed = builder.version(
         "Account", account_id, fields | {"Balance": amount, "LastInvoiceDate": today.isoformat()}, "balance: invoiced"
     )
-    early: list[Step] = [
-        Deliver(subscription, note="child before its parent"),
-        Deliver(draft, note="child before its parent"),
-    ]
-    account.early = early if children_early else []
-    account.sequence = [Deliver(created)]
-    if not children_early:
-        account.sequence += [Deliver(subscription), Deliver(draft)]
-    account.sequence += [Deliver(posted), Deliver(billed)]
+    if children_early:
+        account.early = [
+            Change(created, note="its callout's first attempt unanswered: retried after its children's", fault="late"),
+            Change(subscription, note="child before its parent"),
+            Change(draft, note="child before its parent"),
+        ]
+    else:
+        account.sequence = [Change(created), Change(subscription), Change(draft)]
+    account.sequence += [Change(posted), Change(billed)]
     if account.payment_id is not None:
         payment = builder.version(
             "Payment",
@@ -212,7 +203,7 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
         paid_invoice = builder.version(
             "Invoice",
             account.invoice_id,
-            invoice_fields | {"Status": "Posted", "PostedDate": today.isoformat(), "Balance": "0.00"},
+            invoice_fields | {"Status": "Posted", "PostedDate": posted_at, "Balance": "0.00"},
             "invoice paid",
         )
         paid_account = builder.version(
@@ -221,7 +212,7 @@ def _account(builder: _Builder, index: int, *, pays: bool, children_early: bool)
             fields | {"Balance": "0.00", "LastInvoiceDate": today.isoformat()},
             "balance: paid",
         )
-        account.sequence += [Deliver(payment), Deliver(paid_invoice), Deliver(paid_account)]
+        account.sequence += [Change(payment), Change(paid_invoice), Change(paid_account)]
     return account
 
 
@@ -246,11 +237,13 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     rng = builder.rng
     tenant = [_account(builder, index, pays=index % 3 != 2, children_early=index < 3) for index in range(accounts)]
 
-    # Phase 1: the children of three accounts arrive before the accounts themselves.
+    # Phase 1: three accounts created with their subscriptions and invoices; the accounts' callouts come late.
     early = [step for account in tenant for step in account.early]
+    # A subscription's Salesforce record (and trail) is its number's: one for all its versions.
+    early_child = ("Subscription", builder.newest_fields(tenant[0].subscription_key)["Name"])
 
-    # The stale case: an account's payment-term change happens, but its callout is held back; a newer change
-    # of the same account is delivered and written; the older one arrives in phase 3.
+    # The stale case: an account's payment-term change, whose callout's first attempt gets no answer; a newer
+    # change of the same account is delivered and written before Zuora's retry brings the older one.
     stale = tenant[3]
     older = builder.version(
         "Account", stale.record_id, stale.fields | {"PaymentTerm": "Net 60"}, "payment term Net 60 (delivered late)"
@@ -261,31 +254,21 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         stale.fields | {"PaymentTerm": "Net 15", "Name": stale.name + " (Europe)"},
         "renamed, payment term Net 15",
     )
-    stale.sequence += [Happen(older), Deliver(newer)]
+    stale.sequence += [
+        Change(older, note="older change delivered after a newer one (first attempt unanswered)", fault="late"),
+        Change(newer),
+    ]
 
     # A burst of renames of one account in a second or so: only the last one needs writing.
     burst = tenant[4]
     base = burst.name.rsplit(" ", 1)[0]
     renames = [base, base + " Co", base + " Company", base.upper() + " COMPANY"]
     burst.sequence += [
-        Deliver(builder.version("Account", burst.record_id, burst.fields | {"Name": n}, f"renamed {n!r}"))
+        Change(builder.version("Account", burst.record_id, burst.fields | {"Name": n}, f"renamed {n!r}"))
         for n in renames
     ]
 
-    sequences = [account.sequence for account in tenant]
-    traffic = _interleave(rng, sequences)
-
-    # Zuora retries of some changes right away (same notification id, same body; Zuora timed out waiting).
-    delivered = [step for step in traffic if isinstance(step, Deliver)]
-    for step in rng.sample(delivered, 5):
-        position = traffic.index(step)
-        traffic.insert(position + 1, Deliver(step.version, happen=False, note="Zuora retry (same notification)"))
-
-    # Zuora's non-preemptive Basic auth: a first attempt without credentials gets the 401 challenge.
-    challenged = next(step for step in traffic if isinstance(step, Deliver) and step.version.object_type == "Payment")
-    position = traffic.index(challenged)
-    traffic[position] = Deliver(challenged.version, note="first attempt, no credentials (401 challenge)", auth="none")
-    traffic.insert(position + 1, Deliver(challenged.version, happen=False, note="repeated with credentials"))
+    traffic = _interleave(rng, [account.sequence for account in tenant])
 
     # The account an org's validation rule refuses: its only change fails for good.
     refused = builder.version(
@@ -299,18 +282,7 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         },
         "test account (refused by a validation rule)",
     )
-
-    invalid, invalid_only = _invalid_callouts(builder)
-    extras: list[Step] = [Deliver(refused), *invalid]
-    for extra in extras:
-        traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), extra)
-
-    # Phase 3: the older change of the stale account, and Zuora retries of changes written minutes ago.
-    late: list[Step] = [Deliver(older, happen=False, note="older change delivered after a newer one")]
-    late += [
-        Deliver(step.version, happen=False, note="Zuora retry, long after the first delivery")
-        for step in rng.sample([s for s in delivered if s.version.object_type != "Account"], 3)
-    ]
+    traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), Change(refused))
 
     unlinked_steps, linked_steps, unlinked_key = account_gaining_its_crm_link(builder, tenant)
     amendment, amended_key = amendment_of(builder, tenant[6])
@@ -318,20 +290,29 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     highlight_row_lock = tenant[5].invoice_id
     busy = f"A busy minute: {accounts} accounts with their subscriptions, invoices and payments"
     lost_steps, duplicate, delete = _lost_and_deleted(builder, tenant)
-    traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), Deliver(duplicate))
+    traffic.insert(rng.randrange(len(traffic) // 4, len(traffic)), Change(duplicate))
     lost = [step.version for step in lost_steps]
+
+    # Zuora retries of delivered notifications: the endpoint's 200 was lost on the way back to Zuora. Each is a
+    # record's last change, so that its retry finds it written (a duplicate), not overtaken by a newer one.
+    last = {version.key: version for version in builder.versions}
+    plain = [index for index, step in enumerate(traffic) if not step.fault and last[step.version.key] is step.version]
+    for index in rng.sample(plain, 5):
+        traffic[index] = Change(
+            traffic[index].version, note="Zuora retry of a delivered notification (answer lost)", fault="duplicated"
+        )
     return DemoStream(
         phases=[
-            Phase("Children before their parents", early, settle="waiting", watch=tenant[0].subscription_key),
-            Phase(busy, traffic, settle="drain"),
-            Phase("Late deliveries: an older change after a newer one, Zuora retries", late, settle="none"),
+            Phase("Children before their parents: the accounts' callouts come late", early, settle="waiting",
+                  watch=early_child),
+            Phase(busy + ", an older change delivered late, Zuora retries", traffic, settle="drain"),
             Phase("A billing account without a CRM link, and its subscription: held, no Salesforce call",
                   unlinked_steps, settle="drain"),
             Phase("The account gains its CRM link (both written), and an amendment: version 2 with a new Id",
                   [*linked_steps, *amendment], settle="drain"),
             Phase(
-                "Callouts Zuora gave up on after its last retry (never delivered), and a delete in Zuora",
-                [*lost_steps, Deliver(delete, note="deleted in Zuora: its DELETE callout")],
+                "Callouts Zuora gives up on (no attempt answered), and a delete in Zuora",
+                [*lost_steps, Change(delete, note="deleted in Zuora: its DELETE callout")],
                 settle="drain",
             ),
         ],
@@ -339,10 +320,9 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
         deleted={delete.key},
         versions=builder.versions,
         refused={refused.key},
-        invalid_only=invalid_only,
         highlights={
             "stale": ("Account", stale.record_id),
-            "early_child": tenant[0].subscription_key,
+            "early_child": early_child,
             "coalesced": ("Account", burst.record_id),
             "row_lock": ("Invoice", highlight_row_lock),
             "recovered": lost[1].key,
@@ -355,7 +335,7 @@ def build_stream(*, accounts: int = 24, seed: int = 7) -> DemoStream:
     )  # fmt: skip
 
 
-def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[list[GiveUp], Version, Version]:
+def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[list[Change], Version, Version]:
     """Three account updates and a new invoice whose callouts Zuora gives up on (parents and a child: the new
     invoice belongs to one of those accounts); and an account created by mistake, then deleted in Zuora."""
     rng = builder.rng
@@ -365,8 +345,8 @@ def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[li
         (tenant[7], {"Name": tenant[7].name + " Holdings"}, "renamed (Holdings)"),
     ]
     steps = [
-        GiveUp(builder.version("Account", account.record_id, builder.newest_fields(("Account", account.record_id))
-                               | change, what))
+        Change(builder.version("Account", account.record_id, builder.newest_fields(("Account", account.record_id))
+                               | change, what), fault="given_up")
         for account, change, what in edits
     ]  # fmt: skip
     parent = tenant[6]
@@ -378,7 +358,8 @@ def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[li
         "Balance": amount,
         "Comments": "Add-on: extra seats",
     }
-    steps.append(GiveUp(builder.version("Invoice", builder.zuora_id("Invoice"), invoice, "new invoice (add-on)")))
+    added = builder.version("Invoice", builder.zuora_id("Invoice"), invoice, "new invoice (add-on)")
+    steps.append(Change(added, fault="given_up"))
 
     duplicate_id = builder.zuora_id("Account")
     name = f"{tenant[2].name} (duplicate)"
@@ -387,39 +368,3 @@ def _lost_and_deleted(builder: _Builder, tenant: Sequence[_Account]) -> tuple[li
     duplicate = builder.version("Account", duplicate_id, fields, "duplicate account created by mistake")
     delete = builder.version("Account", duplicate_id, {}, "deleted in Zuora", deleted=True)
     return steps, duplicate, delete
-
-
-def _invalid_callouts(builder: _Builder) -> tuple[list[Invalid], set[tuple[str, str]]]:
-    """Callouts the endpoint must refuse, each about a record that then must not exist in Salesforce."""
-
-    def ghost(what: str, name: str = "Ghost Traders Ltd") -> Version:
-        # Never delivered as a valid callout: not in builder.versions.
-        record_id = builder.zuora_id("Account")
-        return Version("Account", record_id, {"Name": name, "Status": "Active"}, builder.notification_id(), what)
-
-    no_id, bare_date, quote, wrong_auth = (
-        ghost("no id"),
-        ghost("bare date"),
-        ghost("quote", "Bob the Builder Ltd"),
-        ghost("wrong password"),
-    )
-    contact = Version(
-        "Contact",
-        builder.zuora_id("Account"),
-        {"FirstName": "Ada", "LastName": "Lovelace"},
-        builder.notification_id(),
-        "",
-    )
-    invalid = [
-        Invalid("no id (template without {{DataSource.Account.Id}})", 422, no_id.notification_id,
-                template=no_id, mutate="drop_id"),
-        Invalid("unknown objectType Contact", 422, contact.notification_id, template=contact,
-                record_key=contact.key),
-        Invalid("updatedDate a bare date (communication profile date format)", 422, bare_date.notification_id,
-                template=bare_date, mutate="bare_date", record_key=bare_date.key),
-        Invalid("a double quote in a name broke the JSON", 400, quote.notification_id, template=quote,
-                mutate="broken_quote", record_key=quote.key),
-        Invalid("wrong password", 401, wrong_auth.notification_id, template=wrong_auth, auth="wrong",
-                record_key=wrong_auth.key),
-    ]  # fmt: skip
-    return invalid, {item.record_key for item in invalid if item.record_key is not None}

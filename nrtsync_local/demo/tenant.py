@@ -1,12 +1,12 @@
-"""The demo's Zuora tenant: every change that happens in the stream is also made in the Zuora stand-in, so that a
-reconcile sweep over it sees what Zuora has (whether or not the change's callout was ever delivered).
+"""The demo's Zuora tenant: every change of the stream is made in the Zuora stand-in, whose event triggers then
+send its callout, and which a reconcile sweep reads (whether or not the callout was ever delivered).
 
-The stand-in holds each record's newest version, as a tenant does: field names are the callout's ``fields`` keys
-(the mapping's Zuora names, parent id fields such as ``AccountId`` included), ``Id``, and ``UpdatedDate`` as
-Zuora renders a dateTime (the tenant's offset, milliseconds). An empty value is left out: a callout template
-renders a null as ``""``, and Zuora's query leaves a null field out of a record ("Query", developer.zuora.com;
-see nrtsync_local/zuora/state.py). A delete removes the record: Zuora's query no longer returns it. Values stay
-the callout's strings (a query answers numbers and booleans as JSON ones; the mapping converts both alike).
+The stand-in holds each record's newest version, as a tenant does: field names are the mapping's Zuora names
+(parent id fields such as ``AccountId`` included), ``Id``, and ``UpdatedDate`` as Zuora renders a dateTime (the
+tenant's offset, milliseconds). An empty value is left out: Zuora's query leaves a null field out of a record
+("Query", developer.zuora.com; see nrtsync_local/zuora/state.py), and its callout renders it as ``null`` ("send
+empty strings as null"). A delete removes the record: Zuora's query no longer returns it, and its ``DELETE``
+callout goes out.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class DemoTenant:
 
 
 def zuora_record(version: Version) -> dict[str, Any]:
-    """The record as Zuora's query answers it after this change."""
+    """The record as Zuora holds it after this change."""
     if version.updated_date is None:
         raise RuntimeError(f"{version.object_type} {version.record_id} ({version.what}) has not happened yet")
     record: dict[str, Any] = {"Id": version.record_id, "UpdatedDate": zuora_date(version.updated_date)}

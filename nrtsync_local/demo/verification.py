@@ -1,9 +1,12 @@
-"""What must be true at the end (the expectation, from the stream and the answers), what is (the observation,
-from the stand-in, the failure list, the queues and the reconcile run), and every difference between the two.
+"""What must be true at the end (the expectation, from the stream), what is (the observation, from the Zuora
+stand-in's delivery history, the Salesforce stand-in, the failure list, the queues and the reconcile run), and
+every difference between the two.
 
-Salesforce must hold what Zuora holds: a change whose callout Zuora gave up on counts as much as a delivered one
-(only reconciliation brings it), and a record deleted in Zuora must be gone. So a run without reconciliation
-fails, naming the records it left behind."""
+Every change's callout must have reached the endpoint (challenged first, as non-preemptive Basic is), or been
+given up on by Zuora where the stream says so, and no callout may come from anything but the changes. Salesforce
+must hold what Zuora holds: a change whose callout Zuora gave up on counts as much as a delivered one (only
+reconciliation brings it), and a record deleted in Zuora must be gone. So a run without reconciliation fails,
+naming the records it left behind."""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from nrtsync_local.demo.sender import Answer
-from nrtsync_local.demo.steps import Deliver, DemoStream, GiveUp, Version
+from nrtsync_local.demo.changes import Attempt
+from nrtsync_local.demo.steps import Change, DemoStream, Version, zuora_date
 from nrtsync_local.stack import LocalDeployment
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
@@ -34,8 +37,9 @@ class Expectation:
     failures: dict[tuple[str, str], str]
     """(object type, Zuora id) -> error code expected on the failure list."""
     absent: dict[str, set[str]]
-    """sObject -> external ids that must not be in Salesforce (refused, or only ever sent invalid)."""
-    answers: list[Answer]
+    """sObject -> external ids that must not be in Salesforce (refused by the org)."""
+    changes: list[Change]
+    """Every change made in Zuora: each one's callout must reach the endpoint, or be given up on (``given_up``)."""
     external_id_field: dict[str, str] = field(default_factory=dict)
     deleted: dict[str, set[str]] = field(default_factory=dict)
     """sObject -> external ids deleted in Zuora: must not be in Salesforce."""
@@ -50,28 +54,28 @@ class Observation:
     failures: list[dict[str, Any]]
     queue: dict[str, int]
     dead_letters: int
+    attempts: list[Attempt] = field(default_factory=list)
+    """The Zuora stand-in's delivery history (phases not told apart: 0)."""
     reconcile: dict[str, Any] | None = None
     """The reconcile function's result (``read``, ``queued``...); None when it did not run."""
     reconciled: set[tuple[str, str]] = field(default_factory=set)
     """Of ``Expectation.recovered``, the records whose trail shows a change queued by reconciliation."""
 
 
-def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
-    """What Salesforce must hold: per record, the newest (by Zuora's updatedDate) change delivered validly."""
+def expect(stream: DemoStream) -> Expectation:
+    """What Salesforce must hold: per record, the newest (by Zuora's Version, then updatedDate) change made."""
     from nrtsync.domain.mapping import build_record, load_mapping  # noqa: PLC0415 - the layer, once the stack set it up
 
     mapping = load_mapping()
     newest: dict[tuple[str, str], Version] = {}
     keyed: dict[tuple[str, str], tuple[str, str]] = {}  # a version's own key -> its record's (one per number)
-    for phase in stream.phases:
-        for step in phase.steps:
-            # What Zuora holds: every change delivered validly, and those whose callouts Zuora gave up on.
-            if (isinstance(step, Deliver) and step.expected_status == 200) or isinstance(step, GiveUp):
-                version = step.version
-                key = keyed.setdefault(version.key, _record_key(mapping, version))
-                current = newest.get(key)
-                if current is None or _rank(mapping, version) > _rank(mapping, current):
-                    newest[key] = version
+    # What Zuora holds: every change, those whose callouts Zuora gave up on included.
+    for change in stream.changes:
+        version = change.version
+        key = keyed.setdefault(version.key, _record_key(mapping, version))
+        current = newest.get(key)
+        if current is None or _rank(mapping, version) > _rank(mapping, current):
+            newest[key] = version
     records: dict[str, dict[str, ExpectedRecord]] = {obj.sobject: {} for obj in mapping.objects.values()}
     ext_fields = {obj.sobject: obj.external_id_field for obj in mapping.objects.values()}
     absent: dict[str, set[str]] = {}
@@ -99,13 +103,9 @@ def expect(stream: DemoStream, answers: Sequence[Answer]) -> Expectation:
                 )
         label = f"{object_type} {record_id} ({version.fields.get('Name') or _name_of(version)})"
         records[obj.sobject][record_id] = ExpectedRecord(label, fields, lookups)
-    for object_type, record_id in stream.invalid_only:
-        sobject = mapping.objects[object_type].sobject if object_type in mapping.objects else object_type
-        ext_fields.setdefault(sobject, "Zuora__External_Id__c")
-        absent.setdefault(sobject, set()).add(record_id)
     failures = dict.fromkeys(stream.refused, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
     recovered = {key for key in stream.lost if not newest[keyed[key]].deleted}
-    return Expectation(records, failures, absent, list(answers), ext_fields, deleted, recovered)
+    return Expectation(records, failures, absent, stream.changes, ext_fields, deleted, recovered)
 
 
 def _record_key(mapping: Any, version: Version) -> tuple[str, str]:
@@ -125,7 +125,7 @@ def _rank(mapping: Any, version: Version) -> tuple[int, datetime]:
 
 def _date(version: Version) -> datetime:
     if version.updated_date is None:
-        raise RuntimeError(f"{version.key} was delivered without having happened")
+        raise RuntimeError(f"{version.key} was never made in Zuora")
     return version.updated_date
 
 
@@ -146,9 +146,9 @@ def _parent_object(mapping: Any, object_type: str, relationship: str) -> str:
 def observe(stack: LocalDeployment, expectation: Expectation, reconcile: dict[str, Any] | None = None) -> Observation:
     """What the stand-in, the failure list and the queues hold now, and what ``reconcile`` (the reconcile
     function's result, if it ran) queued."""
-    standin = stack.standin
-    if standin is None:
-        raise RuntimeError("the demo needs the Salesforce stand-in")
+    standin, zuora = stack.standin, stack.zuora
+    if standin is None or zuora is None:
+        raise RuntimeError("the demo needs the Salesforce and Zuora stand-ins")
     sobjects = sorted(set(expectation.records) | set(expectation.absent) | set(expectation.deleted))
     records = {sobject: standin.records(sobject) for sobject in sobjects}
     sqs = stack.client("sqs")
@@ -167,6 +167,7 @@ def observe(stack: LocalDeployment, expectation: Expectation, reconcile: dict[st
         failures=operations.failures(),
         queue=stack.queue_depth(),
         dead_letters=sum(int(value) for value in dlq.values()),
+        attempts=[Attempt.of(0, row) for row in zuora.callouts()["history"]],
         reconcile=reconcile,
         reconciled=reconciled,
     )
@@ -174,11 +175,7 @@ def observe(stack: LocalDeployment, expectation: Expectation, reconcile: dict[st
 
 def verify(expectation: Expectation, observation: Observation) -> list[str]:
     """Every difference between what must be true and what is, as one readable line each; empty when none."""
-    problems = [
-        f"callout {a.what!r} ({a.object_type or '-'} {a.record_id or '-'}): HTTP {a.status}, expected {a.expected}"
-        for a in expectation.answers
-        if not a.as_expected
-    ]
+    problems = _callout_problems(expectation, observation)
     problems += _record_problems(expectation, observation)
     problems += _failure_list_problems(expectation, observation)
     problems += _reconcile_problems(expectation, observation)
@@ -186,6 +183,69 @@ def verify(expectation: Expectation, observation: Observation) -> list[str]:
         problems.append(f"callout queue not empty: {observation.queue}")
     if observation.dead_letters:
         problems.append(f"dead-letter queue holds {observation.dead_letters} message(s)")
+    return problems
+
+
+def _callout_problems(expectation: Expectation, observation: Observation) -> list[str]:
+    """Each change's callout, from the stand-in's history: one notification, delivered (or given up on after
+    Zuora's last attempt, where the stream says so), every attempt that reached the endpoint challenged first and
+    answered 200; and no attempt the changes do not explain."""
+    explained: set[int] = set()
+    problems: list[str] = []
+    for change in expectation.changes:
+        version = change.version
+        label = f"{version.object_type} {version.record_id} ({version.what})"
+        found = [
+            (index, attempt)
+            for index, attempt in enumerate(observation.attempts)
+            if attempt.record_id == version.record_id and _is_callout_of(attempt, version)
+        ]
+        explained.update(index for index, _ in found)
+        tries = [attempt for _, attempt in found]
+        problems += _attempt_problems(label, change, tries)
+    problems += [
+        f"a callout no change of the stream made: {a.object_type} {a.record_id} {a.change} {a.updated_date} "
+        f"(notification {a.notification_id}, attempt {a.attempt})"
+        for index, a in enumerate(observation.attempts)
+        if index not in explained
+    ]
+    return problems
+
+
+def _is_callout_of(attempt: Attempt, version: Version) -> bool:
+    # A delete's UpdatedDate is the deletion's, which the stand-in sets: the delete is told apart by its change type.
+    if version.deleted:
+        return attempt.change == "DELETE"
+    return attempt.change != "DELETE" and attempt.updated_date == zuora_date(_date(version))
+
+
+def _attempt_problems(label: str, change: Change, tries: Sequence[Attempt]) -> list[str]:
+    notifications = {attempt.notification_id for attempt in tries}
+    if len(notifications) != 1:
+        return [f"{label}: {len(notifications)} notifications in Zuora's history, expected exactly 1"]
+    problems = [
+        f"{label}: the endpoint answered attempt {a.attempt} with HTTP {a.status}"
+        for a in tries
+        if a.status is not None and a.status != 200
+    ]
+    problems += [
+        f"{label}: attempt {a.attempt} reached the endpoint without a 401 challenge first (preemptive?)"
+        for a in tries
+        if a.reached_endpoint and not a.challenged
+    ]
+    last = tries[-1]
+    if change.fault == "given_up":
+        if any(a.delivered for a in tries) or not last.given_up or last.attempt != last.attempt_limit:
+            problems.append(
+                f"{label}: expected Zuora to give up on its callout after {last.attempt_limit} unanswered attempts; "
+                f"its history: {[(a.attempt, a.status, a.delivered) for a in tries]}"
+            )
+    elif not any(a.delivered for a in tries):
+        problems.append(
+            f"{label}: its callout never reached the endpoint ({len(tries)} attempt(s), last HTTP {last.status}"
+            + (f", {last.error}" if last.error else "")
+            + ")"
+        )
     return problems
 
 
@@ -231,9 +291,9 @@ def _record_problems(expectation: Expectation, observation: Observation) -> list
             why = (
                 "deleted in Zuora"
                 if record_id in expectation.deleted.get(sobject, set())
-                else "refused or only ever sent invalid"
+                else "refused by the org"
                 if record_id in expectation.absent.get(sobject, set())
-                else "never sent"
+                else "never made in Zuora"
             )
             name = stored[record_id].get("Name")
             problems.append(f"{sobject} {record_id}: in Salesforce but must not be ({why}); Name {name!r}")
@@ -292,16 +352,20 @@ def verification_summary(expectation: Expectation, observation: Observation, out
     expected = sum(len(records) for records in expectation.records.values())
     held = sum(len(records) for records in observation.records.values())
     absent = sum(len(ids) for ids in expectation.absent.values())
-    refused = sum(1 for a in expectation.answers if a.expected != 200)
     deleted = sum(len(ids) for ids in expectation.deleted.values())
+    given_up = sum(1 for change in expectation.changes if change.fault == "given_up")
+    notifications = len({a.notification_id for a in observation.attempts})
     listed = len({(f.get("object_type"), f.get("record_id")) for f in observation.failures})
     queued = "did not run" if observation.reconcile is None else f"queued {observation.reconcile.get('queued')}"
     print(
+        f"  Zuora's history: {notifications} notifications, {len(observation.attempts)} attempts, for "
+        f"{len(expectation.changes)} changes: each change's callout delivered,\n  but the {given_up} Zuora gave up on "
+        f"after its last attempt; every attempt that reached the endpoint challenged first, none answered but 200.\n"
         f"  Salesforce holds {held} records; expected exactly {expected}, each with the newest valid version's mapped "
-        f"fields and its parent lookups,\n  and none of the {absent} refused or only-invalid ones. Failure list: "
+        f"fields and its parent lookups,\n  and not the {absent} the org refuses. Failure list: "
         f"{len(observation.failures)} entries for {listed} record(s) (expected {len(expectation.failures)}; "
         f"reconciliation tries the refused one again). Queue {observation.queue}, "
-        f"dead letters {observation.dead_letters}. Refused callouts expected: {refused}.\n  Deleted in Zuora, "
+        f"dead letters {observation.dead_letters}.\n  Deleted in Zuora, "
         f"must be gone: {deleted}. Reconciliation {queued}, expected exactly {len(expectation.recovered)} "
         f"(each with source reconcile in its trail: {len(observation.reconciled)}).",
         file=out,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nrtsync_local.demo.steps import Deliver, Step
+from nrtsync_local.demo.steps import Change, Step
 
 if TYPE_CHECKING:
     from nrtsync_local.demo.stream import _Account as Account
@@ -49,7 +49,7 @@ def account_gaining_its_crm_link(
         fields | {"CrmId": crm_account_id(number)},
         "CRM link added (account and held child written)",
     )
-    return [Deliver(unlinked), Deliver(subscription)], [Deliver(linked)], ("Account", account_id)
+    return [Change(unlinked), Change(subscription)], [Change(linked)], ("Account", account_id)
 
 
 def amendment_of(builder: Builder, account: Account) -> tuple[list[Step], tuple[str, str]]:
@@ -65,4 +65,4 @@ def amendment_of(builder: Builder, account: Account) -> tuple[list[Step], tuple[
     expired = builder.version(
         "Subscription", account.subscription_id, first | {"Status": "Expired"}, "version 1 expired (after version 2)"
     )
-    return [Deliver(version_2), Deliver(expired)], ("Subscription", first["Name"])
+    return [Change(version_2), Change(expired)], ("Subscription", first["Name"])

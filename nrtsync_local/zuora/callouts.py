@@ -19,8 +19,19 @@ Templates"), the behaviour that hurts included:
   shortens it);
 - 10 s to connect and 15 s to read the answer; only ``https://`` URLs are called.
 
-The control API (``/__standin/callouts``) changes these settings and reads the delivery history (one row per
-attempt, like Zuora's "Notification History - Callout").
+The control API (``/__standin/callouts``) changes these settings, arms faults on the delivery path and reads the
+delivery history (one row per attempt, like Zuora's "Notification History - Callout").
+
+Faults (``{"faults": [{"record_id": ..., "fault": ..., "attempts": N}]}``) apply to the callouts of the record's
+*next* change, so a callout of an earlier change still on its way is not the one hit. Each models an attempt Zuora
+gets no answer to, which it retries as it does a 5xx, with the same ``Zuora-Notification-Id`` and a new
+``Zuora-Request-Id`` ("Callout notification overview": "for example, the retrial when connection timeout"):
+- ``no_answer``: the first ``attempts`` attempts never reach the endpoint (the connection times out), so Zuora
+  retries ``retry_interval_seconds`` later; as many attempts as Zuora makes (``retries`` + 1) is a callout Zuora
+  gives up on;
+- ``answer_lost``: the endpoint gets the request and answers, but the answer never reaches Zuora (its read times
+  out), so Zuora sends the same notification again: a duplicate the endpoint has already stored.
+The stand-in does not wait out Zuora's 10 s/15 s timeouts for these: the attempt is recorded as unanswered at once.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from nrtsync_local.zuora.notifications import Notifications
 from nrtsync_local.zuora.state import ZuoraState
 
 MAX_RETRIES = 5
+FAULTS = ("no_answer", "answer_lost")
 _MERGE = re.compile(r"\{\{\s*DataSource\.([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_]*)\s*\}\}")
 _CONDITION = re.compile(r"changeType\s*==\s*'(INSERT|UPDATE|DELETE)'")
 _RETRIED = frozenset({403, 408, 429})
@@ -90,6 +102,9 @@ class _Delivery:
     url: str = field(default="", compare=False)
     error: str = field(default="", compare=False)
     attempt: int = field(default=0, compare=False)
+    fault: str = field(default="", compare=False)
+    faulty_attempts: int = field(default=0, compare=False)
+    """How many of the next attempts ``fault`` still hits."""
 
 
 def condition_holds(condition: str, change: str) -> bool:
@@ -98,6 +113,21 @@ def condition_holds(condition: str, change: str) -> bool:
     terms = [term.strip().strip("()").strip() for term in condition.split("||")]
     matches = [_CONDITION.fullmatch(term) for term in terms]
     return all(matches) and any(m is not None and m.group(1) == change for m in matches)
+
+
+def parse_faults(faults: object) -> list[tuple[str, str, int]]:
+    """(record id, fault, attempts) of the control API's ``faults``; a ValueError or TypeError names what is wrong."""
+    if not isinstance(faults, list):
+        raise TypeError("faults: a list of {record_id, fault, attempts}")
+    parsed = []
+    for item in faults:
+        if not isinstance(item, dict) or not item.get("record_id") or item.get("fault") not in FAULTS:
+            raise ValueError(f"a fault needs record_id and fault (one of {', '.join(FAULTS)}): {item!r}")
+        attempts = int(item.get("attempts", 1))
+        if attempts < 1:
+            raise ValueError(f"a fault's attempts must be at least 1: {item!r}")
+        parsed.append((str(item["record_id"]), str(item["fault"]), attempts))
+    return parsed
 
 
 def retried(status: int | None) -> bool:
@@ -123,6 +153,9 @@ class CalloutSender:
         self.history: list[dict[str, Any]] = []
         self._clock = clock
         self._queue: list[_Delivery] = []
+        self._in_flight = 0
+        self._armed: dict[str, list[tuple[str, int]]] = {}
+        """record id -> the faults of its next changes' callouts, oldest first: (fault, attempts)."""
         self._seq = itertools.count()
         self._ready = threading.Condition()
         self._stopping = False
@@ -143,11 +176,21 @@ class CalloutSender:
                 thread.join(timeout=20)
 
     def control(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``GET``: the settings, the history and the pending count; ``POST``: change settings."""
+        """``GET``: the settings, the history, the pending count (deliveries waiting or being attempted) and the
+        armed faults; ``POST``: change settings, arm faults (``faults``: see the module doc)."""
         with self._ready:
             if method == "POST":
-                self.settings.update(body)
-            return {"settings": asdict(self.settings), "history": list(self.history), "pending": len(self._queue)}
+                settings = dict(body)
+                faults = parse_faults(settings.pop("faults", []))
+                self.settings.update(settings)
+                for record_id, fault, attempts in faults:
+                    self._armed.setdefault(record_id, []).append((fault, attempts))
+            return {
+                "settings": asdict(self.settings),
+                "history": list(self.history),
+                "pending": len(self._queue) + self._in_flight,
+                "armed": {record_id: len(faults) for record_id, faults in self._armed.items() if faults},
+            }
 
     def changed(self, object_type: str, change: str, record: dict[str, Any]) -> None:
         """Called by the state (under its lock) for every stored change: queues the notifications it raises, their
@@ -166,13 +209,16 @@ class CalloutSender:
                 if d.get("eventTypeName") in events and d.get("active") and d.get("calloutActive")
                 if isinstance(d.get("callout"), dict) and d["callout"].get("active", True)
             ]
-        if not definitions:
-            return
         with self._ready:
+            # The fault armed for this record's next change is this change's, raised or not: a change that raises
+            # no callout must not pass it on to a later one.
+            armed = self._armed.get(str(record.get("Id")))
+            fault, attempts = armed.pop(0) if armed else ("", 0)
             for definition in definitions:
                 delivery = _Delivery(
                     self._clock(), next(self._seq), uuid.uuid4().hex, definition, object_type, change, dict(record)
                 )
+                delivery.fault, delivery.faulty_attempts = fault, attempts
                 callout = definition["callout"]
                 try:
                     delivery.body = self.render(callout.get("customRequestBody") or "{}", delivery, quoted=True)
@@ -191,23 +237,35 @@ class CalloutSender:
                 if self._stopping:
                     return
                 delivery = heapq.heappop(self._queue)
+                self._in_flight += 1
                 settings = CalloutSettings(**asdict(self.settings))
-            self._deliver(delivery, settings)
+            try:
+                self._deliver(delivery, settings)
+            finally:
+                with self._ready:
+                    self._in_flight -= 1
+                    self._ready.notify_all()
 
     def _deliver(self, delivery: _Delivery, settings: CalloutSettings) -> None:
         callout = delivery.definition["callout"]
         delivery.attempt += 1
         request_id = uuid.uuid4().hex
         status: int | None = None
-        error, delivered = delivery.error, False
-        if not error:
+        error, delivered, challenged = delivery.error, False, False
+        fault = delivery.fault if delivery.faulty_attempts > 0 else ""
+        delivery.faulty_attempts -= 1 if fault else 0
+        answered: int | None = None
+        if not error and fault != "no_answer":
             try:
-                status, text = self._send(
+                status, text, challenged = self._send(
                     callout, delivery.url, delivery.body, (delivery.notification_id, request_id), settings
                 )
                 delivered = status == 200 and (not settings.success_parsing or _says_success(text))
             except ValueError as exc:  # a URL Zuora would never call
                 error = str(exc)
+        if fault == "answer_lost" and not error:
+            # The endpoint answered (``answered``); Zuora saw nothing.
+            answered, status, delivered = status, None, False
         again = not delivered and not error and retried(status if status != 200 else 500)
         again = again and delivery.attempt <= settings.retries
         with self._ready:
@@ -219,10 +277,15 @@ class CalloutSender:
                     "object_type": delivery.object_type,
                     "record_id": delivery.record.get("Id"),
                     "change": delivery.change,
+                    "updated_date": delivery.record.get("UpdatedDate"),
                     "attempt": delivery.attempt,
                     "attempt_limit": settings.retries + 1,
                     "status": status,
+                    "challenged": challenged,
                     "delivered": delivered,
+                    "final": not again,
+                    "fault": fault or None,
+                    "endpoint_status": answered,
                     "error": error,
                 }
             )
@@ -235,8 +298,9 @@ class CalloutSender:
     @staticmethod
     def _send(
         callout: dict[str, Any], url: str, body: str, ids: tuple[str, str], s: CalloutSettings
-    ) -> tuple[int | None, str]:
-        """(status or None for no answer, body) of one attempt; ``ids``: the notification's and the request's."""
+    ) -> tuple[int | None, str, bool]:
+        """(status or None for no answer, body, whether a 401 challenge came first) of one attempt; ``ids``: the
+        notification's and the request's."""
         notification_id, request_id = ids
         if not url.startswith("https://"):
             raise ValueError(f"Zuora calls only https URLs, not {url!r}")
@@ -262,13 +326,14 @@ class CalloutSender:
                 first = {"Authorization": basic} if basic and preemptive else {}
                 response = session.request(method, url, data=body.encode(), headers=headers | first, timeout=timeout)
                 challenge = response.headers.get("WWW-Authenticate", "").lower().startswith("basic")
-                if response.status_code == 401 and basic and not preemptive and challenge:
+                challenged = response.status_code == 401 and challenge
+                if challenged and basic and not preemptive:
                     response = session.request(
                         method, url, data=body.encode(), headers=headers | {"Authorization": basic}, timeout=timeout
                     )
             except requests.RequestException:
-                return None, ""
-            return response.status_code, response.text
+                return None, "", False
+            return response.status_code, response.text, challenged
 
     def render(self, template: str, delivery: _Delivery, *, quoted: bool) -> str:
         """``template`` with its data source merge fields replaced; ``quoted``: the value goes inside a JSON string.

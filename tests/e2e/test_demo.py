@@ -1,7 +1,8 @@
-"""`make demo` end to end: the stream goes through the whole local pipeline, the report shows it, and the
-verification passes; and the same verification fails when Salesforce's data is not what was sent.
+"""`make demo` end to end: the changes made in the Zuora stand-in go through the whole local pipeline by the
+stand-in's own callouts, the report shows it, and the verification passes; and the same verification fails when
+Salesforce's data or Zuora's delivery history is not what the stream made.
 
-One demo run for the module (about 20-40 s); the tampering happens through the stand-in's control API while
+One demo run for the module (about 45 s); the tampering happens through the stand-in's control API while
 that run's stack is still up (the demo's ``inspect`` hook), after the demo's own verification.
 """
 
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from nrtsync_local.demo import (
     run_demo,
     verify,
 )
-from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Deliver, GiveUp, Invalid, build_stream
+from nrtsync_local.demo.stream import ACCOUNT_SOBJECT, Change, build_stream
 from nrtsync_local.stack import LocalDeployment
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +41,8 @@ class Tampered:
     renamed: str = ""
     planted: str = ""
     problems: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The Zuora stand-in's delivery history at the end of the run."""
 
 
 @dataclass
@@ -56,11 +59,13 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
     tampered = Tampered()
 
     def tamper(stack: LocalDeployment, demo: DemoRun) -> None:
-        # An account written by the sync gets another name, and a record that was only ever sent invalid appears.
+        # An account written by the sync gets another name, and the account the org refuses appears.
         assert stack.standin is not None
+        assert stack.zuora is not None
         assert demo.expectation is not None
+        tampered.history = stack.zuora.callouts()["history"]
         renamed = demo.stream.highlights["stale"][1]
-        planted = next(record_id for object_type, record_id in demo.stream.invalid_only if object_type == "Account")
+        [(_, planted)] = demo.stream.refused
         with stack.standin.session() as control:
             answer = control.post(
                 f"{stack.standin.url}/__standin/records/{ACCOUNT_SOBJECT}",
@@ -70,7 +75,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
                         # Linked to a Salesforce Account: the org refuses a billing account without one
                         {
                             "Zuora__External_Id__c": planted,
-                            "Name": "Ghost Traders Ltd",
+                            "Name": "Planted Ltd",
                             "Zuora__Account__c": "0015g00000XyZ12AAB",
                         },
                     ]
@@ -107,6 +112,11 @@ def test_the_demo_syncs_the_whole_stream_and_verifies_it(result: Result) -> None
     assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in output
     assert "stale" in output
     assert "UNABLE_TO_LOCK_ROW" in output
+    # zuora setup ran before the first change, and the demo printed what it made
+    assert "`nrtsync --local zuora setup` ran at start-up" in output
+    assert output.index("nrtsync-local-Account-update") < output.index("[2/")
+    assert len(demo.setup["definitions"]) == 12
+    assert {d["callout"]["calloutAuth"]["preemptive"] for d in demo.setup["definitions"]} == {False}
     # The functions' JSON logs went to the log file, not into the report
     assert '"level":' not in output
     assert "sync session" in result.log.read_text()
@@ -115,7 +125,7 @@ def test_the_demo_syncs_the_whole_stream_and_verifies_it(result: Result) -> None
 def test_every_case_of_the_stream_happened(result: Result) -> None:
     outcomes = result.demo.figures["outcomes"]
     assert outcomes["stale_skipped"] >= 1  # the older change delivered after the newer one
-    assert outcomes["duplicates"] >= 3  # Zuora's late retries at least
+    assert outcomes["duplicates"] >= 4  # Zuora's retries of delivered notifications (5; one may share a batch)
     assert outcomes["waiting"] >= 2  # children before parents, the row lock
     assert outcomes["superseded"] >= 1  # quick successive changes coalesced
     # the validation rule: the test account's callout, parked once (reconciliation finds its version settled)
@@ -127,11 +137,35 @@ def test_every_case_of_the_stream_happened(result: Result) -> None:
         assert p50 is not None
         assert p90 is not None
         assert 0 <= p50 <= p90
-    # Each invalid callout got its 4xx, and only those were refused
-    answers = result.demo.answers
-    refused = {a.what: a.status for a in answers if a.status != 200}
-    assert sorted(refused.values()) == [400, 401, 401, 422, 422, 422]
-    assert all(a.as_expected for a in answers)
+    # Zuora's side, from the stand-in's history: every attempt that reached the endpoint was challenged first and
+    # none was refused; the faults made late callouts, duplicates and give-ups, and nothing else failed
+    attempts = result.demo.attempts
+    reached = [a for a in attempts if a.reached_endpoint]
+    assert reached
+    assert all(a.challenged for a in reached)
+    assert all(a.status in (None, 200) for a in attempts)
+    calls = result.demo.figures["callouts"]
+    assert calls[1]["no_answer"] == 3  # the three accounts whose callouts came after their children's
+    assert calls[2]["answer_lost"] == 5  # Zuora retries of delivered notifications
+    assert calls[5]["given_up"] == len(result.demo.stream.lost)
+    assert sum(c["given_up"] for c in calls.values()) == len(result.demo.stream.lost)
+    assert sum(c["notifications"] for c in calls.values()) == len(result.demo.stream.changes)
+
+
+def test_every_callout_the_ingest_saw_was_sent_by_the_zuora_standin(result: Result) -> None:
+    # Given the ids of the notifications the ingest function queued (its "callout queued" log lines)
+    lines = [json.loads(line) for line in result.log.read_text().splitlines() if line.startswith("{")]
+    queued = [line["notification_id"] for line in lines if line.get("message") == "callout queued"]
+    history = result.tampered.history
+    delivered = {row["notification_id"] for row in history if row["delivered"]}
+    answered = [row for row in history if row["delivered"] or row["endpoint_status"] == 200]
+
+    # Then each is a notification of the stand-in's history, and the ingest queued exactly the attempts that reached
+    # it and were answered 200 (a lost answer's attempt included): nothing else posted a callout
+    assert queued
+    assert set(queued) <= {row["notification_id"] for row in history}
+    assert sorted(queued) == sorted(row["notification_id"] for row in answered)
+    assert set(queued) == delivered
 
 
 def test_the_verification_fails_when_salesforce_was_tampered_with(result: Result) -> None:
@@ -140,7 +174,7 @@ def test_the_verification_fails_when_salesforce_was_tampered_with(result: Result
     assert f"{tampered.renamed} (" in problems
     assert "Name expected" in problems
     assert "'Tampered Name Ltd'" in problems
-    assert f"{tampered.planted}: in Salesforce but must not be (refused or only ever sent invalid)" in problems
+    assert f"{tampered.planted}: in Salesforce but must not be (refused by the org)" in problems
     assert len(tampered.problems) == 2, problems
 
     # And the verdict is the diff and exit status 1
@@ -180,10 +214,25 @@ def test_the_verification_fails_on_a_wrong_expectation_or_missing_data(result: R
     subscription["Zuora__CustomerAccount__c"] = "a0X000000000000AAA"
     assert any("Zuora__CustomerAccount__c expected the Id of" in p for p in verify(demo.expectation, observation))
 
-    # A callout answered differently than expected
-    expectation = copy.deepcopy(demo.expectation)
-    expectation.answers[0] = replace(expectation.answers[0], status=503)
-    assert any("HTTP 503, expected" in p for p in verify(expectation, demo.observation))
+    # Zuora's history: an attempt refused, a delivery missing, a callout no change made, a challenge skipped
+    observation = copy.deepcopy(demo.observation)
+    index = next(i for i, a in enumerate(observation.attempts) if a.delivered and a.attempt == 1)
+    first = observation.attempts[index]
+    observation.attempts[index] = replace(first, status=503, delivered=False, final=True)
+    problems = verify(demo.expectation, observation)
+    assert any(first.record_id in p and "answered attempt 1 with HTTP 503" in p for p in problems)
+    assert any(first.record_id in p and "never reached the endpoint" in p for p in problems)
+    observation = copy.deepcopy(demo.observation)
+    observation.attempts.append(replace(first, record_id="8ad09be4ffffffffffffffffffffffff", notification_id="x"))
+    assert any("a callout no change of the stream made" in p for p in verify(demo.expectation, observation))
+    observation = copy.deepcopy(demo.observation)
+    observation.attempts[index] = replace(first, challenged=False)
+    assert any("without a 401 challenge" in p for p in verify(demo.expectation, observation))
+    # ... and a callout Zuora should have given up on that was delivered
+    observation = copy.deepcopy(demo.observation)
+    lost = {record_id for _, record_id in demo.stream.lost}
+    observation.attempts = [replace(a, delivered=True) if a.record_id in lost else a for a in observation.attempts]
+    assert sum("expected Zuora to give up" in p for p in verify(demo.expectation, observation)) == len(lost)
 
 
 def test_reconciliation_recovered_exactly_the_lost_changes_and_the_delete_reached_salesforce(result: Result) -> None:
@@ -212,7 +261,7 @@ def test_reconciliation_recovered_exactly_the_lost_changes_and_the_delete_reache
     assert demo.figures["deleted_present"] is False
     assert "written     reconcile" in output
     assert "absent (deleted)" in output
-    assert "Callouts Zuora gave up on after its last retry" in output
+    assert "Callouts Zuora gives up on (no attempt answered)" in output
 
 
 def test_the_verification_fails_when_reconciliation_did_less_or_more_or_a_delete_was_missed(result: Result) -> None:
@@ -265,37 +314,39 @@ def test_the_stream_is_deterministic_and_has_every_case() -> None:
     first, second = build_stream(accounts=20, seed=3), build_stream(accounts=20, seed=3)
 
     def shape(stream: Any) -> list[tuple[str, str, str]]:
-        return [(v.object_type, v.record_id, v.notification_id) for v in stream.versions]
+        return [(c.version.object_type, c.version.record_id, c.fault) for c in stream.changes]
 
     assert shape(first) == shape(second)
-    steps = [step for phase in first.phases for step in phase.steps]
-    deliveries = [s for s in steps if isinstance(s, Deliver)]
-    notes = {s.note for s in deliveries}
+    changes = first.changes
+    assert all(isinstance(c, Change) for c in changes)
+    notes = {c.note for c in changes}
     assert "child before its parent" in notes
-    assert "older change delivered after a newer one" in notes
-    assert any("retry" in note.lower() for note in notes)
-    assert sorted(s.expected_status for s in steps if isinstance(s, Invalid)) == [400, 401, 422, 422, 422]
+    faults = [(c.version.object_type, c.fault) for c in changes if c.fault]
+    # the three accounts whose callouts come after their children's, and the older change delivered after a newer
+    assert sorted(f for f in faults if f[1] == "late") == [("Account", "late")] * 4
+    assert sum(1 for f in faults if f[1] == "duplicated") == 5
+    # a late account's children are made after it (Zuora has no child without its parent), in the same phase
+    phase_1 = first.phases[0].steps
+    assert [c.version.object_type for c in phase_1[:3]] == ["Account", "Subscription", "Invoice"]
+    assert phase_1[0].fault == "late"
     # 20 customer accounts, the refused test account, the duplicate account later deleted, and the account that
     # gains its CRM link after it was held
-    assert len({s.version.record_id for s in deliveries if s.version.object_type == "Account"}) == 20 + 3
-    linked = [s.version for s in deliveries if s.version.key == first.highlights["linked"]]
+    assert len({c.version.record_id for c in changes if c.version.object_type == "Account"}) == 20 + 3
+    linked = [c.version for c in changes if c.version.key == first.highlights["linked"]]
     assert [bool(v.fields["CrmId"]) for v in linked] == [False, True]
     # An amendment: version 2 with a new Id, then version 1 Expired, both under one subscription number
     number = first.highlights["amended"][1]
     amended = [
-        s.version for s in deliveries if s.version.object_type == "Subscription" and s.version.fields["Name"] == number
+        c.version for c in changes if c.version.object_type == "Subscription" and c.version.fields["Name"] == number
     ]
     assert [(v.fields["Version"], v.fields["Status"]) for v in amended][-2:] == [("2", "Active"), ("1", "Expired")]
     assert len({v.record_id for v in amended}) == 2
-    # The lost changes happen in Zuora only; the delete's callout is the delete event's
-    lost = [s for s in steps if isinstance(s, GiveUp)]
-    assert sorted(s.version.object_type for s in lost) == ["Account", "Account", "Account", "Invoice"]
-    assert {s.version.key for s in lost} == first.lost
-    [delete] = [s for s in deliveries if s.version.deleted]
+    # The changes Zuora gives up on, and the delete, last
+    lost = [c for c in changes if c.fault == "given_up"]
+    assert sorted(c.version.object_type for c in lost) == ["Account", "Account", "Account", "Invoice"]
+    assert {c.version.key for c in lost} == first.lost
+    [delete] = [c for c in changes if c.version.deleted]
     assert first.deleted == {delete.version.key}
     assert first.phases[-1].steps[-1] == delete
-    document = replace(delete.version, updated_date=datetime.now(UTC)).document()
-    assert (document["eventType"], document["changeType"]) == ("NrtsyncAccountDeleted", "DELETE")
-    assert "fields" not in document
     with pytest.raises(ValueError, match="at least 8"):
         build_stream(accounts=3)

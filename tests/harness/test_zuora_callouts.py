@@ -212,3 +212,122 @@ def test_success_parsing_wants_success_true_and_preemptive_sends_credentials_fir
     # the receiver answers 200 with an empty body: not a success when Zuora parses the answer, so retried once
     assert [(h["status"], h["delivered"], h["attempt"]) for h in history] == [(200, False, 1), (200, False, 2)]
     assert all("authorization" in r["headers"] for r in inbox.wait_for(2))
+
+
+def _history_of(zuora: ZuoraStandin, record_id: str, count: int, *, settled: bool = True) -> list[dict[str, Any]]:
+    """The record's attempts once at least ``count`` are in and (``settled``) nothing is pending."""
+    done = threading.Event()
+    for _ in range(300):
+        rows = [h for h in _delivered(zuora) if h["record_id"] == record_id]
+        if len(rows) >= count and (not settled or zuora.callouts.control("GET", {})["pending"] == 0):
+            return rows
+        done.wait(0.05)
+    return [h for h in _delivered(zuora) if h["record_id"] == record_id]
+
+
+def test_a_parent_whose_first_attempt_gets_no_answer_arrives_after_its_child(
+    zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]
+) -> None:
+    # Given the next change of account P1 armed: its callout's first attempt gets no answer
+    inbox, _, _ = receiver
+    zuora.callouts.control(
+        "POST", {"retry_interval_seconds": 2.0, "faults": [{"record_id": "P1", "fault": "no_answer"}]}
+    )
+
+    # When the account is created, then (once that attempt failed) its subscription
+    _seed(zuora, "Account", {"Id": "P1", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Parent"})
+    [first] = _history_of(zuora, "P1", 1, settled=False)
+    _seed(zuora, "Subscription", {"Id": "C1", "UpdatedDate": "2026-12-07T10:00:01Z", "AccountId": "P1"})
+    parent = _history_of(zuora, "P1", 2)
+
+    # Then the endpoint got the child first; the parent's retry is the same notification, a new request id
+    assert (first["status"], first["fault"], first["delivered"], first["final"]) == (None, "no_answer", False, False)
+    assert [(h["attempt"], h["status"], h["delivered"]) for h in parent] == [(1, None, False), (2, 200, True)]
+    assert parent[0]["notification_id"] == parent[1]["notification_id"]
+    assert parent[0]["request_id"] != parent[1]["request_id"]
+    arrived = [json.loads(r["body"])["id"] for r in inbox.requests if "authorization" in r["headers"]]
+    assert arrived == ["C1", "P1"]
+    assert zuora.callouts.control("GET", {})["armed"] == {}
+
+
+def test_a_lost_answer_makes_zuora_send_the_delivered_notification_again(
+    zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]
+) -> None:
+    inbox, _, _ = receiver
+    zuora.callouts.control("POST", {"faults": [{"record_id": "D1", "fault": "answer_lost"}]})
+
+    _seed(zuora, "Account", {"Id": "D1", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Twice"})
+    rows = _history_of(zuora, "D1", 2)
+
+    # The endpoint answered 200 both times; Zuora saw no answer the first time, so it tried again
+    assert [(h["status"], h["endpoint_status"], h["delivered"]) for h in rows] == [
+        (None, 200, False),
+        (200, None, True),
+    ]
+    authorised = [r for r in inbox.requests if "authorization" in r["headers"]]
+    assert len({r["headers"]["zuora-notification-id"] for r in authorised}) == 1
+    assert len({r["headers"]["zuora-request-id"] for r in authorised}) == 2
+    assert authorised[0]["body"] == authorised[1]["body"]
+
+
+def test_every_attempt_unanswered_is_a_callout_zuora_gives_up_on(
+    zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]
+) -> None:
+    inbox, _, _ = receiver
+    zuora.callouts.control("POST", {"retries": 2, "faults": [{"record_id": "G1", "fault": "no_answer", "attempts": 3}]})
+
+    _seed(zuora, "Account", {"Id": "G1", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Lost"})
+    rows = _history_of(zuora, "G1", 3)
+
+    assert [(h["attempt"], h["attempt_limit"], h["status"], h["final"]) for h in rows] == [
+        (1, 3, None, False),
+        (2, 3, None, False),
+        (3, 3, None, True),
+    ]
+    assert not any(h["delivered"] for h in rows)
+    assert inbox.requests == []  # not one attempt reached the endpoint
+    # The fault was the next change's only: the record's following change is delivered
+    zuora.state.control("POST", "update/Account", {"records": [{"Id": "G1", "Name": "Found"}]})
+    assert [h["delivered"] for h in _history_of(zuora, "G1", 4)][-1] is True
+
+
+def test_setup_writes_non_preemptive_basic_so_every_callout_is_challenged_first(
+    zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]
+) -> None:
+    with zuora.notifications.lock:
+        auths = [d["callout"]["calloutAuth"] for d in zuora.notifications.definitions.values()]
+    assert auths
+    assert {a["preemptive"] for a in auths} == {False}
+
+    _seed(zuora, "Account", {"Id": "B1", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Basic"})
+    [row] = _history_of(zuora, "B1", 1)
+
+    assert (row["challenged"], row["status"], row["delivered"]) == (True, 200, True)
+
+
+def test_a_deleted_record_sends_its_delete_callout(zuora: ZuoraStandin, receiver: tuple[Receiver, str, str]) -> None:
+    inbox, _, _ = receiver
+    _seed(zuora, "Account", {"Id": "X1", "UpdatedDate": "2026-12-07T10:00:00Z", "Name": "Gone"})
+    _history_of(zuora, "X1", 1)
+
+    answer = zuora.state.control("POST", "delete/Account", {"ids": ["X1"]})
+    rows = _history_of(zuora, "X1", 2)
+
+    assert answer.status == 200
+    assert [(h["change"], h["delivered"]) for h in rows] == [("INSERT", True), ("DELETE", True)]
+    delete = json.loads([r for r in inbox.requests if "authorization" in r["headers"]][-1]["body"])
+    assert (delete["objectType"], delete["id"], delete["changeType"]) == ("Account", "X1", "DELETE")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"fault": "no_answer"},
+        {"record_id": "A1", "fault": "slow"},
+        {"record_id": "A1", "fault": "no_answer", "attempts": 0},
+    ],
+)
+def test_a_fault_the_stand_in_does_not_model_is_refused(zuora: ZuoraStandin, fault: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="fault"):
+        zuora.callouts.control("POST", {"faults": [fault]})
+    assert zuora.callouts.control("GET", {})["armed"] == {}

@@ -140,6 +140,13 @@ def test_a_callout_without_credentials_gets_the_basic_challenge(
     assert drain(aws) == []
 
 
+def _with_unescaped_quote(event: dict[str, Any]) -> dict[str, Any]:
+    """The body a callout template renders when a merge field holds a double quote: pasted in unescaped."""
+    text = event_body(event).decode()
+    name = json_body(event)["fields"]["Name"]
+    return with_body(event, text.replace(json.dumps(name), '"Acme "Best" Widgets"'))
+
+
 @pytest.mark.parametrize(
     ("event", "status", "field"),
     [
@@ -154,6 +161,14 @@ def test_a_callout_without_credentials_gets_the_basic_challenge(
             lambda: with_fields(load_event("callout_payment"), Amount="10.00"), 422, "Amount", id="extra-top-level"
         ),
         pytest.param(lambda: with_body(load_event("callout_payment"), "{oops"), 400, "body", id="malformed-json"),
+        pytest.param(lambda: _with_unescaped_quote(load_event("callout_account")), 400, "body", id="unescaped-quote"),
+        pytest.param(lambda: with_fields(load_event("callout_account"), id=None), 422, "id", id="no-id"),
+        pytest.param(
+            lambda: with_fields(load_event("callout_account"), updatedDate="2024-03-05"),
+            422,
+            "updatedDate",
+            id="bare-date",
+        ),
         pytest.param(
             lambda: with_body(load_event("callout_payment"), "<xml/>", content_type="text/xml"),
             415,
