@@ -1065,6 +1065,7 @@ SETTING_PARAMETERS = {
     "BackfillMaxQueueBacklog": "BACKFILL_MAX_QUEUE_BACKLOG",
     "BackfillMaxApiUsagePercent": "BACKFILL_MAX_API_USAGE_PERCENT",
     "BackfillWaitSeconds": "BACKFILL_WAIT_SECONDS",
+    "ReconcileDeletesHour": "RECONCILE_DELETES_HOUR",
 }
 
 
@@ -1099,7 +1100,9 @@ def test_a_function_left_without_the_parameter_is_caught(template: Template, fun
     ]
 
 
-@pytest.mark.parametrize("parameter", ["CalloutHmacHeader", "SecretCacheSeconds", "SyncMappingPath"])
+@pytest.mark.parametrize(
+    "parameter", ["CalloutHmacHeader", "SecretCacheSeconds", "SyncMappingPath", "ReconcileDeletesHour"]
+)
 def test_new_parameters_default_to_what_the_code_did_without_them(template: Template, parameter: str) -> None:
     # Given the default a deployment got before the setting was a parameter (the settings model's own)
     variable = SETTING_PARAMETERS[parameter]
@@ -1575,11 +1578,13 @@ def test_the_reconcile_parameters_reach_its_settings_with_the_code_s_defaults(te
     assert isinstance(settings, ReconcileSettings)
     # Then the defaults are the settings model's own, and the zuora secret is the ZuoraSecret
     assert (settings.overlap_seconds, settings.settle_seconds, settings.lookback_hours) == (300, 120, 24)
+    assert settings.deletes_hour == 3
     assert settings.zuora_secret_id == STUB_REFS["ZuoraSecret"]
     variables = props(template, RECONCILE)["Environment"]["Variables"]
     assert variables["RECONCILE_OVERLAP_SECONDS"] == {"Ref": "ReconcileOverlapSeconds"}
     assert variables["RECONCILE_SETTLE_SECONDS"] == {"Ref": "ReconcileSettleSeconds"}
     assert variables["RECONCILE_LOOKBACK_HOURS"] == {"Ref": "ReconcileLookbackHours"}
+    assert variables["RECONCILE_DELETES_HOUR"] == {"Ref": "ReconcileDeletesHour"}
 
 
 def test_the_reconciliation_alarms_watch_recovered_changes_and_failed_runs(template: Template) -> None:
