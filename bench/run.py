@@ -12,7 +12,7 @@ the last full run's results, saying when each part was measured.
 window (bench/cost_bench.py, about 5 minutes) and replaces just the ``cost`` section the same way.
 ``--only zuora-callouts`` measures only the end-to-end latency with the Zuora stand-in's own callouts (records
 changed in the stand-in, its callouts delivered as Zuora delivers them: bench/zuora_callouts_bench.py, about a
-minutes) and replaces just the ``e2e_zuora`` section the same way.
+minute) and replaces just the ``e2e_zuora`` section the same way.
 ``--only backfill`` measures only the initial load of 100,000 Zuora records through the local stack, the live
 callouts beside it and a reconcile sweep over the org in step (bench/backfill_bench.py, about an hour on 2
 cores; ``--quick``: 10,000 records) and replaces just the ``backfill`` section the same way.
