@@ -94,6 +94,7 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _met(t["e2e_p50"]),
         ),
         ("`e2e_p90_s`", _fmt(h["e2e_p90_s"], " s"), "< 10 s", _met(t["e2e_p90"])),
+        *_zuora_rows(r),
         ("`ingest_us_per_request` (median, in-memory queue)", _fmt(h["ingest_us_per_request"], " µs"), "", ""),
         *_cold_rows(r),
         (
@@ -108,6 +109,90 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
             "",
         ),
+    ]
+
+
+def _zuora_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The same figure with the Zuora stand-in's own callouts, judged on its own against the same targets."""
+    z = r.get("e2e_zuora")
+    if not z:
+        return []
+    t = r["targets"]
+    return [
+        (
+            "`e2e_zuora_p50_s` (change made in the Zuora stand-in -> Salesforce answered; the stand-in's callouts)",
+            _fmt(z["e2e_p50_s"], " s"),
+            "< 120 s (SLO)",
+            _met(t.get("e2e_zuora_p50")),
+        ),
+        ("`e2e_zuora_p90_s`", _fmt(z["e2e_p90_s"], " s"), "< 10 s", _met(t.get("e2e_zuora_p90"))),
+        (
+            "`e2e_zuora_p90_s` against the SLO",
+            _fmt(z["e2e_p90_s"], " s"),
+            "< 600 s (SLO)",
+            _met(t.get("e2e_zuora_p90_slo")),
+        ),
+    ]
+
+
+def _zuora_detail_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    z = r.get("e2e_zuora")
+    if not z:
+        return []
+    s = z["standin"]
+    sizes = z.get("batch_sizes") or {}
+    challenges = "n/a (not in the stand-in's history)" if s["challenges"] is None else f"{s['challenges']:,}"
+    preemptive = {True: "preemptive", False: "after a 401 challenge", None: "mixed"}[s["preemptive"]]
+    statuses = ", ".join(f"{status}: {n:,}" for status, n in s["attempt_statuses"].items())
+    return [
+        (
+            "e2e (Zuora callouts) changes made / written",
+            f"{z['changes']} / {z['changes_written']} at {z['rate_per_second']}/s ({z['written']} written in all)",
+        ),
+        (
+            "e2e (Zuora callouts) change made -> ingest received, P50 / P90 (the stand-in's queue, the 401 "
+            "challenge round trip, the request with credentials)",
+            f"{_fmt(z['delivery_ms_p50'])} / {_fmt(z['delivery_ms_p90'])} ms",
+        ),
+        (
+            "e2e (Zuora callouts) `sync_ms` P50 / P90",
+            f"{_fmt(z['sync_ms_p50'])} / {_fmt(z['sync_ms_p90'])} ms",
+        ),
+        (
+            "e2e (Zuora callouts) the stand-in's delivery history: attempts (statuses), attempts after the first, "
+            "notifications given up, 401 challenges",
+            f"{s['attempts']:,} ({statuses}), {s['retries']:,}, {s['given_up']:,}, {challenges}; credentials sent "
+            f"{preemptive}",
+        ),
+        (
+            "e2e (Zuora callouts) the stand-in's sender: worker threads, deliveries/s over the run, largest backlog "
+            "sampled, last delivery after the last change, kept the rate",
+            f"{s['workers']}, {_fmt(s['deliveries_per_second'])}/s, {s['backlog_max']:,}, "
+            f"{_fmt(round(z['seconds_until_delivered'] - z['seconds_editing'], 1), ' s')}, "
+            f"{'yes' if s['keeps_rate'] else '**no**'}",
+        ),
+        (
+            "e2e (Zuora callouts) batch sizes min / median / max, invocations",
+            f"{sizes.get('min')} / {sizes.get('median')} / {sizes.get('max')}, {z.get('invocations')}",
+        ),
+    ]
+
+
+def _zuora_measured(r: dict[str, Any]) -> list[str]:
+    """When and how the Zuora callouts' figures were measured (``--only zuora-callouts`` measures them apart)."""
+    z = r.get("e2e_zuora")
+    if not z:
+        return []
+    load, s = z["machine"], z["standin"]
+    tail = round(z["seconds_until_delivered"] - z["seconds_editing"], 1)
+    verdict = "kept" if s["keeps_rate"] else "did not keep"
+    return [
+        f"The `e2e_zuora` figures were measured {z['measured_at']} by `{measured_by(r, 'e2e_zuora')}`"
+        f"{' (--quick)' if z['quick'] else ''}, {z['changes']} changes over {z['seconds_editing']:g} s; load "
+        f"average {load['loadavg_start'][0]:.1f} at start, {load['loadavg_end'][0]:.1f} at end. "
+        f"With {s['workers']} sender threads the Zuora stand-in {verdict} {z['rate_per_second']:g} changes/s: it "
+        f"delivered {s['deliveries_per_second']:g}/s over the run, its queue held up to {s['backlog_max']} "
+        f"notifications, and the last callout left {tail:g} s after the last change."
     ]
 
 
@@ -166,6 +251,7 @@ def detail_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             "e2e callout HTTP round trip P50 / P90 (local front + ingest + moto SQS)",
             f"{_fmt(e2e.get('callout_http_ms_p50'))} / {_fmt(e2e.get('callout_http_ms_p90'))} ms",
         ),
+        *_zuora_detail_rows(r),
         ("ingest per request, P90 (in-memory queue)", _fmt(ing["in_memory_queue"]["p90_us"], " µs")),
         ("ingest per request, median, moto in-process SQS", _fmt(ing["moto_sqs_in_process"]["median_us"], " µs")),
         ("fresh interpreter start (no imports of ours)", _fmt(cold["interpreter_start_ms"], " ms")),
@@ -211,6 +297,7 @@ def render(r: dict[str, Any]) -> str:
         f"({m['platform']}); load average {m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at end; "
         f"the run took {r['run_seconds']:.0f} s.",
         *_cold_measured(r),
+        *_zuora_measured(r),
         "",
         "| Figure | Value | Target | Met? |",
         "|---|---|---|---|",

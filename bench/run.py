@@ -1,7 +1,7 @@
 """``make bench``: the headline benchmarks and the cost model into bench/results.json, docs/BENCHMARKS.md and the
 README's figures (under 10 minutes on 2 cores); ``make bench-backfill`` (``--only backfill``) the initial load.
 
-    .venv/bin/python -m bench.run [--quick] [--skip-e2e] [--only cold|cost|backfill]
+    .venv/bin/python -m bench.run [--quick] [--skip-e2e] [--only cold|cost|backfill|zuora-callouts]
 
 Servers it starts (the Salesforce stand-in as a child process, moto in server mode as a thread, the local
 stack) bind 127.0.0.1 on free ports and are stopped by their own pid / shutdown before it returns.
@@ -10,6 +10,9 @@ Progress goes to stderr. ``--quick`` runs fewer repetitions (a smoke test of the
 the last full run's results, saying when each part was measured.
 ``--only cost`` measures only what a change costs on the AWS bill and the Salesforce API budget per batching
 window (bench/cost_bench.py, about 5 minutes) and replaces just the ``cost`` section the same way.
+``--only zuora-callouts`` measures only the end-to-end latency with the Zuora stand-in's own callouts (records
+changed in the stand-in, its callouts delivered as Zuora delivers them: bench/zuora_callouts_bench.py, about a
+minute) and replaces just the ``e2e_zuora`` section the same way.
 ``--only backfill`` measures only the initial load of 100,000 Zuora records through the local stack, the live
 callouts beside it and a reconcile sweep over the org in step (bench/backfill_bench.py, about an hour on 2
 cores; ``--quick``: 10,000 records) and replaces just the ``backfill`` section the same way.
@@ -46,6 +49,7 @@ MEASURED_BY_MAKE_BENCH = (
     "targets",
     "sync",
     "e2e",
+    "e2e_zuora",
     "ingest",
     "cold_imports",
     "peak_rss",
@@ -218,6 +222,39 @@ def _cost_only(*, quick: bool) -> int:
     return 0
 
 
+def _e2e_zuora(*, quick: bool) -> dict[str, Any]:
+    from bench.zuora_callouts_bench import bench_e2e_zuora  # noqa: PLC0415 - after prepare_environment()
+
+    load_start = os.getloadavg()
+    result = bench_e2e_zuora(rate_per_second=15.0, seconds=15.0 if quick else 40.0, latency_ms=150)
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["quick"] = quick
+    result["machine"] = _machine(load_start)
+    return result
+
+
+def _e2e_zuora_only(*, quick: bool) -> int:
+    """The Zuora callouts' end-to-end part alone, in place of the last run's ``e2e_zuora`` section and its targets
+    (the rest stays as measured)."""
+    from bench.report import RESULTS, write  # noqa: PLC0415
+    from bench.zuora_callouts_bench import targets as zuora_targets  # noqa: PLC0415
+
+    prepare_environment()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    result = _e2e_zuora(quick=quick)
+    results: dict[str, Any] = json.loads(RESULTS.read_text())
+    results["e2e_zuora"] = result
+    results["targets"].update(zuora_targets(result))
+    command = "python -m bench.run --only zuora-callouts" + (" --quick" if quick else "")
+    stamp(results, ["e2e_zuora"], command, result["measured_at"])
+    write(results)
+    progress(
+        f"e2e with the Zuora stand-in's callouts written to {RESULTS.relative_to(REPO_ROOT)} and docs/BENCHMARKS.md"
+    )
+    print(json.dumps({k: v for k, v in result.items() if k != "batch_sizes"}, indent=2))
+    return 0
+
+
 def _backfill(*, quick: bool) -> dict[str, Any]:
     from bench.backfill_bench import bench_backfill  # noqa: PLC0415 - after prepare_environment(), like the others
 
@@ -253,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-e2e", action="store_true", help="leave out the local-stack run (~1 min)")
     parser.add_argument(
         "--only",
-        choices=["cold", "cost", "backfill"],
+        choices=["cold", "cost", "backfill", "zuora-callouts"],
         help="cold: only the handlers' cold imports; cost: only the AWS cost per change and the Salesforce API "
-        "budget; backfill: only the 100,000-record backfill and the reconcile over an org in step; each merged "
-        "into the last full run's bench/results.json",
+        "budget; backfill: only the 100,000-record backfill and the reconcile over an org in step; zuora-callouts: "
+        "only the end-to-end latency with the Zuora stand-in's callouts; each merged into the last full run's "
+        "bench/results.json",
     )
     args = parser.parse_args(argv)
     if args.only == "cold":
@@ -265,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cost_only(quick=args.quick)
     if args.only == "backfill":
         return _backfill_only(quick=args.quick)
+    if args.only == "zuora-callouts":
+        return _e2e_zuora_only(quick=args.quick)
 
     started = time.monotonic()
     load_start = os.getloadavg()
@@ -279,10 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     ingest = bench_ingest(requests=500 if args.quick else 2_000, moto_requests=100 if args.quick else 500)
     sync, rss = _sync_phase(args.quick)
     e2e: dict[str, Any] = {}
+    e2e_zuora: dict[str, Any] = {}
     if not args.skip_e2e:
         from bench.e2e_bench import bench_e2e  # noqa: PLC0415
 
         e2e = bench_e2e(rate_per_second=15.0, seconds=15.0 if args.quick else 40.0, latency_ms=150)
+        e2e_zuora = _e2e_zuora(quick=args.quick)
     metrics_window = _metrics_window(runs=1 if args.quick else 3)
     cost = _cost(quick=args.quick)
     # The 100,000-record backfill takes about an hour: its own target (make bench-backfill). Its last figures
@@ -313,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         **_cold_targets(cold),
         "peak_rss": rss["peak_rss_mb"] < TARGET_PEAK_RSS_MB,
     }
+    if e2e_zuora:
+        from bench.zuora_callouts_bench import targets as zuora_targets  # noqa: PLC0415
+
+        targets.update(zuora_targets(e2e_zuora))
     results = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -322,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "sync": sync,
         "e2e": e2e,
+        **({"e2e_zuora": e2e_zuora} if e2e_zuora else {}),
         "ingest": ingest,
         "cold_imports": cold,
         "peak_rss": rss,
