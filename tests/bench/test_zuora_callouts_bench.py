@@ -180,6 +180,7 @@ def test_a_tiny_run_writes_every_change_the_stand_in_called_out() -> None:
     assert standin["given_up"] == 0
     assert standin["attempts"] >= 4
     assert standin["preemptive"] is False  # zuora setup's callouts: credentials after the challenge
+    assert standin["challenges"] == standin["attempts"]
     assert standin["workers"] >= 1
     assert 0 < result["e2e_p50_s"] <= result["e2e_p90_s"] <= result["e2e_max_s"]
     assert 0 < result["delivery_ms_p50"] <= result["delivery_ms_p90"]
