@@ -186,9 +186,6 @@ def _prepare_org(stack: LocalDeployment, stream: DemoStream, options: DemoOption
     if standin is None:
         raise RuntimeError("the demo runs against the Salesforce stand-in (unset SALESFORCE_LOGIN_URL)")
     standin.set_faults(validation_rules=[VALIDATION_RULE], row_lock={"external_ids": stream.row_lock_ids, "count": 1})
-    # Refuse a billing account without its CRM Account, or a payment without its billing account, as Salesforce
-    # does (Zuora 360's master-details): the demo shows the sync never sends one.
-    standin.configure(enforce_master_detail=True)
     defaults = parameter_defaults(load_template())
     progress.note(f"ready in {progress.elapsed:.1f} s; callout URL {stack.callout_url} (Basic auth)")
     progress.note(

@@ -58,6 +58,9 @@ from nrtsync_local.zuora.notifications import Notifications
 from nrtsync_local.zuora.state import ZuoraState
 
 MAX_RETRIES = 5
+# Callouts in flight at once. Zuora delivers notifications asynchronously and publishes no concurrency figure
+# ("Callout notification overview"); a modest two, so that local latency figures never flatter Zuora's side.
+SENDER_THREADS = 2
 FAULTS = ("no_answer", "answer_lost")
 _MERGE = re.compile(r"\{\{\s*DataSource\.([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_]*)\s*\}\}")
 _CONDITION = re.compile(r"changeType\s*==\s*'(INSERT|UPDATE|DELETE)'")
@@ -145,7 +148,7 @@ class CalloutSender:
         settings: CalloutSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        workers: int = 2,
+        workers: int = SENDER_THREADS,
     ) -> None:
         self.state = state
         self.notifications = notifications
