@@ -27,6 +27,13 @@ RELATIONSHIPS = {
     "Zuora__CustomerAccount__r": "Zuora__CustomerAccount__c",
     "Zuora__BillingAccount__r": "Zuora__CustomerAccount__c",
 }
+# Zuora 360's master-detail fields (nrtsync_local/salesforce/zuora360_package.json): required when a record is
+# created, never cleared. Salesforce answers REQUIRED_FIELD_MISSING for either; a field may also be set through its
+# relationship's external id (``<name>__r``).
+MASTER_DETAIL = {
+    "Zuora__CustomerAccount__c": ("Zuora__Account__c",),
+    "Zuora__Payment__c": ("Zuora__BillingAccount__c",),
+}
 
 
 @dataclass
@@ -56,6 +63,8 @@ class FakeSalesforce:
     lookups: list[tuple[str, str]] = field(default_factory=list)  # (sobject, external id) per find_id call
     deleted_ids: set[str] = field(default_factory=set)  # in the recycle bin: ENTITY_IS_DELETED on a second delete
     usage_checks: int = 0
+    enforce_master_detail: bool = True
+    """False only for a test about something else that needs records without their master (a bare org)."""
     fail_usage_checks: list[type[Exception]] = field(default_factory=list)  # raised by the next /limits reads
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -147,7 +156,9 @@ class FakeSalesforce:
                     )
                     continue
                 table = self.records.setdefault(request.sobject, {})
-                answers.append([self._upsert_one(table, request.external_id_field, r) for r in request.records])
+                answers.append(
+                    [self._upsert_one(request.sobject, table, request.external_id_field, r) for r in request.records]
+                )
             return answers
 
     def _delete_one(self, salesforce_id: str) -> RecordResult:
@@ -165,7 +176,9 @@ class FakeSalesforce:
         code = "ENTITY_IS_DELETED" if salesforce_id in self.deleted_ids else "INVALID_CROSS_REFERENCE_KEY"
         return RecordResult(success=False, errors=[RecordError(status_code=code, message="gone")])
 
-    def _upsert_one(self, table: dict[str, dict[str, Any]], ext_field: str, record: dict[str, Any]) -> RecordResult:
+    def _upsert_one(
+        self, sobject: str, table: dict[str, dict[str, Any]], ext_field: str, record: dict[str, Any]
+    ) -> RecordResult:
         ext_id = record[ext_field]
         if ext_id in self.refuse:
             code, message = self.refuse[ext_id]
@@ -187,6 +200,23 @@ class FakeSalesforce:
                     )
         existing = table.get(ext_id)
         created = existing is None
+        missing = self._missing_master(sobject, record, created=created)
+        if missing is not None:
+            return RecordResult(success=False, errors=[missing])
         sf_id = existing["Id"] if existing else f"a0{next(self._ids):016d}"
         table[ext_id] = {**(existing or {}), **record, "Id": sf_id}
         return RecordResult(success=True, salesforce_id=sf_id, created=created)
+
+    def _missing_master(self, sobject: str, record: dict[str, Any], *, created: bool) -> RecordError | None:
+        """Salesforce's REQUIRED_FIELD_MISSING for a master-detail absent on insert or cleared on update."""
+        if not self.enforce_master_detail:
+            return None
+        for name in MASTER_DETAIL.get(sobject, ()):
+            relationship = name[:-3] + "__r"
+            given = record.get(name) not in (None, "") or bool(record.get(relationship))
+            cleared = name in record and record[name] in (None, "")
+            if (created and not given) or cleared:
+                return RecordError(
+                    status_code="REQUIRED_FIELD_MISSING", message=f"Required fields are missing: [{name}]"
+                )
+        return None

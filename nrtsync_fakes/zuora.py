@@ -96,6 +96,18 @@ def _condition(zoql: str) -> Callable[[ZuoraRecord], bool]:
     return lambda record: str(record.get(field_name, "")) != value
 
 
+# The Salesforce Account a fake Zuora account belongs to (its ``CrmId``), unless a test says otherwise.
+LINKED_CRM_ID = "0015g00000LnK00AAA"
+
+
 def zuora_account(record_id: str, updated: datetime, **fields: Any) -> ZuoraRecord:
-    """A Zuora Account as a query returns it (``UpdatedDate`` with an offset, as Zuora's REST API writes it)."""
-    return {"Id": record_id, "UpdatedDate": updated.isoformat(), "Name": f"Account {record_id}", **fields}
+    """A Zuora Account as a query returns it (``UpdatedDate`` with an offset, as Zuora's REST API writes it), linked
+    to a Salesforce Account (``CrmId``) unless ``fields`` say otherwise: Salesforce refuses a billing account
+    without one."""
+    return {
+        "Id": record_id,
+        "UpdatedDate": updated.isoformat(),
+        "Name": f"Account {record_id}",
+        "CrmId": LINKED_CRM_ID,
+        **fields,
+    }

@@ -342,6 +342,8 @@ PARSER_MESSAGE = (
 
 def test_one_bad_value_in_200_fails_alone_and_the_other_199_are_written(world: SyncWorld) -> None:
     # Given 200 payments, one of which Salesforce's parser refuses (the whole collection comes back 400)
+    # 200 payments with no billing account (their parents are beside the point here): an org without the master-detail
+    world.salesforce.enforce_master_detail = False
     world.salesforce.refuse_collection["P137"] = ("JSON_PARSER_ERROR", PARSER_MESSAGE)
     payments = [message(change("Payment", f"P{i:03d}", Amount=str(i))) for i in range(200)]
 
@@ -395,6 +397,8 @@ def test_a_refused_collection_is_isolated_beside_other_collections_and_parents_s
 
 def test_what_the_deadline_leaves_unisolated_waits_and_nothing_is_parked_wholesale(world: SyncWorld) -> None:
     # Given a refused collection of 200 payments and a clock where each Salesforce call takes 1 s
+    # 200 payments with no billing account (their parents are beside the point here): an org without the master-detail
+    world.salesforce.enforce_master_detail = False
     now = [1_000.0]
 
     def one_second() -> None:

@@ -24,6 +24,7 @@ from nrtsync.services.sync.settings import SyncSettings
 from nrtsync_fakes.breaker import FakeEventSourceSwitch
 from nrtsync_fakes.queue import FakeRetryScheduler, MemoryQueue
 from nrtsync_fakes.salesforce import FakeSalesforce
+from nrtsync_fakes.zuora import LINKED_CRM_ID
 from nrtsync_local.template import load_template, table_definition
 
 STATE_TABLE = "sync-state"
@@ -51,6 +52,10 @@ def settings(**overrides: Any) -> SyncSettings:
 _message_ids = itertools.count(1)
 
 
+# ``change("Account", ..., CrmId=NO_CRM_ID)``: a callout that does not carry the field at all.
+NO_CRM_ID = object()
+
+
 def change(
     object_type: str = "Account",
     record_id: str = "A1",
@@ -65,6 +70,11 @@ def change(
         # unless the test gives one.
         fields = {"Name": record_id, **fields}
     fields = fields or {"Name": f"{record_id} at {updated.isoformat()}"}
+    if object_type == "Account" and "CrmId" not in fields:
+        # Salesforce refuses a billing account without its CRM Account (a master-detail): a test about something
+        # else links it; one about the link says CrmId="" or NO_CRM_ID itself.
+        fields = {**fields, "CrmId": LINKED_CRM_ID}
+    fields = {name: value for name, value in fields.items() if value is not NO_CRM_ID}
     return QueuedChange(
         object_type=object_type,
         record_id=record_id,
